@@ -1,0 +1,128 @@
+"""The ``auditml`` command: parse, call the library, print. Everything here is reachable from Python.
+
+Bad input of any kind ends in one line on stderr (``error: ...``) and exit code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from rich.console import Console
+
+from auditml import __version__
+from auditml.errors import AuditMLError
+
+if TYPE_CHECKING:
+    from auditml.config import AuditMLConfig
+
+EXIT_OK, EXIT_BAD_INPUT, EXIT_INTERRUPTED = 0, 2, 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="auditml",
+        description="Train PyTorch models with and without DP-SGD, attack them, report leakage.",
+    )
+    parser.add_argument("--version", action="version", version=f"auditml {__version__}")
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    train = commands.add_parser("train", help="train the configured model; write its run dir")
+    train.add_argument("--config", required=True, help="YAML experiment config")
+
+    audit = commands.add_parser("audit", help="attack a trained run; write <run>/audit/")
+    audit.add_argument("--config", required=True, help="the YAML config the run was trained with")
+    audit.add_argument("--attack", default="mia_threshold", help="attack name (mia_threshold)")
+    audit.add_argument(
+        "--metric", default=None, help="mia_threshold's score: loss (default), confidence, entropy"
+    )
+
+    compare = commands.add_parser("compare", help="compare audited runs in one report")
+    compare.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="trained, audited runs")
+    compare.add_argument("--out", required=True, help="directory for the report")
+    compare.add_argument("--attack", default="mia_threshold", help="which audit to compare")
+
+    show = commands.add_parser("show-config", help="print the config with every default filled in")
+    show.add_argument("--config", required=True, help="YAML experiment config")
+
+    demo = commands.add_parser(
+        "demo", help="the DP tutorial end to end on the embedded digits data (about 1 minute)"
+    )
+    demo.add_argument("--output-dir", default="results/demo", help="where runs and report go")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    console = Console()
+    errors = Console(stderr=True)
+    try:
+        return _dispatch(args, console, errors)
+    except AuditMLError as error:
+        errors.print(f"error: {error}", highlight=False, markup=False, soft_wrap=True)
+        return EXIT_BAD_INPUT
+    except KeyboardInterrupt:
+        errors.print("interrupted; nothing was written for the unfinished step", highlight=False)
+        return EXIT_INTERRUPTED
+
+
+def _load(path: str, errors: Console) -> AuditMLConfig:
+    from auditml.config import load_config
+
+    config = load_config(path)
+    for warning in config.warnings():
+        errors.print(f"warning: {warning}", highlight=False, markup=False, soft_wrap=True)
+    return config
+
+
+def _dispatch(args: argparse.Namespace, console: Console, errors: Console) -> int:
+    if args.command == "show-config":
+        config = _load(args.config, errors)
+        console.print(config.resolved().to_yaml().rstrip(), highlight=False, markup=False)
+        return EXIT_OK
+
+    if args.command == "train":
+        from auditml.training import train
+
+        config = _load(args.config, errors)
+        result = train(config, console=console)
+        console.print(
+            f"val_acc={result.metrics['val_acc']:.1%}  train_acc={result.metrics['train_acc']:.1%}"
+            f"  ({result.metrics['wall_time_s']:.1f}s) -> {result.run_dir}",
+            highlight=False,
+        )
+        return EXIT_OK
+
+    if args.command == "audit":
+        from auditml.attacks.runner import run_audit
+        from auditml.reporting.console import audit_table
+
+        config = _load(args.config, errors)
+        settings = {"metric": args.metric} if args.metric is not None else {}
+        outcome = run_audit(config.run_dir, args.attack, settings, config_hint=args.config)
+        console.print(audit_table(outcome.result))
+        console.print(f"results: {outcome.result_path}", highlight=False)
+        return EXIT_OK
+
+    if args.command == "compare":
+        from auditml.reporting import compare_runs, comparison_table
+
+        comparison = compare_runs(args.run_dirs, args.out, attack=args.attack)
+        console.print(comparison_table(comparison))
+        console.print(f"report: {Path(args.out) / 'report.html'}", highlight=False)
+        return EXIT_OK
+
+    if args.command == "demo":
+        from auditml.demo import run_demo
+
+        run_demo(Path(args.output_dir), console=console)
+        return EXIT_OK
+
+    raise AssertionError(f"unhandled command {args.command}")  # argparse rejects others
+
+
+if __name__ == "__main__":
+    sys.exit(main())

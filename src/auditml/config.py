@@ -1,0 +1,244 @@
+"""The experiment configuration: one YAML file, validated by pydantic.
+
+Every setting has a default, so ``auditml show-config`` can print the whole resolved config.
+Validation errors become one line naming the key, the value and what is allowed
+(:func:`load_config` raises :class:`~auditml.errors.ConfigError`); the CLI prints it and exits 2.
+"""
+
+from __future__ import annotations
+
+import difflib
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from auditml.data import DATASETS
+from auditml.errors import AuditMLError, ConfigError
+from auditml.models import MODELS
+
+_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DPConfig(_Section):
+    """DP-SGD settings (Opacus, Poisson sampling)."""
+
+    enabled: bool = False
+    epsilon: float | None = Field(
+        default=None, gt=0, description="target ε; the noise is calibrated to reach it"
+    )
+    delta: float = Field(default=1e-5, gt=0, lt=1, description="δ; at most 1/train_size")
+    max_grad_norm: float = Field(default=1.0, gt=0, description="per-example clipping bound C")
+    noise_multiplier: float | None = Field(
+        default=None, ge=0, description="σ; null = calibrated from epsilon, delta and epochs"
+    )
+    accountant: Literal["prv", "rdp"] = "prv"
+    fix_model: bool = Field(
+        default=False, description="replace layers DP-SGD cannot handle (BatchNorm -> GroupNorm)"
+    )
+
+    @model_validator(mode="after")
+    def _epsilon_or_noise(self) -> DPConfig:
+        if self.enabled and self.epsilon is None and self.noise_multiplier is None:
+            raise ValueError(
+                "DP is enabled but neither epsilon nor noise_multiplier is set: "
+                "set training.dp.epsilon (target) or training.dp.noise_multiplier"
+            )
+        return self
+
+
+class DataConfig(_Section):
+    dataset: str = "digits"
+    train_size: int = Field(default=500, gt=0, description="members; as many non-members")
+    batch_size: int = Field(default=64, gt=0, description="expected batch size (Poisson with DP)")
+    data_dir: Path = Path("data")
+    download: bool = False
+
+    @field_validator("dataset")
+    @classmethod
+    def _known_dataset(cls, name: str) -> str:
+        if name not in DATASETS:
+            raise ValueError(DATASETS.unknown_message(name))
+        return name
+
+
+class ModelConfig(_Section):
+    arch: str | None = Field(default=None, description="null = the dataset's default model")
+
+    @field_validator("arch")
+    @classmethod
+    def _known_arch(cls, arch: str | None) -> str | None:
+        if arch is not None and arch not in MODELS:
+            raise ValueError(MODELS.unknown_message(arch))
+        return arch
+
+
+class TrainingConfig(_Section):
+    epochs: int = Field(default=20, gt=0)
+    learning_rate: float = Field(default=0.001, gt=0)
+    optimizer: Literal["adam", "sgd", "adamw"] = "adam"
+    momentum: float = Field(default=0.9, ge=0, lt=1, description="SGD only")
+    weight_decay: float = Field(default=0.0, ge=0)
+    device: str = Field(default="auto", description="auto, cpu, cuda, cuda:N or mps")
+    dp: DPConfig = DPConfig()
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, device: str) -> str:
+        if not re.fullmatch(r"auto|cpu|mps|cuda(:\d+)?", device):
+            raise ValueError("must be one of auto, cpu, cuda, cuda:N, mps")
+        return device
+
+
+class AuditMLConfig(_Section):
+    """The whole experiment: what to train, how, and where the run directory goes."""
+
+    experiment_name: str
+    seed: int = 0
+    output_dir: Path = Path("results")
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    training: TrainingConfig = TrainingConfig()
+
+    @field_validator("experiment_name")
+    @classmethod
+    def _safe_name(cls, name: str) -> str:
+        if not _SAFE_NAME.match(name) or name in {".", ".."}:
+            raise ValueError(
+                "must be one path component of letters, digits, '.', '_' or '-' "
+                "(no '/', no leading '.' or '-')"
+            )
+        return name
+
+    @model_validator(mode="after")
+    def _sizes(self) -> AuditMLConfig:
+        spec = DATASETS.get(self.data.dataset)
+        if self.data.train_size > spec.max_train_size:
+            raise _KeyError(
+                "data.train_size",
+                self.data.train_size,
+                f"{spec.name} has {spec.pool_size} training examples, enough for at most "
+                f"{spec.max_train_size} members plus as many non-members",
+            )
+        if self.data.batch_size > self.data.train_size:
+            raise _KeyError(
+                "data.batch_size",
+                self.data.batch_size,
+                f"must be at most data.train_size ({self.data.train_size})",
+            )
+        return self
+
+    @property
+    def arch(self) -> str:
+        """The model architecture, with the dataset's default filled in."""
+        return self.model.arch or DATASETS.get(self.data.dataset).default_arch
+
+    @property
+    def run_dir(self) -> Path:
+        return self.output_dir / self.experiment_name
+
+    def resolved(self) -> AuditMLConfig:
+        """A copy with every derived default written out (the model arch)."""
+        return self.model_copy(update={"model": ModelConfig(arch=self.arch)}, deep=True)
+
+    def warnings(self) -> list[str]:
+        """Settings that are valid but probably not what the user wants."""
+        found = []
+        dp = self.training.dp
+        if dp.enabled and dp.delta > 1 / self.data.train_size:
+            found.append(
+                f"training.dp.delta={dp.delta:g} is larger than 1/train_size="
+                f"{1 / self.data.train_size:.1e}: a mechanism that publishes one random member "
+                "outright satisfies this δ, so the guarantee is weak; use δ < 1/train_size"
+            )
+        return found
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+class _KeyError(ValueError):
+    """A cross-field error that names its own key (pydantic would name the parent)."""
+
+    def __init__(self, key: str, value: Any, message: str) -> None:
+        super().__init__(message)
+        self.key, self.value, self.message = key, value, message
+
+
+def _suggest(key: str, location: tuple[Any, ...]) -> str:
+    """A did-you-mean for an unknown key, from the fields of the section that holds it."""
+    section: type[BaseModel] = AuditMLConfig
+    for part in location[:-1]:
+        field = section.model_fields.get(str(part))
+        annotation = field.annotation if field else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return ""
+        section = annotation
+    close = difflib.get_close_matches(key, list(section.model_fields), n=1, cutoff=0.6)
+    allowed = ", ".join(section.model_fields)
+    return f"did you mean {close[0]!r}? " if close else f"allowed: {allowed}. " if allowed else ""
+
+
+def _describe(error: ValidationError, source: str) -> str:
+    """One line for the first problem pydantic found (and how many more there are)."""
+    problems = error.errors()
+    first = problems[0]
+    location = tuple(first["loc"])
+    key = ".".join(str(part) for part in location) or "(top level)"
+    value = first.get("input")
+    context = first.get("ctx") or {}
+    inner = context.get("error")
+    if isinstance(inner, _KeyError):
+        line = f"{source}: {inner.key}={inner.value!r}: {inner.message}"
+    elif first["type"] == "extra_forbidden":
+        hint = _suggest(str(location[-1]), location)
+        line = f"{source}: unknown key {key!r}; {hint}".rstrip("; ").rstrip(". ")
+    elif first["type"] == "missing":
+        line = f"{source}: missing required key {key!r}"
+    else:
+        message = str(inner) if isinstance(inner, Exception) else first["msg"]
+        message = message.removeprefix("Value error, ")
+        line = f"{source}: {key}={value!r}: {message}"
+    more = len(problems) - 1
+    return line + (f" (and {more} more problem{'s' * (more > 1)})" if more else "")
+
+
+def parse_config(raw: Any, source: str = "config") -> AuditMLConfig:
+    """Validate a mapping (already parsed from YAML) into a config, or raise ConfigError."""
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{source}: expected a mapping of settings, got {type(raw).__name__}")
+    try:
+        return AuditMLConfig.model_validate(raw)
+    except ValidationError as error:
+        raise ConfigError(_describe(error, source)) from None
+    except AuditMLError as error:
+        raise ConfigError(f"{source}: {error}") from None
+
+
+def load_config(path: str | Path) -> AuditMLConfig:
+    """Read and validate a YAML config file."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"config file not found: {path}") from None
+    except IsADirectoryError:
+        raise ConfigError(f"config path is a directory, not a file: {path}") from None
+    except (OSError, UnicodeDecodeError) as error:
+        raise ConfigError(f"cannot read config file {path}: {error}") from None
+    try:
+        raw = yaml.safe_load(text)
+    except yaml.YAMLError as error:
+        mark = getattr(error, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(error, "problem", None) or "invalid YAML"
+        raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
+    if raw is None:
+        raise ConfigError(f"{path}: the file is empty; it needs at least experiment_name")
+    return parse_config(raw, str(path))

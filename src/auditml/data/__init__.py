@@ -1,0 +1,30 @@
+"""Datasets: a registry of specs, and the membership split.
+
+Adding a dataset is one module defining a ``DatasetSpec`` plus one ``DATASETS.register`` line.
+"""
+
+from __future__ import annotations
+
+from auditml.data.base import ArrayDataset, DatasetSpec, LoadedDataset
+from auditml.data.cifar10 import CIFAR10
+from auditml.data.digits import DIGITS
+from auditml.data.mnist import FASHION_MNIST, MNIST
+from auditml.data.split import MembershipSplit, SplitData, make_split, select
+from auditml.registry import Registry
+
+DATASETS: Registry[DatasetSpec] = Registry("dataset")
+DATASETS.register("digits", DIGITS)
+DATASETS.register("mnist", MNIST)
+DATASETS.register("fashion_mnist", FASHION_MNIST)
+DATASETS.register("cifar10", CIFAR10)
+
+__all__ = [
+    "DATASETS",
+    "ArrayDataset",
+    "DatasetSpec",
+    "LoadedDataset",
+    "MembershipSplit",
+    "SplitData",
+    "make_split",
+    "select",
+]

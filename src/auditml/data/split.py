@@ -1,0 +1,116 @@
+"""The membership split: who was trained on (members), who was not (non-members), validation.
+
+Indices refer to the dataset's training pool. The split is drawn once, with the run's seed, and
+saved in the run directory so every later audit uses exactly the same members and non-members.
+"""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from auditml.data.base import ArrayDataset, LoadedDataset
+from auditml.errors import DataError, RunDirectoryError
+from auditml.fileio import atomic_path
+
+
+@dataclass(frozen=True)
+class MembershipSplit:
+    members: np.ndarray
+    nonmembers: np.ndarray
+    # Indices into the pool used for validation; empty when the official test split is used.
+    validation: np.ndarray
+    pool_size: int
+    seed: int
+
+    def save(self, path: Path) -> None:
+        with atomic_path(path) as tmp, tmp.open("wb") as handle:
+            np.savez(
+                handle,
+                members=self.members,
+                nonmembers=self.nonmembers,
+                validation=self.validation,
+                pool_size=np.int64(self.pool_size),
+                seed=np.int64(self.seed),
+            )
+
+    @classmethod
+    def load(cls, path: Path) -> MembershipSplit:
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                split = cls(
+                    members=data["members"].astype(np.int64),
+                    nonmembers=data["nonmembers"].astype(np.int64),
+                    validation=data["validation"].astype(np.int64),
+                    pool_size=int(data["pool_size"]),
+                    seed=int(data["seed"]),
+                )
+        except FileNotFoundError:
+            raise RunDirectoryError(f"membership split missing: {path}") from None
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
+            raise RunDirectoryError(
+                f"membership split {path} is unreadable ({error}); retrain the run"
+            ) from None
+        split.check()
+        return split
+
+    def check(self) -> None:
+        """Raise if the sets overlap or leave the pool: such a split would void the audit."""
+        parts = [self.members, self.nonmembers, self.validation]
+        joined = np.concatenate(parts)
+        if len(np.unique(joined)) != len(joined):
+            raise RunDirectoryError("membership split is corrupt: members, non-members and "
+                                    "validation overlap; retrain the run")
+        if len(joined) and (joined.min() < 0 or joined.max() >= self.pool_size):
+            raise RunDirectoryError("membership split is corrupt: an index is outside the pool; "
+                                    "retrain the run")
+
+
+def make_split(
+    pool_size: int, train_size: int, seed: int, *, validation_from_pool: bool
+) -> MembershipSplit:
+    """Draw ``train_size`` members and as many non-members from the pool, uniformly at random.
+
+    With ``validation_from_pool`` (datasets without a test split) everything left over is the
+    validation set; otherwise validation uses the official test split and the rest is unused.
+    """
+    if train_size <= 0:
+        raise DataError(f"train_size must be positive, got {train_size}")
+    needed = 2 * train_size + (1 if validation_from_pool else 0)
+    if needed > pool_size:
+        raise DataError(
+            f"train_size={train_size} needs {needed} examples but the pool has {pool_size}"
+        )
+    rng = np.random.default_rng(seed)
+    order = rng.permutation(pool_size)
+    members = np.sort(order[:train_size])
+    nonmembers = np.sort(order[train_size : 2 * train_size])
+    validation = np.sort(order[2 * train_size :]) if validation_from_pool else np.empty(0, np.int64)
+    return MembershipSplit(members, nonmembers, validation.astype(np.int64), pool_size, seed)
+
+
+@dataclass(frozen=True)
+class SplitData:
+    """The arrays behind a split: what the model trained on, what it did not, validation."""
+
+    members: ArrayDataset
+    nonmembers: ArrayDataset
+    validation: ArrayDataset
+
+
+def select(loaded: LoadedDataset, split: MembershipSplit) -> SplitData:
+    """Materialise a split on a loaded dataset (validation: the test split, else the pool)."""
+    if len(loaded.pool) != split.pool_size:
+        raise DataError(
+            f"the dataset's pool has {len(loaded.pool)} examples but the run's split was drawn "
+            f"from {split.pool_size}: the data files changed since training; retrain the run"
+        )
+    validation = loaded.test if loaded.test is not None else loaded.pool.subset(split.validation)
+    return SplitData(
+        members=loaded.pool.subset(split.members),
+        nonmembers=loaded.pool.subset(split.nonmembers),
+        validation=validation,
+    )

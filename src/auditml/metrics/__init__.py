@@ -1,0 +1,36 @@
+"""Membership-inference metrics: (scores, is_member) in, numbers out. Pure numpy, no I/O.
+
+Scores are one per audited example, higher meaning "more likely a member"; ``is_member`` is the
+truth. :func:`membership_metrics` computes everything an audit records; the functions it builds on
+are importable on their own.
+"""
+
+from auditml.metrics.roc import (
+    MetricsInputError,
+    RocCurve,
+    advantage,
+    check_scores,
+    roc_auc,
+    roc_curve,
+    tpr_at_fpr,
+    tpr_at_fprs,
+)
+from auditml.metrics.summary import DEFAULT_FPRS, MembershipMetrics, membership_metrics
+from auditml.metrics.threshold import CalibratedAccuracy, best_threshold, calibrated_accuracy
+
+__all__ = [
+    "DEFAULT_FPRS",
+    "CalibratedAccuracy",
+    "MembershipMetrics",
+    "MetricsInputError",
+    "RocCurve",
+    "advantage",
+    "best_threshold",
+    "calibrated_accuracy",
+    "check_scores",
+    "membership_metrics",
+    "roc_auc",
+    "roc_curve",
+    "tpr_at_fpr",
+    "tpr_at_fprs",
+]

@@ -1,0 +1,106 @@
+"""Every membership-inference number for one attack, computed from one ROC curve.
+
+:func:`membership_metrics` is what the audit records; :meth:`MembershipMetrics.to_dict` is its
+JSON form (all values finite, so ``json.dumps(..., allow_nan=False)`` accepts it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from numpy.typing import ArrayLike
+
+from auditml.metrics.roc import (
+    MetricsInputError,
+    _advantage,
+    _auc,
+    _check_fprs,
+    _roc_counts,
+    _tpr_at_fprs,
+    check_scores,
+)
+from auditml.metrics.threshold import CalibratedAccuracy, _calibrated_accuracy
+
+# Low FPRs matter most (Carlini et al. 2022): an attack is dangerous when it is confidently right
+# about a few members, which AUC hides.
+DEFAULT_FPRS: tuple[float, ...] = (0.001, 0.01, 0.1)
+
+
+@dataclass(frozen=True)
+class MembershipMetrics:
+    """The metrics of one attack's scores; see :mod:`auditml.metrics.roc` for definitions.
+
+    ``tpr_at_fpr`` maps each FPR target to :func:`~auditml.metrics.roc.tpr_at_fpr`. A target
+    below ``1 / nonmembers`` cannot be resolved with this many non-members (see that function).
+    """
+
+    auc: float
+    tpr_at_fpr: dict[float, float]
+    advantage: float
+    calibrated_accuracy: CalibratedAccuracy
+    members: int
+    nonmembers: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form: FPR keys as strings (``repr`` of the float, e.g. ``"0.001"``)."""
+        return {
+            "auc": self.auc,
+            "tpr_at_fpr": {repr(fpr): tpr for fpr, tpr in self.tpr_at_fpr.items()},
+            "advantage": self.advantage,
+            "calibrated_accuracy": asdict(self.calibrated_accuracy),
+            "members": self.members,
+            "nonmembers": self.nonmembers,
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> MembershipMetrics:
+        """Inverse of :meth:`to_dict`; raises :class:`MetricsInputError` if a key is missing."""
+        try:
+            calibrated = data["calibrated_accuracy"]
+            return cls(
+                auc=float(data["auc"]),
+                tpr_at_fpr={float(fpr): float(tpr) for fpr, tpr in data["tpr_at_fpr"].items()},
+                advantage=float(data["advantage"]),
+                calibrated_accuracy=CalibratedAccuracy(
+                    threshold=float(calibrated["threshold"]),
+                    accuracy=float(calibrated["accuracy"]),
+                    calibration_size=int(calibrated["calibration_size"]),
+                    evaluation_size=int(calibrated["evaluation_size"]),
+                ),
+                members=int(data["members"]),
+                nonmembers=int(data["nonmembers"]),
+            )
+        except KeyError as error:
+            raise MetricsInputError(f"membership metrics lack the key {error}.") from None
+        except (AttributeError, TypeError, ValueError) as error:
+            raise MetricsInputError(f"membership metrics are malformed: {error}.") from None
+
+
+def membership_metrics(
+    scores: ArrayLike,
+    is_member: ArrayLike,
+    *,
+    fprs: Sequence[float] = DEFAULT_FPRS,
+    seed: int = 0,
+) -> MembershipMetrics:
+    """AUC, TPR at each of ``fprs``, advantage and calibrated accuracy of one attack's scores.
+
+    Inputs are checked once (:func:`~auditml.metrics.roc.check_scores`) and the ROC curve is
+    computed once. ``seed`` drives the calibration/evaluation split of
+    :func:`~auditml.metrics.threshold.calibrated_accuracy`, which needs at least 2 members and 2
+    non-members. Repeated entries of ``fprs`` appear once.
+    """
+    checked_scores, checked_members = check_scores(scores, is_member)
+    targets = _check_fprs(fprs, "fprs", ndim=1)
+    counts = _roc_counts(checked_scores, checked_members)
+    tprs = _tpr_at_fprs(counts, targets)
+    return MembershipMetrics(
+        auc=_auc(counts),
+        tpr_at_fpr={float(fpr): float(tpr) for fpr, tpr in zip(targets, tprs, strict=True)},
+        advantage=_advantage(counts),
+        calibrated_accuracy=_calibrated_accuracy(checked_scores, checked_members, seed),
+        members=counts.members,
+        nonmembers=counts.nonmembers,
+    )

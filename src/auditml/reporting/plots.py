@@ -1,0 +1,133 @@
+"""The comparison report's figures, drawn with matplotlib's object API (never ``pyplot``).
+
+Figures are built as :class:`matplotlib.figure.Figure` and rendered by the Agg canvas, so nothing
+touches pyplot's global figure list or the user's backend; a figure is garbage once dropped.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import PercentFormatter
+
+# Log axes cannot show 0, and every ROC curve starts at (0, 0): rates below the axes' lower end
+# are drawn on it. That end is never below 1e-5, far below the smallest non-zero rate an audit
+# of a few thousand examples can measure.
+LOG_FLOOR = 1e-5
+
+
+@dataclass(frozen=True)
+class RocSeries:
+    """One run's ROC curve for the overlay; ``auc`` is the value reported, shown in the legend."""
+
+    label: str
+    fpr: np.ndarray
+    tpr: np.ndarray
+    auc: float
+
+
+@dataclass(frozen=True)
+class LeakagePoint:
+    """One run on the accuracy-vs-leakage plot."""
+
+    label: str
+    auc: float
+    val_acc: float
+
+
+def roc_overlay_figure(
+    series: Sequence[RocSeries], *, attack: str, floor: float = LOG_FLOOR
+) -> Figure:
+    """Every run's ROC curve on log-log axes, with the chance diagonal and the 1% FPR line.
+
+    The axes start one decade below the smallest non-zero rate (never below ``floor``): the
+    audit cannot resolve smaller rates, and zeros, which log axes cannot show, are drawn there.
+
+    Log-log axes show the low-FPR regime, where an attack that confidently identifies a few
+    members is visible even when its AUC is close to 0.5 (Carlini et al., 2022).
+    """
+    if not 0 < floor < 1:
+        raise ValueError(f"`floor` must be in (0, 1), got {floor}")
+    low = _log_axis_low(series, floor)
+    figure = Figure(figsize=(6.0, 5.5), layout="constrained")
+    axes = figure.add_subplot()
+    for one in series:
+        axes.plot(
+            np.clip(one.fpr, low, 1.0),
+            np.clip(one.tpr, low, 1.0),
+            linewidth=1.6,
+            label=f"{one.label} (AUC {one.auc:.3f})",
+        )
+    axes.plot([low, 1.0], [low, 1.0], linestyle="--", color="gray", label="chance")
+    axes.axvline(0.01, linestyle=":", color="lightgray", linewidth=1.0)
+    axes.set_xscale("log")
+    axes.set_yscale("log")
+    axes.set_xlim(low, 1.0)
+    axes.set_ylim(low, 1.0)
+    axes.set_xlabel("False positive rate")
+    axes.set_ylabel("True positive rate")
+    axes.set_title(f"{attack}: ROC curves (log-log)")
+    axes.grid(True, which="major", alpha=0.3)
+    axes.legend(loc="lower right", fontsize="small")
+    return figure
+
+
+def accuracy_vs_leakage_figure(points: Sequence[LeakagePoint], *, attack: str) -> Figure:
+    """Validation accuracy against attack AUC, one annotated point per run; 0.5 AUC is chance."""
+    figure = Figure(figsize=(6.0, 4.5), layout="constrained")
+    axes = figure.add_subplot()
+    aucs = [point.auc for point in points]
+    accuracies = [point.val_acc for point in points]
+    axes.scatter(aucs, accuracies, s=40, zorder=3)
+    x_low, x_high = _padded_range([*aucs, 0.5], minimum_pad=0.02)
+    for point in points:
+        # Labels of points in the right half go to their left, so they stay inside the axes.
+        left = point.auc > (x_low + x_high) / 2
+        axes.annotate(
+            point.label,
+            (point.auc, point.val_acc),
+            xytext=(-6 if left else 6, 6),
+            textcoords="offset points",
+            horizontalalignment="right" if left else "left",
+            fontsize="small",
+        )
+    axes.axvline(0.5, linestyle="--", color="gray", linewidth=1.0, label="chance (AUC 0.5)")
+    axes.set_xlim(x_low, x_high)
+    axes.set_ylim(*_padded_range(accuracies, minimum_pad=0.01))
+    axes.yaxis.set_major_formatter(PercentFormatter(xmax=1.0))
+    axes.set_xlabel(f"Membership-inference AUC ({attack}); higher = more leakage")
+    axes.set_ylabel("Validation accuracy")
+    axes.set_title("Accuracy vs. privacy leakage")
+    axes.grid(True, alpha=0.3)
+    axes.legend(loc="best", fontsize="small")
+    return figure
+
+
+def png_bytes(figure: Figure, *, dpi: int = 120) -> bytes:
+    """Render ``figure`` to PNG with the Agg canvas (no pyplot, no backend switch)."""
+    FigureCanvasAgg(figure)
+    buffer = io.BytesIO()
+    # No "Software" entry: the same figure gives the same bytes on every matplotlib version.
+    figure.savefig(buffer, format="png", dpi=dpi, metadata={"Software": None})
+    return buffer.getvalue()
+
+
+def _log_axis_low(series: Sequence[RocSeries], floor: float) -> float:
+    rates = np.concatenate([np.ravel(a) for one in series for a in (one.fpr, one.tpr)] or [[]])
+    positive = rates[rates > 0]
+    if positive.size == 0:
+        return floor
+    # Strictly below the smallest rate, so a curve's first step stays visible.
+    return max(floor, 10.0 ** (np.ceil(np.log10(positive.min())) - 1))
+
+
+def _padded_range(values: Sequence[float], *, minimum_pad: float) -> tuple[float, float]:
+    finite = [value for value in values if np.isfinite(value)] or [0.0, 1.0]
+    low, high = min(finite), max(finite)
+    pad = max(minimum_pad, 0.1 * (high - low))
+    return low - pad, high + pad

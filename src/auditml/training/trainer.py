@@ -1,0 +1,220 @@
+"""``auditml train``: fit a model with or without DP-SGD and write its run directory."""
+
+from __future__ import annotations
+
+import platform
+import warnings
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import opacus
+import torch
+from opacus import PrivacyEngine
+from opacus.validators import ModuleValidator
+from rich.console import Console
+from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
+
+import auditml
+from auditml.config import AuditMLConfig, TrainingConfig
+from auditml.data import DATASETS, LoadedDataset, SplitData, make_split, select
+from auditml.errors import DataError
+from auditml.fileio import staged_directory
+from auditml.formatting import dp_guarantee_line
+from auditml.models import accuracy, build_model
+from auditml.run_directory import RunDirectory
+from auditml.training.device import resolve_device
+from auditml.training.privacy import NoisePlan, plan_noise, prepare_for_dp
+from auditml.training.progress import EpochProgress
+
+
+@dataclass(frozen=True)
+class TrainResult:
+    run_dir: Path
+    metrics: dict[str, Any]
+
+
+def build_run_model(config: AuditMLConfig) -> nn.Module:
+    """The run's architecture, untrained, exactly as ``train`` built it (fixes included)."""
+    spec = DATASETS.get(config.data.dataset)
+    model = build_model(config.arch, spec.input_shape, spec.num_classes)
+    if config.training.dp.enabled and config.training.dp.fix_model:
+        model = ModuleValidator.fix(model)
+    return model
+
+
+def load_dataset(config: AuditMLConfig) -> LoadedDataset:
+    """Load the configured dataset and check it has the shape its spec promises."""
+    spec = DATASETS.get(config.data.dataset)
+    loaded = spec.load(config.data.data_dir, config.data.download)
+    if tuple(loaded.pool.x.shape[1:]) != spec.input_shape:
+        raise DataError(
+            f"{spec.name}: images have shape {loaded.pool.x.shape[1:]}, expected "
+            f"{spec.input_shape}; check the files in {config.data.data_dir}"
+        )
+    return loaded
+
+
+def make_optimizer(settings: TrainingConfig, params: Any) -> torch.optim.Optimizer:
+    if settings.optimizer == "sgd":
+        return torch.optim.SGD(
+            params, lr=settings.learning_rate, momentum=settings.momentum,
+            weight_decay=settings.weight_decay,
+        )
+    optimizer_class = torch.optim.AdamW if settings.optimizer == "adamw" else torch.optim.Adam
+    return optimizer_class(params, lr=settings.learning_rate, weight_decay=settings.weight_decay)
+
+
+def train(config: AuditMLConfig, *, console: Console | None = None) -> TrainResult:
+    """Train the configured model and write ``<output_dir>/<experiment_name>/``.
+
+    The run directory is assembled under a temporary name and swapped in only when complete, so
+    a failed run never leaves a half-written or overwritten result.
+    """
+    console = console or Console()
+    start = time.perf_counter()
+    device = resolve_device(config.training.device)
+    loaded = load_dataset(config)
+    split = make_split(
+        len(loaded.pool), config.data.train_size, config.seed,
+        validation_from_pool=loaded.test is None,
+    )
+    data = select(loaded, split)
+
+    # fork_rng keeps the caller's global RNG untouched; every draw below follows config.seed.
+    with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+        _silence_library_notices()
+        torch.manual_seed(config.seed)
+        model, history, plan, epsilon = _fit(config, data, device, console)
+
+    metrics = _metrics(config, model, data, device, history, plan, epsilon)
+    metrics["wall_time_s"] = round(time.perf_counter() - start, 3)
+
+    with staged_directory(config.run_dir) as staging:
+        run = RunDirectory(staging)
+        run.write_config(config)
+        run.write_model(model, config.arch)
+        run.write_split(split)
+        run.write_metrics(metrics)
+    if epsilon is not None:
+        console.print(dp_guarantee_line(epsilon, config.training.dp.delta), highlight=False)
+    return TrainResult(config.run_dir, metrics)
+
+
+def _silence_library_notices() -> None:
+    """Hide notices that are expected here and that the user can do nothing about."""
+    # Opacus's reminder that secure_mode is off: auditml trains research models.
+    warnings.filterwarnings("ignore", message="Secure RNG turned off")
+    # PRV calibration probes very small σ, where RDP's order range ends; harmless.
+    warnings.filterwarnings("ignore", message="Optimal order is the largest alpha")
+    # Opacus's hooks fire on the first layer, whose inputs need no gradient.
+    warnings.filterwarnings("ignore", message="Full backward hook is firing")
+
+
+def _fit(
+    config: AuditMLConfig, data: SplitData, device: torch.device, console: Console
+) -> tuple[nn.Module, list[dict[str, Any]], NoisePlan | None, float | None]:
+    settings, dp = config.training, config.training.dp
+    spec = DATASETS.get(config.data.dataset)
+    model = build_model(config.arch, spec.input_shape, spec.num_classes)
+    if dp.enabled:
+        model = prepare_for_dp(model, fix=dp.fix_model, report=console.print)
+    model.to(device)
+    optimizer = make_optimizer(settings, model.parameters())
+    members = TensorDataset(torch.from_numpy(data.members.x), torch.from_numpy(data.members.y))
+    loader = DataLoader(
+        members, batch_size=config.data.batch_size, shuffle=True,
+        generator=torch.Generator().manual_seed(config.seed),
+    )
+    plan: NoisePlan | None = None
+    engine: PrivacyEngine | None = None
+    trainable: nn.Module = model
+    if dp.enabled:
+        plan = plan_noise(dp, batches_per_epoch=len(loader), epochs=settings.epochs)
+        engine = PrivacyEngine(accountant=dp.accountant)
+        trainable, optimizer, loader = engine.make_private(
+            module=model, optimizer=optimizer, data_loader=loader,
+            noise_multiplier=plan.noise_multiplier, max_grad_norm=dp.max_grad_norm,
+            poisson_sampling=True,
+        )
+    criterion = nn.CrossEntropyLoss()
+    history: list[dict[str, Any]] = []
+    epsilon: float | None = None
+    with EpochProgress(console, settings.epochs, dp.enabled) as progress:
+        for epoch in range(1, settings.epochs + 1):
+            progress.start_epoch(epoch, len(loader), epsilon)
+            trainable.train()
+            loss_sum, correct, seen = 0.0, 0, 0
+            for x, y in loader:
+                x, y = x.to(device), y.to(device)
+                optimizer.zero_grad(set_to_none=True)
+                logits = trainable(x)
+                # A Poisson batch can be empty; it still counts as a step for the accountant.
+                loss = criterion(logits, y) if len(y) else logits.sum() * 0.0
+                loss.backward()
+                optimizer.step()
+                if len(y):
+                    loss_sum += float(loss.detach()) * len(y)
+                    correct += int((logits.argmax(1) == y).sum())
+                    seen += len(y)
+                progress.advance(loss_sum / max(seen, 1), correct / max(seen, 1))
+            if engine is not None:
+                epsilon = float(engine.get_epsilon(dp.delta))
+            val_acc = accuracy(model, data.validation.x, data.validation.y, device=device)
+            record = {
+                "epoch": epoch,
+                "loss": loss_sum / max(seen, 1),
+                "train_acc": correct / max(seen, 1),
+                "val_acc": val_acc,
+                "epsilon": epsilon,
+            }
+            history.append(record)
+            progress.end_epoch(epoch, record["loss"], record["train_acc"], val_acc, epsilon)
+    if isinstance(trainable, opacus.GradSampleModule):
+        trainable.remove_hooks()
+    return model, history, plan, epsilon
+
+
+def _metrics(
+    config: AuditMLConfig,
+    model: nn.Module,
+    data: SplitData,
+    device: torch.device,
+    history: list[dict[str, Any]],
+    plan: NoisePlan | None,
+    epsilon: float | None,
+) -> dict[str, Any]:
+    dp = config.training.dp
+    return {
+        "experiment_name": config.experiment_name,
+        "dataset": config.data.dataset,
+        "arch": config.arch,
+        "train_size": config.data.train_size,
+        "seed": config.seed,
+        "device": str(device),
+        "val_acc": accuracy(model, data.validation.x, data.validation.y, device=device),
+        "train_acc": accuracy(model, data.members.x, data.members.y, device=device),
+        "nonmember_acc": accuracy(model, data.nonmembers.x, data.nonmembers.y, device=device),
+        "losses": [record["loss"] for record in history],
+        "history": history,
+        "dp_enabled": dp.enabled,
+        "epsilon": epsilon,
+        "target_epsilon": dp.epsilon if dp.enabled else None,
+        "delta": dp.delta if dp.enabled else None,
+        "noise_multiplier": plan.noise_multiplier if plan else None,
+        "noise_calibrated": plan.calibrated if plan else None,
+        "max_grad_norm": dp.max_grad_norm if dp.enabled else None,
+        "sample_rate": plan.sample_rate if plan else None,
+        "steps": plan.steps if plan else None,
+        "accountant": dp.accountant if dp.enabled else None,
+        "versions": {
+            "python": platform.python_version(),
+            "torch": torch.__version__,
+            "opacus": opacus.__version__,
+            "auditml": auditml.__version__,
+            "numpy": np.__version__,
+        },
+    }

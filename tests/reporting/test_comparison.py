@@ -1,0 +1,377 @@
+"""compare_runs: rows copied from the run files, the report written whole or not at all."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+from rich.console import Console
+from scipy.stats import norm
+
+from auditml.config import parse_config
+from auditml.data.split import make_split
+from auditml.errors import AuditMLError, RunDirectoryError
+from auditml.metrics import membership_metrics
+from auditml.reporting import (
+    Comparison,
+    ComparisonRow,
+    ReportError,
+    compare_runs,
+    comparison_table,
+)
+from auditml.reporting.comparison import TABLE_HEADERS, render_markdown, table_cells
+from auditml.run_directory import RunDirectory
+
+ATTACK = "mia_threshold"
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def _scores(shift: float, count: int = 200) -> tuple[np.ndarray, np.ndarray]:
+    # Evenly spaced normal quantiles: deterministic, and members score `shift` higher.
+    quantiles = norm.ppf((np.arange(count) + 0.5) / count)
+    scores = np.concatenate([quantiles + shift, quantiles])
+    is_member = np.concatenate([np.ones(count, bool), np.zeros(count, bool)])
+    return scores, is_member
+
+
+def make_run(
+    root: Path,
+    name: str,
+    *,
+    dp: bool = False,
+    epsilon: float | None = None,
+    target_epsilon: float | None = None,
+    noise_multiplier: float | None = None,
+    delta: float | None = None,
+    val_acc: float = 0.9,
+    shift: float = 0.5,
+    audit: bool = True,
+    experiment_name: str | None = None,
+) -> Path:
+    """A trained (and by default audited) run directory, written with RunDirectory's writers."""
+    run = RunDirectory(root / name)
+    run.write_config(parse_config({"experiment_name": name}))
+    run.write_model(torch.nn.Linear(2, 2), "mlp")
+    run.write_split(make_split(1797, 100, 0, validation_from_pool=True))
+    metrics: dict[str, Any] = {
+        "experiment_name": experiment_name or name,
+        "dataset": "digits",
+        "val_acc": val_acc,
+        "train_acc": min(1.0, val_acc + 0.05),
+        "dp_enabled": dp,
+        "epsilon": epsilon,
+        "target_epsilon": target_epsilon,
+        "delta": delta,
+        "noise_multiplier": noise_multiplier,
+        "accountant": "prv" if dp else None,
+    }
+    run.write_metrics(metrics)
+    if audit:
+        scores, is_member = _scores(shift)
+        run.write_scores(ATTACK, scores, is_member)
+        run.write_audit_result(
+            ATTACK,
+            {
+                "attack": ATTACK,
+                "settings": {"metric": "loss"},
+                "counts": {"members": int(is_member.sum()), "nonmembers": int((~is_member).sum())},
+                "metrics": membership_metrics(scores, is_member).to_dict(),
+                "scores_file": f"{ATTACK}_scores.npz",
+                "roc_plot": f"{ATTACK}_roc.png",
+                "run": {
+                    "experiment_name": metrics["experiment_name"],
+                    "dp_enabled": dp,
+                    "epsilon": epsilon,
+                    "delta": delta,
+                    "val_acc": val_acc,
+                },
+            },
+        )
+    return run.path
+
+
+@pytest.fixture
+def two_runs(tmp_path: Path) -> list[Path]:
+    baseline = make_run(tmp_path / "results", "baseline", val_acc=0.9876, shift=1.0)
+    private = make_run(
+        tmp_path / "results",
+        "eps5",
+        dp=True,
+        epsilon=4.87,
+        target_epsilon=5.0,
+        noise_multiplier=1.1,
+        delta=2e-4,
+        val_acc=0.93,
+        shift=0.2,
+    )
+    return [baseline, private]
+
+
+@pytest.fixture
+def comparison(two_runs: list[Path], tmp_path: Path) -> Comparison:
+    return compare_runs(two_runs, tmp_path / "report")
+
+
+# -- rows ---------------------------------------------------------------------------------------
+
+
+def test_rows_copy_the_numbers_in_the_run_files(
+    comparison: Comparison, two_runs: list[Path]
+) -> None:
+    assert [row.label for row in comparison.rows] == ["No DP", "ε=5"]
+    for row, path in zip(comparison.rows, two_runs, strict=True):
+        run = RunDirectory(path)
+        metrics = run.read_metrics()
+        audit = run.audit_results()[ATTACK]["metrics"]
+        assert row.run_name == metrics["experiment_name"]
+        assert row.run_dir == str(path)
+        assert row.dp_enabled == metrics["dp_enabled"]
+        assert row.epsilon == metrics["epsilon"]
+        assert row.delta == metrics["delta"]
+        assert row.val_acc == metrics["val_acc"]
+        assert row.auc == audit["auc"]
+        assert row.tpr_at_1pct_fpr == audit["tpr_at_fpr"]["0.01"]
+
+
+def test_a_dp_run_without_target_epsilon_is_labelled_by_its_noise(tmp_path: Path) -> None:
+    run = make_run(tmp_path, "sigma", dp=True, epsilon=7.5, noise_multiplier=1.1, delta=1e-5)
+    [row] = compare_runs([run], tmp_path / "report").rows
+    assert row.label == "σ=1.1"
+
+
+def test_any_number_of_runs_keeps_the_given_order(tmp_path: Path) -> None:
+    runs = [
+        make_run(tmp_path, "c", dp=True, epsilon=0.9, target_epsilon=1, delta=1e-5),
+        make_run(tmp_path, "a"),
+        make_run(tmp_path, "b", dp=True, epsilon=7.9, target_epsilon=8, delta=1e-5),
+    ]
+    result = compare_runs([str(path) for path in runs], tmp_path / "report")
+    assert [row.run_name for row in result.rows] == ["c", "a", "b"]
+    assert [row.label for row in result.rows] == ["ε=1", "No DP", "ε=8"]
+    assert result.run_dirs == runs
+
+
+# -- the table ----------------------------------------------------------------------------------
+
+
+def _row(**changes: Any) -> ComparisonRow:
+    values: dict[str, Any] = {
+        "label": "ε=5",
+        "run_name": "eps5",
+        "run_dir": "results/eps5",
+        "dp_enabled": True,
+        "epsilon": 4.8712,
+        "delta": 2e-4,
+        "val_acc": 0.98765,
+        "auc": 0.63249,
+        "tpr_at_1pct_fpr": 0.0304,
+    }
+    return ComparisonRow(**{**values, **changes})
+
+
+def test_table_cells_are_formatted_as_documented() -> None:
+    assert TABLE_HEADERS == ("Model", "Run", "ε", "δ", "Val Acc", "MIA AUC", "TPR@1%FPR")
+    assert table_cells(_row()) == ["ε=5", "eps5", "4.87", "2e-04", "98.8%", "0.632", "0.030"]
+
+
+def test_runs_without_dp_show_no_guarantee() -> None:
+    cells = table_cells(_row(label="No DP", dp_enabled=False, epsilon=None, delta=None))
+    assert cells[2:4] == ["∞", "—"]
+
+
+def test_delta_keeps_its_value_when_one_digit_is_not_enough() -> None:
+    assert table_cells(_row(delta=2.5e-5))[3] == "2.5e-05"
+    assert table_cells(_row(delta=1e-5))[3] == "1e-05"
+
+
+def test_rich_table_has_the_report_columns_and_rows(comparison: Comparison) -> None:
+    table = comparison_table(comparison)
+    assert [column.header for column in table.columns] == list(TABLE_HEADERS)
+    console = Console(record=True, width=200)
+    console.print(table)
+    text = console.export_text()
+    for row in comparison.rows:
+        for cell in table_cells(row):
+            assert cell in text
+
+
+# -- report files -------------------------------------------------------------------------------
+
+
+def test_markdown_report_has_the_table_explanations_and_images(comparison: Comparison) -> None:
+    text = comparison.report_md.read_text(encoding="utf-8")
+    assert text == render_markdown(comparison)
+    assert "| " + " | ".join(TABLE_HEADERS) + " |" in text
+    for row in comparison.rows:
+        assert "| " + " | ".join(table_cells(row)) + " |" in text
+    assert "98.8%" in text and "| ∞ | — |" in text and "2e-04" in text
+    assert "](roc_overlay.png)" in text and "](accuracy_vs_leakage.png)" in text
+    for header in TABLE_HEADERS:
+        assert f"- **{header}**: " in text
+
+
+def test_html_report_is_self_contained(comparison: Comparison) -> None:
+    page = comparison.report_html.read_text(encoding="utf-8")
+    assert page.startswith("<!DOCTYPE html>")
+    for row in comparison.rows:
+        for cell in table_cells(row):
+            assert f">{cell}</td>" in page
+    sources = page.split('src="')[1:]
+    assert len(sources) == 2
+    assert all(source.startswith("data:image/png;base64,") for source in sources)
+    assert "href=" not in page and "<link" not in page and "<script" not in page
+
+
+def test_html_escapes_text_from_the_run_files(tmp_path: Path) -> None:
+    run = make_run(tmp_path, "odd", experiment_name="<script>alert(1)</script>&")
+    page = compare_runs([run], tmp_path / "report").report_html.read_text(encoding="utf-8")
+    assert "<script" not in page
+    assert "&lt;script&gt;alert(1)&lt;/script&gt;&amp;" in page
+
+
+def test_comparison_json_round_trips(comparison: Comparison, two_runs: list[Path]) -> None:
+    saved = json.loads(comparison.comparison_json.read_text(encoding="utf-8"))
+    assert saved["attack"] == ATTACK
+    assert saved["run_dirs"] == [str(path) for path in two_runs]
+    assert [ComparisonRow(**row) for row in saved["rows"]] == comparison.rows
+    assert saved == comparison.to_json()
+
+
+def test_figures_are_png_files(comparison: Comparison) -> None:
+    for path in (comparison.roc_overlay_png, comparison.accuracy_vs_leakage_png):
+        assert path.read_bytes().startswith(PNG_MAGIC)
+
+
+def test_report_directory_holds_exactly_the_documented_files(comparison: Comparison) -> None:
+    assert sorted(path.name for path in comparison.out_dir.iterdir()) == [
+        "accuracy_vs_leakage.png",
+        "comparison.json",
+        "report.html",
+        "report.md",
+        "roc_overlay.png",
+    ]
+    leftovers = [p.name for p in comparison.out_dir.parent.iterdir() if p.name.startswith(".")]
+    assert leftovers == []
+
+
+def test_a_second_report_replaces_the_first(two_runs: list[Path], tmp_path: Path) -> None:
+    compare_runs(two_runs, tmp_path / "report")
+    again = compare_runs(two_runs[:1], tmp_path / "report")
+    saved = json.loads(again.comparison_json.read_text(encoding="utf-8"))
+    assert len(saved["rows"]) == 1
+
+
+# -- errors -------------------------------------------------------------------------------------
+
+
+def test_a_run_without_the_audit_says_which_command_makes_it(tmp_path: Path) -> None:
+    run = make_run(tmp_path / "results", "x", audit=False)
+    with pytest.raises(RunDirectoryError) as error:
+        compare_runs([run], tmp_path / "report")
+    assert str(error.value) == (
+        f"run {run} has no mia_threshold audit: run "
+        f"`auditml audit --config {run / 'config.yaml'} --attack mia_threshold` first"
+    )
+    assert not (tmp_path / "report").exists()
+
+
+def test_a_missing_scores_file_counts_as_a_missing_audit(tmp_path: Path) -> None:
+    run = make_run(tmp_path, "x")
+    RunDirectory(run).scores_path(ATTACK).unlink()
+    with pytest.raises(RunDirectoryError, match="auditml audit --config"):
+        compare_runs([run], tmp_path / "report")
+
+
+def test_the_audit_of_another_attack_does_not_count(tmp_path: Path) -> None:
+    run = make_run(tmp_path, "x")
+    with pytest.raises(RunDirectoryError, match="--attack mia_lira"):
+        compare_runs([run], tmp_path / "report", attack="mia_lira")
+
+
+def test_a_directory_that_is_not_a_trained_run_says_how_to_train(tmp_path: Path) -> None:
+    with pytest.raises(RunDirectoryError, match="auditml train --config"):
+        compare_runs([tmp_path / "nowhere"], tmp_path / "report")
+    (tmp_path / "half").mkdir()
+    with pytest.raises(RunDirectoryError, match="incomplete"):
+        compare_runs([tmp_path / "half"], tmp_path / "report")
+
+
+def test_a_stale_audit_is_refused(tmp_path: Path) -> None:
+    run = RunDirectory(make_run(tmp_path, "x", val_acc=0.9))
+    run.write_metrics({**run.read_metrics(), "val_acc": 0.8})
+    with pytest.raises(RunDirectoryError, match=r"stale.*auditml audit --config"):
+        compare_runs([run.path], tmp_path / "report")
+
+
+def test_a_failed_report_leaves_the_previous_one_untouched(
+    two_runs: list[Path], tmp_path: Path
+) -> None:
+    out_dir = tmp_path / "report"
+    compare_runs(two_runs, out_dir)
+    before = {path.name: path.read_bytes() for path in out_dir.iterdir()}
+    unaudited = make_run(tmp_path / "results", "unaudited", audit=False)
+    with pytest.raises(RunDirectoryError, match="has no mia_threshold audit"):
+        compare_runs([two_runs[0], unaudited], out_dir)
+    assert {path.name: path.read_bytes() for path in out_dir.iterdir()} == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_a_failure_while_writing_leaves_the_previous_report_untouched(
+    two_runs: list[Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    out_dir = tmp_path / "report"
+    compare_runs(two_runs, out_dir)
+    before = {path.name: path.read_bytes() for path in out_dir.iterdir()}
+
+    def fail(*args: object, **kwargs: object) -> str:
+        raise RuntimeError("disk full")
+
+    monkeypatch.setattr("auditml.reporting.comparison.render_html", fail)
+    with pytest.raises(RuntimeError, match="disk full"):
+        compare_runs(two_runs, out_dir)
+    assert {path.name: path.read_bytes() for path in out_dir.iterdir()} == before
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []
+
+
+def test_out_dir_inside_or_equal_to_a_run_is_refused(two_runs: list[Path]) -> None:
+    for out_dir in (two_runs[1], two_runs[1] / "report"):
+        with pytest.raises(ReportError, match="is inside run"):
+            compare_runs(two_runs, out_dir)
+    assert not (two_runs[1] / "report").exists()
+
+
+def test_out_dir_holding_a_run_is_refused(two_runs: list[Path]) -> None:
+    results = two_runs[0].parent
+    with pytest.raises(ReportError, match="contains run"):
+        compare_runs(two_runs, results)
+    assert all(path.is_dir() for path in two_runs)
+
+
+def test_out_dir_that_is_not_an_earlier_report_is_refused(
+    two_runs: list[Path], tmp_path: Path
+) -> None:
+    other = tmp_path / "notes"
+    other.mkdir()
+    (other / "todo.txt").write_text("keep me", encoding="utf-8")
+    with pytest.raises(ReportError, match="holds no earlier report"):
+        compare_runs(two_runs, other)
+    assert (other / "todo.txt").read_text(encoding="utf-8") == "keep me"
+
+
+def test_bad_run_lists_are_refused(two_runs: list[Path], tmp_path: Path) -> None:
+    with pytest.raises(ReportError, match="at least one"):
+        compare_runs([], tmp_path / "report")
+    with pytest.raises(ReportError, match="listed twice"):
+        compare_runs([two_runs[0], two_runs[0]], tmp_path / "report")
+    with pytest.raises(TypeError, match="wrap it in a list"):
+        compare_runs(str(two_runs[0]), tmp_path / "report")  # type: ignore[arg-type]
+    with pytest.raises(ReportError, match="plain attack name"):
+        compare_runs(two_runs, tmp_path / "report", attack="../metrics")
+
+
+def test_every_error_is_an_auditml_error() -> None:
+    assert issubclass(ReportError, AuditMLError)
