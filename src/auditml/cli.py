@@ -1,4 +1,4 @@
-"""The ``auditml`` command: parse, call the library, print. Everything here is reachable from Python.
+"""The ``auditml`` command: parse, call the library, print; all of it is reachable from Python.
 
 Bad input of any kind ends in one line on stderr (``error: ...``) and exit code 2.
 """
@@ -57,12 +57,13 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    console = Console()
-    errors = Console(stderr=True)
+    # soft_wrap: log lines and paths stay whole when the output is a file or a narrow terminal.
+    console = Console(soft_wrap=True)
+    errors = Console(stderr=True, soft_wrap=True)
     try:
         return _dispatch(args, console, errors)
     except AuditMLError as error:
-        errors.print(f"error: {error}", highlight=False, markup=False, soft_wrap=True)
+        errors.print(f"error: {error}", highlight=False, markup=False)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         errors.print("interrupted; nothing was written for the unfinished step", highlight=False)
@@ -74,7 +75,7 @@ def _load(path: str, errors: Console) -> AuditMLConfig:
 
     config = load_config(path)
     for warning in config.warnings():
-        errors.print(f"warning: {warning}", highlight=False, markup=False, soft_wrap=True)
+        errors.print(f"warning: {warning}", highlight=False, markup=False)
     return config
 
 

@@ -70,13 +70,20 @@ class MembershipSplit:
 
 
 def make_split(
-    pool_size: int, train_size: int, seed: int, *, validation_from_pool: bool
+    labels: np.ndarray, train_size: int, seed: int, *, validation_from_pool: bool
 ) -> MembershipSplit:
-    """Draw ``train_size`` members and as many non-members from the pool, uniformly at random.
+    """Draw ``train_size`` members and as many non-members from the pool, at random per class.
 
-    With ``validation_from_pool`` (datasets without a test split) everything left over is the
-    validation set; otherwise validation uses the official test split and the rest is unused.
+    Members and non-members get the same number of examples of each class (proportional to the
+    pool's class frequencies, largest remainder first). Without this, chance differences in the
+    two sets' class counts show up as "membership" signal: a model learns its members' class
+    balance, so an attack would score well by recognising over-represented classes rather than
+    individual examples, even under strong DP. With ``validation_from_pool`` (datasets without a
+    test split) everything left over is the validation set; otherwise validation uses the
+    official test split and the rest of the pool is unused.
     """
+    labels = np.asarray(labels)
+    pool_size = len(labels)
     if train_size <= 0:
         raise DataError(f"train_size must be positive, got {train_size}")
     needed = 2 * train_size + (1 if validation_from_pool else 0)
@@ -84,12 +91,37 @@ def make_split(
         raise DataError(
             f"train_size={train_size} needs {needed} examples but the pool has {pool_size}"
         )
+    classes, counts = np.unique(labels, return_counts=True)
+    per_class = _allocate(counts, train_size)
+    if np.any(2 * per_class > counts):
+        raise DataError(
+            f"train_size={train_size} needs more examples of some class than the pool has"
+        )
     rng = np.random.default_rng(seed)
     order = rng.permutation(pool_size)
-    members = np.sort(order[:train_size])
-    nonmembers = np.sort(order[train_size : 2 * train_size])
-    validation = np.sort(order[2 * train_size :]) if validation_from_pool else np.empty(0, np.int64)
-    return MembershipSplit(members, nonmembers, validation.astype(np.int64), pool_size, seed)
+    members, nonmembers = [], []
+    for label, take in zip(classes, per_class, strict=True):
+        of_class = order[labels[order] == label]
+        members.append(of_class[:take])
+        nonmembers.append(of_class[take : 2 * take])
+    member_index = np.sort(np.concatenate(members)).astype(np.int64)
+    nonmember_index = np.sort(np.concatenate(nonmembers)).astype(np.int64)
+    validation = np.empty(0, np.int64)
+    if validation_from_pool:
+        used = np.zeros(pool_size, bool)
+        used[member_index] = used[nonmember_index] = True
+        validation = np.flatnonzero(~used).astype(np.int64)
+    return MembershipSplit(member_index, nonmember_index, validation, pool_size, seed)
+
+
+def _allocate(counts: np.ndarray, total: int) -> np.ndarray:
+    """Split ``total`` over classes in proportion to ``counts`` (largest remainder method)."""
+    exact = counts / counts.sum() * total
+    whole = np.floor(exact).astype(np.int64)
+    remainder = total - int(whole.sum())
+    # Ties in the fractional parts go to the lower class index: stable and seed-independent.
+    whole[np.argsort(-(exact - whole), kind="stable")[:remainder]] += 1
+    return whole
 
 
 @dataclass(frozen=True)

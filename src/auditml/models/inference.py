@@ -26,7 +26,9 @@ def predict_logits(
     return np.concatenate(outputs)
 
 
-def accuracy(model: nn.Module, x: np.ndarray, y: np.ndarray, *, device: torch.device | str) -> float:
+def accuracy(
+    model: nn.Module, x: np.ndarray, y: np.ndarray, *, device: torch.device | str
+) -> float:
     """Top-1 accuracy of ``model`` on ``(x, y)``."""
     if len(y) == 0:
         return float("nan")

@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 import platform
-import warnings
 import time
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -79,7 +79,7 @@ def train(config: AuditMLConfig, *, console: Console | None = None) -> TrainResu
     device = resolve_device(config.training.device)
     loaded = load_dataset(config)
     split = make_split(
-        len(loaded.pool), config.data.train_size, config.seed,
+        loaded.pool.y, config.data.train_size, config.seed,
         validation_from_pool=loaded.test is None,
     )
     data = select(loaded, split)

@@ -1,0 +1,40 @@
+from __future__ import annotations
+
+import pytest
+import torch
+from opacus.validators import ModuleValidator
+from torch import nn
+
+from auditml.data import DATASETS
+from auditml.models import MODELS, build_model, predict_logits
+
+SHAPES = {"cnn_28x28": (1, 28, 28), "cnn_8x8": (1, 8, 8), "mlp": (1, 8, 8),
+          "resnet_groupnorm": (3, 32, 32)}
+
+
+@pytest.mark.parametrize("arch", MODELS.available())
+def test_every_model_has_no_batchnorm_and_suits_dp_sgd(arch: str) -> None:
+    model = build_model(arch, SHAPES[arch], 10)
+    assert not any(isinstance(m, nn.modules.batchnorm._BatchNorm) for m in model.modules())
+    assert ModuleValidator.validate(model, strict=False) == []
+    out = model(torch.zeros(3, *SHAPES[arch]))
+    assert out.shape == (3, 10)
+
+
+def test_dataset_default_models_fit_their_shapes() -> None:
+    for name in DATASETS.available():
+        spec = DATASETS.get(name)
+        model = build_model(spec.default_arch, spec.input_shape, spec.num_classes)
+        assert model(torch.zeros(2, *spec.input_shape)).shape == (2, spec.num_classes)
+
+
+def test_predict_logits_batches_and_restores_mode() -> None:
+    import numpy as np
+
+    model = build_model("mlp", (1, 8, 8), 10)
+    model.train()
+    x = np.random.default_rng(0).normal(size=(2500, 1, 8, 8)).astype(np.float32)
+    logits = predict_logits(model, x, batch_size=1000)
+    with torch.no_grad():
+        expected = model.eval()(torch.from_numpy(x)).double().numpy()
+    np.testing.assert_allclose(logits, expected, rtol=1e-6, atol=1e-6)

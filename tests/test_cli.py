@@ -1,0 +1,189 @@
+"""The command line end to end on digits: train -> audit -> compare, and every bad input."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from auditml.cli import main
+
+pytestmark = pytest.mark.slow
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _one_error_line(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1, err
+    assert lines[0].startswith("error: ")
+    assert "Traceback" not in err
+    return lines[0]
+
+
+def test_train_audit_compare(
+    capsys: pytest.CaptureFixture[str],
+    tiny_config: Callable[..., dict[str, Any]],
+    write_config: Callable[..., Path],
+    tmp_path: Path,
+) -> None:
+    baseline = write_config(tiny_config(experiment_name="base", training={"epochs": 3}), "base")
+    private = write_config(
+        tiny_config(experiment_name="dp", training={"dp": {"enabled": True, "epsilon": 5.0,
+                                                           "delta": 1e-3}}),
+        "dp",
+    )
+    for config in (baseline, private):
+        code, out, err = _run(capsys, "train", "--config", str(config))
+        assert code == 0, err
+    lines = [line for line in out.splitlines() if line.startswith("Achieved DP guarantee: ε=")]
+    assert len(lines) == 1 and lines[0].endswith(", δ=1e-03")
+    assert 4.95 <= float(lines[0].split("ε=")[1].split(",")[0]) <= 5.0
+
+    for metric in ("loss", "entropy"):
+        code, out, err = _run(capsys, "audit", "--config", str(baseline), "--metric", metric)
+        assert code == 0, err
+        assert "ROC AUC" in out
+    code, out, err = _run(capsys, "audit", "--config", str(private), "--attack", "mia_threshold")
+    assert code == 0, err
+
+    audit = tmp_path / "results" / "base" / "audit"
+    result = json.loads((audit / "mia_threshold.json").read_text())
+    assert result["settings"] == {"metric": "entropy"}  # the later audit replaced the earlier
+    assert result["counts"] == {"members": 100, "nonmembers": 100}
+    assert set(result["metrics"]["tpr_at_fpr"]) == {"0.001", "0.01", "0.1"}
+    assert (audit / result["scores_file"]).is_file()
+    assert (audit / result["roc_plot"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    report = tmp_path / "report"
+    code, out, err = _run(
+        capsys, "compare", str(tmp_path / "results" / "base"), str(tmp_path / "results" / "dp"),
+        "--out", str(report),
+    )
+    assert code == 0, err
+    assert "No DP" in out and "ε=5" in out
+    for name in ("report.md", "report.html", "comparison.json", "roc_overlay.png",
+                 "accuracy_vs_leakage.png"):
+        assert (report / name).is_file()
+
+
+def test_show_config_fills_defaults(
+    capsys: pytest.CaptureFixture[str], write_config: Callable[..., Path]
+) -> None:
+    code, out, _ = _run(capsys, "show-config", "--config",
+                        str(write_config({"experiment_name": "x"})))
+    assert code == 0
+    assert "arch: cnn_8x8" in out and "accountant: prv" in out and "noise_multiplier: null" in out
+
+
+def test_weak_delta_warns(
+    capsys: pytest.CaptureFixture[str],
+    tiny_config: Callable[..., dict[str, Any]],
+    write_config: Callable[..., Path],
+) -> None:
+    raw = tiny_config(training={"dp": {"enabled": True, "epsilon": 1, "delta": 0.1}})
+    code, _, err = _run(capsys, "show-config", "--config", str(write_config(raw)))
+    assert code == 0
+    assert err.startswith("warning: training.dp.delta=0.1 is larger than 1/train_size")
+
+
+def test_bad_config_is_one_line_and_exit_2(
+    capsys: pytest.CaptureFixture[str], write_config: Callable[..., Path]
+) -> None:
+    path = write_config({"experiment_name": "x", "training": {"epoch": 3}})
+    code, _, err = _run(capsys, "train", "--config", str(path))
+    assert code == 2
+    assert "unknown key 'training.epoch'; did you mean 'epochs'?" in _one_error_line(err)
+    code, _, err = _run(capsys, "train", "--config", str(path.with_name("missing.yaml")))
+    assert code == 2 and "config file not found" in _one_error_line(err)
+
+
+def test_audit_before_train(
+    capsys: pytest.CaptureFixture[str],
+    tiny_config: Callable[..., dict[str, Any]],
+    write_config: Callable[..., Path],
+) -> None:
+    path = write_config(tiny_config())
+    code, _, err = _run(capsys, "audit", "--config", str(path), "--attack", "mia_threshold")
+    assert code == 2
+    line = _one_error_line(err)
+    assert "no trained run at" in line and f"run `auditml train --config {path}` first" in line
+
+
+def test_unknown_attack_and_metric(
+    capsys: pytest.CaptureFixture[str],
+    tiny_config: Callable[..., dict[str, Any]],
+    write_config: Callable[..., Path],
+) -> None:
+    path = write_config(tiny_config())
+    assert _run(capsys, "train", "--config", str(path))[0] == 0
+    code, _, err = _run(capsys, "audit", "--config", str(path), "--attack", "mia_treshold")
+    assert code == 2 and "did you mean 'mia_threshold'?" in _one_error_line(err)
+    code, _, err = _run(capsys, "audit", "--config", str(path), "--metric", "margin")
+    assert code == 2 and "--metric='margin'" in _one_error_line(err)
+
+
+def test_corrupt_model_file(
+    capsys: pytest.CaptureFixture[str],
+    tiny_config: Callable[..., dict[str, Any]],
+    write_config: Callable[..., Path],
+    tmp_path: Path,
+) -> None:
+    path = write_config(tiny_config())
+    assert _run(capsys, "train", "--config", str(path))[0] == 0
+    model = tmp_path / "results" / "tiny" / "model.safetensors"
+    model.write_bytes(b"\x80\x04not a safetensors file, and never unpickled")
+    code, _, err = _run(capsys, "audit", "--config", str(path))
+    assert code == 2
+    assert "is corrupt or unreadable" in _one_error_line(err)
+    assert not (tmp_path / "results" / "tiny" / "audit").exists()
+
+
+def test_missing_data_file(
+    capsys: pytest.CaptureFixture[str],
+    tiny_config: Callable[..., dict[str, Any]],
+    write_config: Callable[..., Path],
+    tmp_path: Path,
+) -> None:
+    raw = tiny_config(data={"dataset": "mnist", "data_dir": str(tmp_path / "nodata")})
+    code, _, err = _run(capsys, "train", "--config", str(write_config(raw)))
+    assert code == 2
+    line = _one_error_line(err)
+    assert "train-images-idx3-ubyte" in line and "data.download: true" in line
+    assert not (tmp_path / "results").exists()
+
+
+def test_compare_without_audit(
+    capsys: pytest.CaptureFixture[str],
+    tiny_config: Callable[..., dict[str, Any]],
+    write_config: Callable[..., Path],
+    tmp_path: Path,
+) -> None:
+    path = write_config(tiny_config())
+    assert _run(capsys, "train", "--config", str(path))[0] == 0
+    run = tmp_path / "results" / "tiny"
+    code, _, err = _run(capsys, "compare", str(run), "--out", str(tmp_path / "report"))
+    assert code == 2
+    assert "auditml audit --config" in _one_error_line(err)
+
+
+def test_no_traceback_from_the_installed_command(tmp_path: Path) -> None:
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("experiment_name: x\ntraining:\n  dp:\n    enabled: true\n    epsilon: -1\n")
+    done = subprocess.run(
+        [sys.executable, "-m", "auditml", "train", "--config", str(bad)],
+        capture_output=True, text=True, check=False,
+    )
+    assert done.returncode == 2
+    assert "Traceback" not in done.stderr
+    line = _one_error_line(done.stderr)
+    assert line.endswith("training.dp.epsilon=-1: Input should be greater than 0")

@@ -1,0 +1,35 @@
+from __future__ import annotations
+
+import pytest
+
+from auditml.attacks import ATTACKS
+from auditml.data import DATASETS
+from auditml.errors import UnknownNameError
+from auditml.models import MODELS
+from auditml.registry import Registry
+
+
+def test_unknown_name_lists_the_registrys_own_names() -> None:
+    registry: Registry[int] = Registry("widget")
+    registry.register("alpha", 1)
+    registry.register("beta", 2)
+    with pytest.raises(UnknownNameError) as caught:
+        registry.get("alpah")
+    assert str(caught.value) == (
+        "unknown widget 'alpah' (did you mean 'alpha'?); available: alpha, beta"
+    )
+
+
+def test_duplicate_registration_is_refused() -> None:
+    registry: Registry[int] = Registry("widget")
+    registry.register("a", 1)
+    with pytest.raises(ValueError, match="already registered"):
+        registry.register("a", 2)
+
+
+def test_shipped_registries() -> None:
+    assert DATASETS.available() == ["cifar10", "digits", "fashion_mnist", "mnist"]
+    assert MODELS.available() == ["cnn_28x28", "cnn_8x8", "mlp", "resnet_groupnorm"]
+    assert "mia_threshold" in ATTACKS
+    for name in DATASETS.available():
+        assert DATASETS.get(name).default_arch in MODELS

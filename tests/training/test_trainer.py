@@ -1,0 +1,99 @@
+"""Training writes a complete run directory; DP runs spend what the accountant says."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from opacus.accountants import create_accountant
+from rich.console import Console
+
+from auditml.config import parse_config
+from auditml.errors import DataError
+from auditml.run_directory import RunDirectory
+from auditml.training import build_run_model, train
+
+pytestmark = pytest.mark.slow
+
+
+def _quiet() -> Console:
+    return Console(file=io.StringIO(), width=200)
+
+
+def test_non_private_run_writes_the_contract(tiny_config: Callable[..., dict[str, Any]]) -> None:
+    config = parse_config(tiny_config())
+    result = train(config, console=_quiet())
+    run = RunDirectory(result.run_dir)
+    run.require_trained()
+    metrics = run.read_metrics()
+    for key in ["val_acc", "train_acc", "losses", "history", "epsilon", "delta",
+                "noise_multiplier", "sample_rate", "steps", "accountant", "wall_time_s"]:
+        assert key in metrics
+    assert set(metrics["versions"]) >= {"python", "torch", "opacus", "auditml"}
+    assert metrics["epsilon"] is None and metrics["dp_enabled"] is False
+    assert len(metrics["history"]) == 2 and len(metrics["losses"]) == 2
+    split = run.read_split()
+    assert len(split.members) == len(split.nonmembers) == 100
+    assert run.read_config() == config.resolved()
+    model = build_run_model(config)
+    model.load_state_dict(run.read_model_state())
+
+
+def test_dp_run_reports_the_accountants_epsilon(tiny_config: Callable[..., dict[str, Any]]) -> None:
+    raw = tiny_config(training={"dp": {"enabled": True, "epsilon": 3.0, "delta": 1e-3}})
+    output = io.StringIO()
+    result = train(parse_config(raw), console=Console(file=output, width=200))
+    metrics = result.metrics
+    # 100 members, batch 50: Poisson sampling at rate 1/2, two steps per epoch.
+    assert (metrics["sample_rate"], metrics["steps"]) == (0.5, 4)
+    reference = create_accountant("prv")
+    reference.history = [(metrics["noise_multiplier"], 0.5, 4)]
+    assert metrics["epsilon"] == pytest.approx(reference.get_epsilon(1e-3), rel=1e-9)
+    assert 3.0 - 0.05 <= metrics["epsilon"] <= 3.0
+    line = f"Achieved DP guarantee: ε={metrics['epsilon']:.2f}, δ=1e-03"
+    assert line in output.getvalue().splitlines()
+    assert [round(h["epsilon"], 6) for h in metrics["history"]][-1] == round(metrics["epsilon"], 6)
+
+
+def test_given_noise_multiplier_reports_its_epsilon(
+    tiny_config: Callable[..., dict[str, Any]],
+) -> None:
+    raw = tiny_config(training={"dp": {"enabled": True, "noise_multiplier": 2.0, "delta": 1e-3,
+                                       "accountant": "rdp"}})
+    metrics = train(parse_config(raw), console=_quiet()).metrics
+    reference = create_accountant("rdp")
+    reference.history = [(2.0, 0.5, 4)]
+    assert metrics["noise_multiplier"] == 2.0 and metrics["noise_calibrated"] is False
+    assert metrics["epsilon"] == pytest.approx(reference.get_epsilon(1e-3))
+
+
+def test_same_seed_same_model(tiny_config: Callable[..., dict[str, Any]], tmp_path: Path) -> None:
+    first = train(parse_config(tiny_config(experiment_name="a")), console=_quiet())
+    second = train(parse_config(tiny_config(experiment_name="b")), console=_quiet())
+    a = RunDirectory(first.run_dir).read_model_state()
+    b = RunDirectory(second.run_dir).read_model_state()
+    assert all(torch.equal(a[name], b[name]) for name in a)
+
+
+def test_failed_run_leaves_the_previous_result(
+    tiny_config: Callable[..., dict[str, Any]], tmp_path: Path
+) -> None:
+    good = train(parse_config(tiny_config()), console=_quiet())
+    before = {p.name: p.read_bytes() for p in good.run_dir.iterdir()}
+    missing = tiny_config(data={"dataset": "mnist", "data_dir": str(tmp_path / "empty")})
+    with pytest.raises(DataError):
+        train(parse_config(missing), console=_quiet())
+    assert {p.name: p.read_bytes() for p in good.run_dir.iterdir()} == before
+    leftovers = [p.name for p in good.run_dir.parent.iterdir() if p.name.startswith(".")]
+    assert leftovers == []
+
+
+def test_plain_log_lines_when_not_a_terminal(tiny_config: Callable[..., dict[str, Any]]) -> None:
+    output = io.StringIO()
+    train(parse_config(tiny_config()), console=Console(file=output, width=200))
+    lines = output.getvalue().splitlines()
+    assert lines[0].startswith("epoch 1/2  loss=") and "val_acc=" in lines[0]
