@@ -1,5 +1,12 @@
 """Training with and without DP-SGD; writes the run directory."""
 
-from auditml.training.trainer import TrainResult, build_run_model, load_dataset, train
+from auditml.training.trainer import (
+    FitResult,
+    TrainResult,
+    build_run_model,
+    fit_model,
+    load_dataset,
+    train,
+)
 
-__all__ = ["TrainResult", "build_run_model", "load_dataset", "train"]
+__all__ = ["FitResult", "TrainResult", "build_run_model", "fit_model", "load_dataset", "train"]

@@ -11,12 +11,13 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 class EpochProgress:
     """One bar per epoch over its batches, with loss, accuracy and ε spent so far."""
 
-    def __init__(self, console: Console, epochs: int, dp_enabled: bool) -> None:
+    def __init__(self, console: Console | None, epochs: int, dp_enabled: bool) -> None:
+        """``console=None`` shows nothing (reference models train silently)."""
         self.console = console
         self.epochs = epochs
         self.dp_enabled = dp_enabled
         self._progress: Progress | None = None
-        if console.is_terminal:
+        if console is not None and console.is_terminal:
             self._progress = Progress(
                 TextColumn("[bold]epoch {task.fields[epoch]}/{task.fields[epochs]}"),
                 BarColumn(),
@@ -54,16 +55,24 @@ class EpochProgress:
             self._progress.update(self._task, advance=1, loss=loss, acc=acc)
 
     def end_epoch(
-        self, epoch: int, loss: float, train_acc: float, val_acc: float, epsilon: float | None
+        self,
+        epoch: int,
+        loss: float,
+        train_acc: float,
+        val_acc: float | None,
+        epsilon: float | None,
     ) -> None:
         if self._progress is not None and self._task is not None:
             self._progress.update(
                 self._task, loss=loss, acc=train_acc, eps=self._eps_text(epsilon)
             )
             return
+        if self.console is None:
+            return
+        val_text = f"{val_acc:.1%}" if val_acc is not None else "—"
         self.console.print(
             f"epoch {epoch}/{self.epochs}  loss={loss:.4f}  train_acc={train_acc:.1%}  "
-            f"val_acc={val_acc:.1%}{'  ' + self._eps_text(epsilon) if self.dp_enabled else ''}",
+            f"val_acc={val_text}{'  ' + self._eps_text(epsilon) if self.dp_enabled else ''}",
             highlight=False,
         )
 

@@ -20,7 +20,7 @@ from torch.utils.data import DataLoader, TensorDataset
 
 import auditml
 from auditml.config import AuditMLConfig, TrainingConfig
-from auditml.data import DATASETS, LoadedDataset, SplitData, make_split, select
+from auditml.data import DATASETS, ArrayDataset, LoadedDataset, SplitData, make_split, select
 from auditml.errors import DataError
 from auditml.fileio import staged_directory
 from auditml.formatting import dp_guarantee_line
@@ -84,11 +84,10 @@ def train(config: AuditMLConfig, *, console: Console | None = None) -> TrainResu
     )
     data = select(loaded, split)
 
-    # fork_rng keeps the caller's global RNG untouched; every draw below follows config.seed.
-    with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
-        _silence_library_notices()
-        torch.manual_seed(config.seed)
-        model, history, plan, epsilon = _fit(config, data, device, console)
+    fit = fit_model(
+        config, data.members, data.validation, seed=config.seed, device=device, console=console
+    )
+    model, history, plan, epsilon = fit.model, fit.history, fit.plan, fit.epsilon
 
     metrics = _metrics(config, model, data, device, history, plan, epsilon)
     metrics["wall_time_s"] = round(time.perf_counter() - start, 3)
@@ -114,20 +113,55 @@ def _silence_library_notices() -> None:
     warnings.filterwarnings("ignore", message="Full backward hook is firing")
 
 
+@dataclass(frozen=True)
+class FitResult:
+    model: nn.Module
+    history: list[dict[str, Any]]
+    plan: NoisePlan | None
+    epsilon: float | None
+
+
+def fit_model(
+    config: AuditMLConfig,
+    train_set: ArrayDataset,
+    validation: ArrayDataset | None,
+    *,
+    seed: int,
+    device: torch.device,
+    console: Console | None = None,
+) -> FitResult:
+    """Train a fresh model with the config's recipe (architecture, optimiser, DP-SGD).
+
+    The target and every reference model are trained by this one function, so a reference model
+    differs from the target only in its data and ``seed``. ``console=None`` trains silently.
+    """
+    # fork_rng keeps the caller's global RNG untouched; every draw below follows ``seed``.
+    with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+        _silence_library_notices()
+        torch.manual_seed(seed)
+        return _fit(config, train_set, validation, seed, device, console)
+
+
 def _fit(
-    config: AuditMLConfig, data: SplitData, device: torch.device, console: Console
-) -> tuple[nn.Module, list[dict[str, Any]], NoisePlan | None, float | None]:
+    config: AuditMLConfig,
+    train_set: ArrayDataset,
+    validation: ArrayDataset | None,
+    seed: int,
+    device: torch.device,
+    console: Console | None,
+) -> FitResult:
     settings, dp = config.training, config.training.dp
     spec = DATASETS.get(config.data.dataset)
     model = build_model(config.arch, spec.input_shape, spec.num_classes)
     if dp.enabled:
-        model = prepare_for_dp(model, fix=dp.fix_model, report=console.print)
+        report = console.print if console is not None else (lambda _: None)
+        model = prepare_for_dp(model, fix=dp.fix_model, report=report)
     model.to(device)
     optimizer = make_optimizer(settings, model.parameters())
-    members = TensorDataset(torch.from_numpy(data.members.x), torch.from_numpy(data.members.y))
+    examples = TensorDataset(torch.from_numpy(train_set.x), torch.from_numpy(train_set.y))
     loader = DataLoader(
-        members, batch_size=config.data.batch_size, shuffle=True,
-        generator=torch.Generator().manual_seed(config.seed),
+        examples, batch_size=config.data.batch_size, shuffle=True,
+        generator=torch.Generator().manual_seed(seed),
     )
     plan: NoisePlan | None = None
     engine: PrivacyEngine | None = None
@@ -163,7 +197,11 @@ def _fit(
                 progress.advance(loss_sum / max(seen, 1), correct / max(seen, 1))
             if engine is not None:
                 epsilon = float(engine.get_epsilon(dp.delta))
-            val_acc = accuracy(model, data.validation.x, data.validation.y, device=device)
+            val_acc = (
+                accuracy(model, validation.x, validation.y, device=device)
+                if validation is not None
+                else None
+            )
             record = {
                 "epoch": epoch,
                 "loss": loss_sum / max(seen, 1),
@@ -175,7 +213,7 @@ def _fit(
             progress.end_epoch(epoch, record["loss"], record["train_acc"], val_acc, epsilon)
     if isinstance(trainable, opacus.GradSampleModule):
         trainable.remove_hooks()
-    return model, history, plan, epsilon
+    return FitResult(model, history, plan, epsilon)
 
 
 def _metrics(
