@@ -35,9 +35,14 @@ def _parser() -> argparse.ArgumentParser:
 
     audit = commands.add_parser("audit", help="attack a trained run; write <run>/audit/")
     audit.add_argument("--config", required=True, help="the YAML config the run was trained with")
-    audit.add_argument("--attack", default="mia_threshold", help="attack name (mia_threshold)")
     audit.add_argument(
-        "--metric", default=None, help="mia_threshold's score: loss (default), confidence, entropy"
+        "--attack", nargs="+", default=None, metavar="NAME",
+        help="attacks to run, or all (default: the config's audit.attacks)",
+    )
+    audit.add_argument(
+        "--metric", default=None,
+        help="mia_threshold's score: loss (default), confidence, entropy, modified_entropy, "
+        "logit_confidence",
     )
 
     compare = commands.add_parser("compare", help="compare audited runs in one report")
@@ -59,6 +64,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     # soft_wrap: log lines and paths stay whole when the output is a file or a narrow terminal.
     console = Console(soft_wrap=True)
+    if not console.is_terminal:
+        console.width = 160  # tables in log files need not fit an 80-column default
     errors = Console(stderr=True, soft_wrap=True)
     try:
         return _dispatch(args, console, errors)
@@ -102,10 +109,12 @@ def _dispatch(args: argparse.Namespace, console: Console, errors: Console) -> in
         from auditml.reporting.console import audit_table
 
         config = _load(args.config, errors)
-        settings = {"metric": args.metric} if args.metric is not None else {}
-        outcome = run_audit(config.run_dir, args.attack, settings, config_hint=args.config)
-        console.print(audit_table(outcome.result))
-        console.print(f"results: {outcome.result_path}", highlight=False)
+        settings = {"mia_threshold": {"metric": args.metric}} if args.metric is not None else {}
+        report = run_audit(
+            config.run_dir, args.attack, settings, config_hint=args.config, console=console
+        )
+        console.print(audit_table([outcome.result for outcome in report.outcomes]))
+        console.print(f"results: {config.run_dir / 'audit'}", highlight=False)
         return EXIT_OK
 
     if args.command == "compare":

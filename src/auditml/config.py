@@ -96,6 +96,67 @@ class TrainingConfig(_Section):
         return device
 
 
+class AuditConfig(_Section):
+    """What ``auditml audit`` runs when ``--attack`` is not given, and the attacks' settings.
+
+    Each attack's settings go under its own name (``mia_lira: {mode: offline}``) and are checked
+    against that attack's ``Settings``.
+    """
+
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
+
+    attacks: list[str] = Field(default_factory=lambda: ["mia_threshold"])
+    reference_models: int = Field(
+        default=8, ge=1, description="models trained like the target, for LiRA, RMIA, shadow"
+    )
+    population_size: int = Field(
+        default=1000, ge=1, description="at most this many population examples (RMIA's z)"
+    )
+    workers: int | None = Field(
+        default=None, ge=1, description="processes training reference models; null = CPU cores"
+    )
+
+    @field_validator("attacks")
+    @classmethod
+    def _known_attacks(cls, names: list[str]) -> list[str]:
+        from auditml.attacks import ATTACKS
+
+        for name in names:
+            if name != "all" and name not in ATTACKS:
+                raise ValueError(ATTACKS.unknown_message(name))
+        return names
+
+    @model_validator(mode="after")
+    def _attack_sections(self) -> AuditConfig:
+        from auditml.attacks import ATTACKS
+
+        for name, value in (self.model_extra or {}).items():
+            if name not in ATTACKS:
+                close = difflib.get_close_matches(
+                    name, [*ATTACKS.available(), *type(self).model_fields], n=1
+                )
+                hint = f"did you mean {close[0]!r}?" if close else (
+                    f"allowed: {', '.join([*type(self).model_fields, *ATTACKS.available()])}"
+                )
+                raise _KeyError(f"audit.{name}", value, f"unknown key; {hint}")
+            try:
+                ATTACKS.get(name).Settings.model_validate(value or {})
+            except ValidationError as error:
+                first = error.errors()[0]
+                key = ".".join(str(part) for part in first["loc"])
+                raise _KeyError(f"audit.{name}.{key}", first.get("input"), first["msg"]) from None
+        return self
+
+    def attack_settings(self, name: str) -> dict[str, Any]:
+        """The settings given for attack ``name`` (empty when none)."""
+        return dict((self.model_extra or {}).get(name) or {})
+
+    def attack_names(self) -> list[str]:
+        from auditml.attacks import ATTACKS
+
+        return ATTACKS.available() if "all" in self.attacks else list(self.attacks)
+
+
 class AuditMLConfig(_Section):
     """The whole experiment: what to train, how, and where the run directory goes."""
 
@@ -105,6 +166,7 @@ class AuditMLConfig(_Section):
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
     training: TrainingConfig = TrainingConfig()
+    audit: AuditConfig = AuditConfig()
 
     @field_validator("experiment_name")
     @classmethod

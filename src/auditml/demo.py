@@ -81,9 +81,9 @@ def run_demo(output_dir: Path, *, console: Console | None = None) -> Path:
         )
         console.print(f"$ auditml audit --config {path} --attack mia_threshold", highlight=False)
         step = time.perf_counter()
-        outcome = run_audit(config.run_dir, "mia_threshold", config_hint=str(path))
+        report = run_audit(config.run_dir, ["mia_threshold"], config_hint=str(path))
         console.print(
-            f"MIA AUC={outcome.metrics.auc:.3f}  ({time.perf_counter() - step:.1f}s)",
+            f"MIA AUC={report.outcomes[0].metrics.auc:.3f}  ({time.perf_counter() - step:.1f}s)",
             highlight=False,
         )
         run_dirs.append(config.run_dir)

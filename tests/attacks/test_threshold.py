@@ -37,20 +37,47 @@ def test_confidence_and_entropy_by_hand() -> None:
     assert membership_signal(LOGITS, LABELS, "entropy")[1] == pytest.approx(-np.log(3))
 
 
+def test_logit_confidence_and_modified_entropy_by_hand() -> None:
+    probs = np.array([_probs(row) for row in LOGITS])
+    p_true = probs[np.arange(3), LABELS]
+    np.testing.assert_allclose(
+        membership_signal(LOGITS, LABELS, "logit_confidence"), np.log(p_true / (1 - p_true))
+    )
+    # Song & Mittal 2021: Mentr = −(1−p_y) log p_y − Σ_{i≠y} p_i log(1−p_i), a naive loop.
+    expected = []
+    for row, label in zip(probs, LABELS, strict=True):
+        value = -(1 - row[label]) * np.log(row[label])
+        value -= sum(p * np.log(1 - p) for i, p in enumerate(row) if i != label)
+        expected.append(-value)
+    np.testing.assert_allclose(membership_signal(LOGITS, LABELS, "modified_entropy"), expected)
+
+
+def test_modified_entropy_punishes_confident_mistakes() -> None:
+    confident_right = membership_signal(np.array([[9.0, 0.0]]), np.array([0]), "modified_entropy")
+    confident_wrong = membership_signal(np.array([[9.0, 0.0]]), np.array([1]), "modified_entropy")
+    assert confident_right[0] > confident_wrong[0]
+    # The plain entropy cannot tell them apart.
+    right = membership_signal(np.array([[9.0, 0.0]]), np.array([0]), "entropy")
+    wrong = membership_signal(np.array([[9.0, 0.0]]), np.array([1]), "entropy")
+    assert right[0] == wrong[0]
+
+
 def test_extreme_logits_stay_finite() -> None:
     logits = np.array([[1000.0, -1000.0]])
-    for metric in ["loss", "confidence", "entropy"]:
+    for metric in ["loss", "confidence", "entropy", "modified_entropy"]:
         assert np.isfinite(membership_signal(logits, np.array([1]), metric)).all()
+    assert np.isfinite(membership_signal(logits, np.array([0]), "logit_confidence")).all()
 
 
 def test_settings_checked_and_fit_required() -> None:
-    with pytest.raises(ConfigError, match="use one of loss, confidence, entropy"):
+    with pytest.raises(ConfigError, match="mia_threshold: metric='margin': Input should be"):
         ThresholdAttack(metric="margin")
+    with pytest.raises(ConfigError, match="mia_threshold: metrc="):
+        ThresholdAttack(metrc="loss")
     attack = ATTACKS.get("mia_threshold")(metric="entropy")
     assert attack.settings() == {"metric": "entropy"}
-    examples = ArrayDataset(np.zeros((2, 4), np.float32), np.zeros(2, np.int64))
     with pytest.raises(NotFittedError, match="call fit"):
-        attack.score(examples)
+        attack.score()
 
 
 def test_scores_rank_a_memorised_example_first() -> None:
@@ -67,7 +94,9 @@ def test_scores_rank_a_memorised_example_first() -> None:
         loss = nn.functional.cross_entropy(model(torch.from_numpy(x[:1])), torch.from_numpy(y[:1]))
         loss.backward()
         optimizer.step()
-    target = AuditTarget(model=model, num_classes=3, device=torch.device("cpu"), seed=0)
-    scores = ThresholdAttack().fit(target).score(ArrayDataset(x, y))
+    target = AuditTarget(
+        model=model, examples=ArrayDataset(x, y), num_classes=3, device=torch.device("cpu"), seed=0
+    )
+    scores = ThresholdAttack().fit(target).score()
     assert scores.shape == (20,)
     assert int(np.argmax(scores)) == 0

@@ -5,11 +5,25 @@ Adding an attack is one module with a ``MembershipAttack`` subclass plus one reg
 
 from __future__ import annotations
 
-from auditml.attacks.base import AuditTarget, MembershipAttack, NotFittedError
+from auditml.attacks.base import (
+    AttackSettings,
+    AuditTarget,
+    MembershipAttack,
+    MissingResourceError,
+    NotFittedError,
+)
 from auditml.attacks.threshold import ThresholdAttack
 from auditml.registry import Registry
 
 ATTACKS: Registry[type[MembershipAttack]] = Registry("attack")
 ATTACKS.register("mia_threshold", ThresholdAttack)
 
-__all__ = ["ATTACKS", "AuditTarget", "MembershipAttack", "NotFittedError", "ThresholdAttack"]
+__all__ = [
+    "ATTACKS",
+    "AttackSettings",
+    "AuditTarget",
+    "MembershipAttack",
+    "MissingResourceError",
+    "NotFittedError",
+    "ThresholdAttack",
+]

@@ -1,55 +1,98 @@
 """The attack contract: one membership score per audited example, higher = more likely member.
 
 An attack never computes AUC, TPR or ε; :mod:`auditml.metrics` turns its scores into numbers.
-Attacks follow the estimator pattern: ``__init__`` stores keyword-only settings and does nothing
-else, ``fit(target)`` learns whatever the attack needs (reference models, calibration) and
-returns ``self``, and ``score(x, y)`` returns the scores. ``score`` before ``fit`` raises.
+Attacks follow the estimator pattern: ``__init__`` stores keyword-only settings (validated by the
+attack's ``Settings`` model) and does nothing else; ``fit(target)`` learns whatever the attack
+needs (reference statistics, an attack classifier) and returns ``self``; ``score()`` returns one
+score per example of ``target.examples``. ``score`` before ``fit`` raises.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import numpy as np
 import torch
+from pydantic import BaseModel, ConfigDict, ValidationError
 from torch import nn
 
 from auditml.data import ArrayDataset
-from auditml.errors import AuditMLError
+from auditml.errors import AuditMLError, ConfigError
+
+if TYPE_CHECKING:
+    from auditml.training.reference import ReferenceModels
 
 
 class NotFittedError(AuditMLError):
     """An attack was asked for scores before ``fit``."""
 
 
+class MissingResourceError(AuditMLError):
+    """An attack needs something the audit was not given (reference models, population data)."""
+
+
+class AttackSettings(BaseModel):
+    """Base of every attack's settings; unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
 @dataclass(frozen=True)
 class AuditTarget:
-    """What an attack may use: the trained model and the examples whose membership it judges.
+    """What an attack may use.
 
-    ``members`` and ``nonmembers`` are given together so attacks that calibrate can do so, but
-    an attack must score each example from the model's behaviour on it, never from which set it
-    came from.
+    ``examples`` are the audited examples (members and non-members, in an order the attack must
+    not read anything into); their membership is never given to the attack. ``population`` holds
+    examples known not to be members and not audited. ``reference`` are models of the target's
+    recipe trained on random halves of ``examples`` (``reference.keep`` says which);
+    ``shadow`` are such models trained on halves of ``population``.
     """
 
     model: nn.Module
+    examples: ArrayDataset
     num_classes: int
     device: torch.device
     seed: int
+    population: ArrayDataset | None = None
+    reference: ReferenceModels | None = None
+    shadow: ReferenceModels | None = None
 
 
 class MembershipAttack(ABC):
     """Base class of every membership-inference attack."""
 
     name: ClassVar[str]
+    Settings: ClassVar[type[AttackSettings]] = AttackSettings
+    # What ``fit`` needs in the target beyond the model and examples:
+    # any of "reference", "population", "shadow".
+    requires: ClassVar[frozenset[str]] = frozenset()
 
-    def __init__(self) -> None:
+    def __init__(self, **settings: Any) -> None:
+        try:
+            self.params = self.Settings(**settings)
+        except ValidationError as error:
+            first = error.errors()[0]
+            key = ".".join(str(part) for part in first["loc"])
+            raise ConfigError(
+                f"{self.name}: {key}={first.get('input')!r}: {first['msg']}"
+            ) from None
         self._target: AuditTarget | None = None
 
     def fit(self, target: AuditTarget) -> MembershipAttack:
+        missing = [need for need in sorted(self.requires) if getattr(target, need) is None]
+        if missing:
+            raise MissingResourceError(
+                f"{self.name} needs {' and '.join(missing)} "
+                f"({', '.join(_WHAT[need] for need in missing)}), which this audit lacks"
+            )
         self._target = target
+        self._fit(target)
         return self
+
+    def _fit(self, target: AuditTarget) -> None:  # noqa: B027 - a hook, empty by default
+        """Learn from the target; the default learns nothing."""
 
     @property
     def target(self) -> AuditTarget:
@@ -57,10 +100,17 @@ class MembershipAttack(ABC):
             raise NotFittedError(f"{self.name} is not fitted yet: call fit(target) first")
         return self._target
 
-    @abstractmethod
     def settings(self) -> dict[str, Any]:
         """The attack's parameters, as recorded in ``audit/<attack>.json``."""
+        return self.params.model_dump(mode="json")
 
     @abstractmethod
-    def score(self, examples: ArrayDataset) -> np.ndarray:
-        """One float per example, higher = more likely a member of the training set."""
+    def score(self) -> np.ndarray:
+        """One float per example of ``target.examples``, higher = more likely a member."""
+
+
+_WHAT = {
+    "reference": "models trained like the target on halves of the audited examples",
+    "population": "examples from the same distribution that the target never trained on",
+    "shadow": "models trained like the target on population data",
+}

@@ -5,6 +5,7 @@ truth. :func:`membership_metrics` computes everything an audit records; the func
 are importable on their own.
 """
 
+from auditml.metrics.breakdown import most_exposed_members, per_class_metrics
 from auditml.metrics.roc import (
     MetricsInputError,
     RocCurve,
@@ -29,6 +30,8 @@ __all__ = [
     "calibrated_accuracy",
     "check_scores",
     "membership_metrics",
+    "most_exposed_members",
+    "per_class_metrics",
     "roc_auc",
     "roc_curve",
     "tpr_at_fpr",

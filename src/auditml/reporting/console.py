@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from rich.table import Table
@@ -9,24 +10,36 @@ from rich.table import Table
 from auditml.formatting import format_delta, format_epsilon
 
 
-def audit_table(result: dict[str, Any]) -> Table:
-    """One attack's numbers, as written to ``audit/<attack>.json``."""
-    metrics, run = result["metrics"], result["run"]
-    settings = ", ".join(f"{key}={value}" for key, value in result["settings"].items())
-    table = Table(title=f"{result['attack']} ({settings}) on {run['experiment_name']}")
-    table.add_column("metric")
-    table.add_column("value", justify="right")
+def audit_table(results: Sequence[dict[str, Any]]) -> Table:
+    """One row per attack, from the ``audit/<attack>.json`` payloads of one run."""
+    run = results[0]["run"]
     privacy = (
         f"ε={format_epsilon(run['epsilon'])}, δ={format_delta(run['delta'])}"
         if run.get("dp_enabled")
         else "no DP"
     )
-    table.add_row("training", privacy)
-    table.add_row("members / non-members", f"{metrics['members']} / {metrics['nonmembers']}")
-    table.add_row("ROC AUC", f"{metrics['auc']:.3f}")
-    for fpr, tpr in metrics["tpr_at_fpr"].items():
-        table.add_row(f"TPR @ {float(fpr):.1%} FPR", f"{tpr:.2%}")
-    table.add_row("advantage (max TPR − FPR)", f"{metrics['advantage']:.3f}")
-    calibrated = metrics["calibrated_accuracy"]
-    table.add_row("accuracy (threshold from held-out half)", f"{calibrated['accuracy']:.1%}")
+    counts = results[0]["counts"]
+    table = Table(
+        title=f"{run['experiment_name']} ({privacy}): {counts['members']} members, "
+        f"{counts['nonmembers']} non-members"
+    )
+    for header in ("attack", "settings", "AUC"):
+        table.add_column(header, justify="right" if header == "AUC" else "left")
+    fprs = list(results[0]["metrics"]["tpr_at_fpr"])
+    for fpr in fprs:
+        table.add_column(f"TPR@{float(fpr):.1%}FPR", justify="right")
+    table.add_column("advantage", justify="right")
+    table.add_column("accuracy*", justify="right")
+    for result in results:
+        metrics = result["metrics"]
+        settings = ", ".join(f"{key}={value}" for key, value in result["settings"].items())
+        table.add_row(
+            result["attack"],
+            settings,
+            f"{metrics['auc']:.3f}",
+            *(f"{metrics['tpr_at_fpr'][fpr]:.2%}" for fpr in fprs),
+            f"{metrics['advantage']:.3f}",
+            f"{metrics['calibrated_accuracy']['accuracy']:.1%}",
+        )
+    table.caption = "* balanced accuracy of a threshold chosen on the other half of the examples"
     return table

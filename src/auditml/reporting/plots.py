@@ -108,6 +108,30 @@ def accuracy_vs_leakage_figure(points: Sequence[LeakagePoint], *, attack: str) -
     return figure
 
 
+def gallery_figure(images: np.ndarray, captions: Sequence[str], *, title: str) -> Figure:
+    """A grid of images ``(N, C, H, W)`` with a caption under each (grey when C is 1).
+
+    Each image is rescaled to [0, 1] on its own, so normalised inputs display as they look.
+    """
+    count = len(images)
+    columns = min(8, max(count, 1))
+    rows = (count + columns - 1) // columns
+    figure = Figure(figsize=(1.3 * columns, 1.5 * rows + 0.4), layout="constrained")
+    figure.suptitle(title, fontsize="small")
+    for position, (image, caption) in enumerate(zip(images, captions, strict=True)):
+        axes = figure.add_subplot(rows, columns, position + 1)
+        pixels = np.moveaxis(np.asarray(image, dtype=np.float64), 0, -1)
+        low, high = pixels.min(), pixels.max()
+        pixels = (pixels - low) / (high - low) if high > low else np.zeros_like(pixels)
+        if pixels.shape[-1] == 1:
+            axes.imshow(pixels[..., 0], cmap="gray", interpolation="nearest")
+        else:
+            axes.imshow(pixels, interpolation="nearest")
+        axes.set_title(caption, fontsize="x-small")
+        axes.set_axis_off()
+    return figure
+
+
 def png_bytes(figure: Figure, *, dpi: int = 120) -> bytes:
     """Render ``figure`` to PNG with the Agg canvas (no pyplot, no backend switch)."""
     FigureCanvasAgg(figure)
