@@ -37,6 +37,41 @@ class AttackOutcome:
     is_member: np.ndarray
 
 
+def summarize_attack(
+    attack: MembershipAttack,
+    scores: np.ndarray,
+    is_member: np.ndarray,
+    *,
+    labels: np.ndarray,
+    example_ids: np.ndarray,
+    seed: int,
+    compute: dict[str, Any],
+) -> tuple[MembershipMetrics, dict[str, Any], np.ndarray]:
+    """Every number about one attack's scores, as the JSON payload (no files written).
+
+    Returns the metrics, the payload and the positions of the most exposed members.
+    ``example_ids`` name the examples in the payload (pool indices for a run).
+    """
+    metrics = membership_metrics(scores, is_member, seed=seed)
+    exposed = most_exposed_members(scores, is_member, EXPOSED_COUNT)
+    payload = {
+        "attack": attack.name,
+        "settings": attack.settings(),
+        "counts": {"members": int(is_member.sum()), "nonmembers": int((~is_member).sum())},
+        "metrics": metrics.to_dict(),
+        "per_class": {
+            str(label): values
+            for label, values in per_class_metrics(scores, is_member, labels).items()
+        },
+        "most_exposed": [
+            {"example": int(example_ids[i]), "label": int(labels[i]), "score": float(scores[i])}
+            for i in exposed
+        ],
+        "compute": compute,
+    }
+    return metrics, payload, exposed
+
+
 def attack_result(
     run: RunDirectory,
     attack: MembershipAttack,
@@ -50,10 +85,15 @@ def attack_result(
     run_facts: dict[str, Any],
     compute: dict[str, Any],
 ) -> AttackOutcome:
-    """Compute the attack's metrics, write its scores, plots and JSON; return the outcome."""
+    """Compute the attack's metrics, write its scores, plots and JSON; return the outcome.
+
+    In the payload, ``most_exposed[].example`` is the example's index in the dataset's pool.
+    """
     name = attack.name
-    metrics = membership_metrics(scores, is_member, seed=seed)
-    exposed = most_exposed_members(scores, is_member, EXPOSED_COUNT)
+    metrics, result, exposed = summarize_attack(
+        attack, scores, is_member, labels=labels, example_ids=pool_indices, seed=seed,
+        compute=compute,
+    )
     scores_path = run.write_scores(name, scores, is_member)
     curve = roc_curve(scores, is_member)
     plot_path = run.roc_plot_path(name)
@@ -72,25 +112,12 @@ def attack_result(
             gallery_path,
             png_bytes(gallery_figure(images[exposed], captions, title=f"{name}: most exposed")),
         )
-    result = {
-        "attack": name,
-        "settings": attack.settings(),
-        "counts": {"members": int(is_member.sum()), "nonmembers": int((~is_member).sum())},
-        "metrics": metrics.to_dict(),
-        "per_class": {
-            str(label): values
-            for label, values in per_class_metrics(scores, is_member, labels).items()
-        },
-        "most_exposed": [
-            {"pool_index": int(pool_indices[i]), "label": int(labels[i]), "score": float(scores[i])}
-            for i in exposed
-        ],
-        "compute": compute,
-        "scores_file": scores_path.name,
-        "roc_plot": plot_path.name,
-        "exposed_gallery": gallery_path.name if gallery_path else None,
-        "run": run_facts,
-    }
+    result.update(
+        scores_file=scores_path.name,
+        roc_plot=plot_path.name,
+        exposed_gallery=gallery_path.name if gallery_path else None,
+        run=run_facts,
+    )
     path = run.write_audit_result(name, result)
     return AttackOutcome(name, path, metrics, result, scores, is_member)
 

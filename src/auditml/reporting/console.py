@@ -13,14 +13,13 @@ from auditml.formatting import format_delta, format_epsilon
 def audit_table(results: Sequence[dict[str, Any]]) -> Table:
     """One row per attack, from the ``audit/<attack>.json`` payloads of one run."""
     run = results[0]["run"]
-    privacy = (
-        f"ε={format_epsilon(run['epsilon'])}, δ={format_delta(run['delta'])}"
-        if run.get("dp_enabled")
-        else "no DP"
-    )
+    if run.get("dp_enabled"):
+        privacy = f" (ε={format_epsilon(run['epsilon'])}, δ={format_delta(run['delta'])})"
+    else:
+        privacy = " (no DP)" if run.get("dp_enabled") is False else ""
     counts = results[0]["counts"]
     table = Table(
-        title=f"{run['experiment_name']} ({privacy}): {counts['members']} members, "
+        title=f"{run['experiment_name']}{privacy}: {counts['members']} members, "
         f"{counts['nonmembers']} non-members"
     )
     for header in ("attack", "settings", "AUC"):

@@ -1,0 +1,187 @@
+"""Bring your own model: ``auditml.audit(model, members, nonmembers, attacks=[...])``.
+
+Audits any ``nn.Module`` classifier on data the caller gives, with the same attacks and metrics
+as ``auditml audit``, and no run directory. Attacks that need more than the model (reference
+models, population data) say what is missing.
+
+Example::
+
+    results = auditml.audit(model, (x_train, y_train), (x_test, y_test),
+                            attacks=["mia_threshold", "mia_lira"],
+                            reference_factory=train_like_mine, reference_models=8)
+    print(results.summary())
+    results.to_json("audit.json")
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich.console import Console
+from torch import nn
+from torch.utils.data import Dataset
+
+from auditml.attacks import ATTACKS, AuditTarget
+from auditml.attacks.results import summarize_attack
+from auditml.data import ArrayDataset
+from auditml.errors import AuditMLError
+from auditml.fileio import write_json
+from auditml.metrics import MembershipMetrics
+from auditml.models import predict_logits
+from auditml.reporting.console import audit_table
+from auditml.training.reference import ModelFactory, train_with_factory
+
+Examples = tuple[Any, Any] | Dataset | ArrayDataset
+"""``(inputs, labels)`` as tensors or arrays, a torch ``Dataset`` of ``(input, label)``
+pairs, or an :class:`~auditml.data.ArrayDataset`."""
+
+
+@dataclass(frozen=True)
+class AttackResults:
+    """One attack: its metrics, its scores (members first, then non-members), the payload."""
+
+    metrics: MembershipMetrics
+    scores: np.ndarray
+    payload: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class AuditResults:
+    """Every attack's results for one model, in the order they ran."""
+
+    attacks: dict[str, AttackResults]
+    is_member: np.ndarray
+    context: dict[str, Any] = field(default_factory=dict)
+
+    def summary(self) -> str:
+        """A plain-text table: AUC, TPR at 0.1%/1%/10% FPR, advantage, accuracy per attack."""
+        buffer = io.StringIO()
+        Console(file=buffer, width=160, color_system=None).print(
+            audit_table([result.payload for result in self.attacks.values()])
+        )
+        return buffer.getvalue()
+
+    def __str__(self) -> str:
+        return self.summary()
+
+    def to_dict(self) -> dict[str, Any]:
+        return {name: result.payload for name, result in self.attacks.items()}
+
+    def to_json(self, path: str | Path | None = None) -> str:
+        """The results as JSON; also written (atomically) to ``path`` when given."""
+        if path is not None:
+            write_json(Path(path), self.to_dict())
+        return json.dumps(self.to_dict(), indent=2)
+
+
+def audit(
+    model: nn.Module,
+    members: Examples,
+    nonmembers: Examples,
+    *,
+    attacks: Sequence[str] = ("mia_threshold",),
+    settings: dict[str, dict[str, Any]] | None = None,
+    population: Examples | None = None,
+    reference_factory: ModelFactory | None = None,
+    reference_models: int = 8,
+    seed: int = 0,
+    device: str | torch.device = "cpu",
+    console: Console | None = None,
+) -> AuditResults:
+    """Attack ``model`` with ``members`` (it trained on them) and ``nonmembers`` (it did not).
+
+    ``reference_factory(train_set, seed)`` must return a model trained like ``model`` on
+    ``train_set`` (an ArrayDataset); it is called once per reference model, on complementary
+    halves of the audited examples (and, for ``mia_shadow``, of ``population``).
+    ``population`` is data from the same distribution that ``model`` never trained on.
+    """
+    names = ATTACKS.available() if "all" in attacks else list(dict.fromkeys(attacks))
+    instances = [ATTACKS.get(name)(**(settings or {}).get(name, {})) for name in names]
+    member_set, nonmember_set = _as_arrays(members, "members"), _as_arrays(nonmembers, "nonmembers")
+    examples = ArrayDataset(
+        np.concatenate([member_set.x, nonmember_set.x]),
+        np.concatenate([member_set.y, nonmember_set.y]),
+    )
+    is_member = np.r_[np.ones(len(member_set), bool), np.zeros(len(nonmember_set), bool)]
+    population_set = _as_arrays(population, "population") if population is not None else None
+    device = torch.device(device)
+    model = model.to(device).eval()
+    num_classes = int(predict_logits(model, examples.x[:1], device=device).shape[1])
+
+    needs = set().union(*(attack.requires for attack in instances))
+    reference = shadow = None
+    if reference_factory is not None and "reference" in needs:
+        reference = train_with_factory(
+            reference_factory, examples, reference_models, seed=seed, console=console
+        )
+    if reference_factory is not None and "shadow" in needs and population_set is not None:
+        shadow = train_with_factory(
+            reference_factory, population_set, reference_models, seed=seed + 1, console=console
+        )
+    target = AuditTarget(
+        model=model,
+        examples=examples,
+        num_classes=num_classes,
+        device=device,
+        seed=seed,
+        population=population_set,
+        reference=reference,
+        shadow=shadow,
+    )
+    results = {}
+    for attack in instances:
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            scores = np.asarray(attack.fit(target).score(), dtype=np.float64)
+        metrics, payload, _ = summarize_attack(
+            attack,
+            scores,
+            is_member,
+            labels=examples.y,
+            example_ids=np.arange(len(examples)),
+            seed=seed,
+            compute={},
+        )
+        payload["run"] = {"experiment_name": "model", "dp_enabled": None}
+        results[attack.name] = AttackResults(metrics, scores, payload)
+    return AuditResults(results, is_member)
+
+
+def _as_arrays(examples: Examples, name: str) -> ArrayDataset:
+    """Inputs as float32 numpy, labels as int64 numpy, from any of the accepted forms."""
+    if isinstance(examples, ArrayDataset):
+        x, y = examples.x, examples.y
+    elif isinstance(examples, tuple) and len(examples) == 2:
+        x, y = examples
+    elif isinstance(examples, Dataset):
+        pairs = [examples[i] for i in range(len(examples))]  # type: ignore[arg-type]
+        if not pairs:
+            raise AuditMLError(f"`{name}` is empty")
+        x = torch.stack([torch.as_tensor(pair[0]) for pair in pairs])
+        y = torch.as_tensor([int(pair[1]) for pair in pairs])
+    else:
+        raise AuditMLError(
+            f"`{name}` must be (inputs, labels), a torch Dataset or an ArrayDataset, "
+            f"got {type(examples).__name__}"
+        )
+    x_array = _numpy(x).astype(np.float32, copy=False)
+    y_array = _numpy(y).astype(np.int64, copy=False)
+    if len(x_array) != len(y_array) or len(x_array) == 0:
+        raise AuditMLError(
+            f"`{name}` needs as many labels as inputs and at least one example, "
+            f"got {len(x_array)} inputs and {len(y_array)} labels"
+        )
+    return ArrayDataset(np.ascontiguousarray(x_array), y_array)
+
+
+def _numpy(value: Any) -> np.ndarray:
+    if isinstance(value, torch.Tensor):
+        return value.detach().cpu().numpy()
+    return np.asarray(value)

@@ -1,0 +1,92 @@
+"""auditml.audit: any nn.Module, the caller's data, the same attacks and metrics."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+from torch.utils.data import TensorDataset
+
+import auditml
+from auditml.attacks import MissingResourceError
+from auditml.data import ArrayDataset
+from auditml.errors import AuditMLError
+
+
+def _memorising_model(x: torch.Tensor, y: torch.Tensor) -> nn.Module:
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(x.shape[1], 64), nn.ReLU(), nn.Linear(64, 3))
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    for _ in range(300):
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+    return model
+
+
+@pytest.fixture(scope="module")
+def data() -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(1)
+    # Random labels: only memorisation fits the members, so membership is visible.
+    return torch.randn(200, 8, generator=generator), torch.randint(
+        0, 3, (200,), generator=generator
+    )
+
+
+def test_audit_any_module_on_tensors(
+    data: tuple[torch.Tensor, torch.Tensor], tmp_path: Path
+) -> None:
+    x, y = data
+    model = _memorising_model(x[:100], y[:100])
+    results = auditml.audit(model, (x[:100], y[:100]), (x[100:], y[100:]))
+    threshold = results.attacks["mia_threshold"]
+    assert threshold.metrics.auc > 0.75
+    assert threshold.scores.shape == (200,)
+    assert "mia_threshold" in results.summary() and "100 members" in results.summary()
+    written = tmp_path / "audit.json"
+    payload = json.loads(results.to_json(written))
+    assert payload == json.loads(written.read_text())
+    assert payload["mia_threshold"]["metrics"]["auc"] == threshold.metrics.auc
+
+
+def test_inputs_as_dataset_arrays_or_tensors_agree(data: tuple[torch.Tensor, torch.Tensor]) -> None:
+    x, y = data
+    model = _memorising_model(x[:100], y[:100])
+    from_tensors = auditml.audit(model, (x[:100], y[:100]), (x[100:], y[100:]))
+    from_datasets = auditml.audit(
+        model,
+        TensorDataset(x[:100], y[:100]),
+        ArrayDataset(x[100:].numpy(), y[100:].numpy()),
+    )
+    np.testing.assert_allclose(
+        from_tensors.attacks["mia_threshold"].scores, from_datasets.attacks["mia_threshold"].scores
+    )
+
+
+def test_attacks_that_need_reference_models_say_so(data: tuple[torch.Tensor, torch.Tensor]) -> None:
+    x, y = data
+    needs_reference = [
+        name
+        for name in auditml.attacks.ATTACKS.available()
+        if "reference" in auditml.attacks.ATTACKS.get(name).requires
+    ]
+    if not needs_reference:
+        pytest.skip("no registered attack needs reference models")
+    with pytest.raises(MissingResourceError, match="needs reference"):
+        auditml.audit(
+            nn.Linear(8, 3), (x[:10], y[:10]), (x[10:20], y[10:20]), attacks=[needs_reference[0]]
+        )
+
+
+def test_bad_inputs(data: tuple[torch.Tensor, torch.Tensor]) -> None:
+    x, y = data
+    with pytest.raises(AuditMLError, match="`members` needs as many labels as inputs"):
+        auditml.audit(nn.Linear(8, 3), (x[:10], y[:9]), (x[10:20], y[10:20]))
+    with pytest.raises(AuditMLError, match="`nonmembers` must be"):
+        auditml.audit(nn.Linear(8, 3), (x[:10], y[:10]), x[10:20])  # type: ignore[arg-type]
+    with pytest.raises(AuditMLError, match="unknown attack"):
+        auditml.audit(nn.Linear(8, 3), (x[:10], y[:10]), (x[10:20], y[10:20]), attacks=["nope"])
