@@ -169,13 +169,21 @@ def _row(**changes: Any) -> ComparisonRow:
         "val_acc": 0.98765,
         "auc": 0.63249,
         "tpr_at_1pct_fpr": 0.0304,
+        "strongest_attack": "mia_lira",
+        "strongest_auc": 0.7012,
+        "strongest_tpr_at_1pct_fpr": 0.1234,
     }
     return ComparisonRow(**{**values, **changes})
 
 
 def test_table_cells_are_formatted_as_documented() -> None:
-    assert TABLE_HEADERS == ("Model", "Run", "ε", "δ", "Val Acc", "MIA AUC", "TPR@1%FPR")
-    assert table_cells(_row()) == ["ε=5", "eps5", "4.87", "2e-04", "98.8%", "0.632", "0.030"]
+    assert TABLE_HEADERS == (
+        "Model", "Run", "ε", "δ", "Val Acc", "MIA AUC", "TPR@1%FPR",
+        "Strongest attack", "Its AUC", "Its TPR@1%FPR",
+    )
+    assert table_cells(_row()) == [
+        "ε=5", "eps5", "4.87", "2e-04", "98.8%", "0.632", "0.030", "mia_lira", "0.701", "0.123",
+    ]
 
 
 def test_runs_without_dp_show_no_guarantee() -> None:
@@ -375,3 +383,33 @@ def test_bad_run_lists_are_refused(two_runs: list[Path], tmp_path: Path) -> None
 
 def test_every_error_is_an_auditml_error() -> None:
     assert issubclass(ReportError, AuditMLError)
+
+
+def _add_audit(run_dir: Path, attack: str, shift: float) -> None:
+    run = RunDirectory(run_dir)
+    scores, is_member = _scores(shift)
+    metrics = run.read_metrics()
+    run.write_scores(attack, scores, is_member)
+    run.write_audit_result(attack, {
+        "attack": attack,
+        "settings": {},
+        "counts": {"members": int(is_member.sum()), "nonmembers": int((~is_member).sum())},
+        "metrics": membership_metrics(scores, is_member).to_dict(),
+        "run": {key: metrics[key] for key in ("experiment_name", "dp_enabled", "epsilon",
+                                              "val_acc")},
+    })
+
+
+def test_strongest_attack_is_shown_next_to_the_compared_one(tmp_path: Path) -> None:
+    run_dir = make_run(tmp_path / "results", "baseline", shift=0.5)
+    only = compare_runs([run_dir], tmp_path / "first")
+    assert only.rows[0].strongest_attack == ATTACK
+    assert only.rows[0].strongest_auc == only.rows[0].auc
+    _add_audit(run_dir, "mia_lira", shift=2.0)
+    _add_audit(run_dir, "mia_weak", shift=0.1)
+    row = compare_runs([run_dir], tmp_path / "second").rows[0]
+    assert row.strongest_attack == "mia_lira"
+    lira = RunDirectory(run_dir).audit_results()["mia_lira"]["metrics"]
+    assert row.strongest_auc == lira["auc"]
+    assert row.strongest_tpr_at_1pct_fpr == lira["tpr_at_fpr"]["0.01"]
+    assert row.auc < row.strongest_auc

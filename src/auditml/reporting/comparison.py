@@ -73,6 +73,11 @@ class ComparisonRow:
     val_acc: float
     auc: float
     tpr_at_1pct_fpr: float
+    # The run's strongest audit by TPR at 1% FPR (then AUC), among every attack it was audited
+    # with; the compared attack itself when it is the only one.
+    strongest_attack: str
+    strongest_auc: float
+    strongest_tpr_at_1pct_fpr: float
 
 
 @dataclass(frozen=True)
@@ -177,6 +182,26 @@ _COLUMNS: tuple[_Column, ...] = (
         "matters even when the AUC is near 0.5 (Carlini et al., 2022, “Membership Inference "
         "Attacks From First Principles”).",
         lambda row: f"{row.tpr_at_1pct_fpr:.3f}",
+    ),
+    _Column(
+        "Strongest attack",
+        False,
+        "of all attacks the run was audited with, the one with the highest TPR at 1% FPR "
+        "(ties: higher AUC); a model can pass the loss threshold and still leak to LiRA or "
+        "RMIA.",
+        lambda row: row.strongest_attack,
+    ),
+    _Column(
+        "Its AUC",
+        True,
+        "the strongest attack's AUC.",
+        lambda row: f"{row.strongest_auc:.3f}",
+    ),
+    _Column(
+        "Its TPR@1%FPR",
+        True,
+        "the strongest attack's TPR at 1% FPR.",
+        lambda row: f"{row.strongest_tpr_at_1pct_fpr:.3f}",
     ),
 )
 
@@ -288,6 +313,21 @@ def _load_run(run_dir: Path, attack: str) -> tuple[ComparisonRow, RocCurve]:
     if not isinstance(run_name, str):
         raise RunDirectoryError(f"{metrics_where} has no 'experiment_name': {retrain}")
 
+    strongest, strongest_metrics = attack, attack_metrics
+    for other, payload in results.items():
+        if other == attack or not run.scores_path(other).is_file():
+            continue
+        try:
+            _check_not_stale(run, other, payload, metrics)
+            candidate = MembershipMetrics.from_dict(payload.get("metrics") or {})
+        except (RunDirectoryError, MetricsInputError):
+            continue  # a stale or unreadable audit of another attack says nothing of this model
+        if _ONE_PERCENT_FPR not in candidate.tpr_at_fpr:
+            continue
+        key = (candidate.tpr_at_fpr[_ONE_PERCENT_FPR], candidate.auc)
+        if key > (strongest_metrics.tpr_at_fpr[_ONE_PERCENT_FPR], strongest_metrics.auc):
+            strongest, strongest_metrics = other, candidate
+
     row = ComparisonRow(
         label=_model_label(
             dp_enabled,
@@ -302,6 +342,9 @@ def _load_run(run_dir: Path, attack: str) -> tuple[ComparisonRow, RocCurve]:
         val_acc=_number(metrics, "val_acc", metrics_where, retrain),
         auc=attack_metrics.auc,
         tpr_at_1pct_fpr=attack_metrics.tpr_at_fpr[_ONE_PERCENT_FPR],
+        strongest_attack=strongest,
+        strongest_auc=strongest_metrics.auc,
+        strongest_tpr_at_1pct_fpr=strongest_metrics.tpr_at_fpr[_ONE_PERCENT_FPR],
     )
     scores, is_member = run.read_scores(attack)
     try:
