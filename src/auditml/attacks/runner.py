@@ -30,10 +30,16 @@ from auditml.training.reference import ReferenceModels, ReferenceStore, default_
 
 @dataclass(frozen=True)
 class AuditReport:
-    """Every attack's outcome, in the order they ran, and the overlaid ROC plot."""
+    """Every attack's outcome, in the order they ran, and the overlaid ROC plot.
+
+    ``target`` and ``is_member`` are what the attacks were given and judged on, so further
+    attacks (or variants) can run against exactly the same examples and reference models.
+    """
 
     outcomes: list[AttackOutcome]
     roc_plot: Path | None
+    target: AuditTarget
+    is_member: np.ndarray
 
 
 def run_audit(
@@ -128,7 +134,7 @@ def run_audit(
             )
         )
     roc_plot = write_overlay(run, outcomes, config.experiment_name) if outcomes else None
-    return AuditReport(outcomes, roc_plot)
+    return AuditReport(outcomes, roc_plot, target, is_member)
 
 
 def _attack_names(attacks: Sequence[str] | None, config: AuditMLConfig) -> list[str]:
