@@ -206,8 +206,18 @@ class AuditMLConfig(_Section):
         return self.output_dir / self.experiment_name
 
     def resolved(self) -> AuditMLConfig:
-        """A copy with every derived default written out (the model arch)."""
-        return self.model_copy(update={"model": ModelConfig(arch=self.arch)}, deep=True)
+        """A copy with every derived default written out: the model arch, and the settings of
+        each attack ``audit.attacks`` names."""
+        from auditml.attacks import ATTACKS
+
+        audit = self.audit.model_dump(mode="json")
+        for name in self.audit.attack_names():
+            given = self.audit.attack_settings(name)
+            audit[name] = ATTACKS.get(name).Settings(**given).model_dump(mode="json")
+        return self.model_copy(
+            update={"model": ModelConfig(arch=self.arch), "audit": AuditConfig(**audit)},
+            deep=True,
+        )
 
     def warnings(self) -> list[str]:
         """Settings that are valid but probably not what the user wants."""
