@@ -90,3 +90,22 @@ def test_bad_inputs(data: tuple[torch.Tensor, torch.Tensor]) -> None:
         auditml.audit(nn.Linear(8, 3), (x[:10], y[:10]), x[10:20])  # type: ignore[arg-type]
     with pytest.raises(AuditMLError, match="unknown attack"):
         auditml.audit(nn.Linear(8, 3), (x[:10], y[:10]), (x[10:20], y[10:20]), attacks=["nope"])
+
+
+def test_rmia_records_how_it_chose_a(data: tuple[torch.Tensor, torch.Tensor]) -> None:
+    x, y = data
+
+    def factory(train_set: ArrayDataset, seed: int) -> nn.Module:
+        return _memorising_model(torch.from_numpy(train_set.x), torch.from_numpy(train_set.y))
+
+    results = auditml.audit(
+        factory(ArrayDataset(x[:60].numpy(), y[:60].numpy()), 0),
+        (x[:60], y[:60]), (x[60:120], y[60:120]), population=(x[120:], y[120:]),
+        attacks=["mia_rmia"], reference_factory=factory, reference_models=4,
+    )
+    fitted = results.attacks["mia_rmia"].payload["fitted"]
+    assert fitted["a_source"] == "tuned" and 0.0 <= fitted["a"] <= 1.0
+    # The tuned a has the best AUC on the played reference model (the smallest a on ties).
+    best = max(fitted["auc_by_a"].values())
+    assert fitted["auc_by_a"][repr(fitted["a"])] == best
+    assert all(float(a) >= fitted["a"] for a, auc in fitted["auc_by_a"].items() if auc == best)

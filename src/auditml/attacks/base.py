@@ -104,6 +104,10 @@ class MembershipAttack(ABC):
         """The attack's parameters, as recorded in ``audit/<attack>.json``."""
         return self.params.model_dump(mode="json")
 
+    def fitted_values(self) -> dict[str, Any]:
+        """Values ``fit`` chose (e.g. a tuned parameter), recorded beside the settings."""
+        return {}
+
     @abstractmethod
     def score(self) -> np.ndarray:
         """One float per example of ``target.examples``, higher = more likely a member."""

@@ -57,6 +57,7 @@ def summarize_attack(
     payload = {
         "attack": attack.name,
         "settings": attack.settings(),
+        "fitted": attack.fitted_values(),
         "counts": {"members": int(is_member.sum()), "nonmembers": int((~is_member).sum())},
         "metrics": metrics.to_dict(),
         "per_class": {

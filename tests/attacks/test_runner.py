@@ -1,0 +1,66 @@
+"""The audit runner on a real (tiny) run: every attack, reference models trained once."""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from rich.console import Console
+
+from auditml.attacks import ATTACKS
+from auditml.attacks.runner import run_audit
+from auditml.config import parse_config
+from auditml.training import train
+
+pytestmark = pytest.mark.slow
+
+
+def test_every_attack_on_one_run(tiny_config: Callable[..., dict[str, Any]]) -> None:
+    raw = tiny_config(
+        data={"train_size": 60, "batch_size": 20},
+        training={"epochs": 3},
+        audit={"reference_models": 2, "population_size": 100, "workers": 1,
+               "attacks": ["all"]},
+    )
+    config = parse_config(raw)
+    train(config, console=Console(file=io.StringIO()))
+    log = io.StringIO()
+    report = run_audit(config.run_dir, console=Console(file=log, width=200))
+    assert [outcome.attack for outcome in report.outcomes] == ATTACKS.available()
+    audit = config.run_dir / "audit"
+    for outcome in report.outcomes:
+        payload = json.loads((audit / f"{outcome.attack}.json").read_text())
+        assert payload["counts"] == {"members": 60, "nonmembers": 60}
+        assert 0.0 <= payload["metrics"]["auc"] <= 1.0
+        assert len(payload["most_exposed"]) == 16
+        assert set(payload["per_class"]) <= {str(label) for label in range(10)}
+        scores = np.load(audit / payload["scores_file"])["scores"]
+        assert scores.shape == (120,) and np.isfinite(scores).all()
+        assert (audit / payload["exposed_gallery"]).is_file()
+    assert report.roc_plot is not None and report.roc_plot.is_file()
+    trained = log.getvalue().count("trained")
+
+    # A second audit reuses every saved model.
+    again = run_audit(config.run_dir, ["mia_threshold", *[
+        name for name in ATTACKS.available() if ATTACKS.get(name).requires
+    ]], console=Console(file=log, width=200))
+    assert log.getvalue().count("trained") == trained
+    first = {o.attack: o.metrics.auc for o in report.outcomes}
+    assert all(first[o.attack] == o.metrics.auc for o in again.outcomes)
+
+
+def test_unknown_attack_fails_before_any_work(
+    tiny_config: Callable[..., dict[str, Any]], tmp_path: Path
+) -> None:
+    from auditml.errors import UnknownNameError
+
+    config = parse_config(tiny_config(training={"epochs": 1}))
+    train(config, console=Console(file=io.StringIO()))
+    with pytest.raises(UnknownNameError, match="unknown attack 'mia_nope'"):
+        run_audit(config.run_dir, ["mia_threshold", "mia_nope"])
+    assert not (config.run_dir / "audit").exists()

@@ -1,0 +1,29 @@
+"""The README's runnable examples run."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def _python_block_after(heading: str) -> str:
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index(heading):]
+    match = re.search(r"```python\n(.*?)```", section, flags=re.DOTALL)
+    assert match is not None, f"no python block after {heading!r}"
+    return match.group(1)
+
+
+@pytest.mark.slow
+def test_bring_your_own_model_example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, object] = {}
+    exec(compile(_python_block_after("### Bring your own model"), "README", "exec"), namespace)
+    saved = json.loads((tmp_path / "my_audit.json").read_text())
+    assert set(saved) == {"mia_threshold", "mia_lira"}
+    assert saved["mia_lira"]["counts"] == {"members": 200, "nonmembers": 200}
