@@ -61,6 +61,14 @@ def test_train_audit_compare(
     assert result["settings"] == {"metric": "entropy"}  # the later audit replaced the earlier
     assert result["counts"] == {"members": 100, "nonmembers": 100}
     assert set(result["metrics"]["tpr_at_fpr"]) == {"0.001", "0.01", "0.1"}
+    bound = result["epsilon_lower_bound"]
+    assert (bound["alpha"], bound["delta"], bound["threshold_policy"]) == (0.05, 0.0, "split")
+    assert bound["epsilon"] >= 0.0
+    assert "estimate" in result["gdp_estimate"]["note"]
+    private_result = json.loads(
+        (tmp_path / "results" / "dp" / "audit" / "mia_threshold.json").read_text()
+    )
+    assert private_result["epsilon_lower_bound"]["delta"] == 1e-3
     assert (audit / result["scores_file"]).is_file()
     assert (audit / result["roc_plot"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 

@@ -92,6 +92,7 @@ def audit(
     reference_factory: ModelFactory | None = None,
     reference_models: int = 8,
     seed: int = 0,
+    delta: float | None = None,
     device: str | torch.device = "cpu",
     console: Console | None = None,
 ) -> AuditResults:
@@ -101,6 +102,7 @@ def audit(
     ``train_set`` (an ArrayDataset); it is called once per reference model, on complementary
     halves of the audited examples (and, for ``mia_shadow``, of ``population``).
     ``population`` is data from the same distribution that ``model`` never trained on.
+    ``delta`` is the model's DP δ, if it has a guarantee: the ε lower bounds use it.
     """
     names = ATTACKS.available() if "all" in attacks else list(dict.fromkeys(attacks))
     instances = [ATTACKS.get(name)(**(settings or {}).get(name, {})) for name in names]

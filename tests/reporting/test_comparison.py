@@ -172,18 +172,30 @@ def _row(**changes: Any) -> ComparisonRow:
         "strongest_attack": "mia_lira",
         "strongest_auc": 0.7012,
         "strongest_tpr_at_1pct_fpr": 0.1234,
+        "epsilon_lower_bound": 0.3104,
     }
     return ComparisonRow(**{**values, **changes})
 
 
 def test_table_cells_are_formatted_as_documented() -> None:
     assert TABLE_HEADERS == (
-        "Model", "Run", "ε", "δ", "Val Acc", "MIA AUC", "TPR@1%FPR",
-        "Strongest attack", "Its AUC", "Its TPR@1%FPR",
+        "Model", "Run", "ε (accountant)", "δ", "ε lower bound (audit)", "Val Acc", "MIA AUC",
+        "TPR@1%FPR", "Strongest attack", "Its AUC", "Its TPR@1%FPR",
     )
     assert table_cells(_row()) == [
-        "ε=5", "eps5", "4.87", "2e-04", "98.8%", "0.632", "0.030", "mia_lira", "0.701", "0.123",
+        "ε=5", "eps5", "4.87", "2e-04", "0.31", "98.8%", "0.632", "0.030", "mia_lira", "0.701",
+        "0.123",
     ]
+
+
+def test_a_lower_bound_above_the_claimed_epsilon_is_flagged() -> None:
+    assert not _row().violation
+    broken = _row(epsilon_lower_bound=5.2)
+    assert broken.violation
+    assert table_cells(broken)[4] == "5.20 VIOLATION"
+    # Without DP there is no claim to violate, and a missing bound flags nothing.
+    assert not _row(dp_enabled=False, epsilon=None, epsilon_lower_bound=9.0).violation
+    assert table_cells(_row(epsilon_lower_bound=None))[4] == "—"
 
 
 def test_runs_without_dp_show_no_guarantee() -> None:
@@ -245,8 +257,11 @@ def test_comparison_json_round_trips(comparison: Comparison, two_runs: list[Path
     saved = json.loads(comparison.comparison_json.read_text(encoding="utf-8"))
     assert saved["attack"] == ATTACK
     assert saved["run_dirs"] == [str(path) for path in two_runs]
-    assert [ComparisonRow(**row) for row in saved["rows"]] == comparison.rows
     assert saved == comparison.to_json()
+    assert [row.pop("violation") for row in saved["rows"]] == [
+        row.violation for row in comparison.rows
+    ]
+    assert [ComparisonRow(**row) for row in saved["rows"]] == comparison.rows
 
 
 def test_figures_are_png_files(comparison: Comparison) -> None:

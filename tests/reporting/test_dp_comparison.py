@@ -88,7 +88,7 @@ def test_the_tutorial_call_writes_the_report() -> None:
         result.accuracy_vs_leakage_png,
     ):
         assert path.is_file()
-    assert "| No DP | dp_tutorial_baseline | ∞ | — | 98.8% |" in result.report_md.read_text(
+    assert "| No DP | dp_tutorial_baseline | ∞ | — | — | 98.8% |" in result.report_md.read_text(
         encoding="utf-8"
     )
 

@@ -15,6 +15,8 @@ from auditml.attacks.base import MembershipAttack
 from auditml.fileio import write_bytes
 from auditml.metrics import (
     MembershipMetrics,
+    epsilon_lower_bound,
+    gdp_epsilon_estimate,
     membership_metrics,
     most_exposed_members,
     per_class_metrics,
@@ -24,6 +26,10 @@ from auditml.reporting.plots import RocSeries, gallery_figure, png_bytes, roc_ov
 from auditml.run_directory import RunDirectory
 
 EXPOSED_COUNT = 16
+# Confidence of the ε lower bound: the bound holds with probability at least 1 − ALPHA.
+EPSILON_BOUND_ALPHA = 0.05
+# δ for the Gaussian ε estimate of a run without DP (the estimate needs δ > 0; a bound does not).
+GDP_DELTA_WITHOUT_DP = 1e-5
 OVERLAY_FILE = "roc_overlay.png"
 
 
@@ -46,13 +52,22 @@ def summarize_attack(
     example_ids: np.ndarray,
     seed: int,
     compute: dict[str, Any],
+    delta: float | None,
 ) -> tuple[MembershipMetrics, dict[str, Any], np.ndarray]:
     """Every number about one attack's scores, as the JSON payload (no files written).
 
     Returns the metrics, the payload and the positions of the most exposed members.
-    ``example_ids`` name the examples in the payload (pool indices for a run).
+    ``example_ids`` name the examples in the payload (pool indices for a run). ``delta`` is the
+    run's δ (None without DP: the ε lower bound then uses δ = 0).
     """
     metrics = membership_metrics(scores, is_member, seed=seed)
+    bound = epsilon_lower_bound(
+        scores, is_member, delta=delta or 0.0, alpha=EPSILON_BOUND_ALPHA, policy="split",
+        seed=seed,
+    )
+    estimate = gdp_epsilon_estimate(
+        scores, is_member, delta=delta or GDP_DELTA_WITHOUT_DP, seed=seed
+    )
     exposed = most_exposed_members(scores, is_member, EXPOSED_COUNT)
     payload = {
         "attack": attack.name,
@@ -60,6 +75,8 @@ def summarize_attack(
         "fitted": attack.fitted_values(),
         "counts": {"members": int(is_member.sum()), "nonmembers": int((~is_member).sum())},
         "metrics": metrics.to_dict(),
+        "epsilon_lower_bound": bound.to_dict(),
+        "gdp_estimate": estimate.to_dict(),
         "per_class": {
             str(label): values
             for label, values in per_class_metrics(scores, is_member, labels).items()
@@ -93,7 +110,7 @@ def attack_result(
     name = attack.name
     metrics, result, exposed = summarize_attack(
         attack, scores, is_member, labels=labels, example_ids=pool_indices, seed=seed,
-        compute=compute,
+        compute=compute, delta=run_facts.get("delta"),
     )
     scores_path = run.write_scores(name, scores, is_member)
     curve = roc_curve(scores, is_member)

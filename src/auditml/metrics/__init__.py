@@ -6,6 +6,12 @@ are importable on their own.
 """
 
 from auditml.metrics.breakdown import most_exposed_members, per_class_metrics
+from auditml.metrics.epsilon import (
+    EpsilonLowerBound,
+    GaussianDPEstimate,
+    epsilon_lower_bound,
+    gdp_epsilon_estimate,
+)
 from auditml.metrics.roc import (
     MetricsInputError,
     RocCurve,
@@ -22,6 +28,8 @@ from auditml.metrics.threshold import CalibratedAccuracy, best_threshold, calibr
 __all__ = [
     "DEFAULT_FPRS",
     "CalibratedAccuracy",
+    "EpsilonLowerBound",
+    "GaussianDPEstimate",
     "MembershipMetrics",
     "MetricsInputError",
     "RocCurve",
@@ -29,6 +37,8 @@ __all__ = [
     "best_threshold",
     "calibrated_accuracy",
     "check_scores",
+    "epsilon_lower_bound",
+    "gdp_epsilon_estimate",
     "membership_metrics",
     "most_exposed_members",
     "per_class_metrics",

@@ -78,6 +78,18 @@ class ComparisonRow:
     strongest_attack: str
     strongest_auc: float
     strongest_tpr_at_1pct_fpr: float
+    # The compared attack's statistically valid ε lower bound (None for audits made before
+    # bounds were recorded); a DP run whose bound exceeds its accountant ε is a violation.
+    epsilon_lower_bound: float | None = None
+
+    @property
+    def violation(self) -> bool:
+        return (
+            self.dp_enabled
+            and self.epsilon is not None
+            and self.epsilon_lower_bound is not None
+            and self.epsilon_lower_bound > self.epsilon
+        )
 
 
 @dataclass(frozen=True)
@@ -114,7 +126,7 @@ class Comparison:
         return {
             "attack": self.attack,
             "run_dirs": [str(path) for path in self.run_dirs],
-            "rows": [asdict(row) for row in self.rows],
+            "rows": [{**asdict(row), "violation": row.violation} for row in self.rows],
         }
 
 
@@ -148,7 +160,7 @@ _COLUMNS: tuple[_Column, ...] = (
     ),
     _Column("Run", False, "the run's experiment name.", lambda row: row.run_name),
     _Column(
-        "ε",
+        "ε (accountant)",
         True,
         "the privacy budget training actually spent, from the privacy accountant; smaller is "
         "a stronger guarantee. ∞ means no differential-privacy guarantee (trained without DP).",
@@ -160,6 +172,17 @@ _COLUMNS: tuple[_Column, ...] = (
         "the probability with which the ε guarantee may fail; it should be well below "
         "1/(training-set size). — for runs without DP.",
         _format_delta,
+    ),
+    _Column(
+        "ε lower bound (audit)",
+        True,
+        "a lower bound on ε that holds with 95% confidence, from the attack's scores "
+        "(Clopper-Pearson intervals at a threshold chosen on one half of the audited examples, "
+        "bound computed on the other half). If it exceeds the accountant's ε, the training or "
+        "the accounting is broken: the row is flagged VIOLATION.",
+        lambda row: "—" if row.epsilon_lower_bound is None else (
+            f"{row.epsilon_lower_bound:.2f}" + (" VIOLATION" if row.violation else "")
+        ),
     ),
     _Column(
         "Val Acc",
@@ -280,6 +303,12 @@ def _check_not_stale(
             )
 
 
+def _bound(audit: dict[str, Any]) -> float | None:
+    bound = audit.get("epsilon_lower_bound")
+    value = bound.get("epsilon") if isinstance(bound, dict) else None
+    return float(value) if isinstance(value, int | float) else None
+
+
 def _load_run(run_dir: Path, attack: str) -> tuple[ComparisonRow, RocCurve]:
     run = RunDirectory(run_dir)
     config_hint = str(run.path / CONFIG_FILE) if (run.path / CONFIG_FILE).is_file() else None
@@ -342,6 +371,7 @@ def _load_run(run_dir: Path, attack: str) -> tuple[ComparisonRow, RocCurve]:
         val_acc=_number(metrics, "val_acc", metrics_where, retrain),
         auc=attack_metrics.auc,
         tpr_at_1pct_fpr=attack_metrics.tpr_at_fpr[_ONE_PERCENT_FPR],
+        epsilon_lower_bound=_bound(audit),
         strongest_attack=strongest,
         strongest_auc=strongest_metrics.auc,
         strongest_tpr_at_1pct_fpr=strongest_metrics.tpr_at_fpr[_ONE_PERCENT_FPR],
@@ -445,6 +475,14 @@ def render_markdown(comparison: Comparison) -> str:
     ]
     for row in comparison.rows:
         lines.append("| " + " | ".join(_markdown_cell(c) for c in table_cells(row)) + " |")
+    violations = [row.run_name for row in comparison.rows if row.violation]
+    if violations:
+        lines += [
+            "",
+            f"**VIOLATION** in {', '.join(violations)}: the audit's ε lower bound exceeds the ε "
+            "the accountant claims. The DP training or its accounting is broken; do not trust "
+            "the claimed guarantee.",
+        ]
     lines += ["", "## Columns", ""]
     lines += [f"- **{header}**: {text}" for header, text in _explanations()]
     lines += ["", "## Figures", ""]

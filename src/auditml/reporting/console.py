@@ -29,6 +29,8 @@ def audit_table(results: Sequence[dict[str, Any]]) -> Table:
         table.add_column(f"TPR@{float(fpr):.1%}FPR", justify="right")
     table.add_column("advantage", justify="right")
     table.add_column("accuracy*", justify="right")
+    table.add_column("ε lower bound†", justify="right")
+    table.add_column("ε GDP estimate‡", justify="right")
     for result in results:
         metrics = result["metrics"]
         settings = ", ".join(f"{key}={value}" for key, value in result["settings"].items())
@@ -39,6 +41,16 @@ def audit_table(results: Sequence[dict[str, Any]]) -> Table:
             *(f"{metrics['tpr_at_fpr'][fpr]:.2%}" for fpr in fprs),
             f"{metrics['advantage']:.3f}",
             f"{metrics['calibrated_accuracy']['accuracy']:.1%}",
+            _number(result.get("epsilon_lower_bound", {}).get("epsilon")),
+            _number(result.get("gdp_estimate", {}).get("epsilon")),
         )
-    table.caption = "* balanced accuracy of a threshold chosen on the other half of the examples"
+    table.caption = (
+        "* balanced accuracy of a threshold chosen on the other half of the examples\n"
+        "† holds with 95% confidence (Clopper-Pearson, threshold chosen on the other half)\n"
+        "‡ an estimate, not a bound: assumes a Gaussian privacy curve"
+    )
     return table
+
+
+def _number(value: Any) -> str:
+    return f"{value:.2f}" if isinstance(value, int | float) else "—"

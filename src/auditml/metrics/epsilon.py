@@ -1,0 +1,490 @@
+"""Empirical ε from membership scores: a statistically valid lower bound, and a Gaussian estimate.
+
+**The theorem.** Let ``M`` be an (ε, δ)-differentially private training algorithm and consider any
+test that, from the trained model, guesses whether one example was in the training set. Write
+FPR for the probability that it says "member" about a non-member and FNR for the probability that
+it says "non-member" about a member. Then (Kairouz, Oh and Viswanath 2015, "The Composition
+Theorem for Differential Privacy", ICML; the hypothesis-testing view of DP)
+
+    1 - FNR <= e^ε · FPR + δ        and        1 - FPR <= e^ε · FNR + δ,
+
+so every test gives ``ε >= max( ln((1 - δ - FNR) / FPR), ln((1 - δ - FPR) / FNR) )``. The rule
+"member when score >= t" is such a test for every threshold ``t``. Jagielski, Ullman and Oprea
+2020, "Auditing Differentially Private Machine Learning: How Private is Private SGD?" (NeurIPS)
+and Nasr et al. 2021, "Adversary Instantiation: Lower Bounds for Differentially Private Machine
+Learning" (IEEE S&P) turn this into an audit: replace FPR and FNR by one-sided Clopper-Pearson
+upper confidence bounds computed from the observed counts, and the right-hand side is, with
+probability at least ``1 - alpha``, at most the true ε.
+
+**The threshold is a named policy** (see :data:`ThresholdPolicy`). Taking the best threshold on the
+same examples the bound is computed from, without correction, would make the bound invalid: it
+is the best of many tries. ``"split"`` chooses on one half and bounds on the other;
+``"bonferroni"`` bounds every candidate at a level divided by their number.
+
+Everything is numpy/scipy on (scores, is_member); the counts at every threshold come from one
+sort (:func:`auditml.metrics.roc._roc_counts`), the Clopper-Pearson bounds from vectorised
+``scipy.stats.beta.isf``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from functools import partial
+from typing import Any, Literal, get_args
+
+import numpy as np
+from numpy.typing import ArrayLike
+from scipy import optimize, stats
+
+from auditml.metrics.roc import MetricsInputError, _roc_counts, check_scores
+from auditml.metrics.threshold import _MIN_PER_CLASS, _check_seed, _stratified_halves
+
+ThresholdPolicy = Literal["split", "bonferroni"]
+"""How the threshold of an ε lower bound is chosen; see :func:`epsilon_lower_bound`."""
+
+_POLICIES: tuple[str, ...] = get_args(ThresholdPolicy)
+
+# The Gaussian estimate has no confidence level of its own. Its threshold is the one with the
+# largest lower confidence bound on μ on the calibration half, at this customary level: that
+# avoids thresholds with too few counts, where a measured rate (and so μ) is mostly noise.
+_GDP_SELECTION_ALPHA = 0.05
+
+# Pruning constants of _best_threshold (exactness does not depend on them, only speed): counts up
+# to _EXACT_COUNTS get their exact Clopper-Pearson bound in a table; above it the table holds
+# counts growing by a factor _GRID_GROWTH, and monotonicity brackets the counts in between.
+_EXACT_COUNTS = 1000
+_GRID_GROWTH = 1.002
+
+_GDP_NOTE = (
+    "An estimate, not a bound: assumes the attack's trade-off curve is Gaussian (mu-GDP, Dong, "
+    "Roth and Su 2019) and measures mu at one threshold on held-out examples, without a "
+    "confidence interval. It can exceed the true epsilon; use epsilon_lower_bound for a valid "
+    "lower bound."
+)
+
+
+@dataclass(frozen=True)
+class EpsilonLowerBound:
+    """An ε lower bound and the counts it was computed from.
+
+    With probability at least ``1 - alpha`` (over the audited examples, and the split when
+    ``threshold_policy == "split"``) the training algorithm is not (ε', δ)-DP for any
+    ε' < ``epsilon``. ``threshold`` is the rule "member when score >= threshold" whose counts gave
+    the bound: ``false_positives`` of ``negatives`` non-members predicted members and
+    ``false_negatives`` of ``positives`` members predicted non-members. Under ``"split"`` these are
+    counts on the evaluation half only; under ``"bonferroni"``, on all examples.
+    ``epsilon == 0`` means the scores show no evidence against (0, δ)-DP at this confidence.
+    """
+
+    epsilon: float
+    alpha: float
+    delta: float
+    method: str
+    threshold_policy: str
+    threshold: float
+    false_positives: int
+    negatives: int
+    false_negatives: int
+    positives: int
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (every value is a finite number or a string)."""
+        return asdict(self)
+
+
+@dataclass(frozen=True)
+class GaussianDPEstimate:
+    """A Gaussian-DP point estimate: μ measured at one threshold, and the ε it implies at δ.
+
+    Not a bound; ``note`` says so in words, for whoever reads the record without this docstring.
+    ``mu <= 0`` (the evaluation half shows no separation) gives ``epsilon == 0``.
+    """
+
+    mu: float
+    epsilon: float
+    delta: float
+    threshold: float
+    note: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form (every value is a finite number or a string)."""
+        return asdict(self)
+
+
+# --- settings -------------------------------------------------------------------------------
+
+
+def _shown(value: object) -> str:
+    # str() of a numpy float is "0.7" where repr() is "np.float64(0.7)".
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        return str(value)
+    return repr(value)
+
+
+def _check_number(
+    value: object, name: str, low: float, high: float, *, low_closed: bool, why: str = ""
+) -> float:
+    """``value`` as a float, or :class:`MetricsInputError` if it is not a number in the interval."""
+    interval = f"{'[' if low_closed else '('}{low:g}, {high:g})"
+    message = f"`{name}` must be in {interval}{why}, got {_shown(value)}."
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise MetricsInputError(message)
+    number = float(value)
+    inside_low = number >= low if low_closed else number > low
+    if not (inside_low and number < high):  # NaN fails both comparisons
+        raise MetricsInputError(message)
+    return number
+
+
+def _check_policy(policy: object) -> None:
+    if policy not in _POLICIES:
+        allowed = ", ".join(repr(name) for name in _POLICIES)
+        raise MetricsInputError(f"`policy` must be one of {allowed}, got {_shown(policy)}.")
+
+
+def _check_splittable(is_member: np.ndarray) -> None:
+    members = int(is_member.sum())
+    nonmembers = len(is_member) - members
+    if members < _MIN_PER_CLASS or nonmembers < _MIN_PER_CLASS:
+        raise MetricsInputError(
+            f"`is_member` must contain at least {_MIN_PER_CLASS} members and {_MIN_PER_CLASS} "
+            f"non-members to split into calibration and evaluation halves, got {members} members "
+            f"and {nonmembers} non-members."
+        )
+
+
+# --- Clopper-Pearson and the ε of one test ----------------------------------------------------
+
+
+def _clopper_pearson_upper(count: np.ndarray, trials: int, level: float) -> np.ndarray:
+    """One-sided Clopper-Pearson upper bound on a binomial rate, failing with probability <= level.
+
+        u(k) = Beta quantile at 1 - level of Beta(k + 1, n - k)  for k < n,   u(n) = 1,
+
+    the largest p with P(Binomial(n, p) <= k) >= level. Strictly increasing in k, and > 0.
+    """
+    count = np.asarray(count, dtype=np.int64)
+    bound = np.ones(count.shape, dtype=np.float64)
+    below = count < trials
+    # isf(level) is ppf(1 - level) without rounding 1 - level when level is tiny (Bonferroni).
+    bound[below] = stats.beta.isf(level, count[below] + 1, trials - count[below])
+    return bound
+
+
+def _raw_epsilon(
+    false_positive_rate: np.ndarray, false_negative_rate: np.ndarray, delta: float
+) -> np.ndarray:
+    """max(ln((1 - δ - FNR) / FPR), ln((1 - δ - FPR) / FNR)), -inf where both arguments are <= 0.
+
+    Rates must be > 0 (Clopper-Pearson upper bounds always are). Not floored at 0: the pruning in
+    :func:`_best_threshold` compares raw values.
+    """
+    with np.errstate(divide="ignore"):
+        forward = np.log(np.maximum(1 - delta - false_negative_rate, 0)) - np.log(
+            false_positive_rate
+        )
+        backward = np.log(np.maximum(1 - delta - false_positive_rate, 0)) - np.log(
+            false_negative_rate
+        )
+    return np.maximum(forward, backward)
+
+
+def _count_grid(trials: int, exact_counts: int, growth: float) -> np.ndarray:
+    """0, 1, ..., exact_counts, then counts growing geometrically by ``growth``, then ``trials``."""
+    dense = np.arange(min(trials, exact_counts) + 1, dtype=np.int64)
+    if trials <= exact_counts:
+        return dense
+    steps = math.ceil(math.log(trials / exact_counts) / math.log(growth)) + 1
+    sparse = np.ceil(exact_counts * growth ** np.arange(1, steps + 1)).astype(np.int64)
+    return np.unique(np.concatenate([dense, np.minimum(sparse, trials), [trials]]))
+
+
+def _bracketed_upper_bounds(
+    count: np.ndarray, trials: int, level: float, exact_counts: int, growth: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """Numbers ``low <= u(count) <= high`` from a table of u on a grid of counts (u increasing)."""
+    grid = _count_grid(trials, exact_counts, growth)
+    table = _clopper_pearson_upper(grid, trials, level)
+    low = table[np.searchsorted(grid, count, side="right") - 1]
+    high = table[np.searchsorted(grid, count, side="left")]
+    return low, high
+
+
+def _best_threshold(
+    scores: np.ndarray,
+    is_member: np.ndarray,
+    level: float,
+    objective: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    *,
+    floor: float,
+    exact_counts: int = _EXACT_COUNTS,
+    growth: float = _GRID_GROWTH,
+) -> tuple[float, float]:
+    """(threshold, value) maximising ``max(objective(FPR_ub, FNR_ub), floor)`` over the scores.
+
+    ``FPR_ub`` and ``FNR_ub`` are the one-sided Clopper-Pearson upper bounds at ``level`` each,
+    for the rule "member when score >= t" at every distinct score ``t``; ``objective`` must be
+    non-increasing in both. Among equally good thresholds the highest is returned, and when no
+    threshold beats ``floor`` that is the highest score, so the threshold is always finite.
+
+    The result equals evaluating every threshold (the naive loop of the tests); only fewer
+    ``beta.isf`` calls are made, which matters at 10^6 scores. The Clopper-Pearson bounds are
+    increasing in the counts, so bracketing each count between two tabulated counts brackets each
+    threshold's value between ``lower`` and ``upper``. A threshold whose ``upper`` is below the
+    best ``lower`` cannot be the maximum; the rest (few) are computed exactly.
+    """
+    counts = _roc_counts(scores, is_member)
+    # Finite thresholds only: +inf (nobody a member) proves nothing, like the lowest score.
+    thresholds = counts.thresholds[1:]
+    false_positives = counts.false_positives[1:]
+    false_negatives = counts.members - counts.true_positives[1:]
+    fpr_low, fpr_high = _bracketed_upper_bounds(
+        false_positives, counts.nonmembers, level, exact_counts, growth
+    )
+    fnr_low, fnr_high = _bracketed_upper_bounds(
+        false_negatives, counts.members, level, exact_counts, growth
+    )
+    upper = objective(fpr_low, fnr_low)
+    lower = objective(fpr_high, fnr_high)
+    # Every maximiser above the floor has upper >= its value >= max(lower), and upper > floor.
+    candidates = np.flatnonzero((upper >= lower.max()) & (upper > floor))
+    exact = objective(
+        _clopper_pearson_upper(false_positives[candidates], counts.nonmembers, level),
+        _clopper_pearson_upper(false_negatives[candidates], counts.members, level),
+    )
+    if not candidates.size or exact.max() <= floor:
+        return float(thresholds[0]), floor
+    # Candidates are in order of decreasing threshold; argmax takes the first maximum.
+    best = int(np.argmax(exact))
+    return float(thresholds[candidates[best]]), float(exact[best])
+
+
+def _gaussian_mu(false_positive_rate: np.ndarray, false_negative_rate: np.ndarray) -> np.ndarray:
+    """Φ⁻¹(1 - FPR) - Φ⁻¹(FNR): the μ of the Gaussian curve through (FPR, FNR)."""
+    return stats.norm.isf(false_positive_rate) - stats.norm.ppf(false_negative_rate)
+
+
+@dataclass(frozen=True)
+class _OutcomeCounts:
+    false_positives: int
+    negatives: int
+    false_negatives: int
+    positives: int
+
+
+def _counts_at(scores: np.ndarray, is_member: np.ndarray, threshold: float) -> _OutcomeCounts:
+    predicted_member = scores >= threshold
+    return _OutcomeCounts(
+        false_positives=int(predicted_member[~is_member].sum()),
+        negatives=int((~is_member).sum()),
+        false_negatives=int((~predicted_member[is_member]).sum()),
+        positives=int(is_member.sum()),
+    )
+
+
+def _bound_at(counts: _OutcomeCounts, delta: float, level: float) -> float:
+    raw = _raw_epsilon(
+        _clopper_pearson_upper(np.array([counts.false_positives]), counts.negatives, level),
+        _clopper_pearson_upper(np.array([counts.false_negatives]), counts.positives, level),
+        delta,
+    )
+    return max(float(raw[0]), 0.0)
+
+
+# --- the lower bound ------------------------------------------------------------------------
+
+
+def epsilon_lower_bound(
+    scores: ArrayLike,
+    is_member: ArrayLike,
+    *,
+    delta: float = 0.0,
+    alpha: float = 0.05,
+    policy: ThresholdPolicy = "split",
+    seed: int = 0,
+) -> EpsilonLowerBound:
+    """A lower bound on ε, valid with probability at least ``1 - alpha``, from membership scores.
+
+    **Bound at one threshold.** For the rule "member when score >= t", let FP of the N
+    non-members be predicted members and FN of the P members predicted non-members. The
+    one-sided Clopper-Pearson upper bounds, each failing with probability at most ``alpha / 2``,
+
+        FPR_ub = Beta(FP + 1, N - FP) quantile at 1 - alpha/2   (1 when FP = N),
+        FNR_ub = Beta(FN + 1, P - FN) quantile at 1 - alpha/2   (1 when FN = P),
+
+    hold together with probability at least ``1 - alpha`` (Clopper and Pearson 1934). If the
+    training algorithm is (ε, δ)-DP, every test satisfies ``1 - FNR <= e^ε FPR + δ`` and
+    ``1 - FPR <= e^ε FNR + δ`` (Kairouz et al. 2015), hence on that event
+
+        ε >= ε_lb = max( ln((1 - δ - FNR_ub) / FPR_ub),  ln((1 - δ - FPR_ub) / FNR_ub),  0 ),
+
+    where a logarithm of a non-positive number counts as no evidence (0). This is the audit of
+    Jagielski et al. 2020 (NeurIPS) and Nasr et al. 2021 (IEEE S&P).
+
+    **Assumptions.** Each member's and each non-member's test outcome is an independent draw with
+    the same FPR (resp. FNR), i.e. the audited examples are i.i.d. canaries whose membership does
+    not depend on the scores, and ``delta`` is the δ of the claim being audited. The
+    bound is about the training algorithm on these canaries, not about any particular dataset.
+    Higher scores must mean "member": only the rules "member when score >= t" are tried, so an
+    attack whose members score lower shows ε = 0 until its scores are negated.
+
+    **Threshold policy** (``policy``):
+
+    - ``"split"`` (default): split the examples into two halves, stratified by membership, with
+      ``seed`` (the split of :func:`~auditml.metrics.threshold.calibrated_accuracy`, which depends
+      on ``is_member`` and ``seed`` only). On the calibration half choose the threshold maximising
+      ``ε_lb`` computed on that half (the highest among ties; a threshold with too few counts
+      has a loose ε_lb and is not chosen, where a point estimate would be infinite). Then compute
+      ``ε_lb`` at that one threshold on the evaluation half. The evaluation half is independent
+      of the choice, so the guarantee above applies as it is. Needs 2 members and 2 non-members;
+      uses only half the examples for the bound.
+    - ``"bonferroni"``: every distinct score is a candidate threshold, on all examples. With m
+      distinct scores, the m - 1 candidates other than the lowest (which predicts everyone a
+      member and proves nothing) each get level ``alpha / (m - 1)`` (``alpha / (2 (m - 1))`` per
+      rate) and the largest ``ε_lb`` is returned; by the union bound all of them hold together
+      with probability ``>= 1 - alpha``. The candidates come from the data, so strictly the union
+      bound covers two cases: scores whose possible values are fixed in advance and all appear
+      (e.g. 0/1 answers), and scores without ties (m = n): then, by the order statistics of the
+      scores, the rate bound with a given count fails at some threshold with probability at most
+      its level, and the ``n`` possible counts give a total at most
+      ``n alpha / (2 (n - 1)) <= alpha``. Better than ``"split"`` when there are few candidates.
+
+    Never "the best threshold on the same data without correction".
+
+    Raises :class:`MetricsInputError` for bad inputs: ``alpha`` must be in (0, 0.5), ``delta`` in
+    [0, 1), ``policy`` one of the names above, ``seed`` a non-negative integer.
+    """
+    _check_policy(policy)
+    alpha = _check_number(alpha, "alpha", 0.0, 0.5, low_closed=False)
+    delta = _check_number(delta, "delta", 0.0, 1.0, low_closed=True)
+    _check_seed(seed)
+    checked_scores, checked_members = check_scores(scores, is_member)
+
+    if policy == "bonferroni":
+        candidates = max(len(np.unique(checked_scores)) - 1, 1)
+        level = alpha / (2 * candidates)
+        threshold, epsilon = _best_threshold(
+            checked_scores, checked_members, level, partial(_raw_epsilon, delta=delta), floor=0.0
+        )
+        counts = _counts_at(checked_scores, checked_members, threshold)
+    else:
+        _check_splittable(checked_members)
+        calibration, evaluation = _stratified_halves(checked_members, seed)
+        threshold, _ = _best_threshold(
+            checked_scores[calibration],
+            checked_members[calibration],
+            alpha / 2,
+            partial(_raw_epsilon, delta=delta),
+            floor=0.0,
+        )
+        counts = _counts_at(checked_scores[evaluation], checked_members[evaluation], threshold)
+        epsilon = _bound_at(counts, delta, alpha / 2)
+
+    return EpsilonLowerBound(
+        epsilon=epsilon,
+        alpha=alpha,
+        delta=delta,
+        method="clopper_pearson",
+        threshold_policy=policy,
+        threshold=threshold,
+        false_positives=counts.false_positives,
+        negatives=counts.negatives,
+        false_negatives=counts.false_negatives,
+        positives=counts.positives,
+    )
+
+
+# --- the Gaussian estimate ------------------------------------------------------------------
+
+
+def _gdp_delta(epsilon: float, mu: float) -> float:
+    # δ(ε) = Φ(-ε/μ + μ/2) - e^ε Φ(-ε/μ - μ/2); the second term in logs so e^ε cannot overflow.
+    return float(
+        stats.norm.cdf(-epsilon / mu + mu / 2)
+        - math.exp(epsilon + stats.norm.logcdf(-epsilon / mu - mu / 2))
+    )
+
+
+def _gdp_epsilon(mu: float, delta: float) -> float:
+    """The ε at which μ-GDP is (ε, δ)-DP: the root of δ(ε) = δ, 0 when μ <= 0 or δ(0) <= δ."""
+    if mu <= 0 or _gdp_delta(0.0, mu) <= delta:
+        return 0.0
+    # δ(ε) decreases to 0, so doubling finds a bracket.
+    high = 1.0
+    while _gdp_delta(high, mu) > delta:
+        high *= 2
+    return float(optimize.brentq(lambda epsilon: _gdp_delta(epsilon, mu) - delta, 0.0, high))
+
+
+def gdp_epsilon_estimate(
+    scores: ArrayLike, is_member: ArrayLike, *, delta: float, seed: int = 0
+) -> GaussianDPEstimate:
+    """An ESTIMATE of ε at ``delta``, assuming the privacy curve is Gaussian. Not a bound.
+
+    **Model.** A mechanism is μ-GDP (Dong, Roth and Su 2019, "Gaussian Differential Privacy",
+    JRSS-B 2022) when telling member from non-member is no easier than telling N(0, 1) from
+    N(μ, 1): every test has ``FNR >= Φ(Φ⁻¹(1 - FPR) - μ)``. The Gaussian mechanism with
+    sensitivity 1 and noise σ is exactly (1/σ)-GDP, and DP-SGD is approximately μ-GDP by their
+    central limit theorem. If the bound is attained at a threshold,
+
+        μ = Φ⁻¹(1 - FPR) - Φ⁻¹(FNR),
+
+    and μ-GDP is (ε, δ)-DP exactly for the ε solving (their Corollary 2.13; the same curve as the
+    analytic Gaussian mechanism of Balle and Wang 2018)
+
+        δ = Φ(-ε/μ + μ/2) - e^ε Φ(-ε/μ - μ/2),
+
+    found with ``scipy.optimize.brentq``; ε = 0 when μ <= 0 or δ(0) = 2Φ(μ/2) - 1 <= δ.
+
+    **Procedure.** The split of :func:`epsilon_lower_bound` (stratified halves with ``seed``).
+    The threshold is the one maximising, on the calibration half, the lower confidence bound
+    ``Φ⁻¹(1 - FPR_ub) - Φ⁻¹(FNR_ub)`` on μ, with the Clopper-Pearson bounds of
+    :func:`epsilon_lower_bound` at alpha 0.05 (so thresholds with too few counts to measure a
+    rate are avoided, where the point estimate is mostly noise). FPR and FNR are measured at it
+    on the evaluation half, clipped to ``[1/(2n), 1 - 1/(2n)]`` (n the non-members, resp.
+    members, in that half) so that μ is finite when a count is 0 or n.
+
+    **Why only an estimate.** There is no confidence interval, and real attacks' trade-off curves
+    are not Gaussian: the ε it reports can be above the true ε. Use :func:`epsilon_lower_bound`
+    for a claim that holds with known probability; this number is for comparison with the
+    accountant's ε at the same δ.
+
+    ``delta`` must be in (0, 1): at δ = 0, μ-GDP with μ > 0 is not (ε, 0)-DP for any finite ε,
+    so asking for it raises :class:`MetricsInputError` rather than returning an infinite ε.
+    """
+    delta = _check_number(
+        delta,
+        "delta",
+        0.0,
+        1.0,
+        low_closed=False,
+        why=" (at δ = 0 a Gaussian curve with μ > 0 has ε = ∞)",
+    )
+    _check_seed(seed)
+    checked_scores, checked_members = check_scores(scores, is_member)
+    _check_splittable(checked_members)
+    calibration, evaluation = _stratified_halves(checked_members, seed)
+    threshold, _ = _best_threshold(
+        checked_scores[calibration],
+        checked_members[calibration],
+        _GDP_SELECTION_ALPHA / 2,
+        _gaussian_mu,
+        floor=-math.inf,
+    )
+    counts = _counts_at(checked_scores[evaluation], checked_members[evaluation], threshold)
+
+    def clipped_rate(count: int, total: int) -> float:
+        return min(max(count / total, 1 / (2 * total)), 1 - 1 / (2 * total))
+
+    false_positive_rate = clipped_rate(counts.false_positives, counts.negatives)
+    false_negative_rate = clipped_rate(counts.false_negatives, counts.positives)
+    mu = float(_gaussian_mu(np.array(false_positive_rate), np.array(false_negative_rate)))
+    return GaussianDPEstimate(
+        mu=mu,
+        epsilon=_gdp_epsilon(mu, delta),
+        delta=delta,
+        threshold=threshold,
+        note=_GDP_NOTE,
+    )
