@@ -150,6 +150,7 @@ def audit(
             example_ids=np.arange(len(examples)),
             seed=seed,
             compute={},
+            delta=delta,
         )
         payload["run"] = {"experiment_name": "model", "dp_enabled": None}
         results[attack.name] = AttackResults(metrics, scores, payload)
