@@ -70,7 +70,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=100)
     parser.add_argument("--models", type=int, default=8, help="reference models (even)")
     args = parser.parse_args()
-    console = Console()
+    console = Console(width=140)
 
     with tempfile.TemporaryDirectory() as scratch:
         config = parse_config(_config(args, Path(scratch)))
