@@ -104,6 +104,20 @@ class MembershipAttack(ABC):
         """The attack's parameters, as recorded in ``audit/<attack>.json``."""
         return self.params.model_dump(mode="json")
 
+    def reference_keep(self, target: AuditTarget) -> np.ndarray:
+        """The keep matrix of ``target.reference``, checked to cover the audited examples."""
+        reference = target.reference
+        if reference is None:
+            raise MissingResourceError(f"{self.name} needs reference models")
+        keep = np.asarray(reference.keep, dtype=bool)
+        if len(reference) == 0 or keep.shape != (len(reference), len(target.examples)):
+            raise MissingResourceError(
+                f"{self.name} needs reference models trained on halves of the "
+                f"{len(target.examples)} audited examples, got {len(reference)} models with a "
+                f"keep matrix of shape {keep.shape}"
+            )
+        return keep
+
     def fitted_values(self) -> dict[str, Any]:
         """Values ``fit`` chose (e.g. a tuned parameter), recorded beside the settings."""
         return {}

@@ -88,13 +88,7 @@ class LiraAttack(MembershipAttack):
         reference = target.reference
         if reference is None:  # fit() has checked; this narrows the type
             raise MissingResourceError(f"{self.name} needs reference models")
-        keep = np.asarray(reference.keep, dtype=bool)
-        if len(reference) == 0 or keep.shape != (len(reference), len(target.examples)):
-            raise MissingResourceError(
-                f"{self.name} needs reference models trained on halves of the "
-                f"{len(target.examples)} audited examples, got {len(reference)} models with a "
-                f"keep matrix of shape {keep.shape}"
-            )
+        keep = self.reference_keep(target)
         x, y = target.examples.x, np.asarray(target.examples.y)
         copies = augmentation_copies(self.params.augmentations)
         if len(copies) > 1 and x.ndim != 4:

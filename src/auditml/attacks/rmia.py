@@ -99,13 +99,7 @@ class RmiaAttack(MembershipAttack):
         reference, population = target.reference, target.population
         if reference is None or population is None:  # fit() has checked; this narrows types
             raise MissingResourceError(f"{self.name} needs reference models and population data")
-        keep = np.asarray(reference.keep, dtype=bool)
-        if len(reference) == 0 or keep.shape != (len(reference), len(target.examples)):
-            raise MissingResourceError(
-                f"{self.name} needs reference models trained on halves of the "
-                f"{len(target.examples)} audited examples, got {len(reference)} models with a "
-                f"keep matrix of shape {keep.shape}"
-            )
+        keep = self.reference_keep(target)
         if len(population) == 0:
             raise MissingResourceError(f"{self.name} needs at least one population example, got 0")
         self._keep = keep

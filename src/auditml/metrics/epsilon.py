@@ -39,7 +39,7 @@ from numpy.typing import ArrayLike
 from scipy import optimize, stats
 
 from auditml.metrics.roc import MetricsInputError, _roc_counts, check_scores
-from auditml.metrics.threshold import _MIN_PER_CLASS, _check_seed, _stratified_halves
+from auditml.metrics.threshold import _check_seed, _check_splittable, _stratified_halves
 
 ThresholdPolicy = Literal["split", "bonferroni"]
 """How the threshold of an ε lower bound is chosen; see :func:`epsilon_lower_bound`."""
@@ -142,17 +142,6 @@ def _check_policy(policy: object) -> None:
     if policy not in _POLICIES:
         allowed = ", ".join(repr(name) for name in _POLICIES)
         raise MetricsInputError(f"`policy` must be one of {allowed}, got {_shown(policy)}.")
-
-
-def _check_splittable(is_member: np.ndarray) -> None:
-    members = int(is_member.sum())
-    nonmembers = len(is_member) - members
-    if members < _MIN_PER_CLASS or nonmembers < _MIN_PER_CLASS:
-        raise MetricsInputError(
-            f"`is_member` must contain at least {_MIN_PER_CLASS} members and {_MIN_PER_CLASS} "
-            f"non-members to split into calibration and evaluation halves, got {members} members "
-            f"and {nonmembers} non-members."
-        )
 
 
 # --- Clopper-Pearson and the ε of one test ----------------------------------------------------

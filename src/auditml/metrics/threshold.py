@@ -82,10 +82,8 @@ def _check_seed(seed: int) -> None:
         raise MetricsInputError(f"`seed` must be a non-negative integer, got {seed!r}.")
 
 
-def _calibrated_accuracy(
-    scores: np.ndarray, is_member: np.ndarray, seed: int
-) -> CalibratedAccuracy:
-    _check_seed(seed)
+def _check_splittable(is_member: np.ndarray) -> None:
+    """Raise unless both classes can be split into two non-empty halves."""
     members = int(is_member.sum())
     nonmembers = len(is_member) - members
     if members < _MIN_PER_CLASS or nonmembers < _MIN_PER_CLASS:
@@ -94,6 +92,13 @@ def _calibrated_accuracy(
             f"non-members to split into calibration and evaluation halves, got {members} members "
             f"and {nonmembers} non-members."
         )
+
+
+def _calibrated_accuracy(
+    scores: np.ndarray, is_member: np.ndarray, seed: int
+) -> CalibratedAccuracy:
+    _check_seed(seed)
+    _check_splittable(is_member)
     calibration, evaluation = _stratified_halves(is_member, seed)
     threshold = _best_threshold(scores[calibration], is_member[calibration])
     return CalibratedAccuracy(
