@@ -16,6 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from auditml.data import DATASETS
+from auditml.data.base import MIN_VALIDATION_SIZE
 from auditml.errors import AuditMLError, ConfigError
 from auditml.models import MODELS
 
@@ -79,6 +80,18 @@ class ModelConfig(_Section):
         return arch
 
 
+class CanaryConfig(_Section):
+    """Canaries for the one-run audit (Steinke, Nasr, Jagielski 2023).
+
+    ``count`` examples from outside the audit sets are each added to the training set with
+    probability 1/2 (a recorded coin). They are ordinary training examples: DP accounting is
+    unchanged. ``mislabeled`` canaries carry a wrong label, so only memorisation fits them.
+    """
+
+    count: int = Field(default=0, ge=0)
+    kind: Literal["mislabeled", "natural"] = "mislabeled"
+
+
 class TrainingConfig(_Section):
     epochs: int = Field(default=20, gt=0)
     learning_rate: float = Field(default=0.001, gt=0)
@@ -87,6 +100,7 @@ class TrainingConfig(_Section):
     weight_decay: float = Field(default=0.0, ge=0)
     device: str = Field(default="auto", description="auto, cpu, cuda, cuda:N or mps")
     dp: DPConfig = DPConfig()
+    canaries: CanaryConfig = CanaryConfig()
 
     @field_validator("device")
     @classmethod
@@ -122,7 +136,7 @@ class AuditConfig(_Section):
         from auditml.attacks import ATTACKS
 
         for name in names:
-            if name != "all" and name not in ATTACKS:
+            if name not in ("all", "dp_audit") and name not in ATTACKS:
                 raise ValueError(ATTACKS.unknown_message(name))
         return names
 
@@ -154,7 +168,9 @@ class AuditConfig(_Section):
     def attack_names(self) -> list[str]:
         from auditml.attacks import ATTACKS
 
-        return ATTACKS.available() if "all" in self.attacks else list(self.attacks)
+        if "all" in self.attacks:
+            return ATTACKS.available()
+        return [name for name in self.attacks if name != "dp_audit"]
 
 
 class AuditMLConfig(_Section):
@@ -187,6 +203,16 @@ class AuditMLConfig(_Section):
                 self.data.train_size,
                 f"{spec.name} has {spec.pool_size} training examples, enough for at most "
                 f"{spec.max_train_size} members plus as many non-members",
+            )
+        spare = spec.pool_size - 2 * self.data.train_size
+        if not spec.has_test_split:
+            spare -= MIN_VALIDATION_SIZE
+        if self.training.canaries.count > spare:
+            raise _KeyError(
+                "training.canaries.count",
+                self.training.canaries.count,
+                f"{spec.name} has {max(spare, 0)} examples left for canaries after "
+                f"{self.data.train_size} members and as many non-members",
             )
         if self.data.batch_size > self.data.train_size:
             raise _KeyError(

@@ -7,8 +7,9 @@ saved in the run directory so every later audit uses exactly the same members an
 from __future__ import annotations
 
 import zipfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -25,6 +26,11 @@ class MembershipSplit:
     validation: np.ndarray
     pool_size: int
     seed: int
+    # One-run audit canaries (Steinke et al. 2023): pool indices, the labels they are trained
+    # with (wrong ones for mislabeled canaries), and each one's coin: trained on or not.
+    canaries: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    canary_labels: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    canary_included: np.ndarray = field(default_factory=lambda: np.empty(0, bool))
 
     def save(self, path: Path) -> None:
         with atomic_path(path) as tmp, tmp.open("wb") as handle:
@@ -35,6 +41,9 @@ class MembershipSplit:
                 validation=self.validation,
                 pool_size=np.int64(self.pool_size),
                 seed=np.int64(self.seed),
+                canaries=self.canaries,
+                canary_labels=self.canary_labels,
+                canary_included=self.canary_included,
             )
 
     @classmethod
@@ -47,6 +56,9 @@ class MembershipSplit:
                     validation=data["validation"].astype(np.int64),
                     pool_size=int(data["pool_size"]),
                     seed=int(data["seed"]),
+                    canaries=_optional(data, "canaries", np.int64),
+                    canary_labels=_optional(data, "canary_labels", np.int64),
+                    canary_included=_optional(data, "canary_included", bool),
                 )
         except FileNotFoundError:
             raise RunDirectoryError(f"membership split missing: {path}") from None
@@ -59,7 +71,7 @@ class MembershipSplit:
 
     def check(self) -> None:
         """Raise if the sets overlap or leave the pool: such a split would void the audit."""
-        parts = [self.members, self.nonmembers, self.validation]
+        parts = [self.members, self.nonmembers, self.validation, self.canaries]
         joined = np.concatenate(parts)
         if len(np.unique(joined)) != len(joined):
             raise RunDirectoryError("membership split is corrupt: members, non-members and "
@@ -69,8 +81,19 @@ class MembershipSplit:
                                     "retrain the run")
 
 
+def _optional(data: Any, key: str, dtype: type) -> np.ndarray:
+    """An array a split written before the key existed does not have: empty then."""
+    return data[key].astype(dtype) if key in data else np.empty(0, dtype)
+
+
 def make_split(
-    labels: np.ndarray, train_size: int, seed: int, *, validation_from_pool: bool
+    labels: np.ndarray,
+    train_size: int,
+    seed: int,
+    *,
+    validation_from_pool: bool,
+    canaries: int = 0,
+    canary_kind: str = "mislabeled",
 ) -> MembershipSplit:
     """Draw ``train_size`` members and as many non-members from the pool, at random per class.
 
@@ -106,12 +129,32 @@ def make_split(
         nonmembers.append(of_class[take : 2 * take])
     member_index = np.sort(np.concatenate(members)).astype(np.int64)
     nonmember_index = np.sort(np.concatenate(nonmembers)).astype(np.int64)
+    used = np.zeros(pool_size, bool)
+    used[member_index] = used[nonmember_index] = True
+    # Canaries get their own generator, so a run without them splits exactly as before.
+    canary_rng = np.random.default_rng([seed, 11])
+    leftover = np.flatnonzero(~used)
+    if canaries > len(leftover) - (1 if validation_from_pool else 0):
+        raise DataError(
+            f"{canaries} canaries do not fit: {len(leftover)} pool examples are left after the "
+            "members and non-members"
+        )
+    canary_index = np.sort(canary_rng.choice(leftover, size=canaries, replace=False))
+    canary_labels = labels[canary_index].astype(np.int64)
+    if canary_kind == "mislabeled" and canaries:
+        # A wrong label, uniform over the other classes: only memorisation can fit it.
+        offsets = canary_rng.integers(1, len(classes), size=canaries)
+        positions = np.searchsorted(classes, canary_labels)
+        canary_labels = classes[(positions + offsets) % len(classes)].astype(np.int64)
+    canary_included = canary_rng.random(canaries) < 0.5
+    used[canary_index] = True
     validation = np.empty(0, np.int64)
     if validation_from_pool:
-        used = np.zeros(pool_size, bool)
-        used[member_index] = used[nonmember_index] = True
         validation = np.flatnonzero(~used).astype(np.int64)
-    return MembershipSplit(member_index, nonmember_index, validation, pool_size, seed)
+    return MembershipSplit(
+        member_index, nonmember_index, validation, pool_size, seed,
+        canary_index.astype(np.int64), canary_labels, canary_included,
+    )
 
 
 def _allocate(counts: np.ndarray, total: int) -> np.ndarray:
@@ -131,6 +174,20 @@ class SplitData:
     members: ArrayDataset
     nonmembers: ArrayDataset
     validation: ArrayDataset
+    # The canaries with the labels they are trained with, and which ones were.
+    canaries: ArrayDataset
+    canary_included: np.ndarray
+
+    @property
+    def training_set(self) -> ArrayDataset:
+        """What the target trains on: the members and the canaries whose coin said IN."""
+        included = self.canaries.subset(np.flatnonzero(self.canary_included))
+        if not len(included):
+            return self.members
+        return ArrayDataset(
+            np.concatenate([self.members.x, included.x]),
+            np.concatenate([self.members.y, included.y]),
+        )
 
 
 def select(loaded: LoadedDataset, split: MembershipSplit) -> SplitData:
@@ -145,4 +202,6 @@ def select(loaded: LoadedDataset, split: MembershipSplit) -> SplitData:
         members=loaded.pool.subset(split.members),
         nonmembers=loaded.pool.subset(split.nonmembers),
         validation=validation,
+        canaries=ArrayDataset(loaded.pool.x[split.canaries], split.canary_labels),
+        canary_included=split.canary_included,
     )

@@ -81,11 +81,14 @@ def train(config: AuditMLConfig, *, console: Console | None = None) -> TrainResu
     split = make_split(
         loaded.pool.y, config.data.train_size, config.seed,
         validation_from_pool=loaded.test is None,
+        canaries=config.training.canaries.count,
+        canary_kind=config.training.canaries.kind,
     )
     data = select(loaded, split)
 
     fit = fit_model(
-        config, data.members, data.validation, seed=config.seed, device=device, console=console
+        config, data.training_set, data.validation, seed=config.seed, device=device,
+        console=console,
     )
     model, history, plan, epsilon = fit.model, fit.history, fit.plan, fit.epsilon
 
@@ -236,6 +239,11 @@ def _metrics(
         "val_acc": accuracy(model, data.validation.x, data.validation.y, device=device),
         "train_acc": accuracy(model, data.members.x, data.members.y, device=device),
         "nonmember_acc": accuracy(model, data.nonmembers.x, data.nonmembers.y, device=device),
+        "canaries": {
+            "count": len(data.canaries),
+            "included": int(data.canary_included.sum()),
+            "kind": config.training.canaries.kind,
+        },
         "losses": [record["loss"] for record in history],
         "history": history,
         "dp_enabled": dp.enabled,

@@ -1,0 +1,90 @@
+"""The membership split: disjoint, stratified, reproducible, saved faithfully; canaries."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from auditml.data import ArrayDataset, LoadedDataset, select
+from auditml.data.split import MembershipSplit, make_split
+from auditml.errors import DataError, RunDirectoryError
+
+LABELS = np.repeat(np.arange(10), [170, 180, 175, 185, 178, 182, 176, 184, 181, 166])
+
+
+def test_sets_are_disjoint_stratified_and_reproducible() -> None:
+    split = make_split(LABELS, 300, seed=4, validation_from_pool=True)
+    parts = np.concatenate([split.members, split.nonmembers, split.validation])
+    assert len(parts) == len(LABELS) == len(np.unique(parts))
+    assert len(split.members) == len(split.nonmembers) == 300
+    # Stratified: members and non-members have exactly the same class counts.
+    np.testing.assert_array_equal(
+        np.bincount(LABELS[split.members], minlength=10),
+        np.bincount(LABELS[split.nonmembers], minlength=10),
+    )
+    again = make_split(LABELS, 300, seed=4, validation_from_pool=True)
+    np.testing.assert_array_equal(split.members, again.members)
+    other = make_split(LABELS, 300, seed=5, validation_from_pool=True)
+    assert not np.array_equal(split.members, other.members)
+
+
+def test_official_test_split_leaves_the_rest_unused() -> None:
+    split = make_split(LABELS, 300, seed=0, validation_from_pool=False)
+    assert len(split.validation) == 0
+
+
+def test_too_large_a_train_size_is_refused() -> None:
+    with pytest.raises(DataError, match="needs 1779 examples but the pool has 1777"):
+        make_split(LABELS, 889, seed=0, validation_from_pool=True)
+    # Enough in total, but not of the smallest class (166 examples, 83 each way at most).
+    with pytest.raises(DataError, match="needs more examples of some class"):
+        make_split(LABELS, 888, seed=0, validation_from_pool=True)
+    with pytest.raises(DataError, match="30 canaries do not fit"):
+        make_split(LABELS[:120], 50, seed=0, validation_from_pool=True, canaries=30)
+
+
+def test_save_load_round_trip_and_corruption(tmp_path: Path) -> None:
+    split = make_split(LABELS, 100, seed=1, validation_from_pool=True, canaries=20)
+    path = tmp_path / "split.npz"
+    split.save(path)
+    loaded = MembershipSplit.load(path)
+    for name in ("members", "nonmembers", "validation", "canaries", "canary_labels",
+                 "canary_included"):
+        np.testing.assert_array_equal(getattr(loaded, name), getattr(split, name))
+    assert (loaded.pool_size, loaded.seed) == (len(LABELS), 1)
+    path.write_bytes(b"not a zip")
+    with pytest.raises(RunDirectoryError, match="unreadable"):
+        MembershipSplit.load(path)
+    overlapping = MembershipSplit(split.members, split.members, split.validation, len(LABELS), 1)
+    with pytest.raises(RunDirectoryError, match="overlap"):
+        overlapping.check()
+
+
+def test_canaries_leave_the_split_unchanged_and_stay_apart() -> None:
+    plain = make_split(LABELS, 200, seed=2, validation_from_pool=True)
+    with_canaries = make_split(LABELS, 200, seed=2, validation_from_pool=True, canaries=100)
+    np.testing.assert_array_equal(plain.members, with_canaries.members)
+    np.testing.assert_array_equal(plain.nonmembers, with_canaries.nonmembers)
+    canaries = with_canaries.canaries
+    assert len(canaries) == 100 and not np.isin(canaries, with_canaries.validation).any()
+    assert not np.isin(canaries, np.r_[plain.members, plain.nonmembers]).any()
+    # Mislabeled canaries carry a wrong label; the coins are fair-ish and recorded.
+    assert np.all(with_canaries.canary_labels != LABELS[canaries])
+    assert 30 <= with_canaries.canary_included.sum() <= 70
+    natural = make_split(LABELS, 200, seed=2, validation_from_pool=True, canaries=100,
+                         canary_kind="natural")
+    np.testing.assert_array_equal(natural.canary_labels, LABELS[natural.canaries])
+
+
+def test_training_set_is_members_plus_included_canaries() -> None:
+    x = np.arange(len(LABELS), dtype=np.float32)[:, None]
+    loaded = LoadedDataset(pool=ArrayDataset(x, LABELS), test=None)
+    split = make_split(LABELS, 50, seed=3, validation_from_pool=True, canaries=30)
+    data = select(loaded, split)
+    training = data.training_set
+    included = split.canaries[split.canary_included]
+    assert len(training) == 50 + len(included)
+    np.testing.assert_array_equal(training.x[50:, 0], included.astype(np.float32))
+    np.testing.assert_array_equal(training.y[50:], split.canary_labels[split.canary_included])
