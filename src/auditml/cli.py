@@ -37,7 +37,8 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument("--config", required=True, help="the YAML config the run was trained with")
     audit.add_argument(
         "--attack", nargs="+", default=None, metavar="NAME",
-        help="attacks to run, or all (default: the config's audit.attacks)",
+        help="attacks to run, or all; dp_audit runs the one-run canary audit "
+        "(default: the config's audit.attacks)",
     )
     audit.add_argument(
         "--metric", default=None,
@@ -106,14 +107,17 @@ def _dispatch(args: argparse.Namespace, console: Console, errors: Console) -> in
 
     if args.command == "audit":
         from auditml.attacks.runner import run_audit
-        from auditml.reporting.console import audit_table
+        from auditml.reporting.console import audit_table, canary_summary
 
         config = _load(args.config, errors)
         settings = {"mia_threshold": {"metric": args.metric}} if args.metric is not None else {}
         report = run_audit(
             config.run_dir, args.attack, settings, config_hint=args.config, console=console
         )
-        console.print(audit_table([outcome.result for outcome in report.outcomes]))
+        if report.outcomes:
+            console.print(audit_table([outcome.result for outcome in report.outcomes]))
+        if report.canary_audit is not None:
+            console.print(canary_summary(report.canary_audit), highlight=False)
         console.print(f"results: {config.run_dir / 'audit'}", highlight=False)
         return EXIT_OK
 

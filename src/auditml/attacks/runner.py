@@ -18,6 +18,8 @@ import torch
 from rich.console import Console
 
 from auditml.attacks import ATTACKS, AuditTarget, MembershipAttack
+from auditml.attacks.canary_audit import NAME as CANARY_AUDIT
+from auditml.attacks.canary_audit import canary_audit
 from auditml.attacks.results import AttackOutcome, attack_result, write_overlay
 from auditml.config import AuditMLConfig
 from auditml.data import DATASETS, ArrayDataset, MembershipSplit, select
@@ -40,6 +42,8 @@ class AuditReport:
     roc_plot: Path | None
     target: AuditTarget
     is_member: np.ndarray
+    # The one-run canary audit's payload, when it ran (``dp_audit``).
+    canary_audit: dict[str, Any] | None = None
 
 
 def run_audit(
@@ -60,6 +64,8 @@ def run_audit(
     run.require_trained(config_hint)
     config = run.read_config()
     names = _attack_names(attacks, config)
+    one_run = CANARY_AUDIT in names
+    names = [name for name in names if name != CANARY_AUDIT]
     overrides = settings or {}
     instances = [
         ATTACKS.get(name)(**{**config.audit.attack_settings(name), **overrides.get(name, {})})
@@ -134,15 +140,24 @@ def run_audit(
             )
         )
     roc_plot = write_overlay(run, outcomes, config.experiment_name) if outcomes else None
-    return AuditReport(outcomes, roc_plot, target, is_member)
+    canary_result = None
+    if one_run:
+        canary_result = canary_audit(
+            model, data.canaries, data.canary_included,
+            delta=metrics_json.get("delta") or 0.0, device=device,
+        )
+        canary_result["run"] = run_facts
+        run.write_audit_result(CANARY_AUDIT, canary_result)
+    return AuditReport(outcomes, roc_plot, target, is_member, canary_result)
 
 
 def _attack_names(attacks: Sequence[str] | None, config: AuditMLConfig) -> list[str]:
-    requested = list(attacks) if attacks else config.audit.attack_names()
+    requested = list(attacks) if attacks else list(config.audit.attacks)
     if "all" in requested:
-        return ATTACKS.available()
+        return [*ATTACKS.available(), *([CANARY_AUDIT] if CANARY_AUDIT in requested else [])]
     for name in requested:
-        ATTACKS.get(name)  # unknown names fail here, before any work
+        if name != CANARY_AUDIT:
+            ATTACKS.get(name)  # unknown names fail here, before any work
     return list(dict.fromkeys(requested))
 
 
@@ -169,7 +184,8 @@ def _population_indices(split: MembershipSplit, config: AuditMLConfig) -> np.nda
         candidates = split.validation
     else:
         used = np.zeros(split.pool_size, bool)
-        used[split.members] = used[split.nonmembers] = True
+        # Canaries were trained on (or not) by coin: never population data.
+        used[split.members] = used[split.nonmembers] = used[split.canaries] = True
         candidates = np.flatnonzero(~used)
     return np.random.default_rng([config.seed, 7]).permutation(candidates)
 

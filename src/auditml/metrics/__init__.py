@@ -12,6 +12,7 @@ from auditml.metrics.epsilon import (
     epsilon_lower_bound,
     gdp_epsilon_estimate,
 )
+from auditml.metrics.one_run import OneRunBound, one_run_audit, one_run_epsilon_lower_bound
 from auditml.metrics.roc import (
     MetricsInputError,
     RocCurve,
@@ -32,6 +33,7 @@ __all__ = [
     "GaussianDPEstimate",
     "MembershipMetrics",
     "MetricsInputError",
+    "OneRunBound",
     "RocCurve",
     "advantage",
     "best_threshold",
@@ -41,6 +43,8 @@ __all__ = [
     "gdp_epsilon_estimate",
     "membership_metrics",
     "most_exposed_members",
+    "one_run_audit",
+    "one_run_epsilon_lower_bound",
     "per_class_metrics",
     "roc_auc",
     "roc_curve",

@@ -54,3 +54,20 @@ def audit_table(results: Sequence[dict[str, Any]]) -> Table:
 
 def _number(value: Any) -> str:
     return f"{value:.2f}" if isinstance(value, int | float) else "—"
+
+
+def canary_summary(result: dict[str, Any]) -> str:
+    """The one-run audit in a few lines (``audit/dp_audit.json``)."""
+    best = result["by_score"][result["best_score"]]
+    claimed = result["run"].get("epsilon")
+    lines = [
+        f"dp_audit (one run, {result['canaries']} canaries, {result['included']} trained on): "
+        f"ε lower bound {result['epsilon_lower_bound']:.2f} at {result['confidence']:.0%} "
+        f"confidence, δ={result['delta']:g} (score: {result['best_score']}; "
+        f"{best['correct']} of {best['guesses']} guesses correct)",
+        f"  the most these canaries could show: ε={result['max_epsilon']:.2f}",
+    ]
+    if claimed is not None:
+        verdict = "VIOLATION" if result["epsilon_lower_bound"] > claimed else "consistent"
+        lines.append(f"  accountant's ε={claimed:.2f}: {verdict}")
+    return "\n".join(lines)
