@@ -16,9 +16,10 @@ indices -> weights), so the same jobs run one by one, in a local process pool, o
 from __future__ import annotations
 
 import json
+import multiprocessing
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -120,7 +121,7 @@ def train_reference_models(
 ) -> list[dict[str, np.ndarray]]:
     """Run ``jobs`` in a process pool of ``workers`` (in this process when 1), in order."""
     results: list[dict[str, np.ndarray] | None] = [None] * len(jobs)
-    with _progress(console, description, len(jobs)) as advance:
+    with _ModelProgress(console, description, len(jobs)) as advance:
         if workers <= 1 or len(jobs) <= 1:
             for index, job in enumerate(jobs):
                 results[index] = job.run()
@@ -128,20 +129,17 @@ def train_reference_models(
         else:
             # Threads per worker split the cores, so the pool never oversubscribes the machine.
             threads = max(1, (os.cpu_count() or 1) // workers)
-            import multiprocessing
-
+            # spawn, not fork: forking a process that has started torch's thread pools can hang.
             context = multiprocessing.get_context("spawn")
             with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
                 futures = {pool.submit(_run_job, job, threads): i for i, job in enumerate(jobs)}
-                from concurrent.futures import as_completed
-
                 for future in as_completed(futures):
                     results[futures[future]] = future.result()
                     advance()
     return [weights for weights in results if weights is not None]
 
 
-class _progress:
+class _ModelProgress:
     """A progress bar over models when a terminal is attached, one line per model otherwise."""
 
     def __init__(self, console: Console | None, description: str, total: int) -> None:
@@ -287,7 +285,7 @@ def train_with_factory(
     """Bring-your-own reference models: ``factory(train_half, seed)`` for each keep row."""
     keep = paired_keep(count, len(examples), seed)
     models = []
-    with _progress(console, "reference models", count) as advance:
+    with _ModelProgress(console, "reference models", count) as advance:
         for k in range(count):
             models.append(factory(examples.subset(np.flatnonzero(keep[k])), _model_seed(seed, k)))
             advance()
