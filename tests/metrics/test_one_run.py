@@ -361,9 +361,10 @@ def test_invalid_counts_and_settings(
     ("scores", "included", "settings", "message"),
     [
         ([0.1, 0.2], [0, 1, 1], {}, "`scores` and `included` must have the same length, got 2"),
-        ([], [], {}, "`scores` must be a non-empty 1-D array"),
-        ([[0.1, 0.2]], [[0, 1]], {}, "`scores` must be a non-empty 1-D array"),
-        ([0.1, np.inf], [0, 1], {}, "`scores` must be finite, got 1 NaN or infinite values."),
+        ([], [], {}, "`included` must hold at least one example, got none."),
+        ([[0.1, 0.2]], [[0, 1]], {}, "`scores` must be 1-D (one entry per example)"),
+        ([0.1, np.inf], [0, 1], {}, "`scores` must be finite, got 1 infinite values."),
+        ([0.1, np.nan], [0, 1], {}, "`scores` must be finite, got 1 NaN values."),
         (["a", "b"], [0, 1], {}, "`scores` must be real numbers"),
         ([0.1, 0.2], [0, 2], {}, "`included` must hold booleans or 0/1"),
         ([0.1, 0.2], [0, 1], {"k_positive": 3}, "`k_positive` must be an integer in [0, 2]"),

@@ -54,7 +54,7 @@ from numpy.typing import ArrayLike
 from scipy import special, stats
 
 from auditml.metrics.epsilon import _check_number, _shown
-from auditml.metrics.roc import MetricsInputError
+from auditml.metrics.roc import MetricsInputError, check_scores
 from auditml.metrics.threshold import _check_seed
 
 GUESS_FRACTIONS: tuple[float, ...] = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
@@ -237,35 +237,10 @@ def one_run_epsilon_lower_bound(
 def _check_canaries(scores: ArrayLike, included: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
     """``(scores as float64, included as bool)``; one entry per canary, at least one canary.
 
-    Unlike :func:`~auditml.metrics.roc.check_scores`, all canaries IN (or all OUT) is allowed:
-    it is a possible outcome of the coins, and the bound stays valid.
+    Unlike an attack's scores, all canaries IN (or all OUT) is allowed: it is a possible
+    outcome of the coins, and the bound stays valid.
     """
-    score_array = np.asarray(scores)
-    included_array = np.asarray(included)
-    for name, array in (("scores", score_array), ("included", included_array)):
-        if array.ndim != 1 or len(array) == 0:
-            raise MetricsInputError(
-                f"`{name}` must be a non-empty 1-D array (one entry per canary), got shape "
-                f"{array.shape}."
-            )
-    if len(score_array) != len(included_array):
-        raise MetricsInputError(
-            f"`scores` and `included` must have the same length, got {len(score_array)} and "
-            f"{len(included_array)}."
-        )
-    if score_array.dtype.kind not in "biuf":
-        raise MetricsInputError(f"`scores` must be real numbers, got dtype {score_array.dtype}.")
-    score_array = score_array.astype(np.float64)
-    not_finite = int((~np.isfinite(score_array)).sum())
-    if not_finite:
-        raise MetricsInputError(
-            f"`scores` must be finite, got {not_finite} NaN or infinite values."
-        )
-    if included_array.dtype.kind not in "biuf" or (
-        included_array.dtype.kind != "b" and not np.isin(included_array, (0, 1)).all()
-    ):
-        raise MetricsInputError("`included` must hold booleans or 0/1 (the recorded coins).")
-    return score_array, included_array.astype(bool)
+    return check_scores(scores, included, labels_name="included", require_both_classes=False)
 
 
 def _guess_grid(canaries: int) -> list[tuple[int, int]]:

@@ -52,23 +52,31 @@ class _RocCounts:
     nonmembers: int
 
 
-def check_scores(scores: ArrayLike, is_member: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
+def check_scores(
+    scores: ArrayLike,
+    is_member: ArrayLike,
+    *,
+    labels_name: str = "is_member",
+    require_both_classes: bool = True,
+) -> tuple[np.ndarray, np.ndarray]:
     """Validate an attack's output and return ``(scores as float64, is_member as bool)``.
 
     ``scores`` must be a 1-D array of finite real numbers; ``is_member`` a 1-D array of the same
-    length holding booleans or 0/1; there must be at least one member and one non-member.
+    length holding booleans or 0/1; there must be at least one member and one non-member (unless
+    ``require_both_classes`` is False: then only at least one example). ``labels_name`` is the
+    name errors use for ``is_member`` (the one-run audit calls it ``included``).
     Raises :class:`MetricsInputError` naming the offending argument.
     """
     score_array = np.asarray(scores)
     member_array = np.asarray(is_member)
-    for name, array in (("scores", score_array), ("is_member", member_array)):
+    for name, array in (("scores", score_array), (labels_name, member_array)):
         if array.ndim != 1:
             raise MetricsInputError(
                 f"`{name}` must be 1-D (one entry per example), got shape {array.shape}."
             )
     if len(score_array) != len(member_array):
         raise MetricsInputError(
-            f"`scores` and `is_member` must have the same length, got {len(score_array)} "
+            f"`scores` and `{labels_name}` must have the same length, got {len(score_array)} "
             f"and {len(member_array)}."
         )
     if score_array.dtype.kind not in "biuf":
@@ -83,7 +91,7 @@ def check_scores(scores: ArrayLike, is_member: ArrayLike) -> tuple[np.ndarray, n
 
     if member_array.dtype.kind not in "biuf":
         raise MetricsInputError(
-            f"`is_member` must hold booleans or 0/1, got dtype {member_array.dtype}."
+            f"`{labels_name}` must hold booleans or 0/1, got dtype {member_array.dtype}."
         )
     if member_array.dtype.kind != "b":
         # NaN is neither 0 nor 1, so it is caught here too.
@@ -91,12 +99,14 @@ def check_scores(scores: ArrayLike, is_member: ArrayLike) -> tuple[np.ndarray, n
         if invalid.any():
             shown = ", ".join(str(value) for value in np.unique(member_array[invalid])[:5])
             raise MetricsInputError(
-                f"`is_member` must hold booleans or 0/1, got {int(invalid.sum())} other values "
+                f"`{labels_name}` must hold booleans or 0/1, got {int(invalid.sum())} other values "
                 f"({shown})."
             )
     member_array = member_array.astype(bool)
+    if not require_both_classes and len(member_array) == 0:
+        raise MetricsInputError(f"`{labels_name}` must hold at least one example, got none.")
     members = int(member_array.sum())
-    if members == 0 or members == len(member_array):
+    if require_both_classes and (members == 0 or members == len(member_array)):
         raise MetricsInputError(
             "`is_member` must contain at least one member and one non-member, got "
             f"{members} members and {len(member_array) - members} non-members."
