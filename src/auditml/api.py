@@ -36,7 +36,7 @@ from auditml.fileio import write_json
 from auditml.metrics import MembershipMetrics
 from auditml.models import predict_logits
 from auditml.reporting.console import audit_table
-from auditml.training.reference import ModelFactory, train_with_factory
+from auditml.training.reference import ReferenceFactory, train_with_factory
 
 Examples = tuple[Any, Any] | Dataset | ArrayDataset
 """``(inputs, labels)`` as tensors or arrays, a torch ``Dataset`` of ``(input, label)``
@@ -89,7 +89,7 @@ def audit(
     attacks: Sequence[str] = ("mia_threshold",),
     settings: dict[str, dict[str, Any]] | None = None,
     population: Examples | None = None,
-    reference_factory: ModelFactory | None = None,
+    reference_factory: ReferenceFactory | None = None,
     reference_models: int = 8,
     seed: int = 0,
     delta: float | None = None,

@@ -7,7 +7,6 @@ entry is one new module plus one line there. Unknown names fail with the registr
 from __future__ import annotations
 
 import difflib
-from collections.abc import Callable
 from typing import Generic, TypeVar
 
 from auditml.errors import UnknownNameError
@@ -27,12 +26,6 @@ class Registry(Generic[T]):
             raise ValueError(f"{self.kind} {name!r} is already registered")
         self._entries[name] = entry
         return entry
-
-    def decorator(self, name: str) -> Callable[[T], T]:
-        def wrap(entry: T) -> T:
-            return self.register(name, entry)
-
-        return wrap
 
     def get(self, name: str) -> T:
         try:

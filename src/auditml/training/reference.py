@@ -37,7 +37,7 @@ from auditml.errors import AuditMLError, RunDirectoryError
 from auditml.fileio import atomic_path, write_json
 from auditml.models import predict_logits
 
-ModelFactory = Callable[[ArrayDataset, int], nn.Module]
+ReferenceFactory = Callable[[ArrayDataset, int], nn.Module]
 """Bring-your-own reference training: ``(train_set, seed) -> trained model``."""
 
 _MANIFEST = "manifest.json"
@@ -275,7 +275,7 @@ def _model_seed(run_seed: int, k: int) -> int:
 
 
 def train_with_factory(
-    factory: ModelFactory,
+    factory: ReferenceFactory,
     examples: ArrayDataset,
     count: int,
     *,
