@@ -40,6 +40,13 @@ class DPConfig(_Section):
         default=None, ge=0, description="σ; null = calibrated from epsilon, delta and epochs"
     )
     accountant: Literal["prv", "rdp"] = "prv"
+    grad_sample_mode: Literal["auto", "fast", "hooks", "ghost"] = Field(
+        default="auto",
+        description=(
+            "how per-example gradients are clipped: fast (auditml's), hooks or ghost (Opacus's); "
+            "auto = fast when it covers every layer. The privacy guarantee is the same in all"
+        ),
+    )
     fix_model: bool = Field(
         default=False, description="replace layers DP-SGD cannot handle (BatchNorm -> GroupNorm)"
     )

@@ -18,7 +18,9 @@
 ``device``, ``val_acc``, ``train_acc``, ``losses`` (mean training loss per epoch), ``history``
 (per epoch: ``epoch``, ``loss``, ``train_acc``, ``val_acc``, ``epsilon``), ``dp_enabled``,
 ``epsilon`` (ε spent, null without DP), ``target_epsilon``, ``delta``, ``noise_multiplier``,
-``max_grad_norm``, ``sample_rate``, ``steps``, ``accountant``, ``wall_time_s``, ``versions``
+``max_grad_norm``, ``sample_rate``, ``steps``, ``accountant``, ``grad_sample_mode`` (how
+per-example gradients were clipped: fast, hooks or ghost; null without DP), ``wall_time_s``,
+``versions``
 (``python``, ``torch``, ``opacus``, ``auditml``).
 
 ``audit/<attack>.json`` keys: ``attack``, ``settings`` (the attack's parameters), ``counts``

@@ -97,3 +97,28 @@ def test_plain_log_lines_when_not_a_terminal(tiny_config: Callable[..., dict[str
     train(parse_config(tiny_config()), console=Console(file=output, width=200))
     lines = output.getvalue().splitlines()
     assert lines[0].startswith("epoch 1/2  loss=") and "val_acc=" in lines[0]
+
+
+def test_every_grad_sample_mode_trains_the_same_model_and_spends_the_same_epsilon(
+    tiny_config: Callable[..., dict[str, Any]],
+) -> None:
+    runs = {}
+    for requested in ["auto", "hooks", "ghost"]:
+        raw = tiny_config(
+            experiment_name=requested,
+            training={"dp": {"enabled": True, "epsilon": 3.0, "delta": 1e-3,
+                             "grad_sample_mode": requested}},
+        )
+        output = io.StringIO()
+        result = train(parse_config(raw), console=Console(file=output, width=200))
+        chosen = "fast" if requested == "auto" else requested
+        assert result.metrics["grad_sample_mode"] == chosen
+        assert f"Per-example clipping: {chosen} (" in output.getvalue()
+        runs[chosen] = (result.metrics, RunDirectory(result.run_dir).read_model_state())
+    fast_metrics, fast_state = runs["fast"]
+    for mode in ["hooks", "ghost"]:
+        metrics, state = runs[mode]
+        assert metrics["epsilon"] == fast_metrics["epsilon"]
+        # Same data, batches and noise draws: the modes differ only in floating-point rounding.
+        for name in state:
+            assert torch.allclose(state[name], fast_state[name], rtol=1e-4, atol=1e-5), name

@@ -12,7 +12,6 @@ from typing import Any
 import numpy as np
 import opacus
 import torch
-from opacus import PrivacyEngine
 from opacus.validators import ModuleValidator
 from rich.console import Console
 from torch import nn
@@ -27,6 +26,12 @@ from auditml.formatting import dp_guarantee_line
 from auditml.models import accuracy, build_model
 from auditml.run_directory import RunDirectory
 from auditml.training.device import resolve_device
+from auditml.training.dp_sgd import (
+    PrivateTraining,
+    choose_grad_sample_mode,
+    make_private,
+    plain_step,
+)
 from auditml.training.privacy import NoisePlan, plan_noise, prepare_for_dp
 from auditml.training.progress import EpochProgress
 
@@ -93,6 +98,7 @@ def train(config: AuditMLConfig, *, console: Console | None = None) -> TrainResu
     model, history, plan, epsilon = fit.model, fit.history, fit.plan, fit.epsilon
 
     metrics = _metrics(config, model, data, device, history, plan, epsilon)
+    metrics["grad_sample_mode"] = fit.grad_sample_mode
     metrics["wall_time_s"] = round(time.perf_counter() - start, 3)
 
     with staged_directory(config.run_dir) as staging:
@@ -122,6 +128,8 @@ class FitResult:
     history: list[dict[str, Any]]
     plan: NoisePlan | None
     epsilon: float | None
+    # How per-example gradients were clipped ("fast", "hooks", "ghost"); None without DP.
+    grad_sample_mode: str | None = None
 
 
 def fit_model(
@@ -167,39 +175,32 @@ def _fit(
         generator=torch.Generator().manual_seed(seed),
     )
     plan: NoisePlan | None = None
-    engine: PrivacyEngine | None = None
-    trainable: nn.Module = model
+    private: PrivateTraining | None = None
+    step = plain_step(model, optimizer)
     if dp.enabled:
         plan = plan_noise(dp, batches_per_epoch=len(loader), epochs=settings.epochs)
-        engine = PrivacyEngine(accountant=dp.accountant)
-        trainable, optimizer, loader = engine.make_private(
-            module=model, optimizer=optimizer, data_loader=loader,
-            noise_multiplier=plan.noise_multiplier, max_grad_norm=dp.max_grad_norm,
-            poisson_sampling=True,
-        )
-    criterion = nn.CrossEntropyLoss()
+        mode, why = choose_grad_sample_mode(dp.grad_sample_mode, model)
+        if console is not None:
+            console.print(f"Per-example clipping: {mode} ({why})", highlight=False)
+        private = make_private(model, optimizer, loader, plan=plan, dp=dp, mode=mode)
+        step, loader = private.step, private.loader
     history: list[dict[str, Any]] = []
     epsilon: float | None = None
     with EpochProgress(console, settings.epochs, dp.enabled) as progress:
         for epoch in range(1, settings.epochs + 1):
             progress.start_epoch(epoch, len(loader), epsilon)
-            trainable.train()
+            model.train()
             loss_sum, correct, seen = 0.0, 0, 0
             for x, y in loader:
                 x, y = x.to(device), y.to(device)
-                optimizer.zero_grad(set_to_none=True)
-                logits = trainable(x)
-                # A Poisson batch can be empty; it still counts as a step for the accountant.
-                loss = criterion(logits, y) if len(y) else logits.sum() * 0.0
-                loss.backward()
-                optimizer.step()
+                logits, loss = step(x, y)
                 if len(y):
-                    loss_sum += float(loss.detach()) * len(y)
+                    loss_sum += float(loss) * len(y)
                     correct += int((logits.argmax(1) == y).sum())
                     seen += len(y)
                 progress.advance(loss_sum / max(seen, 1), correct / max(seen, 1))
-            if engine is not None:
-                epsilon = float(engine.get_epsilon(dp.delta))
+            if private is not None:
+                epsilon = private.epsilon(dp.delta)
             val_acc = (
                 accuracy(model, validation.x, validation.y, device=device)
                 if validation is not None
@@ -214,9 +215,9 @@ def _fit(
             }
             history.append(record)
             progress.end_epoch(epoch, record["loss"], record["train_acc"], val_acc, epsilon)
-    if isinstance(trainable, opacus.GradSampleModule):
-        trainable.remove_hooks()
-    return FitResult(model, history, plan, epsilon)
+    if private is not None:
+        private.close()
+    return FitResult(model, history, plan, epsilon, private.mode if private else None)
 
 
 def _metrics(

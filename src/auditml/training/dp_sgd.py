@@ -1,0 +1,201 @@
+"""DP-SGD for the training loop: Opacus's engine, or auditml's own per-example clipping.
+
+Both routes implement one mechanism, Opacus's (Abadi et al., 2016, with Poisson sampling):
+
+1. draw each example into the batch independently with probability ``q = 1 / batches_per_epoch``;
+2. clip each example's gradient to norm ``C = max_grad_norm`` (factor ``min(1, C/(||g||+1e-6))``);
+3. add ``N(0, (sigma C)^2)`` noise to every coordinate of the sum, then divide by the expected
+   batch size ``int(n q)``;
+4. let the accountant (Opacus's PRV or RDP) record one step of ``(sigma, q)``.
+
+``grad_sample_mode`` picks how step 2 is computed: ``fast`` (:mod:`.per_example`, one backward
+pass, no per-example tensors where a layer allows), or Opacus's ``hooks`` or ``ghost``. Opacus's
+``functorch`` and ``ew`` modes are not offered: both fail on the empty batches Poisson sampling
+draws. The data loader, noise draws (the global torch RNG, parameter by parameter in optimiser
+order) and accountant are Opacus's own in every mode, so the modes differ only in floating point.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import torch
+from opacus import GradSampleModule, PrivacyEngine
+from opacus.accountants import create_accountant
+from opacus.data_loader import DPDataLoader
+from torch import nn
+from torch.utils.data import DataLoader
+
+from auditml.config import DPConfig
+from auditml.training.per_example import PerExampleClipper, covered_layers, fast_path_problems
+from auditml.training.privacy import NoisePlan
+
+# (inputs, labels) -> (logits, mean loss over the batch); one optimiser step.
+TrainingStep = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
+
+def choose_grad_sample_mode(requested: str, model: nn.Module) -> tuple[str, str]:
+    """The mode to train ``model`` with, and why.
+
+    ``auto`` takes the fast path whenever it covers every trainable layer (it is the fastest on
+    every registered model; ``benchmarks/dp_overhead.py`` measures each mode), else Opacus's
+    ``hooks``, which covers the most layer types.
+    """
+    if requested != "auto":
+        return requested, "set by training.dp.grad_sample_mode"
+    problems = fast_path_problems(model)
+    if not problems:
+        return "fast", "auto: every trainable layer has a fast per-example rule"
+    return "hooks", f"auto: Opacus hooks, since {problems[0]}"
+
+
+def plain_step(model: nn.Module, optimizer: torch.optim.Optimizer) -> TrainingStep:
+    criterion = nn.CrossEntropyLoss()
+
+    def step(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        optimizer.zero_grad(set_to_none=True)
+        logits = model(x)
+        loss = criterion(logits, y)
+        loss.backward()
+        optimizer.step()
+        return logits, loss.detach()
+
+    return step
+
+
+@dataclass
+class PrivateTraining:
+    """What the training loop needs from a DP-SGD set-up, whichever mode computes it."""
+
+    step: TrainingStep
+    loader: DataLoader
+    epsilon: Callable[[float], float]  # delta -> ε spent so far
+    mode: str
+    close: Callable[[], None]
+
+
+def make_private(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loader: DataLoader,
+    *,
+    plan: NoisePlan,
+    dp: DPConfig,
+    mode: str,
+) -> PrivateTraining:
+    """Set up DP-SGD on ``model`` in ``mode`` ("fast", or Opacus's "hooks" or "ghost")."""
+    if mode == "fast":
+        return _fast(model, optimizer, loader, plan, dp)
+    engine = PrivacyEngine(accountant=dp.accountant)
+    made = engine.make_private(
+        module=model, optimizer=optimizer, data_loader=loader, criterion=nn.CrossEntropyLoss(),
+        noise_multiplier=plan.noise_multiplier, max_grad_norm=dp.max_grad_norm,
+        poisson_sampling=True, grad_sample_mode=mode,
+    )
+    if mode == "ghost":
+        wrapped, private_optimizer, criterion, private_loader = made
+    else:
+        wrapped, private_optimizer, private_loader = made
+        criterion = nn.CrossEntropyLoss()
+
+    def step(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        private_optimizer.zero_grad(set_to_none=True)
+        logits = wrapped(x)
+        # A Poisson batch can be empty; it still counts as a step for the accountant.
+        loss = criterion(logits, y) if len(y) else logits.sum() * 0.0
+        loss.backward()
+        private_optimizer.step()
+        return logits, loss.detach()
+
+    def close() -> None:
+        if isinstance(wrapped, GradSampleModule):
+            wrapped.remove_hooks()
+
+    return PrivateTraining(
+        step, private_loader, lambda delta: float(engine.get_epsilon(delta)), mode, close
+    )
+
+
+def _fast(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    loader: DataLoader,
+    plan: NoisePlan,
+    dp: DPConfig,
+) -> PrivateTraining:
+    private_loader = DPDataLoader.from_data_loader(loader)
+    sample_rate = 1 / len(private_loader)
+    step_with_noise = FastDPSGD(
+        model, optimizer, noise_multiplier=plan.noise_multiplier,
+        max_grad_norm=dp.max_grad_norm,
+        expected_batch_size=int(len(loader.dataset) * sample_rate),  # type: ignore[arg-type]
+    )
+    accountant = create_accountant(mechanism=dp.accountant)
+
+    def step(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        logits = model(x)
+        loss_sum = nn.functional.cross_entropy(logits, y, reduction="sum")
+        step_with_noise.step(loss_sum, len(y))
+        accountant.step(noise_multiplier=plan.noise_multiplier, sample_rate=sample_rate)
+        return logits, loss_sum.detach() / max(len(y), 1)
+
+    return PrivateTraining(
+        step, private_loader,
+        lambda delta: float(accountant.get_epsilon(delta=delta)), "fast", step_with_noise.close,
+    )
+
+
+class FastDPSGD:
+    """Steps 2-3 of the mechanism with :class:`PerExampleClipper`, then the optimiser's step.
+
+    The result equals Opacus's ``DPOptimizer`` with ``loss_reduction="mean"``: the same clip
+    factor, the same noise draws in the same order, the same division by the expected batch size
+    (``tests/training/test_dp_sgd.py`` checks it against Opacus to 1e-5).
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        optimizer: torch.optim.Optimizer,
+        *,
+        noise_multiplier: float,
+        max_grad_norm: float,
+        expected_batch_size: int,
+    ) -> None:
+        self.optimizer = optimizer
+        self.noise_multiplier = noise_multiplier
+        self.max_grad_norm = max_grad_norm
+        self.expected_batch_size = expected_batch_size
+        self.clipper = PerExampleClipper(model, covered_layers(model))
+        owned = {id(p) for p in self.clipper.parameters}
+        # Opacus's optimiser order, which fixes the order of the noise draws.
+        self.parameters = [
+            p for group in optimizer.param_groups for p in group["params"]
+            if p.requires_grad and id(p) in owned
+        ]
+
+    def clipped_noised_gradients(self, loss_sum: torch.Tensor, batch_size: int) -> None:
+        """Set each parameter's ``.grad`` to ``(sum_i c_i g_i + noise) / expected_batch_size``."""
+        if batch_size:
+            sums, _ = self.clipper.clipped_sum(loss_sum, self.max_grad_norm)
+            by_parameter = {id(p): s for p, s in zip(self.clipper.parameters, sums, strict=True)}
+        else:
+            self.clipper.discard()
+            by_parameter = {}
+        std = self.noise_multiplier * self.max_grad_norm
+        for parameter in self.parameters:
+            summed = by_parameter.get(id(parameter))
+            if summed is None:
+                summed = torch.zeros_like(parameter)
+            if std > 0:
+                summed = summed + torch.normal(
+                    mean=0, std=std, size=parameter.shape, device=parameter.device
+                )
+            parameter.grad = summed / self.expected_batch_size
+
+    def step(self, loss_sum: torch.Tensor, batch_size: int) -> None:
+        self.clipped_noised_gradients(loss_sum, batch_size)
+        self.optimizer.step()
+
+    def close(self) -> None:
+        self.clipper.close()
