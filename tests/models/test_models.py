@@ -38,3 +38,20 @@ def test_predict_logits_batches_and_restores_mode() -> None:
     with torch.no_grad():
         expected = model.eval()(torch.from_numpy(x)).double().numpy()
     np.testing.assert_allclose(logits, expected, rtol=1e-6, atol=1e-6)
+
+
+@pytest.mark.parametrize("arch", ["cnn_28x28", "resnet_groupnorm"])
+def test_predict_logits_is_layout_independent_and_restores_the_weights(arch: str) -> None:
+    import numpy as np
+
+    torch.manual_seed(0)
+    model = build_model(arch, SHAPES[arch], 10)
+    before = {name: p.detach().clone() for name, p in model.named_parameters()}
+    x = np.random.default_rng(1).normal(size=(300, *SHAPES[arch])).astype(np.float32)
+    logits = predict_logits(model, x)
+    with torch.no_grad():
+        expected = model.eval()(torch.from_numpy(x)).double().numpy()
+    np.testing.assert_allclose(logits, expected, rtol=1e-4, atol=1e-5)
+    for name, parameter in model.named_parameters():
+        assert parameter.is_contiguous(), name
+        assert torch.equal(parameter, before[name]), name
