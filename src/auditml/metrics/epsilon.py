@@ -36,7 +36,7 @@ from typing import Any, Literal, get_args
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import optimize, stats
+from scipy import optimize, special, stats
 
 from auditml.metrics.roc import MetricsInputError, _roc_counts, check_scores
 from auditml.metrics.threshold import _check_seed, _check_splittable, _stratified_halves
@@ -251,8 +251,12 @@ def _best_threshold(
 
 
 def _gaussian_mu(false_positive_rate: np.ndarray, false_negative_rate: np.ndarray) -> np.ndarray:
-    """Φ⁻¹(1 - FPR) - Φ⁻¹(FNR): the μ of the Gaussian curve through (FPR, FNR)."""
-    return stats.norm.isf(false_positive_rate) - stats.norm.ppf(false_negative_rate)
+    """Φ⁻¹(1 - FPR) - Φ⁻¹(FNR): the μ of the Gaussian curve through (FPR, FNR).
+
+    ``special.ndtri`` is Φ⁻¹ itself (what ``stats.norm.ppf`` calls), without the argument
+    handling of the ``stats`` calls; Φ⁻¹(1 - p) = -Φ⁻¹(p) avoids rounding 1 - p.
+    """
+    return -special.ndtri(false_positive_rate) - special.ndtri(false_negative_rate)
 
 
 @dataclass(frozen=True)

