@@ -19,7 +19,12 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from auditml.training.per_example.base import ParameterGradients, materialised, trainable
+from auditml.training.per_example.base import (
+    ParameterGradients,
+    materialised,
+    squared_row_norms,
+    trainable,
+)
 
 # At most this many input channels, im2col is faster than the shifted products (measured on CPU).
 FEW_CHANNELS = 4
@@ -83,8 +88,13 @@ def _shifted_products(
             start = u * dilation_h * row + v * dilation_w
             window = flat_input[:, :, start : start + span]
             torch.bmm(flat_grad, window.transpose(1, 2), out=products[u * kernel_w + v])
+    # Views over (offset, example, entries), so that neither reduction copies the products.
+    by_offset = products.view(kernel_h * kernel_w, batch, -1)
     shape = conv.weight.shape
     return ParameterGradients(
-        squared_norms=products.pow(2).sum((0, 2, 3)),
-        weighted_sum=lambda scale: torch.einsum("b,kboi->oik", scale, products).reshape(shape),
+        squared_norms=squared_row_norms(by_offset).sum(0),
+        weighted_sum=lambda scale: (
+            (scale @ by_offset).view(kernel_h * kernel_w, out_channels, in_channels)
+            .permute(1, 2, 0).reshape(shape)
+        ),
     )

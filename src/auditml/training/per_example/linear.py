@@ -12,7 +12,12 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from auditml.training.per_example.base import ParameterGradients, materialised, trainable
+from auditml.training.per_example.base import (
+    ParameterGradients,
+    materialised,
+    squared_row_norms,
+    trainable,
+)
 
 
 def linear_rule(
@@ -27,7 +32,7 @@ def linear_rule(
         if steps == 1:
             a2, g2 = a[:, 0], g[:, 0]
             found["weight"] = ParameterGradients(
-                squared_norms=a2.pow(2).sum(1) * g2.pow(2).sum(1),
+                squared_norms=squared_row_norms(a2) * squared_row_norms(g2),
                 weighted_sum=lambda scale: (g2 * scale[:, None]).T @ a2,
             )
         elif 2 * steps * steps <= inputs * outputs:
