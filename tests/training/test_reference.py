@@ -71,7 +71,11 @@ def test_store_trains_once_and_reuses(
 @pytest.mark.slow
 def test_parallel_training_equals_serial(tiny_config: Callable[..., dict[str, Any]]) -> None:
     raw = parse_config(tiny_config(training={"epochs": 1})).resolved().model_dump(mode="json")
-    jobs = [ReferenceJob(raw, seed, np.arange(seed, seed + 50)) for seed in (1, 2)]
+    # One job with DP-SGD (auditml's fast clipping, Poisson batches, noise from the seed).
+    dp = {"epochs": 2, "dp": {"enabled": True, "noise_multiplier": 1.0, "delta": 1e-3}}
+    raw_dp = parse_config(tiny_config(training=dp)).resolved().model_dump(mode="json")
+    jobs = [ReferenceJob(config, seed, np.arange(seed, seed + 50))
+            for config, seed in [(raw, 1), (raw, 2), (raw_dp, 3)]]
     # With as many workers as cores each worker gets one thread; serial training with one
     # thread runs the same kernels in the same order, so the weights agree bit for bit.
     threads = torch.get_num_threads()
