@@ -159,6 +159,11 @@ def test_auto_takes_the_fast_path_only_when_it_covers_every_layer() -> None:
     assert mode == "hooks" and "Embedding at '0'" in why
     grouped = nn.Sequential(nn.Conv2d(4, 4, 3, groups=2))
     assert fast_path_problems(grouped) == ["Conv2d at '0' (groups=2)"]
+    with pytest.raises(ModelError, match=r"Embedding at '0' has no per-example rule.*auto"):
+        FastDPSGD(
+            embedding, torch.optim.SGD(embedding.parameters(), lr=0.1), noise_multiplier=1.0,
+            max_grad_norm=1.0, expected_batch_size=2,
+        )
     frozen = nn.Sequential(nn.Embedding(10, 4), nn.Flatten(), nn.Linear(8, 2))
     frozen[0].weight.requires_grad_(False)
     assert fast_path_problems(frozen) == []

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 
 from torch import nn
 
+from auditml.errors import ModelError
 from auditml.training.per_example.base import LayerRule, ParameterGradients
 from auditml.training.per_example.clipping import PerExampleClipper
 from auditml.training.per_example.conv import conv2d_rule, conv2d_supported
@@ -44,7 +45,10 @@ def covered_layers(model: nn.Module) -> list[tuple[str, nn.Module, LayerRule]]:
     """Every module that holds trainable parameters, with its rule; raise if one has none."""
     problems = fast_path_problems(model)
     if problems:
-        raise ValueError(f"the fast DP-SGD path cannot train this model: {problems[0]}")
+        raise ModelError(
+            f"the fast DP-SGD path cannot train this model: {problems[0]}; set "
+            "training.dp.grad_sample_mode: auto (or hooks) to use Opacus for it"
+        )
     return [
         (name, module, LAYER_RULES[type(module)].rule)
         for name, module in model.named_modules()
