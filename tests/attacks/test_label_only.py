@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -16,37 +15,10 @@ from auditml.attacks.label_only import LabelOnlyAttack, perturb, shift_images
 from auditml.data import ArrayDataset
 from auditml.errors import ConfigError
 from auditml.metrics import roc_auc
+from toy_models import CLASSES, draw, join, train_planted
 
-DIM, CLASSES = 8, 10
-RULE = np.random.default_rng(123).normal(size=(DIM, CLASSES))
 CPU = torch.device("cpu")
-
-
-def draw(count: int, rng: np.random.Generator, *, planted: bool) -> ArrayDataset:
-    """Points labelled by a linear rule; planted ones get a wrong label only memorisation fits."""
-    x = rng.normal(size=(count, DIM)).astype(np.float32)
-    y = np.argmax(x @ RULE, axis=1)
-    if planted:
-        y = (y + 1 + rng.integers(0, CLASSES - 1, count)) % CLASSES
-    return ArrayDataset(x, y.astype(np.int64))
-
-
-def join(*parts: ArrayDataset) -> ArrayDataset:
-    return ArrayDataset(
-        np.concatenate([part.x for part in parts]), np.concatenate([part.y for part in parts])
-    )
-
-
-def train(data: ArrayDataset, seed: int) -> nn.Module:
-    torch.manual_seed(seed)
-    model = nn.Sequential(nn.Linear(DIM, 64), nn.ReLU(), nn.Linear(64, CLASSES))
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    x, y = torch.from_numpy(data.x), torch.from_numpy(data.y)
-    for _ in range(300):
-        optimizer.zero_grad()
-        nn.functional.cross_entropy(model(x), y).backward()
-        optimizer.step()
-    return model.eval()
+train = train_planted
 
 
 def audit(model: nn.Module, examples: ArrayDataset, seed: int = 0) -> AuditTarget:
@@ -92,13 +64,7 @@ class World:
         return np.r_[np.ones(len(self.members), bool), np.zeros(len(self.nonmembers), bool)]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_torch_thread() -> Iterator[None]:
-    # Tiny models: intra-op threads only add overhead, and stall badly on a busy machine.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

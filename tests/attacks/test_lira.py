@@ -24,6 +24,7 @@ from auditml.data import ArrayDataset
 from auditml.errors import AuditMLError, ConfigError
 from auditml.metrics import roc_auc
 from auditml.training.reference import ReferenceModels, paired_keep
+from toy_models import fit
 
 # ---------------------------------------------------------------------------------------------
 # A straightforward per-example loop, written from the module docstring's definitions.
@@ -237,13 +238,7 @@ def test_augment_flips_and_shifts_with_reflection() -> None:
 def _train(x: np.ndarray, y: np.ndarray, seed: int) -> nn.Module:
     torch.manual_seed(seed)
     model = nn.Sequential(nn.Flatten(), nn.Linear(int(np.prod(x.shape[1:])), 3))
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.1)
-    inputs, labels = torch.from_numpy(x), torch.from_numpy(y)
-    for _ in range(60):
-        optimizer.zero_grad()
-        nn.functional.cross_entropy(model(inputs), labels).backward()
-        optimizer.step()
-    return model.eval()
+    return fit(model, x, y, lr=0.1, steps=60)
 
 
 @functools.cache

@@ -23,6 +23,7 @@ from auditml.data import ArrayDataset
 from auditml.errors import AuditMLError, ConfigError
 from auditml.metrics import roc_auc
 from auditml.training.reference import ReferenceModels, paired_keep
+from toy_models import fit
 
 # ---------------------------------------------------------------------------------------------
 # The naive implementation: every pair (x, z), the paper's ratio LR(x) / LR(z) > γ.
@@ -265,13 +266,7 @@ def test_null_auc_is_chance(mode: str, a: float | None, gamma: float) -> None:
 def _train(x: np.ndarray, y: np.ndarray, seed: int) -> nn.Module:
     torch.manual_seed(seed)
     model = nn.Sequential(nn.Linear(x.shape[1], 16), nn.ReLU(), nn.Linear(16, 3))
-    optimizer = torch.optim.Adam(model.parameters(), lr=0.05)
-    inputs, labels = torch.from_numpy(x), torch.from_numpy(y)
-    for _ in range(60):
-        optimizer.zero_grad()
-        nn.functional.cross_entropy(model(inputs), labels).backward()
-        optimizer.step()
-    return model.eval()
+    return fit(model, x, y, lr=0.05, steps=60)
 
 
 @functools.cache

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 import pytest
 import torch
-from threadpoolctl import threadpool_limits
 from torch import nn
 
 from auditml.attacks import ATTACKS, AuditTarget, MissingResourceError, NotFittedError
@@ -17,38 +15,10 @@ from auditml.data import ArrayDataset
 from auditml.errors import AuditMLError, ConfigError
 from auditml.metrics import roc_auc
 from auditml.training.reference import ReferenceModels, paired_keep
+from toy_models import CLASSES, draw, join, train_planted
 
-DIM, CLASSES = 8, 10
-RULE = np.random.default_rng(123).normal(size=(DIM, CLASSES))
 CPU = torch.device("cpu")
-
-
-def draw(count: int, rng: np.random.Generator, *, planted: bool) -> ArrayDataset:
-    """Points labelled by a linear rule; planted ones get a wrong label only memorisation fits."""
-    x = rng.normal(size=(count, DIM)).astype(np.float32)
-    y = np.argmax(x @ RULE, axis=1)
-    if planted:
-        y = (y + 1 + rng.integers(0, CLASSES - 1, count)) % CLASSES
-    return ArrayDataset(x, y.astype(np.int64))
-
-
-def join(*parts: ArrayDataset) -> ArrayDataset:
-    return ArrayDataset(
-        np.concatenate([part.x for part in parts]), np.concatenate([part.y for part in parts])
-    )
-
-
-def train(data: ArrayDataset, seed: int) -> nn.Module:
-    """The recipe shared by the target and its shadow models: a small MLP fitted hard."""
-    torch.manual_seed(seed)
-    model = nn.Sequential(nn.Linear(DIM, 64), nn.ReLU(), nn.Linear(64, CLASSES))
-    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
-    x, y = torch.from_numpy(data.x), torch.from_numpy(data.y)
-    for _ in range(300):
-        optimizer.zero_grad()
-        nn.functional.cross_entropy(model(x), y).backward()
-        optimizer.step()
-    return model.eval()
+train = train_planted
 
 
 @dataclass(frozen=True)
@@ -78,15 +48,7 @@ class World:
         return np.r_[np.ones(len(self.members), bool), np.zeros(len(self.nonmembers), bool)]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def _one_thread() -> Iterator[None]:
-    # Tiny models and classifiers: extra torch and BLAS threads only add overhead, and stall
-    # badly when another process holds a core.
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    with threadpool_limits(limits=1):
-        yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -1,0 +1,49 @@
+"""Small models and tasks shared by the attack tests (importable: ``pythonpath`` in pyproject).
+
+The planted task: points labelled by a fixed linear rule; "planted" points get a wrong label,
+which only memorisation can fit, so a model that trained on them is recognisably a member.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from torch import nn
+
+from auditml.data import ArrayDataset
+
+DIM, CLASSES = 8, 10
+RULE = np.random.default_rng(123).normal(size=(DIM, CLASSES))
+
+
+def fit(model: nn.Module, x: np.ndarray, y: np.ndarray, *, lr: float, steps: int) -> nn.Module:
+    """Full-batch Adam on cross-entropy for ``steps`` steps; returns the model in eval mode."""
+    optimizer = torch.optim.Adam(model.parameters(), lr=lr)
+    inputs, labels = torch.from_numpy(x), torch.from_numpy(y)
+    for _ in range(steps):
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(model(inputs), labels).backward()
+        optimizer.step()
+    return model.eval()
+
+
+def draw(count: int, rng: np.random.Generator, *, planted: bool) -> ArrayDataset:
+    """Points labelled by the rule; planted ones get a wrong label only memorisation fits."""
+    x = rng.normal(size=(count, DIM)).astype(np.float32)
+    y = np.argmax(x @ RULE, axis=1)
+    if planted:
+        y = (y + 1 + rng.integers(0, CLASSES - 1, count)) % CLASSES
+    return ArrayDataset(x, y.astype(np.int64))
+
+
+def join(*parts: ArrayDataset) -> ArrayDataset:
+    return ArrayDataset(
+        np.concatenate([part.x for part in parts]), np.concatenate([part.y for part in parts])
+    )
+
+
+def train_planted(data: ArrayDataset, seed: int) -> nn.Module:
+    """The recipe shared by a target and its shadow models: a small MLP fitted hard."""
+    torch.manual_seed(seed)
+    model = nn.Sequential(nn.Linear(DIM, 64), nn.ReLU(), nn.Linear(64, CLASSES))
+    return fit(model, data.x, data.y, lr=1e-2, steps=300)
