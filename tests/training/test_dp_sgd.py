@@ -30,6 +30,15 @@ def _conv_net(seed: int) -> tuple[nn.Module, tuple[int, ...]]:
     ), (2, 9, 9)
 
 
+def _late_conv_net(seed: int) -> tuple[nn.Module, tuple[int, ...]]:
+    torch.manual_seed(seed)
+    # Few positions, many weights: ghost norms (2 T^2 <= d p), dilated, then with stride 2.
+    return nn.Sequential(
+        nn.Conv2d(16, 12, 3, padding=2, dilation=2), nn.ReLU(),
+        nn.Conv2d(12, 8, 3, stride=2, padding=1), nn.Flatten(), nn.Linear(32, 4),
+    ), (16, 4, 4)
+
+
 def _short_sequence_net(seed: int) -> tuple[nn.Module, tuple[int, ...]]:
     torch.manual_seed(seed)
     # 3 steps of 7 features: the ghost norm is cheaper (2 * 3^2 <= 7 * 6).
@@ -51,7 +60,7 @@ def _mlp(seed: int) -> tuple[nn.Module, tuple[int, ...]]:
     return nn.Sequential(nn.Linear(10, 8), nn.ReLU(), nn.Linear(8, 4)), (10,)
 
 
-NETWORKS = [_conv_net, _short_sequence_net, _long_sequence_net, _mlp]
+NETWORKS = [_conv_net, _late_conv_net, _short_sequence_net, _long_sequence_net, _mlp]
 
 
 def _materialise(model: nn.Module, shape: tuple[int, ...]) -> None:
