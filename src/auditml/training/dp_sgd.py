@@ -34,6 +34,7 @@ from auditml.training.privacy import NoisePlan
 # (inputs, labels) -> (logits, mean loss over the batch); one optimiser step.
 TrainingStep = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
+
 def choose_grad_sample_mode(requested: str, model: nn.Module) -> tuple[str, str]:
     """The mode to train ``model`` with, and why.
 
