@@ -36,6 +36,7 @@ def test_non_private_run_writes_the_contract(tiny_config: Callable[..., dict[str
     assert set(metrics["versions"]) >= {"python", "torch", "opacus", "auditml"}
     assert metrics["epsilon"] is None and metrics["dp_enabled"] is False
     assert len(metrics["history"]) == 2 and len(metrics["losses"]) == 2
+    assert metrics["val_acc"] == metrics["history"][-1]["val_acc"]
     split = run.read_split()
     assert len(split.members) == len(split.nonmembers) == 100
     assert run.read_config() == config.resolved()

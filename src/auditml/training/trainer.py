@@ -241,7 +241,8 @@ def _metrics(
         "train_size": config.data.train_size,
         "seed": config.seed,
         "device": str(device),
-        "val_acc": accuracy(model, data.validation.x, data.validation.y, device=device),
+        # The last epoch already measured this model on this validation set.
+        "val_acc": history[-1]["val_acc"],
         "train_acc": accuracy(model, data.members.x, data.members.y, device=device),
         "nonmember_acc": accuracy(model, data.nonmembers.x, data.nonmembers.y, device=device),
         "canaries": {
