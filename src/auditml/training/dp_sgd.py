@@ -88,16 +88,17 @@ def make_private(
     if mode == "fast":
         return _fast(model, optimizer, loader, plan, dp)
     engine = PrivacyEngine(accountant=dp.accountant)
+    criterion: nn.Module = nn.CrossEntropyLoss()
     made = engine.make_private(
-        module=model, optimizer=optimizer, data_loader=loader, criterion=nn.CrossEntropyLoss(),
+        module=model, optimizer=optimizer, data_loader=loader, criterion=criterion,
         noise_multiplier=plan.noise_multiplier, max_grad_norm=dp.max_grad_norm,
         poisson_sampling=True, grad_sample_mode=mode,
     )
+    # Ghost clipping returns the criterion wrapped (its backward runs the second pass).
     if mode == "ghost":
         wrapped, private_optimizer, criterion, private_loader = made
     else:
         wrapped, private_optimizer, private_loader = made
-        criterion = nn.CrossEntropyLoss()
 
     def step(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         private_optimizer.zero_grad(set_to_none=True)
@@ -168,24 +169,23 @@ class FastDPSGD:
         self.max_grad_norm = max_grad_norm
         self.expected_batch_size = expected_batch_size
         self.clipper = PerExampleClipper(model, covered_layers(model))
-        owned = {id(p) for p in self.clipper.parameters}
+        owned = set(self.clipper.parameters)
         # Opacus's optimiser order, which fixes the order of the noise draws.
         self.parameters = [
             p for group in optimizer.param_groups for p in group["params"]
-            if p.requires_grad and id(p) in owned
+            if p.requires_grad and p in owned
         ]
 
     def clipped_noised_gradients(self, loss_sum: torch.Tensor, batch_size: int) -> None:
         """Set each parameter's ``.grad`` to ``(sum_i c_i g_i + noise) / expected_batch_size``."""
         if batch_size:
             sums, _ = self.clipper.clipped_sum(loss_sum, self.max_grad_norm)
-            by_parameter = {id(p): s for p, s in zip(self.clipper.parameters, sums, strict=True)}
         else:
             self.clipper.discard()
-            by_parameter = {}
+            sums = {}
         std = self.noise_multiplier * self.max_grad_norm
         for parameter in self.parameters:
-            summed = by_parameter.get(id(parameter))
+            summed = sums.get(parameter)
             if summed is None:
                 summed = torch.zeros_like(parameter)
             if std > 0:

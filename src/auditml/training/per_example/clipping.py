@@ -44,7 +44,6 @@ class PerExampleClipper:
         self._handles: list[RemovableHandle] = [
             module.register_forward_hook(self._hook_for(name)) for name, module, _ in layers
         ]
-        self._slot = {id(p): i for i, p in enumerate(self.parameters)}
 
     def _hook_for(self, name: str) -> Callable[..., None]:
         def hook(module: nn.Module, inputs: tuple[torch.Tensor, ...], output: torch.Tensor) -> None:
@@ -63,8 +62,8 @@ class PerExampleClipper:
 
     def clipped_sum(
         self, loss_sum: torch.Tensor, max_grad_norm: float
-    ) -> tuple[list[torch.Tensor], torch.Tensor]:
-        """Per trainable parameter ``sum_i c_i g_i``, and the per-example norms ``||g_i||``.
+    ) -> tuple[dict[nn.Parameter, torch.Tensor], torch.Tensor]:
+        """``sum_i c_i g_i`` for each trainable parameter, and the per-example norms ``||g_i||``.
 
         ``loss_sum`` is the *sum* of the batch's per-example losses, so that each backprop row is
         one example's gradient. The clip factor is Opacus's: ``min(1, C / (||g_i|| + 1e-6))``.
@@ -101,9 +100,10 @@ class PerExampleClipper:
                 pieces.append((getattr(module, parameter_name), gradients))
         norms = squared.sqrt()
         scale = (max_grad_norm / (norms + 1e-6)).clamp(max=1.0)
-        sums: list[torch.Tensor] = [torch.empty(0)] * len(self.parameters)
-        for parameter, gradients in pieces:
-            sums[self._slot[id(parameter)]] = gradients.weighted_sum(scale).view_as(parameter)
+        sums = {
+            parameter: gradients.weighted_sum(scale).view_as(parameter)
+            for parameter, gradients in pieces
+        }
         return sums, norms
 
     def discard(self) -> None:
