@@ -1,0 +1,142 @@
+"""Where independent training jobs run: one by one in this process, or in a local process pool.
+
+An executor takes a list of jobs (picklable objects with ``run() -> result``) and calls
+``on_done(index, result)`` in the calling process as each job finishes, in completion order, so
+the caller can save every result at once: a killed run loses only the jobs still running.
+If a job or ``on_done`` raises, the executor stops the remaining jobs and re-raises.
+
+Executors are looked up by name in :data:`EXECUTORS`; each entry is a class taking ``workers``.
+A new backend (a cluster, say) is one module with such a class plus one ``register`` line below.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ProcessPoolExecutor, as_completed
+from typing import Protocol, TypeVar
+
+from auditml.registry import Registry
+
+R = TypeVar("R")
+R_co = TypeVar("R_co", covariant=True)
+
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+_PARENT_POLL_SECONDS = 0.5
+
+
+class Job(Protocol[R_co]):
+    """One independent piece of work; must pickle to run in another process."""
+
+    def run(self) -> R_co: ...
+
+
+class Executor(Protocol):
+    """Runs jobs and reports each result as soon as it is ready."""
+
+    def run(self, jobs: Sequence[Job[R]], on_done: Callable[[int, R], None]) -> None: ...
+
+
+class SerialExecutor:
+    """Every job in this process, in order (the reference for what the others must return)."""
+
+    def __init__(self, workers: int = 1) -> None:
+        self.workers = 1
+
+    def run(self, jobs: Sequence[Job[R]], on_done: Callable[[int, R], None]) -> None:
+        for index, job in enumerate(jobs):
+            on_done(index, job.run())
+
+
+class LocalPoolExecutor:
+    """A spawn process pool of ``workers`` on this machine; in this process for one worker/job.
+
+    Threads per worker split the cores, so the pool never oversubscribes the machine. Workers
+    exit with this process, even when it is killed with SIGKILL (see :func:`_exit_with_parent`).
+    """
+
+    def __init__(self, workers: int) -> None:
+        self.workers = max(1, workers)
+
+    def run(self, jobs: Sequence[Job[R]], on_done: Callable[[int, R], None]) -> None:
+        if self.workers == 1 or len(jobs) <= 1:
+            SerialExecutor().run(jobs, on_done)
+            return
+        threads = max(1, (os.cpu_count() or 1) // self.workers)
+        # spawn, not fork: forking a process that has started torch's thread pools can hang.
+        pool = ProcessPoolExecutor(
+            max_workers=min(self.workers, len(jobs)),
+            mp_context=multiprocessing.get_context("spawn"),
+            initializer=_init_worker,
+            initargs=(threads, os.getpid()),
+        )
+        try:
+            futures = {pool.submit(_run_job, job): index for index, job in enumerate(jobs)}
+            for future in as_completed(futures):
+                on_done(futures[future], future.result())
+        except BaseException:
+            _stop(pool)
+            raise
+        pool.shutdown(wait=True)
+
+
+def _run_job(job: Job[R]) -> R:
+    return job.run()
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """Cancel the queued jobs and kill the running ones instead of waiting for them to finish."""
+    # No public way to kill a pool's workers before Python 3.14 (kill_workers).
+    workers = list((getattr(pool, "_processes", None) or {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in workers:
+        if process.is_alive():
+            process.kill()
+    pool.shutdown(wait=True)
+
+
+def _init_worker(threads: int, parent: int) -> None:
+    import torch
+
+    torch.set_num_threads(threads)
+    _exit_with_parent(parent)
+
+
+def _exit_with_parent(parent: int) -> None:
+    """End this worker as soon as process ``parent`` is gone.
+
+    A pool worker blocks forever on its task queue once its parent dies (it holds the queue's
+    write end itself, so it never sees end-of-file), and it keeps the multiprocessing resource
+    tracker alive through the inherited tracker pipe. On Linux the kernel delivers SIGKILL when
+    the parent exits (PR_SET_PDEATHSIG); elsewhere, or if prctl is unavailable, a daemon thread
+    notices the re-parenting within half a second.
+    """
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+        except (OSError, AttributeError):
+            pass
+    if os.getppid() != parent:  # the parent died before the death signal was armed
+        os._exit(1)
+    watchdog = threading.Thread(
+        target=_watch_parent, args=(parent,), name="auditml-parent-watchdog", daemon=True
+    )
+    watchdog.start()
+
+
+def _watch_parent(parent: int) -> None:
+    while os.getppid() == parent:
+        time.sleep(_PARENT_POLL_SECONDS)
+    os._exit(1)
+
+
+EXECUTORS: Registry[Callable[[int], Executor]] = Registry("executor")
+EXECUTORS.register("serial", SerialExecutor)
+EXECUTORS.register("local", LocalPoolExecutor)
