@@ -162,7 +162,9 @@ def test_missing_data_file(
     write_config: Callable[..., Path],
     tmp_path: Path,
 ) -> None:
-    raw = tiny_config(data={"dataset": "mnist", "data_dir": str(tmp_path / "nodata")})
+    raw = tiny_config(
+        data={"dataset": "mnist", "data_dir": str(tmp_path / "nodata"), "download": False}
+    )
     code, _, err = _run(capsys, "train", "--config", str(write_config(raw)))
     assert code == 2
     line = _one_error_line(err)

@@ -66,7 +66,11 @@ class DataConfig(_Section):
     train_size: int = Field(default=500, gt=0, description="members; as many non-members")
     batch_size: int = Field(default=64, gt=0, description="expected batch size (Poisson with DP)")
     data_dir: Path = Path("data")
-    download: bool = False
+    download: bool = Field(
+        default=True,
+        description="fetch missing dataset files from the official mirrors (MD5-checked); "
+        "false forbids any download",
+    )
 
     @field_validator("dataset")
     @classmethod

@@ -10,6 +10,7 @@ import re
 import struct
 import tarfile
 import warnings
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,8 @@ from auditml.data.cifar10 import (
     load_cifar10,
     read_batch,
 )
+from auditml.data.cifar10 import MD5 as CIFAR10_MD5
+from auditml.data.download import md5_of_file
 from auditml.errors import DataError
 
 _PER_BATCH = 20
@@ -316,6 +319,7 @@ def test_missing_files_error_names_archive_folder_and_download_option(tmp_path: 
     assert "data_batch_1 to data_batch_5, test_batch" in message
     assert f"in {tmp_path / 'cifar10'} " in message
     assert URL in message
+    assert "downloads are disabled by `data.download: false`" in message
     assert "`data.download: true`" in message
 
 
@@ -346,6 +350,73 @@ def test_present_archive_is_extracted_and_loaded(tmp_path: Path, archive_dir: st
     assert (data_dir / "cifar10" / BATCHES_DIR / TEST_BATCH).is_file()
     # No temporary files are left beside the extracted ones.
     assert not list((data_dir / "cifar10").rglob("*.part"))
+
+
+def _mirror_of(tmp_path: Path, archive_maker: Callable[[Path], object]) -> tuple[str, str]:
+    """A file:// mirror holding an archive made by ``archive_maker``, and the archive's MD5."""
+    mirror = tmp_path / "mirror"
+    mirror.mkdir()
+    archive_maker(mirror / ARCHIVE_NAME)
+    return mirror.as_uri() + "/" + ARCHIVE_NAME, md5_of_file(mirror / ARCHIVE_NAME)
+
+
+def test_download_checks_the_archive_then_extracts_and_loads(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    written: dict[str, tuple] = {}
+
+    def archive(path: Path) -> None:
+        written.update(_archive_of_batches(tmp_path, path))
+
+    url, md5 = _mirror_of(tmp_path, archive)
+    dead = (tmp_path / "nowhere" / ARCHIVE_NAME).as_uri()
+    data_dir = tmp_path / "data"
+    loaded = load_cifar10(data_dir, download=True, mirrors=(dead, url), md5=md5)
+    assert loaded.test is not None
+    np.testing.assert_array_equal(loaded.test.y, written[TEST_BATCH][1])
+    assert md5_of_file(data_dir / "cifar10" / ARCHIVE_NAME) == md5
+    size_kb = (tmp_path / "mirror" / ARCHIVE_NAME).stat().st_size / 1e3
+    assert capsys.readouterr().err.splitlines() == [
+        f"downloading {ARCHIVE_NAME} ({size_kb:.1f} kB) from {url}"
+    ]
+
+
+def test_download_with_a_wrong_checksum_keeps_nothing(tmp_path: Path) -> None:
+    url, _ = _mirror_of(tmp_path, lambda path: _archive_of_batches(tmp_path, path))
+    data_dir = tmp_path / "data"
+    with pytest.raises(DataError) as raised:
+        load_cifar10(data_dir, download=True, mirrors=(url,), md5="0" * 32)
+    message = str(raised.value)
+    assert "\n" not in message
+    assert message.startswith(f"cifar10: could not download {ARCHIVE_NAME} ({url}: MD5 ")
+    assert message.endswith(
+        f"check the network, or put {ARCHIVE_NAME} (from {url}) or its extracted {BATCHES_DIR}/ "
+        f"folder (data_batch_1 to data_batch_5, test_batch) in {data_dir / 'cifar10'} by hand"
+    )
+    assert list((data_dir / "cifar10").iterdir()) == []
+
+
+def test_downloaded_batches_still_go_through_the_restricted_unpickler(tmp_path: Path) -> None:
+    marker = tmp_path / "pwned"
+
+    def malicious_archive(path: Path) -> None:
+        source = tmp_path / "source" / BATCHES_DIR
+        _write_batches(source)
+        (source / TEST_BATCH).write_bytes(pickle.dumps(_RunsShellCommand(f"touch {marker}")))
+        with tarfile.open(path, "w:gz") as tar:
+            tar.add(source, arcname=BATCHES_DIR)
+
+    # The checksum only proves the archive is the one asked for, not that it is safe to unpickle.
+    url, md5 = _mirror_of(tmp_path, malicious_archive)
+    with pytest.raises(DataError, match=f"{TEST_BATCH} refers to"):
+        load_cifar10(tmp_path / "data", download=True, mirrors=(url,), md5=md5)
+    assert not marker.exists()
+
+
+def test_published_archive_checksum_is_the_one_checked() -> None:
+    # torchvision and the dataset's page publish this MD5 for the python archive.
+    assert CIFAR10_MD5 == "c58f30108f718f92721af3b95e74349a"
+    assert load_cifar10.__kwdefaults__ == {"mirrors": (URL,), "md5": CIFAR10_MD5}
 
 
 def test_archive_without_batches_is_named(tmp_path: Path) -> None:

@@ -6,12 +6,15 @@ from __future__ import annotations
 import dataclasses
 import re
 import shutil
+import socket
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from auditml.config import parse_config
 from auditml.data import DATASETS
+from auditml.data import mnist as mnist_module
 from auditml.data.download import md5_of_file
 from auditml.data.idx import read_idx, write_idx
 from auditml.data.mnist import (
@@ -126,6 +129,7 @@ def test_missing_files_error_names_files_directory_and_download_option(tmp_path:
     for stem in IDX_FILES:
         assert f"{stem}.gz" in message
     assert f"in {tmp_path / 'mnist'} " in message
+    assert "downloads are disabled by `data.download: false`" in message
     assert "`data.download: true`" in message
     assert "https://ossci-datasets.s3.amazonaws.com/mnist/" in message
 
@@ -187,12 +191,68 @@ def test_download_with_bad_checksum_fails_with_instructions(tmp_path: Path) -> N
         source.load(tmp_path / "data", download=True)
     message = str(raised.value)
     assert "\n" not in message
-    assert "download failed" in message
+    assert message.startswith("mnist: could not download train-images-idx3-ubyte.gz (")
     assert "does not match" in message
+    assert "check the network, or put train-images-idx3-ubyte.gz, " in message
     assert f"in {tmp_path / 'data' / 'mnist'} by hand" in message
     for stem in IDX_FILES:
         assert f"{stem}.gz" in message
     assert list((tmp_path / "data" / "mnist").iterdir()) == []
+
+
+def test_config_default_downloads_missing_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # The tutorial's config never mentions data.download: missing files must be fetched.
+    mirror, md5 = _local_mirror(tmp_path)
+    monkeypatch.setattr(
+        mnist_module, "MNIST_FILES", dataclasses.replace(MNIST_FILES, mirrors=(mirror,), md5=md5)
+    )
+    config = parse_config(
+        {"experiment_name": "x", "data": {"dataset": "mnist", "data_dir": str(tmp_path / "d")}}
+    )
+    loaded = DATASETS.get("mnist").load(config.data.data_dir, config.data.download)
+    assert len(loaded.pool) == 10
+    assert sorted(path.name for path in (tmp_path / "d" / "mnist").iterdir()) == sorted(md5)
+    progress = capsys.readouterr().err.splitlines()
+    assert [line.split()[1] for line in progress] == [f"{stem}.gz" for stem in IDX_FILES]
+
+
+def test_config_download_false_forbids_fetching(tmp_path: Path) -> None:
+    config = parse_config(
+        {"experiment_name": "x",
+         "data": {"dataset": "mnist", "data_dir": str(tmp_path), "download": False}}
+    )
+    # The real mirrors: the network guard would fail this test if a download were attempted.
+    disabled = re.escape("downloads are disabled by `data.download: false`")
+    with pytest.raises(DataError, match=disabled):
+        DATASETS.get("mnist").load(config.data.data_dir, config.data.download)
+
+
+def test_no_network_error_names_every_file_the_folder_and_what_to_do(tmp_path: Path) -> None:
+    probe = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    probe.bind(("127.0.0.1", 0))
+    dead_mirror = f"http://127.0.0.1:{probe.getsockname()[1]}/"
+    probe.close()  # nothing listens there now: every connection is refused
+    source = dataclasses.replace(MNIST_FILES, mirrors=(dead_mirror,))
+    with pytest.raises(DataError) as raised:
+        source.load(tmp_path, download=True)
+    message = str(raised.value)
+    assert "\n" not in message
+    assert "refused" in message
+    for stem in IDX_FILES:
+        assert f"{stem}.gz" in message
+    assert message.endswith(f"in {tmp_path / 'mnist'} by hand")
+    assert "check the network" in message
+    assert list((tmp_path / "mnist").iterdir()) == []
+
+
+def test_files_in_the_system_directory_are_not_downloaded_again(tmp_path: Path) -> None:
+    _write_split(tmp_path / "system", n_train=6)
+    # The real mirrors and download on: a download attempt would trip the network guard.
+    source = dataclasses.replace(FASHION_MNIST_FILES, system_dirs=(tmp_path / "system",))
+    assert len(source.load(tmp_path / "data", download=True).pool) == 6
+    assert not (tmp_path / "data").exists()
 
 
 def test_label_out_of_range_is_rejected(tmp_path: Path) -> None:

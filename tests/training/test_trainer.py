@@ -85,7 +85,9 @@ def test_failed_run_leaves_the_previous_result(
 ) -> None:
     good = train(parse_config(tiny_config()), console=_quiet())
     before = {p.name: p.read_bytes() for p in good.run_dir.iterdir()}
-    missing = tiny_config(data={"dataset": "mnist", "data_dir": str(tmp_path / "empty")})
+    missing = tiny_config(
+        data={"dataset": "mnist", "data_dir": str(tmp_path / "empty"), "download": False}
+    )
     with pytest.raises(DataError):
         train(parse_config(missing), console=_quiet())
     assert {p.name: p.read_bytes() for p in good.run_dir.iterdir()} == before

@@ -48,8 +48,9 @@ Loader = Callable[[Path, bool], LoadedDataset]
 class DatasetSpec:
     """A registry entry: facts known without loading, and the loader.
 
-    ``load(data_dir, download)`` returns the dataset or raises ``DataError`` naming the files that
-    are missing and where to put them.
+    ``load(data_dir, download)`` returns the dataset, downloading missing files first when
+    ``download`` is true, or raises ``DataError`` naming the files that are missing, where to put
+    them, and why they were not fetched (downloads disabled, or the download failed).
     """
 
     name: str

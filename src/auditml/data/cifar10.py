@@ -22,10 +22,11 @@ from typing import Any, BinaryIO
 import numpy as np
 
 from auditml.data.base import ArrayDataset, DatasetSpec, LoadedDataset
-from auditml.data.download import download_file
+from auditml.data.download import RemoteFile, fetch_missing
 from auditml.errors import DataError
 
 URL = "https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz"
+MIRRORS = (URL,)
 MD5 = "c58f30108f718f92721af3b95e74349a"
 ARCHIVE_NAME = "cifar-10-python.tar.gz"
 BATCHES_DIR = "cifar-10-batches-py"
@@ -40,12 +41,17 @@ _STD = np.array([0.2470, 0.2435, 0.2616], dtype=np.float32).reshape(1, 3, 1, 1)
 _COPY_CHUNK_BYTES = 1 << 20
 
 
-def load_cifar10(data_dir: Path, download: bool) -> LoadedDataset:
-    """Find the batches (extracting, or if ``download`` fetching, the archive); normalise them."""
+def load_cifar10(
+    data_dir: Path, download: bool, *, mirrors: tuple[str, ...] = MIRRORS, md5: str = MD5
+) -> LoadedDataset:
+    """Find the batches (extracting, or unless ``download`` is false fetching, the archive).
+
+    ``mirrors`` and ``md5`` say where the archive comes from and what it must hash to.
+    """
     data_dir = Path(data_dir)
     directory = _find_batches(data_dir)
     if directory is None:
-        directory = _extract_archive(data_dir, download)
+        directory = _extract_archive(data_dir, RemoteFile(ARCHIVE_NAME, mirrors, md5), download)
     train = [read_batch(directory / name) for name in TRAIN_BATCHES]
     pool = ArrayDataset(
         _normalise(np.concatenate([images for images, _ in train])),
@@ -127,27 +133,22 @@ def _find_batches(data_dir: Path) -> Path | None:
     return None
 
 
-def _extract_archive(data_dir: Path, download: bool) -> Path:
+def _extract_archive(data_dir: Path, remote: RemoteFile, download: bool) -> Path:
     """Extract a present archive, or download one first; return the extracted batches folder."""
     target = data_dir / "cifar10"
     archives = [target / ARCHIVE_NAME, data_dir / ARCHIVE_NAME]
     archive = next((candidate for candidate in archives if candidate.is_file()), None)
     if archive is None:
-        if not download:
-            searched = ", ".join(str(directory) for directory in batch_dirs(data_dir))
-            raise DataError(
-                f"cifar10: files not found; put {ARCHIVE_NAME} (from {URL}) or its extracted "
-                f"{BATCHES_DIR}/ folder (data_batch_1 to data_batch_5, test_batch) in {target} "
-                f"(batches also searched in: {searched}), "
-                "or set `data.download: true` to fetch it"
-            )
-        try:
-            archive = download_file([URL], target / ARCHIVE_NAME, MD5)
-        except DataError as err:
-            raise DataError(
-                f"cifar10: download failed ({err}); put {ARCHIVE_NAME} or its extracted "
-                f"{BATCHES_DIR}/ folder in {target} by hand"
-            ) from err
+        fetch_missing(
+            "cifar10",
+            [remote],
+            target,
+            download=download,
+            wanted=f"{ARCHIVE_NAME} (from {remote.urls[0]}) or its extracted {BATCHES_DIR}/ "
+            "folder (data_batch_1 to data_batch_5, test_batch)",
+            searched=batch_dirs(data_dir),
+        )
+        archive = target / ARCHIVE_NAME
     extract_tar_safely(archive, target)
     directory = target / BATCHES_DIR
     missing = [name for name in (*TRAIN_BATCHES, TEST_BATCH) if not (directory / name).is_file()]

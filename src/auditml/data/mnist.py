@@ -3,7 +3,9 @@
 The pool is the official 60,000-image training split and ``test`` the official 10,000-image test
 split. Files may be plain or gzip-compressed. Local files are used as they are (their structure is
 checked, not their checksum: Debian's Fashion-MNIST package, for one, recompresses them); only
-downloaded files are checked against the published MD5s.
+downloaded files are checked against the published MD5s. Missing files are downloaded unless the
+config says ``data.download: false``; files found anywhere searched (the system folder included)
+are never downloaded again.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from auditml.data.base import ArrayDataset, DatasetSpec, LoadedDataset
-from auditml.data.download import download_file
+from auditml.data.download import RemoteFile, fetch_missing
 from auditml.data.idx import read_idx
 from auditml.errors import DataError
 
@@ -73,23 +75,17 @@ class IdxDatasetFiles:
     def _fetch_missing(self, data_dir: Path, download: bool) -> Path:
         target = data_dir / self.name
         missing = [f"{stem}.gz" for stem in IDX_FILES if _find_file(target, stem) is None]
-        listed = ", ".join(missing)
-        if not download:
-            searched = ", ".join(str(directory) for directory in self.search_dirs(data_dir)[1:])
-            raise DataError(
-                f"{self.name}: files not found; put {listed} (plain or .gz, from "
-                f"{self.mirrors[0]}) in {target} (also searched: {searched}), "
-                "or set `data.download: true` to fetch them"
-            )
-        for file_name in missing:
-            urls = [mirror + file_name for mirror in self.mirrors]
-            try:
-                download_file(urls, target / file_name, self.md5[file_name])
-            except DataError as err:
-                raise DataError(
-                    f"{self.name}: download failed ({err}); put {listed} "
-                    f"(plain or .gz) in {target} by hand"
-                ) from err
+        fetch_missing(
+            self.name,
+            [
+                RemoteFile(name, tuple(mirror + name for mirror in self.mirrors), self.md5[name])
+                for name in missing
+            ],
+            target,
+            download=download,
+            wanted=f"{', '.join(missing)} (plain or .gz, from {self.mirrors[0]})",
+            searched=self.search_dirs(data_dir)[1:],
+        )
         return target
 
     def _read_split(self, images_path: Path, labels_path: Path) -> ArrayDataset:
