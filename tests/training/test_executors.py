@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import time
+from importlib import import_module
 from pathlib import Path
 
 import pytest
@@ -46,24 +47,48 @@ def test_registry_names_the_executors() -> None:
         EXECUTORS.get("ray")
 
 
-# A job that announces its worker's pid and then works for longer than the test waits.
-_SLOW_JOB = """
+# Jobs for spawned workers, which import them by module name (pytest's importlib mode leaves
+# test modules unimportable there). SlowJob announces its worker's pid, then outlasts the test.
+_JOBS = """
 import os
 import time
 
 
 class SlowJob:
-    def __init__(self, directory):
-        self.directory = directory
+    def __init__(self, directory, seconds=300):
+        self.directory, self.seconds = directory, seconds
 
     def run(self):
         open(os.path.join(self.directory, f"worker_{os.getpid()}"), "w").close()
-        time.sleep(300)
+        time.sleep(self.seconds)
+
+
+class FailingJob:
+    def run(self):
+        raise ValueError("this job fails")
 """
+
+
+def test_a_failing_job_in_the_pool_stops_the_running_ones(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / "pooljobs.py").write_text(_JOBS)
+    monkeypatch.syspath_prepend(str(tmp_path))  # spawn hands sys.path to the workers
+    jobs = import_module("pooljobs")
+    done: list[int] = []
+    start = time.monotonic()
+    with pytest.raises(ValueError, match="this job fails"):
+        LocalPoolExecutor(2).run(
+            [jobs.SlowJob(str(tmp_path), 60), jobs.FailingJob(), jobs.SlowJob(str(tmp_path), 60)],
+            lambda i, r: done.append(i),
+        )
+    # Without stopping them, the pool would wait for both 60 s jobs before raising.
+    assert time.monotonic() - start < 45
+    assert done == []
 
 _AUDIT = """
 import sys
-from slowjob import SlowJob
+from pooljobs import SlowJob
 from auditml.training.executors import LocalPoolExecutor
 
 LocalPoolExecutor(2).run([SlowJob(sys.argv[1]) for _ in range(4)], lambda i, r: None)
@@ -96,7 +121,7 @@ def _alive(pid: int) -> bool:
 def test_pool_workers_and_resource_tracker_exit_when_the_audit_is_killed(
     tmp_path: Path,
 ) -> None:
-    (tmp_path / "slowjob.py").write_text(_SLOW_JOB)
+    (tmp_path / "pooljobs.py").write_text(_JOBS)
     env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(tmp_path), *sys.path])}
     audit = subprocess.Popen(
         [sys.executable, "-c", textwrap.dedent(_AUDIT), str(tmp_path)], env=env,

@@ -1,23 +1,27 @@
-"""The reference-model engine: balanced keep matrix, reuse, and parallel == serial."""
+"""The reference-model engine: balanced keep matrix, reuse, resume, and parallel == serial."""
 
 from __future__ import annotations
 
-import io
+import json
 import os
-from collections.abc import Callable
+import shutil
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
 import torch
-from rich.console import Console
 
-from auditml.config import parse_config
+from auditml.config import AuditMLConfig, parse_config
+from auditml.errors import RunDirectoryError
 from auditml.training import build_run_model
+from auditml.training.executors import EXECUTORS, Job, SerialExecutor
 from auditml.training.reference import (
     ReferenceJob,
+    ReferenceModels,
     ReferenceStore,
+    _model_seed,
     paired_keep,
     train_reference_models,
 )
@@ -34,38 +38,176 @@ def test_paired_keep_puts_every_example_in_half_the_models() -> None:
     assert not np.array_equal(paired_keep(2, 101, seed=4), keep[:2])
 
 
+class _Crash:
+    def run(self) -> Any:
+        raise RuntimeError("simulated crash")
+
+
+class Recording:
+    """Trains one by one and records which reference models (by number) it trained; with
+    ``crash_after``, the job after that many models raises, as a killed audit would stop."""
+
+    def __init__(self, run_seed: int, crash_after: int | None = None) -> None:
+        self.numbers = {_model_seed(run_seed, k): k for k in range(32)}
+        self.crash_after = crash_after
+        self.trained: list[int] = []
+
+    def run(self, jobs: Sequence[Job[Any]], on_done: Callable[[int, Any], None]) -> None:
+        def record(index: int, result: Any) -> None:
+            assert isinstance(jobs[index], ReferenceJob)
+            self.trained.append(self.numbers[jobs[index].seed])
+            on_done(index, result)
+
+        runnable = [_Crash() if i == self.crash_after else job for i, job in enumerate(jobs)]
+        SerialExecutor().run(runnable, record)
+
+
+def _ensure(store: ReferenceStore, config: AuditMLConfig, count: int,
+            executor: Recording) -> ReferenceModels:
+    return store.ensure(config, np.arange(40), count, lambda: build_run_model(config),
+                        workers=1, console=None, description="reference models",
+                        executor=executor)
+
+
+def _assert_same_weights(a: torch.nn.Module, b: torch.nn.Module) -> None:
+    for (name, p), q in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        assert torch.equal(p, q), name
+
+
 @pytest.mark.slow
 def test_store_trains_once_and_reuses(
     tiny_config: Callable[..., dict[str, Any]], tmp_path: Path
 ) -> None:
     config = parse_config(tiny_config(training={"epochs": 1}))
-    indices = np.arange(40)
     store = ReferenceStore(tmp_path / "reference" / "audit")
-    log = io.StringIO()
 
-    def ensure(count: int) -> Any:
-        return store.ensure(
-            config, indices, count, lambda: build_run_model(config), workers=1,
-            console=Console(file=log, width=200), description="reference models",
-        )
+    def ensure(count: int, recipe: AuditMLConfig = config) -> tuple[ReferenceModels, list[int]]:
+        executor = Recording(recipe.seed)
+        return _ensure(store, recipe, count, executor), executor.trained
 
-    first = ensure(2)
-    assert len(first) == 2 and first.keep.shape == (2, 40)
-    assert log.getvalue().count("trained") == 2
-    again = ensure(2)
-    assert log.getvalue().count("trained") == 2  # nothing retrained
+    first, trained = ensure(2)
+    assert trained == [0, 1] and len(first) == 2 and first.keep.shape == (2, 40)
+    again, trained = ensure(2)
+    assert trained == []
     for a, b in zip(first.models, again.models, strict=True):
-        for (name, p), q in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
-            assert torch.equal(p, q), name
-    more = ensure(4)
-    assert log.getvalue().count("trained") == 4  # only the two new ones
+        _assert_same_weights(a, b)
+    more, trained = ensure(4)
+    assert trained == [2, 3]
     np.testing.assert_array_equal(more.keep[:2], first.keep)
     np.testing.assert_array_equal(more.keep.sum(axis=0), np.full(40, 2))
-    # A different recipe is a different set of models.
+    assert len(ensure(3)[0]) == 3 and ensure(3)[1] == []
+    # A different recipe is a different set of models: all retrained, the old ones removed.
     other = parse_config(tiny_config(training={"epochs": 1, "learning_rate": 0.01}))
-    store.ensure(other, indices, 2, lambda: build_run_model(other), workers=1,
-                 console=Console(file=log, width=200), description="reference models")
-    assert log.getvalue().count("trained") == 6
+    assert ensure(2, other)[1] == [0, 1]
+    assert sorted(p.name for p in store.directory.glob("model_*")) == [
+        "model_000.safetensors", "model_001.safetensors"]
+    assert ensure(2, config)[1] == [0, 1]
+
+
+@pytest.mark.slow
+def test_a_crashed_run_keeps_finished_models_and_the_rerun_trains_only_the_rest(
+    tiny_config: Callable[..., dict[str, Any]], tmp_path: Path
+) -> None:
+    config = parse_config(tiny_config(training={"epochs": 1}))
+    store = ReferenceStore(tmp_path / "audit")
+    crashing = Recording(config.seed, crash_after=1)
+    with pytest.raises(RuntimeError, match="simulated crash"):
+        _ensure(store, config, 4, crashing)
+    assert crashing.trained == [0]
+    manifest = json.loads((store.directory / "manifest.json").read_text())
+    assert manifest["done"] == [0]
+    rerun = Recording(config.seed)
+    resumed = _ensure(store, config, 4, rerun)
+    assert rerun.trained == [1, 2, 3]
+    # The resumed set is the set an uninterrupted run trains.
+    fresh = Recording(config.seed)
+    whole = _ensure(ReferenceStore(tmp_path / "fresh"), config, 4, fresh)
+    assert fresh.trained == [0, 1, 2, 3]
+    np.testing.assert_array_equal(resumed.keep, whole.keep)
+    for a, b in zip(resumed.models, whole.models, strict=True):
+        _assert_same_weights(a, b)
+
+
+@pytest.fixture(scope="module")
+def trained_store(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict[str, Any]]:
+    raw = {"experiment_name": "tiny", "output_dir": str(tmp_path_factory.mktemp("results")),
+           "data": {"dataset": "digits", "train_size": 100, "batch_size": 50},
+           "training": {"epochs": 1, "learning_rate": 0.005, "device": "cpu"}}
+    directory = tmp_path_factory.mktemp("store") / "audit"
+    _ensure(ReferenceStore(directory), parse_config(raw), 2, Recording(0))
+    return directory, raw
+
+
+def _corrupt_manifest(directory: Path) -> None:
+    (directory / "manifest.json").write_text("{not json")
+
+
+def _manifest_not_an_object(directory: Path) -> None:
+    (directory / "manifest.json").write_text("[1, 2]")
+
+
+def _done_not_numbers(directory: Path) -> None:
+    manifest = json.loads((directory / "manifest.json").read_text())
+    (directory / "manifest.json").write_text(json.dumps({**manifest, "done": ["0", 1]}))
+
+
+def _keep_truncated(directory: Path) -> None:
+    (directory / "keep.npy").write_bytes((directory / "keep.npy").read_bytes()[:90])
+
+
+def _keep_edited(directory: Path) -> None:
+    keep = np.load(directory / "keep.npy")
+    keep[0, 0] = not keep[0, 0]
+    np.save(directory / "keep.npy", keep)
+
+
+def _weights_truncated(directory: Path) -> None:
+    path = directory / "model_001.safetensors"
+    path.write_bytes(path.read_bytes()[:100])
+
+
+def _weights_missing(directory: Path) -> None:
+    (directory / "model_000.safetensors").unlink()
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("damage, culprit", [
+    (_corrupt_manifest, "manifest.json"), (_manifest_not_an_object, "manifest.json"),
+    (_done_not_numbers, "manifest.json"), (_keep_truncated, "keep.npy"),
+    (_keep_edited, "keep.npy"), (_weights_truncated, "model_001.safetensors"),
+    (_weights_missing, "model_000.safetensors"),
+])
+def test_a_damaged_store_is_one_clear_line_naming_what_to_delete(
+    trained_store: tuple[Path, dict[str, Any]], tmp_path: Path,
+    damage: Callable[[Path], None], culprit: str,
+) -> None:
+    original, raw = trained_store
+    directory = tmp_path / "audit"
+    shutil.copytree(original, directory)
+    config = parse_config(raw)
+    executor = Recording(config.seed)
+    assert len(_ensure(ReferenceStore(directory), config, 2, executor)) == 2  # intact copy
+    damage(directory)
+    with pytest.raises(RunDirectoryError) as error:
+        _ensure(ReferenceStore(directory), config, 2, executor)
+    message = str(error.value)
+    assert "\n" not in message and culprit in message and f"delete {directory}" in message
+    assert executor.trained == []
+
+
+@pytest.mark.slow
+def test_a_manifest_written_before_resumable_training_is_reused(
+    trained_store: tuple[Path, dict[str, Any]], tmp_path: Path
+) -> None:
+    original, raw = trained_store
+    directory = tmp_path / "audit"
+    shutil.copytree(original, directory)
+    manifest = json.loads((directory / "manifest.json").read_text())
+    (directory / "manifest.json").write_text(
+        json.dumps({"count": 2, "fingerprint": manifest["fingerprint"]}))
+    executor = Recording(0)
+    assert len(_ensure(ReferenceStore(directory), parse_config(raw), 2, executor)) == 2
+    assert executor.trained == []
 
 
 @pytest.mark.slow
@@ -81,11 +223,14 @@ def test_parallel_training_equals_serial(tiny_config: Callable[..., dict[str, An
     threads = torch.get_num_threads()
     torch.set_num_threads(1)
     try:
-        serial = train_reference_models(jobs, workers=1)
+        serial = train_reference_models(jobs, workers=1, executor=EXECUTORS.get("serial")(1))
     finally:
         torch.set_num_threads(threads)
-    parallel = train_reference_models(jobs, workers=max(2, os.cpu_count() or 2))
+    workers = max(2, os.cpu_count() or 2)
+    parallel = train_reference_models(jobs, workers=workers,
+                                      executor=EXECUTORS.get("local")(workers))
+    assert len(serial) == len(parallel) == 3
     for one, other in zip(serial, parallel, strict=True):
-        assert one.keys() == other.keys()
+        assert one.keys() == other.keys() and one
         for name in one:
             np.testing.assert_array_equal(one[name], other[name])

@@ -22,6 +22,9 @@ from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
 from typing import Protocol, TypeVar
 
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
 from auditml.registry import Registry
 
 R = TypeVar("R")
@@ -135,6 +138,40 @@ def _watch_parent(parent: int) -> None:
     while os.getppid() == parent:
         time.sleep(_PARENT_POLL_SECONDS)
     os._exit(1)
+
+
+class JobProgress:
+    """A progress bar over finished jobs on a terminal, one line per job otherwise."""
+
+    def __init__(self, console: Console | None, description: str, total: int) -> None:
+        self.console, self.description, self.total, self.done = console, description, total, 0
+        self._bar: Progress | None = None
+        if console is not None and console.is_terminal:
+            self._bar = Progress(
+                TextColumn(f"[bold]{description}"), BarColumn(), MofNCompleteColumn(),
+                TimeElapsedColumn(), console=console,
+            )
+
+    def __enter__(self) -> Callable[[], None]:
+        task = None
+        if self._bar is not None:
+            self._bar.__enter__()
+            task = self._bar.add_task(self.description, total=self.total)
+
+        def advance() -> None:
+            self.done += 1
+            if self._bar is not None and task is not None:
+                self._bar.update(task, advance=1)
+            elif self.console is not None:
+                self.console.print(
+                    f"{self.description}: {self.done}/{self.total} trained", highlight=False
+                )
+
+        return advance
+
+    def __exit__(self, *exc: object) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(None, None, None)
 
 
 EXECUTORS: Registry[Callable[[int], Executor]] = Registry("executor")

@@ -10,16 +10,16 @@ exactly half of the models, and adding pairs later never changes the existing on
 matrix ``keep[k, i]`` records whether model k trained on example i.
 
 The unit of work, :class:`ReferenceJob`, is pure and serialisable (config, seed, training
-indices -> weights), so the same jobs run one by one, in a local process pool, or elsewhere.
+indices -> weights), so the same jobs run on any executor (:mod:`auditml.training.executors`):
+one by one, in a local process pool, or elsewhere. Each model is saved as soon as it finishes,
+so a killed audit loses only the models still training; the next audit trains the rest.
 """
 
 from __future__ import annotations
 
 import json
-import multiprocessing
 import os
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
@@ -28,7 +28,6 @@ from typing import Any
 import numpy as np
 import torch
 from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from torch import nn
 
 from auditml.config import AuditMLConfig, parse_config
@@ -36,11 +35,14 @@ from auditml.data import ArrayDataset, LoadedDataset
 from auditml.errors import AuditMLError, RunDirectoryError
 from auditml.fileio import atomic_path, write_json
 from auditml.models import predict_logits
+from auditml.training.executors import Executor, JobProgress, LocalPoolExecutor
 
 ReferenceFactory = Callable[[ArrayDataset, int], nn.Module]
 """Bring-your-own reference training: ``(train_set, seed) -> trained model``."""
 
 _MANIFEST = "manifest.json"
+_KEEP = "keep.npy"
+Weights = dict[str, np.ndarray]
 
 
 @dataclass(frozen=True)
@@ -69,11 +71,6 @@ def _load_pool(config_json: str) -> ArrayDataset:
 
     loaded: LoadedDataset = load_dataset(parse_config(json.loads(config_json)))
     return loaded.pool
-
-
-def _run_job(job: ReferenceJob, threads: int) -> dict[str, np.ndarray]:
-    torch.set_num_threads(threads)
-    return job.run()
 
 
 def paired_keep(count: int, size: int, seed: int) -> np.ndarray:
@@ -118,59 +115,28 @@ def train_reference_models(
     workers: int,
     console: Console | None = None,
     description: str = "reference models",
-) -> list[dict[str, np.ndarray]]:
-    """Run ``jobs`` in a process pool of ``workers`` (in this process when 1), in order."""
-    results: list[dict[str, np.ndarray] | None] = [None] * len(jobs)
-    with _ModelProgress(console, description, len(jobs)) as advance:
-        if workers <= 1 or len(jobs) <= 1:
-            for index, job in enumerate(jobs):
-                results[index] = job.run()
-                advance()
-        else:
-            # Threads per worker split the cores, so the pool never oversubscribes the machine.
-            threads = max(1, (os.cpu_count() or 1) // workers)
-            # spawn, not fork: forking a process that has started torch's thread pools can hang.
-            context = multiprocessing.get_context("spawn")
-            with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
-                futures = {pool.submit(_run_job, job, threads): i for i, job in enumerate(jobs)}
-                for future in as_completed(futures):
-                    results[futures[future]] = future.result()
-                    advance()
-    return [weights for weights in results if weights is not None]
+    executor: Executor | None = None,
+) -> list[Weights]:
+    """Run ``jobs`` on ``executor`` (default: a local pool of ``workers``); weights in job order."""
+    results: dict[int, Weights] = {}
+    _train(jobs, executor or LocalPoolExecutor(workers), console, description, results.__setitem__)
+    return [results[index] for index in range(len(jobs))]
 
 
-class _ModelProgress:
-    """A progress bar over models when a terminal is attached, one line per model otherwise."""
+def _train(
+    jobs: Sequence[ReferenceJob],
+    executor: Executor,
+    console: Console | None,
+    description: str,
+    on_done: Callable[[int, Weights], None],
+) -> None:
+    with JobProgress(console, description, len(jobs)) as advance:
 
-    def __init__(self, console: Console | None, description: str, total: int) -> None:
-        self.console, self.description, self.total, self.done = console, description, total, 0
-        self._bar: Progress | None = None
-        if console is not None and console.is_terminal:
-            self._bar = Progress(
-                TextColumn(f"[bold]{description}"), BarColumn(), MofNCompleteColumn(),
-                TimeElapsedColumn(), console=console,
-            )
+        def finished(index: int, weights: Weights) -> None:
+            on_done(index, weights)
+            advance()
 
-    def __enter__(self) -> Callable[[], None]:
-        task = None
-        if self._bar is not None:
-            self._bar.__enter__()
-            task = self._bar.add_task(self.description, total=self.total)
-
-        def advance() -> None:
-            self.done += 1
-            if self._bar is not None and task is not None:
-                self._bar.update(task, advance=1)
-            elif self.console is not None:
-                self.console.print(
-                    f"{self.description}: {self.done}/{self.total} trained", highlight=False
-                )
-
-        return advance
-
-    def __exit__(self, *exc: object) -> None:
-        if self._bar is not None:
-            self._bar.__exit__(None, None, None)
+        executor.run(jobs, finished)
 
 
 class ReferenceStore:
@@ -178,22 +144,15 @@ class ReferenceStore:
 
     ``name`` separates model sets trained on different example sets (``audit`` for the audited
     members and non-members, ``population`` for data the target never saw). A set is reused
-    only if it was trained on exactly the same examples with the same recipe.
+    only if it was trained on exactly the same examples with the same recipe. Files:
+    ``manifest.json`` (``fingerprint``: recipe, examples, seed; ``done``: numbers of the models
+    trained for it), ``keep.npy`` and ``model_<k:03d>.safetensors``. Each model's weights are
+    written (atomically) before the manifest counts it, so a killed run never loses a finished
+    model and never counts an unfinished one; the next run trains only the missing ones.
     """
 
     def __init__(self, directory: Path) -> None:
         self.directory = Path(directory)
-
-    def _manifest(self) -> dict[str, Any] | None:
-        path = self.directory / _MANIFEST
-        if not path.is_file():
-            return None
-        try:
-            return json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, json.JSONDecodeError) as error:
-            raise RunDirectoryError(
-                f"{path} is corrupt ({error}); delete {self.directory} to retrain the models"
-            ) from None
 
     def ensure(
         self,
@@ -205,47 +164,88 @@ class ReferenceStore:
         workers: int,
         console: Console | None,
         description: str,
+        executor: Executor | None = None,
     ) -> ReferenceModels:
         """Load ``count`` models trained on halves of ``pool[example_indices]``, training the
-        missing ones."""
+        missing ones on ``executor`` (default: a local pool of ``workers``)."""
         if count < 1:
             raise AuditMLError(f"reference model count must be at least 1, got {count}")
-        recipe = config.resolved().model_dump(mode="json")
-        recipe.pop("experiment_name")
-        recipe.pop("output_dir")
-        fingerprint = {
-            "recipe": recipe,
-            "examples": np.asarray(example_indices).tolist(),
-            "seed": config.seed,
-        }
-        manifest = self._manifest()
-        have = 0
-        if manifest is not None and manifest.get("fingerprint") == fingerprint:
-            have = int(manifest.get("count", 0))
-        keep = paired_keep(max(count, have), len(example_indices), config.seed)
-        if have < count:
+        examples = np.asarray(example_indices)
+        fingerprint = _fingerprint(config, examples)
+        done = self._done(fingerprint)
+        keep = paired_keep(max(count, *(k + 1 for k in done), 0), len(examples), config.seed)
+        missing = [k for k in range(count) if k not in done]
+        if missing:
+            if not done:  # a new fingerprint: forget the old set before writing any model
+                self._reset(fingerprint)
+            with atomic_path(self.directory / _KEEP) as tmp, tmp.open("wb") as file:
+                np.save(file, keep)
+            if done and console is not None:
+                console.print(f"{description}: {len(done)} already trained, resuming",
+                              highlight=False)
+            recipe = config.resolved().model_dump(mode="json")
             jobs = [
-                ReferenceJob(
-                    config=config.resolved().model_dump(mode="json"),
-                    seed=_model_seed(config.seed, k),
-                    train_indices=np.asarray(example_indices)[keep[k]],
-                )
-                for k in range(have, count)
+                ReferenceJob(recipe, _model_seed(config.seed, k), examples[keep[k]])
+                for k in missing
             ]
-            weights = train_reference_models(
-                jobs, workers=workers, console=console, description=description
-            )
-            for k, state in zip(range(have, count), weights, strict=True):
-                self._save_model(k, state)
-            np.save(self.directory / "keep.npy", keep[:count])
-            write_json(
-                self.directory / _MANIFEST, {"count": count, "fingerprint": fingerprint}
-            )
-        models = [self._load_model(k, build) for k in range(count)]
-        device = torch.device("cpu")
-        return ReferenceModels(models, keep[:count], device)
 
-    def _save_model(self, k: int, state: dict[str, np.ndarray]) -> None:
+            def save(index: int, weights: Weights) -> None:
+                self._save_model(missing[index], weights)
+                done.add(missing[index])
+                write_json(self.directory / _MANIFEST,
+                           {"fingerprint": fingerprint, "done": sorted(done)})
+
+            _train(jobs, executor or LocalPoolExecutor(workers), console, description, save)
+        self._check_keep(keep[:count])
+        models = [self._load_model(k, build) for k in range(count)]
+        return ReferenceModels(models, keep[:count], torch.device("cpu"))
+
+    def _corrupt(self, path: Path, reason: str) -> RunDirectoryError:
+        return RunDirectoryError(
+            f"{path} is corrupt ({reason}); delete {self.directory} to retrain the reference "
+            "models"
+        )
+
+    def _done(self, fingerprint: dict[str, Any]) -> set[int]:
+        """The models already trained for ``fingerprint`` (none for another fingerprint)."""
+        path = self.directory / _MANIFEST
+        if not path.exists():
+            return set()
+        try:
+            manifest = json.loads(path.read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise self._corrupt(path, str(error).splitlines()[0]) from None
+        if not isinstance(manifest, dict):
+            raise self._corrupt(path, "not a JSON object")
+        if manifest.get("fingerprint") != fingerprint:
+            return set()
+        done = manifest.get("done")
+        if done is None and isinstance(manifest.get("count"), int):
+            done = list(range(manifest["count"]))  # written before resumable training
+        if not isinstance(done, list) or not all(
+            isinstance(k, int) and not isinstance(k, bool) and 0 <= k < 100_000 for k in done
+        ):
+            raise self._corrupt(path, "'done' must list model numbers")
+        return set(done)
+
+    def _reset(self, fingerprint: dict[str, Any]) -> None:
+        write_json(self.directory / _MANIFEST, {"fingerprint": fingerprint, "done": []})
+        for stale in self.directory.glob("model_*.safetensors"):
+            stale.unlink()
+
+    def _check_keep(self, keep: np.ndarray) -> None:
+        path = self.directory / _KEEP
+        try:
+            saved = np.load(path, allow_pickle=False)
+        except (OSError, ValueError, EOFError) as error:
+            raise self._corrupt(path, str(error).splitlines()[0] or type(error).__name__) from None
+        count, size = keep.shape
+        if saved.dtype != bool or saved.ndim != 2 or saved.shape[0] < count or (
+            saved.shape[1] != size
+        ) or not np.array_equal(saved[:count], keep):
+            raise self._corrupt(path, "it does not match the models' training halves")
+
+    def _save_model(self, k: int, state: Weights) -> None:
         from safetensors.numpy import save_file
 
         self.directory.mkdir(parents=True, exist_ok=True)
@@ -261,12 +261,16 @@ class ReferenceStore:
             model = build()
             model.load_state_dict(load_file(str(path)))
         except (SafetensorError, OSError, RuntimeError) as error:
-            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-            raise RunDirectoryError(
-                f"reference model {path} is corrupt ({reason}); delete {self.directory} "
-                "to retrain the reference models"
-            ) from None
+            raise self._corrupt(path, str(error).splitlines()[0] or type(error).__name__) from None
         return model.eval()
+
+
+def _fingerprint(config: AuditMLConfig, examples: np.ndarray) -> dict[str, Any]:
+    """What the models depend on: the recipe (not where the run is saved), examples and seed."""
+    recipe = config.resolved().model_dump(mode="json")
+    recipe.pop("experiment_name")
+    recipe.pop("output_dir")
+    return {"recipe": recipe, "examples": examples.tolist(), "seed": config.seed}
 
 
 def _model_seed(run_seed: int, k: int) -> int:
@@ -285,7 +289,7 @@ def train_with_factory(
     """Bring-your-own reference models: ``factory(train_half, seed)`` for each keep row."""
     keep = paired_keep(count, len(examples), seed)
     models = []
-    with _ModelProgress(console, "reference models", count) as advance:
+    with JobProgress(console, "reference models", count) as advance:
         for k in range(count):
             models.append(factory(examples.subset(np.flatnonzero(keep[k])), _model_seed(seed, k)))
             advance()
