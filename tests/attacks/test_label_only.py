@@ -10,7 +10,7 @@ import torch
 from torch import nn
 
 import auditml.attacks.label_only as label_only
-from auditml.attacks import ATTACKS, AuditTarget, NotFittedError
+from auditml.attacks import ATTACKS, AuditTarget
 from auditml.attacks.label_only import LabelOnlyAttack, perturb, shift_images
 from auditml.data import ArrayDataset
 from auditml.errors import ConfigError
@@ -181,7 +181,8 @@ def test_shifts_move_images_and_edges_are_repeated() -> None:
     np.testing.assert_array_equal(scores, np.ones(20))
 
 
-def test_settings_checked_and_fit_required() -> None:
+def test_settings_checked() -> None:
+    # Unknown keys, fit-before-score and the rest of the contract: tests/attacks/test_contract.py.
     assert LabelOnlyAttack.requires == frozenset()
     assert LabelOnlyAttack().settings() == {"queries": 32, "noise_std": 0.2, "max_shift": 1}
     for key, value in [
@@ -193,7 +194,3 @@ def test_settings_checked_and_fit_required() -> None:
     ]:
         with pytest.raises(ConfigError, match=f"mia_label_only: {key}="):
             LabelOnlyAttack(**{key: value})
-    with pytest.raises(ConfigError, match="mia_label_only: query="):
-        LabelOnlyAttack(query=4)
-    with pytest.raises(NotFittedError, match="call fit"):
-        LabelOnlyAttack().score()

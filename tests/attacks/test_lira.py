@@ -11,7 +11,7 @@ import torch
 from scipy.stats import norm
 from torch import nn
 
-from auditml.attacks import ATTACKS, AuditTarget, MissingResourceError, NotFittedError
+from auditml.attacks import ATTACKS, AuditTarget, MissingResourceError
 from auditml.attacks import lira as lira_module
 from auditml.attacks.lira import (
     MIN_STD,
@@ -306,15 +306,6 @@ def test_target_and_references_see_the_same_copies(monkeypatch: pytest.MonkeyPat
     assert not np.allclose(seen["target"][0], seen["target"][1])
 
 
-def test_needs_reference_models_and_fit() -> None:
-    target = _target()
-    without = dataclasses.replace(target, reference=None)
-    with pytest.raises(MissingResourceError, match="mia_lira needs reference"):
-        LiraAttack().fit(without)
-    with pytest.raises(NotFittedError, match="call fit"):
-        LiraAttack().score()
-
-
 def test_augmentations_need_images() -> None:
     with pytest.raises(AuditMLError, match="needs images"):
         LiraAttack(augmentations="flip").fit(_target(image=False))
@@ -322,6 +313,7 @@ def test_augmentations_need_images() -> None:
 
 
 def test_settings_checked() -> None:
+    # Unknown keys, missing resources, fit-before-score: tests/attacks/test_contract.py.
     assert ATTACKS.get("mia_lira") is LiraAttack
     assert LiraAttack().settings() == {
         "mode": "online", "variance": "per_example", "augmentations": "none"

@@ -1,6 +1,5 @@
 from __future__ import annotations
 
-import dataclasses
 import functools
 import math
 
@@ -322,19 +321,8 @@ def test_true_class_probs_broadcast_over_models() -> None:
     np.testing.assert_allclose(probs, [[0.5, 1 / (1 + math.e**2)], [0.5, 0.5]])
 
 
-def test_needs_reference_models_and_population() -> None:
-    target = _target(4)
-    with pytest.raises(MissingResourceError, match="mia_rmia needs population"):
-        RmiaAttack().fit(dataclasses.replace(target, population=None))
-    with pytest.raises(MissingResourceError, match="mia_rmia needs population and reference"):
-        RmiaAttack().fit(dataclasses.replace(target, population=None, reference=None))
-    with pytest.raises(MissingResourceError, match="mia_rmia needs reference"):
-        RmiaAttack().fit(dataclasses.replace(target, reference=None))
-    with pytest.raises(NotFittedError, match="call fit"):
-        RmiaAttack().score()
-
-
 def test_settings_checked() -> None:
+    # Unknown keys, missing resources, fit-before-score: tests/attacks/test_contract.py.
     assert ATTACKS.get("mia_rmia") is RmiaAttack
     assert RmiaAttack().settings() == {"mode": "offline", "a": None, "gamma": 1.0}
     with pytest.raises(ConfigError, match=r"mia_rmia: a=1\.5"):

@@ -9,7 +9,7 @@ import pytest
 import torch
 from torch import nn
 
-from auditml.attacks import ATTACKS, AuditTarget, MissingResourceError, NotFittedError
+from auditml.attacks import AuditTarget, MissingResourceError, NotFittedError
 from auditml.attacks.shadow import ShadowModelAttack, prediction_features
 from auditml.data import ArrayDataset
 from auditml.errors import AuditMLError, ConfigError
@@ -100,12 +100,6 @@ def test_chance_when_the_target_saw_neither_set(world: World) -> None:
     assert abs(roc_auc(scores, is_member) - 0.5) < 4 * standard_error
 
 
-def test_same_seed_same_scores(world: World) -> None:
-    first = ShadowModelAttack().fit(world.audit()).score()
-    second = ATTACKS.get("mia_shadow")().fit(world.audit()).score()
-    np.testing.assert_array_equal(first, second)
-
-
 def test_rare_class_falls_back_to_the_global_classifier(world: World) -> None:
     labels = world.population.y
     # Keep a single example of class 3: 4 shadow rows, too few for a classifier of its own.
@@ -131,13 +125,8 @@ def test_population_beyond_the_keep_matrix_is_ignored(world: World) -> None:
     np.testing.assert_array_equal(base, padded)
 
 
-def test_missing_resources_are_named(world: World) -> None:
-    with pytest.raises(MissingResourceError, match="mia_shadow needs shadow"):
-        ShadowModelAttack().fit(world.audit(shadow=None))
-    with pytest.raises(MissingResourceError, match="mia_shadow needs population"):
-        ShadowModelAttack().fit(world.audit(population=None))
-    with pytest.raises(MissingResourceError, match="needs population and shadow"):
-        ShadowModelAttack().fit(world.audit(population=None, shadow=None))
+def test_shadow_models_need_out_examples(world: World) -> None:
+    # A missing shadow or population is checked for every attack in test_contract.py.
     all_in = ReferenceModels(world.shadow.models, np.ones_like(world.shadow.keep), CPU)
     with pytest.raises(MissingResourceError, match="every keep entry is IN"):
         ShadowModelAttack().fit(world.audit(shadow=all_in))
@@ -148,18 +137,14 @@ def test_class_count_mismatch_is_an_error(world: World) -> None:
         ShadowModelAttack().fit(world.audit(num_classes=12))
 
 
-def test_settings_checked_and_fit_required() -> None:
+def test_settings_checked_and_classes_need_fit() -> None:
+    # Unknown keys, fit-before-score and the rest of the contract: tests/attacks/test_contract.py.
     assert ShadowModelAttack.requires == frozenset({"shadow", "population"})
     assert ShadowModelAttack().settings() == {"classifier": "logistic"}
     with pytest.raises(ConfigError, match="mia_shadow: classifier='svm': Input should be"):
         ShadowModelAttack(classifier="svm")
-    with pytest.raises(ConfigError, match="mia_shadow: classifer="):
-        ShadowModelAttack(classifer="logistic")
-    attack = ShadowModelAttack(classifier="gradient_boosting")
     with pytest.raises(NotFittedError, match="call fit"):
-        attack.score()
-    with pytest.raises(NotFittedError, match="call fit"):
-        _ = attack.classes_with_own_classifier
+        _ = ShadowModelAttack(classifier="gradient_boosting").classes_with_own_classifier
 
 
 def test_prediction_features_are_logit_scaled_probabilities() -> None:
