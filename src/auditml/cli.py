@@ -51,6 +51,12 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--out", required=True, help="directory for the report")
     compare.add_argument("--attack", default="mia_threshold", help="which audit to compare")
 
+    report = commands.add_parser(
+        "report", help="one self-contained HTML report of an audited run"
+    )
+    report.add_argument("run_dir", metavar="RUN_DIR", help="a trained, audited run")
+    report.add_argument("--out", required=True, help="directory for the report")
+
     show = commands.add_parser("show-config", help="print the config with every default filled in")
     show.add_argument("--config", required=True, help="YAML experiment config")
 
@@ -127,6 +133,14 @@ def _dispatch(args: argparse.Namespace, console: Console, errors: Console) -> in
         comparison = compare_runs(args.run_dirs, args.out, attack=args.attack)
         console.print(comparison_table(comparison))
         console.print(f"report: {Path(args.out) / 'report.html'}", highlight=False)
+        return EXIT_OK
+
+    if args.command == "report":
+        from auditml.reporting import write_run_report
+
+        run_report = write_run_report(args.run_dir, args.out)
+        console.print(run_report.verdict.headline, highlight=False, markup=False)
+        console.print(f"report: {run_report.report_html}", highlight=False)
         return EXIT_OK
 
     if args.command == "demo":

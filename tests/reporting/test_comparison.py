@@ -3,19 +3,15 @@
 from __future__ import annotations
 
 import json
+import re
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
-import torch
 from rich.console import Console
-from scipy.stats import norm
 
-from auditml.config import parse_config
-from auditml.data.split import make_split
 from auditml.errors import AuditMLError, RunDirectoryError
-from auditml.metrics import membership_metrics
 from auditml.reporting import (
     Comparison,
     ComparisonRow,
@@ -23,79 +19,15 @@ from auditml.reporting import (
     compare_runs,
     comparison_table,
 )
-from auditml.reporting.comparison import TABLE_HEADERS, render_markdown, table_cells
+from auditml.reporting.columns import TABLE_HEADERS, table_cells
 from auditml.run_directory import RunDirectory
 
 ATTACK = "mia_threshold"
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def _scores(shift: float, count: int = 200) -> tuple[np.ndarray, np.ndarray]:
-    # Evenly spaced normal quantiles: deterministic, and members score `shift` higher.
-    quantiles = norm.ppf((np.arange(count) + 0.5) / count)
-    scores = np.concatenate([quantiles + shift, quantiles])
-    is_member = np.concatenate([np.ones(count, bool), np.zeros(count, bool)])
-    return scores, is_member
-
-
-def make_run(
-    root: Path,
-    name: str,
-    *,
-    dp: bool = False,
-    epsilon: float | None = None,
-    target_epsilon: float | None = None,
-    noise_multiplier: float | None = None,
-    delta: float | None = None,
-    val_acc: float = 0.9,
-    shift: float = 0.5,
-    audit: bool = True,
-    experiment_name: str | None = None,
-) -> Path:
-    """A trained (and by default audited) run directory, written with RunDirectory's writers."""
-    run = RunDirectory(root / name)
-    run.write_config(parse_config({"experiment_name": name}))
-    run.write_model(torch.nn.Linear(2, 2), "mlp")
-    run.write_split(make_split(np.arange(1797) % 10, 100, 0, validation_from_pool=True))
-    metrics: dict[str, Any] = {
-        "experiment_name": experiment_name or name,
-        "dataset": "digits",
-        "val_acc": val_acc,
-        "train_acc": min(1.0, val_acc + 0.05),
-        "dp_enabled": dp,
-        "epsilon": epsilon,
-        "target_epsilon": target_epsilon,
-        "delta": delta,
-        "noise_multiplier": noise_multiplier,
-        "accountant": "prv" if dp else None,
-    }
-    run.write_metrics(metrics)
-    if audit:
-        scores, is_member = _scores(shift)
-        run.write_scores(ATTACK, scores, is_member)
-        run.write_audit_result(
-            ATTACK,
-            {
-                "attack": ATTACK,
-                "settings": {"metric": "loss"},
-                "counts": {"members": int(is_member.sum()), "nonmembers": int((~is_member).sum())},
-                "metrics": membership_metrics(scores, is_member).to_dict(),
-                "scores_file": f"{ATTACK}_scores.npz",
-                "roc_plot": f"{ATTACK}_roc.png",
-                "run": {
-                    "experiment_name": metrics["experiment_name"],
-                    "dp_enabled": dp,
-                    "epsilon": epsilon,
-                    "delta": delta,
-                    "val_acc": val_acc,
-                },
-            },
-        )
-    return run.path
-
-
 @pytest.fixture
-def two_runs(tmp_path: Path) -> list[Path]:
+def two_runs(tmp_path: Path, make_run: Callable[..., Path]) -> list[Path]:
     baseline = make_run(tmp_path / "results", "baseline", val_acc=0.9876, shift=1.0)
     private = make_run(
         tmp_path / "results",
@@ -137,13 +69,19 @@ def test_rows_copy_the_numbers_in_the_run_files(
         assert row.tpr_at_1pct_fpr == audit["tpr_at_fpr"]["0.01"]
 
 
-def test_a_dp_run_without_target_epsilon_is_labelled_by_its_noise(tmp_path: Path) -> None:
+def test_a_dp_run_without_target_epsilon_is_labelled_by_its_noise(
+    tmp_path: Path,
+    make_run: Callable[..., Path],
+) -> None:
     run = make_run(tmp_path, "sigma", dp=True, epsilon=7.5, noise_multiplier=1.1, delta=1e-5)
     [row] = compare_runs([run], tmp_path / "report").rows
     assert row.label == "σ=1.1"
 
 
-def test_any_number_of_runs_keeps_the_given_order(tmp_path: Path) -> None:
+def test_any_number_of_runs_keeps_the_given_order(
+    tmp_path: Path,
+    make_run: Callable[..., Path],
+) -> None:
     runs = [
         make_run(tmp_path, "c", dp=True, epsilon=0.9, target_epsilon=1, delta=1e-5),
         make_run(tmp_path, "a"),
@@ -224,7 +162,7 @@ def test_rich_table_has_the_report_columns_and_rows(comparison: Comparison) -> N
 
 def test_markdown_report_has_the_table_explanations_and_images(comparison: Comparison) -> None:
     text = comparison.report_md.read_text(encoding="utf-8")
-    assert text == render_markdown(comparison)
+    assert text.startswith(f"# Privacy comparison: {ATTACK}\n")
     assert "| " + " | ".join(TABLE_HEADERS) + " |" in text
     for row in comparison.rows:
         assert "| " + " | ".join(table_cells(row)) + " |" in text
@@ -240,13 +178,17 @@ def test_html_report_is_self_contained(comparison: Comparison) -> None:
     for row in comparison.rows:
         for cell in table_cells(row):
             assert f">{cell}</td>" in page
-    sources = page.split('src="')[1:]
-    assert len(sources) == 2
-    assert all(source.startswith("data:image/png;base64,") for source in sources)
-    assert "href=" not in page and "<link" not in page and "<script" not in page
+    # Both figures are inline vector graphics; nothing is loaded from anywhere.
+    assert page.count("<svg") == 2
+    assert "src=" not in page and "<link" not in page and "<script" not in page
+    assert "@import" not in page and "url(http" not in page
+    assert all(target.startswith("#") for target in re.findall(r'href="([^"]*)"', page))
 
 
-def test_html_escapes_text_from_the_run_files(tmp_path: Path) -> None:
+def test_html_escapes_text_from_the_run_files(
+    tmp_path: Path,
+    make_run: Callable[..., Path],
+) -> None:
     run = make_run(tmp_path, "odd", experiment_name="<script>alert(1)</script>&")
     page = compare_runs([run], tmp_path / "report").report_html.read_text(encoding="utf-8")
     assert "<script" not in page
@@ -291,7 +233,10 @@ def test_a_second_report_replaces_the_first(two_runs: list[Path], tmp_path: Path
 # -- errors -------------------------------------------------------------------------------------
 
 
-def test_a_run_without_the_audit_says_which_command_makes_it(tmp_path: Path) -> None:
+def test_a_run_without_the_audit_says_which_command_makes_it(
+    tmp_path: Path,
+    make_run: Callable[..., Path],
+) -> None:
     run = make_run(tmp_path / "results", "x", audit=False)
     with pytest.raises(RunDirectoryError) as error:
         compare_runs([run], tmp_path / "report")
@@ -302,14 +247,20 @@ def test_a_run_without_the_audit_says_which_command_makes_it(tmp_path: Path) -> 
     assert not (tmp_path / "report").exists()
 
 
-def test_a_missing_scores_file_counts_as_a_missing_audit(tmp_path: Path) -> None:
+def test_a_missing_scores_file_counts_as_a_missing_audit(
+    tmp_path: Path,
+    make_run: Callable[..., Path],
+) -> None:
     run = make_run(tmp_path, "x")
     RunDirectory(run).scores_path(ATTACK).unlink()
-    with pytest.raises(RunDirectoryError, match="auditml audit --config"):
+    with pytest.raises(RunDirectoryError, match="rerun `auditml audit --attack mia_threshold`"):
         compare_runs([run], tmp_path / "report")
 
 
-def test_the_audit_of_another_attack_does_not_count(tmp_path: Path) -> None:
+def test_the_audit_of_another_attack_does_not_count(
+    tmp_path: Path,
+    make_run: Callable[..., Path],
+) -> None:
     run = make_run(tmp_path, "x")
     with pytest.raises(RunDirectoryError, match="--attack mia_lira"):
         compare_runs([run], tmp_path / "report", attack="mia_lira")
@@ -323,15 +274,18 @@ def test_a_directory_that_is_not_a_trained_run_says_how_to_train(tmp_path: Path)
         compare_runs([tmp_path / "half"], tmp_path / "report")
 
 
-def test_a_stale_audit_is_refused(tmp_path: Path) -> None:
+def test_a_stale_audit_is_refused(tmp_path: Path, make_run: Callable[..., Path]) -> None:
     run = RunDirectory(make_run(tmp_path, "x", val_acc=0.9))
-    run.write_metrics({**run.read_metrics(), "val_acc": 0.8})
+    # Retrained after the audit: a new training record and manifest, the old audit left behind.
+    run.write_training(run.read_training().model_copy(update={"val_acc": 0.8}))
+    run.write_manifest()
     with pytest.raises(RunDirectoryError, match=r"stale.*auditml audit --config"):
         compare_runs([run.path], tmp_path / "report")
 
 
 def test_a_failed_report_leaves_the_previous_one_untouched(
-    two_runs: list[Path], tmp_path: Path
+    two_runs: list[Path], tmp_path: Path,
+    make_run: Callable[..., Path],
 ) -> None:
     out_dir = tmp_path / "report"
     compare_runs(two_runs, out_dir)
@@ -353,7 +307,7 @@ def test_a_failure_while_writing_leaves_the_previous_report_untouched(
     def fail(*args: object, **kwargs: object) -> str:
         raise RuntimeError("disk full")
 
-    monkeypatch.setattr("auditml.reporting.comparison.render_html", fail)
+    monkeypatch.setattr("auditml.reporting.writers.html.render_html", fail)
     with pytest.raises(RuntimeError, match="disk full"):
         compare_runs(two_runs, out_dir)
     assert {path.name: path.read_bytes() for path in out_dir.iterdir()} == before
@@ -400,28 +354,17 @@ def test_every_error_is_an_auditml_error() -> None:
     assert issubclass(ReportError, AuditMLError)
 
 
-def _add_audit(run_dir: Path, attack: str, shift: float) -> None:
-    run = RunDirectory(run_dir)
-    scores, is_member = _scores(shift)
-    metrics = run.read_metrics()
-    run.write_scores(attack, scores, is_member)
-    run.write_audit_result(attack, {
-        "attack": attack,
-        "settings": {},
-        "counts": {"members": int(is_member.sum()), "nonmembers": int((~is_member).sum())},
-        "metrics": membership_metrics(scores, is_member).to_dict(),
-        "run": {key: metrics[key] for key in ("experiment_name", "dp_enabled", "epsilon",
-                                              "val_acc")},
-    })
-
-
-def test_strongest_attack_is_shown_next_to_the_compared_one(tmp_path: Path) -> None:
+def test_strongest_attack_is_shown_next_to_the_compared_one(
+    tmp_path: Path,
+    make_run: Callable[..., Path],
+    add_audit: Callable[..., None],
+) -> None:
     run_dir = make_run(tmp_path / "results", "baseline", shift=0.5)
     only = compare_runs([run_dir], tmp_path / "first")
     assert only.rows[0].strongest_attack == ATTACK
     assert only.rows[0].strongest_auc == only.rows[0].auc
-    _add_audit(run_dir, "mia_lira", shift=2.0)
-    _add_audit(run_dir, "mia_weak", shift=0.1)
+    add_audit(run_dir, "mia_lira", shift=2.0)
+    add_audit(run_dir, "mia_weak", shift=0.1)
     row = compare_runs([run_dir], tmp_path / "second").rows[0]
     assert row.strongest_attack == "mia_lira"
     lira = RunDirectory(run_dir).audit_results()["mia_lira"]["metrics"]

@@ -9,7 +9,6 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from auditml.reporting.html import InlineImage, render_html
 from auditml.reporting.plots import (
     LOG_FLOOR,
     LeakagePoint,
@@ -17,6 +16,7 @@ from auditml.reporting.plots import (
     accuracy_vs_leakage_figure,
     png_bytes,
     roc_overlay_figure,
+    svg_element,
 )
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
@@ -96,34 +96,30 @@ def test_drawing_never_imports_pyplot() -> None:
     subprocess.run([sys.executable, "-c", code], check=True)
 
 
-# -- the HTML renderer --------------------------------------------------------------------------
-
-
-def test_html_escapes_every_text_and_inlines_images() -> None:
-    page = render_html(
-        title="<T>",
-        intro="a & b",
-        headers=["<h>"],
-        rows=[["<c>"]],
-        numeric_columns=[0],
-        notes=[("<h>", '"quoted" <note>')],
-        images=[InlineImage('cap"tion', PNG_MAGIC)],
+def test_svg_element_is_inline_markup_without_fixed_size_prolog_or_comments() -> None:
+    svg = svg_element(
+        roc_overlay_figure(_series(), attack="<x>"), prefix="f1", description='a "b" <c>'
     )
-    assert "<T>" not in page and "&lt;T&gt;" in page
-    assert "a &amp; b" in page
-    assert '<td class="number">&lt;c&gt;</td>' in page
-    assert "&quot;quoted&quot; &lt;note&gt;" in page
-    assert 'alt="cap&quot;tion" src="data:image/png;base64,iVBORw0KGgo="' in page
+    assert svg.startswith("<svg") and svg.rstrip().endswith("</svg>")
+    root = svg[: svg.index(">")]
+    assert "viewBox=" in root and " width=" not in root and " height=" not in root
+    assert 'aria-label="a &quot;b&quot; &lt;c&gt;"' in root
+    assert "<?xml" not in svg and "<!DOCTYPE" not in svg and "<!--" not in svg
+    assert "<metadata" not in svg and "<text" not in svg  # text drawn as paths: no font needed
 
 
-def test_html_rejects_rows_that_do_not_match_the_headers() -> None:
-    with pytest.raises(ValueError, match="2 cells but there are 1 headers"):
-        render_html(
-            title="t",
-            intro="",
-            headers=["a"],
-            rows=[["1", "2"]],
-            numeric_columns=[],
-            notes=[],
-            images=[],
-        )
+def test_svg_ids_carry_the_prefix_so_two_figures_never_share_one() -> None:
+    import re
+
+    svg = svg_element(roc_overlay_figure(_series(), attack="x"), prefix="f7", description="d")
+    ids = re.findall(r'\bid="([^"]+)"', svg)
+    references = re.findall(r'(?:href="#|url\(#)([^")]+)', svg)
+    assert ids and references
+    assert all(name.startswith("f7-") for name in ids)
+    assert set(references) <= set(ids)
+
+
+def test_svg_of_the_same_figure_is_the_same_text() -> None:
+    first = svg_element(roc_overlay_figure(_series(), attack="x"), prefix="a", description="d")
+    again = svg_element(roc_overlay_figure(_series(), attack="x"), prefix="a", description="d")
+    assert first == again

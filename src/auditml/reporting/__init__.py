@@ -1,23 +1,22 @@
-"""Reports that compare runs: tables (markdown, HTML, terminal), JSON and figures.
+"""Reports: one audited run (:func:`write_run_report`) or several side by side
+(:func:`compare_runs`), as self-contained HTML, markdown, JSON and figures.
 
-:func:`compare_runs` compares any number of trained and audited runs;
 :class:`DPComparison` is the two-run shortcut the DP tutorial uses.
 """
 
-from auditml.reporting.comparison import (
-    Comparison,
-    ComparisonRow,
-    ReportError,
-    compare_runs,
-    comparison_table,
-)
+from auditml.reporting.columns import comparison_table
+from auditml.reporting.comparison import compare_runs
 from auditml.reporting.dp_comparison import DPComparison
+from auditml.reporting.rows import Comparison, ComparisonRow, ReportError
+from auditml.reporting.run_report import RunReport, write_run_report
 
 __all__ = [
     "Comparison",
     "ComparisonRow",
     "DPComparison",
     "ReportError",
+    "RunReport",
     "compare_runs",
     "comparison_table",
+    "write_run_report",
 ]

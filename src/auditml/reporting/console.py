@@ -8,6 +8,7 @@ from typing import Any
 from rich.table import Table
 
 from auditml.formatting import format_delta, format_epsilon
+from auditml.reporting.verdict import exceeds_claim
 
 
 def audit_table(results: Sequence[dict[str, Any]]) -> Table:
@@ -57,7 +58,7 @@ def _number(value: Any) -> str:
 
 
 def canary_summary(result: dict[str, Any]) -> str:
-    """The one-run audit in a few lines (``audit/dp_audit.json``)."""
+    """A one-run canary audit in a few lines (``audit/canaries/<name>.json``)."""
     best = result["by_score"][result["best_score"]]
     claimed = result["run"].get("epsilon")
     lines = [
@@ -67,7 +68,12 @@ def canary_summary(result: dict[str, Any]) -> str:
         f"{best['correct']} of {best['guesses']} guesses correct)",
         f"  the most these canaries could show: ε={result['max_epsilon']:.2f}",
     ]
-    if claimed is not None:
-        verdict = "VIOLATION" if result["epsilon_lower_bound"] > claimed else "consistent"
-        lines.append(f"  accountant's ε={claimed:.2f}: {verdict}")
+    dp_enabled = result["run"].get("dp_enabled") is True
+    if dp_enabled and claimed is not None:
+        violated = exceeds_claim(
+            dp_enabled=dp_enabled,
+            claimed_epsilon=claimed,
+            epsilon_lower_bound=result["epsilon_lower_bound"],
+        )
+        lines.append(f"  accountant's ε={claimed:.2f}: {'VIOLATION' if violated else 'consistent'}")
     return "\n".join(lines)

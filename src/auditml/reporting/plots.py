@@ -7,11 +7,15 @@ touches pyplot's global figure list or the user's backend; a figure is garbage o
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from html import escape
 
 import numpy as np
+from matplotlib import rc_context
 from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.backends.backend_svg import FigureCanvasSVG
 from matplotlib.figure import Figure
 from matplotlib.ticker import PercentFormatter
 
@@ -139,6 +143,30 @@ def png_bytes(figure: Figure, *, dpi: int = 120) -> bytes:
     # No "Software" entry: the same figure gives the same bytes on every matplotlib version.
     figure.savefig(buffer, format="png", dpi=dpi, metadata={"Software": None})
     return buffer.getvalue()
+
+
+def svg_element(figure: Figure, *, prefix: str, description: str) -> str:
+    """``figure`` as an inline ``<svg>`` element for an HTML page.
+
+    Text is drawn as paths, so the page needs no font; the root's fixed width and height are
+    dropped, so CSS scales the figure to its column while the viewBox keeps its shape; every id
+    gets ``prefix``, so several figures in one page never share one. Ids are hashed with a fixed
+    salt: the same figure gives the same text.
+    """
+    FigureCanvasSVG(figure)
+    buffer = io.StringIO()
+    with rc_context({"svg.fonttype": "path", "svg.hashsalt": "auditml"}):
+        figure.savefig(buffer, format="svg", metadata={"Date": None, "Creator": None})
+    text = buffer.getvalue()
+    # From the root on: no XML prolog or DOCTYPE, and no RDF metadata (it names no content).
+    svg = re.sub(r"\s*<metadata>.*?</metadata>", "", text[text.index("<svg") :], flags=re.S)
+    # matplotlib repeats each text in a comment (escaped, so it cannot close one early).
+    svg = re.sub(r"<!--.*?-->", "", svg, flags=re.S)
+    root_end = svg.index(">")
+    root = re.sub(r'\s(width|height)="[^"]*"', "", svg[:root_end])
+    svg = f'{root} role="img" aria-label="{escape(description)}"{svg[root_end:]}'
+    svg = re.sub(r'\bid="', f'id="{prefix}-', svg)
+    return re.sub(r"(href=\"#|url\(#)", rf"\g<1>{prefix}-", svg)
 
 
 def _log_axis_low(series: Sequence[RocSeries], floor: float) -> float:

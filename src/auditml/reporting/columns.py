@@ -1,0 +1,79 @@
+"""The comparison table's columns: header and definition (from the glossary), alignment, and
+how a :class:`~auditml.reporting.rows.ComparisonRow` fills each cell.
+
+Every format shows the same cells: ``report.md``, ``report.html`` and the terminal table.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from rich.table import Table
+from rich.text import Text
+
+from auditml.formatting import format_delta, format_epsilon
+from auditml.reporting import glossary
+from auditml.reporting.glossary import Term
+from auditml.reporting.rows import Comparison, ComparisonRow
+
+
+@dataclass(frozen=True)
+class ComparisonColumn:
+    term: Term
+    numeric: bool
+    cell: Callable[[ComparisonRow], str]
+
+    @property
+    def header(self) -> str:
+        return self.term.name
+
+
+def _epsilon(row: ComparisonRow) -> str:
+    # Without DP there is no finite guarantee, whatever metrics.json holds under "epsilon".
+    return format_epsilon(row.epsilon if row.dp_enabled else None)
+
+
+def _delta(row: ComparisonRow) -> str:
+    return format_delta(row.delta if row.dp_enabled else None)
+
+
+def _bound(row: ComparisonRow) -> str:
+    if row.epsilon_lower_bound is None:
+        return "—"
+    return f"{row.epsilon_lower_bound:.2f}" + (" VIOLATION" if row.violation else "")
+
+
+COLUMNS: tuple[ComparisonColumn, ...] = (
+    ComparisonColumn(glossary.MODEL, False, lambda row: row.label),
+    ComparisonColumn(glossary.RUN, False, lambda row: row.run_name),
+    ComparisonColumn(glossary.EPSILON_CLAIMED, True, _epsilon),
+    ComparisonColumn(glossary.DELTA, True, _delta),
+    ComparisonColumn(glossary.EPSILON_LOWER_BOUND, True, _bound),
+    ComparisonColumn(glossary.VAL_ACC, True, lambda row: f"{100 * row.val_acc:.1f}%"),
+    ComparisonColumn(glossary.AUC, True, lambda row: f"{row.auc:.3f}"),
+    ComparisonColumn(glossary.TPR_AT_1PCT_FPR, True, lambda row: f"{row.tpr_at_1pct_fpr:.3f}"),
+    ComparisonColumn(glossary.STRONGEST_ATTACK, False, lambda row: row.strongest_attack),
+    ComparisonColumn(glossary.STRONGEST_AUC, True, lambda row: f"{row.strongest_auc:.3f}"),
+    ComparisonColumn(
+        glossary.STRONGEST_TPR, True, lambda row: f"{row.strongest_tpr_at_1pct_fpr:.3f}"
+    ),
+)
+
+TABLE_HEADERS: tuple[str, ...] = tuple(column.header for column in COLUMNS)
+
+
+def table_cells(row: ComparisonRow) -> list[str]:
+    """The row as the report shows it, one string per column of :data:`TABLE_HEADERS`."""
+    return [column.cell(row) for column in COLUMNS]
+
+
+def comparison_table(comparison: Comparison) -> Table:
+    """The report's table as a rich Table, for the CLI to print."""
+    table = Table(title=f"Membership inference ({comparison.attack}) vs. differential privacy")
+    for column in COLUMNS:
+        table.add_column(column.header, justify="right" if column.numeric else "left")
+    for row in comparison.rows:
+        # Text, not str: a cell is data, never rich markup.
+        table.add_row(*(Text(cell) for cell in table_cells(row)))
+    return table

@@ -1,0 +1,97 @@
+"""What every number in a report means: one definition per term, shown on hover and in the
+glossary of the HTML page, and under the table of ``report.md``.
+
+Keeping the words in one place keeps the table headers, the summary and the glossary in step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class Term:
+    """A number's name as reports show it, and what it is."""
+
+    name: str
+    definition: str
+
+
+MODEL = Term(
+    "Model",
+    "how the model was trained: “No DP” for plain training, “ε=…” for DP-SGD calibrated to that "
+    "target ε, “σ=…” for DP-SGD with that noise multiplier set directly.",
+)
+RUN = Term("Run", "the run's experiment name.")
+EPSILON_CLAIMED = Term(
+    "ε (accountant)",
+    "the privacy budget training actually spent, from the privacy accountant; smaller is a "
+    "stronger guarantee. ∞ means no differential-privacy guarantee (trained without DP).",
+)
+DELTA = Term(
+    "δ",
+    "the probability with which the ε guarantee may fail; it should be well below "
+    "1/(training-set size). — for runs without DP.",
+)
+EPSILON_LOWER_BOUND = Term(
+    "ε lower bound (audit)",
+    "a lower bound on ε that holds with 95% confidence, from the attack's scores "
+    "(Clopper-Pearson intervals at a threshold chosen on one half of the audited examples, bound "
+    "computed on the other half). If it exceeds the accountant's ε, the training or the "
+    "accounting is broken: the row is flagged VIOLATION.",
+)
+VAL_ACC = Term(
+    "Val Acc", "accuracy on the held-out validation set: the utility the model keeps."
+)
+AUC = Term(
+    "MIA AUC",
+    "area under the membership-inference attack's ROC curve, members vs. non-members: 0.5 is "
+    "guessing, 1.0 is a perfect attack. Higher means more leakage.",
+)
+TPR_AT_1PCT_FPR = Term(
+    "TPR@1%FPR",
+    "the fraction of training members the attack identifies while wrongly flagging only 1% of "
+    "non-members; confident identification of a few members is the leakage that matters even "
+    "when the AUC is near 0.5 (Carlini et al., 2022, “Membership Inference Attacks From First "
+    "Principles”).",
+)
+STRONGEST_ATTACK = Term(
+    "Strongest attack",
+    "of all attacks the run was audited with, the one with the highest TPR at 1% FPR (ties: "
+    "higher AUC); a model can pass the loss threshold and still leak to LiRA or RMIA.",
+)
+STRONGEST_AUC = Term("Its AUC", "the strongest attack's AUC.")
+STRONGEST_TPR = Term("Its TPR@1%FPR", "the strongest attack's TPR at 1% FPR.")
+TPR_AT_FPR = Term(
+    "TPR@FPR",
+    "the fraction of training members an attack identifies while wrongly flagging at most the "
+    "stated fraction of non-members (the false positive rate).",
+)
+ADVANTAGE = Term(
+    "Advantage",
+    "the membership advantage max(TPR − FPR) over all thresholds: 0 is guessing, 1 is a perfect "
+    "attack.",
+)
+GDP_ESTIMATE = Term(
+    "GDP ε estimate",
+    "an estimate, not a bound: the ε implied by a Gaussian privacy curve fitted at one threshold "
+    "(μ-GDP, Dong, Roth and Su 2019). It can exceed the true ε; only the ε lower bound is a "
+    "statistically valid statement.",
+)
+CANARY_BOUND = Term(
+    "one-run ε lower bound",
+    "the one-run audit of Steinke, Nasr and Jagielski (2023): training added each canary with "
+    "probability 1/2; the audit guesses which were added from the trained model alone, and turns "
+    "the number of correct guesses into an ε lower bound that holds with the stated confidence.",
+)
+MAX_EPSILON = Term(
+    "largest provable ε",
+    "the largest ε lower bound these canaries could show even if every guess were right; a bound "
+    "near it means more canaries could show more.",
+)
+VIOLATION = Term(
+    "VIOLATION",
+    "an audit's ε lower bound exceeds the ε the accountant claims for a DP run: the DP training "
+    "or its accounting is broken (or, with probability at most 5% per bound, the bound failed); "
+    "do not trust the claimed guarantee.",
+)

@@ -1,0 +1,223 @@
+"""Every read of run files that a report makes, in one place.
+
+Run directories are read through :class:`~auditml.run_directory.RunDirectory`, which validates
+each file as its typed record (:mod:`auditml.records`), checks the trained files against the
+manifest, each attack's scores against their hash, and refuses results made for an earlier
+training (stale). This module turns those records into the report's own values
+(:class:`~auditml.reporting.rows.ComparisonRow`, :class:`~auditml.reporting.views.RunView`);
+nothing else in :mod:`auditml.reporting` opens a run file. Numbers are copied, never
+recomputed; only ROC curves are computed, from the saved scores.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from auditml.errors import RunDirectoryError
+from auditml.metrics import MembershipMetrics, MetricsInputError, RocCurve, roc_curve
+from auditml.records import AttackRecord, CanaryRecord, TrainingRecord
+from auditml.reporting.rows import ComparisonRow
+from auditml.reporting.views import (
+    AttackView,
+    CanaryView,
+    ExposedExample,
+    RunFacts,
+    RunView,
+    SkippedAudit,
+)
+from auditml.run_directory import CONFIG_FILE, RunDirectory
+
+# The FPR target of the audit's ``metrics.tpr_at_fpr`` that reports lead with.
+ONE_PERCENT_FPR = 0.01
+_PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+
+
+def audit_command(run: RunDirectory, attack: str) -> str:
+    return f"auditml audit --config {run.path / CONFIG_FILE} --attack {attack}"
+
+
+def model_label(
+    dp_enabled: bool, target_epsilon: float | None, noise_multiplier: float | None
+) -> str:
+    if not dp_enabled:
+        return "No DP"
+    if target_epsilon is not None:
+        return f"ε={target_epsilon:g}"
+    if noise_multiplier is not None:
+        return f"σ={noise_multiplier:g}"
+    return "DP"
+
+
+def _open_trained(run_dir: Path) -> tuple[RunDirectory, str]:
+    """The run and its training id, once train's files are complete and unchanged."""
+    run = RunDirectory(run_dir)
+    config_hint = str(run.path / CONFIG_FILE) if (run.path / CONFIG_FILE).is_file() else None
+    return run, run.require_trained(config_hint).training_id
+
+
+def _facts(run: RunDirectory, training: TrainingRecord) -> RunFacts:
+    return RunFacts(
+        run_name=training.experiment_name,
+        run_dir=str(run.path),
+        label=model_label(training.dp_enabled, training.target_epsilon, training.noise_multiplier),
+        dataset=training.dataset,
+        arch=training.arch,
+        dp_enabled=training.dp_enabled,
+        epsilon=training.epsilon,
+        delta=training.delta,
+        val_acc=training.val_acc,
+        train_acc=training.train_acc,
+    )
+
+
+def _metrics(run: RunDirectory, record: AttackRecord) -> MembershipMetrics:
+    metrics = record.membership_metrics()
+    if ONE_PERCENT_FPR not in metrics.tpr_at_fpr:
+        raise RunDirectoryError(
+            f"{run.attack_path(record.attack)} has no TPR at {ONE_PERCENT_FPR:g} FPR: run "
+            f"`{audit_command(run, record.attack)}` again"
+        )
+    return metrics
+
+
+def _bound(record: AttackRecord) -> tuple[float, float | None]:
+    """The ε lower bound and its confidence (1 − alpha, as recorded beside it)."""
+    alpha = record.epsilon_lower_bound.get("alpha")
+    confidence = 1 - float(alpha) if isinstance(alpha, int | float) else None
+    return record.epsilon_bound, confidence
+
+
+def _curve(run: RunDirectory, record: AttackRecord) -> RocCurve:
+    scores, is_member = run.read_scores(record)
+    try:
+        return roc_curve(scores, is_member)
+    except MetricsInputError as error:
+        raise RunDirectoryError(
+            f"scores file {run.scores_path(record.attack)} is unusable ({error}): "
+            f"run `{audit_command(run, record.attack)}` again"
+        ) from None
+
+
+def load_comparison_row(run_dir: Path, attack: str) -> tuple[ComparisonRow, RocCurve]:
+    """One run's row of a comparison of ``attack``, and that attack's ROC curve."""
+    run, training_id = _open_trained(run_dir)
+    record = run.read_attack(attack, training_id=training_id)
+    curve = _curve(run, record)
+    metrics = _metrics(run, record)
+    facts = _facts(run, run.read_training())
+    bound, confidence = _bound(record)
+
+    strongest, strongest_metrics = attack, metrics
+    for other in run.attack_names():
+        if other == attack:
+            continue
+        try:
+            candidate_record = run.read_attack(other, training_id=training_id)
+            run.read_scores(candidate_record)
+            candidate = _metrics(run, candidate_record)
+        except RunDirectoryError:
+            continue  # a stale or unreadable audit of another attack says nothing of this model
+        key = (candidate.tpr_at_fpr[ONE_PERCENT_FPR], candidate.auc)
+        if key > (strongest_metrics.tpr_at_fpr[ONE_PERCENT_FPR], strongest_metrics.auc):
+            strongest, strongest_metrics = other, candidate
+
+    row = ComparisonRow(
+        label=facts.label,
+        run_name=facts.run_name,
+        run_dir=facts.run_dir,
+        dp_enabled=facts.dp_enabled,
+        epsilon=facts.epsilon,
+        delta=facts.delta,
+        val_acc=facts.val_acc,
+        auc=metrics.auc,
+        tpr_at_1pct_fpr=metrics.tpr_at_fpr[ONE_PERCENT_FPR],
+        epsilon_lower_bound=bound,
+        bound_confidence=confidence,
+        strongest_attack=strongest,
+        strongest_auc=strongest_metrics.auc,
+        strongest_tpr_at_1pct_fpr=strongest_metrics.tpr_at_fpr[ONE_PERCENT_FPR],
+    )
+    return row, curve
+
+
+def _gallery(run: RunDirectory, record: AttackRecord) -> bytes | None:
+    try:
+        png = run.gallery_path(record.attack).read_bytes()
+    except OSError:
+        return None  # the gallery illustrates; the numbers stand without it
+    return png if png.startswith(_PNG_MAGIC) else None
+
+
+def _attack_view(run: RunDirectory, record: AttackRecord) -> AttackView:
+    curve = _curve(run, record)
+    metrics = _metrics(run, record)
+    bound, confidence = _bound(record)
+    return AttackView(
+        name=record.attack,
+        settings=dict(record.settings),
+        members=metrics.members,
+        nonmembers=metrics.nonmembers,
+        auc=metrics.auc,
+        tpr_at_fpr=dict(metrics.tpr_at_fpr),
+        advantage=metrics.advantage,
+        epsilon_lower_bound=bound,
+        bound_confidence=confidence,
+        gdp_epsilon_estimate=float(record.gdp_estimate["epsilon"]),
+        fpr=curve.fpr,
+        tpr=curve.tpr,
+        most_exposed=[
+            ExposedExample(item.example, item.label, item.score) for item in record.most_exposed
+        ],
+        exposed_png=_gallery(run, record) if record.exposed_gallery else None,
+    )
+
+
+def _canary_view(name: str, record: CanaryRecord) -> CanaryView:
+    return CanaryView(
+        name=name,
+        canaries=record.canaries,
+        included=record.included,
+        delta=record.delta,
+        confidence=record.confidence,
+        epsilon_lower_bound=record.epsilon_lower_bound,
+        best_score=record.best_score,
+        max_epsilon=record.max_epsilon,
+    )
+
+
+def load_run_view(run_dir: Path) -> RunView:
+    """The audited run in ``run_dir``: how it was trained and every usable audit of it.
+
+    Stale or unreadable audits are left out and listed in ``skipped`` with the reason; a run
+    with no usable audit at all raises :class:`RunDirectoryError` naming the command to run.
+    """
+    run, training_id = _open_trained(run_dir)
+    facts = _facts(run, run.read_training())
+    attacks: list[AttackView] = []
+    skipped: list[SkippedAudit] = []
+    for name in run.attack_names():
+        try:
+            attacks.append(_attack_view(run, run.read_attack(name, training_id=training_id)))
+        except RunDirectoryError as error:
+            skipped.append(SkippedAudit(name, str(error)))
+    canaries: list[CanaryView] = []
+    for name in run.canary_names():
+        try:
+            record = run.read_canary(name)
+        except RunDirectoryError as error:
+            skipped.append(SkippedAudit(name, str(error)))
+            continue
+        if record.run.training_id not in (None, training_id):
+            skipped.append(SkippedAudit(
+                name, f"stale (made before the run was retrained): run "
+                f"`{audit_command(run, name)}` again",
+            ))
+            continue
+        canaries.append(_canary_view(name, record))
+    if not attacks and not canaries:
+        reasons = "; ".join(f"{item.name}: {item.reason}" for item in skipped)
+        raise RunDirectoryError(
+            f"run {run.path} has no usable audit{f' ({reasons})' if reasons else ''}: run "
+            f"`auditml audit --config {run.path / CONFIG_FILE}` first"
+        )
+    return RunView(facts=facts, attacks=attacks, canaries=canaries, skipped=skipped)

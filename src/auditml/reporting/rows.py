@@ -1,0 +1,111 @@
+"""What a comparison report holds: one :class:`ComparisonRow` per run, in a :class:`Comparison`.
+
+Both are plain values read from run files by :mod:`auditml.reporting.reading`; the writers in
+:mod:`auditml.reporting.writers` only format them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from auditml.errors import AuditMLError
+from auditml.metrics import RocCurve
+from auditml.reporting.verdict import exceeds_claim
+
+REPORT_MD = "report.md"
+REPORT_HTML = "report.html"
+COMPARISON_JSON = "comparison.json"
+ROC_OVERLAY_PNG = "roc_overlay.png"
+ACCURACY_VS_LEAKAGE_PNG = "accuracy_vs_leakage.png"
+
+DEFAULT_ATTACK = "mia_threshold"
+
+
+class ReportError(AuditMLError):
+    """A report cannot be written where or how it was asked."""
+
+
+@dataclass(frozen=True)
+class ComparisonRow:
+    """One run in the comparison; every number is copied from the run's files.
+
+    ``epsilon`` is the ε the accountant says training spent (``None`` without DP), ``delta`` the
+    run's δ as recorded in ``metrics.json``, ``auc`` and ``tpr_at_1pct_fpr`` the attack's AUC and
+    its TPR at 1% FPR from ``audit/<attack>.json``.
+    """
+
+    label: str
+    run_name: str
+    run_dir: str
+    dp_enabled: bool
+    epsilon: float | None
+    delta: float | None
+    val_acc: float
+    auc: float
+    tpr_at_1pct_fpr: float
+    # The run's strongest audit by TPR at 1% FPR (then AUC), among every attack it was audited
+    # with; the compared attack itself when it is the only one.
+    strongest_attack: str
+    strongest_auc: float
+    strongest_tpr_at_1pct_fpr: float
+    # The compared attack's statistically valid ε lower bound (None for audits made before
+    # bounds were recorded); a DP run whose bound exceeds its accountant ε is a violation.
+    epsilon_lower_bound: float | None = None
+    # The bound's confidence (1 − alpha as recorded with it).
+    bound_confidence: float | None = None
+
+    @property
+    def violation(self) -> bool:
+        return exceeds_claim(
+            dp_enabled=self.dp_enabled,
+            claimed_epsilon=self.epsilon,
+            epsilon_lower_bound=self.epsilon_lower_bound,
+        )
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """The rows of a written report, in the order the runs were given, and where it lives."""
+
+    attack: str
+    run_dirs: list[Path]
+    rows: list[ComparisonRow]
+    out_dir: Path
+
+    @property
+    def report_md(self) -> Path:
+        return self.out_dir / REPORT_MD
+
+    @property
+    def report_html(self) -> Path:
+        return self.out_dir / REPORT_HTML
+
+    @property
+    def comparison_json(self) -> Path:
+        return self.out_dir / COMPARISON_JSON
+
+    @property
+    def roc_overlay_png(self) -> Path:
+        return self.out_dir / ROC_OVERLAY_PNG
+
+    @property
+    def accuracy_vs_leakage_png(self) -> Path:
+        return self.out_dir / ACCURACY_VS_LEAKAGE_PNG
+
+    def to_json(self) -> dict[str, Any]:
+        """The content of ``comparison.json``."""
+        return {
+            "attack": self.attack,
+            "run_dirs": [str(path) for path in self.run_dirs],
+            "rows": [{**asdict(row), "violation": row.violation} for row in self.rows],
+        }
+
+
+@dataclass(frozen=True)
+class ComparisonData:
+    """What the writers get: the comparison and each row's ROC curve (same order)."""
+
+    comparison: Comparison
+    curves: list[RocCurve]

@@ -1,0 +1,231 @@
+"""``report.html`` of one audited run: verdict first, then attacks, canary audit, figures,
+the most exposed training examples and the glossary."""
+
+from __future__ import annotations
+
+from auditml.formatting import format_delta, format_epsilon
+from auditml.reporting import glossary, page
+from auditml.reporting.figures import run_roc_figure
+from auditml.reporting.glossary import Term
+from auditml.reporting.plots import svg_element
+from auditml.reporting.verdict import (
+    BoundSource,
+    StrongestAttack,
+    Verdict,
+    exceeds_claim,
+    run_verdict,
+)
+from auditml.reporting.views import AttackView, CanaryView, RunView
+
+
+def bounds(view: RunView) -> list[BoundSource]:
+    """Every ε lower bound of the run: one per attack, one per canary audit."""
+    found = [
+        BoundSource(attack.name, attack.epsilon_lower_bound, attack.bound_confidence or 0.95)
+        for attack in view.attacks
+    ]
+    found += [
+        BoundSource(f"{canary.name} (one-run canary)", canary.epsilon_lower_bound,
+                    canary.confidence)
+        for canary in view.canaries
+    ]
+    return found
+
+
+def verdict(view: RunView) -> Verdict:
+    strongest = view.strongest
+    return run_verdict(
+        dp_enabled=view.facts.dp_enabled,
+        claimed_epsilon=view.facts.epsilon,
+        bounds=bounds(view),
+        strongest=None
+        if strongest is None
+        else StrongestAttack(strongest.name, strongest.tpr_at_fpr[0.01], strongest.auc),
+    )
+
+
+def _violates(view: RunView, bound: float | None) -> bool:
+    return exceeds_claim(
+        dp_enabled=view.facts.dp_enabled,
+        claimed_epsilon=view.facts.epsilon,
+        epsilon_lower_bound=bound,
+    )
+
+
+def _summary(view: RunView, outcome: Verdict) -> page.Html:
+    facts = view.facts
+    claimed = (
+        page.Fact(
+            glossary.EPSILON_CLAIMED,
+            f"ε = {format_epsilon(facts.epsilon)}, δ = {format_delta(facts.delta)}",
+            "DP-SGD; spent, per the privacy accountant",
+            shown="ε claimed",
+        )
+        if facts.dp_enabled
+        else page.Fact(glossary.EPSILON_CLAIMED, "∞", "trained without DP: no guarantee",
+                       shown="ε claimed")
+    )
+    items = [claimed]
+    found = bounds(view)
+    if found:
+        top = max(found, key=lambda bound: bound.epsilon)
+        several = (
+            f"; the largest of {len(found)} bounds, each at its own confidence"
+            if len(found) > 1 else ""
+        )
+        items.append(page.Fact(
+            glossary.EPSILON_LOWER_BOUND,
+            f"ε ≥ {top.epsilon:.2f}",
+            f"a bound with {top.confidence:.0%} confidence, from {top.source}{several}",
+            shown="ε lower bound (audit)",
+        ))
+    strongest = view.strongest
+    if strongest is not None:
+        items.append(page.Fact(
+            glossary.STRONGEST_ATTACK,
+            f"{strongest.name}: {strongest.tpr_at_fpr[0.01]:.1%}",
+            f"of members found at 1% FPR; AUC {strongest.auc:.3f}",
+        ))
+        items.append(page.Fact(
+            glossary.GDP_ESTIMATE,
+            f"≈ {strongest.gdp_epsilon_estimate:.2f}",
+            f"{strongest.name}; an estimate, not a bound",
+        ))
+    items.append(page.Fact(glossary.VAL_ACC, f"{facts.val_acc:.1%}", "validation accuracy",
+                           shown="Accuracy"))
+    return page.summary(outcome.kind.value, outcome.headline, items)
+
+
+def _fpr_term(fpr: float) -> Term:
+    return Term(f"TPR@{100 * fpr:g}%FPR", glossary.TPR_AT_FPR.definition)
+
+
+def _bound_header(view: RunView) -> str:
+    confidences = {attack.bound_confidence for attack in view.attacks}
+    if len(confidences) == 1 and None not in confidences:
+        return f"ε lower bound ({confidences.pop():.0%})"
+    return "ε lower bound"
+
+
+def _attacks_table(view: RunView) -> page.Html:
+    fprs = sorted({fpr for attack in view.attacks for fpr in attack.tpr_at_fpr})
+    columns = [
+        page.Column(Term("Attack", "the membership-inference attack."), False),
+        page.Column(glossary.AUC, True, shown="AUC"),
+        *(page.Column(_fpr_term(fpr), True) for fpr in fprs),
+        page.Column(glossary.ADVANTAGE, True),
+        page.Column(glossary.EPSILON_LOWER_BOUND, True, shown=_bound_header(view)),
+        page.Column(glossary.GDP_ESTIMATE, True, shown="GDP ε (estimate)"),
+    ]
+
+    def cells(attack: AttackView) -> list[str]:
+        bound = attack.epsilon_lower_bound
+        shown_bound = f"{bound:.2f}" + (" VIOLATION" if _violates(view, bound) else "")
+        return [
+            attack.name,
+            f"{attack.auc:.3f}",
+            *(f"{attack.tpr_at_fpr[fpr]:.1%}" if fpr in attack.tpr_at_fpr else "—" for fpr in fprs),
+            f"{attack.advantage:.3f}",
+            shown_bound,
+            f"{attack.gdp_epsilon_estimate:.2f}",
+        ]
+
+    return page.table(
+        columns,
+        [cells(attack) for attack in view.attacks],
+        caption=f"{view.attacks[0].members} members and {view.attacks[0].nonmembers} "
+        "non-members audited. Hover a header for its definition.",
+        flagged_rows=[
+            index
+            for index, attack in enumerate(view.attacks)
+            if _violates(view, attack.epsilon_lower_bound)
+        ],
+    )
+
+
+def _canary_section(view: RunView, canary: CanaryView) -> page.Html:
+    if not view.facts.dp_enabled:
+        judged = "The run claims no DP guarantee, so there is no claim to check."
+    elif _violates(view, canary.epsilon_lower_bound):
+        judged = (f"VIOLATION: above the accountant's ε={format_epsilon(view.facts.epsilon)}.")
+    else:
+        judged = f"Consistent with the accountant's ε={format_epsilon(view.facts.epsilon)}."
+    columns = [
+        page.Column(glossary.CANARY_BOUND, True, shown="ε lower bound"),
+        page.Column(Term("Confidence", "the probability with which the bound holds."), True),
+        page.Column(Term("Canaries", "canaries drawn; each was trained on with probability 1/2."),
+                    True),
+        page.Column(Term("Trained on", "canaries whose coin put them into training."), True),
+        page.Column(glossary.DELTA, True),
+        page.Column(Term("Score", "the canary score whose bound is reported (loss or "
+                         "gradient norm, Bonferroni-corrected over both)."), False),
+        page.Column(glossary.MAX_EPSILON, True),
+    ]
+    row = [
+        f"{canary.epsilon_lower_bound:.2f}", f"{canary.confidence:.0%}", str(canary.canaries),
+        str(canary.included), format_delta(canary.delta), canary.best_score,
+        f"{canary.max_epsilon:.2f}",
+    ]
+    return page.section(
+        f"One-run canary audit ({canary.name})",
+        page.paragraph(
+            f"ε ≥ {canary.epsilon_lower_bound:.2f} with {canary.confidence:.0%} confidence "
+            f"(Steinke, Nasr and Jagielski 2023). {judged}"
+        ),
+        page.table(columns, [row]),
+    )
+
+
+def _exposed_section(view: RunView) -> page.Html | None:
+    strongest = view.strongest
+    if strongest is None or not strongest.most_exposed:
+        return None
+    blocks: list[str] = [page.paragraph(
+        f"The training examples {strongest.name} is most sure were trained on (highest scores "
+        "among members): what this model gives away first."
+    )]
+    if strongest.exposed_png is not None:
+        blocks.append(page.figures(page.png_figure(
+            strongest.exposed_png, f"{strongest.name}: most exposed members (#pool index, y=label)"
+        ), wide=True))
+    columns = [
+        page.Column(Term("Example", "the example's index in the dataset's pool."), True),
+        page.Column(Term("Label", "the example's class label."), True),
+        page.Column(Term("Score", "the attack's membership score (higher = member)."), True),
+    ]
+    rows = [[f"#{item.example}", str(item.label), f"{item.score:.4g}"]
+            for item in strongest.most_exposed]
+    blocks.append(page.table(columns, rows))
+    return page.section(f"Most exposed training examples ({strongest.name})", *blocks)
+
+
+def render_run_page(view: RunView, outcome: Verdict) -> str:
+    facts = view.facts
+    blocks: list[str] = [_summary(view, outcome)]
+    if view.attacks:
+        blocks.append(page.section("Attacks", _attacks_table(view)))
+    blocks += [_canary_section(view, canary) for canary in view.canaries]
+    roc = run_roc_figure(view)
+    if roc is not None:
+        svg = svg_element(roc.figure, prefix="roc", description=roc.caption)
+        blocks.append(page.section("ROC curves", page.figures(page.svg_figure(svg, roc.caption))))
+    exposed = _exposed_section(view)
+    if exposed is not None:
+        blocks.append(exposed)
+    details = [
+        f"{attack.name}: "
+        + (", ".join(f"{key}={value}" for key, value in attack.settings.items()) or "defaults")
+        for attack in view.attacks
+    ]
+    details += [f"left out {item.name}: {item.reason}" for item in view.skipped]
+    if details:
+        blocks.append(page.section("Attack settings and notes", page.bullet_list(details)))
+    blocks.append(page.glossary([
+        glossary.EPSILON_CLAIMED, glossary.DELTA, glossary.EPSILON_LOWER_BOUND, glossary.AUC,
+        glossary.TPR_AT_FPR, glossary.ADVANTAGE, glossary.GDP_ESTIMATE, glossary.STRONGEST_ATTACK,
+        glossary.CANARY_BOUND, glossary.MAX_EPSILON, glossary.VIOLATION, glossary.VAL_ACC,
+    ]))
+    subtitle = " · ".join(
+        part for part in (facts.label, facts.dataset, facts.arch, f"run {facts.run_dir}") if part
+    )
+    return page.page(title=f"Privacy audit: {facts.run_name}", subtitle=subtitle, blocks=blocks)

@@ -1,0 +1,113 @@
+"""The VIOLATION rule, written once, and the one-line verdict a report opens with.
+
+A DP run claims (ε, δ)-DP; an audit's ε lower bound says, with its stated confidence, that the
+training algorithm is *not* (ε', δ)-DP for any ε' below the bound. A bound above the claim
+therefore contradicts the claim: the training or its accounting is broken. Every report and the
+terminal summary of the one-run canary audit decide this with :func:`exceeds_claim`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+
+from auditml.formatting import format_epsilon
+
+
+def exceeds_claim(
+    *, dp_enabled: bool, claimed_epsilon: float | None, epsilon_lower_bound: float | None
+) -> bool:
+    """True when the audit's ε lower bound exceeds the accountant's ε of a DP run.
+
+    Without DP there is no claim to contradict, and a missing bound or claim flags nothing.
+    """
+    return (
+        dp_enabled
+        and claimed_epsilon is not None
+        and epsilon_lower_bound is not None
+        and epsilon_lower_bound > claimed_epsilon
+    )
+
+
+class VerdictKind(Enum):
+    VIOLATION = "violation"
+    CONSISTENT = "consistent"
+    LEAKS = "leaks"
+    NO_LEAK_FOUND = "no-leak-found"
+
+
+@dataclass(frozen=True)
+class BoundSource:
+    """One ε lower bound and where it comes from (an attack, or the one-run canary audit)."""
+
+    source: str
+    epsilon: float
+    confidence: float
+
+
+@dataclass(frozen=True)
+class StrongestAttack:
+    name: str
+    tpr_at_1pct_fpr: float
+    auc: float
+
+
+@dataclass(frozen=True)
+class Verdict:
+    kind: VerdictKind
+    headline: str
+
+
+def run_verdict(
+    *,
+    dp_enabled: bool,
+    claimed_epsilon: float | None,
+    bounds: list[BoundSource],
+    strongest: StrongestAttack | None,
+) -> Verdict:
+    """The report's first line: does the audit contradict the claim, or what does it show?"""
+    largest = max(bounds, key=lambda bound: bound.epsilon, default=None)
+    violated = [
+        bound
+        for bound in bounds
+        if exceeds_claim(
+            dp_enabled=dp_enabled,
+            claimed_epsilon=claimed_epsilon,
+            epsilon_lower_bound=bound.epsilon,
+        )
+    ]
+    attack = (
+        f"strongest attack {strongest.name}: TPR@1%FPR {strongest.tpr_at_1pct_fpr:.1%}, "
+        f"AUC {strongest.auc:.3f}"
+        if strongest is not None
+        else "no membership attack audited"
+    )
+    if violated:
+        worst = max(violated, key=lambda bound: bound.epsilon)
+        return Verdict(
+            VerdictKind.VIOLATION,
+            f"VIOLATION — DP ε={format_epsilon(claimed_epsilon)} claimed, but the {worst.source} "
+            f"audit proves ε ≥ {worst.epsilon:.2f} with {worst.confidence:.0%} confidence: the "
+            "training or its accounting is broken",
+        )
+    if dp_enabled:
+        shown = (
+            f"audit lower bound {largest.epsilon:.2f} ({largest.source}, "
+            f"{largest.confidence:.0%} confidence)"
+            if largest is not None
+            else "no ε lower bound recorded"
+        )
+        return Verdict(
+            VerdictKind.CONSISTENT,
+            f"DP ε={format_epsilon(claimed_epsilon)} claimed; {shown} — consistent; {attack}",
+        )
+    if largest is not None and largest.epsilon > 0:
+        return Verdict(
+            VerdictKind.LEAKS,
+            f"No DP guarantee — leaks: {attack}; ε ≥ {largest.epsilon:.2f} with "
+            f"{largest.confidence:.0%} confidence ({largest.source})",
+        )
+    return Verdict(
+        VerdictKind.NO_LEAK_FOUND,
+        f"No DP guarantee — the audit found no leakage at its confidence; {attack}",
+    )

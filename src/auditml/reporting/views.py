@@ -1,0 +1,96 @@
+"""What the report of one audited run holds, as plain values read by
+:mod:`auditml.reporting.reading` from the run's files."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class RunFacts:
+    """How the run was trained, from ``metrics.json``."""
+
+    run_name: str
+    run_dir: str
+    label: str
+    dataset: str | None
+    arch: str | None
+    dp_enabled: bool
+    epsilon: float | None
+    delta: float | None
+    val_acc: float
+    train_acc: float | None
+
+
+@dataclass(frozen=True)
+class ExposedExample:
+    """A member the attack scored highest: its index in the dataset's pool, label and score."""
+
+    example: int
+    label: int
+    score: float
+
+
+@dataclass(frozen=True)
+class AttackView:
+    """One attack's audit (``audit/<attack>.json`` and its scores)."""
+
+    name: str
+    settings: dict[str, object]
+    members: int
+    nonmembers: int
+    auc: float
+    tpr_at_fpr: dict[float, float]
+    advantage: float
+    # ε lower bound and its confidence (1 − alpha, as recorded beside it).
+    epsilon_lower_bound: float
+    bound_confidence: float | None
+    gdp_epsilon_estimate: float
+    fpr: np.ndarray
+    tpr: np.ndarray
+    most_exposed: list[ExposedExample] = field(default_factory=list)
+    # audit/<attack>_exposed.png, when the audit drew one (image data only).
+    exposed_png: bytes | None = None
+
+
+@dataclass(frozen=True)
+class CanaryView:
+    """A one-run canary audit (``audit/canaries/<name>.json``)."""
+
+    name: str
+    canaries: int
+    included: int
+    delta: float
+    confidence: float
+    epsilon_lower_bound: float
+    best_score: str
+    max_epsilon: float
+
+
+@dataclass(frozen=True)
+class SkippedAudit:
+    """An audit the report leaves out, and why (stale, unreadable, scores not matching)."""
+
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True)
+class RunView:
+    """Everything the one-run report shows; ``attacks`` are in file-name order."""
+
+    facts: RunFacts
+    attacks: list[AttackView]
+    canaries: list[CanaryView]
+    skipped: list[SkippedAudit]
+
+    @property
+    def strongest(self) -> AttackView | None:
+        """The attack with the highest TPR at 1% FPR (ties: higher AUC)."""
+        return max(
+            self.attacks,
+            key=lambda attack: (attack.tpr_at_fpr.get(0.01, 0.0), attack.auc),
+            default=None,
+        )

@@ -1,0 +1,57 @@
+"""``report.md``: the table, what each column means, and the figures as PNG files beside it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from auditml.fileio import write_bytes, write_text
+from auditml.reporting import glossary
+from auditml.reporting.columns import COLUMNS, TABLE_HEADERS, table_cells
+from auditml.reporting.figures import comparison_figures
+from auditml.reporting.plots import png_bytes
+from auditml.reporting.rows import REPORT_MD, Comparison, ComparisonData
+from auditml.run_directory import METRICS_FILE
+
+
+def intro(comparison: Comparison) -> str:
+    count = len(comparison.rows)
+    return (
+        f"Membership-inference attack {comparison.attack} against {count} "
+        f"run{'s' * (count != 1)}. Every number is read from the run's {METRICS_FILE} and "
+        f"audit/{comparison.attack}.json; the ROC curves are drawn from the saved scores."
+    )
+
+
+def _markdown_cell(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("|", "\\|")
+
+
+def render_markdown(comparison: Comparison, figure_captions: dict[str, str]) -> str:
+    """The content of ``report.md``; ``figure_captions`` maps figure file names to captions."""
+    lines = [
+        f"# Privacy comparison: {comparison.attack}",
+        "",
+        intro(comparison),
+        "",
+        "| " + " | ".join(TABLE_HEADERS) + " |",
+        "|" + "|".join("---:" if column.numeric else "---" for column in COLUMNS) + "|",
+    ]
+    for row in comparison.rows:
+        lines.append("| " + " | ".join(_markdown_cell(c) for c in table_cells(row)) + " |")
+    violations = [row.run_name for row in comparison.rows if row.violation]
+    if violations:
+        lines += ["", f"**VIOLATION** in {', '.join(violations)}: {glossary.VIOLATION.definition}"]
+    lines += ["", "## Columns", ""]
+    lines += [f"- **{column.header}**: {column.term.definition}" for column in COLUMNS]
+    lines += ["", "## Figures", ""]
+    for file_name, caption in figure_captions.items():
+        lines += [f"![{caption}]({file_name})", ""]
+    return "\n".join(lines)
+
+
+def write(directory: Path, data: ComparisonData) -> None:
+    captions = {}
+    for named in comparison_figures(data):
+        write_bytes(directory / named.file_name, png_bytes(named.figure))
+        captions[named.file_name] = named.caption
+    write_text(directory / REPORT_MD, render_markdown(data.comparison, captions))
