@@ -18,14 +18,14 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from rich.console import Console
 from rich.table import Table
 
 from auditml.attacks import ATTACKS, AuditTarget, MembershipAttack
-from auditml.attacks.runner import run_audit
+from auditml.audit.core import GivenResources, run_attacks
+from auditml.audit.runner import run_audit
 from auditml.config import parse_config
-from auditml.metrics import membership_metrics
+from auditml.records import RunFacts
 from auditml.training import train
 
 
@@ -50,15 +50,19 @@ def _row(
     table: Table, name: str, attack: MembershipAttack, target: AuditTarget,
     is_member: np.ndarray, models: int, seed: int,
 ) -> None:
-    start = time.perf_counter()
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
-        scores = attack.fit(target).score()
-    seconds = time.perf_counter() - start
-    metrics = membership_metrics(scores, is_member, seed=seed)
+    examples = target.examples
+    audited = run_attacks(
+        target.model, examples.subset(np.flatnonzero(is_member)),
+        examples.subset(np.flatnonzero(~is_member)), [attack],
+        num_classes=target.num_classes, device=target.device, seed=seed, delta=None,
+        run_facts=RunFacts(experiment_name=name, dp_enabled=False),
+        resources=GivenResources(target.population, target.reference, target.shadow),
+    )
+    outcome = audited.outcomes[0]
+    metrics = outcome.metrics
     table.add_row(
         name, f"{metrics.auc:.3f}", f"{metrics.tpr_at_fpr[0.001]:.2%}",
-        f"{metrics.tpr_at_fpr[0.01]:.2%}", str(models), f"{seconds:.1f}",
+        f"{metrics.tpr_at_fpr[0.01]:.2%}", str(models), f"{outcome.record.compute['seconds']:.1f}",
     )
 
 

@@ -20,7 +20,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from auditml.attacks.runner import run_audit
+from auditml.audit.runner import run_audit
 from auditml.config import parse_config
 from auditml.formatting import format_epsilon
 from auditml.training import train
@@ -72,8 +72,9 @@ def main() -> None:
                     name, format_epsilon(claimed), outcome.attack,
                     f"{outcome.metrics.auc:.3f}", f"{bound:.2f}", f"{estimate:.2f}", holds,
                 )
-            canary = report.canary_audit
-            if canary is not None:
+            record = report.canary_audits.get("dp_audit")
+            if record is not None:
+                canary = record.model_dump(mode="json")
                 bound = canary["epsilon_lower_bound"]
                 best = canary["by_score"][canary["best_score"]]
                 holds = "—" if claimed is None else ("yes" if bound <= claimed else "VIOLATION")

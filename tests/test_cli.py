@@ -152,7 +152,8 @@ def test_corrupt_model_file(
     model.write_bytes(b"\x80\x04not a safetensors file, and never unpickled")
     code, _, err = _run(capsys, "audit", "--config", str(path))
     assert code == 2
-    assert "is corrupt or unreadable" in _one_error_line(err)
+    # The manifest's fingerprint catches it before the file is even opened.
+    assert "model.safetensors was changed after training" in _one_error_line(err)
     assert not (tmp_path / "results" / "tiny" / "audit").exists()
 
 

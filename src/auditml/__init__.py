@@ -5,16 +5,16 @@ from __future__ import annotations
 from typing import Any
 
 from auditml.errors import AuditMLError
-
-__version__ = "0.1.0"
+from auditml.version import __version__
 
 __all__ = ["AuditMLError", "__version__", "audit"]
 
 
 def __getattr__(name: str) -> Any:
-    # ``auditml.audit`` pulls in torch; importing it lazily keeps ``auditml --help`` fast.
+    # ``auditml.audit`` pulls in torch; importing it lazily keeps ``auditml --help`` fast. It is
+    # the audit package, callable as the bring-your-own-model function (auditml.api.audit).
     if name == "audit":
-        from auditml.api import audit
+        import importlib
 
-        return audit
+        return importlib.import_module("auditml.audit")
     raise AttributeError(f"module 'auditml' has no attribute {name!r}")

@@ -28,13 +28,15 @@ from rich.console import Console
 from torch import nn
 from torch.utils.data import Dataset
 
-from auditml.attacks import ATTACKS, AuditTarget
-from auditml.attacks.results import summarize_attack
+from auditml.attacks import ReferenceModels
+from auditml.audit.core import run_attacks
+from auditml.audit.plan import plan_audit
 from auditml.data import ArrayDataset
 from auditml.errors import AuditMLError
 from auditml.fileio import write_json
 from auditml.metrics import MembershipMetrics
 from auditml.models import predict_logits
+from auditml.records import RunFacts
 from auditml.reporting.console import audit_table
 from auditml.training.reference import ReferenceFactory, train_with_factory
 
@@ -104,57 +106,62 @@ def audit(
     ``population`` is data from the same distribution that ``model`` never trained on.
     ``delta`` is the model's DP δ, if it has a guarantee: the ε lower bounds use it.
     """
-    names = ATTACKS.available() if "all" in attacks else list(dict.fromkeys(attacks))
-    instances = [ATTACKS.get(name)(**(settings or {}).get(name, {})) for name in names]
+    plan = plan_audit(attacks, None, settings)
+    if plan.canary_audits:
+        raise AuditMLError(
+            f"{plan.canary_audits[0].name} audits a training run's canaries; audit a run "
+            "directory with `auditml audit` for it"
+        )
     member_set, nonmember_set = _as_arrays(members, "members"), _as_arrays(nonmembers, "nonmembers")
-    examples = ArrayDataset(
-        np.concatenate([member_set.x, nonmember_set.x]),
-        np.concatenate([member_set.y, nonmember_set.y]),
-    )
-    is_member = np.r_[np.ones(len(member_set), bool), np.zeros(len(nonmember_set), bool)]
     population_set = _as_arrays(population, "population") if population is not None else None
     device = torch.device(device)
     model = model.to(device).eval()
-    num_classes = int(predict_logits(model, examples.x[:1], device=device).shape[1])
-
-    needs = set().union(*(attack.requires for attack in instances))
-    reference = shadow = None
-    if reference_factory is not None and "reference" in needs:
-        reference = train_with_factory(
-            reference_factory, examples, reference_models, seed=seed, console=console
-        )
-    if reference_factory is not None and "shadow" in needs and population_set is not None:
-        shadow = train_with_factory(
-            reference_factory, population_set, reference_models, seed=seed + 1, console=console
-        )
-    target = AuditTarget(
-        model=model,
-        examples=examples,
-        num_classes=num_classes,
-        device=device,
-        seed=seed,
-        population=population_set,
-        reference=reference,
-        shadow=shadow,
+    num_classes = int(predict_logits(model, member_set.x[:1], device=device).shape[1])
+    audited = run_attacks(
+        model, member_set, nonmember_set, plan.attacks,
+        num_classes=num_classes, device=device, seed=seed, delta=delta,
+        run_facts=RunFacts(experiment_name="model", dp_enabled=None, delta=delta),
+        resources=FactoryResources(
+            reference_factory, reference_models, population_set, seed, console
+        ),
     )
-    results = {}
-    for attack in instances:
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            scores = np.asarray(attack.fit(target).score(), dtype=np.float64)
-        metrics, payload, _ = summarize_attack(
-            attack,
-            scores,
-            is_member,
-            labels=examples.y,
-            example_ids=np.arange(len(examples)),
-            seed=seed,
-            compute={},
-            delta=delta,
+    results = {
+        outcome.attack: AttackResults(outcome.metrics, outcome.scores, outcome.result)
+        for outcome in audited.outcomes
+    }
+    return AuditResults(results, audited.is_member)
+
+
+class FactoryResources:
+    """Reference and shadow models from the caller's ``reference_factory`` (none without it)."""
+
+    def __init__(
+        self,
+        factory: ReferenceFactory | None,
+        count: int,
+        population: ArrayDataset | None,
+        seed: int,
+        console: Console | None,
+    ) -> None:
+        self.factory, self.count, self._population = factory, count, population
+        self.seed, self.console = seed, console
+
+    def population(self) -> ArrayDataset | None:
+        return self._population
+
+    def reference(self, examples: ArrayDataset) -> ReferenceModels | None:
+        if self.factory is None:
+            return None
+        return train_with_factory(
+            self.factory, examples, self.count, seed=self.seed, console=self.console
         )
-        payload["run"] = {"experiment_name": "model", "dp_enabled": None}
-        results[attack.name] = AttackResults(metrics, scores, payload)
-    return AuditResults(results, is_member)
+
+    def shadow(self) -> ReferenceModels | None:
+        if self.factory is None or self._population is None:
+            return None
+        return train_with_factory(
+            self.factory, self._population, self.count, seed=self.seed + 1, console=self.console
+        )
 
 
 def _as_arrays(examples: Examples, name: str) -> ArrayDataset:

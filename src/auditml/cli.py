@@ -85,9 +85,16 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _load(path: str, errors: Console) -> AuditMLConfig:
+    from auditml.audit.plan import check_audit_config
     from auditml.config import load_config
 
     config = load_config(path)
+    # The audit: section is checked up front for every command, so a typo in it is reported
+    # by `train` too, not only hours later by `audit`.
+    try:
+        check_audit_config(config.audit)
+    except AuditMLError as error:
+        raise type(error)(f"{path}: {error}") from None
     for warning in config.warnings():
         errors.print(f"warning: {warning}", highlight=False, markup=False)
     return config
@@ -95,8 +102,10 @@ def _load(path: str, errors: Console) -> AuditMLConfig:
 
 def _dispatch(args: argparse.Namespace, console: Console, errors: Console) -> int:
     if args.command == "show-config":
+        from auditml.audit.plan import resolved_config
+
         config = _load(args.config, errors)
-        console.print(config.resolved().to_yaml().rstrip(), highlight=False, markup=False)
+        console.print(resolved_config(config).to_yaml().rstrip(), highlight=False, markup=False)
         return EXIT_OK
 
     if args.command == "train":
@@ -112,18 +121,19 @@ def _dispatch(args: argparse.Namespace, console: Console, errors: Console) -> in
         return EXIT_OK
 
     if args.command == "audit":
-        from auditml.attacks.runner import run_audit
+        from auditml.audit.runner import run_audit
         from auditml.reporting.console import audit_table, canary_summary
 
         config = _load(args.config, errors)
         settings = {"mia_threshold": {"metric": args.metric}} if args.metric is not None else {}
         report = run_audit(
-            config.run_dir, args.attack, settings, config_hint=args.config, console=console
+            config.run_dir, args.attack, settings, given_config=config,
+            config_hint=args.config, console=console,
         )
         if report.outcomes:
             console.print(audit_table([outcome.result for outcome in report.outcomes]))
-        if report.canary_audit is not None:
-            console.print(canary_summary(report.canary_audit), highlight=False)
+        for record in report.canary_audits.values():
+            console.print(canary_summary(record.model_dump(mode="json")), highlight=False)
         console.print(f"results: {config.run_dir / 'audit'}", highlight=False)
         return EXIT_OK
 

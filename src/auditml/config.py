@@ -141,47 +141,25 @@ class AuditConfig(_Section):
         default=None, ge=1, description="processes training reference models; null = CPU cores"
     )
 
-    @field_validator("attacks")
-    @classmethod
-    def _known_attacks(cls, names: list[str]) -> list[str]:
-        from auditml.attacks import ATTACKS
-
-        for name in names:
-            if name not in ("all", "dp_audit") and name not in ATTACKS:
-                raise ValueError(ATTACKS.unknown_message(name))
-        return names
-
     @model_validator(mode="after")
     def _attack_sections(self) -> AuditConfig:
-        from auditml.attacks import ATTACKS
-
+        # Which names are attacks, and what their settings mean, is checked where attacks are
+        # resolved (auditml.audit.plan), so this lower module never imports the attacks.
         for name, value in (self.model_extra or {}).items():
-            if name not in ATTACKS:
-                close = difflib.get_close_matches(
-                    name, [*ATTACKS.available(), *type(self).model_fields], n=1
+            if value is not None and not isinstance(value, dict):
+                raise _KeyError(
+                    f"audit.{name}", value,
+                    "must be a mapping of that attack's settings (e.g. {metric: loss})",
                 )
-                hint = f"did you mean {close[0]!r}?" if close else (
-                    f"allowed: {', '.join([*type(self).model_fields, *ATTACKS.available()])}"
-                )
-                raise _KeyError(f"audit.{name}", value, f"unknown key; {hint}")
-            try:
-                ATTACKS.get(name).Settings.model_validate(value or {})
-            except ValidationError as error:
-                first = error.errors()[0]
-                key = ".".join(str(part) for part in first["loc"])
-                raise _KeyError(f"audit.{name}.{key}", first.get("input"), first["msg"]) from None
         return self
 
     def attack_settings(self, name: str) -> dict[str, Any]:
         """The settings given for attack ``name`` (empty when none)."""
         return dict((self.model_extra or {}).get(name) or {})
 
-    def attack_names(self) -> list[str]:
-        from auditml.attacks import ATTACKS
-
-        if "all" in self.attacks:
-            return ATTACKS.available()
-        return [name for name in self.attacks if name != "dp_audit"]
+    def attack_sections(self) -> dict[str, dict[str, Any]]:
+        """Every per-attack settings section given, by name."""
+        return {name: dict(value or {}) for name, value in (self.model_extra or {}).items()}
 
 
 class AuditMLConfig(_Section):
@@ -243,18 +221,9 @@ class AuditMLConfig(_Section):
         return self.output_dir / self.experiment_name
 
     def resolved(self) -> AuditMLConfig:
-        """A copy with every derived default written out: the model arch, and the settings of
-        each attack ``audit.attacks`` names."""
-        from auditml.attacks import ATTACKS
-
-        audit = self.audit.model_dump(mode="json")
-        for name in self.audit.attack_names():
-            given = self.audit.attack_settings(name)
-            audit[name] = ATTACKS.get(name).Settings(**given).model_dump(mode="json")
-        return self.model_copy(
-            update={"model": ModelConfig(arch=self.arch), "audit": AuditConfig(**audit)},
-            deep=True,
-        )
+        """A copy with the derived model arch written out (the settings of each attack are
+        filled in by :func:`auditml.audit.plan.resolved_config`, which knows the attacks)."""
+        return self.model_copy(update={"model": ModelConfig(arch=self.arch)}, deep=True)
 
     def warnings(self) -> list[str]:
         """Settings that are valid but probably not what the user wants."""

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 from rich.console import Console
 
-from auditml.attacks.runner import run_audit
+from auditml.audit.runner import run_audit
 from auditml.config import load_config
 from auditml.fileio import write_text
 from auditml.reporting import compare_runs, comparison_table

@@ -1,57 +1,70 @@
-"""The run directory: the contract between ``train``, ``audit`` and ``compare``.
+"""The run directory: the contract between ``train``, ``audit``, ``report`` and ``compare``.
 
 ``train`` writes ``<output_dir>/<experiment_name>/``::
 
     config.yaml           the resolved config (every default filled in)
     model.safetensors     the trained weights (safetensors: never unpickled); metadata: arch
-    split.npz             members, nonmembers, validation (indices into the dataset's pool),
-                          pool_size, seed
-    metrics.json          training metrics, keys below
+    split.npz             members, nonmembers, validation, canaries (indices into the dataset's
+                          pool), canary_labels, canary_included, pool_size, seed
+    metrics.json          a TrainingRecord (auditml.records)
+    manifest.json         a RunManifest: the SHA-256 of each file above, written last
 
-``audit`` adds ``audit/``::
+``audit`` adds (under a lock, so two audits never interleave)::
 
-    audit/<attack>.json         one attack's result, keys below
-    audit/<attack>_scores.npz   scores (float64) and is_member (bool), one row per audited example
-    audit/<attack>_roc.png      the attack's ROC curve on log-log axes
+    audit/<attack>.json          an AttackRecord; names its scores file and that file's SHA-256
+    audit/<attack>_scores.npz    scores (float64) and is_member (bool), one row per example
+    audit/<attack>_roc.png       the attack's ROC curve on log-log axes
+    audit/<attack>_exposed.png   the most exposed members (image datasets)
+    audit/roc_overlay.png        every attack of the last audit on one plot
+    audit/canaries/<name>.json   a CanaryRecord (one-run canary audits)
+    reference/<set>/             reference models (auditml.training.reference)
 
-``metrics.json`` keys: ``experiment_name``, ``dataset``, ``arch``, ``train_size``, ``seed``,
-``device``, ``val_acc``, ``train_acc``, ``losses`` (mean training loss per epoch), ``history``
-(per epoch: ``epoch``, ``loss``, ``train_acc``, ``val_acc``, ``epsilon``), ``dp_enabled``,
-``epsilon`` (ε spent, null without DP), ``target_epsilon``, ``delta``, ``noise_multiplier``,
-``max_grad_norm``, ``sample_rate``, ``steps``, ``accountant``, ``grad_sample_mode`` (how
-per-example gradients were clipped: fast, hooks or ghost; null without DP), ``wall_time_s``,
-``versions``
-(``python``, ``torch``, ``opacus``, ``auditml``).
-
-``audit/<attack>.json`` keys: ``attack``, ``settings`` (the attack's parameters), ``counts``
-(``members``, ``nonmembers``), ``metrics`` (see :class:`auditml.metrics.MembershipMetrics`),
-``scores_file``, ``roc_plot``, ``run`` (``experiment_name``, ``dp_enabled``, ``epsilon``,
-``delta``, ``val_acc``).
-
-Everything is written atomically: a reader never sees a half-written file.
+This class builds every path and is the only reader and writer of these files. A run directory
+on disk is untrusted: every record is validated, every trained file is checked against the
+manifest, and each audit result against its scores file, so a file edited, truncated or mixed
+from two audits is refused with a message that names the command to run again.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import torch
 import yaml
+from pydantic import ValidationError
 
 from auditml.config import AuditMLConfig, parse_config
 from auditml.data.split import MembershipSplit
 from auditml.errors import ConfigError, RunDirectoryError
-from auditml.fileio import atomic_path, write_json
+from auditml.fileio import atomic_path, sha256_of_file, write_json
+from auditml.records import (
+    SCHEMA_VERSION,
+    AttackRecord,
+    CanaryRecord,
+    Record,
+    RunManifest,
+    TrainingRecord,
+)
+from auditml.version import __version__
 
 CONFIG_FILE = "config.yaml"
 MODEL_FILE = "model.safetensors"
 SPLIT_FILE = "split.npz"
 METRICS_FILE = "metrics.json"
+MANIFEST_FILE = "manifest.json"
 AUDIT_DIR = "audit"
+CANARY_DIR = "canaries"
+REFERENCE_DIR = "reference"
+OVERLAY_FILE = "roc_overlay.png"
 TRAINED_FILES = (CONFIG_FILE, MODEL_FILE, SPLIT_FILE, METRICS_FILE)
+
+R = TypeVar("R", bound=Record)
 
 
 class RunDirectory:
@@ -63,26 +76,144 @@ class RunDirectory:
     def __repr__(self) -> str:
         return f"RunDirectory({str(self.path)!r})"
 
+    # -- paths ----------------------------------------------------------------------------------
+
     @property
     def audit_dir(self) -> Path:
         return self.path / AUDIT_DIR
 
-    # -- checks -------------------------------------------------------------------------------
+    @property
+    def canary_dir(self) -> Path:
+        return self.audit_dir / CANARY_DIR
 
-    def require_trained(self, config_hint: str | None = None) -> None:
-        """Raise unless ``train`` finished here; the message says how to make the run."""
-        missing = [name for name in TRAINED_FILES if not (self.path / name).is_file()]
-        if not missing:
-            return
-        command = f"auditml train --config {config_hint or 'CONFIG'}"
+    def reference_dir(self, name: str) -> Path:
+        return self.path / REFERENCE_DIR / name
+
+    def attack_path(self, attack: str) -> Path:
+        return self.audit_dir / f"{attack}.json"
+
+    # The name readers used before records existed.
+    def audit_json_path(self, attack: str) -> Path:
+        return self.attack_path(attack)
+
+    def scores_path(self, attack: str) -> Path:
+        return self.audit_dir / f"{attack}_scores.npz"
+
+    def roc_plot_path(self, attack: str) -> Path:
+        return self.audit_dir / f"{attack}_roc.png"
+
+    def gallery_path(self, attack: str) -> Path:
+        return self.audit_dir / f"{attack}_exposed.png"
+
+    def overlay_path(self) -> Path:
+        return self.audit_dir / OVERLAY_FILE
+
+    def canary_path(self, name: str) -> Path:
+        return self.canary_dir / f"{name}.json"
+
+    # -- checks ---------------------------------------------------------------------------------
+
+    def check_can_train(self) -> None:
+        """Raise unless ``train`` may write (or replace) this directory. Called before training.
+
+        ``train`` replaces a run directory whole, so anything that is not an auditml run
+        (a folder holding the user's own files, a symlink, a file) is refused, never deleted.
+        """
+        parent = self.path.parent
+        if parent.exists() and not parent.is_dir():
+            raise RunDirectoryError(
+                f"output_dir {parent} exists and is not a directory; choose another output_dir"
+            )
+        if self.path.is_symlink():
+            raise RunDirectoryError(
+                f"run directory {self.path} is a symbolic link; auditml replaces a run "
+                "directory whole, so give a real directory (another experiment_name or "
+                "output_dir)"
+            )
         if not self.path.exists():
-            raise RunDirectoryError(f"no trained run at {self.path}: run `{command}` first")
-        raise RunDirectoryError(
-            f"run at {self.path} is incomplete (missing {', '.join(missing)}): "
-            f"run `{command}` again"
+            return
+        if not self.path.is_dir():
+            raise RunDirectoryError(
+                f"{self.path} exists and is not a directory; choose another experiment_name"
+            )
+        entries = sorted(entry.name for entry in self.path.iterdir())
+        is_run = (self.path / MANIFEST_FILE).is_file() or all(
+            name in entries for name in (CONFIG_FILE, METRICS_FILE)
         )
+        if entries and not is_run:
+            shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+            raise RunDirectoryError(
+                f"{self.path} exists and is not an auditml run directory (it holds {shown}); "
+                "train replaces a run directory whole, so choose another experiment_name or "
+                "output_dir, or move that folder away"
+            )
 
-    # -- training outputs ---------------------------------------------------------------------
+    def require_trained(self, config_hint: str | None = None) -> RunManifest:
+        """Raise unless ``train`` finished here and nothing it wrote was changed since.
+
+        Returns the manifest. The message says which command makes or remakes the run.
+        """
+        command = f"auditml train --config {config_hint or 'CONFIG'}"
+        if not self.path.is_dir():
+            what = "is not a directory" if self.path.exists() else "does not exist"
+            raise RunDirectoryError(
+                f"no trained run at {self.path} (it {what}): run `{command}` first"
+            )
+        missing = [name for name in TRAINED_FILES if not (self.path / name).is_file()]
+        if missing:
+            raise RunDirectoryError(
+                f"run at {self.path} is incomplete (missing {', '.join(missing)}): "
+                f"run `{command}` again"
+            )
+        manifest_path = self.path / MANIFEST_FILE
+        if not manifest_path.is_file():
+            raise RunDirectoryError(
+                f"run at {self.path} was written by an older version of auditml (it has no "
+                f"{MANIFEST_FILE}); retrain it with this version: `{command}`"
+            )
+        manifest = self._read_record(manifest_path, RunManifest, f"run `{command}` again")
+        for name in TRAINED_FILES:
+            if manifest.files.get(name) != sha256_of_file(self.path / name):
+                raise RunDirectoryError(
+                    f"{self.path / name} was changed after training (it no longer matches "
+                    f"{MANIFEST_FILE}); the audit would describe another model: run "
+                    f"`{command}` again"
+                )
+        return manifest
+
+    def check_audit_dir(self) -> None:
+        """Raise if ``audit/`` (or ``audit/canaries/``) exists but is not a directory."""
+        for path in (self.audit_dir, self.canary_dir):
+            if path.exists() and not path.is_dir():
+                raise RunDirectoryError(
+                    f"{path} exists and is not a directory; move it away and audit again"
+                )
+
+    @contextmanager
+    def lock(self) -> Iterator[None]:
+        """Hold the run's write lock: a second ``train`` or ``audit`` of it fails clearly.
+
+        The lock file sits beside the run directory (``.<name>.lock``), because ``train``
+        swaps the directory itself; the OS releases the lock when the process dies.
+        """
+        import fcntl
+
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        lock_path = self.path.parent / f".{self.path.name}.lock"
+        handle = lock_path.open("a+")
+        try:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                raise RunDirectoryError(
+                    f"run {self.path} is being written by another auditml process (train or "
+                    "audit); wait for it to finish and try again"
+                ) from None
+            yield
+        finally:
+            handle.close()
+
+    # -- training outputs -----------------------------------------------------------------------
 
     def write_config(self, config: AuditMLConfig) -> None:
         with atomic_path(self.path / CONFIG_FILE) as tmp:
@@ -92,8 +223,9 @@ class RunDirectory:
         path = self.path / CONFIG_FILE
         try:
             raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-        except (OSError, yaml.YAMLError) as error:
-            raise RunDirectoryError(f"cannot read {path}: {error}") from None
+        except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
+            reason = " ".join(str(error).split())[:200]
+            raise RunDirectoryError(f"cannot read {path} ({reason}); retrain the run") from None
         try:
             return parse_config(raw, str(path))
         except ConfigError as error:
@@ -127,59 +259,147 @@ class RunDirectory:
     def read_split(self) -> MembershipSplit:
         return MembershipSplit.load(self.path / SPLIT_FILE)
 
-    def write_metrics(self, metrics: dict[str, Any]) -> None:
-        write_json(self.path / METRICS_FILE, metrics)
+    def write_training(self, record: TrainingRecord) -> None:
+        write_json(self.path / METRICS_FILE, record.model_dump(mode="json"))
+
+    def read_training(self) -> TrainingRecord:
+        return self._read_record(
+            self.path / METRICS_FILE, TrainingRecord, "retrain with `auditml train --config F`"
+        )
 
     def read_metrics(self) -> dict[str, Any]:
-        return _read_json(self.path / METRICS_FILE)
+        """``metrics.json`` as a plain mapping, validated as a :class:`TrainingRecord`."""
+        return self.read_training().model_dump(mode="json")
 
-    # -- audit outputs ------------------------------------------------------------------------
+    def write_manifest(self) -> RunManifest:
+        """Fingerprint the trained files; written last, so a run with a manifest is complete."""
+        files = {name: sha256_of_file(self.path / name) for name in TRAINED_FILES}
+        training_id = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
+        manifest = RunManifest(auditml=__version__, files=files, training_id=training_id[:16])
+        write_json(self.path / MANIFEST_FILE, manifest.model_dump(mode="json"))
+        return manifest
 
-    def audit_json_path(self, attack: str) -> Path:
-        return self.audit_dir / f"{attack}.json"
+    # -- audit outputs --------------------------------------------------------------------------
 
-    def scores_path(self, attack: str) -> Path:
-        return self.audit_dir / f"{attack}_scores.npz"
+    def write_attack(
+        self, record: AttackRecord, scores: np.ndarray, is_member: np.ndarray
+    ) -> AttackRecord:
+        """Write an attack's scores, then its record naming the scores' SHA-256.
 
-    def roc_plot_path(self, attack: str) -> Path:
-        return self.audit_dir / f"{attack}_roc.png"
-
-    def write_scores(self, attack: str, scores: np.ndarray, is_member: np.ndarray) -> Path:
-        path = self.scores_path(attack)
+        Each file is replaced atomically, and the record last: if the process dies between the
+        two, the old record no longer matches the new scores and readers refuse the pair.
+        """
+        self.check_audit_dir()
+        path = self.scores_path(record.attack)
         with atomic_path(path) as tmp, tmp.open("wb") as handle:
             np.savez(handle, scores=scores.astype(np.float64), is_member=is_member.astype(bool))
-        return path
+        record = record.model_copy(
+            update={"scores_file": path.name, "scores_sha256": sha256_of_file(path)}
+        )
+        write_json(self.attack_path(record.attack), record.model_dump(mode="json"))
+        return record
 
-    def read_scores(self, attack: str) -> tuple[np.ndarray, np.ndarray]:
-        path = self.scores_path(attack)
+    def attack_names(self) -> list[str]:
+        """The attacks with a saved result, sorted."""
+        if not self.audit_dir.is_dir():
+            return []
+        return sorted(path.stem for path in self.audit_dir.glob("*.json"))
+
+    def read_attack(self, attack: str, *, training_id: str | None = None) -> AttackRecord:
+        """One attack's validated result. With ``training_id`` (the manifest's), a result made
+        for an earlier training of this run is refused as stale."""
+        rerun = f"run `auditml audit --config {self.path / CONFIG_FILE} --attack {attack}`"
+        path = self.attack_path(attack)
+        if not path.is_file():
+            raise RunDirectoryError(f"run {self.path} has no {attack} audit: {rerun} first")
+        record = self._read_record(path, AttackRecord, f"{rerun} again")
+        if record.attack != attack:
+            raise RunDirectoryError(f"{path} holds the result of {record.attack!r}: {rerun}")
+        if training_id is not None and record.run.training_id != training_id:
+            raise RunDirectoryError(
+                f"the {attack} audit of run {self.path} is stale (made before the run was "
+                f"retrained): {rerun} again"
+            )
+        return record
+
+    def read_scores(self, record: AttackRecord | str) -> tuple[np.ndarray, np.ndarray]:
+        """The scores ``record`` (or the saved result of the attack so named) was computed
+        from, checked against the record's SHA-256."""
+        if isinstance(record, str):
+            record = self.read_attack(record)
+        rerun = f"rerun `auditml audit --attack {record.attack}` on {self.path}"
+        path = self.scores_path(record.attack)
+        if not path.is_file() or record.scores_sha256 != sha256_of_file(path):
+            raise RunDirectoryError(
+                f"{path} does not match {self.attack_path(record.attack).name} (missing, or "
+                f"written by an interrupted or concurrent audit): {rerun}"
+            )
         try:
             with np.load(path, allow_pickle=False) as data:
-                return data["scores"], data["is_member"].astype(bool)
+                scores, is_member = data["scores"], data["is_member"].astype(bool)
         except (OSError, ValueError, KeyError) as error:
+            reason = " ".join(str(error).split())[:200]
             raise RunDirectoryError(
-                f"scores file {path} is missing or unreadable ({error}); rerun the audit"
+                f"scores file {path} is unreadable ({reason}): {rerun}"
             ) from None
-
-    def write_audit_result(self, attack: str, result: dict[str, Any]) -> Path:
-        path = self.audit_json_path(attack)
-        write_json(path, result)
-        return path
+        expected = record.counts.members + record.counts.nonmembers
+        if scores.shape != (expected,) or is_member.shape != (expected,):
+            raise RunDirectoryError(f"scores file {path} has the wrong shape: {rerun}")
+        return scores, is_member
 
     def audit_results(self) -> dict[str, dict[str, Any]]:
-        """Every attack result saved for this run, by attack name (empty if none)."""
-        if not self.audit_dir.is_dir():
-            return {}
-        return {path.stem: _read_json(path) for path in sorted(self.audit_dir.glob("*.json"))}
+        """Every saved attack result, validated, as plain mappings by attack name."""
+        return {
+            name: self.read_attack(name).model_dump(mode="json") for name in self.attack_names()
+        }
+
+    def write_canary(self, name: str, record: CanaryRecord) -> Path:
+        self.check_audit_dir()
+        path = self.canary_path(name)
+        write_json(path, record.model_dump(mode="json"))
+        return path
+
+    def read_canary(self, name: str) -> CanaryRecord:
+        rerun = f"run `auditml audit --config {self.path / CONFIG_FILE} --attack {name}`"
+        path = self.canary_path(name)
+        if not path.is_file():
+            raise RunDirectoryError(f"run {self.path} has no {name} audit: {rerun} first")
+        return self._read_record(path, CanaryRecord, f"{rerun} again")
+
+    def canary_names(self) -> list[str]:
+        if not self.canary_dir.is_dir():
+            return []
+        return sorted(path.stem for path in self.canary_dir.glob("*.json"))
+
+    # -- reading --------------------------------------------------------------------------------
+
+    def _read_record(self, path: Path, kind: type[R], fix: str) -> R:
+        payload = _read_json(path, fix)
+        version = payload.get("schema_version")
+        if version != SCHEMA_VERSION:
+            raise RunDirectoryError(
+                f"{path} has schema version {version!r}, this auditml reads version "
+                f"{SCHEMA_VERSION} (it was written by another version of auditml): {fix}"
+            )
+        try:
+            return kind.model_validate(payload)
+        except ValidationError as error:
+            first = error.errors()[0]
+            key = ".".join(str(part) for part in first["loc"]) or "(top level)"
+            message = " ".join(str(first["msg"]).split())[:200]
+            raise RunDirectoryError(f"{path} is corrupt ({key}: {message}): {fix}") from None
 
 
-def _read_json(path: Path) -> dict[str, Any]:
+def _read_json(path: Path, fix: str) -> dict[str, Any]:
     try:
         with path.open(encoding="utf-8") as handle:
             payload = json.load(handle)
     except FileNotFoundError:
-        raise RunDirectoryError(f"missing file {path}") from None
-    except (OSError, json.JSONDecodeError) as error:
-        raise RunDirectoryError(f"{path} is corrupt ({error}); regenerate it") from None
+        raise RunDirectoryError(f"missing file {path}: {fix}") from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+        reason = " ".join(str(error).split())[:200]
+        raise RunDirectoryError(f"{path} is corrupt ({reason}): {fix}") from None
     if not isinstance(payload, dict):
-        raise RunDirectoryError(f"{path} is corrupt (expected a JSON object)")
+        raise RunDirectoryError(f"{path} is corrupt (expected a JSON object): {fix}")
     return payload
+

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 from rich.console import Console
 
-from auditml.attacks.runner import run_audit
+from auditml.audit.runner import run_audit
 from auditml.config import parse_config
 from auditml.errors import AuditMLError
 from auditml.training import train
@@ -33,9 +33,9 @@ def test_memorised_canaries_give_a_positive_bound(
                   "canaries": {"count": 200, "kind": "mislabeled"}},
     )
     report = run_audit(config.run_dir, ["dp_audit"])
-    result = report.canary_audit
-    assert result is not None and report.outcomes == []
-    saved = json.loads((config.run_dir / "audit" / "dp_audit.json").read_text())
+    result = report.canary_audits["dp_audit"].model_dump(mode="json")
+    assert report.outcomes == [] and list(report.canary_audits) == ["dp_audit"]
+    saved = json.loads((config.run_dir / "audit" / "canaries" / "dp_audit.json").read_text())
     assert saved["epsilon_lower_bound"] == result["epsilon_lower_bound"]
     assert result["canaries"] == 200 and 60 <= result["included"] <= 140
     assert set(result["by_score"]) == {"loss", "gradient_norm"}
@@ -50,8 +50,7 @@ def test_dp_run_stays_under_its_claim(tiny_config: Callable[..., dict[str, Any]]
         training={"epochs": 5, "canaries": {"count": 200},
                   "dp": {"enabled": True, "epsilon": 1.0, "delta": 1e-3}},
     )
-    result = run_audit(config.run_dir, ["dp_audit"]).canary_audit
-    assert result is not None
+    result = run_audit(config.run_dir, ["dp_audit"]).canary_audits["dp_audit"].model_dump()
     assert result["epsilon_lower_bound"] <= 1.0
     assert result["delta"] == 1e-3
 

@@ -13,7 +13,7 @@ import pytest
 from rich.console import Console
 
 from auditml.attacks import ATTACKS
-from auditml.attacks.runner import run_audit
+from auditml.audit.runner import run_audit
 from auditml.config import parse_config
 from auditml.training import train
 

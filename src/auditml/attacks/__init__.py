@@ -11,6 +11,7 @@ from auditml.attacks.base import (
     MembershipAttack,
     MissingResourceError,
     NotFittedError,
+    ReferenceModels,
 )
 from auditml.attacks.label_only import LabelOnlyAttack
 from auditml.attacks.lira import LiraAttack
@@ -35,6 +36,7 @@ __all__ = [
     "MembershipAttack",
     "MissingResourceError",
     "NotFittedError",
+    "ReferenceModels",
     "RmiaAttack",
     "ShadowModelAttack",
     "ThresholdAttack",

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import Any, ClassVar, Protocol
 
 import numpy as np
 import torch
@@ -21,8 +21,24 @@ from torch import nn
 from auditml.data import ArrayDataset
 from auditml.errors import AuditMLError, ConfigError
 
-if TYPE_CHECKING:
-    from auditml.training.reference import ReferenceModels
+
+class ReferenceModels(Protocol):
+    """Models trained like the target on known halves of an example set.
+
+    All an attack may ask of them: how many there are, which examples each trained on
+    (``keep[k, i]``: model k trained on example i) and their logits. Training them is the audit
+    pipeline's job (:mod:`auditml.training.reference` for run directories, a user's factory
+    for ``auditml.audit``), so attacks never import training code.
+    """
+
+    @property
+    def keep(self) -> np.ndarray: ...
+
+    def __len__(self) -> int: ...
+
+    def logits(self, x: np.ndarray) -> np.ndarray:
+        """``(K, len(x), num_classes)`` logits of every model."""
+        ...
 
 
 class NotFittedError(AuditMLError):

@@ -55,7 +55,7 @@ from numpy.typing import ArrayLike
 from scipy.special import log_ndtr
 
 from auditml.attacks.base import AttackSettings, AuditTarget, MembershipAttack, MissingResourceError
-from auditml.attacks.threshold import logit_confidence
+from auditml.attacks.signals import logit_confidence
 from auditml.errors import AuditMLError
 from auditml.models import predict_logits
 

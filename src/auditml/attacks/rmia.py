@@ -59,7 +59,7 @@ from numpy.typing import ArrayLike
 from pydantic import Field, ValidationInfo, field_validator
 
 from auditml.attacks.base import AttackSettings, AuditTarget, MembershipAttack, MissingResourceError
-from auditml.attacks.threshold import true_class_log_probs
+from auditml.attacks.signals import true_class_log_probs
 from auditml.errors import AuditMLError
 from auditml.metrics import roc_auc
 from auditml.models import predict_logits

@@ -54,23 +54,46 @@ class MembershipSplit:
                     members=data["members"].astype(np.int64),
                     nonmembers=data["nonmembers"].astype(np.int64),
                     validation=data["validation"].astype(np.int64),
-                    pool_size=int(data["pool_size"]),
-                    seed=int(data["seed"]),
+                    pool_size=_scalar(data, "pool_size"),
+                    seed=_scalar(data, "seed"),
                     canaries=_optional(data, "canaries", np.int64),
                     canary_labels=_optional(data, "canary_labels", np.int64),
                     canary_included=_optional(data, "canary_included", bool),
                 )
         except FileNotFoundError:
             raise RunDirectoryError(f"membership split missing: {path}") from None
-        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as error:
+        except (OSError, ValueError, TypeError, KeyError, zipfile.BadZipFile) as error:
+            reason = " ".join(str(error).split())[:200]
             raise RunDirectoryError(
-                f"membership split {path} is unreadable ({error}); retrain the run"
+                f"membership split {path} is unreadable ({reason}); retrain the run"
             ) from None
         split.check()
         return split
 
     def check(self) -> None:
-        """Raise if the sets overlap or leave the pool: such a split would void the audit."""
+        """Raise if the sets are malformed, overlap or leave the pool: such a split would void
+        the audit."""
+        arrays = {
+            "members": self.members, "nonmembers": self.nonmembers,
+            "validation": self.validation, "canaries": self.canaries,
+            "canary_labels": self.canary_labels, "canary_included": self.canary_included,
+        }
+        for name, array in arrays.items():
+            if array.ndim != 1:
+                raise RunDirectoryError(
+                    f"membership split is corrupt: {name} has shape {array.shape}, expected "
+                    "one dimension; retrain the run"
+                )
+        if not (len(self.canaries) == len(self.canary_labels) == len(self.canary_included)):
+            raise RunDirectoryError(
+                "membership split is corrupt: canaries, canary_labels and canary_included "
+                "differ in length; retrain the run"
+            )
+        if len(self.members) == 0 or len(self.members) != len(self.nonmembers):
+            raise RunDirectoryError(
+                "membership split is corrupt: it needs as many non-members as members, and at "
+                "least one; retrain the run"
+            )
         parts = [self.members, self.nonmembers, self.validation, self.canaries]
         joined = np.concatenate(parts)
         if len(np.unique(joined)) != len(joined):
@@ -79,6 +102,13 @@ class MembershipSplit:
         if len(joined) and (joined.min() < 0 or joined.max() >= self.pool_size):
             raise RunDirectoryError("membership split is corrupt: an index is outside the pool; "
                                     "retrain the run")
+
+
+def _scalar(data: Any, key: str) -> int:
+    value = data[key]
+    if value.shape != () or value.dtype.kind not in "iu":
+        raise ValueError(f"{key} must be one integer, got shape {value.shape} of {value.dtype}")
+    return int(value)
 
 
 def _optional(data: Any, key: str, dtype: type) -> np.ndarray:

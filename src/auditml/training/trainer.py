@@ -17,13 +17,13 @@ from rich.console import Console
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-import auditml
 from auditml.config import AuditMLConfig, TrainingConfig
 from auditml.data import DATASETS, ArrayDataset, LoadedDataset, SplitData, make_split, select
 from auditml.errors import DataError
 from auditml.fileio import staged_directory
 from auditml.formatting import dp_guarantee_line
 from auditml.models import accuracy, build_model
+from auditml.records import TrainingRecord
 from auditml.run_directory import RunDirectory
 from auditml.training.device import resolve_device
 from auditml.training.dp_sgd import (
@@ -34,6 +34,7 @@ from auditml.training.dp_sgd import (
 )
 from auditml.training.privacy import NoisePlan, plan_noise, prepare_for_dp
 from auditml.training.progress import EpochProgress
+from auditml.version import __version__
 
 
 @dataclass(frozen=True)
@@ -81,32 +82,39 @@ def train(config: AuditMLConfig, *, console: Console | None = None) -> TrainResu
     """
     console = console or Console()
     start = time.perf_counter()
+    target = RunDirectory(config.run_dir)
+    # Refuse a destination that is not ours before the (possibly long) training, not after.
+    target.check_can_train()
     device = resolve_device(config.training.device)
     loaded = load_dataset(config)
-    split = make_split(
-        loaded.pool.y, config.data.train_size, config.seed,
-        validation_from_pool=loaded.test is None,
-        canaries=config.training.canaries.count,
-        canary_kind=config.training.canaries.kind,
-    )
-    data = select(loaded, split)
+    with target.lock():
+        split = make_split(
+            loaded.pool.y, config.data.train_size, config.seed,
+            validation_from_pool=loaded.test is None,
+            canaries=config.training.canaries.count,
+            canary_kind=config.training.canaries.kind,
+        )
+        data = select(loaded, split)
 
-    fit = fit_model(
-        config, data.training_set, data.validation, seed=config.seed, device=device,
-        console=console,
-    )
-    model, history, plan, epsilon = fit.model, fit.history, fit.plan, fit.epsilon
+        fit = fit_model(
+            config, data.training_set, data.validation, seed=config.seed, device=device,
+            console=console,
+        )
+        model, history, plan, epsilon = fit.model, fit.history, fit.plan, fit.epsilon
 
-    metrics = _metrics(config, model, data, device, history, plan, epsilon)
-    metrics["grad_sample_mode"] = fit.grad_sample_mode
-    metrics["wall_time_s"] = round(time.perf_counter() - start, 3)
+        metrics = _metrics(config, model, data, device, history, plan, epsilon)
+        metrics["grad_sample_mode"] = fit.grad_sample_mode
+        metrics["wall_time_s"] = round(time.perf_counter() - start, 3)
+        record = TrainingRecord.model_validate(metrics)
 
-    with staged_directory(config.run_dir) as staging:
-        run = RunDirectory(staging)
-        run.write_config(config)
-        run.write_model(model, config.arch)
-        run.write_split(split)
-        run.write_metrics(metrics)
+        target.check_can_train()  # the destination may have changed during training
+        with staged_directory(config.run_dir) as staging:
+            run = RunDirectory(staging)
+            run.write_config(config)
+            run.write_model(model, config.arch)
+            run.write_split(split)
+            run.write_training(record)
+            run.write_manifest()
     if epsilon is not None:
         console.print(dp_guarantee_line(epsilon, config.training.dp.delta), highlight=False)
     return TrainResult(config.run_dir, metrics)
@@ -266,7 +274,7 @@ def _metrics(
             "python": platform.python_version(),
             "torch": torch.__version__,
             "opacus": opacus.__version__,
-            "auditml": auditml.__version__,
+            "auditml": __version__,
             "numpy": np.__version__,
         },
     }

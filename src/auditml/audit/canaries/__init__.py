@@ -1,0 +1,19 @@
+"""Canary audits: privacy audits that judge a training run by canaries it may have trained on.
+
+A canary audit is not a membership attack: it does not score the audited members and
+non-members, it scores the run's canaries (``training.canaries``; each was included by a
+recorded coin) and turns the guesses into an ε lower bound. Each kind is a
+:class:`~auditml.audit.canaries.base.CanaryAudit` registered in :data:`CANARY_AUDITS`; adding
+one is one module plus one register line.
+"""
+
+from __future__ import annotations
+
+from auditml.audit.canaries.base import CanaryAudit
+from auditml.audit.canaries.one_run import OneRunAudit
+from auditml.registry import Registry
+
+CANARY_AUDITS: Registry[type[CanaryAudit]] = Registry("canary audit")
+CANARY_AUDITS.register("dp_audit", OneRunAudit)
+
+__all__ = ["CANARY_AUDITS", "CanaryAudit", "OneRunAudit"]

@@ -1,0 +1,150 @@
+"""The one audit core: members and non-members in, each attack's scores and numbers out.
+
+:func:`run_attacks` is what every caller runs — ``auditml audit`` on a run directory
+(:mod:`auditml.audit.runner`), ``auditml.audit(model, ...)`` on any model (:mod:`auditml.api`),
+the benchmarks and sweeps. It concatenates the examples, builds the membership labels, asks the
+caller's :class:`Resources` for exactly what the attacks need (reference models, shadow models,
+population data), fits and scores each attack under a fixed seed, and hands the scores to
+:mod:`auditml.audit.results` for the numbers. Where results are written is the caller's concern.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+import numpy as np
+import torch
+from torch import nn
+
+from auditml.attacks import AuditTarget, MembershipAttack, ReferenceModels
+from auditml.audit.results import AttackOutcome, summarize_attack
+from auditml.data import ArrayDataset
+from auditml.records import RunFacts
+
+
+class Resources(Protocol):
+    """What the caller can provide beyond the model and examples, built only when asked."""
+
+    def population(self) -> ArrayDataset | None:
+        """Examples from the target's distribution that it never trained on (or None)."""
+        ...
+
+    def reference(self, examples: ArrayDataset) -> ReferenceModels | None:
+        """Models of the target's recipe trained on known halves of ``examples`` (or None)."""
+        ...
+
+    def shadow(self) -> ReferenceModels | None:
+        """Models of the target's recipe trained on halves of the population (or None)."""
+        ...
+
+
+class NoResources:
+    """For attacks that need only the model: every resource is absent."""
+
+    def population(self) -> ArrayDataset | None:
+        return None
+
+    def reference(self, examples: ArrayDataset) -> ReferenceModels | None:
+        return None
+
+    def shadow(self) -> ReferenceModels | None:
+        return None
+
+
+@dataclass(frozen=True)
+class GivenResources:
+    """Resources already at hand (e.g. the reference models of an earlier audit)."""
+
+    population_set: ArrayDataset | None = None
+    reference_models: ReferenceModels | None = None
+    shadow_models: ReferenceModels | None = None
+
+    def population(self) -> ArrayDataset | None:
+        return self.population_set
+
+    def reference(self, examples: ArrayDataset) -> ReferenceModels | None:
+        return self.reference_models
+
+    def shadow(self) -> ReferenceModels | None:
+        return self.shadow_models
+
+
+@dataclass(frozen=True)
+class AuditRun:
+    """The outcome of :func:`run_attacks`: each attack's outcome, in the order they ran.
+
+    ``target`` and ``is_member`` are what the attacks were given and judged on, so further
+    attacks (or variants) can run against exactly the same examples and reference models.
+    """
+
+    outcomes: list[AttackOutcome]
+    target: AuditTarget
+    is_member: np.ndarray
+
+
+def run_attacks(
+    model: nn.Module,
+    members: ArrayDataset,
+    nonmembers: ArrayDataset,
+    attacks: Sequence[MembershipAttack],
+    *,
+    num_classes: int,
+    device: torch.device,
+    seed: int,
+    delta: float | None,
+    run_facts: RunFacts,
+    resources: Resources | None = None,
+    example_ids: np.ndarray | None = None,
+    on_outcome: Callable[[AttackOutcome], None] | None = None,
+) -> AuditRun:
+    """Fit and score every attack against ``model`` and summarise each one's scores.
+
+    ``example_ids`` name the examples in the results (pool indices for a run; positions by
+    default). ``delta`` is the model's DP δ (None without DP). ``on_outcome`` is called as each
+    attack finishes, so a caller can save results one by one.
+    """
+    examples = ArrayDataset(
+        np.concatenate([members.x, nonmembers.x]), np.concatenate([members.y, nonmembers.y])
+    )
+    is_member = np.r_[np.ones(len(members), bool), np.zeros(len(nonmembers), bool)]
+    ids = np.arange(len(examples)) if example_ids is None else np.asarray(example_ids)
+    resources = resources or NoResources()
+    needs = set().union(*(attack.requires for attack in attacks))
+    target = AuditTarget(
+        model=model.to(device).eval(),
+        examples=examples,
+        num_classes=num_classes,
+        device=device,
+        seed=seed,
+        population=resources.population() if needs & {"population", "shadow"} else None,
+        reference=resources.reference(examples) if "reference" in needs else None,
+        shadow=resources.shadow() if "shadow" in needs else None,
+    )
+    outcomes = []
+    for attack in attacks:
+        start = time.perf_counter()
+        # Each attack draws its randomness from the run's seed, whatever ran before it.
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            scores = np.asarray(attack.fit(target).score(), dtype=np.float64)
+        compute = {
+            "seconds": round(time.perf_counter() - start, 3),
+            "reference_models": _models_used(attack, target),
+        }
+        outcome = summarize_attack(
+            attack, scores, is_member, labels=examples.y, example_ids=ids, seed=seed,
+            compute=compute, delta=delta, run_facts=run_facts,
+        )
+        if on_outcome is not None:
+            on_outcome(outcome)
+        outcomes.append(outcome)
+    return AuditRun(outcomes, target, is_member)
+
+
+def _models_used(attack: MembershipAttack, target: AuditTarget) -> int:
+    used = [target.reference if "reference" in attack.requires else None,
+            target.shadow if "shadow" in attack.requires else None]
+    return sum(len(models) for models in used if models is not None)

@@ -1,0 +1,106 @@
+"""What an audit runs: attack and canary-audit names resolved once, settings checked once.
+
+Names come from two registries: membership attacks (:data:`auditml.attacks.ATTACKS`) and
+canary audits (:data:`auditml.audit.canaries.CANARY_AUDITS`). ``all`` means every membership
+attack. Settings come from the config's ``audit.<name>`` sections, overridden per call. Every
+unknown name or bad setting is refused here, before any model is loaded or trained.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from auditml.attacks import ATTACKS, MembershipAttack
+from auditml.audit.canaries import CANARY_AUDITS, CanaryAudit
+from auditml.config import AuditConfig, AuditMLConfig
+from auditml.errors import ConfigError, UnknownNameError
+
+ALL = "all"
+
+
+@dataclass(frozen=True)
+class AuditPlan:
+    """The attacks and canary audits to run, configured, in the order they run."""
+
+    attacks: list[MembershipAttack]
+    canary_audits: list[CanaryAudit]
+
+    @property
+    def names(self) -> list[str]:
+        return [a.name for a in self.attacks] + [c.name for c in self.canary_audits]
+
+
+def known_names() -> list[str]:
+    return [*ATTACKS.available(), *CANARY_AUDITS.available()]
+
+
+def expand_names(requested: Sequence[str]) -> list[str]:
+    """``requested`` without repeats, ``all`` replaced by every membership attack; unknown
+    names raise :class:`UnknownNameError` with a did-you-mean."""
+    if not requested:
+        raise ConfigError("no attack to run: name at least one attack, or `all`")
+    names: list[str] = []
+    for name in requested:
+        if name == ALL:
+            names += ATTACKS.available()
+        elif name in ATTACKS or name in CANARY_AUDITS:
+            names.append(name)
+        else:
+            raise UnknownNameError(_unknown(name))
+    return list(dict.fromkeys(names))
+
+
+def plan_audit(
+    requested: Sequence[str],
+    sections: Mapping[str, Mapping[str, Any]] | None = None,
+    overrides: Mapping[str, Mapping[str, Any]] | None = None,
+) -> AuditPlan:
+    """Instantiate each requested attack with ``sections[name]`` updated by ``overrides[name]``.
+
+    ``sections`` are the config's per-attack settings; every section must name a known attack
+    (a typo such as ``mia_lria`` is refused, not ignored).
+    """
+    sections, overrides = dict(sections or {}), dict(overrides or {})
+    for name in [*sections, *overrides]:
+        if name not in ATTACKS and name not in CANARY_AUDITS:
+            raise ConfigError(f"audit.{name}: {_unknown(name, 'settings for unknown attack')}")
+    attacks: list[MembershipAttack] = []
+    canary_audits: list[CanaryAudit] = []
+    for name in expand_names(requested):
+        settings = {**sections.get(name, {}), **overrides.get(name, {})}
+        try:
+            if name in ATTACKS:
+                attacks.append(ATTACKS.get(name)(**settings))
+            else:
+                canary_audits.append(CANARY_AUDITS.get(name)(**settings))
+        except ConfigError as error:
+            raise ConfigError(f"audit.{error}") from None
+    return AuditPlan(attacks, canary_audits)
+
+
+def check_audit_config(audit: AuditConfig) -> AuditPlan:
+    """Check ``audit.attacks`` and every ``audit.<attack>`` section of a config; the plan the
+    config describes. Cheap: attacks do nothing until fitted."""
+    plan = plan_audit(audit.attacks, audit.attack_sections())
+    # Sections of attacks not in audit.attacks are checked too: they are used by --attack.
+    if audit.attack_sections():
+        plan_audit(list(audit.attack_sections()), audit.attack_sections())
+    return plan
+
+
+def resolved_config(config: AuditMLConfig) -> AuditMLConfig:
+    """``config.resolved()`` with the full settings of each attack ``audit.attacks`` names."""
+    resolved = config.resolved()
+    audit = resolved.audit.model_dump(mode="json")
+    for runner in (*(plan := check_audit_config(config.audit)).attacks, *plan.canary_audits):
+        audit[runner.name] = runner.settings()
+    return resolved.model_copy(update={"audit": AuditConfig(**audit)}, deep=True)
+
+
+def _unknown(name: str, what: str = "unknown attack") -> str:
+    close = difflib.get_close_matches(name, [*known_names(), ALL], n=1)
+    hint = f" (did you mean {close[0]!r}?)" if close else ""
+    return f"{what} {name!r}{hint}; available: {', '.join([*known_names(), ALL])}"

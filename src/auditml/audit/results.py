@@ -1,0 +1,150 @@
+"""One attack's scores turned into its :class:`~auditml.records.AttackRecord` and figures.
+
+Every number comes from :mod:`auditml.metrics`; this module only assembles, and writes through
+:class:`~auditml.run_directory.RunDirectory`.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from auditml.attacks import MembershipAttack
+from auditml.fileio import write_bytes
+from auditml.metrics import (
+    MembershipMetrics,
+    epsilon_lower_bound,
+    gdp_epsilon_estimate,
+    membership_metrics,
+    most_exposed_members,
+    per_class_metrics,
+    roc_curve,
+)
+from auditml.records import AttackRecord, RunFacts
+from auditml.run_directory import RunDirectory
+
+EXPOSED_COUNT = 16
+# Confidence of the ε lower bound: the bound holds with probability at least 1 − ALPHA.
+EPSILON_BOUND_ALPHA = 0.05
+# δ for the Gaussian ε estimate of a run without DP (the estimate needs δ > 0; a bound does not).
+GDP_DELTA_WITHOUT_DP = 1e-5
+
+
+@dataclass(frozen=True)
+class AttackOutcome:
+    """One attack's scores, its metrics and its record (``exposed``: positions of the most
+    exposed members, for the gallery)."""
+
+    attack: str
+    metrics: MembershipMetrics
+    record: AttackRecord
+    scores: np.ndarray
+    is_member: np.ndarray
+    exposed: np.ndarray
+
+    @property
+    def result(self) -> dict[str, Any]:
+        """The record as the JSON mapping written to ``audit/<attack>.json``."""
+        return self.record.model_dump(mode="json")
+
+
+def summarize_attack(
+    attack: MembershipAttack,
+    scores: np.ndarray,
+    is_member: np.ndarray,
+    *,
+    labels: np.ndarray,
+    example_ids: np.ndarray,
+    seed: int,
+    compute: dict[str, Any],
+    delta: float | None,
+    run_facts: RunFacts,
+) -> AttackOutcome:
+    """Every number about one attack's scores (no files written).
+
+    ``example_ids`` name the examples in the record (pool indices for a run). ``delta`` is the
+    run's δ (None without DP: the ε lower bound then uses δ = 0).
+    """
+    metrics = membership_metrics(scores, is_member, seed=seed)
+    bound = epsilon_lower_bound(
+        scores, is_member, delta=delta or 0.0, alpha=EPSILON_BOUND_ALPHA, policy="split",
+        seed=seed,
+    )
+    estimate = gdp_epsilon_estimate(
+        scores, is_member, delta=delta or GDP_DELTA_WITHOUT_DP, seed=seed
+    )
+    exposed = most_exposed_members(scores, is_member, EXPOSED_COUNT)
+    record = AttackRecord(
+        attack=attack.name,
+        settings=attack.settings(),
+        fitted=attack.fitted_values(),
+        counts={"members": int(is_member.sum()), "nonmembers": int((~is_member).sum())},
+        metrics=metrics.to_dict(),
+        epsilon_lower_bound=bound.to_dict(),
+        gdp_estimate=estimate.to_dict(),
+        per_class={
+            str(label): values
+            for label, values in per_class_metrics(scores, is_member, labels).items()
+        },
+        most_exposed=[
+            {"example": int(example_ids[i]), "label": int(labels[i]), "score": float(scores[i])}
+            for i in exposed
+        ],
+        compute=compute,
+        run=run_facts,
+    )
+    return AttackOutcome(attack.name, metrics, record, scores, is_member, exposed)
+
+
+def write_outcome(
+    run: RunDirectory, outcome: AttackOutcome, *, images: np.ndarray, pool_indices: np.ndarray
+) -> AttackOutcome:
+    """Write the attack's figures, scores and record into ``run``; the outcome as written."""
+    from auditml.reporting.plots import (
+        RocSeries,
+        gallery_figure,
+        png_bytes,
+        roc_overlay_figure,
+    )
+
+    name, record = outcome.attack, outcome.record
+    curve = roc_curve(outcome.scores, outcome.is_member)
+    plot_path = run.roc_plot_path(name)
+    write_bytes(plot_path, png_bytes(roc_overlay_figure(
+        [RocSeries(record.run.experiment_name, curve.fpr, curve.tpr, outcome.metrics.auc)],
+        attack=name,
+    )))
+    gallery: Path | None = None
+    if images.ndim == 4 and len(outcome.exposed):
+        gallery = run.gallery_path(name)
+        labels = [example.label for example in record.most_exposed]
+        captions = [
+            f"#{int(pool_indices[i])} y={label}"
+            for i, label in zip(outcome.exposed, labels, strict=True)
+        ]
+        write_bytes(gallery, png_bytes(gallery_figure(
+            images[outcome.exposed], captions, title=f"{name}: most exposed"
+        )))
+    record = record.model_copy(update={
+        "roc_plot": plot_path.name, "exposed_gallery": gallery.name if gallery else None,
+    })
+    record = run.write_attack(record, outcome.scores, outcome.is_member)
+    return AttackOutcome(
+        name, outcome.metrics, record, outcome.scores, outcome.is_member, outcome.exposed
+    )
+
+
+def write_overlay(run: RunDirectory, outcomes: list[AttackOutcome], title: str) -> Path:
+    """All attacks of one audit on one log-log ROC plot."""
+    from auditml.reporting.plots import RocSeries, png_bytes, roc_overlay_figure
+
+    series = []
+    for outcome in outcomes:
+        curve = roc_curve(outcome.scores, outcome.is_member)
+        series.append(RocSeries(outcome.attack, curve.fpr, curve.tpr, outcome.metrics.auc))
+    path = run.overlay_path()
+    write_bytes(path, png_bytes(roc_overlay_figure(series, attack=title)))
+    return path

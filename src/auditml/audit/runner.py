@@ -1,0 +1,201 @@
+"""``auditml audit``: attack a trained run directory and write its ``audit/`` records.
+
+This module connects a run directory to the audit core: it checks the run (complete, unchanged
+since training, not being written by another process), resolves the attacks, loads the model
+and its members, provides reference and shadow models from the run's store, calls
+:func:`~auditml.audit.core.run_attacks`, and writes each result as it finishes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from rich.console import Console
+
+from auditml.attacks import AuditTarget, ReferenceModels
+from auditml.audit.core import run_attacks
+from auditml.audit.plan import plan_audit
+from auditml.audit.results import AttackOutcome, write_outcome, write_overlay
+from auditml.config import AuditConfig, AuditMLConfig
+from auditml.data import DATASETS, ArrayDataset, LoadedDataset, MembershipSplit, select
+from auditml.errors import RunDirectoryError
+from auditml.records import CanaryRecord, RunFacts
+from auditml.run_directory import RunDirectory
+from auditml.training import build_run_model, load_dataset
+from auditml.training.device import resolve_device
+from auditml.training.reference import ReferenceStore, default_workers
+
+
+@dataclass(frozen=True)
+class AuditReport:
+    """Every attack's outcome in the order they ran, the canary audits' records, the overlay.
+
+    ``target`` and ``is_member`` are what the attacks were given (None when only canary audits
+    ran), so further attacks can run against exactly the same examples and reference models.
+    """
+
+    outcomes: list[AttackOutcome]
+    canary_audits: dict[str, CanaryRecord]
+    roc_plot: Path | None
+    target: AuditTarget | None
+    is_member: np.ndarray | None
+
+
+def run_audit(
+    run_dir: str | Path,
+    attacks: Sequence[str] | None = None,
+    settings: Mapping[str, Mapping[str, Any]] | None = None,
+    *,
+    given_config: AuditMLConfig | None = None,
+    config_hint: str | None = None,
+    console: Console | None = None,
+) -> AuditReport:
+    """Attack the model in ``run_dir`` with its saved members and non-members.
+
+    ``given_config`` is the config passed to ``auditml audit --config F``: its ``audit:``
+    section wins over the one stored with the run at training time (the run's own stored
+    settings describe the model; if F's other sections differ, a note says so). ``attacks``
+    defaults to their ``attacks`` list; ``settings`` maps an attack name to settings that
+    override the config's. ``config_hint`` is the config path quoted in error messages.
+    """
+    run = RunDirectory(run_dir)
+    manifest = run.require_trained(config_hint)
+    config = run.read_config()
+    audit = given_config.audit if given_config is not None else config.audit
+    if given_config is not None and console is not None and _trained_differently(
+        given_config, config
+    ):
+        console.print(
+            f"note: {config_hint or 'the given config'} differs from the config {run.path} was "
+            "trained with outside its audit: section; the run's stored settings describe the "
+            "model, and only the audit: section of the given config is used",
+            highlight=False, markup=False,
+        )
+    plan = plan_audit(list(attacks) if attacks else audit.attacks, audit.attack_sections(),
+                      settings)
+    split = run.read_split()
+    training = run.read_training()
+    run.check_audit_dir()
+    with run.lock():
+        loaded = load_dataset(config)
+        data = select(loaded, split)
+        device = resolve_device(config.training.device)
+        model = _load_target(run, config, device)
+        facts = RunFacts(
+            experiment_name=training.experiment_name, dp_enabled=training.dp_enabled,
+            epsilon=training.epsilon, delta=training.delta, val_acc=training.val_acc,
+            training_id=manifest.training_id,
+        )
+        pool_indices = np.concatenate([split.members, split.nonmembers])
+        images = np.concatenate([data.members.x, data.nonmembers.x])
+        outcomes: list[AttackOutcome] = []
+        target = is_member = None
+        if plan.attacks:
+            audited = run_attacks(
+                model, data.members, data.nonmembers, plan.attacks,
+                num_classes=DATASETS.get(config.data.dataset).num_classes, device=device,
+                seed=config.seed, delta=training.delta, run_facts=facts,
+                resources=RunResources(run, config, audit, split, loaded, console),
+                example_ids=pool_indices,
+                on_outcome=lambda outcome: outcomes.append(
+                    write_outcome(run, outcome, images=images, pool_indices=pool_indices)
+                ),
+            )
+            target, is_member = audited.target, audited.is_member
+        roc_plot = write_overlay(run, outcomes, config.experiment_name) if outcomes else None
+        canaries = {}
+        for canary_audit in plan.canary_audits:
+            record = canary_audit.run(
+                model, data.canaries, data.canary_included, delta=training.delta or 0.0,
+                device=device, run_facts=facts,
+            )
+            run.write_canary(canary_audit.name, record)
+            canaries[canary_audit.name] = record
+    return AuditReport(outcomes, canaries, roc_plot, target, is_member)
+
+
+class RunResources:
+    """Reference models, shadow models and population data of one run directory.
+
+    Reference models train on halves of the audited examples, shadow models on halves of
+    population data; both are saved under ``<run>/reference/`` and reused by later audits.
+    """
+
+    def __init__(
+        self,
+        run: RunDirectory,
+        config: AuditMLConfig,
+        audit: AuditConfig,
+        split: MembershipSplit,
+        loaded: LoadedDataset,
+        console: Console | None,
+    ) -> None:
+        self.run, self.config, self.audit, self.split = run, config, audit, split
+        self.loaded, self.console = loaded, console
+        self._population_indices = _population_indices(split, config.seed)
+
+    def population(self) -> ArrayDataset | None:
+        return self.loaded.pool.subset(self._population_indices[: self.audit.population_size])
+
+    def reference(self, examples: ArrayDataset) -> ReferenceModels | None:
+        indices = np.concatenate([self.split.members, self.split.nonmembers])
+        return self._models("audit", indices, "reference models")
+
+    def shadow(self) -> ReferenceModels | None:
+        indices = self._population_indices[: 2 * self.config.data.train_size]
+        return self._models("population", indices, "shadow models")
+
+    def _models(self, name: str, indices: np.ndarray, description: str) -> ReferenceModels:
+        store = ReferenceStore(self.run.reference_dir(name))
+        return store.ensure(
+            self.config,
+            indices,
+            self.audit.reference_models,
+            lambda: build_run_model(self.config),
+            workers=self.audit.workers or default_workers(),
+            console=self.console,
+            description=description,
+        )
+
+
+def _trained_differently(given: AuditMLConfig, stored: AuditMLConfig) -> bool:
+    def training_part(config: AuditMLConfig) -> dict[str, Any]:
+        dumped = config.resolved().model_dump(mode="json")
+        dumped.pop("audit")
+        return dumped
+
+    return training_part(given) != training_part(stored)
+
+
+def _load_target(run: RunDirectory, config: AuditMLConfig, device: torch.device) -> torch.nn.Module:
+    model = build_run_model(config)
+    try:
+        model.load_state_dict(run.read_model_state())
+    except RuntimeError as error:
+        reason = str(error).splitlines()[0]
+        raise RunDirectoryError(
+            f"model file {run.path / 'model.safetensors'} does not fit architecture "
+            f"{config.arch!r} ({reason}); retrain the run"
+        ) from None
+    return model.to(device).eval()
+
+
+def _population_indices(split: MembershipSplit, seed: int) -> np.ndarray:
+    """Pool examples the target never trained on and the audit does not judge, shuffled.
+
+    For datasets whose validation comes from the pool, that is the validation set (evaluating
+    on it never touched the model); otherwise the pool's unused remainder.
+    """
+    if len(split.validation):
+        candidates = split.validation
+    else:
+        used = np.zeros(split.pool_size, bool)
+        # Canaries were trained on (or not) by coin: never population data.
+        used[split.members] = used[split.nonmembers] = used[split.canaries] = True
+        candidates = np.flatnonzero(~used)
+    return np.random.default_rng([seed, 7]).permutation(candidates)

@@ -1,0 +1,221 @@
+"""The typed records of a run directory: what ``train`` and ``audit`` write, what readers trust.
+
+Each JSON file of a run directory is one of these records; :class:`~auditml.run_directory.
+RunDirectory` is the only code that reads or writes them, and it validates every file against
+its record on the way in, so a hand-edited, truncated or foreign file becomes one clear error
+instead of a wrong number in a report.
+
+============================== =================== ==========================================
+file                           record              written by
+============================== =================== ==========================================
+``manifest.json``              :class:`RunManifest` ``train``: SHA-256 of every file it wrote
+``metrics.json``               :class:`TrainingRecord` ``train``
+``audit/<attack>.json``        :class:`AttackRecord` ``audit``, one per membership attack
+``audit/canaries/<name>.json`` :class:`CanaryRecord` ``audit``, one per canary audit
+============================== =================== ==========================================
+
+Every record carries ``schema_version``. A file without it, or with another version, was written
+by another version of auditml; the reader says which command regenerates it.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from auditml.metrics import MembershipMetrics, MetricsInputError
+
+# Bump when a record changes incompatibly; readers refuse other versions with a clear message.
+SCHEMA_VERSION = 1
+
+
+class Record(BaseModel):
+    """Base of every record: unknown keys are errors, instances are immutable."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    schema_version: Literal[1] = SCHEMA_VERSION
+
+
+class _Part(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+# -- training -------------------------------------------------------------------------------------
+
+
+class EpochRecord(_Part):
+    epoch: int = Field(ge=1)
+    loss: float
+    train_acc: float
+    val_acc: float | None
+    epsilon: float | None
+
+
+class CanaryCounts(_Part):
+    count: int = Field(ge=0)
+    included: int = Field(ge=0)
+    kind: str
+
+
+class Versions(_Part):
+    python: str
+    torch: str
+    opacus: str
+    auditml: str
+    numpy: str
+
+
+class TrainingRecord(Record):
+    """``metrics.json``: how the model was trained and what it achieved.
+
+    ``epsilon`` is the ε the accountant says training spent at ``delta`` (None without DP);
+    ``grad_sample_mode`` says how per-example gradients were clipped (fast, hooks or ghost).
+    ``val_acc`` is the last epoch's validation accuracy; ``train_acc`` and ``nonmember_acc`` are
+    measured on the members and the non-members after training.
+    """
+
+    experiment_name: str
+    dataset: str
+    arch: str
+    train_size: int = Field(gt=0)
+    seed: int
+    device: str
+    val_acc: float = Field(ge=0, le=1)
+    train_acc: float = Field(ge=0, le=1)
+    nonmember_acc: float = Field(ge=0, le=1)
+    canaries: CanaryCounts
+    losses: list[float]
+    history: list[EpochRecord]
+    dp_enabled: bool
+    epsilon: float | None
+    target_epsilon: float | None
+    delta: float | None
+    noise_multiplier: float | None
+    noise_calibrated: bool | None
+    max_grad_norm: float | None
+    sample_rate: float | None
+    steps: int | None
+    accountant: str | None
+    grad_sample_mode: str | None
+    wall_time_s: float = Field(ge=0)
+    versions: Versions
+
+
+class RunManifest(Record):
+    """``manifest.json``: the fingerprint of what ``train`` wrote, checked by every reader.
+
+    ``files`` maps each file name to its SHA-256. ``training_id`` (a hash of ``files``) names
+    this training: every audit result records it, so a result made before a retrain is known
+    to be stale.
+    """
+
+    auditml: str
+    files: dict[str, str]
+    training_id: str
+
+
+# -- audits ---------------------------------------------------------------------------------------
+
+
+class RunFacts(_Part):
+    """What an audit result says about the model it audited (copied from ``metrics.json``)."""
+
+    experiment_name: str
+    dp_enabled: bool | None
+    epsilon: float | None = None
+    delta: float | None = None
+    val_acc: float | None = None
+    # The manifest's training_id; None for models audited outside a run directory.
+    training_id: str | None = None
+
+
+class Counts(_Part):
+    members: int = Field(ge=0)
+    nonmembers: int = Field(ge=0)
+
+
+class ExposedExample(_Part):
+    example: int
+    label: int
+    score: float
+
+
+def _finite_number(value: Any, what: str) -> float:
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        raise ValueError(f"{what} must be a finite number, got {value!r}")
+    return float(value)
+
+
+class AttackRecord(Record):
+    """``audit/<attack>.json``: one membership attack's result on one model.
+
+    ``metrics`` is :meth:`auditml.metrics.MembershipMetrics.to_dict`; ``epsilon_lower_bound``
+    (a bound, 95% confidence) and ``gdp_estimate`` (an estimate, not a bound) are the
+    ``to_dict`` of :class:`auditml.metrics.EpsilonLowerBound` and
+    :class:`auditml.metrics.GaussianDPEstimate`. ``scores_file`` and ``scores_sha256`` name the
+    scores this result was computed from; a reader refuses a result whose scores file has
+    another hash (an interrupted or concurrent audit).
+    """
+
+    attack: str
+    settings: dict[str, Any]
+    fitted: dict[str, Any]
+    counts: Counts
+    metrics: dict[str, Any]
+    epsilon_lower_bound: dict[str, Any]
+    gdp_estimate: dict[str, Any]
+    per_class: dict[str, dict[str, Any]]
+    most_exposed: list[ExposedExample]
+    compute: dict[str, Any]
+    run: RunFacts
+    scores_file: str | None = None
+    scores_sha256: str | None = None
+    roc_plot: str | None = None
+    exposed_gallery: str | None = None
+
+    @field_validator("metrics")
+    @classmethod
+    def _metrics_complete(cls, metrics: dict[str, Any]) -> dict[str, Any]:
+        try:
+            MembershipMetrics.from_dict(metrics)
+        except MetricsInputError as error:
+            raise ValueError(str(error)) from None
+        return metrics
+
+    @field_validator("epsilon_lower_bound", "gdp_estimate")
+    @classmethod
+    def _has_epsilon(cls, value: dict[str, Any]) -> dict[str, Any]:
+        _finite_number(value.get("epsilon"), "epsilon")
+        return value
+
+    def membership_metrics(self) -> MembershipMetrics:
+        """The metrics as :class:`auditml.metrics.MembershipMetrics`."""
+        return MembershipMetrics.from_dict(self.metrics)
+
+    @property
+    def epsilon_bound(self) -> float:
+        """The ε lower bound (holds with the confidence recorded beside it)."""
+        return float(self.epsilon_lower_bound["epsilon"])
+
+
+class CanaryRecord(Record):
+    """``audit/canaries/<name>.json``: one canary audit's ε lower bound on one trained model.
+
+    ``epsilon_lower_bound`` holds with probability ``confidence`` at ``delta``; ``max_epsilon``
+    is the largest bound these canaries could show; ``by_score`` holds each score's bound
+    (:meth:`auditml.metrics.OneRunBound.to_dict`), ``best_score`` the one reported.
+    """
+
+    attack: str
+    canaries: int = Field(ge=0)
+    included: int = Field(ge=0)
+    delta: float = Field(ge=0, lt=1)
+    confidence: float = Field(gt=0, lt=1)
+    epsilon_lower_bound: float = Field(ge=0)
+    best_score: str
+    max_epsilon: float = Field(ge=0)
+    by_score: dict[str, dict[str, Any]]
+    run: RunFacts
