@@ -442,8 +442,10 @@ def test_gdp_estimate_without_signal_and_its_note() -> None:
     estimate = gdp_epsilon_estimate(scores, is_member, delta=1e-5, seed=3)
     assert abs(estimate.mu) < 0.3
     assert estimate.epsilon < 1.0
+    # Members at N(-2, 1): every threshold test has μ = -2, and ε = 0 whenever μ <= 0.
     reversed_estimate = gdp_epsilon_estimate(-scores - 2 * is_member, is_member, delta=1e-5)
-    assert reversed_estimate.epsilon >= 0.0
+    assert reversed_estimate.mu == pytest.approx(-2.0, abs=0.3)
+    assert reversed_estimate.epsilon == 0.0
     assert "estimate, not a bound" in estimate.note.lower()
     assert "Gaussian" in estimate.note
     # Perfect separation: the rates are clipped by 1/(2n), so μ and ε stay finite.

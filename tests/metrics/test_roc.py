@@ -271,7 +271,9 @@ def test_advantage_matches_naive_loop_and_ks_statistic(seed: int) -> None:
         scores[~is_member], scores[is_member], alternative="greater", method="asymp"
     )
     assert value == pytest.approx(ks.statistic, abs=1e-12)
-    assert 0.0 <= value <= 1.0
+    # And from scikit-learn's curve, which includes the (0, 0) corner: never below 0.
+    fpr, tpr, _ = sklearn_metrics.roc_curve(is_member, scores, drop_intermediate=False)
+    assert value == pytest.approx(np.max(tpr - fpr), abs=1e-12)
 
 
 @pytest.mark.parametrize("mu", [0.25, 1.0, 2.0])

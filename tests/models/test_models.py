@@ -35,6 +35,22 @@ def test_predict_logits_batches_and_restores_mode() -> None:
     model.train()
     x = np.random.default_rng(0).normal(size=(2500, 1, 8, 8)).astype(np.float32)
     logits = predict_logits(model, x, batch_size=1000)
+    assert model.training
+    assert logits.shape == (2500, 10) and logits.dtype == np.float64
+    with torch.no_grad():
+        expected = model.eval()(torch.from_numpy(x)).double().numpy()
+    np.testing.assert_allclose(logits, expected, rtol=1e-6, atol=1e-6)
+
+
+def test_predict_logits_runs_in_eval_mode() -> None:
+    import numpy as np
+
+    # Dropout makes train-mode outputs random, so only eval mode matches the eval forward pass.
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 64), nn.Dropout(0.5), nn.Linear(64, 3)).train()
+    x = np.random.default_rng(0).normal(size=(50, 4)).astype(np.float32)
+    logits = predict_logits(model, x)
+    assert model.training
     with torch.no_grad():
         expected = model.eval()(torch.from_numpy(x)).double().numpy()
     np.testing.assert_allclose(logits, expected, rtol=1e-6, atol=1e-6)
