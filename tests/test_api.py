@@ -13,6 +13,7 @@ from torch.utils.data import TensorDataset
 
 import auditml
 from auditml.attacks import MissingResourceError
+from auditml.attacks.rmia import OFFLINE_A_CANDIDATES
 from auditml.data import ArrayDataset
 from auditml.errors import AuditMLError
 
@@ -104,7 +105,10 @@ def test_rmia_records_how_it_chose_a(data: tuple[torch.Tensor, torch.Tensor]) ->
         attacks=["mia_rmia"], reference_factory=factory, reference_models=4,
     )
     fitted = results.attacks["mia_rmia"].payload["fitted"]
-    assert fitted["a_source"] == "tuned" and 0.0 <= fitted["a"] <= 1.0
+    assert fitted["a_source"] == "tuned"
+    # Every candidate was scored, and the chosen a is one of them.
+    assert [float(a) for a in fitted["auc_by_a"]] == list(OFFLINE_A_CANDIDATES)
+    assert fitted["a"] in OFFLINE_A_CANDIDATES
     # The tuned a has the best AUC on the played reference model (the smallest a on ties).
     best = max(fitted["auc_by_a"].values())
     assert fitted["auc_by_a"][repr(fitted["a"])] == best
