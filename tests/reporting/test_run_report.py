@@ -1,0 +1,147 @@
+"""write_run_report / `auditml report`: one audited run as one self-contained HTML page."""
+
+from __future__ import annotations
+
+import base64
+import json
+import re
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from auditml.cli import main
+from auditml.errors import RunDirectoryError
+from auditml.reporting import ReportError, write_run_report
+from auditml.reporting.verdict import VerdictKind
+from auditml.run_directory import RunDirectory
+
+MakeRun = Callable[..., Path]
+AddAudit = Callable[..., None]
+
+
+@pytest.fixture
+def audited(tmp_path: Path, make_run: MakeRun, add_audit: AddAudit) -> Path:
+    run = make_run(tmp_path / "results", "baseline", val_acc=0.98, shift=1.0)
+    add_audit(run, "mia_lira", 2.5, gallery=True)
+    return run
+
+
+def test_the_page_leads_with_the_verdict_and_says_what_each_number_is(
+    audited: Path, tmp_path: Path
+) -> None:
+    report = write_run_report(audited, tmp_path / "report")
+    page = report.report_html.read_text(encoding="utf-8")
+    assert report.verdict.kind is VerdictKind.LEAKS
+    # The summary comes before every table and figure.
+    assert page.index('class="summary') < page.index("<table") < page.index("<svg")
+    assert report.verdict.headline in page
+    assert "strongest attack mia_lira" in report.verdict.headline
+    assert "a bound with 95% confidence" in page
+    assert "an estimate, not a bound" in page
+    assert page.count("<abbr title=") >= 10
+    assert "<h2>Glossary</h2>" in page
+
+
+def test_the_page_is_one_self_contained_file(audited: Path, tmp_path: Path) -> None:
+    page = write_run_report(audited, tmp_path / "report").report_html.read_text(encoding="utf-8")
+    assert "<script" not in page and "<link" not in page and "@import" not in page
+    assert [source[:22] for source in re.findall(r'src="([^"]*)"', page)] == [
+        "data:image/png;base64,"
+    ]
+    assert all(target.startswith("#") for target in re.findall(r'href="([^"]*)"', page))
+
+
+def test_the_gallery_is_the_strongest_attacks_exposed_png(audited: Path, tmp_path: Path) -> None:
+    page = write_run_report(audited, tmp_path / "report").report_html.read_text(encoding="utf-8")
+    [source] = re.findall(r'src="data:image/png;base64,([^"]*)"', page)
+    assert base64.b64decode(source) == RunDirectory(audited).gallery_path("mia_lira").read_bytes()
+    assert "Most exposed training examples (mia_lira)" in page
+
+
+def test_every_attack_is_a_row_and_the_roc_overlay_has_each(
+    audited: Path, tmp_path: Path
+) -> None:
+    report = write_run_report(audited, tmp_path / "report")
+    page = report.report_html.read_text(encoding="utf-8")
+    assert [attack.name for attack in report.view.attacks] == ["mia_lira", "mia_threshold"]
+    for attack in report.view.attacks:
+        assert f'data-label="Attack">{attack.name}</td>' in page
+        assert f'data-label="AUC">{attack.auc:.3f}</td>' in page
+    assert page.count("<svg") == 1
+
+
+def test_a_canary_audit_is_shown_and_judged_against_the_claim(
+    tmp_path: Path, make_run: MakeRun, add_canary_audit: Callable[..., None]
+) -> None:
+    run = make_run(tmp_path / "results", "eps1", dp=True, epsilon=1.0, target_epsilon=1.0,
+                   delta=1e-5, shift=0.1)
+    add_canary_audit(run, 1.4)
+    report = write_run_report(run, tmp_path / "report")
+    page = report.report_html.read_text(encoding="utf-8")
+    assert report.verdict.kind is VerdictKind.VIOLATION
+    assert "dp_audit (one-run canary)" in report.verdict.headline
+    assert "One-run canary audit (dp_audit)" in page
+    assert "ε ≥ 1.40 with 95% confidence" in page
+    assert "VIOLATION: above the accountant" in page
+
+
+def test_run_report_json_holds_the_verdict_and_numbers(audited: Path, tmp_path: Path) -> None:
+    report = write_run_report(audited, tmp_path / "report")
+    saved = json.loads(report.run_report_json.read_text(encoding="utf-8"))
+    assert saved == report.to_json()
+    assert saved["verdict"] == "leaks" and saved["strongest_attack"] == "mia_lira"
+    assert [bound["source"] for bound in saved["epsilon_lower_bounds"]] == [
+        "mia_lira", "mia_threshold"
+    ]
+
+
+def test_a_stale_audit_is_left_out_and_said_so(
+    tmp_path: Path, make_run: MakeRun, add_audit: AddAudit
+) -> None:
+    run = RunDirectory(make_run(tmp_path / "results", "x", val_acc=0.9))
+    run.write_training(run.read_training().model_copy(update={"val_acc": 0.8}))
+    run.write_manifest()  # retrained: the mia_threshold audit belongs to the old model
+    add_audit(run.path, "mia_lira", 1.0)
+    report = write_run_report(run.path, tmp_path / "report")
+    assert [attack.name for attack in report.view.attacks] == ["mia_lira"]
+    [skipped] = report.view.skipped
+    assert skipped.name == "mia_threshold" and "stale" in skipped.reason
+    assert "left out mia_threshold" in report.report_html.read_text(encoding="utf-8")
+
+
+def test_a_run_without_an_audit_names_the_command(tmp_path: Path, make_run: MakeRun) -> None:
+    run = make_run(tmp_path / "results", "x", audit=False)
+    with pytest.raises(RunDirectoryError, match=r"has no usable audit: run `auditml audit"):
+        write_run_report(run, tmp_path / "report")
+    assert not (tmp_path / "report").exists()
+
+
+def test_out_dir_is_guarded_like_a_comparisons(audited: Path, tmp_path: Path) -> None:
+    with pytest.raises(ReportError, match="is inside run"):
+        write_run_report(audited, audited / "report")
+    notes = tmp_path / "notes"
+    notes.mkdir()
+    (notes / "thesis.txt").write_text("keep me", encoding="utf-8")
+    with pytest.raises(ReportError, match="holds no earlier report"):
+        write_run_report(audited, notes)
+    assert (notes / "thesis.txt").read_text(encoding="utf-8") == "keep me"
+    write_run_report(audited, tmp_path / "report")
+    write_run_report(audited, tmp_path / "report")  # an earlier report is replaced
+
+
+def test_cli_report_prints_the_verdict_and_the_page(
+    audited: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["report", str(audited), "--out", str(tmp_path / "report")]) == 0
+    out = capsys.readouterr().out
+    assert "No DP guarantee — leaks" in out
+    assert f"report: {tmp_path / 'report' / 'report.html'}" in out
+
+
+def test_cli_report_of_a_missing_run_is_one_error_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["report", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: no trained run at") and err.count("\n") == 1

@@ -1,0 +1,94 @@
+"""The VIOLATION rule (one function) and the verdict lines built on it."""
+
+from __future__ import annotations
+
+import pytest
+
+from auditml.reporting.console import canary_summary
+from auditml.reporting.verdict import (
+    BoundSource,
+    StrongestAttack,
+    VerdictKind,
+    exceeds_claim,
+    run_verdict,
+)
+
+
+@pytest.mark.parametrize(
+    ("dp_enabled", "claimed", "bound", "expected"),
+    [
+        (True, 1.0, 1.01, True),
+        (True, 1.0, 1.0, False),  # equal is not above the claim
+        (True, 1.0, 0.3, False),
+        (False, None, 9.0, False),  # no DP: no claim to contradict
+        (False, 1.0, 9.0, False),  # a stray epsilon without DP claims nothing
+        (True, None, 9.0, False),
+        (True, 1.0, None, False),
+    ],
+)
+def test_exceeds_claim(
+    dp_enabled: bool, claimed: float | None, bound: float | None, expected: bool
+) -> None:
+    assert exceeds_claim(
+        dp_enabled=dp_enabled, claimed_epsilon=claimed, epsilon_lower_bound=bound
+    ) is expected
+
+
+STRONGEST = StrongestAttack("mia_lira", 0.123, 0.701)
+
+
+def test_a_bound_above_the_claim_is_a_violation_naming_its_source() -> None:
+    verdict = run_verdict(
+        dp_enabled=True, claimed_epsilon=1.0,
+        bounds=[BoundSource("mia_lira", 0.4, 0.95), BoundSource("dp_audit", 1.7, 0.95)],
+        strongest=STRONGEST,
+    )
+    assert verdict.kind is VerdictKind.VIOLATION
+    assert verdict.headline.startswith("VIOLATION — DP ε=1.00 claimed, but the dp_audit audit")
+    assert "ε ≥ 1.70 with 95% confidence" in verdict.headline
+
+
+def test_a_dp_run_within_its_claim_is_consistent() -> None:
+    verdict = run_verdict(
+        dp_enabled=True, claimed_epsilon=4.87, bounds=[BoundSource("mia_lira", 0.4, 0.95)],
+        strongest=STRONGEST,
+    )
+    assert verdict.kind is VerdictKind.CONSISTENT
+    assert verdict.headline == (
+        "DP ε=4.87 claimed; audit lower bound 0.40 (mia_lira, 95% confidence) — consistent; "
+        "strongest attack mia_lira: TPR@1%FPR 12.3%, AUC 0.701"
+    )
+
+
+def test_without_dp_a_positive_bound_means_leaks() -> None:
+    leaks = run_verdict(
+        dp_enabled=False, claimed_epsilon=None, bounds=[BoundSource("mia_lira", 2.3, 0.95)],
+        strongest=STRONGEST,
+    )
+    assert leaks.kind is VerdictKind.LEAKS
+    assert leaks.headline.startswith("No DP guarantee — leaks: strongest attack mia_lira")
+    quiet = run_verdict(
+        dp_enabled=False, claimed_epsilon=None, bounds=[BoundSource("mia_lira", 0.0, 0.95)],
+        strongest=STRONGEST,
+    )
+    assert quiet.kind is VerdictKind.NO_LEAK_FOUND
+
+
+def _canary(bound: float, *, dp_enabled: bool, epsilon: float | None) -> dict[str, object]:
+    return {
+        "canaries": 1000, "included": 497, "delta": 1e-5, "confidence": 0.95,
+        "epsilon_lower_bound": bound, "best_score": "loss", "max_epsilon": 3.1,
+        "by_score": {"loss": {"correct": 40, "guesses": 42}},
+        "run": {"dp_enabled": dp_enabled, "epsilon": epsilon},
+    }
+
+
+def test_canary_summary_uses_the_same_rule() -> None:
+    assert canary_summary(_canary(1.2, dp_enabled=True, epsilon=1.0)).endswith(
+        "accountant's ε=1.00: VIOLATION"
+    )
+    assert canary_summary(_canary(0.8, dp_enabled=True, epsilon=1.0)).endswith(
+        "accountant's ε=1.00: consistent"
+    )
+    # An epsilon recorded for a run without DP is no claim (the old check flagged it).
+    assert "accountant" not in canary_summary(_canary(1.2, dp_enabled=False, epsilon=1.0))
