@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import pytest
@@ -55,7 +56,7 @@ def test_defaults_are_filled_in() -> None:
         ({"experiment_name": "x", "training": {"dp": {"enabled": True, "epsilon": -1}}},
          "training.dp.epsilon=-1"),
         ({"experiment_name": "x", "training": {"dp": {"enabled": True, "epsilon": 1, "delta": 1}}},
-         "training.dp.delta=1: Input should be less than 1"),
+         "training.dp.delta=1: must be in [1e-12, 0.1]"),
         ({"experiment_name": "x", "training": {"dp": {"enabled": True, "epsilon": 1,
                                                        "delta": "-2e-4"}}},
          "training.dp.delta='-2e-4'"),
@@ -133,3 +134,225 @@ def test_resolved_config_round_trips_through_yaml() -> None:
                                                                          "epsilon": 2.0}}})
     again = parse_config(yaml.safe_load(config.resolved().to_yaml()))
     assert again == config.resolved()
+
+
+# --- Hostile and careless config files (issue 9): every one ends in exactly one `error:` line
+# and exit code 2 from the real CLI, quickly, quoting at most a short piece of what was given.
+
+MAX_ERROR_LINE = 520
+
+
+def _refused(text: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> str:
+    """Run `auditml show-config` on ``text``; assert it is refused in one line; return it."""
+    from auditml.cli import main
+
+    path = tmp_path / "config.yaml"
+    path.write_text(text, encoding="utf-8")
+    code = main(["show-config", "--config", str(path)])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert err.count("\n") == 1 and err.startswith("error: "), err[:2000]
+    assert len(err) <= MAX_ERROR_LINE, err[:2000]
+    return err.rstrip("\n")
+
+
+def _accepted(text: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> str:
+    from auditml.cli import main
+
+    path = tmp_path / "config.yaml"
+    path.write_text(text, encoding="utf-8")
+    code = main(["show-config", "--config", str(path)])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    return captured.out
+
+
+def test_deep_nesting_is_refused_not_a_recursion_error(tmp_path: Path, capsys) -> None:
+    line = _refused("experiment_name: x\nseed: " + "[" * 600 + "]" * 600 + "\n", tmp_path, capsys)
+    assert "line 2" in line and "nested more than 32 levels deep" in line
+    deep_block = "".join(f"{'  ' * level}k{level}:\n" for level in range(600)) + "  " * 600 + "v\n"
+    assert "nested more than 32 levels deep" in _refused(deep_block, tmp_path, capsys)
+
+
+BILLION_LAUGHS = """experiment_name: x
+a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]
+b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a]
+c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b]
+d: &d [*c,*c,*c,*c,*c,*c,*c,*c,*c]
+e: &e [*d,*d,*d,*d,*d,*d,*d,*d,*d]
+f: &f [*e,*e,*e,*e,*e,*e,*e,*e,*e]
+g: &g [*f,*f,*f,*f,*f,*f,*f,*f,*f]
+h: &h [*g,*g,*g,*g,*g,*g,*g,*g,*g]
+i: &i [*h,*h,*h,*h,*h,*h,*h,*h,*h]
+"""
+
+
+def test_alias_bomb_is_refused_while_reading(tmp_path: Path, capsys) -> None:
+    assert len(BILLION_LAUGHS) < 500
+    line = _refused(BILLION_LAUGHS, tmp_path, capsys)
+    assert "aliases expand this value to" in line and "line 6" in line
+
+
+def test_recursive_alias_is_refused(tmp_path: Path, capsys) -> None:
+    line = _refused("experiment_name: x\nseed: &loop [1, *loop]\n", tmp_path, capsys)
+    assert "an alias refers to the value that contains it" in line
+
+
+def test_few_aliases_and_merge_keys_still_work(tmp_path: Path, capsys) -> None:
+    text = (
+        "experiment_name: x\nbase: &dp {enabled: true, epsilon: 2.0}\n"
+    )
+    assert "unknown key 'base'" in _refused(text, tmp_path, capsys)
+    merged = (
+        "experiment_name: x\ntraining:\n  epochs: &n 3\n"
+        "  dp:\n    <<: {enabled: true, epsilon: 8.0}\n    epsilon: 4.0\n"
+        "data: {train_size: 100, batch_size: *n}\n"
+    )
+    out = _accepted(merged, tmp_path, capsys)
+    assert "epsilon: 4.0" in out and "batch_size: 3" in out
+
+
+def test_long_values_are_quoted_short(tmp_path: Path, capsys) -> None:
+    line = _refused(f"experiment_name: {'a' * 100_000}/\n", tmp_path, capsys)
+    assert "experiment_name='aaaa" in line and "…" in line
+    line = _refused(f"experiment_name: x\n{'k' * 1000}: 1\n", tmp_path, capsys)
+    assert "unknown key 'kkkk" in line and "…" in line
+    line = _refused(f"experiment_name: x\ndata: {{dataset: {'d' * 100_000}}}\n", tmp_path, capsys)
+    assert "data.dataset='dddd" in line
+
+
+def test_a_huge_integer_is_refused_in_one_line(tmp_path: Path, capsys) -> None:
+    line = _refused("experiment_name: x\nseed: 1" + "0" * 5000 + "\n", tmp_path, capsys)
+    assert "line 2: cannot read '1000" in line and "as int" in line
+
+
+def test_oversized_file_is_refused(tmp_path: Path, capsys) -> None:
+    line = _refused("experiment_name: x\n" + "#" * 2_000_000 + "\n", tmp_path, capsys)
+    assert "a config has at most 1000000" in line
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("experiment_name: x\nseed: 1\nseed: 2\n",
+         "line 3: duplicate key 'seed' (first at line 2); keep one"),
+        ("experiment_name: x\ntraining:\n  epochs: 3\n  lr: 1\n  epochs: 4\n",
+         "line 5: duplicate key 'epochs' (first at line 3)"),
+        ("experiment_name: x\ndata: {train_size: 100, train_size: 200}\n",
+         "duplicate key 'train_size'"),
+    ],
+)
+def test_duplicate_keys_are_refused(text: str, expected: str, tmp_path: Path, capsys) -> None:
+    assert expected in _refused(text, tmp_path, capsys)
+
+
+@pytest.mark.parametrize("seed", ["-1", str(2**63), str(2**64), "1e3"])
+def test_seed_out_of_range_is_refused(seed: str, tmp_path: Path, capsys) -> None:
+    line = _refused(f"experiment_name: x\nseed: {seed}\n", tmp_path, capsys)
+    assert line.startswith(f"error: {tmp_path / 'config.yaml'}: seed=")
+
+
+def test_largest_seed_is_accepted(tmp_path: Path, capsys) -> None:
+    assert f"seed: {2**63 - 1}" in _accepted(f"experiment_name: x\nseed: {2**63 - 1}\n", tmp_path,
+                                            capsys)
+    with pytest.raises(ConfigError, match=r"seed=-1: must be an integer in \[0, 2\*\*63 - 1\]"):
+        parse_config({"experiment_name": "x", "seed": -1})
+
+
+_FLOAT_KEYS = [
+    "training.learning_rate", "training.weight_decay", "training.momentum",
+    "training.dp.epsilon", "training.dp.delta", "training.dp.max_grad_norm",
+    "training.dp.noise_multiplier",
+]
+
+
+def _nested(dotted: str, value: object) -> dict:
+    raw: dict = {"experiment_name": "x"}
+    section = raw
+    *parents, last = dotted.split(".")
+    for part in parents:
+        section = section.setdefault(part, {})
+    section[last] = value
+    return raw
+
+
+@pytest.mark.parametrize("key", _FLOAT_KEYS)
+@pytest.mark.parametrize("value", [".inf", "-.inf", ".nan", "'inf'", "'NaN'"])
+def test_non_finite_numbers_are_refused(key: str, value: str, tmp_path: Path, capsys) -> None:
+    *parents, last = key.split(".")
+    text = "experiment_name: x\n" + "".join(
+        f"{'  ' * level}{part}:\n" for level, part in enumerate(parents)
+    ) + f"{'  ' * len(parents)}{last}: {value}\n"
+    line = _refused(text, tmp_path, capsys)
+    assert f"{key}=" in line and "finite" in line
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("training.dp.epsilon", True), ("training.learning_rate", False), ("training.epochs", True),
+     ("data.train_size", True), ("seed", False), ("audit.reference_models", True),
+     ("training.canaries.count", True), ("audit.workers", True)],
+)
+def test_booleans_are_not_numbers(key: str, value: bool) -> None:
+    with pytest.raises(ConfigError, match=rf"{re.escape(key)}={value}: expected a number"):
+        parse_config(_nested(key, value))
+
+
+@pytest.mark.parametrize(
+    ("key", "value"),
+    [("training.dp.enabled", 1), ("training.dp.fix_model", 0), ("training.dp.enabled", "yes"),
+     ("data.download", 1.0)],
+)
+def test_numbers_and_strings_are_not_booleans(key: str, value: object) -> None:
+    with pytest.raises(ConfigError, match=rf"{re.escape(key)}=.*: expected true or false"):
+        parse_config(_nested(key, value))
+
+
+def test_yaml_yes_is_not_an_epsilon(tmp_path: Path, capsys) -> None:
+    text = "experiment_name: x\ntraining:\n  dp: {enabled: yes, epsilon: yes}\n"
+    assert "training.dp.epsilon=True: expected a number" in _refused(text, tmp_path, capsys)
+
+
+def test_numeric_strings_are_still_numbers() -> None:
+    config = parse_config(_nested("training.learning_rate", "2e-4"))
+    assert config.training.learning_rate == pytest.approx(2e-4)
+
+
+@pytest.mark.parametrize("name", ["fz\n", "fz\r", "a\x00b", "é", ""])
+def test_experiment_name_must_match_whole(name: str) -> None:
+    with pytest.raises(ConfigError, match="experiment_name=") as caught:
+        parse_config({"experiment_name": name})
+    assert "\n" not in str(caught.value)
+
+
+def test_empty_attack_list_is_refused(tmp_path: Path, capsys) -> None:
+    line = _refused("experiment_name: x\naudit: {attacks: []}\n", tmp_path, capsys)
+    assert "audit.attacks=[]: name at least one attack, or omit the key" in line
+
+
+@pytest.mark.parametrize("key", ["output_dir", "data.data_dir"])
+@pytest.mark.parametrize("bad", ["a\x00b", "a\nb", "a\x1b[31mb", "a\tb"])
+def test_paths_with_control_characters_are_refused(key: str, bad: str) -> None:
+    with pytest.raises(ConfigError, match=rf"{re.escape(key)}=.*control character") as caught:
+        parse_config(_nested(key, bad))
+    assert "\n" not in str(caught.value) and "\x00" not in str(caught.value)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "experiment_name: x\n\"a\\nb\\nc\\nd\": 1\n",
+        "experiment_name: x\ntraining:\n  \"epo\\nchs\": 3\n",
+        "experiment_name: x\n\tseed: 1\n",
+        "experiment_name: [x\nseed: {\n",
+        "experiment_name: x\nseed: 1\n- a\n",
+        "experiment_name: x\nseed: !!python/object:os.system 1\n",
+        "experiment_name: x\nseed: \x07\n",
+        "experiment_name: x\nstamp: 2024-13-45\n",
+        "experiment_name: x\nseed: !!int abc\n",
+        "experiment_name: \"x\\u2028y\"\n",
+        "a: 1\n---\nb: 2\n",
+    ],
+)
+def test_every_message_is_one_line(text: str, tmp_path: Path, capsys) -> None:
+    _refused(text, tmp_path, capsys)

@@ -9,22 +9,66 @@ from __future__ import annotations
 
 import difflib
 import re
+import reprlib
+import types
+import typing
+import unicodedata
 from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 
 from auditml.data import DATASETS
 from auditml.data.base import MIN_VALIDATION_SIZE
 from auditml.errors import AuditMLError, ConfigError
 from auditml.models import MODELS
+from auditml.safe_yaml import RefusedYaml, load_yaml
 
-_SAFE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+
+# The seed reaches numpy (any non-negative int), torch.manual_seed (< 2**64) and split.npz, which
+# stores it as int64: the common range is [0, 2**63 - 1].
+MAX_SEED = 2**63 - 1
+# δ is the probability that the guarantee fails. Above 0.1 the accountants report ε < 0 (at
+# σ=1, q=0.1, 20 steps: ε=-0.67 at δ=0.5); below 1e-12 the PRV accountant's floating point
+# error exceeds δ (Opacus refuses δ=1e-16 there), and 1e-12 is already 1/n² for n = 10^6.
+MIN_DELTA, MAX_DELTA = 1e-12, 0.1
+# Opacus's own calibration gives up above σ = 1e6 (MAX_SIGMA); by then ε has reached the
+# accountants' floor (≈0.01 for PRV), and σ = 1e300 overflows both accountants.
+MAX_NOISE_MULTIPLIER = 1e6
+# An error quotes at most this much of a value: a 1 MB string (or an alias bomb) must not become
+# a 1 MB error line.
+_QUOTE_CHARS = 60
+_MESSAGE_CHARS = 500
 
 
 class _Section(BaseModel):
-    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+    # allow_inf_nan=False: .inf and .nan are refused in every float (learning_rate: .inf trains a
+    # NaN model; epsilon: .inf printed "ε=0.18").
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, allow_inf_nan=False)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _booleans_are_not_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        """Keep true/false and numbers apart: pydantic would read ``epsilon: yes`` as 1.0 and
+        ``enabled: 1`` as true. Numeric strings (YAML reads ``2e-4`` as one) stay accepted."""
+        kinds = _scalar_kinds(cls.model_fields[info.field_name].annotation)
+        if value is None or not kinds:
+            return value
+        if bool in kinds and not isinstance(value, bool):
+            raise ValueError("expected true or false")
+        if bool not in kinds and isinstance(value, bool):
+            raise ValueError("expected a number, not true/false")
+        return value
 
 
 class DPConfig(_Section):
@@ -34,10 +78,14 @@ class DPConfig(_Section):
     epsilon: float | None = Field(
         default=None, gt=0, description="target ε; the noise is calibrated to reach it"
     )
-    delta: float = Field(default=1e-5, gt=0, lt=1, description="δ; at most 1/train_size")
+    delta: float = Field(
+        default=1e-5, description=f"δ in [{MIN_DELTA:g}, {MAX_DELTA:g}]; below 1/train_size"
+    )
     max_grad_norm: float = Field(default=1.0, gt=0, description="per-example clipping bound C")
     noise_multiplier: float | None = Field(
-        default=None, ge=0, description="σ; null = calibrated from epsilon, delta and epochs"
+        default=None,
+        description=f"σ in (0, {MAX_NOISE_MULTIPLIER:g}]; null = calibrated from epsilon, delta "
+        "and epochs",
     )
     accountant: Literal["prv", "rdp"] = "prv"
     grad_sample_mode: Literal["auto", "fast", "hooks", "ghost"] = Field(
@@ -50,6 +98,31 @@ class DPConfig(_Section):
     fix_model: bool = Field(
         default=False, description="replace layers DP-SGD cannot handle (BatchNorm -> GroupNorm)"
     )
+
+    @field_validator("delta")
+    @classmethod
+    def _usable_delta(cls, delta: float) -> float:
+        if not MIN_DELTA <= delta <= MAX_DELTA:
+            raise ValueError(
+                f"must be in [{MIN_DELTA:g}, {MAX_DELTA:g}] (δ is the probability that the "
+                "guarantee fails; use less than 1/train_size)"
+            )
+        return delta
+
+    @field_validator("noise_multiplier")
+    @classmethod
+    def _usable_noise(cls, sigma: float | None) -> float | None:
+        if sigma is not None and sigma <= 0:
+            raise ValueError(
+                "must be greater than 0 (σ=0 adds no noise and has no finite ε); to train "
+                "without noise set training.dp.enabled: false"
+            )
+        if sigma is not None and sigma > MAX_NOISE_MULTIPLIER:
+            raise ValueError(
+                f"must be at most {MAX_NOISE_MULTIPLIER:g}: more noise does not lower ε any "
+                "further (the accountants' floor) and overflows them"
+            )
+        return sigma
 
     @model_validator(mode="after")
     def _epsilon_or_noise(self) -> DPConfig:
@@ -76,8 +149,13 @@ class DataConfig(_Section):
     @classmethod
     def _known_dataset(cls, name: str) -> str:
         if name not in DATASETS:
-            raise ValueError(DATASETS.unknown_message(name))
+            raise ValueError(DATASETS.unknown_message(_cut(name)))
         return name
+
+    @field_validator("data_dir")
+    @classmethod
+    def _printable_data_dir(cls, path: Path) -> Path:
+        return _printable_path(path)
 
 
 class ModelConfig(_Section):
@@ -87,7 +165,7 @@ class ModelConfig(_Section):
     @classmethod
     def _known_arch(cls, arch: str | None) -> str | None:
         if arch is not None and arch not in MODELS:
-            raise ValueError(MODELS.unknown_message(arch))
+            raise ValueError(MODELS.unknown_message(_cut(arch)))
         return arch
 
 
@@ -128,7 +206,7 @@ class AuditConfig(_Section):
     against that attack's ``Settings``.
     """
 
-    model_config = ConfigDict(extra="allow", validate_assignment=True)
+    model_config = ConfigDict(extra="allow", validate_assignment=True, allow_inf_nan=False)
 
     attacks: list[str] = Field(default_factory=lambda: ["mia_threshold"])
     reference_models: int = Field(
@@ -140,6 +218,13 @@ class AuditConfig(_Section):
     workers: int | None = Field(
         default=None, ge=1, description="processes training reference models; null = CPU cores"
     )
+
+    @field_validator("attacks")
+    @classmethod
+    def _some_attack(cls, names: list[str]) -> list[str]:
+        if not names:  # an empty list would audit nothing and still exit 0
+            raise ValueError("name at least one attack, or omit the key")
+        return names
 
     @model_validator(mode="after")
     def _attack_sections(self) -> AuditConfig:
@@ -166,7 +251,7 @@ class AuditMLConfig(_Section):
     """The whole experiment: what to train, how, and where the run directory goes."""
 
     experiment_name: str
-    seed: int = 0
+    seed: int = Field(default=0, description="in [0, 2**63 - 1]")
     output_dir: Path = Path("results")
     data: DataConfig = DataConfig()
     model: ModelConfig = ModelConfig()
@@ -176,12 +261,25 @@ class AuditMLConfig(_Section):
     @field_validator("experiment_name")
     @classmethod
     def _safe_name(cls, name: str) -> str:
-        if not _SAFE_NAME.match(name) or name in {".", ".."}:
+        # fullmatch: re's $ would also match before a trailing newline ("fz\n").
+        if not _SAFE_NAME.fullmatch(name) or name in {".", ".."}:
             raise ValueError(
                 "must be one path component of letters, digits, '.', '_' or '-' "
                 "(no '/', no leading '.' or '-')"
             )
         return name
+
+    @field_validator("seed")
+    @classmethod
+    def _seed_in_range(cls, seed: int) -> int:
+        if not 0 <= seed <= MAX_SEED:
+            raise ValueError("must be an integer in [0, 2**63 - 1]")
+        return seed
+
+    @field_validator("output_dir")
+    @classmethod
+    def _printable_output_dir(cls, path: Path) -> Path:
+        return _printable_path(path)
 
     @model_validator(mode="after")
     def _sizes(self) -> AuditMLConfig:
@@ -263,26 +361,89 @@ def _suggest(key: str, location: tuple[Any, ...]) -> str:
     return f"did you mean {close[0]!r}? " if close else f"allowed: {allowed}. " if allowed else ""
 
 
+def _scalar_kinds(annotation: Any) -> set[type]:
+    """The scalar types a field accepts (``float | None`` -> ``{float}``); empty for others."""
+    origin = typing.get_origin(annotation)
+    members = typing.get_args(annotation) if origin in (typing.Union, types.UnionType) else (
+        annotation,
+    )
+    return {member for member in members if member in (bool, int, float)}
+
+
+def _printable_path(path: Path) -> Path:
+    """Refuse control characters: a NUL byte made the run fail only after training, and a
+    newline or escape sequence in a path garbles every message that shows it."""
+    bad = next((char for char in str(path) if unicodedata.category(char) == "Cc"), None)
+    if bad is not None:
+        raise ValueError(f"contains the control character {bad!r}; use a plain path")
+    return path
+
+
+_QUOTE = reprlib.Repr()  # keyword arguments need Python 3.12
+_QUOTE.maxstring = _QUOTE.maxother = 1000  # cut further by _quote, keeping the start
+
+
+def _cut(name: str) -> str:
+    """A name as an error may quote it (did-you-mean and all)."""
+    return name if len(name) <= _QUOTE_CHARS else name[:_QUOTE_CHARS] + "…"
+
+
+def _quote(value: Any) -> str:
+    """``repr(value)`` cut to about 60 characters: an error quotes what was given, not all of it
+    (reprlib stops early in large structures)."""
+    try:
+        text = _QUOTE.repr(value)
+    except ValueError:  # an int beyond Python's 4300-digit int -> str limit
+        text = f"<an integer of {value.bit_length()} bits>"
+    return text if len(text) <= _QUOTE_CHARS else text[:_QUOTE_CHARS] + "…"
+
+
+def _one_line(message: str) -> str:
+    """The message as one printable line (control characters escaped, e.g. a key holding a
+    newline), cut to ``_MESSAGE_CHARS`` as a last guard on its length."""
+    text = "".join(
+        char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
+        for char in message
+    )
+    return text if len(text) <= _MESSAGE_CHARS else text[:_MESSAGE_CHARS] + "…"
+
+
+def _suggest(key: str, location: tuple[Any, ...]) -> str:
+    """A did-you-mean for an unknown key, from the fields of the section that holds it."""
+    section: type[BaseModel] = AuditMLConfig
+    for part in location[:-1]:
+        field = section.model_fields.get(str(part))
+        annotation = field.annotation if field else None
+        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
+            return ""
+        section = annotation
+    close = difflib.get_close_matches(key, list(section.model_fields), n=1, cutoff=0.6)
+    allowed = ", ".join(section.model_fields)
+    return f"did you mean {close[0]!r}? " if close else f"allowed: {allowed}. " if allowed else ""
+
+
 def _describe(error: ValidationError, source: str) -> str:
     """One line for the first problem pydantic found (and how many more there are)."""
     problems = error.errors()
     first = problems[0]
     location = tuple(first["loc"])
     key = ".".join(str(part) for part in location) or "(top level)"
+    if len(key) > _QUOTE_CHARS:
+        key = key[:_QUOTE_CHARS] + "…"
     value = first.get("input")
     context = first.get("ctx") or {}
     inner = context.get("error")
     if isinstance(inner, _KeyError):
-        line = f"{source}: {inner.key}={inner.value!r}: {inner.message}"
+        line = f"{source}: {inner.key}={_quote(inner.value)}: {inner.message}"
     elif first["type"] == "extra_forbidden":
-        hint = _suggest(str(location[-1]), location)
-        line = f"{source}: unknown key {key!r}; {hint}".rstrip("; ").rstrip(". ")
+        hint = _suggest(str(location[-1])[:_QUOTE_CHARS], location)
+        line = f"{source}: unknown key {_quote(key)}; {hint}".rstrip("; ").rstrip(". ")
     elif first["type"] == "missing":
         line = f"{source}: missing required key {key!r}"
     else:
         message = str(inner) if isinstance(inner, Exception) else first["msg"]
         message = message.removeprefix("Value error, ")
-        line = f"{source}: {key}={value!r}: {message}"
+        line = f"{source}: {key}={_quote(value)}: {message}"
     more = len(problems) - 1
     return line + (f" (and {more} more problem{'s' * (more > 1)})" if more else "")
 
@@ -290,33 +451,45 @@ def _describe(error: ValidationError, source: str) -> str:
 def parse_config(raw: Any, source: str = "config") -> AuditMLConfig:
     """Validate a mapping (already parsed from YAML) into a config, or raise ConfigError."""
     if not isinstance(raw, dict):
-        raise ConfigError(f"{source}: expected a mapping of settings, got {type(raw).__name__}")
+        raise ConfigError(
+            _one_line(f"{source}: expected a mapping of settings, got {type(raw).__name__}")
+        )
     try:
         return AuditMLConfig.model_validate(raw)
     except ValidationError as error:
-        raise ConfigError(_describe(error, source)) from None
+        raise ConfigError(_one_line(_describe(error, source))) from None
     except AuditMLError as error:
-        raise ConfigError(f"{source}: {error}") from None
+        raise ConfigError(_one_line(f"{source}: {error}")) from None
 
 
 def load_config(path: str | Path) -> AuditMLConfig:
-    """Read and validate a YAML config file."""
+    """Read and validate a YAML config file (read with the limits of :mod:`auditml.safe_yaml`)."""
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"config file not found: {path}") from None
+        raise ConfigError(_one_line(f"config file not found: {path}")) from None
     except IsADirectoryError:
-        raise ConfigError(f"config path is a directory, not a file: {path}") from None
+        raise ConfigError(_one_line(f"config path is a directory, not a file: {path}")) from None
     except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError(f"cannot read config file {path}: {error}") from None
+        raise ConfigError(_one_line(f"cannot read config file {path}: {error}")) from None
     try:
-        raw = yaml.safe_load(text)
+        raw = load_yaml(text)
     except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        problem = getattr(error, "problem", None) or "invalid YAML"
-        raise ConfigError(f"{path}: not valid YAML{where}: {problem}") from None
+        raise ConfigError(_one_line(f"{path}: {_yaml_problem(error, text)}")) from None
     if raw is None:
-        raise ConfigError(f"{path}: the file is empty; it needs at least experiment_name")
+        raise ConfigError(f"{_one_line(str(path))}: the file is empty; it needs experiment_name")
     return parse_config(raw, str(path))
+
+
+def _yaml_problem(error: yaml.YAMLError, text: str) -> str:
+    """PyYAML's problem and line, without the multi-line excerpt of the file it also prints."""
+    if isinstance(error, yaml.reader.ReaderError):
+        line = text.count("\n", 0, error.position) + 1
+        return f"not valid YAML at line {line}: {str(error).splitlines()[0]}"
+    mark = getattr(error, "problem_mark", None)
+    problem = getattr(error, "problem", None) or "invalid YAML"
+    if isinstance(error, RefusedYaml):
+        return f"line {mark.line + 1}: {problem}" if mark is not None else problem
+    where = f" at line {mark.line + 1}" if mark is not None else ""
+    return f"not valid YAML{where}: {problem}"
