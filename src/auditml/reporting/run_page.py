@@ -163,7 +163,8 @@ def _canary_section(view: RunView, canary: CanaryView) -> page.Html:
     ]
     row = [
         f"{canary.epsilon_lower_bound:.2f}", f"{canary.confidence:.0%}", str(canary.canaries),
-        str(canary.included), format_delta(canary.delta), canary.best_score,
+        str(canary.included), format_delta(canary.delta) if canary.delta > 0 else "0",
+        canary.best_score,
         f"{canary.max_epsilon:.2f}",
     ]
     return page.section(
