@@ -19,12 +19,13 @@ def atomic_path(path: Path) -> Iterator[Path]:
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    # mkstemp makes the file 0600 whatever the umask; a result file is as readable as any other.
-    os.fchmod(fd, 0o666 & ~current_umask())
     os.close(fd)
     tmp = Path(tmp_name)
     try:
         yield tmp
+        # mkstemp (and some writers, e.g. safetensors) make the file 0600 whatever the umask;
+        # a result file is as readable as any file the user creates.
+        tmp.chmod(0o666 & ~current_umask())
         os.replace(tmp, path)
     finally:
         if tmp.exists():

@@ -183,20 +183,7 @@ def test_fit_returns_self_and_score_gives_one_finite_float_per_example(
     json.dumps(values, allow_nan=False)
 
 
-# MembershipAttack.fit records the target before _fit succeeds, so these attacks look fitted
-# after a failed fit (reported to the lead in issue 9). Strict: empty this set with the fix.
-HALF_FITTED_BUG = frozenset({"mia_label_only", "mia_lira", "mia_rmia", "mia_threshold"})
-
-
-@pytest.mark.parametrize(
-    "name",
-    [
-        pytest.param(name, marks=pytest.mark.xfail(strict=True, reason="fit sets state early"))
-        if name in HALF_FITTED_BUG
-        else name
-        for name in NAMES
-    ],
-)
+@pytest.mark.parametrize("name", NAMES)
 def test_a_failed_fit_leaves_the_attack_unfitted(
     name: str, world: World, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -11,6 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 from rich.console import Console
+from sklearn.metrics import roc_auc_score
 
 from auditml.attacks import ATTACKS
 from auditml.audit.runner import run_audit
@@ -36,20 +37,31 @@ def test_every_attack_on_one_run(tiny_config: Callable[..., dict[str, Any]]) -> 
     for outcome in report.outcomes:
         payload = json.loads((audit / f"{outcome.attack}.json").read_text())
         assert payload["counts"] == {"members": 60, "nonmembers": 60}
-        assert 0.0 <= payload["metrics"]["auc"] <= 1.0
         assert len(payload["most_exposed"]) == 16
         assert set(payload["per_class"]) <= {str(label) for label in range(10)}
-        scores = np.load(audit / payload["scores_file"])["scores"]
+        saved = np.load(audit / payload["scores_file"])
+        scores, is_member = saved["scores"], saved["is_member"]
         assert scores.shape == (120,) and np.isfinite(scores).all()
+        assert is_member.sum() == 60 and is_member[:60].all()  # members first
+        # The recorded AUC is the one scikit-learn computes from the saved scores.
+        assert payload["metrics"]["auc"] == pytest.approx(roc_auc_score(is_member, scores))
         assert (audit / payload["exposed_gallery"]).is_file()
     assert report.roc_plot is not None and report.roc_plot.is_file()
-    trained = log.getvalue().count("trained")
+    saved_models = {
+        path: path.stat().st_mtime_ns
+        for path in (config.run_dir / "reference").rglob("model_*.safetensors")
+    }
+    # 2 reference + 2 shadow models were trained and saved.
+    assert len(saved_models) == 4
 
-    # A second audit reuses every saved model.
+    # A second audit reuses every saved model: none is written again.
     again = run_audit(config.run_dir, ["mia_threshold", *[
         name for name in ATTACKS.available() if ATTACKS.get(name).requires
     ]], console=Console(file=log, width=200))
-    assert log.getvalue().count("trained") == trained
+    assert {
+        path: path.stat().st_mtime_ns
+        for path in (config.run_dir / "reference").rglob("model_*.safetensors")
+    } == saved_models
     first = {o.attack: o.metrics.auc for o in report.outcomes}
     assert all(first[o.attack] == o.metrics.auc for o in again.outcomes)
 

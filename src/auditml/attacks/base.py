@@ -104,7 +104,11 @@ class MembershipAttack(ABC):
                 f"({', '.join(_WHAT[need] for need in missing)}), which this audit lacks"
             )
         self._target = target
-        self._fit(target)
+        try:
+            self._fit(target)
+        except BaseException:
+            self._target = None  # a failed fit leaves the attack unfitted, not half-fitted
+            raise
         return self
 
     def _fit(self, target: AuditTarget) -> None:  # noqa: B027 - a hook, empty by default

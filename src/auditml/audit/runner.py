@@ -166,7 +166,9 @@ class RunResources:
 def _trained_differently(given: AuditMLConfig, stored: AuditMLConfig) -> bool:
     def training_part(config: AuditMLConfig) -> dict[str, Any]:
         dumped = config.resolved().model_dump(mode="json")
-        dumped.pop("audit")
+        # Where the run lives is not how it was trained (a run directory may be moved).
+        for key in ("audit", "output_dir", "experiment_name"):
+            dumped.pop(key)
         return dumped
 
     return training_part(given) != training_part(stored)

@@ -1,0 +1,105 @@
+"""The architecture, checked: no import loop in ``src/auditml``, and one audit orchestrator.
+
+The import graph is built with ``ast`` from every ``import``/``from ... import`` in every module,
+including imports inside functions (a lazy import still ties two modules together). An edge
+goes to the module named; ``from package import name`` goes to the submodule when ``name`` is
+one, else to the package.
+"""
+
+from __future__ import annotations
+
+import ast
+import re
+from pathlib import Path
+
+SOURCE = Path(__file__).resolve().parents[1] / "src"
+PACKAGE = SOURCE / "auditml"
+
+
+def _modules() -> dict[str, Path]:
+    modules = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = list(path.relative_to(SOURCE).with_suffix("").parts)
+        if parts[-1] == "__init__":
+            parts.pop()
+        modules[".".join(parts)] = path
+    return modules
+
+
+def import_graph() -> dict[str, set[str]]:
+    modules = _modules()
+    graph: dict[str, set[str]] = {}
+    for name, path in modules.items():
+        edges: set[str] = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+                for alias in node.names:
+                    child = f"{node.module}.{alias.name}"
+                    edges.add(child if child in modules else node.module)
+            elif isinstance(node, ast.Import):
+                edges.update(alias.name for alias in node.names)
+        graph[name] = {edge for edge in edges if edge in modules and edge != name}
+    return graph
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One cycle of ``graph`` as a path that ends where it starts, or None."""
+    state: dict[str, int] = {}  # 1: on the current path, 2: finished
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = 1
+        path.append(node)
+        for nxt in sorted(graph[node]):
+            if state.get(nxt) == 1:
+                return [*path[path.index(nxt):], nxt]
+            if nxt not in state and (found := visit(nxt)):
+                return found
+        path.pop()
+        state[node] = 2
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (found := visit(node)):
+            return found
+    return None
+
+
+def test_the_import_graph_has_no_loop() -> None:
+    graph = import_graph()
+    assert len(graph) > 50 and graph["auditml.audit.runner"]  # the graph was really built
+    cycle = find_cycle(graph)
+    assert cycle is None, "import loop: " + " -> ".join(cycle or [])
+
+
+def test_the_cycle_finder_finds_a_planted_loop() -> None:
+    graph = import_graph()
+    assert "auditml.records" in graph["auditml.run_directory"]
+    graph["auditml.records"] = graph["auditml.records"] | {"auditml.run_directory"}
+    cycle = find_cycle(graph)
+    assert cycle is not None and cycle[0] == cycle[-1]
+    assert "auditml.records" in cycle and "auditml.run_directory" in cycle
+
+
+def test_lower_layers_never_import_the_pipeline() -> None:
+    graph = import_graph()
+    lower = ("auditml.config", "auditml.records", "auditml.run_directory", "auditml.metrics",
+             "auditml.data", "auditml.models", "auditml.training", "auditml.attacks")
+    for module, edges in graph.items():
+        if module.startswith(lower):
+            wrong = sorted(e for e in edges if e.startswith(("auditml.audit", "auditml.api",
+                                                             "auditml.cli", "auditml.reporting")))
+            assert not wrong, f"{module} imports {wrong}"
+
+
+def test_attacks_are_fitted_in_one_place() -> None:
+    # The audit core is the only code that fits and scores attacks: the CLI, the Python API and
+    # the benchmarks all go through it (no second orchestrator).
+    calls = re.compile(r"\battack\w*\.fit\(|\.fit\(target\)")
+    roots = [PACKAGE, SOURCE.parent / "benchmarks"]
+    found = sorted(
+        str(path.relative_to(SOURCE.parent))
+        for root in roots for path in root.rglob("*.py")
+        if calls.search(path.read_text(encoding="utf-8"))
+    )
+    assert found == ["src/auditml/audit/core.py"]

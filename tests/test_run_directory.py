@@ -1,0 +1,253 @@
+"""The run directory as a contract: typed records round-trip, and a directory on disk is
+untrusted (edited, torn, foreign, locked, symlinked or malformed files end in one clear error)."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import stat
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import yaml
+
+from auditml.cli import main
+from auditml.errors import RunDirectoryError
+from auditml.records import AttackRecord, CanaryRecord, RunFacts, TrainingRecord
+from auditml.run_directory import RunDirectory
+
+pytestmark = pytest.mark.slow
+
+
+def _raw(output_dir: Path, **overrides: Any) -> dict[str, Any]:
+    raw = {
+        "experiment_name": "run",
+        "output_dir": str(output_dir),
+        "data": {"dataset": "digits", "train_size": 60, "batch_size": 30},
+        "training": {"epochs": 1, "device": "cpu"},
+        "audit": {"attacks": ["mia_threshold"]},
+    }
+    raw.update(overrides)
+    return raw
+
+
+def _write(path: Path, raw: dict[str, Any]) -> Path:
+    path.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    return path
+
+
+def _cli(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _error(err: str) -> str:
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: "), err
+    return lines[0]
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One tiny trained and audited run, copied by each test that changes it."""
+    root = tmp_path_factory.mktemp("trained")
+    config = _write(root / "config.yaml", _raw(root / "results"))
+    assert main(["train", "--config", str(config)]) == 0
+    assert main(["audit", "--config", str(config)]) == 0
+    return root / "results" / "run"
+
+
+@pytest.fixture
+def run(trained: Path, tmp_path: Path) -> Iterator[tuple[Path, Path]]:
+    """(config path, run directory): a private copy of the trained run."""
+    run_dir = tmp_path / "results" / "run"
+    shutil.copytree(trained, run_dir)
+    yield _write(tmp_path / "config.yaml", _raw(tmp_path / "results")), run_dir
+
+
+# -- records --------------------------------------------------------------------------------------
+
+
+def test_records_round_trip_through_the_directory(trained: Path, tmp_path: Path) -> None:
+    source = RunDirectory(trained)
+    training = source.read_training()
+    attack = source.read_attack("mia_threshold")
+    copy = RunDirectory(tmp_path / "copy")
+    copy.path.mkdir()
+    copy.write_training(training)
+    assert copy.read_training() == training
+    scores, is_member = source.read_scores(attack)
+    written = copy.write_attack(attack, scores, is_member)
+    assert copy.read_attack("mia_threshold") == written
+    assert written.model_copy(update={"scores_sha256": attack.scores_sha256}) == attack
+    np.testing.assert_array_equal(copy.read_scores(written)[0], scores)
+    canary = CanaryRecord(
+        attack="dp_audit", canaries=10, included=4, delta=1e-5, confidence=0.95,
+        epsilon_lower_bound=0.3, best_score="loss", max_epsilon=1.2,
+        by_score={"loss": {"epsilon": 0.3}}, run=RunFacts(experiment_name="x", dp_enabled=True),
+    )
+    copy.write_canary("dp_audit", canary)
+    assert copy.read_canary("dp_audit") == canary and copy.canary_names() == ["dp_audit"]
+
+
+def test_every_key_written_is_in_the_record(trained: Path) -> None:
+    # extra="forbid": a key the code writes but the record does not declare fails validation,
+    # so the records are the complete schema (no key lives only in a docstring).
+    metrics = json.loads((trained / "metrics.json").read_text())
+    assert set(metrics) == set(TrainingRecord.model_fields)
+    result = json.loads((trained / "audit" / "mia_threshold.json").read_text())
+    assert set(result) == set(AttackRecord.model_fields)
+
+
+def test_a_record_of_another_version_says_what_to_rerun(trained: Path, tmp_path: Path) -> None:
+    run = RunDirectory(tmp_path / "old")
+    shutil.copytree(trained, run.path)
+    path = run.attack_path("mia_threshold")
+    payload = json.loads(path.read_text())
+    del payload["schema_version"]
+    path.write_text(json.dumps(payload))
+    with pytest.raises(RunDirectoryError, match=r"schema version None.*auditml audit"):
+        run.read_attack("mia_threshold")
+    (run.path / "manifest.json").unlink()  # as in a run trained before manifests existed
+    with pytest.raises(RunDirectoryError, match=r"older version of auditml.*retrain"):
+        run.require_trained()
+
+
+# -- untrusted files ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "split.npz", "metrics.json", "model.safetensors"])
+def test_a_trained_file_edited_after_training_is_refused(
+    run: tuple[Path, Path], name: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, run_dir = run
+    with (run_dir / name).open("ab") as handle:
+        handle.write(b"\n")
+    code, _, err = _cli(capsys, "audit", "--config", str(config))
+    assert code == 2 and f"{name} was changed after training" in _error(err)
+
+
+def test_scores_replaced_without_their_record_are_refused(
+    run: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # What a re-audit killed between its two writes (or a concurrent one) leaves behind.
+    _, run_dir = run
+    scores_path = run_dir / "audit" / "mia_threshold_scores.npz"
+    with np.load(scores_path) as data:
+        scores, is_member = data["scores"], data["is_member"]
+    np.savez(scores_path, scores=scores[::-1], is_member=is_member)
+    code, _, err = _cli(capsys, "compare", str(run_dir), "--out", str(tmp_path / "cmp"))
+    assert code == 2 and "does not match mia_threshold.json" in _error(err)
+    with pytest.raises(RunDirectoryError, match="interrupted or concurrent audit"):
+        RunDirectory(run_dir).read_scores("mia_threshold")
+
+
+def test_a_second_writer_fails_clearly(
+    run: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, run_dir = run
+    with RunDirectory(run_dir).lock():
+        for command in ("audit", "train"):
+            code, _, err = _cli(capsys, command, "--config", str(config))
+            assert code == 2 and "being written by another auditml process" in _error(err)
+    assert _cli(capsys, "audit", "--config", str(config))[0] == 0  # released with the block
+
+
+def test_malformed_split_and_unreadable_text_are_one_line(trained: Path, tmp_path: Path) -> None:
+    run = RunDirectory(tmp_path / "bad")
+    shutil.copytree(trained, run.path)
+    with np.load(run.path / "split.npz") as data:
+        arrays = dict(data)
+    arrays["members"] = arrays["members"].reshape(-1, 2)
+    np.savez(run.path / "split.npz", **arrays)
+    with pytest.raises(RunDirectoryError, match=r"members has shape \(30, 2\)"):
+        run.read_split()
+    for name, reader in (("config.yaml", run.read_config), ("metrics.json", run.read_training)):
+        (run.path / name).write_bytes(b"\xff\xfe not utf-8 \x80")
+        with pytest.raises(RunDirectoryError) as error:
+            reader()
+        assert "\n" not in str(error.value) and name in str(error.value)
+
+
+def test_audit_dir_that_is_a_file_is_refused(
+    run: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, run_dir = run
+    shutil.rmtree(run_dir / "audit")
+    (run_dir / "audit").write_text("not a directory")
+    code, _, err = _cli(capsys, "audit", "--config", str(config))
+    assert code == 2 and "audit exists and is not a directory" in _error(err)
+
+
+# -- what train may replace -----------------------------------------------------------------------
+
+
+def test_train_never_replaces_a_folder_that_is_not_a_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    precious = tmp_path / "results" / "run"
+    precious.mkdir(parents=True)
+    (precious / "thesis.txt").write_text("four years of work")
+    config = _write(tmp_path / "config.yaml", _raw(tmp_path / "results"))
+    code, _, err = _cli(capsys, "train", "--config", str(config))
+    assert code == 2 and "is not an auditml run directory (it holds thesis.txt)" in _error(err)
+    assert [p.name for p in precious.iterdir()] == ["thesis.txt"]
+
+
+def test_train_refuses_a_symlinked_run_and_an_output_dir_that_is_a_file(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "run").symlink_to(elsewhere)
+    config = _write(tmp_path / "config.yaml", _raw(tmp_path / "results"))
+    code, _, err = _cli(capsys, "train", "--config", str(config))
+    assert code == 2 and "is a symbolic link" in _error(err)
+    assert sorted(p.name for p in (tmp_path / "results").iterdir()) == ["run"]
+    assert elsewhere.is_dir() and not any(elsewhere.iterdir())
+
+    (tmp_path / "afile").write_text("x")
+    config = _write(tmp_path / "config2.yaml", _raw(tmp_path / "afile"))
+    code, _, err = _cli(capsys, "train", "--config", str(config))
+    assert code == 2 and "exists and is not a directory" in _error(err)
+
+
+def test_run_files_follow_the_umask(tmp_path: Path) -> None:
+    from auditml.config import parse_config
+    from auditml.training import train
+
+    previous = os.umask(0o022)
+    try:
+        train(parse_config(_raw(tmp_path / "results")), console=None)
+    finally:
+        os.umask(previous)
+    run_dir = tmp_path / "results" / "run"
+    assert stat.S_IMODE(run_dir.stat().st_mode) == 0o755
+    assert {stat.S_IMODE(p.stat().st_mode) for p in run_dir.iterdir()} == {0o644}
+
+
+# -- which audit settings win ---------------------------------------------------------------------
+
+
+def test_the_audit_config_s_own_audit_section_wins(
+    run: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    _, run_dir = run
+    given = _raw(tmp_path / "results", audit={"attacks": ["mia_threshold"],
+                                               "mia_threshold": {"metric": "entropy"}})
+    config = _write(tmp_path / "audit.yaml", given)
+    code, out, err = _cli(capsys, "audit", "--config", str(config))
+    assert code == 0, err
+    assert RunDirectory(run_dir).read_attack("mia_threshold").settings == {"metric": "entropy"}
+    assert "note:" not in out
+
+    given["training"] = {"epochs": 5, "device": "cpu"}
+    _write(config, given)
+    code, out, _ = _cli(capsys, "audit", "--config", str(config))
+    assert code == 0 and "only the audit: section of the given config is used" in out
