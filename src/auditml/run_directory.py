@@ -92,10 +92,6 @@ class RunDirectory:
     def attack_path(self, attack: str) -> Path:
         return self.audit_dir / f"{attack}.json"
 
-    # The name readers used before records existed.
-    def audit_json_path(self, attack: str) -> Path:
-        return self.attack_path(attack)
-
     def scores_path(self, attack: str) -> Path:
         return self.audit_dir / f"{attack}_scores.npz"
 

@@ -10,6 +10,7 @@ from auditml.reporting.verdict import (
     StrongestAttack,
     VerdictKind,
     exceeds_claim,
+    joint_confidence,
     run_verdict,
 )
 
@@ -45,7 +46,17 @@ def test_a_bound_above_the_claim_is_a_violation_naming_its_source() -> None:
     )
     assert verdict.kind is VerdictKind.VIOLATION
     assert verdict.headline.startswith("VIOLATION — DP ε=1.00 claimed, but the dp_audit audit")
-    assert "ε ≥ 1.70 with 95% confidence" in verdict.headline
+    # Two bounds were searched for a violation: the union bound is what the headline may claim.
+    assert "ε ≥ 1.70 (95% confidence for that bound, 90% for the largest of 2)" in (
+        verdict.headline
+    )
+
+
+def test_joint_confidence_is_the_union_bound() -> None:
+    bounds = [BoundSource("a", 1.0, 0.95), BoundSource("b", 2.0, 0.95), BoundSource("c", 0.0, 0.99)]
+    assert joint_confidence(bounds) == pytest.approx(0.89)
+    assert joint_confidence(bounds[:1]) == pytest.approx(0.95)
+    assert joint_confidence([BoundSource(str(i), 1.0, 0.5) for i in range(3)]) == 0.0
 
 
 def test_a_dp_run_within_its_claim_is_consistent() -> None:

@@ -13,6 +13,7 @@ from auditml.reporting.verdict import (
     StrongestAttack,
     Verdict,
     exceeds_claim,
+    joint_confidence,
     run_verdict,
 )
 from auditml.reporting.views import AttackView, CanaryView, RunView
@@ -70,7 +71,8 @@ def _summary(view: RunView, outcome: Verdict) -> page.Html:
     if found:
         top = max(found, key=lambda bound: bound.epsilon)
         several = (
-            f"; the largest of {len(found)} bounds, each at its own confidence"
+            f"; the largest of {len(found)} bounds, which all hold together with "
+            f"{joint_confidence(found):.0%} confidence"
             if len(found) > 1 else ""
         )
         items.append(page.Fact(

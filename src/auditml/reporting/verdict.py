@@ -58,6 +58,25 @@ class Verdict:
     headline: str
 
 
+def joint_confidence(bounds: list[BoundSource]) -> float:
+    """The confidence with which every bound in ``bounds`` holds at once.
+
+    Union bound (Bonferroni): each bound fails with probability at most 1 − its confidence, so
+    all hold together with probability at least 1 − Σ (1 − confidence). Reporting the largest
+    of several bounds is only as sure as this, not as sure as each one alone.
+    """
+    return max(0.0, 1.0 - sum(1.0 - bound.confidence for bound in bounds))
+
+
+def _confidence(chosen: BoundSource, among: list[BoundSource]) -> str:
+    if len(among) <= 1:
+        return f"{chosen.confidence:.0%} confidence"
+    return (
+        f"{chosen.confidence:.0%} confidence for that bound, {joint_confidence(among):.0%} "
+        f"for the largest of {len(among)}"
+    )
+
+
 def run_verdict(
     *,
     dp_enabled: bool,
@@ -87,13 +106,13 @@ def run_verdict(
         return Verdict(
             VerdictKind.VIOLATION,
             f"VIOLATION — DP ε={format_epsilon(claimed_epsilon)} claimed, but the {worst.source} "
-            f"audit proves ε ≥ {worst.epsilon:.2f} with {worst.confidence:.0%} confidence: the "
+            f"audit proves ε ≥ {worst.epsilon:.2f} ({_confidence(worst, bounds)}): the "
             "training or its accounting is broken",
         )
     if dp_enabled:
         shown = (
             f"audit lower bound {largest.epsilon:.2f} ({largest.source}, "
-            f"{largest.confidence:.0%} confidence)"
+            f"{_confidence(largest, bounds)})"
             if largest is not None
             else "no ε lower bound recorded"
         )
@@ -104,8 +123,8 @@ def run_verdict(
     if largest is not None and largest.epsilon > 0:
         return Verdict(
             VerdictKind.LEAKS,
-            f"No DP guarantee — leaks: {attack}; ε ≥ {largest.epsilon:.2f} with "
-            f"{largest.confidence:.0%} confidence ({largest.source})",
+            f"No DP guarantee — leaks: {attack}; ε ≥ {largest.epsilon:.2f} "
+            f"({largest.source}, {_confidence(largest, bounds)})",
         )
     return Verdict(
         VerdictKind.NO_LEAK_FOUND,
