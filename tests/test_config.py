@@ -325,6 +325,21 @@ def test_experiment_name_must_match_whole(name: str) -> None:
     assert "\n" not in str(caught.value)
 
 
+@pytest.mark.parametrize(
+    ("dp", "expected"),
+    [({"delta": 0.99}, "training.dp.delta=0.99: must be in [1e-12, 0.1]"),
+     ({"delta": 1e-300}, "training.dp.delta=1e-300: must be in [1e-12, 0.1]"),
+     ({"noise_multiplier": 0}, "training.dp.noise_multiplier=0: must be greater than 0"),
+     ({"noise_multiplier": 1e7}, "training.dp.noise_multiplier=10000000.0: must be at most 1e+06")],
+)
+def test_dp_settings_no_accountant_can_use(dp: dict, expected: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"experiment_name": "x", "training": {"dp": {"enabled": True, **dp}}})
+    assert expected in str(caught.value)
+    if "noise_multiplier=0" in expected:
+        assert "set training.dp.enabled: false" in str(caught.value)
+
+
 def test_empty_attack_list_is_refused(tmp_path: Path, capsys) -> None:
     line = _refused("experiment_name: x\naudit: {attacks: []}\n", tmp_path, capsys)
     assert "audit.attacks=[]: name at least one attack, or omit the key" in line

@@ -6,10 +6,11 @@ import pytest
 from opacus.accountants import create_accountant
 from torch import nn
 
-from auditml.config import DPConfig
-from auditml.errors import ModelError
+from auditml.config import DPConfig, parse_config
+from auditml.errors import ConfigError, ModelError
 from auditml.formatting import dp_guarantee_line
-from auditml.training.privacy import plan_noise, prepare_for_dp
+from auditml.training.privacy import check_noise_plan, plan_noise, prepare_for_dp
+from time_limit import finishes_within
 
 
 def _epsilon(accountant: str, sigma: float, sample_rate: float, steps: int, delta: float) -> float:
@@ -34,14 +35,65 @@ def test_tutorial_eps5_line() -> None:
     dp = DPConfig(enabled=True, epsilon=5.0, delta=2e-4)
     plan = plan_noise(dp, batches_per_epoch=20, epochs=20)
     epsilon = _epsilon("prv", plan.noise_multiplier, plan.sample_rate, plan.steps, 2e-4)
-    line = dp_guarantee_line(epsilon, 2e-4)
-    assert line.startswith("Achieved DP guarantee: ε=4.9") and line.endswith(", δ=2e-04")
+    assert 4.99 < epsilon <= 5.0
+    assert dp_guarantee_line(epsilon, 2e-4) == "Achieved DP guarantee: ε=5.00, δ=2e-04"
 
 
 def test_given_noise_multiplier_is_used_as_is() -> None:
     dp = DPConfig(enabled=True, noise_multiplier=1.3, delta=1e-5)
     plan = plan_noise(dp, batches_per_epoch=10, epochs=3)
     assert (plan.noise_multiplier, plan.calibrated, plan.steps) == (1.3, False, 30)
+
+
+@pytest.mark.parametrize("target", [1e-3, 1e-6])
+@pytest.mark.parametrize("accountant", ["prv", "rdp"])
+def test_epsilon_below_the_floor_is_a_config_error(target: float, accountant: str) -> None:
+    # Opacus raised ValueError("The privacy budget is too low.") at train time.
+    dp = DPConfig(enabled=True, epsilon=target, accountant=accountant)
+    with pytest.raises(ConfigError, match=rf"training.dp.epsilon={target:g} is out of reach for "
+                       r"400 steps at sampling rate 0.05, δ=1e-05: even noise_multiplier=1e\+06"):
+        plan_noise(dp, batches_per_epoch=20, epochs=20)
+
+
+def test_huge_epsilon_with_prv_is_refused_fast() -> None:
+    # Opacus's calibration ran for more than 150 s on this.
+    dp = DPConfig(enabled=True, epsilon=1e6)
+    with finishes_within(20), pytest.raises(ConfigError, match="would need a grid of"):
+        plan_noise(dp, batches_per_epoch=10, epochs=2)
+
+
+def test_huge_epsilon_with_rdp_is_calibrated() -> None:
+    dp = DPConfig(enabled=True, epsilon=1e6, accountant="rdp")
+    with finishes_within(20):
+        plan = plan_noise(dp, batches_per_epoch=10, epochs=2)
+    assert 1e6 - 0.01 < _epsilon("rdp", plan.noise_multiplier, 0.1, 20, 1e-5) <= 1e6
+
+
+@pytest.mark.parametrize("sigma", [1e-9, 1e-3])
+def test_noise_too_small_for_prv_is_a_config_error_before_training(sigma: float) -> None:
+    # It used to pass here and fail with ValueError / a 237 GiB allocation after epoch 1.
+    dp = DPConfig(enabled=True, noise_multiplier=sigma)
+    with finishes_within(20), pytest.raises(
+        ConfigError, match=rf"training.dp.noise_multiplier={sigma:g} cannot be accounted for"
+    ) as caught:
+        plan_noise(dp, batches_per_epoch=10, epochs=2)
+    assert "training.dp.accountant: rdp" in str(caught.value)
+
+
+def test_tiny_noise_is_fine_for_rdp() -> None:
+    dp = DPConfig(enabled=True, noise_multiplier=1e-9, accountant="rdp")
+    assert plan_noise(dp, batches_per_epoch=10, epochs=2).noise_multiplier == 1e-9
+
+
+def test_check_noise_plan_uses_the_configs_schedule(tiny_config) -> None:
+    raw = tiny_config(training={"dp": {"enabled": True, "epsilon": 3.0}, "canaries": {"count": 20}})
+    plan = check_noise_plan(parse_config(raw))
+    # 100 members + half of 20 canaries, batches of 50 -> 3 batches per epoch, 2 epochs.
+    assert plan is not None and (plan.sample_rate, plan.steps) == (1 / 3, 6)
+    assert check_noise_plan(parse_config(tiny_config())) is None
+    raw["training"]["dp"]["epsilon"] = 1e-4
+    with pytest.raises(ConfigError, match=r"training.dp.epsilon=0.0001 is out of reach"):
+        check_noise_plan(parse_config(raw))
 
 
 def _batchnorm_model() -> nn.Module:
@@ -69,3 +121,17 @@ def test_fix_model_replaces_and_reports() -> None:
 def test_compatible_model_is_returned_untouched() -> None:
     model = nn.Sequential(nn.Flatten(), nn.Linear(4, 2))
     assert prepare_for_dp(model, fix=False, report=print) is model
+
+
+def test_train_refuses_an_unreachable_epsilon_before_loading_data(
+    tiny_config, write_config, monkeypatch, capsys
+) -> None:
+    import auditml.training.trainer as trainer
+    from auditml.cli import main
+
+    monkeypatch.setattr(trainer, "load_dataset", lambda config: pytest.fail("data was loaded"))
+    path = write_config(tiny_config(training={"dp": {"enabled": True, "epsilon": 1e-3}}))
+    code = main(["train", "--config", str(path)])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1, err
+    assert err.startswith("error: training.dp.epsilon=0.001 is out of reach for 4 steps")

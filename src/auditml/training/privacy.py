@@ -8,15 +8,20 @@ accountant (PRV by default: tighter than RDP for the same noise).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-from opacus.accountants.utils import get_noise_multiplier
 from opacus.validators import ModuleValidator
 from torch import nn
 
 from auditml.config import DPConfig
-from auditml.errors import ModelError
+from auditml.errors import ConfigError, ModelError
+from auditml.training.calibration import AccountingError, calibrate_noise, epsilon_spent
+
+if TYPE_CHECKING:
+    from auditml.config import AuditMLConfig
 
 
 @dataclass(frozen=True)
@@ -33,22 +38,49 @@ class NoisePlan:
 def plan_noise(dp: DPConfig, *, batches_per_epoch: int, epochs: int) -> NoisePlan:
     """Use the configured ``noise_multiplier``, or calibrate one that spends at most ε.
 
-    Calibration is Opacus's binary search on the accountant: the returned σ yields
-    ``target - 0.01 < ε <= target`` at δ over ``epochs * batches_per_epoch`` steps.
+    Either way the accountant is asked once for the whole schedule, so a setting it cannot
+    account for (σ so small that PRV would need a huge grid, δ too small for its floating point,
+    ε below its floor) is a :class:`~auditml.errors.ConfigError` before training, not a
+    traceback or a hang after the first epoch. Calibration (:func:`calibrate_noise`) returns σ
+    with ``target - 0.01 < ε <= target`` at δ over ``epochs * batches_per_epoch`` steps.
     """
     sample_rate = 1.0 / batches_per_epoch
     steps = epochs * batches_per_epoch
+    schedule = f"{steps} steps at sampling rate {sample_rate:.3g}, δ={dp.delta:g}"
     if dp.noise_multiplier is not None:
+        try:
+            epsilon_spent(dp.accountant, dp.noise_multiplier, sample_rate, steps, dp.delta)
+        except (AccountingError, ArithmeticError) as error:
+            raise ConfigError(
+                f"training.dp.noise_multiplier={dp.noise_multiplier:g} cannot be accounted for "
+                f"with {schedule}: {error}; add noise, train fewer epochs, or set "
+                "training.dp.accountant: rdp"
+            ) from None
         return NoisePlan(dp.noise_multiplier, sample_rate, steps, calibrated=False)
     assert dp.epsilon is not None  # guaranteed by DPConfig's validator
-    sigma = get_noise_multiplier(
-        target_epsilon=dp.epsilon,
-        target_delta=dp.delta,
-        sample_rate=sample_rate,
-        steps=steps,
-        accountant=dp.accountant,
-    )
-    return NoisePlan(float(sigma), sample_rate, steps, calibrated=True)
+    try:
+        sigma = calibrate_noise(dp.epsilon, dp.delta, sample_rate, steps, dp.accountant)
+    except (AccountingError, ArithmeticError) as error:
+        raise ConfigError(
+            f"training.dp.epsilon={dp.epsilon:g} is out of reach for {schedule}: {error}; "
+            "choose another epsilon or delta, or change training.dp.accountant"
+        ) from None
+    return NoisePlan(sigma, sample_rate, steps, calibrated=True)
+
+
+def check_noise_plan(config: AuditMLConfig) -> NoisePlan | None:
+    """The noise plan of ``config``'s DP-SGD schedule, from the config alone (None without DP).
+
+    Run before any data is loaded, so an ε, δ or σ the accountant cannot handle is refused
+    before the work. The number of batches assumes half the canaries are drawn in (each is a
+    fair coin); training plans again with the batches it actually has.
+    """
+    dp = config.training.dp
+    if not dp.enabled:
+        return None
+    examples = config.data.train_size + config.training.canaries.count // 2
+    batches = math.ceil(examples / config.data.batch_size)
+    return plan_noise(dp, batches_per_epoch=batches, epochs=config.training.epochs)
 
 
 def prepare_for_dp(model: nn.Module, *, fix: bool, report: Callable[[str], None]) -> nn.Module:

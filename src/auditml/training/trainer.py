@@ -32,7 +32,7 @@ from auditml.training.dp_sgd import (
     make_private,
     plain_step,
 )
-from auditml.training.privacy import NoisePlan, plan_noise, prepare_for_dp
+from auditml.training.privacy import NoisePlan, check_noise_plan, plan_noise, prepare_for_dp
 from auditml.training.progress import EpochProgress
 from auditml.version import __version__
 
@@ -85,6 +85,7 @@ def train(config: AuditMLConfig, *, console: Console | None = None) -> TrainResu
     target = RunDirectory(config.run_dir)
     # Refuse a destination that is not ours before the (possibly long) training, not after.
     target.check_can_train()
+    check_noise_plan(config)  # an ε, δ or σ the accountant cannot handle: refused before the data
     device = resolve_device(config.training.device)
     loaded = load_dataset(config)
     with target.lock():
