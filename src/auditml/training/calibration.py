@@ -75,7 +75,9 @@ def epsilon_spent(
         raise AccountingError(f"the {accountant} accountant fails: {reason}") from None
     if not math.isfinite(epsilon):
         raise AccountingError(f"the {accountant} accountant gives ε={epsilon}")
-    return float(epsilon)
+    # With δ near 0.1 and much noise both accountants' bounds go below 0 (e.g. -0.09): a bound
+    # ε <= -0.09 also says ε <= 0, the true floor of ε.
+    return max(float(epsilon), 0.0)
 
 
 def _rdp_orders() -> list[float]:
@@ -219,7 +221,8 @@ class _Search:
             return False  # the bracket cannot shrink any further in floating point
         self.evaluations += 1
         try:
-            excess: float | None = math.log(self.epsilon(sigma) / self.target)
+            epsilon = self.epsilon(sigma)
+            excess: float | None = math.log(epsilon / self.target) if epsilon > 0 else -math.inf
         except AccountingError as error:
             self.last_failure, excess = str(error), None
         if excess is not None and excess <= 0:
@@ -235,7 +238,7 @@ class _Search:
     def next_log_sigma(self) -> float:
         assert self.low is not None and self.high is not None
         (u_low, f_low), (u_high, f_high) = self.low, self.high
-        if f_low is None or f_high >= 0 or f_low == f_high:
+        if f_low is None or not math.isfinite(f_high) or f_low == f_high:
             return (u_low + u_high) / 2
         point = u_low + (u_high - u_low) * f_low / (f_low - f_high)
         margin = (u_high - u_low) / 64  # stay inside, so every step shrinks the bracket
