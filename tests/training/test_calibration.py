@@ -50,14 +50,24 @@ def test_calibration_reaches_target_from_below(
 
 
 @pytest.mark.parametrize(
-    ("accountant", "target", "floor"), [("prv", 1e-3, "0.00999"), ("rdp", 0.05, "0.103")]
+    ("accountant", "target", "floor"),
+    [("prv", 1e-3, "even noise_multiplier=1000 spends ε=0.00999 with the prv accountant"),
+     ("rdp", 0.05, "the rdp accountant cannot certify less than ε=0.103 at δ=1e-05")],
 )
 def test_target_below_the_accountants_floor_says_so(
     accountant: str, target: float, floor: str
 ) -> None:
     # Opacus raises "The privacy budget is too low." here, with no hint of what is possible.
-    with pytest.raises(AccountingError, match=f"spends ε={floor} with the {accountant}"):
+    with pytest.raises(AccountingError, match=floor):
         calibrate_noise(target, 1e-5, 0.1, 20, accountant)
+
+
+def test_rdp_floor_is_refused_without_slow_evaluations() -> None:
+    # q = 0.5 exactly: Opacus's RDP takes seconds per ε at large σ; the floor needs none.
+    start = time.perf_counter()
+    with pytest.raises(AccountingError, match="cannot certify less than"):
+        calibrate_noise(1e-4, 1e-3, 0.5, 2, "rdp")
+    assert time.perf_counter() - start < 0.5
 
 
 @pytest.mark.parametrize("target", [1e3, 1e6])

@@ -50,8 +50,9 @@ def test_given_noise_multiplier_is_used_as_is() -> None:
 def test_epsilon_below_the_floor_is_a_config_error(target: float, accountant: str) -> None:
     # Opacus raised ValueError("The privacy budget is too low.") at train time.
     dp = DPConfig(enabled=True, epsilon=target, accountant=accountant)
+    floor = "even noise_multiplier=1000 spends" if accountant == "prv" else "cannot certify less"
     with pytest.raises(ConfigError, match=rf"training.dp.epsilon={target:g} is out of reach for "
-                       r"400 steps at sampling rate 0.05, δ=1e-05: even noise_multiplier=1e\+06"):
+                       rf"400 steps at sampling rate 0.05, δ=1e-05: .*{floor}"):
         plan_noise(dp, batches_per_epoch=20, epochs=20)
 
 
