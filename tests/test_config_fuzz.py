@@ -208,21 +208,52 @@ def _set(raw: dict[str, Any], dotted: str, value: Any) -> None:
     raw[last] = value
 
 
+NUMBER_KEYS = [
+    "seed", "data.train_size", "data.batch_size", "training.epochs", "training.learning_rate",
+    "training.momentum", "training.weight_decay", "training.dp.epsilon", "training.dp.delta",
+    "training.dp.max_grad_norm", "training.dp.noise_multiplier", "training.canaries.count",
+    "audit.reference_models", "audit.population_size", "audit.workers",
+]
+BOOLEAN_KEYS = ["data.download", "training.dp.enabled", "training.dp.fix_model"]
+_NON_FINITE_TEXTS = ["inf", "-inf", "nan", "Infinity", "+inf", "NaN"]
+
+
+def _must_be_refused(key: str, value: Any) -> str | None:
+    """Why a config whose only change is ``key: value`` must be refused (None: it may pass)."""
+    if key in BOOLEAN_KEYS and not isinstance(value, bool):
+        return f"{key}={value!r} is not a boolean"
+    if key in NUMBER_KEYS and isinstance(value, bool):
+        return f"{key}={value!r} is a boolean, not a number"
+    if key in NUMBER_KEYS and (
+        (isinstance(value, float) and not math.isfinite(value)) or value in _NON_FINITE_TEXTS
+    ):
+        return f"{key}={value!r} is not finite"
+    if key == "seed" and isinstance(value, int) and not 0 <= value < 2**63:
+        return f"seed={value} is out of range"
+    return None
+
+
 @st.composite
-def config_texts(draw: st.DrawFn) -> str:
+def config_texts(draw: st.DrawFn) -> tuple[str, str | None]:
+    """YAML text, and why it must be refused when the generator knows it must."""
     kind = draw(st.sampled_from(
-        ["dump", "dump", "dp", "one_bad_value", "one_bad_value", "damaged", "noise", "value"]
+        ["dump", "dump", "dp", "one_bad_value", "bad_scalar", "damaged", "noise", "value"]
     ))
     if kind == "dp":
-        return yaml.safe_dump(draw(CONFIG_WITH_DP), sort_keys=False)
+        return yaml.safe_dump(draw(CONFIG_WITH_DP), sort_keys=False), None
     if kind == "one_bad_value":
         raw = draw(CONFIG_WITH_DP)
         _set(raw, draw(st.sampled_from(KNOWN_KEYS)), draw(nonsense_tree))
-        return yaml.safe_dump(raw, sort_keys=False)
+        return yaml.safe_dump(raw, sort_keys=False), None
+    if kind == "bad_scalar":  # a number or boolean setting given a value of the other kind
+        raw, key = draw(CONFIG_WITH_DP), draw(st.sampled_from(NUMBER_KEYS + BOOLEAN_KEYS))
+        value = draw(st.sampled_from(_INTERESTING_NUMBERS + _NON_FINITE_TEXTS) | st.booleans())
+        _set(raw, key, value)
+        return yaml.safe_dump(raw, sort_keys=False), _must_be_refused(key, value)
     if kind == "value":  # a document that is not a mapping, or a mapping of anything
-        return yaml.safe_dump(draw(nonsense_tree), allow_unicode=draw(st.booleans()))
+        return yaml.safe_dump(draw(nonsense_tree), allow_unicode=draw(st.booleans())), None
     if kind == "noise":  # YAML-ish text
-        return draw(st.text(alphabet="{}[]:,-&*!|>'\"#%?\n\t ab01.=", max_size=80))
+        return draw(st.text(alphabet="{}[]:,-&*!|>'\"#%?\n\t ab01.=", max_size=80)), None
     raw = {**draw(CONFIG), **(draw(UNKNOWN_KEYS) if draw(st.integers(0, 4)) == 0 else {})}
     text = yaml.safe_dump(raw, sort_keys=False, allow_unicode=draw(st.booleans()))
     if kind == "damaged":
@@ -230,7 +261,7 @@ def config_texts(draw: st.DrawFn) -> str:
         where = draw(st.integers(0, len(lines)))
         lines.insert(where, draw(st.sampled_from(_FRAGMENTS)))
         text = "".join(lines)
-    return text
+    return text, None
 
 
 def _run_show_config(path: Path) -> tuple[int, str, str]:
@@ -240,7 +271,7 @@ def _run_show_config(path: Path) -> tuple[int, str, str]:
     return code, out.getvalue(), err.getvalue()
 
 
-def _check_one(text: str, path: Path, tally: Counter[str]) -> None:
+def _check_one(text: str, must_refuse: str | None, path: Path, tally: Counter[str]) -> None:
     path.write_text(text, encoding="utf-8", errors="surrogatepass")
     start = time.perf_counter()
     with finishes_within(HANG_SECONDS):
@@ -249,10 +280,12 @@ def _check_one(text: str, path: Path, tally: Counter[str]) -> None:
     assert code in (0, 2), (code, err)
     if code == 2:
         tally["refused"] += 1
+        tally["refused_as_expected"] += must_refuse is not None
         assert err.startswith("error: ") and err.count("\n") == 1, err[:3000]
         assert len(err) <= MAX_ERROR_LINE, err[:3000]
         return
     tally["accepted"] += 1
+    assert must_refuse is None, f"accepted although {must_refuse}:\n{text}"
     assert out.strip() and not err.startswith("error")
     config = load_config(path)
     assert all(math.isfinite(number) for number in _numbers(config.model_dump())), out
@@ -295,12 +328,12 @@ def test_fuzzed_configs_end_in_exit_0_or_one_error_line(fuzz_dir: Path) -> None:
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     )
     @given(config_texts())
-    def fuzz(text: str) -> None:
-        _check_one(text, fuzz_dir / "config.yaml", tally)
+    def fuzz(case: tuple[str, str | None]) -> None:
+        _check_one(*case, fuzz_dir / "config.yaml", tally)
 
     fuzz()
     print(dict(tally), f"slowest: {SLOWEST[0]:.2f} s for {SLOWEST[1]!r}")
     # The mix matters as much as the count: both outcomes, and the accountant, are exercised.
     assert tally["configs"] >= 1_000, tally
     assert tally["accepted"] >= 100 and tally["refused"] >= 300, tally
-    assert tally["dp_checked"] >= 20, tally
+    assert tally["dp_checked"] >= 20 and tally["refused_as_expected"] >= 30, tally
