@@ -77,7 +77,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return _dispatch(args, console, errors)
     except AuditMLError as error:
-        errors.print(f"error: {error}", highlight=False, markup=False)
+        from auditml.config_errors import one_line
+
+        # Every message is one line by construction; this is the backstop for one that quotes a
+        # path or a library's reason holding a newline, or grows without bound.
+        errors.print(f"error: {one_line(str(error), limit=2000)}", highlight=False, markup=False)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         errors.print("interrupted; nothing was written for the unfinished step", highlight=False)

@@ -7,9 +7,7 @@ Validation errors become one line naming the key, the value and what is allowed
 
 from __future__ import annotations
 
-import difflib
 import re
-import reprlib
 import types
 import typing
 import unicodedata
@@ -27,11 +25,12 @@ from pydantic import (
     model_validator,
 )
 
+from auditml.config_errors import KeyError_, cut, describe, one_line, yaml_problem
 from auditml.data import DATASETS
 from auditml.data.base import MIN_VALIDATION_SIZE
 from auditml.errors import AuditMLError, ConfigError
 from auditml.models import MODELS
-from auditml.safe_yaml import RefusedYaml, load_yaml
+from auditml.safe_yaml import load_yaml
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 
@@ -46,10 +45,6 @@ MIN_DELTA, MAX_DELTA = 1e-12, 0.1
 # PRV, ≈0.1 for RDP at δ=1e-5), while Opacus's RDP takes 1 s per ε there and 5 s at σ = 1e6 with
 # two batches per epoch (q = 0.5 exactly makes its series converge slowly); σ = 1e300 overflows.
 MAX_NOISE_MULTIPLIER = 1e3
-# An error quotes at most this much of a value: a 1 MB string (or an alias bomb) must not become
-# a 1 MB error line.
-_QUOTE_CHARS = 60
-_MESSAGE_CHARS = 500
 
 
 class _Section(BaseModel):
@@ -150,7 +145,7 @@ class DataConfig(_Section):
     @classmethod
     def _known_dataset(cls, name: str) -> str:
         if name not in DATASETS:
-            raise ValueError(DATASETS.unknown_message(_cut(name)))
+            raise ValueError(DATASETS.unknown_message(cut(name)))
         return name
 
     @field_validator("data_dir")
@@ -166,7 +161,7 @@ class ModelConfig(_Section):
     @classmethod
     def _known_arch(cls, arch: str | None) -> str | None:
         if arch is not None and arch not in MODELS:
-            raise ValueError(MODELS.unknown_message(_cut(arch)))
+            raise ValueError(MODELS.unknown_message(cut(arch)))
         return arch
 
 
@@ -233,7 +228,7 @@ class AuditConfig(_Section):
         # resolved (auditml.audit.plan), so this lower module never imports the attacks.
         for name, value in (self.model_extra or {}).items():
             if value is not None and not isinstance(value, dict):
-                raise _KeyError(
+                raise KeyError_(
                     f"audit.{name}", value,
                     "must be a mapping of that attack's settings (e.g. {metric: loss})",
                 )
@@ -286,7 +281,7 @@ class AuditMLConfig(_Section):
     def _sizes(self) -> AuditMLConfig:
         spec = DATASETS.get(self.data.dataset)
         if self.data.train_size > spec.max_train_size:
-            raise _KeyError(
+            raise KeyError_(
                 "data.train_size",
                 self.data.train_size,
                 f"{spec.name} has {spec.pool_size} training examples, enough for at most "
@@ -296,14 +291,14 @@ class AuditMLConfig(_Section):
         if not spec.has_test_split:
             spare -= MIN_VALIDATION_SIZE
         if self.training.canaries.count > spare:
-            raise _KeyError(
+            raise KeyError_(
                 "training.canaries.count",
                 self.training.canaries.count,
                 f"{spec.name} has {max(spare, 0)} examples left for canaries after "
                 f"{self.data.train_size} members and as many non-members",
             )
         if self.data.batch_size > self.data.train_size:
-            raise _KeyError(
+            raise KeyError_(
                 "data.batch_size",
                 self.data.batch_size,
                 f"must be at most data.train_size ({self.data.train_size})",
@@ -340,28 +335,6 @@ class AuditMLConfig(_Section):
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
 
 
-class _KeyError(ValueError):
-    """A cross-field error that names its own key (pydantic would name the parent)."""
-
-    def __init__(self, key: str, value: Any, message: str) -> None:
-        super().__init__(message)
-        self.key, self.value, self.message = key, value, message
-
-
-def _suggest(key: str, location: tuple[Any, ...]) -> str:
-    """A did-you-mean for an unknown key, from the fields of the section that holds it."""
-    section: type[BaseModel] = AuditMLConfig
-    for part in location[:-1]:
-        field = section.model_fields.get(str(part))
-        annotation = field.annotation if field else None
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
-            return ""
-        section = annotation
-    close = difflib.get_close_matches(key, list(section.model_fields), n=1, cutoff=0.6)
-    allowed = ", ".join(section.model_fields)
-    return f"did you mean {close[0]!r}? " if close else f"allowed: {allowed}. " if allowed else ""
-
-
 def _scalar_kinds(annotation: Any) -> set[type]:
     """The scalar types a field accepts (``float | None`` -> ``{float}``); empty for others."""
     origin = typing.get_origin(annotation)
@@ -380,87 +353,18 @@ def _printable_path(path: Path) -> Path:
     return path
 
 
-_QUOTE = reprlib.Repr()  # keyword arguments need Python 3.12
-_QUOTE.maxstring = _QUOTE.maxother = 1000  # cut further by _quote, keeping the start
-
-
-def _cut(name: str) -> str:
-    """A name as an error may quote it (did-you-mean and all)."""
-    return name if len(name) <= _QUOTE_CHARS else name[:_QUOTE_CHARS] + "…"
-
-
-def _quote(value: Any) -> str:
-    """``repr(value)`` cut to about 60 characters: an error quotes what was given, not all of it
-    (reprlib stops early in large structures)."""
-    try:
-        text = _QUOTE.repr(value)
-    except ValueError:  # an int beyond Python's 4300-digit int -> str limit
-        text = f"<an integer of {value.bit_length()} bits>"
-    return text if len(text) <= _QUOTE_CHARS else text[:_QUOTE_CHARS] + "…"
-
-
-def _one_line(message: str) -> str:
-    """The message as one printable line (control characters escaped, e.g. a key holding a
-    newline), cut to ``_MESSAGE_CHARS`` as a last guard on its length."""
-    text = "".join(
-        char if char.isprintable() else char.encode("unicode_escape").decode("ascii")
-        for char in message
-    )
-    return text if len(text) <= _MESSAGE_CHARS else text[:_MESSAGE_CHARS] + "…"
-
-
-def _suggest(key: str, location: tuple[Any, ...]) -> str:
-    """A did-you-mean for an unknown key, from the fields of the section that holds it."""
-    section: type[BaseModel] = AuditMLConfig
-    for part in location[:-1]:
-        field = section.model_fields.get(str(part))
-        annotation = field.annotation if field else None
-        if not (isinstance(annotation, type) and issubclass(annotation, BaseModel)):
-            return ""
-        section = annotation
-    close = difflib.get_close_matches(key, list(section.model_fields), n=1, cutoff=0.6)
-    allowed = ", ".join(section.model_fields)
-    return f"did you mean {close[0]!r}? " if close else f"allowed: {allowed}. " if allowed else ""
-
-
-def _describe(error: ValidationError, source: str) -> str:
-    """One line for the first problem pydantic found (and how many more there are)."""
-    problems = error.errors()
-    first = problems[0]
-    location = tuple(first["loc"])
-    key = ".".join(str(part) for part in location) or "(top level)"
-    if len(key) > _QUOTE_CHARS:
-        key = key[:_QUOTE_CHARS] + "…"
-    value = first.get("input")
-    context = first.get("ctx") or {}
-    inner = context.get("error")
-    if isinstance(inner, _KeyError):
-        line = f"{source}: {inner.key}={_quote(inner.value)}: {inner.message}"
-    elif first["type"] == "extra_forbidden":
-        hint = _suggest(str(location[-1])[:_QUOTE_CHARS], location)
-        line = f"{source}: unknown key {_quote(key)}; {hint}".rstrip("; ").rstrip(". ")
-    elif first["type"] == "missing":
-        line = f"{source}: missing required key {key!r}"
-    else:
-        message = str(inner) if isinstance(inner, Exception) else first["msg"]
-        message = message.removeprefix("Value error, ")
-        line = f"{source}: {key}={_quote(value)}: {message}"
-    more = len(problems) - 1
-    return line + (f" (and {more} more problem{'s' * (more > 1)})" if more else "")
-
-
 def parse_config(raw: Any, source: str = "config") -> AuditMLConfig:
     """Validate a mapping (already parsed from YAML) into a config, or raise ConfigError."""
     if not isinstance(raw, dict):
         raise ConfigError(
-            _one_line(f"{source}: expected a mapping of settings, got {type(raw).__name__}")
+            one_line(f"{source}: expected a mapping of settings, got {type(raw).__name__}")
         )
     try:
         return AuditMLConfig.model_validate(raw)
     except ValidationError as error:
-        raise ConfigError(_one_line(_describe(error, source))) from None
+        raise ConfigError(one_line(describe(error, source, AuditMLConfig))) from None
     except AuditMLError as error:
-        raise ConfigError(_one_line(f"{source}: {error}")) from None
+        raise ConfigError(one_line(f"{source}: {error}")) from None
 
 
 def load_config(path: str | Path) -> AuditMLConfig:
@@ -469,28 +373,15 @@ def load_config(path: str | Path) -> AuditMLConfig:
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(_one_line(f"config file not found: {path}")) from None
+        raise ConfigError(one_line(f"config file not found: {path}")) from None
     except IsADirectoryError:
-        raise ConfigError(_one_line(f"config path is a directory, not a file: {path}")) from None
+        raise ConfigError(one_line(f"config path is a directory, not a file: {path}")) from None
     except (OSError, UnicodeDecodeError) as error:
-        raise ConfigError(_one_line(f"cannot read config file {path}: {error}")) from None
+        raise ConfigError(one_line(f"cannot read config file {path}: {error}")) from None
     try:
         raw = load_yaml(text)
     except yaml.YAMLError as error:
-        raise ConfigError(_one_line(f"{path}: {_yaml_problem(error, text)}")) from None
+        raise ConfigError(one_line(f"{path}: {yaml_problem(error, text)}")) from None
     if raw is None:
-        raise ConfigError(f"{_one_line(str(path))}: the file is empty; it needs experiment_name")
+        raise ConfigError(f"{one_line(str(path))}: the file is empty; it needs experiment_name")
     return parse_config(raw, str(path))
-
-
-def _yaml_problem(error: yaml.YAMLError, text: str) -> str:
-    """PyYAML's problem and line, without the multi-line excerpt of the file it also prints."""
-    if isinstance(error, yaml.reader.ReaderError):
-        line = text.count("\n", 0, error.position) + 1
-        return f"not valid YAML at line {line}: {str(error).splitlines()[0]}"
-    mark = getattr(error, "problem_mark", None)
-    problem = getattr(error, "problem", None) or "invalid YAML"
-    if isinstance(error, RefusedYaml):
-        return f"line {mark.line + 1}: {problem}" if mark is not None else problem
-    where = f" at line {mark.line + 1}" if mark is not None else ""
-    return f"not valid YAML{where}: {problem}"

@@ -72,6 +72,21 @@ def test_given_noise_multiplier_reports_its_epsilon(
     assert metrics["epsilon"] == pytest.approx(reference.get_epsilon(1e-3))
 
 
+@pytest.mark.parametrize("mode", ["fast", "hooks"])
+def test_a_negative_accountant_epsilon_is_recorded_as_zero(
+    tiny_config: Callable[..., dict[str, Any]], mode: str
+) -> None:
+    # Much noise at δ = 0.1: both accountants report ε ≈ -0.1 for this schedule.
+    raw = tiny_config(training={"dp": {"enabled": True, "noise_multiplier": 100.0, "delta": 0.1,
+                                       "accountant": "rdp", "grad_sample_mode": mode}})
+    reference = create_accountant("rdp")
+    reference.history = [(100.0, 0.5, 4)]
+    assert reference.get_epsilon(0.1) < 0
+    metrics = train(parse_config(raw), console=_quiet()).metrics
+    assert metrics["epsilon"] == 0.0
+    assert all(record["epsilon"] == 0.0 for record in metrics["history"])
+
+
 def test_same_seed_same_model(tiny_config: Callable[..., dict[str, Any]], tmp_path: Path) -> None:
     first = train(parse_config(tiny_config(experiment_name="a")), console=_quiet())
     second = train(parse_config(tiny_config(experiment_name="b")), console=_quiet())

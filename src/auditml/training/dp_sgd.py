@@ -114,7 +114,7 @@ def make_private(
             wrapped.remove_hooks()
 
     return PrivateTraining(
-        step, private_loader, lambda delta: float(engine.get_epsilon(delta)), mode, close
+        step, private_loader, lambda delta: _spent(engine.get_epsilon(delta)), mode, close
     )
 
 
@@ -143,8 +143,14 @@ def _fast(
 
     return PrivateTraining(
         step, private_loader,
-        lambda delta: float(accountant.get_epsilon(delta=delta)), "fast", step_with_noise.close,
+        lambda delta: _spent(accountant.get_epsilon(delta=delta)), "fast", step_with_noise.close,
     )
+
+
+def _spent(epsilon: float) -> float:
+    """The accountant's ε, read as 0 when it is negative: at δ near its allowed maximum (0.1)
+    both accountants can report ε < 0 for much noise, and ε ≤ 0 is the same claim as ε = 0."""
+    return max(0.0, float(epsilon))
 
 
 class FastDPSGD:
