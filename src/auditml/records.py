@@ -219,3 +219,10 @@ class CanaryRecord(Record):
     max_epsilon: float = Field(ge=0)
     by_score: dict[str, dict[str, Any]]
     run: RunFacts
+    # black_box: only the trained model's outputs; all_iterates: every noisy DP-SGD update (the
+    # DP-SGD threat model); last_iterate: the final weights.
+    threat_model: Literal["black_box", "all_iterates", "last_iterate"] = "black_box"
+    # The f-DP test of the accountant's whole claimed curve (auditml.metrics.fdp), when run.
+    claim_test: dict[str, Any] | None = None
+    # True when the audit contradicts the run's DP claim; None without a claim.
+    violation: bool | None = None

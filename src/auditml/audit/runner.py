@@ -18,13 +18,14 @@ import torch
 from rich.console import Console
 
 from auditml.attacks import AuditTarget, ReferenceModels
+from auditml.audit.canaries.base import CanaryEvidence, PrivacyClaim
 from auditml.audit.core import run_attacks
 from auditml.audit.plan import plan_audit
 from auditml.audit.results import AttackOutcome, write_outcome, write_overlay
 from auditml.config import AuditConfig, AuditMLConfig
 from auditml.data import DATASETS, ArrayDataset, LoadedDataset, MembershipSplit, select
 from auditml.errors import RunDirectoryError
-from auditml.records import CanaryRecord, RunFacts
+from auditml.records import CanaryRecord, RunFacts, TrainingRecord
 from auditml.run_directory import RunDirectory
 from auditml.training import build_run_model, load_dataset
 from auditml.training.device import resolve_device
@@ -109,11 +110,13 @@ def run_audit(
             target, is_member = audited.target, audited.is_member
         roc_plot = write_overlay(run, outcomes, config.experiment_name) if outcomes else None
         canaries = {}
+        evidence = CanaryEvidence(
+            model=model, device=device, delta=training.delta or 0.0, run_facts=facts,
+            input_canaries=data.canaries, input_included=data.canary_included,
+            claim=_claim(training),
+        )
         for canary_audit in plan.canary_audits:
-            record = canary_audit.run(
-                model, data.canaries, data.canary_included, delta=training.delta or 0.0,
-                device=device, run_facts=facts,
-            )
+            record = canary_audit.run(evidence)
             run.write_canary(canary_audit.name, record)
             canaries[canary_audit.name] = record
     return AuditReport(outcomes, canaries, roc_plot, target, is_member)
@@ -161,6 +164,21 @@ class RunResources:
             console=self.console,
             description=description,
         )
+
+
+def _claim(training: TrainingRecord) -> PrivacyClaim | None:
+    """The DP claim the run's accountant made, rebuilt from its recorded schedule."""
+    if not training.dp_enabled or None in (
+        training.noise_multiplier, training.sample_rate, training.steps, training.accountant,
+        training.epsilon, training.delta,
+    ):
+        return None
+    return PrivacyClaim(
+        accountant=str(training.accountant),
+        history=[(float(training.noise_multiplier or 0), float(training.sample_rate or 0),
+                  int(training.steps or 0))],
+        epsilon=float(training.epsilon or 0), delta=float(training.delta or 0),
+    )
 
 
 def _trained_differently(given: AuditMLConfig, stored: AuditMLConfig) -> bool:

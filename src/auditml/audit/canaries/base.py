@@ -1,8 +1,9 @@
-"""The canary-audit contract: a trained model and its canaries in, a :class:`CanaryRecord` out."""
+"""The canary-audit contract: what training left as evidence in, a :class:`CanaryRecord` out."""
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from dataclasses import dataclass
 from typing import Any, ClassVar
 
 import numpy as np
@@ -12,6 +13,36 @@ from torch import nn
 from auditml.data import ArrayDataset
 from auditml.errors import ConfigError
 from auditml.records import CanaryRecord, RunFacts
+
+
+@dataclass(frozen=True)
+class PrivacyClaim:
+    """What the run's accountant certified: its name and the mechanism's history, one
+    ``(noise_multiplier, sample_rate, steps)`` entry per phase (Opacus's accountant history)."""
+
+    accountant: str
+    history: list[tuple[float, float, int]]
+    epsilon: float
+    delta: float
+
+
+@dataclass(frozen=True)
+class CanaryEvidence:
+    """Everything a canary audit may use.
+
+    ``input_canaries`` are the black-box canaries (examples trained on by coin,
+    ``input_included``); ``gradient_canaries`` is what DP-SGD recorded about its gradient
+    canaries (None when the run has none); ``claim`` is None for a run without DP.
+    """
+
+    model: nn.Module
+    device: torch.device
+    delta: float
+    run_facts: RunFacts
+    input_canaries: ArrayDataset
+    input_included: np.ndarray
+    gradient_canaries: Any | None = None
+    claim: PrivacyClaim | None = None
 
 
 class CanaryAudit(ABC):
@@ -29,14 +60,5 @@ class CanaryAudit(ABC):
         return {}
 
     @abstractmethod
-    def run(
-        self,
-        model: nn.Module,
-        canaries: ArrayDataset,
-        included: np.ndarray,
-        *,
-        delta: float,
-        device: torch.device,
-        run_facts: RunFacts,
-    ) -> CanaryRecord:
-        """Audit ``model`` with its ``canaries`` (``included[i]``: canary i was trained on)."""
+    def run(self, evidence: CanaryEvidence) -> CanaryRecord:
+        """Audit the run from its ``evidence``."""

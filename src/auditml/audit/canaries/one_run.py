@@ -22,12 +22,13 @@ import torch
 from torch import nn
 
 from auditml.attacks.signals import membership_signal
-from auditml.audit.canaries.base import CanaryAudit
+from auditml.audit.canaries.base import CanaryAudit, CanaryEvidence
 from auditml.data import ArrayDataset
 from auditml.errors import AuditMLError
 from auditml.metrics import one_run_audit
 from auditml.models import predict_logits
-from auditml.records import CanaryRecord, RunFacts
+from auditml.records import CanaryRecord
+from auditml.reporting.verdict import exceeds_claim
 
 CONFIDENCE = 0.95
 SCORES = ("loss", "gradient_norm")
@@ -52,16 +53,9 @@ def gradient_norm_scores(
 class OneRunAudit(CanaryAudit):
     name = "dp_audit"
 
-    def run(
-        self,
-        model: nn.Module,
-        canaries: ArrayDataset,
-        included: np.ndarray,
-        *,
-        delta: float,
-        device: torch.device,
-        run_facts: RunFacts,
-    ) -> CanaryRecord:
+    def run(self, evidence: CanaryEvidence) -> CanaryRecord:
+        model, canaries, device = evidence.model, evidence.input_canaries, evidence.device
+        included, delta = evidence.input_included, evidence.delta
         if len(canaries) == 0:
             raise AuditMLError(
                 "dp_audit needs canaries, and this run has none: set training.canaries.count "
@@ -89,5 +83,10 @@ class OneRunAudit(CanaryAudit):
             best_score=best,
             max_epsilon=bounds[best]["max_epsilon"],
             by_score=bounds,
-            run=run_facts,
+            run=evidence.run_facts,
+            threat_model="black_box",
+            violation=None if evidence.claim is None else exceeds_claim(
+                dp_enabled=True, claimed_epsilon=evidence.claim.epsilon,
+                epsilon_lower_bound=bounds[best]["epsilon"],
+            ),
         )
