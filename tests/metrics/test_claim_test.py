@@ -1,0 +1,68 @@
+"""The many-runs test of a claimed trade-off curve, on mechanisms whose true curve is known."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from scipy.stats import binom, norm
+
+from auditml.metrics import MetricsInputError
+from auditml.metrics.claim_test import tradeoff_claim_test
+
+
+def gaussian_tradeoff(mu: float):
+    """G_μ(α) = Φ(Φ⁻¹(1 − α) − μ): the trade-off of telling N(0,1) from N(μ,1)."""
+    return lambda alpha: norm.cdf(norm.ppf(1 - np.asarray(alpha)) - mu)
+
+
+def _runs(mu: float, runs: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """``runs`` Gaussian-mechanism observations of one canary, IN by a fair coin: μ-GDP."""
+    is_member = rng.random(runs) < 0.5
+    return rng.normal(mu * is_member, 1.0), is_member
+
+
+def test_a_true_claim_is_rejected_at_most_alpha_of_the_time() -> None:
+    rng = np.random.default_rng(0)
+    trials = 400
+    rejected = sum(
+        tradeoff_claim_test(*_runs(2.0, 1000, rng), gaussian_tradeoff(2.0), seed=i).violation
+        for i in range(trials)
+    )
+    # At most 5% in expectation; the binomial 99.9% quantile at 5% as the tolerance.
+    assert rejected <= binom.ppf(0.999, trials, 0.05)
+
+
+def test_a_false_claim_is_rejected() -> None:
+    # True μ = 3 claimed as μ = 1: clearly caught with 1000 runs.
+    rng = np.random.default_rng(1)
+    caught = [
+        tradeoff_claim_test(*_runs(3.0, 1000, rng), gaussian_tradeoff(1.0), seed=i).violation
+        for i in range(50)
+    ]
+    assert sum(caught) >= 48
+
+
+def test_the_test_is_conservative_at_the_boundary() -> None:
+    # Slightly less private than claimed (μ 1.1 vs 1.0) with few runs: rarely flagged.
+    rng = np.random.default_rng(2)
+    flagged = sum(
+        tradeoff_claim_test(*_runs(1.1, 200, rng), gaussian_tradeoff(1.0), seed=i).violation
+        for i in range(100)
+    )
+    assert flagged <= 15
+
+
+def test_the_bounds_are_clopper_pearson_on_the_evaluation_half() -> None:
+    scores = np.array([3.0, 2.0, 1.0, 0.0, 2.5, -1.0, -2.0, -3.0])
+    is_member = np.array([True, True, True, True, False, False, False, False])
+    result = tradeoff_claim_test(scores, is_member, lambda a: 1 - np.asarray(a), alpha=0.1)
+    assert 0 < result.false_positive_upper <= 1 and 0 < result.false_negative_upper <= 1
+    # The trivial claim f(α) = 1 − α (no privacy) can never be violated.
+    assert not result.violation
+    assert result.allowed_false_negative == pytest.approx(1 - result.false_positive_upper)
+
+
+def test_bad_alpha_is_refused() -> None:
+    with pytest.raises(MetricsInputError, match="alpha"):
+        tradeoff_claim_test([1.0, 0.0, 1.0, 0.0], [True, True, False, False],
+                            gaussian_tradeoff(1.0), alpha=1.5)
