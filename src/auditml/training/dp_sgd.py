@@ -28,6 +28,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from auditml.config import DPConfig
+from auditml.training.gradient_canaries import GradientCanaries, attach_to_dp_optimizer
 from auditml.training.per_example import PerExampleClipper, covered_layers, fast_path_problems
 from auditml.training.privacy import NoisePlan
 
@@ -83,10 +84,15 @@ def make_private(
     plan: NoisePlan,
     dp: DPConfig,
     mode: str,
+    canaries: GradientCanaries | None = None,
 ) -> PrivateTraining:
-    """Set up DP-SGD on ``model`` in ``mode`` ("fast", or Opacus's "hooks" or "ghost")."""
+    """Set up DP-SGD on ``model`` in ``mode`` ("fast", or Opacus's "hooks" or "ghost").
+
+    ``canaries`` (drawn over ``optimizer``'s trainable parameters) join every step's clipped sum
+    before the noise, in every mode (:mod:`auditml.training.gradient_canaries`).
+    """
     if mode == "fast":
-        return _fast(model, optimizer, loader, plan, dp)
+        return _fast(model, optimizer, loader, plan, dp, canaries)
     engine = PrivacyEngine(accountant=dp.accountant)
     criterion: nn.Module = nn.CrossEntropyLoss()
     made = engine.make_private(
@@ -99,6 +105,9 @@ def make_private(
         wrapped, private_optimizer, criterion, private_loader = made
     else:
         wrapped, private_optimizer, private_loader = made
+    detach_canaries = (
+        attach_to_dp_optimizer(private_optimizer, canaries) if canaries is not None else None
+    )
 
     def step(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         private_optimizer.zero_grad(set_to_none=True)
@@ -112,6 +121,8 @@ def make_private(
     def close() -> None:
         if isinstance(wrapped, GradSampleModule):
             wrapped.remove_hooks()
+        if detach_canaries is not None:
+            detach_canaries()
 
     return PrivateTraining(
         step, private_loader, lambda delta: _spent(engine.get_epsilon(delta)), mode, close
@@ -124,6 +135,7 @@ def _fast(
     loader: DataLoader,
     plan: NoisePlan,
     dp: DPConfig,
+    canaries: GradientCanaries | None,
 ) -> PrivateTraining:
     private_loader = DPDataLoader.from_data_loader(loader)
     sample_rate = 1 / len(private_loader)
@@ -131,6 +143,7 @@ def _fast(
         model, optimizer, noise_multiplier=plan.noise_multiplier,
         max_grad_norm=dp.max_grad_norm,
         expected_batch_size=int(len(loader.dataset) * sample_rate),  # type: ignore[arg-type]
+        canaries=canaries,
     )
     accountant = create_accountant(mechanism=dp.accountant)
 
@@ -169,8 +182,10 @@ class FastDPSGD:
         noise_multiplier: float,
         max_grad_norm: float,
         expected_batch_size: int,
+        canaries: GradientCanaries | None = None,
     ) -> None:
         self.optimizer = optimizer
+        self.canaries = canaries
         self.noise_multiplier = noise_multiplier
         self.max_grad_norm = max_grad_norm
         self.expected_batch_size = expected_batch_size
@@ -183,22 +198,29 @@ class FastDPSGD:
         ]
 
     def clipped_noised_gradients(self, loss_sum: torch.Tensor, batch_size: int) -> None:
-        """Set each parameter's ``.grad`` to ``(sum_i c_i g_i + noise) / expected_batch_size``."""
+        """Set each parameter's ``.grad`` to ``(sum_i c_i g_i + noise) / expected_batch_size``.
+
+        With canaries, the sampled ones join ``sum_i c_i g_i`` before the noise; they draw from
+        their own generators, so the noise is the same as without them.
+        """
         if batch_size:
             sums, _ = self.clipper.clipped_sum(loss_sum, self.max_grad_norm)
         else:
             self.clipper.discard()
             sums = {}
+        summed = [sums[p] if p in sums else torch.zeros_like(p) for p in self.parameters]
+        if self.canaries is not None:
+            summed = self.canaries.add_to_sums(summed)
         std = self.noise_multiplier * self.max_grad_norm
-        for parameter in self.parameters:
-            summed = sums.get(parameter)
-            if summed is None:
-                summed = torch.zeros_like(parameter)
-            if std > 0:
-                summed = summed + torch.normal(
-                    mean=0, std=std, size=parameter.shape, device=parameter.device
-                )
-            parameter.grad = summed / self.expected_batch_size
+        if std > 0:
+            summed = [
+                s + torch.normal(mean=0, std=std, size=p.shape, device=p.device)
+                for p, s in zip(self.parameters, summed, strict=True)
+            ]
+        if self.canaries is not None:
+            self.canaries.observe(summed)
+        for parameter, noisy in zip(self.parameters, summed, strict=True):
+            parameter.grad = noisy / self.expected_batch_size
 
     def step(self, loss_sum: torch.Tensor, batch_size: int) -> None:
         self.clipped_noised_gradients(loss_sum, batch_size)

@@ -1,0 +1,157 @@
+"""What DP-SGD recorded about its gradient canaries: the evidence of the white-box audits.
+
+A gradient canary ``j`` is the fixed gradient ``C·u_j`` (``‖u_j‖ = 1``, ``C = max_grad_norm``)
+over the model's trainable parameters, flattened in optimiser order. A fair coin
+(``included[j]``) decides whether it takes part in training; an included canary is
+Poisson-sampled at every step with the real examples' rate ``q`` and, when sampled, its gradient
+joins the clipped sum before the Gaussian noise (:mod:`auditml.training.gradient_canaries`).
+
+The arrays (``gradient_canaries.npz`` in a run directory)::
+
+    direction            "dirac" or "random_direction"
+    seed                 the canaries' seed (coins, sampling, random directions)
+    coordinates (m,)     int64: each Dirac canary's coordinate (empty for random directions)
+    dimension            the number of trainable coordinates d
+    included (m,)        bool: the coins
+    sample_rate          q; noise_multiplier σ; max_grad_norm C (floats)
+    observations (T, m)  float32: ⟨noisy sum_t, u_j⟩, the sum after the noise and before the
+                         division by the expected batch size (all-iterates threat model)
+    sampled (T, m)       bool: canary j's gradient was in step t's sum (only if included)
+    initial (m,), final (m,)  float32: ⟨θ_0, u_j⟩ and ⟨θ_T, u_j⟩ (last-iterate threat model)
+"""
+
+from __future__ import annotations
+
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from auditml.errors import RunDirectoryError
+from auditml.fileio import atomic_path
+
+DIRECTIONS = ("dirac", "random_direction")
+
+
+@dataclass(frozen=True)
+class GradientCanaryRecord:
+    direction: str
+    seed: int
+    coordinates: np.ndarray
+    dimension: int
+    included: np.ndarray
+    sample_rate: float
+    noise_multiplier: float
+    max_grad_norm: float
+    observations: np.ndarray
+    sampled: np.ndarray
+    initial: np.ndarray
+    final: np.ndarray
+
+    @property
+    def count(self) -> int:
+        return len(self.included)
+
+    @property
+    def steps(self) -> int:
+        return len(self.observations)
+
+    def save(self, path: Path) -> None:
+        with atomic_path(path) as tmp, tmp.open("wb") as handle:
+            # Compressed: ``sampled`` is mostly False and observations are (steps, m).
+            np.savez_compressed(
+                handle,
+                direction=np.str_(self.direction),
+                seed=np.int64(self.seed),
+                coordinates=self.coordinates.astype(np.int64),
+                dimension=np.int64(self.dimension),
+                included=self.included.astype(bool),
+                sample_rate=np.float64(self.sample_rate),
+                noise_multiplier=np.float64(self.noise_multiplier),
+                max_grad_norm=np.float64(self.max_grad_norm),
+                observations=self.observations.astype(np.float32),
+                sampled=self.sampled.astype(bool),
+                initial=self.initial.astype(np.float32),
+                final=self.final.astype(np.float32),
+            )
+
+    @classmethod
+    def load(cls, path: Path) -> GradientCanaryRecord:
+        """Read and validate; any fault is a :class:`RunDirectoryError` naming the file."""
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                record = cls(
+                    direction=str(_scalar(data, "direction", "U")),
+                    seed=int(_scalar(data, "seed", "iu")),
+                    coordinates=_array(data, "coordinates", np.int64),
+                    dimension=int(_scalar(data, "dimension", "iu")),
+                    included=_array(data, "included", np.bool_),
+                    sample_rate=float(_scalar(data, "sample_rate", "f")),
+                    noise_multiplier=float(_scalar(data, "noise_multiplier", "f")),
+                    max_grad_norm=float(_scalar(data, "max_grad_norm", "f")),
+                    observations=_array(data, "observations", np.float32),
+                    sampled=_array(data, "sampled", np.bool_),
+                    initial=_array(data, "initial", np.float32),
+                    final=_array(data, "final", np.float32),
+                )
+            record.check()
+        except FileNotFoundError:
+            raise RunDirectoryError(f"gradient canary record missing: {path}") from None
+        except (OSError, ValueError, TypeError, KeyError, zipfile.BadZipFile) as error:
+            reason = " ".join(str(error).split())[:200]
+            raise RunDirectoryError(
+                f"gradient canary record {path} is unreadable ({reason}); retrain the run"
+            ) from None
+        return record
+
+    def check(self) -> None:
+        """Raise ValueError if the arrays do not fit together (callers name the file)."""
+        m = len(self.included)
+        if self.direction not in DIRECTIONS:
+            raise ValueError(f"direction must be one of {DIRECTIONS}, got {self.direction!r}")
+        if m == 0 or self.included.shape != (m,):
+            raise ValueError(f"included must be a non-empty vector, got {self.included.shape}")
+        expected_coordinates = (m,) if self.direction == "dirac" else (0,)
+        if self.coordinates.shape != expected_coordinates:
+            raise ValueError(
+                f"coordinates has shape {self.coordinates.shape}, expected {expected_coordinates}"
+            )
+        if self.dimension < 1 or (
+            len(self.coordinates)
+            and (self.coordinates.min() < 0 or self.coordinates.max() >= self.dimension)
+        ):
+            raise ValueError("a canary coordinate lies outside the model's parameters")
+        if self.observations.ndim != 2 or self.observations.shape[1] != m:
+            raise ValueError(f"observations has shape {self.observations.shape}, expected (T, {m})")
+        if self.sampled.shape != self.observations.shape:
+            raise ValueError(f"sampled has shape {self.sampled.shape}, expected "
+                             f"{self.observations.shape}")
+        if np.any(self.sampled & ~self.included):
+            raise ValueError("a canary whose coin said OUT is marked as sampled")
+        for name, vector in (("initial", self.initial), ("final", self.final)):
+            if vector.shape != (m,):
+                raise ValueError(f"{name} has shape {vector.shape}, expected ({m},)")
+        for name, values in (("observations", self.observations), ("initial", self.initial),
+                             ("final", self.final)):
+            if not np.isfinite(values).all():
+                raise ValueError(f"{name} holds NaN or infinite values")
+        if not (0 < self.sample_rate <= 1 and self.noise_multiplier >= 0
+                and self.max_grad_norm > 0):
+            raise ValueError("sample_rate, noise_multiplier or max_grad_norm is out of range")
+
+
+def _scalar(data: Any, key: str, kinds: str) -> Any:
+    value = data[key]
+    if value.shape != () or value.dtype.kind not in kinds:
+        raise ValueError(f"{key} must be one value of kind {kinds!r}, got shape {value.shape} "
+                         f"of {value.dtype}")
+    return value[()]
+
+
+def _array(data: Any, key: str, dtype: type) -> np.ndarray:
+    value = data[key]
+    if value.dtype != np.dtype(dtype):
+        raise ValueError(f"{key} has dtype {value.dtype}, expected {np.dtype(dtype)}")
+    return value

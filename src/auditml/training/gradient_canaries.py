@@ -1,0 +1,288 @@
+"""Gradient canaries (white-box audits): inject them into DP-SGD's clipped sum, record the result.
+
+A canary ``j`` is the fixed gradient ``C·u_j`` with ``C = max_grad_norm`` and ``‖u_j‖ = 1``, over
+the model's trainable parameters flattened in optimiser order (Nasr et al. 2021, 2023: the
+strongest canary the mechanism allows is a gradient of exactly the clipping norm, since the
+auditor need not find an input that produces it). ``dirac`` puts ``u_j`` on one coordinate, drawn
+without replacement; ``random_direction`` draws ``u_j`` uniformly on the sphere from
+``(seed, j)`` whenever it is needed, so the ``m × d`` directions are never stored.
+
+Each canary's fair coin (``included``) is drawn from the seed once. At every DP-SGD step each
+included canary is Poisson-sampled with the real examples' rate ``q`` (its own generator: the data
+loader's draws and the noise draws are untouched, so the same seed gives the same noise with or
+without canaries), and the sampled canaries' gradients are added to the clipped sum *before* the
+noise, exactly as a real example's clipped gradient would be. The accountant is not touched: the
+canaries are part of the dataset it accounts for (each changes one example's gradient by at most
+``C``). After the noise, the noisy sum's projection on every ``u_j`` is recorded (the all-iterates
+threat model), and the weights' projections at the start and the end (the last iterate).
+
+One :class:`GradientCanaries` serves the three ``grad_sample_mode``: the fast path calls
+:meth:`~GradientCanaries.add_to_sums` and :meth:`~GradientCanaries.observe` itself; for Opacus's
+optimisers (``hooks``, ``ghost``, or a user's own loop) :func:`attach_to_dp_optimizer` wraps the
+optimiser's ``add_noise``, which both keep the clipped sum in ``p.summed_grad`` for.
+
+Cost per step: ``dirac`` gathers ``m`` coordinates (``O(m)``); ``random_direction`` regenerates
+every direction to project on it (``O(m·d)``, on the CPU), which is slow for large models.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+
+from auditml.errors import ConfigError, ModelError
+from auditml.gradient_canary_record import DIRECTIONS, GradientCanaryRecord
+
+# Independent streams of the canaries' seed, so that e.g. changing m keeps the coins' stream.
+_COINS, _SAMPLING, _DIRECTIONS = 1, 2, 3
+# Random directions are projected in blocks of at most this many floats (m × d never at once).
+_BLOCK_FLOATS = 1 << 24
+
+
+class GradientCanaries:
+    """``count`` gradient canaries over ``parameters`` (in optimiser order).
+
+    Create it before training (it records the weights' initial projections), call
+    :meth:`add_to_sums` with each step's clipped sums before the noise and :meth:`observe` with
+    the noisy sums, and :meth:`record` after training.
+    """
+
+    def __init__(
+        self,
+        parameters: Sequence[torch.Tensor],
+        *,
+        count: int,
+        direction: str,
+        max_grad_norm: float,
+        sample_rate: float,
+        noise_multiplier: float,
+        seed: int,
+    ) -> None:
+        self.parameters = list(parameters)
+        sizes = [p.numel() for p in self.parameters]
+        dimension = sum(sizes)
+        if direction not in DIRECTIONS:
+            raise ConfigError(
+                f"gradient canary direction must be one of {', '.join(DIRECTIONS)}, got "
+                f"{direction!r}"
+            )
+        if count < 1:
+            raise ConfigError(f"gradient canaries: count must be at least 1, got {count}")
+        if direction == "dirac" and count > dimension:
+            raise ConfigError(
+                f"{count} dirac canaries need as many trainable coordinates, the model has "
+                f"{dimension}; use fewer canaries or direction: random_direction"
+            )
+        if not (0 < sample_rate <= 1) or not (max_grad_norm > 0) or not (noise_multiplier >= 0):
+            raise ConfigError(
+                f"gradient canaries need 0 < sample_rate <= 1, max_grad_norm > 0 and "
+                f"noise_multiplier >= 0, got {sample_rate}, {max_grad_norm}, {noise_multiplier}"
+            )
+        self.count, self.direction, self.seed = count, direction, seed
+        self.max_grad_norm, self.sample_rate = float(max_grad_norm), float(sample_rate)
+        self.noise_multiplier = float(noise_multiplier)
+        self.included = np.random.default_rng([seed, _COINS]).random(count) < 0.5
+        self._sampling = np.random.default_rng([seed, _SAMPLING])
+        self._directions: _Dirac | _RandomDirections
+        if direction == "dirac":
+            coordinates = np.random.default_rng([seed, _DIRECTIONS]).choice(
+                dimension, size=count, replace=False
+            ).astype(np.int64)
+            self._directions = _Dirac(sizes, coordinates)
+        else:
+            self._directions = _RandomDirections(sizes, seed, count)
+        self.initial = self._project_weights()
+        self._observations: list[torch.Tensor] = []
+        self._sampled: list[np.ndarray] = []
+        self._pending: np.ndarray | None = None
+
+    @property
+    def coordinates(self) -> np.ndarray:
+        """Each Dirac canary's flat coordinate (empty for random directions)."""
+        if isinstance(self._directions, _Dirac):
+            return self._directions.coordinates
+        return np.empty(0, np.int64)
+
+    def add_to_sums(self, sums: Sequence[torch.Tensor]) -> list[torch.Tensor]:
+        """Draw this step's canaries and return ``sums`` plus the sampled canaries' gradients.
+
+        ``sums`` are the clipped per-parameter sums in optimiser order; they are not changed in
+        place (a parameter no sampled canary touches keeps its tensor).
+        """
+        self._check(sums)
+        if self._pending is not None:
+            raise ModelError("gradient canaries: a step was injected but its noisy sum was "
+                             "never observed; call observe() after the noise")
+        sampled = (self._sampling.random(self.count) < self.sample_rate) & self.included
+        self._pending = sampled
+        if not sampled.any():
+            return list(sums)
+        return self._directions.add(sums, sampled, self.max_grad_norm)
+
+    def observe(self, noisy_sums: Sequence[torch.Tensor]) -> None:
+        """Record the projections of this step's noisy sums (after the noise, before the
+        division by the expected batch size) on every canary's direction."""
+        self._check(noisy_sums)
+        if self._pending is None:
+            raise ModelError("gradient canaries: observe() without add_to_sums() for the step")
+        with torch.no_grad():
+            self._observations.append(self._directions.project(noisy_sums))
+        self._sampled.append(self._pending)
+        self._pending = None
+
+    def record(self) -> GradientCanaryRecord:
+        """Everything an audit needs, with the weights' projections now (the last iterate)."""
+        steps = len(self._observations)
+        observations = (
+            torch.stack(self._observations).cpu().numpy().astype(np.float32)
+            if steps else np.zeros((0, self.count), np.float32)
+        )
+        sampled = np.stack(self._sampled) if steps else np.zeros((0, self.count), bool)
+        return GradientCanaryRecord(
+            direction=self.direction, seed=self.seed, coordinates=self.coordinates,
+            dimension=self._directions.dimension, included=self.included.copy(),
+            sample_rate=self.sample_rate, noise_multiplier=self.noise_multiplier,
+            max_grad_norm=self.max_grad_norm, observations=observations, sampled=sampled,
+            initial=self.initial, final=self._project_weights(),
+        )
+
+    def _project_weights(self) -> np.ndarray:
+        with torch.no_grad():
+            projected = self._directions.project([p.detach() for p in self.parameters])
+        return projected.cpu().numpy().astype(np.float32)
+
+    def _check(self, tensors: Sequence[torch.Tensor]) -> None:
+        shapes = [tuple(t.shape) for t in tensors]
+        if shapes != [tuple(p.shape) for p in self.parameters]:
+            raise ModelError(
+                "gradient canaries: the optimiser's parameters changed after the canaries were "
+                "drawn (another number or shape of trainable parameters); create them after "
+                "the model and optimiser are final"
+            )
+
+
+def attach_to_dp_optimizer(
+    optimizer: torch.optim.Optimizer, canaries: GradientCanaries
+) -> Callable[[], None]:
+    """Add ``canaries`` inside an Opacus ``DPOptimizer``'s step; return a function that detaches.
+
+    Both ``DPOptimizer`` (``hooks``) and ``DPOptimizerFastGradientClipping`` (``ghost``) hold the
+    clipped sum in ``p.summed_grad`` when they call ``add_noise``, which sets
+    ``p.grad = summed_grad + noise``; the division by the expected batch size comes after, in
+    ``scale_grad``. Wrapping ``add_noise`` therefore puts the canaries exactly where a real
+    example's clipped gradient is, and reads the noisy sum before the division; everything else
+    the optimiser does (clipping, skipped steps of gradient accumulation, the accountant's step
+    hook) is left alone.
+    """
+    if "add_noise" in vars(optimizer):
+        raise ModelError("this optimiser already carries gradient canaries (or another wrapper "
+                         "of add_noise); attach one set of canaries per optimiser")
+    add_noise = optimizer.add_noise  # type: ignore[attr-defined]
+
+    def add_noise_with_canaries() -> None:
+        parameters = optimizer.params  # type: ignore[attr-defined]
+        sums = canaries.add_to_sums([p.summed_grad.view_as(p) for p in parameters])
+        for parameter, summed in zip(parameters, sums, strict=True):
+            parameter.summed_grad = summed
+        add_noise()
+        canaries.observe([p.grad for p in parameters])
+
+    optimizer.add_noise = add_noise_with_canaries  # type: ignore[attr-defined]
+
+    def detach() -> None:
+        vars(optimizer).pop("add_noise", None)
+
+    return detach
+
+
+def optimizer_parameters(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
+    """The trainable parameters in optimiser order: the order Opacus draws noise in."""
+    return [p for group in optimizer.param_groups for p in group["params"] if p.requires_grad]
+
+
+class _Dirac:
+    """``u_j`` = the one-hot vector at ``coordinates[j]``: projections are gathers."""
+
+    def __init__(self, sizes: list[int], coordinates: np.ndarray) -> None:
+        self.coordinates = coordinates
+        self.dimension = sum(sizes)
+        offsets = np.concatenate([[0], np.cumsum(sizes)])
+        owner = np.searchsorted(offsets, coordinates, side="right") - 1
+        # Per parameter: which canaries live in it, and where in its flattened tensor.
+        self._groups = [
+            (k, np.flatnonzero(owner == k), coordinates[owner == k] - offsets[k])
+            for k in np.unique(owner)
+        ]
+        self._on_device: dict[torch.device, list[tuple[int, torch.Tensor, torch.Tensor]]] = {}
+
+    def _groups_on(self, device: torch.device) -> list[tuple[int, torch.Tensor, torch.Tensor]]:
+        if device not in self._on_device:
+            self._on_device[device] = [
+                (int(k), torch.as_tensor(ids, device=device), torch.as_tensor(local, device=device))
+                for k, ids, local in self._groups
+            ]
+        return self._on_device[device]
+
+    def project(self, tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+        device = tensors[0].device
+        out = torch.empty(len(self.coordinates), dtype=torch.float32, device=device)
+        for k, ids, local in self._groups_on(device):
+            out[ids] = tensors[k].reshape(-1)[local].float()
+        return out
+
+    def add(
+        self, tensors: Sequence[torch.Tensor], sampled: np.ndarray, scale: float
+    ) -> list[torch.Tensor]:
+        result = list(tensors)
+        for k, ids, local in self._groups:
+            chosen = local[sampled[ids]]
+            if not len(chosen):
+                continue
+            tensor = result[k]
+            index = torch.as_tensor(chosen, device=tensor.device)
+            values = torch.full((len(chosen),), scale, dtype=tensor.dtype, device=tensor.device)
+            result[k] = tensor.flatten().index_add(0, index, values).view_as(tensor)
+        return result
+
+
+class _RandomDirections:
+    """``u_j`` uniform on the unit sphere, regenerated from ``(seed, j)`` on the CPU when used."""
+
+    def __init__(self, sizes: list[int], seed: int, count: int) -> None:
+        self.sizes = sizes
+        self.dimension = sum(sizes)
+        states = [np.random.SeedSequence([seed, _DIRECTIONS, j]).generate_state(2)
+                  for j in range(count)]
+        self._seeds = [(int(a) << 31 | int(b) >> 1) for a, b in states]
+
+    def _block(self, canaries: Sequence[int]) -> torch.Tensor:
+        block = torch.empty(len(canaries), self.dimension)
+        for row, j in zip(block, canaries, strict=True):
+            torch.randn(self.dimension, generator=torch.Generator().manual_seed(self._seeds[j]),
+                        out=row)
+        return block / torch.linalg.vector_norm(block, dim=1, keepdim=True)
+
+    def project(self, tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+        flat = torch.cat([t.reshape(-1).float().cpu() for t in tensors])
+        rows = max(1, _BLOCK_FLOATS // self.dimension)
+        count = len(self._seeds)
+        parts = [self._block(range(start, min(start + rows, count))) @ flat
+                 for start in range(0, count, rows)]
+        return torch.cat(parts)
+
+    def add(
+        self, tensors: Sequence[torch.Tensor], sampled: np.ndarray, scale: float
+    ) -> list[torch.Tensor]:
+        chosen = np.flatnonzero(sampled).tolist()
+        rows = max(1, _BLOCK_FLOATS // self.dimension)
+        total = torch.zeros(self.dimension)
+        for start in range(0, len(chosen), rows):
+            total += self._block(chosen[start:start + rows]).sum(dim=0)
+        total *= scale
+        pieces = torch.split(total, self.sizes)
+        return [
+            tensor + piece.view_as(tensor).to(device=tensor.device, dtype=tensor.dtype)
+            for tensor, piece in zip(tensors, pieces, strict=True)
+        ]

@@ -1,0 +1,188 @@
+"""Gradient canaries join DP-SGD's clipped sum before the noise and change nothing else.
+
+The reference for "nothing else" is the same run without canaries: the canaries draw from their
+own generators, so with the same seed both runs draw the same batches and the same noise, and the
+noisy gradients must differ by exactly the sampled included canaries' gradients.
+"""
+
+from __future__ import annotations
+
+import warnings
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from auditml.config import DPConfig
+from auditml.errors import ConfigError, ModelError
+from auditml.gradient_canary_record import GradientCanaryRecord
+from auditml.training.dp_sgd import make_private
+from auditml.training.gradient_canaries import GradientCanaries, optimizer_parameters
+from auditml.training.privacy import NoisePlan
+
+MODES = ["fast", "hooks", "ghost"]
+SIGMA, CLIP, RATE = 0.8, 1.5, 0.25
+
+
+def _mlp() -> nn.Module:
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Linear(10, 8), nn.ReLU(), nn.Linear(8, 4))
+
+
+def _loader() -> torch.utils.data.DataLoader:
+    generator = torch.Generator().manual_seed(3)
+    data = torch.utils.data.TensorDataset(
+        torch.randn(64, 10, generator=generator) * 3,
+        torch.randint(0, 4, (64,), generator=generator),
+    )
+    return torch.utils.data.DataLoader(data, batch_size=16)
+
+
+def _canaries(
+    parameters: list[torch.Tensor], direction: str, **overrides: float
+) -> GradientCanaries:
+    settings = {"count": 40, "direction": direction, "max_grad_norm": CLIP, "sample_rate": RATE,
+                "noise_multiplier": SIGMA, "seed": 5}
+    return GradientCanaries(parameters, **{**settings, **overrides})  # type: ignore[arg-type]
+
+
+def _train(
+    mode: str, direction: str | None, epochs: int = 3
+) -> tuple[list[torch.Tensor], float, GradientCanaryRecord | None, list[torch.Tensor]]:
+    """Noisy gradients of every step (lr 0: the model stays put), ε, the canaries' record and
+    the parameters."""
+    model = _mlp()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    parameters = optimizer_parameters(optimizer)
+    canaries = _canaries(parameters, direction) if direction else None
+    dp = DPConfig(enabled=True, noise_multiplier=SIGMA, max_grad_norm=CLIP, delta=1e-3)
+    plan = NoisePlan(noise_multiplier=SIGMA, sample_rate=RATE, steps=4 * epochs, calibrated=False)
+    torch.manual_seed(7)
+    private = make_private(model, optimizer, _loader(), plan=plan, dp=dp, mode=mode,
+                           canaries=canaries)
+    gradients = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for _ in range(epochs):
+            for x, y in private.loader:
+                private.step(x, y)
+                gradients.append(torch.cat([p.grad.flatten() for p in parameters]).clone())
+    epsilon = private.epsilon(dp.delta)
+    private.close()
+    return gradients, epsilon, canaries.record() if canaries else None, parameters
+
+
+def _unit_directions(record: GradientCanaryRecord, parameters: list[torch.Tensor]) -> torch.Tensor:
+    """(m, d): each canary's unit direction, built independently of the projection code."""
+    if record.direction == "dirac":
+        directions = torch.zeros(record.count, record.dimension)
+        directions[torch.arange(record.count), torch.as_tensor(record.coordinates)] = 1.0
+        return directions
+    # One canary at a time, always sampled, into zeros: the injected gradient is C·u_j.
+    rows = []
+    for j in range(record.count):
+        single = GradientCanaries(
+            parameters, count=record.count, direction=record.direction, max_grad_norm=1.0,
+            sample_rate=1.0, noise_multiplier=SIGMA, seed=record.seed,
+        )
+        single.included[:] = False
+        single.included[j] = True
+        sums = single.add_to_sums([torch.zeros_like(p) for p in parameters])
+        rows.append(torch.cat([s.flatten() for s in sums]))
+    return torch.stack(rows)
+
+
+@pytest.mark.parametrize("direction", ["dirac", "random_direction"])
+@pytest.mark.parametrize("mode", MODES)
+def test_canaries_add_exactly_their_gradients_and_nothing_else(mode: str, direction: str) -> None:
+    plain, plain_epsilon, _, _ = _train(mode, None)
+    with_canaries, epsilon, record, parameters = _train(mode, direction)
+    assert record is not None and record.steps == len(plain) == 12
+    assert epsilon == plain_epsilon  # the accountant is not touched
+    directions = _unit_directions(record, parameters)
+    assert torch.allclose(directions.norm(dim=1), torch.ones(record.count), atol=1e-6)
+    expected_batch = 16
+    for step, (base, canaried) in enumerate(zip(plain, with_canaries, strict=True)):
+        sampled = torch.as_tensor(record.sampled[step])
+        added = CLIP * directions[sampled].sum(dim=0) / expected_batch
+        assert torch.allclose(canaried - base, added, rtol=1e-5, atol=1e-5 * base.abs().max())
+        # The observation is the noisy sum (before the division) on each direction.
+        noisy_sum = canaried * expected_batch
+        assert np.allclose(record.observations[step], (directions @ noisy_sum).numpy(),
+                           rtol=1e-5, atol=1e-4)
+    assert record.sampled.any()  # some canary was really injected
+    assert not np.any(record.sampled & ~record.included)
+    final = torch.cat([p.detach().flatten() for p in parameters])
+    assert np.allclose(record.final, (directions @ final).numpy(), atol=1e-5)
+    assert np.allclose(record.initial, record.final)  # lr 0
+
+
+def test_without_noise_the_real_clipped_sum_is_unchanged() -> None:
+    """σ = 0: what the canaries add is all that changes, so the real examples' clipped
+    gradients are exactly those of a run without canaries."""
+    model = _mlp()
+    parameters = [p for p in model.parameters()]
+    canaries = _canaries(parameters, "dirac", sample_rate=1.0)
+    sums = [torch.randn_like(p) for p in parameters]
+    before = [s.clone() for s in sums]
+    injected = canaries.add_to_sums(sums)
+    assert all(torch.equal(s, b) for s, b in zip(sums, before, strict=True))  # not in place
+    difference = torch.cat([(i - s).flatten() for i, s in zip(injected, sums, strict=True)])
+    touched = torch.as_tensor(canaries.coordinates[canaries.included])
+    assert torch.allclose(difference[touched], torch.full((len(touched),), CLIP))
+    difference[touched] = 0
+    assert torch.count_nonzero(difference) == 0
+
+
+def test_coins_are_fair_recorded_and_follow_the_seed() -> None:
+    parameters = [torch.zeros(100, 100)]
+    canaries = _canaries(parameters, "dirac", count=10_000)
+    # Binomial(10000, 1/2): sd 50; 4.5 sd is a 1e-5 false alarm.
+    assert abs(int(canaries.included.sum()) - 5_000) < 4.5 * 50
+    assert np.array_equal(canaries.record().included, canaries.included)
+    again = _canaries(parameters, "dirac", count=10_000)
+    other = _canaries(parameters, "dirac", count=10_000, seed=6)
+    assert np.array_equal(again.included, canaries.included)
+    assert np.array_equal(again.coordinates, canaries.coordinates)
+    assert not np.array_equal(other.included, canaries.included)
+    assert len(np.unique(canaries.coordinates)) == 10_000  # without replacement
+
+
+@pytest.mark.parametrize("rate", [0.01, 0.3])
+def test_included_canaries_are_sampled_at_the_real_examples_rate(rate: float) -> None:
+    parameters = [torch.zeros(50, 50)]
+    canaries = _canaries(parameters, "dirac", count=1000, sample_rate=rate)
+    for _ in range(400):
+        sums = canaries.add_to_sums([torch.zeros(50, 50)])
+        canaries.observe(sums)
+    record = canaries.record()
+    trials = 400 * int(record.included.sum())
+    hits = int(record.sampled.sum())
+    sd = np.sqrt(trials * rate * (1 - rate))
+    assert abs(hits - trials * rate) < 4.5 * sd
+    # Each included canary's observation is C exactly when sampled (no noise here).
+    assert np.array_equal(record.observations == CLIP, record.sampled)
+
+
+@pytest.mark.parametrize("direction", ["dirac", "random_direction"])
+def test_a_canary_gradient_has_norm_exactly_the_clipping_norm(direction: str) -> None:
+    parameters = [torch.zeros(7, 3), torch.zeros(5)]
+    canaries = _canaries(parameters, direction, count=1, sample_rate=1.0, seed=1)
+    canaries.included[:] = True
+    gradient = torch.cat([s.flatten() for s in canaries.add_to_sums(
+        [torch.zeros_like(p) for p in parameters])])
+    assert float(gradient.norm()) == pytest.approx(CLIP, rel=1e-6)
+
+
+def test_misuse_is_refused_with_one_line() -> None:
+    parameters = [torch.zeros(3)]
+    with pytest.raises(ConfigError, match="need as many trainable coordinates"):
+        _canaries(parameters, "dirac", count=4)
+    with pytest.raises(ConfigError, match="direction must be one of"):
+        _canaries(parameters, "gaussian")
+    canaries = _canaries(parameters, "dirac", count=2)
+    with pytest.raises(ModelError, match="parameters changed"):
+        canaries.add_to_sums([torch.zeros(4)])
+    with pytest.raises(ModelError, match="without add_to_sums"):
+        canaries.observe([torch.zeros(3)])
