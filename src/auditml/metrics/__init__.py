@@ -12,6 +12,13 @@ from auditml.metrics.epsilon import (
     epsilon_lower_bound,
     gdp_epsilon_estimate,
 )
+from auditml.metrics.fdp import (
+    FDPAudit,
+    FDPClaimTest,
+    fdp_audit,
+    fdp_claim_test,
+    fdp_epsilon_lower_bound,
+)
 from auditml.metrics.one_run import OneRunBound, one_run_audit, one_run_epsilon_lower_bound
 from auditml.metrics.roc import (
     MetricsInputError,
@@ -25,27 +32,44 @@ from auditml.metrics.roc import (
 )
 from auditml.metrics.summary import DEFAULT_FPRS, MembershipMetrics, membership_metrics
 from auditml.metrics.threshold import CalibratedAccuracy, best_threshold, calibrated_accuracy
+from auditml.metrics.tradeoff import (
+    TradeoffCurve,
+    approximate_dp_tradeoff,
+    claimed_tradeoff,
+    gaussian_tradeoff,
+    profile_tradeoff,
+)
 
 __all__ = [
     "DEFAULT_FPRS",
     "CalibratedAccuracy",
     "EpsilonLowerBound",
+    "FDPAudit",
+    "FDPClaimTest",
     "GaussianDPEstimate",
     "MembershipMetrics",
     "MetricsInputError",
     "OneRunBound",
     "RocCurve",
+    "TradeoffCurve",
     "advantage",
+    "approximate_dp_tradeoff",
     "best_threshold",
     "calibrated_accuracy",
     "check_scores",
+    "claimed_tradeoff",
     "epsilon_lower_bound",
+    "fdp_audit",
+    "fdp_claim_test",
+    "fdp_epsilon_lower_bound",
+    "gaussian_tradeoff",
     "gdp_epsilon_estimate",
     "membership_metrics",
     "most_exposed_members",
     "one_run_audit",
     "one_run_epsilon_lower_bound",
     "per_class_metrics",
+    "profile_tradeoff",
     "roc_auc",
     "roc_curve",
     "tpr_at_fpr",
