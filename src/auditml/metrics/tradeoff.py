@@ -210,7 +210,8 @@ def _prv_epsilons(history: list[tuple[float, float, int]], deltas: np.ndarray) -
     # 2021, Theorem 10) is uniform in δ, and `eps_upper` adds both error terms, exactly as
     # `PRVAccountant.get_epsilon` does for one δ. (`compute_delta_estimate` has no error term,
     # so it is not an upper bound and is not used.)
-    composed = accountant._get_dprv(eps_error=_PRV_EPSILON_ERROR, delta_error=delta_error)
+    with np.errstate(divide="ignore"):  # Opacus takes log(1 - q) = log(0) at sample rate 1
+        composed = accountant._get_dprv(eps_error=_PRV_EPSILON_ERROR, delta_error=delta_error)
     epsilons = np.full(len(deltas), np.inf)
     for index, delta in enumerate(deltas):
         try:
