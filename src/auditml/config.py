@@ -171,10 +171,17 @@ class CanaryConfig(_Section):
     ``count`` examples from outside the audit sets are each added to the training set with
     probability 1/2 (a recorded coin). They are ordinary training examples: DP accounting is
     unchanged. ``mislabeled`` canaries carry a wrong label, so only memorisation fits them.
+    ``gradient`` canaries (DP-SGD only) are no examples but fixed gradients of norm
+    ``max_grad_norm`` added to the clipped sum before the noise, along one coordinate
+    (``direction: dirac``) or a random unit vector (``random_direction``), for the white-box
+    audits (:mod:`auditml.training.gradient_canaries`).
     """
 
     count: int = Field(default=0, ge=0)
-    kind: Literal["mislabeled", "natural"] = "mislabeled"
+    kind: Literal["mislabeled", "natural", "gradient"] = "mislabeled"
+    direction: Literal["dirac", "random_direction"] = Field(
+        default="dirac", description="gradient canaries only"
+    )
 
 
 class TrainingConfig(_Section):
@@ -290,7 +297,9 @@ class AuditMLConfig(_Section):
         spare = spec.pool_size - 2 * self.data.train_size
         if not spec.has_test_split:
             spare -= MIN_VALIDATION_SIZE
-        if self.training.canaries.count > spare:
+        # Gradient canaries take no examples from the pool.
+        canaries = self.training.canaries
+        if canaries.kind != "gradient" and canaries.count > spare:
             raise KeyError_(
                 "training.canaries.count",
                 self.training.canaries.count,

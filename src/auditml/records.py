@@ -60,6 +60,14 @@ class CanaryCounts(_Part):
     kind: str
 
 
+class GradientCanaryCounts(_Part):
+    """The run's gradient canaries (white-box audits; ``gradient_canaries.npz`` holds the rest)."""
+
+    count: int = Field(ge=1)
+    included: int = Field(ge=0)
+    direction: Literal["dirac", "random_direction"]
+
+
 class Versions(_Part):
     python: str
     torch: str
@@ -102,6 +110,8 @@ class TrainingRecord(Record):
     grad_sample_mode: str | None
     wall_time_s: float = Field(ge=0)
     versions: Versions
+    # None when the run has no gradient canaries; ``canaries`` counts the input-space ones.
+    gradient_canaries: GradientCanaryCounts | None = None
 
 
 class RunManifest(Record):

@@ -7,6 +7,8 @@
     split.npz             members, nonmembers, validation, canaries (indices into the dataset's
                           pool), canary_labels, canary_included, pool_size, seed
     metrics.json          a TrainingRecord (auditml.records)
+    gradient_canaries.npz only with gradient canaries: a GradientCanaryRecord
+                          (auditml.gradient_canary_record)
     manifest.json         a RunManifest: the SHA-256 of each file above, written last
 
 ``audit`` adds (under a lock, so two audits never interleave)::
@@ -43,6 +45,7 @@ from auditml.config import AuditMLConfig, parse_config
 from auditml.data.split import MembershipSplit
 from auditml.errors import ConfigError, RunDirectoryError
 from auditml.fileio import atomic_path, sha256_of_file, write_json
+from auditml.gradient_canary_record import GradientCanaryRecord
 from auditml.records import (
     SCHEMA_VERSION,
     AttackRecord,
@@ -62,7 +65,10 @@ AUDIT_DIR = "audit"
 CANARY_DIR = "canaries"
 REFERENCE_DIR = "reference"
 OVERLAY_FILE = "roc_overlay.png"
+GRADIENT_CANARY_FILE = "gradient_canaries.npz"
 TRAINED_FILES = (CONFIG_FILE, MODEL_FILE, SPLIT_FILE, METRICS_FILE)
+# Written by some trainings only; fingerprinted in the manifest when they are.
+OPTIONAL_TRAINED_FILES = (GRADIENT_CANARY_FILE,)
 
 R = TypeVar("R", bound=Record)
 
@@ -168,8 +174,17 @@ class RunDirectory:
                 f"{MANIFEST_FILE}); retrain it with this version: `{command}`"
             )
         manifest = self._read_record(manifest_path, RunManifest, f"run `{command}` again")
-        for name in TRAINED_FILES:
-            if manifest.files.get(name) != sha256_of_file(self.path / name):
+        unknown = set(manifest.files) - {*TRAINED_FILES, *OPTIONAL_TRAINED_FILES}
+        if unknown:
+            raise RunDirectoryError(
+                f"{manifest_path} is corrupt (it names {sorted(unknown)[0]!r}, no file of a "
+                f"run): run `{command}` again"
+            )
+        optional = [name for name in OPTIONAL_TRAINED_FILES
+                    if name in manifest.files or (self.path / name).exists()]
+        for name in [*TRAINED_FILES, *optional]:
+            path = self.path / name
+            if manifest.files.get(name) != (sha256_of_file(path) if path.is_file() else None):
                 raise RunDirectoryError(
                     f"{self.path / name} was changed after training (it no longer matches "
                     f"{MANIFEST_FILE}); the audit would describe another model: run "
@@ -267,9 +282,26 @@ class RunDirectory:
         """``metrics.json`` as a plain mapping, validated as a :class:`TrainingRecord`."""
         return self.read_training().model_dump(mode="json")
 
+    def write_gradient_canaries(self, record: GradientCanaryRecord) -> None:
+        record.save(self.path / GRADIENT_CANARY_FILE)
+
+    def has_gradient_canaries(self) -> bool:
+        return (self.path / GRADIENT_CANARY_FILE).exists()
+
+    def read_gradient_canaries(self) -> GradientCanaryRecord:
+        """What DP-SGD recorded about the gradient canaries (validated: shapes, dtypes)."""
+        path = self.path / GRADIENT_CANARY_FILE
+        if not path.is_file():
+            raise RunDirectoryError(
+                f"run {self.path} has no gradient canaries ({GRADIENT_CANARY_FILE}): train it "
+                "with training.canaries.kind: gradient and DP-SGD"
+            )
+        return GradientCanaryRecord.load(path)
+
     def write_manifest(self) -> RunManifest:
         """Fingerprint the trained files; written last, so a run with a manifest is complete."""
-        files = {name: sha256_of_file(self.path / name) for name in TRAINED_FILES}
+        present = [name for name in OPTIONAL_TRAINED_FILES if (self.path / name).is_file()]
+        files = {name: sha256_of_file(self.path / name) for name in [*TRAINED_FILES, *present]}
         training_id = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
         manifest = RunManifest(auditml=__version__, files=files, training_id=training_id[:16])
         write_json(self.path / MANIFEST_FILE, manifest.model_dump(mode="json"))

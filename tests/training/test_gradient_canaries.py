@@ -7,16 +7,24 @@ noisy gradients must differ by exactly the sampled included canaries' gradients.
 
 from __future__ import annotations
 
+import dataclasses
+import io
 import warnings
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import pytest
 import torch
+from rich.console import Console
 from torch import nn
 
-from auditml.config import DPConfig
-from auditml.errors import ConfigError, ModelError
+from auditml.config import DPConfig, parse_config
+from auditml.data import make_split
+from auditml.errors import ConfigError, ModelError, RunDirectoryError
 from auditml.gradient_canary_record import GradientCanaryRecord
+from auditml.run_directory import RunDirectory
+from auditml.training import build_run_model, train
 from auditml.training.dp_sgd import make_private
 from auditml.training.gradient_canaries import GradientCanaries, optimizer_parameters
 from auditml.training.privacy import NoisePlan
@@ -186,3 +194,100 @@ def test_misuse_is_refused_with_one_line() -> None:
         canaries.add_to_sums([torch.zeros(4)])
     with pytest.raises(ModelError, match="without add_to_sums"):
         canaries.observe([torch.zeros(3)])
+
+
+# -- training, the run directory ------------------------------------------------------------------
+
+
+def _quiet() -> Console:
+    return Console(file=io.StringIO(), width=200)
+
+
+def _canary_config(raw: dict[str, Any], mode: str = "fast") -> dict[str, Any]:
+    return _merge(raw, {"training": {
+        "dp": {"enabled": True, "noise_multiplier": 1.0, "delta": 1e-3, "grad_sample_mode": mode},
+        "canaries": {"count": 300, "kind": "gradient", "direction": "dirac"},
+    }})
+
+
+def _merge(base: dict[str, Any], extra: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in extra.items():
+        merged[key] = _merge(base.get(key, {}), value) if isinstance(value, dict) else value
+    return merged
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", MODES)
+def test_training_records_the_canaries_in_the_run_directory(
+    tiny_config: Callable[..., dict[str, Any]], mode: str
+) -> None:
+    config = parse_config(_canary_config(tiny_config(), mode))
+    plain = train(parse_config(_merge(tiny_config(experiment_name="plain"), {"training": {
+        "dp": {"enabled": True, "noise_multiplier": 1.0, "delta": 1e-3,
+               "grad_sample_mode": mode}}})), console=_quiet())
+    result = train(config, console=_quiet())
+    run = RunDirectory(result.run_dir)
+    manifest = run.require_trained()
+    assert "gradient_canaries.npz" in manifest.files
+    record = run.read_gradient_canaries()
+    metrics = run.read_training()
+    # 100 members at batch 50: 2 steps an epoch, 2 epochs; no pool example became a canary.
+    assert record.observations.shape == (4, 300) and record.sample_rate == 0.5
+    assert (record.noise_multiplier, record.max_grad_norm) == (1.0, 1.0)
+    assert len(run.read_split().canaries) == 0 and metrics.canaries.count == 0
+    assert metrics.gradient_canaries is not None
+    assert metrics.gradient_canaries.included == int(record.included.sum()) > 0
+    assert metrics.epsilon == plain.metrics["epsilon"]
+    model = build_run_model(config)
+    model.load_state_dict(run.read_model_state())
+    final = torch.cat([p.detach().flatten() for p in model.parameters() if p.requires_grad])
+    assert np.allclose(record.final, final[torch.as_tensor(record.coordinates)].numpy())
+    assert not RunDirectory(plain.run_dir).has_gradient_canaries()
+    RunDirectory(plain.run_dir).require_trained()
+
+
+@pytest.mark.slow
+def test_a_changed_or_corrupt_canary_file_is_refused(
+    tiny_config: Callable[..., dict[str, Any]]
+) -> None:
+    result = train(parse_config(_canary_config(tiny_config())), console=_quiet())
+    run = RunDirectory(result.run_dir)
+    path = result.run_dir / "gradient_canaries.npz"
+    record = run.read_gradient_canaries()
+    bad = dataclasses.replace(record, observations=record.observations[:, :5])
+    bad.save(path)
+    with pytest.raises(RunDirectoryError, match="changed after training"):
+        run.require_trained()
+    with pytest.raises(RunDirectoryError, match=r"gradient_canaries\.npz is unreadable \(obs"):
+        run.read_gradient_canaries()
+    with np.load(path) as saved:
+        arrays = dict(saved)
+    with path.open("wb") as handle:
+        np.savez(handle, **{**arrays, "observations": record.observations.astype(float)})
+    with pytest.raises(RunDirectoryError, match="observations has dtype float64"):
+        run.read_gradient_canaries()
+    path.write_bytes(b"not a zip")
+    with pytest.raises(RunDirectoryError, match=r"gradient_canaries\.npz is unreadable"):
+        run.read_gradient_canaries()
+    path.unlink()
+    with pytest.raises(RunDirectoryError, match="changed after training"):
+        run.require_trained()
+
+
+def test_gradient_canaries_without_dp_are_refused_before_the_data(
+    tiny_config: Callable[..., dict[str, Any]]
+) -> None:
+    raw = tiny_config(training={"canaries": {"count": 10, "kind": "gradient"}})
+    with pytest.raises(ConfigError, match="needs DP-SGD") as error:
+        train(parse_config(raw), console=_quiet())
+    assert "\n" not in str(error.value)
+
+
+def test_gradient_canaries_take_no_pool_examples() -> None:
+    labels = np.arange(1000) % 10
+    split = make_split(labels, 200, seed=2, validation_from_pool=True, canaries=500,
+                       canary_kind="gradient")
+    plain = make_split(labels, 200, seed=2, validation_from_pool=True)
+    assert len(split.canaries) == len(split.canary_included) == 0
+    np.testing.assert_array_equal(split.validation, plain.validation)

@@ -161,6 +161,9 @@ def make_split(
     nonmember_index = np.sort(np.concatenate(nonmembers)).astype(np.int64)
     used = np.zeros(pool_size, bool)
     used[member_index] = used[nonmember_index] = True
+    if canary_kind == "gradient":
+        # Gradient canaries are gradients DP-SGD adds, not pool examples: none are drawn here.
+        canaries = 0
     # Canaries get their own generator, so a run without them splits exactly as before.
     canary_rng = np.random.default_rng([seed, 11])
     leftover = np.flatnonzero(~used)

@@ -19,9 +19,10 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from auditml.config import AuditMLConfig, TrainingConfig
 from auditml.data import DATASETS, ArrayDataset, LoadedDataset, SplitData, make_split, select
-from auditml.errors import DataError
+from auditml.errors import ConfigError, DataError
 from auditml.fileio import staged_directory
 from auditml.formatting import dp_guarantee_line
+from auditml.gradient_canary_record import GradientCanaryRecord
 from auditml.models import accuracy, build_model
 from auditml.records import TrainingRecord
 from auditml.run_directory import RunDirectory
@@ -32,6 +33,7 @@ from auditml.training.dp_sgd import (
     make_private,
     plain_step,
 )
+from auditml.training.gradient_canaries import GradientCanaries, optimizer_parameters
 from auditml.training.privacy import NoisePlan, check_noise_plan, plan_noise, prepare_for_dp
 from auditml.training.progress import EpochProgress
 from auditml.version import __version__
@@ -86,6 +88,7 @@ def train(config: AuditMLConfig, *, console: Console | None = None) -> TrainResu
     # Refuse a destination that is not ours before the (possibly long) training, not after.
     target.check_can_train()
     check_noise_plan(config)  # an ε, δ or σ the accountant cannot handle: refused before the data
+    check_gradient_canaries(config)
     device = resolve_device(config.training.device)
     loaded = load_dataset(config)
     with target.lock():
@@ -105,6 +108,12 @@ def train(config: AuditMLConfig, *, console: Console | None = None) -> TrainResu
 
         metrics = _metrics(config, model, data, device, history, plan, epsilon)
         metrics["grad_sample_mode"] = fit.grad_sample_mode
+        if fit.gradient_canaries is not None:
+            metrics["gradient_canaries"] = {
+                "count": fit.gradient_canaries.count,
+                "included": int(fit.gradient_canaries.included.sum()),
+                "direction": fit.gradient_canaries.direction,
+            }
         metrics["wall_time_s"] = round(time.perf_counter() - start, 3)
         record = TrainingRecord.model_validate(metrics)
 
@@ -115,6 +124,8 @@ def train(config: AuditMLConfig, *, console: Console | None = None) -> TrainResu
             run.write_model(model, config.arch)
             run.write_split(split)
             run.write_training(record)
+            if fit.gradient_canaries is not None:
+                run.write_gradient_canaries(fit.gradient_canaries)
             run.write_manifest()
     if epsilon is not None:
         console.print(dp_guarantee_line(epsilon, config.training.dp.delta), highlight=False)
@@ -143,6 +154,18 @@ class FitResult:
     epsilon: float | None
     # How per-example gradients were clipped ("fast", "hooks", "ghost"); None without DP.
     grad_sample_mode: str | None = None
+    # What DP-SGD recorded about its gradient canaries; None without them.
+    gradient_canaries: GradientCanaryRecord | None = None
+
+
+def check_gradient_canaries(config: AuditMLConfig) -> None:
+    """Refuse gradient canaries without DP-SGD: without noise there is no noisy sum to audit."""
+    canaries = config.training.canaries
+    if canaries.kind == "gradient" and canaries.count and not config.training.dp.enabled:
+        raise ConfigError(
+            "training.canaries.kind: gradient needs DP-SGD (gradient canaries audit its noisy "
+            "sums): set training.dp.enabled: true, or use kind: mislabeled"
+        )
 
 
 def fit_model(
@@ -175,6 +198,7 @@ def _fit(
     console: Console | None,
 ) -> FitResult:
     settings, dp = config.training, config.training.dp
+    check_gradient_canaries(config)
     spec = DATASETS.get(config.data.dataset)
     model = build_model(config.arch, spec.input_shape, spec.num_classes)
     if dp.enabled:
@@ -189,13 +213,23 @@ def _fit(
     )
     plan: NoisePlan | None = None
     private: PrivateTraining | None = None
+    canaries: GradientCanaries | None = None
     step = plain_step(model, optimizer)
     if dp.enabled:
         plan = plan_noise(dp, batches_per_epoch=len(loader), epochs=settings.epochs)
         mode, why = choose_grad_sample_mode(dp.grad_sample_mode, model)
         if console is not None:
             console.print(f"Per-example clipping: {mode} ({why})", highlight=False)
-        private = make_private(model, optimizer, loader, plan=plan, dp=dp, mode=mode)
+        if settings.canaries.kind == "gradient" and settings.canaries.count:
+            # Drawn from their own generators: the model's noise is that of a run without them.
+            canaries = GradientCanaries(
+                optimizer_parameters(optimizer), count=settings.canaries.count,
+                direction=settings.canaries.direction, max_grad_norm=dp.max_grad_norm,
+                sample_rate=plan.sample_rate, noise_multiplier=plan.noise_multiplier, seed=seed,
+            )
+        private = make_private(
+            model, optimizer, loader, plan=plan, dp=dp, mode=mode, canaries=canaries
+        )
         step, loader = private.step, private.loader
     history: list[dict[str, Any]] = []
     epsilon: float | None = None
@@ -230,7 +264,10 @@ def _fit(
             progress.end_epoch(epoch, record["loss"], record["train_acc"], val_acc, epsilon)
     if private is not None:
         private.close()
-    return FitResult(model, history, plan, epsilon, private.mode if private else None)
+    return FitResult(
+        model, history, plan, epsilon, private.mode if private else None,
+        canaries.record() if canaries is not None else None,
+    )
 
 
 def _metrics(
