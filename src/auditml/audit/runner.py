@@ -113,6 +113,9 @@ def run_audit(
         evidence = CanaryEvidence(
             model=model, device=device, delta=training.delta or 0.0, run_facts=facts,
             input_canaries=data.canaries, input_included=data.canary_included,
+            gradient_canaries=(
+                run.read_gradient_canaries() if run.has_gradient_canaries() else None
+            ),
             claim=_claim(training),
         )
         for canary_audit in plan.canary_audits:

@@ -11,9 +11,12 @@ from __future__ import annotations
 
 from auditml.audit.canaries.base import CanaryAudit
 from auditml.audit.canaries.one_run import OneRunAudit
+from auditml.audit.canaries.white_box import AllIteratesAudit, LastIterateAudit
 from auditml.registry import Registry
 
 CANARY_AUDITS: Registry[type[CanaryAudit]] = Registry("canary audit")
 CANARY_AUDITS.register("dp_audit", OneRunAudit)
+CANARY_AUDITS.register("dp_audit_all_iterates", AllIteratesAudit)
+CANARY_AUDITS.register("dp_audit_last_iterate", LastIterateAudit)
 
-__all__ = ["CANARY_AUDITS", "CanaryAudit", "OneRunAudit"]
+__all__ = ["CANARY_AUDITS", "AllIteratesAudit", "CanaryAudit", "LastIterateAudit", "OneRunAudit"]
