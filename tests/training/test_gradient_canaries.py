@@ -291,3 +291,27 @@ def test_gradient_canaries_take_no_pool_examples() -> None:
     plain = make_split(labels, 200, seed=2, validation_from_pool=True)
     assert len(split.canaries) == len(split.canary_included) == 0
     np.testing.assert_array_equal(split.validation, plain.validation)
+
+
+# -- the planted-bug mechanisms (tests/planted_dp.py) work as documented --------------------------
+
+
+@pytest.mark.slow
+def test_planted_bugs_change_the_mechanism_as_documented() -> None:
+    from planted_dp import BUGS, train_planted
+
+    runs = {bug: train_planted(bug, seed=0, canaries=500, epochs=2, canary_norm=10.0)
+            for bug in (None, *BUGS)}
+    correct = runs[None]
+    out = ~correct.record.included
+    # Canaries whose coin said OUT see only noise (plus a little of the real gradients).
+    assert np.std(correct.record.observations[:, out]) == pytest.approx(1.0, rel=0.1)
+    halved = runs["noise_halved"].record
+    assert np.std(halved.observations[:, ~halved.included]) == pytest.approx(0.5, rel=0.1)
+    assert halved.noise_multiplier == 1.0  # the record holds the claim, not the truth
+    half_rate = runs["accountant_half_rate"]
+    assert half_rate.record.sample_rate == correct.record.sample_rate
+    assert half_rate.claimed_epsilon < correct.claimed_epsilon
+    for bug in BUGS:
+        assert runs[bug].record.max_grad_norm == 1.0
+        assert runs[bug].record.observations.shape == correct.record.observations.shape
