@@ -80,10 +80,10 @@ def test_a_canary_audit_is_shown_and_judged_against_the_claim(
     report = write_run_report(run, tmp_path / "report")
     page = report.report_html.read_text(encoding="utf-8")
     assert report.verdict.kind is VerdictKind.VIOLATION
-    assert "dp_audit (one-run canary)" in report.verdict.headline
-    assert "One-run canary audit (dp_audit)" in page
+    assert "dp_audit (black box canaries)" in report.verdict.headline
+    assert "One-run canary audit (dp_audit, threat model: black box)" in page
     assert "ε ≥ 1.40 with 95% confidence" in page
-    assert "VIOLATION: above the accountant" in page
+    assert "VIOLATION: the audit contradicts the accountant" in page
 
 
 def test_run_report_json_holds_the_verdict_and_numbers(audited: Path, tmp_path: Path) -> None:

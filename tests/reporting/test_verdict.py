@@ -103,3 +103,19 @@ def test_canary_summary_uses_the_same_rule() -> None:
     )
     # An epsilon recorded for a run without DP is no claim (the old check flagged it).
     assert "accountant" not in canary_summary(_canary(1.2, dp_enabled=False, epsilon=1.0))
+
+
+def test_a_rejected_claimed_curve_is_a_violation_even_below_the_claimed_epsilon() -> None:
+    # The f-DP test can reject the whole curve while every ε bound stays under the claimed ε.
+    verdict = run_verdict(
+        dp_enabled=True, claimed_epsilon=1.0, bounds=[BoundSource("dp_audit_all_iterates", 0.75,
+                                                                  0.975)],
+        strongest=STRONGEST, rejections=["dp_audit_all_iterates"],
+    )
+    assert verdict.kind is VerdictKind.VIOLATION
+    assert "dp_audit_all_iterates audit rejects the privacy curve" in verdict.headline
+    without = run_verdict(
+        dp_enabled=True, claimed_epsilon=1.0,
+        bounds=[BoundSource("dp_audit_all_iterates", 0.75, 0.975)], strongest=STRONGEST,
+    )
+    assert without.kind is VerdictKind.CONSISTENT

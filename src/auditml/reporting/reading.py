@@ -182,6 +182,9 @@ def _canary_view(name: str, record: CanaryRecord) -> CanaryView:
         epsilon_lower_bound=record.epsilon_lower_bound,
         best_score=record.best_score,
         max_epsilon=record.max_epsilon,
+        threat_model=record.threat_model,
+        violation=record.violation,
+        claim_p_value=None if record.claim_test is None else record.claim_test.get("p_value"),
     )
 
 

@@ -26,8 +26,8 @@ def bounds(view: RunView) -> list[BoundSource]:
         for attack in view.attacks
     ]
     found += [
-        BoundSource(f"{canary.name} (one-run canary)", canary.epsilon_lower_bound,
-                    canary.confidence)
+        BoundSource(f"{canary.name} ({canary.threat_model.replace('_', ' ')} canaries)",
+                    canary.epsilon_lower_bound, canary.confidence)
         for canary in view.canaries
     ]
     return found
@@ -42,6 +42,7 @@ def verdict(view: RunView) -> Verdict:
         strongest=None
         if strongest is None
         else StrongestAttack(strongest.name, strongest.tpr_at_fpr[0.01], strongest.auc),
+        rejections=[canary.name for canary in view.canaries if canary.violation],
     )
 
 
@@ -148,8 +149,13 @@ def _attacks_table(view: RunView) -> page.Html:
 def _canary_section(view: RunView, canary: CanaryView) -> page.Html:
     if not view.facts.dp_enabled:
         judged = "The run claims no DP guarantee, so there is no claim to check."
-    elif _violates(view, canary.epsilon_lower_bound):
-        judged = (f"VIOLATION: above the accountant's ε={format_epsilon(view.facts.epsilon)}.")
+    elif canary.violation or _violates(view, canary.epsilon_lower_bound):
+        judged = (
+            "VIOLATION: the audit contradicts the accountant's "
+            f"ε={format_epsilon(view.facts.epsilon)}"
+            + (f" (its claimed privacy curve is rejected, p={canary.claim_p_value:.2g})."
+               if canary.claim_p_value is not None and canary.violation else ".")
+        )
     else:
         judged = f"Consistent with the accountant's ε={format_epsilon(view.facts.epsilon)}."
     columns = [
@@ -170,7 +176,8 @@ def _canary_section(view: RunView, canary: CanaryView) -> page.Html:
         f"{canary.max_epsilon:.2f}",
     ]
     return page.section(
-        f"One-run canary audit ({canary.name})",
+        f"One-run canary audit ({canary.name}, threat model: "
+        f"{canary.threat_model.replace('_', ' ')})",
         page.paragraph(
             f"ε ≥ {canary.epsilon_lower_bound:.2f} with {canary.confidence:.0%} confidence "
             f"(Steinke, Nasr and Jagielski 2023). {judged}"

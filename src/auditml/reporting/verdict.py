@@ -83,8 +83,13 @@ def run_verdict(
     claimed_epsilon: float | None,
     bounds: list[BoundSource],
     strongest: StrongestAttack | None,
+    rejections: list[str] | None = None,
 ) -> Verdict:
-    """The report's first line: does the audit contradict the claim, or what does it show?"""
+    """The report's first line: does the audit contradict the claim, or what does it show?
+
+    ``rejections`` name audits that rejected the claimed privacy curve as a whole (the f-DP
+    test of a canary audit), which is a violation even when no ε bound exceeds the claimed ε.
+    """
     largest = max(bounds, key=lambda bound: bound.epsilon, default=None)
     violated = [
         bound
@@ -107,6 +112,13 @@ def run_verdict(
             VerdictKind.VIOLATION,
             f"VIOLATION — DP ε={format_epsilon(claimed_epsilon)} claimed, but the {worst.source} "
             f"audit proves ε ≥ {worst.epsilon:.2f} ({_confidence(worst, bounds)}): the "
+            "training or its accounting is broken",
+        )
+    if dp_enabled and rejections:
+        return Verdict(
+            VerdictKind.VIOLATION,
+            f"VIOLATION — DP ε={format_epsilon(claimed_epsilon)} claimed, but the "
+            f"{', '.join(rejections)} audit rejects the privacy curve the accountant claims: the "
             "training or its accounting is broken",
         )
     if dp_enabled:

@@ -67,6 +67,11 @@ class CanaryView:
     epsilon_lower_bound: float
     best_score: str
     max_epsilon: float
+    threat_model: str = "black_box"
+    # The canary audit's own verdict on the DP claim (the f-DP test of the claimed curve and the
+    # ε bound, jointly at its confidence); None without a claim.
+    violation: bool | None = None
+    claim_p_value: float | None = None
 
 
 @dataclass(frozen=True)
