@@ -92,6 +92,11 @@ def test_check_noise_plan_uses_the_configs_schedule(tiny_config) -> None:
     # 100 members + half of 20 canaries, batches of 50 -> 3 batches per epoch, 2 epochs.
     assert plan is not None and (plan.sample_rate, plan.steps) == (1 / 3, 6)
     assert check_noise_plan(parse_config(tiny_config())) is None
+    # Gradient canaries are not examples: 100 members alone make 2 batches per epoch.
+    gradient = tiny_config(training={"dp": {"enabled": True, "epsilon": 3.0},
+                                     "canaries": {"count": 20, "kind": "gradient"}})
+    plan = check_noise_plan(parse_config(gradient))
+    assert plan is not None and (plan.sample_rate, plan.steps) == (1 / 2, 4)
     raw["training"]["dp"]["epsilon"] = 1e-4
     with pytest.raises(ConfigError, match=r"training.dp.epsilon=0.0001 is out of reach"):
         check_noise_plan(parse_config(raw))

@@ -78,7 +78,11 @@ def check_noise_plan(config: AuditMLConfig) -> NoisePlan | None:
     dp = config.training.dp
     if not dp.enabled:
         return None
-    examples = config.data.train_size + config.training.canaries.count // 2
+    canaries = config.training.canaries
+    # Input-space canaries are examples in the loader; gradient canaries are not (they are
+    # sampled at the real examples' rate, which the real examples alone fix).
+    drawn_in = canaries.count // 2 if canaries.kind != "gradient" else 0
+    examples = config.data.train_size + drawn_in
     batches = math.ceil(examples / config.data.batch_size)
     return plan_noise(dp, batches_per_epoch=batches, epochs=config.training.epochs)
 
