@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -27,3 +28,14 @@ def test_bring_your_own_model_example(tmp_path: Path, monkeypatch: pytest.Monkey
     saved = json.loads((tmp_path / "my_audit.json").read_text())
     assert set(saved) == {"mia_threshold", "mia_lira"}
     assert saved["mia_lira"]["counts"] == {"members": 200, "nonmembers": 200}
+
+
+@pytest.mark.slow
+def test_own_opacus_loop_example() -> None:
+    namespace: dict[str, Any] = {}
+    code = compile(_python_block_after("### Audit your own Opacus loop"), "README", "exec")
+    exec(code, namespace)
+    result = namespace["result"]
+    assert result.violation is False
+    assert 0.99 <= result.claimed_epsilon <= 1.0
+    assert result.record.canaries == 1000 and result.threat_model == "all_iterates"

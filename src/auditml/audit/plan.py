@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from auditml.attacks import ATTACKS, MembershipAttack
-from auditml.audit.canaries import CANARY_AUDITS, CanaryAudit
+from auditml.audit.canaries import CANARY_AUDITS, CanaryAuditKind
 from auditml.config import AuditConfig, AuditMLConfig
 from auditml.errors import ConfigError, UnknownNameError
 
@@ -26,7 +26,7 @@ class AuditPlan:
     """The attacks and canary audits to run, configured, in the order they run."""
 
     attacks: list[MembershipAttack]
-    canary_audits: list[CanaryAudit]
+    canary_audits: list[CanaryAuditKind]
 
     @property
     def names(self) -> list[str]:
@@ -68,7 +68,7 @@ def plan_audit(
         if name not in ATTACKS and name not in CANARY_AUDITS:
             raise ConfigError(f"audit.{name}: {_unknown(name, 'settings for unknown attack')}")
     attacks: list[MembershipAttack] = []
-    canary_audits: list[CanaryAudit] = []
+    canary_audits: list[CanaryAuditKind] = []
     for name in expand_names(requested):
         settings = {**sections.get(name, {}), **overrides.get(name, {})}
         try:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
@@ -31,21 +31,24 @@ class CanaryEvidence:
     """Everything a canary audit may use.
 
     ``input_canaries`` are the black-box canaries (examples trained on by coin,
-    ``input_included``); ``gradient_canaries`` is what DP-SGD recorded about its gradient
+    ``input_included``; ``model`` may be None for audits that need only the white-box records);
+    ``gradient_canaries`` is what DP-SGD recorded about its gradient
     canaries (None when the run has none); ``claim`` is None for a run without DP.
     """
 
-    model: nn.Module
+    model: nn.Module | None
     device: torch.device
     delta: float
     run_facts: RunFacts
-    input_canaries: ArrayDataset
-    input_included: np.ndarray
+    input_canaries: ArrayDataset = field(default_factory=lambda: ArrayDataset(
+        np.empty((0, 1), np.float32), np.empty(0, np.int64)
+    ))
+    input_included: np.ndarray = field(default_factory=lambda: np.empty(0, bool))
     gradient_canaries: Any | None = None
     claim: PrivacyClaim | None = None
 
 
-class CanaryAudit(ABC):
+class CanaryAuditKind(ABC):
     """Base class of every canary audit: ``run`` returns the audit's record."""
 
     name: ClassVar[str]

@@ -22,7 +22,7 @@ import torch
 from torch import nn
 
 from auditml.attacks.signals import membership_signal
-from auditml.audit.canaries.base import CanaryAudit, CanaryEvidence
+from auditml.audit.canaries.base import CanaryAuditKind, CanaryEvidence
 from auditml.data import ArrayDataset
 from auditml.errors import AuditMLError
 from auditml.metrics import one_run_audit
@@ -50,13 +50,13 @@ def gradient_norm_scores(
     return scores
 
 
-class OneRunAudit(CanaryAudit):
+class OneRunAudit(CanaryAuditKind):
     name = "dp_audit"
 
     def run(self, evidence: CanaryEvidence) -> CanaryRecord:
         model, canaries, device = evidence.model, evidence.input_canaries, evidence.device
         included, delta = evidence.input_included, evidence.delta
-        if len(canaries) == 0:
+        if len(canaries) == 0 or model is None:
             raise AuditMLError(
                 "dp_audit needs canaries, and this run has none: set training.canaries.count "
                 "(e.g. 1000) in the config and train again"

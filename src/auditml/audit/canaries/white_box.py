@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from auditml.audit.canaries.base import CanaryAudit, CanaryEvidence, PrivacyClaim
+from auditml.audit.canaries.base import CanaryAuditKind, CanaryEvidence, PrivacyClaim
 from auditml.audit.canaries.scores import all_iterates_scores, last_iterate_scores
 from auditml.errors import AuditMLError
 from auditml.gradient_canary_record import GradientCanaryRecord
@@ -36,7 +36,7 @@ CONFIDENCE = 0.95
 _EACH = 1 - (1 - CONFIDENCE) / 2
 
 
-class GradientCanaryAudit(CanaryAudit):
+class GradientCanaryAudit(CanaryAuditKind):
     """Base of the white-box audits: subclasses say which threat model and how it scores."""
 
     threat_model: ClassVar[str]

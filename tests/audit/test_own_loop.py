@@ -1,0 +1,69 @@
+"""auditml.CanaryAudit in your own Opacus loop: a correct loop passes, a broken one is caught."""
+
+from __future__ import annotations
+
+import warnings
+
+import pytest
+import torch
+from opacus import PrivacyEngine
+from torch import nn
+
+import auditml
+from auditml.audit.own_loop import CanaryAuditResult
+from auditml.errors import AuditMLError
+
+
+def _loop(noise_factor: float, monkeypatch: pytest.MonkeyPatch) -> CanaryAuditResult:
+    torch.manual_seed(0)
+    x, y = torch.randn(600, 20), torch.randint(0, 4, (600,))
+    model = nn.Sequential(nn.Linear(20, 64), nn.ReLU(), nn.Linear(64, 4))
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(x, y), batch_size=60)
+    engine = PrivacyEngine()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model, optimizer, loader = engine.make_private_with_epsilon(
+            module=model, optimizer=optimizer, data_loader=loader, target_epsilon=1.0,
+            target_delta=1e-4, epochs=10, max_grad_norm=1.0,
+        )
+    if noise_factor != 1.0:
+        # The bug: the optimiser adds less noise than the σ its accountant steps with.
+        original = type(optimizer).add_noise
+
+        def add_less_noise(self: object) -> None:
+            sigma = self.noise_multiplier  # type: ignore[attr-defined]
+            self.noise_multiplier = sigma * noise_factor  # type: ignore[attr-defined]
+            try:
+                original(self)  # type: ignore[arg-type]
+            finally:
+                self.noise_multiplier = sigma  # type: ignore[attr-defined]
+
+        monkeypatch.setattr(type(optimizer), "add_noise", add_less_noise)
+    audit = auditml.CanaryAudit(optimizer, count=1000, seed=0)
+    for _ in range(10):
+        for xb, yb in loader:
+            optimizer.zero_grad()
+            nn.functional.cross_entropy(model(xb), yb).backward()
+            optimizer.step()
+    return audit.result(engine, delta=1e-4)
+
+
+def test_a_correct_loop_is_consistent(monkeypatch: pytest.MonkeyPatch) -> None:
+    result = _loop(1.0, monkeypatch)
+    assert result.violation is False and result.epsilon_lower_bound <= result.claimed_epsilon
+    assert result.claimed_epsilon == pytest.approx(1.0, abs=0.01)
+    assert result.record.claim_test is not None and result.record.claim_test["p_value"] > 0.5
+
+
+def test_a_loop_with_a_quarter_of_the_noise_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
+    result = _loop(0.25, monkeypatch)
+    # Measured: p = 0.002 (seed 0); the correct loop has p = 1.
+    assert result.violation is True
+    assert result.claimed_epsilon == pytest.approx(1.0, abs=0.01)  # the accountant is fooled
+
+
+def test_a_plain_optimizer_is_refused() -> None:
+    model = nn.Linear(3, 2)
+    with pytest.raises(AuditMLError, match="DPOptimizer"):
+        auditml.CanaryAudit(torch.optim.SGD(model.parameters(), lr=0.1))
