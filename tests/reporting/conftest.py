@@ -115,13 +115,17 @@ def write_audit(run_dir: Path, attack: str, shift: float, *, gallery: bool = Fal
     run.write_attack(record, scores, is_member)
 
 
-def write_canary_audit(run_dir: Path, epsilon_bound: float, *, name: str = "dp_audit") -> None:
+def write_canary_audit(
+    run_dir: Path, epsilon_bound: float, *, name: str = "dp_audit",
+    threat_model: str = "black_box", violation: bool | None = None,
+) -> None:
     run = RunDirectory(run_dir)
     one = {"epsilon": epsilon_bound, "max_epsilon": 3.1, "correct": 40, "guesses": 42}
     run.write_canary(name, CanaryRecord(
         attack=name, canaries=1000, included=497, delta=run.read_training().delta or 0.0,
         confidence=0.95, epsilon_lower_bound=epsilon_bound, best_score="loss", max_epsilon=3.1,
-        by_score={"loss": one}, run=_facts(run),
+        by_score={"loss": one}, run=_facts(run), threat_model=threat_model,  # type: ignore[arg-type]
+        violation=violation,
     ))
 
 

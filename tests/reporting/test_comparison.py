@@ -117,12 +117,12 @@ def _row(**changes: Any) -> ComparisonRow:
 
 def test_table_cells_are_formatted_as_documented() -> None:
     assert TABLE_HEADERS == (
-        "Model", "Run", "ε (accountant)", "δ", "ε lower bound (audit)", "Val Acc", "MIA AUC",
-        "TPR@1%FPR", "Strongest attack", "Its AUC", "Its TPR@1%FPR",
+        "Model", "Run", "ε (accountant)", "δ", "ε lower bound (audit)", "Canary audit",
+        "Val Acc", "MIA AUC", "TPR@1%FPR", "Strongest attack", "Its AUC", "Its TPR@1%FPR",
     )
     assert table_cells(_row()) == [
-        "ε=5", "eps5", "4.87", "2e-04", "0.31", "98.8%", "0.632", "0.030", "mia_lira", "0.701",
-        "0.123",
+        "ε=5", "eps5", "4.87", "2e-04", "0.31", "—", "98.8%", "0.632", "0.030", "mia_lira",
+        "0.701", "0.123",
     ]
 
 
@@ -371,3 +371,26 @@ def test_strongest_attack_is_shown_next_to_the_compared_one(
     assert row.strongest_auc == lira["auc"]
     assert row.strongest_tpr_at_1pct_fpr == lira["tpr_at_fpr"]["0.01"]
     assert row.auc < row.strongest_auc
+
+
+def test_a_canary_audit_that_rejects_the_claim_flags_the_row(
+    tmp_path: Path, make_run: Callable[..., Path], add_canary_audit: Callable[..., None]
+) -> None:
+    runs = [
+        make_run(tmp_path / "results", name, dp=True, epsilon=1.0, target_epsilon=1.0,
+                 delta=1e-5, shift=0.1)
+        for name in ("correct", "broken")
+    ]
+    for run, violation in zip(runs, (False, True), strict=True):
+        # Both bounds are below the claimed ε=1; only the broken run's curve test rejects it.
+        add_canary_audit(run, 0.2, name="dp_audit", threat_model="black_box",
+                         violation=False)
+        add_canary_audit(run, 0.7, name="dp_audit_all_iterates", threat_model="all_iterates",
+                         violation=violation)
+    rows = compare_runs(runs, tmp_path / "report").rows
+    assert [row.violation for row in rows] == [False, True]
+    assert [row.canary_audit for row in rows] == ["dp_audit_all_iterates"] * 2
+    cells = [table_cells(row)[TABLE_HEADERS.index("Canary audit")] for row in rows]
+    assert cells == ["all iterates: ≥ 0.70", "all iterates: ≥ 0.70 VIOLATION"]
+    markdown = (tmp_path / "report" / "report.md").read_text(encoding="utf-8")
+    assert "**VIOLATION** in broken" in markdown

@@ -38,6 +38,14 @@ def _delta(row: ComparisonRow) -> str:
     return format_delta(row.delta if row.dp_enabled else None)
 
 
+def _canary(row: ComparisonRow) -> str:
+    if row.canary_audit is None or row.canary_bound is None:
+        return "—"
+    where = (row.canary_threat_model or "").replace("_", " ")
+    flag = " VIOLATION" if row.dp_enabled and row.canary_violation else ""
+    return f"{where}: ≥ {row.canary_bound:.2f}{flag}"
+
+
 def _bound(row: ComparisonRow) -> str:
     if row.epsilon_lower_bound is None:
         return "—"
@@ -50,6 +58,7 @@ COLUMNS: tuple[ComparisonColumn, ...] = (
     ComparisonColumn(glossary.EPSILON_CLAIMED, True, _epsilon),
     ComparisonColumn(glossary.DELTA, True, _delta),
     ComparisonColumn(glossary.EPSILON_LOWER_BOUND, True, _bound),
+    ComparisonColumn(glossary.CANARY_AUDIT, False, _canary),
     ComparisonColumn(glossary.VAL_ACC, True, lambda row: f"{100 * row.val_acc:.1f}%"),
     ComparisonColumn(glossary.AUC, True, lambda row: f"{row.auc:.3f}"),
     ComparisonColumn(glossary.TPR_AT_1PCT_FPR, True, lambda row: f"{row.tpr_at_1pct_fpr:.3f}"),

@@ -78,6 +78,14 @@ GDP_ESTIMATE = Term(
     "(μ-GDP, Dong, Roth and Su 2019). It can exceed the true ε; only the ε lower bound is a "
     "statistically valid statement.",
 )
+CANARY_AUDIT = Term(
+    "Canary audit",
+    "the run's most telling canary audit: one that contradicts the claim if any, else the "
+    "strongest threat model it was audited under (all iterates: every noisy DP-SGD update; last "
+    "iterate: the final weights; black box: the model's outputs), with its ε lower bound. "
+    "VIOLATION when its bound exceeds the claimed ε or it rejects the accountant's whole claimed "
+    "privacy curve.",
+)
 CANARY_BOUND = Term(
     "one-run ε lower bound",
     "the one-run audit of Steinke, Nasr and Jagielski (2023): training added each canary with "

@@ -17,6 +17,7 @@ from auditml.errors import RunDirectoryError
 from auditml.metrics import MembershipMetrics, MetricsInputError, RocCurve, roc_curve
 from auditml.records import AttackRecord, CanaryRecord, TrainingRecord
 from auditml.reporting.rows import ComparisonRow
+from auditml.reporting.verdict import exceeds_claim
 from auditml.reporting.views import (
     AttackView,
     CanaryView,
@@ -136,8 +137,36 @@ def load_comparison_row(run_dir: Path, attack: str) -> tuple[ComparisonRow, RocC
         strongest_attack=strongest,
         strongest_auc=strongest_metrics.auc,
         strongest_tpr_at_1pct_fpr=strongest_metrics.tpr_at_fpr[ONE_PERCENT_FPR],
+        **_telling_canary_audit(run, training_id, facts.dp_enabled),
     )
     return row, curve
+
+
+_THREAT_ORDER = {"all_iterates": 0, "last_iterate": 1, "black_box": 2}
+
+
+def _telling_canary_audit(
+    run: RunDirectory, training_id: str, dp_enabled: bool
+) -> dict[str, object]:
+    """The row fields of the run's most telling current canary audit (none: no fields)."""
+    records = []
+    for name in run.canary_names():
+        try:
+            record = run.read_canary(name)
+        except RunDirectoryError:
+            continue  # an unreadable canary audit says nothing of this model
+        if record.run.training_id in (None, training_id):
+            violated = bool(record.violation) or exceeds_claim(
+                dp_enabled=dp_enabled, claimed_epsilon=record.run.epsilon,
+                epsilon_lower_bound=record.epsilon_lower_bound,
+            )
+            records.append((not violated, _THREAT_ORDER.get(record.threat_model, 9), name,
+                            record, violated))
+    if not records:
+        return {}
+    *_, name, record, violated = min(records, key=lambda item: item[:3])
+    return {"canary_audit": name, "canary_threat_model": record.threat_model,
+            "canary_bound": record.epsilon_lower_bound, "canary_violation": violated}
 
 
 def _gallery(run: RunDirectory, record: AttackRecord) -> bytes | None:

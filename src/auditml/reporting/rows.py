@@ -55,14 +55,22 @@ class ComparisonRow:
     epsilon_lower_bound: float | None = None
     # The bound's confidence (1 − alpha as recorded with it).
     bound_confidence: float | None = None
+    # The run's most telling canary audit (one that contradicts the claim, else the strongest
+    # threat model: all iterates, last iterate, black box), when it has one.
+    canary_audit: str | None = None
+    canary_threat_model: str | None = None
+    canary_bound: float | None = None
+    canary_violation: bool | None = None
 
     @property
     def violation(self) -> bool:
+        """The compared attack's bound exceeds the claimed ε, or a canary audit contradicts the
+        claim (its ε bound or its test of the whole claimed curve)."""
         return exceeds_claim(
             dp_enabled=self.dp_enabled,
             claimed_epsilon=self.epsilon,
             epsilon_lower_bound=self.epsilon_lower_bound,
-        )
+        ) or bool(self.dp_enabled and self.canary_violation)
 
 
 @dataclass(frozen=True)
