@@ -46,6 +46,19 @@ def _parser() -> argparse.ArgumentParser:
         "logit_confidence",
     )
 
+    audit_dp = commands.add_parser(
+        "audit-dp", help="many-runs audit: train the DP recipe K times, one canary each, and "
+        "test the accountant's claim",
+    )
+    audit_dp.add_argument("--config", required=True, help="a YAML config with DP enabled")
+    audit_dp.add_argument("--runs", type=int, required=True, help="how many runs (K)")
+    audit_dp.add_argument("--workers", type=int, default=None,
+                          help="processes (default: the config's audit.workers, else cores)")
+    audit_dp.add_argument(
+        "--out", default=None,
+        help="result file (default: <output_dir>/<experiment_name>_audit_dp.json)",
+    )
+
     compare = commands.add_parser("compare", help="compare audited runs in one report")
     compare.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="trained, audited runs")
     compare.add_argument("--out", required=True, help="directory for the report")
@@ -139,6 +152,32 @@ def _dispatch(args: argparse.Namespace, console: Console, errors: Console) -> in
         for record in report.canary_audits.values():
             console.print(canary_summary(record.model_dump(mode="json")), highlight=False)
         console.print(f"results: {config.run_dir / 'audit'}", highlight=False)
+        return EXIT_OK
+
+    if args.command == "audit-dp":
+        from auditml.audit.many_runs import many_runs_audit
+        from auditml.fileio import write_json
+        from auditml.training.reference import default_workers
+
+        config = _load(args.config, errors)
+        out = Path(args.out) if args.out else (
+            config.output_dir / f"{config.experiment_name}_audit_dp.json"
+        )
+        if out.exists() and not out.is_file():
+            raise AuditMLError(f"--out {out} exists and is not a file; choose a file path")
+        workers = args.workers or config.audit.workers or default_workers()
+        record = many_runs_audit(config, args.runs, workers=workers, console=console)
+        write_json(out, record.model_dump(mode="json"))
+        test = record.claim_test
+        console.print(
+            f"audit-dp ({record.runs} runs, {record.included} with the canary): ε lower bound "
+            f"{record.epsilon_lower_bound['epsilon']:.2f} at δ={record.delta:g} "
+            f"({1 - (1 - record.confidence) / 2:.1%} confidence); claimed curve (ε="
+            f"{record.claimed_epsilon:.2f}) {'REJECTED' if test['violation'] else 'not rejected'}"
+            f"; {'VIOLATION' if record.violation else 'consistent'}",
+            highlight=False,
+        )
+        console.print(f"result: {out}", highlight=False)
         return EXIT_OK
 
     if args.command == "compare":

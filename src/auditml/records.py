@@ -236,3 +236,25 @@ class CanaryRecord(Record):
     claim_test: dict[str, Any] | None = None
     # True when the audit contradicts the run's DP claim; None without a claim.
     violation: bool | None = None
+
+
+class ManyRunsRecord(Record):
+    """``auditml audit-dp``: K runs of a DP recipe, one gradient canary each, audited together.
+
+    ``epsilon_lower_bound`` (:meth:`auditml.metrics.EpsilonLowerBound.to_dict`) and
+    ``claim_test`` (:meth:`auditml.metrics.claim_test.ClaimTest.to_dict`) each hold at
+    ``1 − (1 − confidence)/2``; ``violation`` (either rejects the claim) at ``confidence``.
+    ``scores`` and ``coins`` are each run's canary score and whether its canary was included.
+    """
+
+    experiment_name: str
+    runs: int = Field(ge=1)
+    included: int = Field(ge=0)
+    delta: float
+    claimed_epsilon: float
+    confidence: float
+    epsilon_lower_bound: dict[str, Any]
+    claim_test: dict[str, Any]
+    violation: bool
+    scores: list[float]
+    coins: list[bool]

@@ -1,0 +1,67 @@
+"""The many-runs audit (audit-dp): K runs of a DP recipe with one gradient canary each."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import auditml.training.dp_sgd as dp_sgd
+from auditml.audit.many_runs import many_runs_audit
+from auditml.cli import main
+from auditml.config import parse_config
+from auditml.errors import ConfigError
+
+pytestmark = pytest.mark.slow
+
+
+def _config(tmp_path: Path) -> dict[str, Any]:
+    # σ given (no calibration per run), RDP (cheap to evaluate) and a tiny MLP: fast runs.
+    return {
+        "experiment_name": "recipe", "output_dir": str(tmp_path),
+        "data": {"dataset": "digits", "train_size": 60, "batch_size": 30},
+        "model": {"arch": "mlp"},
+        "training": {"epochs": 3, "learning_rate": 0.01, "device": "cpu",
+                     "dp": {"enabled": True, "noise_multiplier": 2.0, "delta": 1e-3,
+                            "accountant": "rdp"}},
+    }
+
+
+def test_a_correct_recipe_is_consistent_and_a_noiseless_one_is_caught(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = parse_config(_config(tmp_path))
+    correct = many_runs_audit(config, 40)
+    assert correct.violation is False and correct.runs == 40
+    assert 8 <= correct.included <= 32 and len(correct.scores) == len(correct.coins) == 40
+    assert correct.epsilon_lower_bound["epsilon"] <= correct.claimed_epsilon
+
+    original = dp_sgd.FastDPSGD.__init__
+
+    def less_noise(self: dp_sgd.FastDPSGD, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        self.noise_multiplier *= 0.1  # the bug: the accountant still assumes σ = 2
+
+    monkeypatch.setattr(dp_sgd.FastDPSGD, "__init__", less_noise)
+    # 100 runs: with fewer, the Clopper-Pearson bounds on 25 + 25 evaluation runs are too wide
+    # (60 runs did not reject this bug). workers=1: the patch applies in this process.
+    broken = many_runs_audit(config, 100)
+    assert broken.violation is True and broken.claim_test["violation"] is True
+    assert broken.claimed_epsilon == correct.claimed_epsilon
+
+
+def test_the_command_writes_its_record_and_refuses_bad_input(
+    tmp_path: Path, write_config: Callable[..., Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    raw = _config(tmp_path)
+    path = write_config(raw)
+    assert main(["audit-dp", "--config", str(path), "--runs", "8", "--workers", "1"]) == 0
+    assert (tmp_path / "recipe_audit_dp.json").is_file()
+    assert "audit-dp (8 runs" in capsys.readouterr().out
+    with pytest.raises(ConfigError, match="at least 8 runs"):
+        many_runs_audit(parse_config(raw), 4)
+    raw["training"]["dp"] = {"enabled": False}
+    with pytest.raises(ConfigError, match=r"dp\.enabled"):
+        many_runs_audit(parse_config(raw), 8)
