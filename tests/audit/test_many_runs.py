@@ -45,8 +45,9 @@ def test_a_correct_recipe_is_consistent_and_a_noiseless_one_is_caught(
         self.noise_multiplier *= 0.1  # the bug: the accountant still assumes σ = 2
 
     monkeypatch.setattr(dp_sgd.FastDPSGD, "__init__", less_noise)
-    # 100 runs: with fewer, the Clopper-Pearson bounds on 25 + 25 evaluation runs are too wide
-    # (60 runs did not reject this bug). workers=1: the patch applies in this process.
+    # 100 runs: the claim is tested on the evaluation half (about 25 + 25 runs); with 60 runs
+    # (15 + 15) the Clopper-Pearson bounds were too wide to reject this bug. workers=1: the
+    # patch applies in this process.
     broken = many_runs_audit(config, 100)
     assert broken.violation is True and broken.claim_test["violation"] is True
     assert broken.claimed_epsilon == correct.claimed_epsilon
