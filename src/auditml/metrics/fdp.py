@@ -62,7 +62,7 @@ from auditml.metrics.one_run import (
     _check_canaries,
     _check_count,
     _check_settings,
-    _guess_grid,
+    guess_counts_to_try,
 )
 from auditml.metrics.roc import MetricsInputError
 from auditml.metrics.threshold import _check_seed
@@ -325,17 +325,7 @@ def fdp_audit(
     _check_seed(seed)
     score_array, included_array = _check_canaries(scores, included)
     canaries = len(score_array)
-    if k_positive is None and k_negative is None:
-        grid = _guess_grid(canaries)
-    else:
-        positive = 0 if k_positive is None else _check_count(k_positive, "k_positive", canaries)
-        negative = 0 if k_negative is None else _check_count(k_negative, "k_negative", canaries)
-        if not 1 <= positive + negative <= canaries:
-            raise MetricsInputError(
-                f"`k_positive + k_negative` must be in [1, {canaries}] (the number of canaries), "
-                f"got {positive + negative}."
-            )
-        grid = [(positive, negative)]
+    grid = guess_counts_to_try(canaries, k_positive, k_negative)
     counts = _guess_counts(score_array, included_array, grid, seed)
     level = (1 - confidence) / len(grid)
 

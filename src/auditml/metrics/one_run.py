@@ -257,6 +257,23 @@ def _guess_grid(canaries: int) -> list[tuple[int, int]]:
     return grid
 
 
+def guess_counts_to_try(
+    canaries: int, k_positive: int | None, k_negative: int | None
+) -> list[tuple[int, int]]:
+    """The (k_positive, k_negative) pairs an audit tries: the given ones, or the fixed grid
+    when both are None (then each is tested at a Bonferroni-corrected level by the caller)."""
+    if k_positive is None and k_negative is None:
+        return _guess_grid(canaries)
+    positive = 0 if k_positive is None else _check_count(k_positive, "k_positive", canaries)
+    negative = 0 if k_negative is None else _check_count(k_negative, "k_negative", canaries)
+    if not 1 <= positive + negative <= canaries:
+        raise MetricsInputError(
+            f"`k_positive + k_negative` must be in [1, {canaries}] (the number of canaries), "
+            f"got {positive + negative}."
+        )
+    return [(positive, negative)]
+
+
 def one_run_audit(
     scores: ArrayLike,
     included: ArrayLike,
@@ -309,17 +326,7 @@ def one_run_audit(
     score_array, included_array = _check_canaries(scores, included)
     canaries = len(score_array)
 
-    if k_positive is None and k_negative is None:
-        grid = _guess_grid(canaries)
-    else:
-        positive = 0 if k_positive is None else _check_count(k_positive, "k_positive", canaries)
-        negative = 0 if k_negative is None else _check_count(k_negative, "k_negative", canaries)
-        if not 1 <= positive + negative <= canaries:
-            raise MetricsInputError(
-                f"`k_positive + k_negative` must be in [1, {canaries}] (the number of canaries), "
-                f"got {positive + negative}."
-            )
-        grid = [(positive, negative)]
+    grid = guess_counts_to_try(canaries, k_positive, k_negative)
 
     # Ascending by score; the random key only orders equal scores.
     tie_breaker = np.random.default_rng(seed).random(canaries)
