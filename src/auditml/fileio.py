@@ -1,4 +1,8 @@
-"""Atomic file writes: a reader never sees a half-written file, a failure never clobbers one."""
+"""Atomic file writes: a reader never sees a half-written file, a failure never clobbers one.
+
+Also the one reader of the ``.npz`` arrays a run writes (never unpickled; any fault is one
+error line).
+"""
 
 from __future__ import annotations
 
@@ -7,10 +11,17 @@ import json
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+import zipfile
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
+
+import numpy as np
+
+from auditml.errors import RunDirectoryError
+
+T = TypeVar("T")
 
 
 @contextmanager
@@ -94,3 +105,28 @@ def staged_directory(final: Path) -> Iterator[Path]:
     finally:
         if staging.exists():
             shutil.rmtree(staging)
+
+
+def read_npz(path: Path, what: str, build: Callable[[Any], T]) -> T:
+    """``build(arrays)`` from the ``.npz`` at ``path`` (pickles refused). A missing file, a
+    corrupt archive or arrays ``build`` rejects with ValueError, TypeError or KeyError become one
+    :class:`RunDirectoryError` naming ``what`` and the file."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return build(data)
+    except FileNotFoundError:
+        raise RunDirectoryError(f"{what} missing: {path}") from None
+    except (OSError, ValueError, TypeError, KeyError, zipfile.BadZipFile) as error:
+        reason = " ".join(str(error).split())[:200]
+        raise RunDirectoryError(
+            f"{what} {path} is unreadable ({reason}); retrain the run"
+        ) from None
+
+
+def npz_scalar(data: Any, key: str, kinds: str) -> Any:
+    """The single value stored under ``key``, of a numpy dtype kind in ``kinds`` (e.g. "iu")."""
+    value = data[key]
+    if value.shape != () or value.dtype.kind not in kinds:
+        raise ValueError(f"{key} must be one value of kind {kinds!r}, got shape {value.shape} "
+                         f"of {value.dtype}")
+    return value[()]

@@ -22,15 +22,13 @@ The arrays (``gradient_canaries.npz`` in a run directory)::
 
 from __future__ import annotations
 
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from auditml.errors import RunDirectoryError
-from auditml.fileio import atomic_path
+from auditml.fileio import atomic_path, npz_scalar, read_npz
 
 DIRECTIONS = ("dirac", "random_direction")
 
@@ -80,31 +78,25 @@ class GradientCanaryRecord:
     @classmethod
     def load(cls, path: Path) -> GradientCanaryRecord:
         """Read and validate; any fault is a :class:`RunDirectoryError` naming the file."""
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                record = cls(
-                    direction=str(_scalar(data, "direction", "U")),
-                    seed=int(_scalar(data, "seed", "iu")),
-                    coordinates=_array(data, "coordinates", np.int64),
-                    dimension=int(_scalar(data, "dimension", "iu")),
-                    included=_array(data, "included", np.bool_),
-                    sample_rate=float(_scalar(data, "sample_rate", "f")),
-                    noise_multiplier=float(_scalar(data, "noise_multiplier", "f")),
-                    max_grad_norm=float(_scalar(data, "max_grad_norm", "f")),
-                    observations=_array(data, "observations", np.float32),
-                    sampled=_array(data, "sampled", np.bool_),
-                    initial=_array(data, "initial", np.float32),
-                    final=_array(data, "final", np.float32),
-                )
+        def build(data: Any) -> GradientCanaryRecord:
+            record = cls(
+                direction=str(npz_scalar(data, "direction", "U")),
+                seed=int(npz_scalar(data, "seed", "iu")),
+                coordinates=_array(data, "coordinates", np.int64),
+                dimension=int(npz_scalar(data, "dimension", "iu")),
+                included=_array(data, "included", np.bool_),
+                sample_rate=float(npz_scalar(data, "sample_rate", "f")),
+                noise_multiplier=float(npz_scalar(data, "noise_multiplier", "f")),
+                max_grad_norm=float(npz_scalar(data, "max_grad_norm", "f")),
+                observations=_array(data, "observations", np.float32),
+                sampled=_array(data, "sampled", np.bool_),
+                initial=_array(data, "initial", np.float32),
+                final=_array(data, "final", np.float32),
+            )
             record.check()
-        except FileNotFoundError:
-            raise RunDirectoryError(f"gradient canary record missing: {path}") from None
-        except (OSError, ValueError, TypeError, KeyError, zipfile.BadZipFile) as error:
-            reason = " ".join(str(error).split())[:200]
-            raise RunDirectoryError(
-                f"gradient canary record {path} is unreadable ({reason}); retrain the run"
-            ) from None
-        return record
+            return record
+
+        return read_npz(path, "gradient canary record", build)
 
     def check(self) -> None:
         """Raise ValueError if the arrays do not fit together (callers name the file)."""
@@ -140,14 +132,6 @@ class GradientCanaryRecord:
         if not (0 < self.sample_rate <= 1 and self.noise_multiplier >= 0
                 and self.max_grad_norm > 0):
             raise ValueError("sample_rate, noise_multiplier or max_grad_norm is out of range")
-
-
-def _scalar(data: Any, key: str, kinds: str) -> Any:
-    value = data[key]
-    if value.shape != () or value.dtype.kind not in kinds:
-        raise ValueError(f"{key} must be one value of kind {kinds!r}, got shape {value.shape} "
-                         f"of {value.dtype}")
-    return value[()]
 
 
 def _array(data: Any, key: str, dtype: type) -> np.ndarray:

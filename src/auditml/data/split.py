@@ -6,7 +6,6 @@ saved in the run directory so every later audit uses exactly the same members an
 
 from __future__ import annotations
 
-import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -15,7 +14,7 @@ import numpy as np
 
 from auditml.data.base import ArrayDataset, LoadedDataset
 from auditml.errors import DataError, RunDirectoryError
-from auditml.fileio import atomic_path
+from auditml.fileio import atomic_path, npz_scalar, read_npz
 
 
 @dataclass(frozen=True)
@@ -48,25 +47,19 @@ class MembershipSplit:
 
     @classmethod
     def load(cls, path: Path) -> MembershipSplit:
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                split = cls(
-                    members=data["members"].astype(np.int64),
-                    nonmembers=data["nonmembers"].astype(np.int64),
-                    validation=data["validation"].astype(np.int64),
-                    pool_size=_scalar(data, "pool_size"),
-                    seed=_scalar(data, "seed"),
-                    canaries=_optional(data, "canaries", np.int64),
-                    canary_labels=_optional(data, "canary_labels", np.int64),
-                    canary_included=_optional(data, "canary_included", bool),
-                )
-        except FileNotFoundError:
-            raise RunDirectoryError(f"membership split missing: {path}") from None
-        except (OSError, ValueError, TypeError, KeyError, zipfile.BadZipFile) as error:
-            reason = " ".join(str(error).split())[:200]
-            raise RunDirectoryError(
-                f"membership split {path} is unreadable ({reason}); retrain the run"
-            ) from None
+        def build(data: Any) -> MembershipSplit:
+            return cls(
+                members=data["members"].astype(np.int64),
+                nonmembers=data["nonmembers"].astype(np.int64),
+                validation=data["validation"].astype(np.int64),
+                pool_size=int(npz_scalar(data, "pool_size", "iu")),
+                seed=int(npz_scalar(data, "seed", "iu")),
+                canaries=_optional(data, "canaries", np.int64),
+                canary_labels=_optional(data, "canary_labels", np.int64),
+                canary_included=_optional(data, "canary_included", bool),
+            )
+
+        split = read_npz(path, "membership split", build)
         split.check()
         return split
 
@@ -102,13 +95,6 @@ class MembershipSplit:
         if len(joined) and (joined.min() < 0 or joined.max() >= self.pool_size):
             raise RunDirectoryError("membership split is corrupt: an index is outside the pool; "
                                     "retrain the run")
-
-
-def _scalar(data: Any, key: str) -> int:
-    value = data[key]
-    if value.shape != () or value.dtype.kind not in "iu":
-        raise ValueError(f"{key} must be one integer, got shape {value.shape} of {value.dtype}")
-    return int(value)
 
 
 def _optional(data: Any, key: str, dtype: type) -> np.ndarray:
