@@ -18,7 +18,6 @@ reference-model engine's executors (a process pool by default).
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,12 +27,14 @@ from rich.console import Console
 
 from auditml.audit.canaries.scores import all_iterates_scores
 from auditml.config import AuditMLConfig, parse_config
+from auditml.data import make_split
 from auditml.errors import ConfigError
 from auditml.metrics import claimed_tradeoff, epsilon_lower_bound
 from auditml.metrics.claim_test import tradeoff_claim_test
 from auditml.records import ManyRunsRecord
 from auditml.reporting.verdict import exceeds_claim
 from auditml.training.executors import EXECUTORS, JobProgress
+from auditml.training.trainer import load_dataset
 
 CONFIDENCE = 0.95
 _EACH_ALPHA = (1 - CONFIDENCE) / 2
@@ -45,16 +46,15 @@ class CanaryRunJob:
 
     config: dict[str, Any]
     seed: int
+    train_indices: np.ndarray
 
     def run(self) -> dict[str, Any]:
-        from auditml.data import make_split, select
-        from auditml.training.trainer import fit_model, load_dataset
+        from auditml.training.reference import load_pool
+        from auditml.training.trainer import fit_model
 
         config = parse_config(self.config, "audit-dp run")
-        loaded = load_dataset(config)
-        split = make_split(loaded.pool.y, config.data.train_size, config.seed,
-                           validation_from_pool=loaded.test is None)
-        members = select(loaded, split).members
+        # The pool is loaded once per process, as for reference models.
+        members = load_pool(self.config).subset(self.train_indices)
         fit = fit_model(config, members, None, seed=self.seed, device=torch.device("cpu"))
         record, plan = fit.gradient_canaries, fit.plan
         if record is None or plan is None:
@@ -79,9 +79,16 @@ def many_runs_audit(
         raise ConfigError(f"audit-dp needs at least 8 runs (--runs), got {runs}")
     recipe = config.model_dump(mode="json")
     recipe["training"]["canaries"] = {"count": 1, "kind": "gradient", "direction": "dirac"}
-    # Each run's seed drives its initialisation, batches, noise and its canary's coin.
-    jobs = [CanaryRunJob(recipe, int(np.random.default_rng([config.seed, 17, k]).integers(2**31)))
-            for k in range(runs)]
+    # Every run trains on the config's members (drawn once, here); each run's seed drives its
+    # initialisation, batches, noise and its canary's coin.
+    loaded = load_dataset(config)
+    members = make_split(loaded.pool.y, config.data.train_size, config.seed,
+                         validation_from_pool=loaded.test is None).members
+    jobs = [
+        CanaryRunJob(recipe, int(np.random.default_rng([config.seed, 17, k]).integers(2**31)),
+                     members)
+        for k in range(runs)
+    ]
     results: list[dict[str, Any] | None] = [None] * runs
     with JobProgress(console, "audit-dp runs", runs) as advance:
         def done(index: int, result: dict[str, Any]) -> None:
@@ -109,7 +116,7 @@ def many_runs_audit(
     return ManyRunsRecord(
         experiment_name=config.experiment_name, runs=runs, included=int(included.sum()),
         delta=dp.delta, claimed_epsilon=claimed, confidence=CONFIDENCE,
-        epsilon_lower_bound=json.loads(json.dumps(bound.to_dict())),
+        epsilon_lower_bound=bound.to_dict(),
         claim_test=test.to_dict(), violation=violation,
         scores=scores.tolist(), coins=included.tolist(),
     )

@@ -28,10 +28,6 @@ class AuditPlan:
     attacks: list[MembershipAttack]
     canary_audits: list[CanaryAuditKind]
 
-    @property
-    def names(self) -> list[str]:
-        return [a.name for a in self.attacks] + [c.name for c in self.canary_audits]
-
 
 def known_names() -> list[str]:
     return [*ATTACKS.available(), *CANARY_AUDITS.available()]

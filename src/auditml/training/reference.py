@@ -58,10 +58,15 @@ class ReferenceJob:
         from auditml.training.trainer import fit_model
 
         config = parse_config(self.config, "reference job")
-        pool = _load_pool(json.dumps(self.config, sort_keys=True))
-        train_set = pool.subset(self.train_indices)
+        train_set = load_pool(self.config).subset(self.train_indices)
         fit = fit_model(config, train_set, None, seed=self.seed, device=torch.device("cpu"))
         return {name: t.detach().cpu().numpy() for name, t in fit.model.state_dict().items()}
+
+
+def load_pool(config: dict[str, Any]) -> ArrayDataset:
+    """The pool of the dataset a (JSON-form) config names, loaded once per process: the jobs a
+    pool worker runs share it."""
+    return _load_pool(json.dumps(config, sort_keys=True))
 
 
 @lru_cache(maxsize=2)

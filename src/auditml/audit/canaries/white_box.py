@@ -19,6 +19,7 @@ The run violates its claim when either rejects it.
 
 from __future__ import annotations
 
+from abc import abstractmethod
 from typing import Any, ClassVar
 
 import numpy as np
@@ -41,8 +42,9 @@ class GradientCanaryAudit(CanaryAuditKind):
 
     threat_model: ClassVar[str]
 
+    @abstractmethod
     def scores(self, record: GradientCanaryRecord) -> np.ndarray:
-        raise NotImplementedError
+        """One score per canary, higher = more likely included."""
 
     def run(self, evidence: CanaryEvidence) -> CanaryRecord:
         record = evidence.gradient_canaries
