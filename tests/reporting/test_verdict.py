@@ -87,7 +87,8 @@ def test_without_dp_a_positive_bound_means_leaks() -> None:
 
 def _canary(bound: float, *, dp_enabled: bool, epsilon: float | None) -> dict[str, object]:
     return {
-        "canaries": 1000, "included": 497, "delta": 1e-5, "confidence": 0.95,
+        "attack": "dp_audit", "canaries": 1000, "included": 497, "delta": 1e-5,
+        "confidence": 0.95,
         "epsilon_lower_bound": bound, "best_score": "loss", "max_epsilon": 3.1,
         "by_score": {"loss": {"correct": 40, "guesses": 42}},
         "run": {"dp_enabled": dp_enabled, "epsilon": epsilon},
@@ -103,6 +104,20 @@ def test_canary_summary_uses_the_same_rule() -> None:
     )
     # An epsilon recorded for a run without DP is no claim (the old check flagged it).
     assert "accountant" not in canary_summary(_canary(1.2, dp_enabled=False, epsilon=1.0))
+
+
+def test_canary_summary_shows_a_rejected_claimed_curve_as_a_violation() -> None:
+    # A white-box audit whose f-DP test rejects the claim, with its bound below the claimed ε.
+    record = {
+        **_canary(0.75, dp_enabled=True, epsilon=1.0), "attack": "dp_audit_all_iterates",
+        "confidence": 0.975, "threat_model": "all_iterates", "violation": True,
+        "claim_test": {"violation": True, "p_value": 7.7e-7, "confidence": 0.975},
+    }
+    summary = canary_summary(record)
+    assert summary.startswith("dp_audit_all_iterates (one run, threat model: all iterates,")
+    assert "at 97.5% confidence" in summary
+    assert "claimed privacy curve: REJECTED (p=7.7e-07, 97.5% confidence)" in summary
+    assert summary.endswith("accountant's ε=1.00: VIOLATION")
 
 
 def test_a_rejected_claimed_curve_is_a_violation_even_below_the_claimed_epsilon() -> None:

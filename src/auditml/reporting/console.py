@@ -61,16 +61,25 @@ def canary_summary(result: dict[str, Any]) -> str:
     """A one-run canary audit in a few lines (``audit/canaries/<name>.json``)."""
     best = result["by_score"][result["best_score"]]
     claimed = result["run"].get("epsilon")
+    threat_model = str(result.get("threat_model", "black_box")).replace("_", " ")
     lines = [
-        f"dp_audit (one run, {result['canaries']} canaries, {result['included']} trained on): "
-        f"ε lower bound {result['epsilon_lower_bound']:.2f} at {result['confidence']:.0%} "
-        f"confidence, δ={result['delta']:g} (score: {result['best_score']}; "
+        f"{result['attack']} (one run, threat model: {threat_model}, {result['canaries']} "
+        f"canaries, {result['included']} trained on): ε lower bound "
+        f"{result['epsilon_lower_bound']:.2f} at {result['confidence']:.1%} confidence, "
+        f"δ={result['delta']:g} (score: {result['best_score']}; "
         f"{best['correct']} of {best['guesses']} guesses correct)",
         f"  the most these canaries could show: ε={result['max_epsilon']:.2f}",
     ]
+    test = result.get("claim_test")
+    if test:
+        lines.append(
+            f"  the accountant's claimed privacy curve: "
+            f"{'REJECTED' if test['violation'] else 'not rejected'} (p={test['p_value']:.2g}, "
+            f"{test['confidence']:.1%} confidence)"
+        )
     dp_enabled = result["run"].get("dp_enabled") is True
     if dp_enabled and claimed is not None:
-        violated = exceeds_claim(
+        violated = bool(result.get("violation")) or exceeds_claim(
             dp_enabled=dp_enabled,
             claimed_epsilon=claimed,
             epsilon_lower_bound=result["epsilon_lower_bound"],
