@@ -81,7 +81,10 @@ def comparison_table(comparison: Comparison) -> Table:
     """The report's table as a rich Table, for the CLI to print."""
     table = Table(title=f"Membership inference ({comparison.attack}) vs. differential privacy")
     for column in COLUMNS:
-        table.add_column(column.header, justify="right" if column.numeric else "left")
+        # fold: a long run name wraps onto a second line instead of being cut to "dp_tutorial_ba…".
+        table.add_column(
+            column.header, justify="right" if column.numeric else "left", overflow="fold"
+        )
     for row in comparison.rows:
         # Text, not str: a cell is data, never rich markup.
         table.add_row(*(Text(cell) for cell in table_cells(row)))
