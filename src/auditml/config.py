@@ -221,6 +221,12 @@ class AuditConfig(_Section):
     workers: int | None = Field(
         default=None, ge=1, description="processes training reference models; null = CPU cores"
     )
+    batched: bool = Field(
+        default=True, description="train reference models K at a time as one computation"
+    )
+    batch_models: int | None = Field(
+        default=None, ge=1, description="K, the models per batched computation; null = 8 on CPU"
+    )
 
     @field_validator("attacks")
     @classmethod

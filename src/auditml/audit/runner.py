@@ -28,6 +28,7 @@ from auditml.errors import RunDirectoryError
 from auditml.records import CanaryRecord, RunFacts, TrainingRecord
 from auditml.run_directory import RunDirectory
 from auditml.training import build_run_model, load_dataset
+from auditml.training.batched_jobs import batch_models_setting
 from auditml.training.device import resolve_device
 from auditml.training.reference import ReferenceStore, default_workers
 
@@ -166,6 +167,7 @@ class RunResources:
             workers=self.audit.workers or default_workers(),
             console=self.console,
             description=description,
+            batch_models=batch_models_setting(self.audit),
         )
 
 

@@ -35,6 +35,7 @@ from auditml.data import ArrayDataset, LoadedDataset
 from auditml.errors import AuditMLError, RunDirectoryError
 from auditml.fileio import atomic_path, write_json
 from auditml.models import predict_logits
+from auditml.training.batched_jobs import batchable, group_jobs, train_groups
 from auditml.training.executors import Executor, JobProgress, LocalPoolExecutor
 
 ReferenceFactory = Callable[[ArrayDataset, int], nn.Module]
@@ -170,9 +171,14 @@ class ReferenceStore:
         console: Console | None,
         description: str,
         executor: Executor | None = None,
+        batch_models: int = 1,
     ) -> ReferenceModels:
         """Load ``count`` models trained on halves of ``pool[example_indices]``, training the
-        missing ones on ``executor`` (default: a local pool of ``workers``)."""
+        missing ones on ``executor`` (default: a local pool of ``workers``).
+
+        With ``batch_models > 1`` and a recipe that allows it, the missing models train up to
+        ``batch_models`` at a time as one computation (:mod:`auditml.training.batched`), each
+        group one job; otherwise one job per model."""
         if count < 1:
             raise AuditMLError(f"reference model count must be at least 1, got {count}")
         examples = np.asarray(example_indices)
@@ -200,7 +206,13 @@ class ReferenceStore:
                 write_json(self.directory / _MANIFEST,
                            {"fingerprint": fingerprint, "done": sorted(done)})
 
-            _train(jobs, executor or LocalPoolExecutor(workers), console, description, save)
+            if batch_models > 1 and len(jobs) > 1 and batchable(config, console, description):
+                groups = group_jobs(recipe, [job.seed for job in jobs],
+                                    [job.train_indices for job in jobs], batch_models)
+                train_groups(groups, executor or LocalPoolExecutor(workers), console,
+                             description, save)
+            else:
+                _train(jobs, executor or LocalPoolExecutor(workers), console, description, save)
         self._check_keep(keep[:count])
         models = [self._load_model(k, build) for k in range(count)]
         return ReferenceModels(models, keep[:count], torch.device("cpu"))
@@ -275,6 +287,9 @@ def _fingerprint(config: AuditMLConfig, examples: np.ndarray) -> dict[str, Any]:
     recipe = config.resolved().model_dump(mode="json")
     recipe.pop("experiment_name")
     recipe.pop("output_dir")
+    # How the models are scheduled (batched or one by one) is the same mechanism, so the same set.
+    recipe["audit"].pop("batched", None)
+    recipe["audit"].pop("batch_models", None)
     return {"recipe": recipe, "examples": examples.tolist(), "seed": config.seed}
 
 

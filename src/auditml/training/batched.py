@@ -1,0 +1,268 @@
+"""Many models of one architecture trained as one computation (``torch.func`` + ``vmap``).
+
+Reference and shadow models differ from one another only in their data subset and seed, so K of
+them can share every kernel: their parameters are stacked along a new leading dimension
+(``stack_module_state``) and one ``vmap``-ed ``functional_call`` runs all K forward and backward
+passes at once. Without DP-SGD the K losses are summed and one backward gives each model its own
+gradient; with DP-SGD each example's gradient norm comes from ``vmap(grad)`` over models and
+examples.
+
+The mechanism is, per model, exactly the one :func:`auditml.training.trainer.fit_model` runs
+for that model's seed (``tests/training/test_batched.py`` checks both side by side):
+
+* the same initial weights (the model is built after ``torch.manual_seed(seed)``, as alone);
+* the same batches: each model iterates its own real ``DataLoader`` (or Opacus's Poisson
+  ``DPDataLoader``) over its subset with ``Generator().manual_seed(seed)``, so the shuffles and
+  Poisson masks are the very draws the model would see alone;
+* the same clipping: ``min(1, C / (||g_i|| + 1e-6))`` with ``||g_i||`` over all parameters;
+* the same noise: each model has its own generator, holding the global RNG state the model alone
+  would have after its initialisation, and draws ``N(0, (sigma C)^2)`` parameter by parameter in
+  optimiser order (what Opacus and the fast path do with the global RNG);
+* the same division by the expected batch size and the same optimiser: torch's SGD, Adam and
+  AdamW act element by element, so one optimiser over the stacked tensors is K optimisers.
+
+Models whose subsets give different numbers of batches per epoch (a different schedule, and for
+a calibrated ε a different σ) are trained in separate groups. Only floating point differs from
+training alone: the clipped sum is taken as the gradient of ``sum_i c_i L_i`` (exactly
+``sum_i c_i g_i``) and batched kernels sum in another order, so weights agree to about 1e-6
+relative per step.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Callable, Sequence
+
+import numpy as np
+import torch
+from opacus.data_loader import DPDataLoader
+from torch import nn
+from torch.func import functional_call, grad, stack_module_state, vmap
+from torch.utils.data import DataLoader, TensorDataset
+
+from auditml.config import AuditMLConfig, DPConfig
+from auditml.data import DATASETS, ArrayDataset
+from auditml.errors import AuditMLError
+from auditml.models import build_model
+from auditml.training.privacy import plan_noise, prepare_for_dp
+
+Weights = dict[str, np.ndarray]
+Parameters = dict[str, torch.Tensor]
+# (inputs (K, B, ...), labels (K, B), mask (K, B)) -> one optimiser step of all K models.
+Step = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None]
+
+# Per-example gradients are formed for this many bytes at a time (examples x models x
+# parameters x 4); larger batches are clipped in slices, so memory does not grow with the batch.
+PER_EXAMPLE_BYTES = {"cpu": 256 * 2**20, "cuda": 4 * 2**30}
+
+
+def train_batched(
+    config: AuditMLConfig,
+    pool: ArrayDataset,
+    subsets: Sequence[np.ndarray],
+    seeds: Sequence[int],
+    *,
+    device: torch.device,
+) -> list[Weights]:
+    """Train one model of ``config``'s recipe on ``pool[subsets[k]]`` with ``seeds[k]`` for each
+    k, all at once; their weights (state dicts as numpy arrays) in the same order.
+
+    The caller checks :func:`auditml.training.batched_jobs.why_not_batched` first.
+    """
+    if len(subsets) != len(seeds):
+        raise AuditMLError(f"train_batched: {len(subsets)} subsets but {len(seeds)} seeds")
+    from auditml.training.trainer import _silence_library_notices
+
+    results: list[Weights | None] = [None] * len(seeds)
+    for group in _same_schedule_groups(config, [len(s) for s in subsets]):
+        with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+            _silence_library_notices()
+            trained = _BatchedFit(
+                config, pool, [subsets[k] for k in group], [seeds[k] for k in group], device
+            ).run()
+        for k, weights in zip(group, trained, strict=True):
+            results[k] = weights
+    return [weights for weights in results if weights is not None]
+
+
+def _same_schedule_groups(config: AuditMLConfig, sizes: Sequence[int]) -> list[list[int]]:
+    """Positions grouped by batches per epoch (what fixes a model's steps and its σ)."""
+    groups: dict[int, list[int]] = {}
+    for position, size in enumerate(sizes):
+        groups.setdefault(-(-size // config.data.batch_size), []).append(position)
+    return list(groups.values())
+
+
+class _BatchedFit:
+    """K models of one schedule: stacked parameters, one optimiser, one loader per model."""
+
+    def __init__(
+        self,
+        config: AuditMLConfig,
+        pool: ArrayDataset,
+        subsets: Sequence[np.ndarray],
+        seeds: Sequence[int],
+        device: torch.device,
+    ) -> None:
+        from auditml.training.trainer import make_optimizer
+
+        self.config, self.device = config, device
+        self.dp = config.training.dp if config.training.dp.enabled else None
+        models = [self._initial_model(seed) for seed in seeds]
+        # The RNG state each model's own run would hold after initialisation: its noise stream.
+        self.noise_generators = [
+            self._noise_generator(seed, state)
+            for seed, (_, state) in zip(seeds, models, strict=True)
+        ]
+        self.template = models[0][0]
+        stacked, _ = stack_module_state([model for model, _ in models])
+        self.parameters: Parameters = {
+            name: tensor.detach().clone().requires_grad_(True) for name, tensor in stacked.items()
+        }
+        self.optimizer = make_optimizer(config.training, list(self.parameters.values()))
+        self.pool_x = torch.from_numpy(pool.x).to(device)
+        self.pool_y = torch.from_numpy(pool.y).to(device)
+        self.rows = [torch.as_tensor(np.asarray(s), dtype=torch.long) for s in subsets]
+        self.loaders = [self._loader(len(s), seed) for s, seed in zip(subsets, seeds, strict=True)]
+
+    def _initial_model(self, seed: int) -> tuple[nn.Module, torch.Tensor]:
+        """The model ``fit_model`` would start from, and the global RNG state after building it."""
+        torch.manual_seed(seed)
+        spec = DATASETS.get(self.config.data.dataset)
+        model = build_model(self.config.arch, spec.input_shape, spec.num_classes)
+        if self.dp is not None:
+            model = prepare_for_dp(model, fix=self.dp.fix_model, report=lambda _: None)
+        return model.to(self.device), torch.get_rng_state()
+
+    def _noise_generator(self, seed: int, cpu_state: torch.Tensor) -> torch.Generator:
+        generator = torch.Generator(device=self.device)
+        if self.device.type == "cpu":
+            generator.set_state(cpu_state)
+        else:
+            # Alone, the model is built on the CPU, so its device generator is freshly seeded.
+            generator.manual_seed(seed)
+        return generator
+
+    def _loader(self, size: int, seed: int) -> DataLoader:
+        """The loader ``fit_model`` builds, over positions in the subset instead of examples
+        (the dataset's contents do not touch the RNG; only its length does)."""
+        loader = DataLoader(
+            TensorDataset(torch.arange(size)), batch_size=self.config.data.batch_size,
+            shuffle=True, generator=torch.Generator().manual_seed(seed),
+        )
+        return DPDataLoader.from_data_loader(loader) if self.dp is not None else loader
+
+    def run(self) -> list[Weights]:
+        step = self._plain_step if self.dp is None else self._private_step(self.dp)
+        for _ in range(self.config.training.epochs):
+            iterators = [iter(loader) for loader in self.loaders]
+            for _ in range(len(self.loaders[0])):
+                step(*self._batch([next(iterator)[0] for iterator in iterators]))
+            for iterator in iterators:
+                # Exhaust each loader as a for loop would: a shuffling sampler draws once more
+                # when it is exhausted, and that draw shapes the model's next epoch.
+                if next(iterator, None) is not None:
+                    raise AuditMLError("batched training: loaders of one group differ in length")
+        return [
+            {name: tensor[k].detach().cpu().numpy() for name, tensor in self.parameters.items()}
+            for k in range(len(self.loaders))
+        ]
+
+    def _batch(self, positions: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
+        """Each model's batch padded to the longest: inputs, labels and a 0/1 mask ``(K, B)``."""
+        width = max(1, *(len(p) for p in positions))
+        rows = torch.zeros(len(positions), width, dtype=torch.long)
+        mask = torch.zeros(len(positions), width)
+        for k, chosen in enumerate(positions):
+            rows[k, : len(chosen)] = self.rows[k][chosen]
+            mask[k, : len(chosen)] = 1.0
+        rows, mask = rows.to(self.device), mask.to(self.device)
+        return self.pool_x[rows], self.pool_y[rows], mask
+
+    def _logits(self, parameters: Parameters, x: torch.Tensor) -> torch.Tensor:
+        def one_model(own: Parameters, inputs: torch.Tensor) -> torch.Tensor:
+            return functional_call(self.template, own, (inputs,))
+
+        return vmap(one_model)(parameters, x)
+
+    def _example_losses(self, parameters: Parameters, x: torch.Tensor, y: torch.Tensor
+                        ) -> torch.Tensor:
+        logits = self._logits(parameters, x)
+        losses = nn.functional.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none")
+        return losses.view(y.shape)
+
+    def _plain_step(self, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> None:
+        """Each model's mean loss over its own batch; their sum has each model's gradient."""
+        losses = self._example_losses(self.parameters, x, y) * mask
+        self.optimizer.zero_grad(set_to_none=True)
+        (losses.sum(1) / mask.sum(1)).sum().backward()
+        self.optimizer.step()
+
+    def _private_step(self, dp: DPConfig) -> Step:
+        plan = plan_noise(dp, batches_per_epoch=len(self.loaders[0]),
+                          epochs=self.config.training.epochs)
+        std = plan.noise_multiplier * dp.max_grad_norm
+        # Opacus divides by int(n q) with q = 1 / len(Poisson loader), for each model's own n.
+        expected = torch.tensor(
+            [int(len(loader.dataset) * (1 / len(loader))) for loader in self.loaders],  # type: ignore[arg-type]
+            dtype=torch.float32, device=self.device,
+        )
+
+        def step(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> None:
+            norms = self._per_example_norms(x, y)
+            scale = (dp.max_grad_norm / (norms + 1e-6)).clamp(max=1.0) * mask
+            self.optimizer.zero_grad(set_to_none=True)
+            # d/dθ sum_i c_i L_i = sum_i c_i g_i: the clipped sum in one ordinary backward.
+            (self._example_losses(self.parameters, x, y) * scale).sum().backward()
+            noise = self._noise(std)
+            for name, parameter in self.parameters.items():
+                summed = parameter.grad
+                if summed is None:  # a parameter the loss does not reach: Opacus sums zeros
+                    summed = torch.zeros_like(parameter)
+                if noise:
+                    summed = summed + noise[name]
+                parameter.grad = summed / expected.view(-1, *[1] * (summed.dim() - 1))
+            self.optimizer.step()
+
+        return step
+
+    def _per_example_norms(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        """``||g_ki||`` over all parameters for model k and example i, ``(K, B)``."""
+        detached = {name: p.detach() for name, p in self.parameters.items()}
+
+        def example_loss(own: Parameters, inputs: torch.Tensor, label: torch.Tensor
+                         ) -> torch.Tensor:
+            logits = functional_call(self.template, own, (inputs.unsqueeze(0),))
+            return nn.functional.cross_entropy(logits, label.unsqueeze(0), reduction="sum")
+
+        per_model = vmap(vmap(grad(example_loss), in_dims=(None, 0, 0)))
+        slice_size = self._examples_per_slice(x.shape[0])
+        norms = []
+        for start in range(0, x.shape[1], slice_size):
+            gradients = per_model(detached, x[:, start:start + slice_size],
+                                  y[:, start:start + slice_size])
+            squared = sum(
+                torch.linalg.vector_norm(g.flatten(2), dim=-1).square()
+                for g in gradients.values()
+            )
+            norms.append(torch.as_tensor(squared).sqrt())
+        return torch.cat(norms, dim=1)
+
+    def _examples_per_slice(self, models: int) -> int:
+        size = sum(p[0].numel() for p in self.parameters.values())
+        budget = PER_EXAMPLE_BYTES.get(self.device.type, PER_EXAMPLE_BYTES["cpu"])
+        return max(1, budget // (4 * size * models))
+
+    def _noise(self, std: float) -> Parameters:
+        """Each model's noise, drawn from its own generator as ``FastDPSGD`` draws it alone."""
+        if std <= 0:
+            return {}
+        draws: dict[str, list[torch.Tensor]] = {name: [] for name in self.parameters}
+        for generator in self.noise_generators:
+            for name, parameter in self.parameters.items():
+                draws[name].append(torch.normal(
+                    mean=0, std=std, size=parameter.shape[1:], device=self.device,
+                    generator=generator,
+                ))
+        return {name: torch.stack(values) for name, values in draws.items()}
+

@@ -1,0 +1,163 @@
+"""When reference models can train batched, and the jobs that train them in groups.
+
+:class:`~auditml.training.reference.ReferenceStore` hands its missing models here: if the recipe
+can be batched (:func:`why_not_batched`), they are cut into groups of at most ``batch_models``
+(bounding memory: a group holds K copies of every activation, and with DP-SGD K slices of
+per-example gradients), each group is one job for the executor, and every model of a finished
+group is saved at once, so a killed run keeps the groups that finished. Otherwise the store
+runs one job per model, as before.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from rich.console import Console
+from torch import nn
+from torch.func import functional_call, grad, stack_module_state, vmap
+
+from auditml.config import AuditConfig, AuditMLConfig, parse_config
+from auditml.data import DATASETS
+from auditml.errors import AuditMLError
+from auditml.models import build_model
+from auditml.training.executors import Executor, JobProgress
+
+# How many models one batched computation trains when audit.batch_models is null. On a CPU the
+# gain comes from fewer, larger kernels and levels off by 8 (benchmarks/batched_training.py);
+# a GPU keeps gaining up to the tens, where memory rather than speed sets the limit.
+DEFAULT_BATCH_MODELS = {"cpu": 8, "cuda": 64}
+Weights = dict[str, np.ndarray]
+# Where reference models train: where ReferenceJob.run trains them, so that the batched and the
+# one-by-one path draw the same noise (CPU and CUDA generators differ).
+REFERENCE_DEVICE = "cpu"
+
+
+def batch_models_setting(audit: AuditConfig, device: str = REFERENCE_DEVICE) -> int:
+    """How many models to train at once under ``audit``: 1 turns batching off."""
+    if not audit.batched:
+        return 1
+    default = DEFAULT_BATCH_MODELS.get(torch.device(device).type, DEFAULT_BATCH_MODELS["cpu"])
+    return audit.batch_models or default
+
+
+def why_not_batched(config: AuditMLConfig) -> str | None:
+    """Why ``config``'s models cannot be trained batched, or None when they can.
+
+    Tries one batched step of two copies on a tiny input, so an architecture ``vmap`` cannot
+    handle (data-dependent control flow, in-place updates of buffers) is found here, not after
+    the models are queued.
+    """
+    training = config.training
+    dp = training.dp if training.dp.enabled else None
+    if dp is not None and training.canaries.kind == "gradient" and training.canaries.count:
+        return "gradient canaries are injected by the single-model DP-SGD trainer"
+    spec = DATASETS.get(config.data.dataset)
+    with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        try:
+            model = build_model(config.arch, spec.input_shape, spec.num_classes)
+            if dp is not None:
+                from auditml.training.privacy import prepare_for_dp
+
+                model = prepare_for_dp(model, fix=dp.fix_model, report=lambda _: None)
+        except AuditMLError as error:  # the single-model path reports it in full
+            return f"the model cannot be built for this recipe ({error})"
+        if any(True for _ in model.buffers()):
+            names = sorted({type(m).__name__ for m in model.modules() if any(
+                True for _ in m.buffers(recurse=False))})
+            return f"{', '.join(names)} keep running statistics, which are not per model"
+        try:
+            _trial_step(model, spec.input_shape, spec.num_classes)
+        except Exception as error:  # any failure means: train them one by one
+            first = str(error).strip().splitlines()[0] if str(error).strip() else ""
+            return f"torch.func cannot batch {config.arch} ({type(error).__name__}: {first})"
+    return None
+
+
+def can_batch(config: AuditMLConfig) -> bool:
+    return why_not_batched(config) is None
+
+
+def batchable(config: AuditMLConfig, console: Console | None, description: str) -> bool:
+    """:func:`can_batch`, saying why not on ``console`` (the models then train one by one)."""
+    problem = why_not_batched(config)
+    if problem is not None and console is not None:
+        console.print(f"{description}: trained one by one, not batched: {problem}",
+                      highlight=False)
+    return problem is None
+
+
+def _trial_step(model: nn.Module, input_shape: tuple[int, ...], num_classes: int) -> None:
+    """One plain and one per-example gradient of two stacked copies of ``model``."""
+    stacked, _ = stack_module_state([model, model])
+    x = torch.zeros(2, 2, *input_shape)
+    y = torch.zeros(2, 2, dtype=torch.long)
+
+    def example_loss(own: dict[str, torch.Tensor], inputs: torch.Tensor, label: torch.Tensor
+                     ) -> torch.Tensor:
+        logits = functional_call(model, own, (inputs.unsqueeze(0),))
+        return nn.functional.cross_entropy(logits, label.unsqueeze(0))
+
+    vmap(vmap(grad(example_loss), in_dims=(None, 0, 0)))(stacked, x, y)
+    logits = vmap(lambda own, inputs: functional_call(model, own, (inputs,)))(stacked, x)
+    logits.sum().backward()
+
+
+@dataclass(frozen=True)
+class BatchedReferenceJob:
+    """Several reference models of one recipe, trained as one computation."""
+
+    config: dict[str, Any]
+    seeds: tuple[int, ...]
+    train_indices: tuple[np.ndarray, ...]
+    # Which of the caller's jobs these models are, in order.
+    positions: tuple[int, ...]
+    device: str = REFERENCE_DEVICE
+
+    def run(self) -> list[Weights]:
+        from auditml.training.batched import train_batched
+        from auditml.training.reference import load_pool
+
+        config = parse_config(self.config, "reference job")
+        return train_batched(config, load_pool(self.config), self.train_indices, self.seeds,
+                             device=torch.device(self.device))
+
+
+def group_jobs(
+    recipe: dict[str, Any], seeds: Sequence[int], indices: Sequence[np.ndarray], batch_models: int
+) -> list[BatchedReferenceJob]:
+    """The models cut into near-equal groups of at most ``batch_models`` (none left small)."""
+    if batch_models < 1:
+        raise AuditMLError(f"audit.batch_models must be at least 1, got {batch_models}")
+    count = math.ceil(len(seeds) / batch_models)
+    return [
+        BatchedReferenceJob(recipe, tuple(seeds[p] for p in part),
+                            tuple(indices[p] for p in part), tuple(int(p) for p in part))
+        for part in np.array_split(np.arange(len(seeds)), count) if len(part)
+    ]
+
+
+def train_groups(
+    groups: Sequence[BatchedReferenceJob],
+    executor: Executor,
+    console: Console | None,
+    description: str,
+    on_done: Callable[[int, Weights], None],
+) -> None:
+    """Run ``groups`` on ``executor``; ``on_done(position, weights)`` for each model, saved as
+    soon as its group finishes."""
+    total = sum(len(group.positions) for group in groups)
+    with JobProgress(console, description, total) as advance:
+
+        def finished(index: int, trained: list[Weights]) -> None:
+            for position, weights in zip(groups[index].positions, trained, strict=True):
+                on_done(position, weights)
+                advance()
+
+        executor.run(groups, finished)
