@@ -225,7 +225,7 @@ class AuditConfig(_Section):
         default=True, description="train reference models K at a time as one computation"
     )
     batch_models: int | None = Field(
-        default=None, ge=1, description="K, the models per batched computation; null = 8 on CPU"
+        default=None, ge=1, description="K per batched computation; null = 8 on CPU, 64 on GPU"
     )
 
     @field_validator("attacks")

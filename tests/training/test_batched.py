@@ -126,6 +126,7 @@ class Draws:
         return taken
 
 
+@pytest.mark.parametrize("vectorize", [True, False], ids=["vmap", "loop"])
 @pytest.mark.parametrize(
     ("dp", "optimizer", "mode"),
     [(False, "sgd", "auto"), (False, "adam", "auto"), (True, "sgd", "auto"),
@@ -133,12 +134,13 @@ class Draws:
 )
 def test_batched_models_equal_models_trained_alone(
     tiny_config: Callable[..., dict[str, Any]], monkeypatch: pytest.MonkeyPatch,
-    dp: bool, optimizer: str, mode: str,
+    dp: bool, optimizer: str, mode: str, vectorize: bool,
 ) -> None:
     config = _config(tiny_config, dp=dp, optimizer=optimizer, grad_sample_mode=mode)
     subsets, seeds = _subsets(3), [11, 22, 33]
     draws = Draws(monkeypatch)
-    batched = train_batched(config, _pool(config), subsets, seeds, device=CPU)
+    batched = train_batched(config, _pool(config), subsets, seeds, device=CPU,
+                            vectorize=vectorize)
     batched_batches, batched_noise = draws.take()
     assert len(batched_batches) == 3
     for k in range(3):
@@ -163,7 +165,8 @@ def test_each_model_trains_on_its_own_subset_with_its_own_seed(
 ) -> None:
     config = _config(tiny_config, dp=True)
     first, second = _subsets(2)
-    batched = train_batched(config, _pool(config), [first, second, first], [7, 7, 8], device=CPU)
+    batched = train_batched(config, _pool(config), [first, second, first], [7, 7, 8], device=CPU,
+                            vectorize=True)
     alone = [_alone(config, first, 7), _alone(config, second, 7), _alone(config, first, 8)]
     for k in range(3):
         assert _relative_difference(alone[k], batched[k]) < TOLERANCE, f"model {k}"

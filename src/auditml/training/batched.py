@@ -5,7 +5,10 @@ them can share every kernel: their parameters are stacked along a new leading di
 (``stack_module_state``) and one ``vmap``-ed ``functional_call`` runs all K forward and backward
 passes at once. Without DP-SGD the K losses are summed and one backward gives each model its own
 gradient; with DP-SGD each example's gradient norm comes from ``vmap(grad)`` over models and
-examples.
+examples. On the CPU the models' passes run in a loop instead (``vectorize``), on their real rows
+with the kernels a model alone runs: there a ``vmap``-ed convolution becomes a grouped one plus
+layout copies, slower than K plain ones (``benchmarks/batched_training.py``); everything else
+(data, clipping, noise, optimiser) stays one computation.
 
 The mechanism is, per model, exactly the one :func:`auditml.training.trainer.fit_model` runs
 for that model's seed (``tests/training/test_batched.py`` checks both side by side):
@@ -50,6 +53,8 @@ Weights = dict[str, np.ndarray]
 Parameters = dict[str, torch.Tensor]
 # (inputs (K, B, ...), labels (K, B), mask (K, B)) -> one optimiser step of all K models.
 Step = Callable[[torch.Tensor, torch.Tensor, torch.Tensor], None]
+# (one model's parameters, its inputs (B, ...), its labels (B,)) -> one number per example.
+PerModel = Callable[[Parameters, torch.Tensor, torch.Tensor], torch.Tensor]
 
 # Per-example gradients are formed for this many bytes at a time (examples x models x
 # parameters x 4); larger batches are clipped in slices, so memory does not grow with the batch.
@@ -63,11 +68,14 @@ def train_batched(
     seeds: Sequence[int],
     *,
     device: torch.device,
+    vectorize: bool | None = None,
 ) -> list[Weights]:
     """Train one model of ``config``'s recipe on ``pool[subsets[k]]`` with ``seeds[k]`` for each
     k, all at once; their weights (state dicts as numpy arrays) in the same order.
 
-    The caller checks :func:`auditml.training.batched_jobs.why_not_batched` first.
+    ``vectorize`` runs the models' passes as one ``vmap`` (default: off the CPU, where it pays;
+    see :meth:`_BatchedFit._over_models`). The caller checks
+    :func:`auditml.training.batched_jobs.why_not_batched` first.
     """
     if len(subsets) != len(seeds):
         raise AuditMLError(f"train_batched: {len(subsets)} subsets but {len(seeds)} seeds")
@@ -78,7 +86,8 @@ def train_batched(
         with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
             _silence_library_notices()
             trained = _BatchedFit(
-                config, pool, [subsets[k] for k in group], [seeds[k] for k in group], device
+                config, pool, [subsets[k] for k in group], [seeds[k] for k in group], device,
+                device.type != "cpu" if vectorize is None else vectorize,
             ).run()
         for k, weights in zip(group, trained, strict=True):
             results[k] = weights
@@ -103,10 +112,11 @@ class _BatchedFit:
         subsets: Sequence[np.ndarray],
         seeds: Sequence[int],
         device: torch.device,
+        vectorized: bool,
     ) -> None:
         from auditml.training.trainer import make_optimizer
 
-        self.config, self.device = config, device
+        self.config, self.device, self.vectorized = config, device, vectorized
         self.dp = config.training.dp if config.training.dp.enabled else None
         models = [self._initial_model(seed) for seed in seeds]
         # The RNG state each model's own run would hold after initialisation: its noise stream.
@@ -179,21 +189,38 @@ class _BatchedFit:
         rows, mask = rows.to(self.device), mask.to(self.device)
         return self.pool_x[rows], self.pool_y[rows], mask
 
-    def _logits(self, parameters: Parameters, x: torch.Tensor) -> torch.Tensor:
-        def one_model(own: Parameters, inputs: torch.Tensor) -> torch.Tensor:
-            return functional_call(self.template, own, (inputs,))
+    def _over_models(self, fn: PerModel, parameters: Parameters, x: torch.Tensor,
+                     y: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+        """``fn(parameters[k], x[k], y[k])`` for every model k, as ``(K, B)``.
 
-        return vmap(one_model)(parameters, x)
+        Vectorised, one ``vmap`` over the models. Otherwise (the CPU) a loop over the models
+        on each one's real rows, with the plain kernels a model trained alone runs: there a
+        ``vmap``-ed convolution becomes a grouped one plus layout copies, slower than K
+        separate convolutions, and the padding is work for nothing.
+        """
+        if self.vectorized:
+            return vmap(fn)(parameters, x, y)
+        rows = mask.sum(1).long().tolist()
+        unbound = [parameter.unbind(0) for parameter in parameters.values()]
+        results = []
+        for k, count in enumerate(rows):
+            own = {name: values[k] for name, values in zip(parameters, unbound, strict=True)}
+            result = fn(own, x[k, :count], y[k, :count]) if count else x.new_zeros(0)
+            results.append(nn.functional.pad(result, (0, x.shape[1] - count)))
+        return torch.stack(results)
 
-    def _example_losses(self, parameters: Parameters, x: torch.Tensor, y: torch.Tensor
+    def _example_losses(self, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor
                         ) -> torch.Tensor:
-        logits = self._logits(parameters, x)
-        losses = nn.functional.cross_entropy(logits.flatten(0, 1), y.flatten(), reduction="none")
-        return losses.view(y.shape)
+        """Each model's loss on each example of its batch, ``(K, B)`` (0 on padding)."""
+        def losses(own: Parameters, inputs: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+            logits = functional_call(self.template, own, (inputs,))
+            return nn.functional.cross_entropy(logits, labels, reduction="none")
+
+        return self._over_models(losses, self.parameters, x, y, mask) * mask
 
     def _plain_step(self, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> None:
         """Each model's mean loss over its own batch; their sum has each model's gradient."""
-        losses = self._example_losses(self.parameters, x, y) * mask
+        losses = self._example_losses(x, y, mask)
         self.optimizer.zero_grad(set_to_none=True)
         (losses.sum(1) / mask.sum(1)).sum().backward()
         self.optimizer.step()
@@ -209,11 +236,11 @@ class _BatchedFit:
         )
 
         def step(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> None:
-            norms = self._per_example_norms(x, y)
+            norms = self._per_example_norms(x, y, mask)
             scale = (dp.max_grad_norm / (norms + 1e-6)).clamp(max=1.0) * mask
             self.optimizer.zero_grad(set_to_none=True)
             # d/dθ sum_i c_i L_i = sum_i c_i g_i: the clipped sum in one ordinary backward.
-            (self._example_losses(self.parameters, x, y) * scale).sum().backward()
+            (self._example_losses(x, y, mask) * scale).sum().backward()
             noise = self._noise(std)
             for name, parameter in self.parameters.items():
                 summed = parameter.grad
@@ -226,7 +253,8 @@ class _BatchedFit:
 
         return step
 
-    def _per_example_norms(self, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def _per_example_norms(self, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor
+                           ) -> torch.Tensor:
         """``||g_ki||`` over all parameters for model k and example i, ``(K, B)``."""
         detached = {name: p.detach() for name, p in self.parameters.items()}
 
@@ -235,18 +263,23 @@ class _BatchedFit:
             logits = functional_call(self.template, own, (inputs.unsqueeze(0),))
             return nn.functional.cross_entropy(logits, label.unsqueeze(0), reduction="sum")
 
-        per_model = vmap(vmap(grad(example_loss), in_dims=(None, 0, 0)))
-        slice_size = self._examples_per_slice(x.shape[0])
-        norms = []
-        for start in range(0, x.shape[1], slice_size):
-            gradients = per_model(detached, x[:, start:start + slice_size],
-                                  y[:, start:start + slice_size])
-            squared = sum(
-                torch.linalg.vector_norm(g.flatten(2), dim=-1).square()
-                for g in gradients.values()
-            )
-            norms.append(torch.as_tensor(squared).sqrt())
-        return torch.cat(norms, dim=1)
+        per_example = vmap(grad(example_loss), in_dims=(None, 0, 0))
+
+        def squared_norms(own: Parameters, inputs: torch.Tensor, labels: torch.Tensor
+                          ) -> torch.Tensor:
+            gradients = per_example(own, inputs, labels).values()
+            return torch.stack([
+                torch.linalg.vector_norm(g.flatten(1), dim=-1).square() for g in gradients
+            ]).sum(0)
+
+        # Vectorised, a slice holds every model's per-example gradients; looped, one model's.
+        slice_size = self._examples_per_slice(x.shape[0] if self.vectorized else 1)
+        norms = [
+            self._over_models(squared_norms, detached, x[:, start:start + slice_size],
+                              y[:, start:start + slice_size], mask[:, start:start + slice_size])
+            for start in range(0, x.shape[1], slice_size)
+        ]
+        return torch.cat(norms, dim=1).sqrt()
 
     def _examples_per_slice(self, models: int) -> int:
         size = sum(p[0].numel() for p in self.parameters.values())
