@@ -43,8 +43,8 @@ def test_a_failing_job_stops_the_serial_run_after_reporting_the_finished_ones() 
 def test_registry_names_the_executors() -> None:
     assert EXECUTORS.get("local") is LocalPoolExecutor
     assert EXECUTORS.get("serial") is SerialExecutor
-    with pytest.raises(UnknownNameError, match="available: local, serial"):
-        EXECUTORS.get("ray")
+    with pytest.raises(UnknownNameError, match="available: local, ray, serial"):
+        EXECUTORS.get("cluster")
 
 
 # Jobs for spawned workers, which import them by module name (pytest's importlib mode leaves

@@ -5,13 +5,15 @@ An executor takes a list of jobs (picklable objects with ``run() -> result``) an
 the caller can save every result at once: a killed run loses only the jobs still running.
 If a job or ``on_done`` raises, the executor stops the remaining jobs and re-raises.
 
-Executors are looked up by name in :data:`EXECUTORS`; each entry is a class taking ``workers``.
-A new backend (a cluster, say) is one module with such a class plus one ``register`` line below.
+Executors are looked up by name in :data:`EXECUTORS`; each entry is a class taking ``workers``,
+and a cluster's also ``address`` (:func:`make_executor` builds either from the config). A new
+backend is one module with such a class plus one ``register`` line below.
 """
 
 from __future__ import annotations
 
 import ctypes
+import inspect
 import multiprocessing
 import os
 import signal
@@ -25,7 +27,10 @@ from typing import Protocol, TypeVar
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from auditml.config_errors import cut
+from auditml.errors import ConfigError, UnknownNameError
 from auditml.registry import Registry
+from auditml.training.ray_executor import RayExecutor
 
 R = TypeVar("R")
 R_co = TypeVar("R_co", covariant=True)
@@ -174,6 +179,23 @@ class JobProgress:
             self._bar.__exit__(None, None, None)
 
 
-EXECUTORS: Registry[Callable[[int], Executor]] = Registry("executor")
+EXECUTORS: Registry[Callable[..., Executor]] = Registry("executor")
 EXECUTORS.register("serial", SerialExecutor)
 EXECUTORS.register("local", LocalPoolExecutor)
+EXECUTORS.register("ray", RayExecutor)
+
+
+def make_executor(name: str, workers: int, address: str | None = None) -> Executor:
+    """The executor registered as ``name`` (``audit.executor``), with ``workers`` processes or
+    at the cluster ``address`` (``audit.ray_address``) for executors that take one."""
+    if name not in EXECUTORS:
+        raise UnknownNameError(f"audit.executor: {EXECUTORS.unknown_message(cut(name))}")
+    factory = EXECUTORS.get(name)
+    if address is None:
+        return factory(workers)
+    if "address" not in inspect.signature(factory).parameters:
+        raise ConfigError(
+            f"audit.executor: {name} runs on this machine and takes no cluster address; "
+            f"remove audit.ray_address={address!r}, or use an executor that takes one"
+        )
+    return factory(workers, address=address)
