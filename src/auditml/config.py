@@ -212,6 +212,16 @@ class AuditConfig(_Section):
     model_config = ConfigDict(extra="allow", validate_assignment=True, allow_inf_nan=False)
 
     attacks: list[str] = Field(default_factory=lambda: ["mia_threshold"])
+    # The name is checked where it is resolved (training.executors.make_executor), before any
+    # model trains, so this lower module never imports the executors (or Ray).
+    executor: str = Field(
+        default="local", description="where reference, shadow and audit-dp models train: "
+        "local (a process pool), serial, or ray (docs/ray.md)"
+    )
+    ray_address: str | None = Field(
+        default=None, description="the Ray cluster (auto, host:6379, ray://host:10001); "
+        "null = the Ray already started in this process, else a new local one"
+    )
     reference_models: int = Field(
         default=8, ge=1, description="models trained like the target, for LiRA, RMIA, shadow"
     )

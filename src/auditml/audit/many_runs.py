@@ -33,7 +33,7 @@ from auditml.metrics import claimed_tradeoff, epsilon_lower_bound
 from auditml.metrics.claim_test import tradeoff_claim_test
 from auditml.records import ManyRunsRecord
 from auditml.reporting.verdict import exceeds_claim
-from auditml.training.executors import EXECUTORS, JobProgress
+from auditml.training.executors import JobProgress, make_executor
 from auditml.training.trainer import load_dataset
 
 CONFIDENCE = 0.95
@@ -77,6 +77,7 @@ def many_runs_audit(
         raise ConfigError("audit-dp audits a DP-SGD recipe: set training.dp.enabled: true")
     if runs < 8:
         raise ConfigError(f"audit-dp needs at least 8 runs (--runs), got {runs}")
+    executor = make_executor(config.audit.executor, workers, config.audit.ray_address)
     recipe = config.model_dump(mode="json")
     recipe["training"]["canaries"] = {"count": 1, "kind": "gradient", "direction": "dirac"}
     # Every run trains on the config's members (drawn once, here); each run's seed drives its
@@ -95,7 +96,7 @@ def many_runs_audit(
             results[index] = result
             advance()
 
-        EXECUTORS.get("local")(workers).run(jobs, done)
+        executor.run(jobs, done)
     outcomes = [result for result in results if result is not None]
     scores = np.array([outcome["score"] for outcome in outcomes])
     included = np.array([outcome["included"] for outcome in outcomes])

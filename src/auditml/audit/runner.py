@@ -30,6 +30,7 @@ from auditml.run_directory import RunDirectory
 from auditml.training import build_run_model, load_dataset
 from auditml.training.batched_jobs import batch_models_setting
 from auditml.training.device import resolve_device
+from auditml.training.executors import make_executor
 from auditml.training.reference import ReferenceStore, default_workers
 
 
@@ -144,6 +145,9 @@ class RunResources:
     ) -> None:
         self.run, self.config, self.audit, self.split = run, config, audit, split
         self.loaded, self.console = loaded, console
+        # Built before any attack runs: an unknown executor or a missing Ray fails before training.
+        self.executor = make_executor(audit.executor, audit.workers or default_workers(),
+                                      audit.ray_address)
         self._population_indices = _population_indices(split, config.seed)
 
     def population(self) -> ArrayDataset | None:
@@ -167,6 +171,7 @@ class RunResources:
             workers=self.audit.workers or default_workers(),
             console=self.console,
             description=description,
+            executor=self.executor,
             batch_models=batch_models_setting(self.audit),
         )
 

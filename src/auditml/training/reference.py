@@ -287,6 +287,9 @@ def _fingerprint(config: AuditMLConfig, examples: np.ndarray) -> dict[str, Any]:
     recipe = config.resolved().model_dump(mode="json")
     recipe.pop("experiment_name")
     recipe.pop("output_dir")
+    # Where the models train is not what they are (and runs saved before these keys match).
+    recipe["audit"].pop("executor", None)
+    recipe["audit"].pop("ray_address", None)
     # How the models are scheduled (batched or one by one) is the same mechanism, so the same set.
     recipe["audit"].pop("batched", None)
     recipe["audit"].pop("batch_models", None)
