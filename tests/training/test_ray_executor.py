@@ -190,7 +190,7 @@ def test_where_models_train_does_not_change_which_models_they_are(
     local = parse_config(tiny_config())
     on_ray = parse_config(tiny_config(audit={"executor": "ray", "ray_address": "auto"}))
     examples = np.arange(10)
-    assert _fingerprint(local, examples) == _fingerprint(on_ray, examples)
+    assert _fingerprint(local, examples, "cpu") == _fingerprint(on_ray, examples, "cpu")
 
 
 def test_an_address_where_nothing_listens_fails_in_seconds() -> None:

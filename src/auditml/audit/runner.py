@@ -30,7 +30,7 @@ from auditml.run_directory import RunDirectory
 from auditml.training import build_run_model, load_dataset
 from auditml.training.batched_jobs import batch_models_setting
 from auditml.training.device import resolve_device
-from auditml.training.executors import make_executor
+from auditml.training.executors import make_executor, training_device
 from auditml.training.reference import ReferenceStore, default_workers
 
 
@@ -172,7 +172,8 @@ class RunResources:
             console=self.console,
             description=description,
             executor=self.executor,
-            batch_models=batch_models_setting(self.audit),
+            batch_models=batch_models_setting(
+                self.audit, training_device(self.executor, self.config.training.device)),
         )
 
 

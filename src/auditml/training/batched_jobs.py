@@ -26,6 +26,7 @@ from auditml.config import AuditConfig, AuditMLConfig, parse_config
 from auditml.data import DATASETS
 from auditml.errors import AuditMLError
 from auditml.models import build_model
+from auditml.training.device import resolve_device
 from auditml.training.executors import Executor, JobProgress
 
 # How many models one batched computation trains when audit.batch_models is null. On a CPU the
@@ -33,13 +34,19 @@ from auditml.training.executors import Executor, JobProgress
 # a GPU keeps gaining up to the tens, where memory rather than speed sets the limit.
 DEFAULT_BATCH_MODELS = {"cpu": 8, "cuda": 64}
 Weights = dict[str, np.ndarray]
-# Where reference models train: where ReferenceJob.run trains them, so that the batched and the
-# one-by-one path draw the same noise (CPU and CUDA generators differ).
-REFERENCE_DEVICE = "cpu"
 
 
-def batch_models_setting(audit: AuditConfig, device: str = REFERENCE_DEVICE) -> int:
-    """How many models to train at once under ``audit``: 1 turns batching off."""
+def job_device(config: AuditMLConfig) -> torch.device:
+    """Where a reference job trains: its config's ``training.device``, resolved where the job
+    runs. The store writes the device it chose there, and both kinds of job go through here, so
+    the batched and the one-by-one path always train on the same device and draw the same
+    noise (CPU and CUDA generators give different streams; on CUDA both draw from a CUDA
+    generator seeded with the model's seed, which alone is what ``torch.manual_seed`` leaves)."""
+    return resolve_device(config.training.device)
+
+
+def batch_models_setting(audit: AuditConfig, device: str = "cpu") -> int:
+    """How many models to train at once under ``audit`` on ``device``: 1 turns batching off."""
     if not audit.batched:
         return 1
     default = DEFAULT_BATCH_MODELS.get(torch.device(device).type, DEFAULT_BATCH_MODELS["cpu"])
@@ -118,7 +125,6 @@ class BatchedReferenceJob:
     train_indices: tuple[np.ndarray, ...]
     # Which of the caller's jobs these models are, in order.
     positions: tuple[int, ...]
-    device: str = REFERENCE_DEVICE
 
     def run(self) -> list[Weights]:
         from auditml.training.batched import train_batched
@@ -126,7 +132,7 @@ class BatchedReferenceJob:
 
         config = parse_config(self.config, "reference job")
         return train_batched(config, load_pool(self.config), self.train_indices, self.seeds,
-                             device=torch.device(self.device))
+                             device=job_device(config))
 
 
 def group_jobs(

@@ -8,6 +8,11 @@ If a job or ``on_done`` raises, the executor stops the remaining jobs and re-rai
 Executors are looked up by name in :data:`EXECUTORS`; each entry is a class taking ``workers``,
 and a cluster's also ``address`` (:func:`make_executor` builds either from the config). A new
 backend is one module with such a class plus one ``register`` line below.
+
+Jobs that carry a config train on its ``training.device``. An executor whose jobs run elsewhere
+(a cluster) says which device that is with ``device_for(requested)``; for the others it is the
+device this machine resolves (:func:`training_device`). On a GPU, several of the small models
+auditing trains share it: the local pool runs :data:`MODELS_PER_GPU` processes per GPU.
 """
 
 from __future__ import annotations
@@ -22,7 +27,8 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor, as_completed
-from typing import Protocol, TypeVar
+from dataclasses import dataclass
+from typing import Any, Protocol, TypeVar
 
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -30,12 +36,16 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from auditml.config_errors import cut
 from auditml.errors import ConfigError, UnknownNameError
 from auditml.registry import Registry
-from auditml.training.ray_executor import RayExecutor
+from auditml.training.ray_executor import RayExecutor, _device_of
 
 R = TypeVar("R")
 R_co = TypeVar("R_co", covariant=True)
 
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+# Processes sharing one GPU. A reference model of the tutorial's size keeps a GPU busy for a
+# fraction of each step (kernel launches, the loader); a few processes fill the gaps, while each
+# costs a CUDA context (~0.5 GB) and CPU threads. Ray packs models the same way (1/4 GPU each).
+MODELS_PER_GPU = 4
 _PARENT_POLL_SECONDS = 0.5
 
 
@@ -57,6 +67,9 @@ class SerialExecutor:
     def __init__(self, workers: int = 1) -> None:
         self.workers = 1
 
+    def device_for(self, requested: str) -> str:
+        return local_device(requested)
+
     def run(self, jobs: Sequence[Job[R]], on_done: Callable[[int, R], None]) -> None:
         for index, job in enumerate(jobs):
             on_done(index, job.run())
@@ -65,24 +78,32 @@ class SerialExecutor:
 class LocalPoolExecutor:
     """A spawn process pool of ``workers`` on this machine; in this process for one worker/job.
 
-    Threads per worker split the cores, so the pool never oversubscribes the machine. Workers
-    exit with this process, even when it is killed with SIGKILL (see :func:`_exit_with_parent`).
+    Threads per worker split the cores, so the pool never oversubscribes the machine. Jobs on
+    CUDA run at most :data:`MODELS_PER_GPU` workers per GPU they may use, each worker on its
+    own GPU in turn when the jobs name none (see :func:`pool_plan`). Workers exit with this
+    process, even when it is killed with SIGKILL (see :func:`_exit_with_parent`).
     """
 
     def __init__(self, workers: int) -> None:
         self.workers = max(1, workers)
 
+    def device_for(self, requested: str) -> str:
+        return local_device(requested)
+
     def run(self, jobs: Sequence[Job[R]], on_done: Callable[[int, R], None]) -> None:
-        if self.workers == 1 or len(jobs) <= 1:
+        plan = pool_plan(self.workers, jobs)
+        if plan.workers == 1 or len(jobs) <= 1:
             SerialExecutor().run(jobs, on_done)
             return
-        threads = max(1, (os.cpu_count() or 1) // self.workers)
-        # spawn, not fork: forking a process that has started torch's thread pools can hang.
+        # spawn, not fork: forking a process that has started torch's thread pools can hang,
+        # and CUDA cannot be used in a forked child at all.
+        context = multiprocessing.get_context("spawn")
         pool = ProcessPoolExecutor(
-            max_workers=min(self.workers, len(jobs)),
-            mp_context=multiprocessing.get_context("spawn"),
+            max_workers=plan.workers,
+            mp_context=context,
             initializer=_init_worker,
-            initargs=(threads, os.getpid()),
+            initargs=(plan.threads, os.getpid(), plan.gpus,
+                      context.Value("i", 0) if plan.gpus > 1 else None),
         )
         try:
             futures = {pool.submit(_run_job, job): index for index, job in enumerate(jobs)}
@@ -92,6 +113,64 @@ class LocalPoolExecutor:
             _stop(pool)
             raise
         pool.shutdown(wait=True)
+
+
+@dataclass(frozen=True)
+class PoolPlan:
+    """Worker processes, torch threads per worker, and GPUs the workers are spread over."""
+
+    workers: int
+    threads: int
+    gpus: int
+
+
+def pool_plan(
+    workers: int,
+    jobs: Sequence[object],
+    *,
+    cpus: int | None = None,
+    cuda_devices: int | None = None,
+) -> PoolPlan:
+    """How many worker processes run ``jobs``, with how many threads each, and over how many
+    GPUs the workers are spread (0: the jobs are not on CUDA; 1: all on one device).
+
+    ``workers`` is the most the caller allows. CUDA jobs run :data:`MODELS_PER_GPU` per GPU
+    they may use: every GPU for ``cuda`` or ``auto``, the one named by ``cuda:N``. ``cpus`` and
+    ``cuda_devices`` default to this machine's.
+    """
+    cpus = cpus or os.cpu_count() or 1
+    count = max(1, min(workers, len(jobs)))
+    requested = {_device_of(job) for job in jobs}
+    on_cuda = [d for d in requested if d.startswith("cuda") or d == "auto"]
+    gpus = 0
+    if on_cuda:
+        if cuda_devices is None:
+            cuda_devices = _cuda_device_count()
+        if cuda_devices and (len(on_cuda) == len(requested)):
+            # cuda:N pins its jobs to one GPU; cuda or auto may use them all.
+            gpus = 1 if any(":" in d for d in on_cuda) else cuda_devices
+            count = min(count, MODELS_PER_GPU * gpus)
+    return PoolPlan(count, max(1, cpus // count), gpus)
+
+
+def _cuda_device_count() -> int:
+    import torch
+
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
+
+
+def local_device(requested: str) -> str:
+    """``training.device`` resolved on this machine (``auto`` -> ``cuda``, ``mps`` or ``cpu``)."""
+    from auditml.training.device import resolve_device
+
+    return str(resolve_device(requested))
+
+
+def training_device(executor: Any, requested: str) -> str:
+    """The device ``executor``'s jobs train on when the config asks for ``requested``: its
+    ``device_for`` where it has one (a cluster decides for itself), else this machine's."""
+    device_for = getattr(executor, "device_for", None)
+    return str(device_for(requested)) if callable(device_for) else local_device(requested)
 
 
 def _run_job(job: Job[R]) -> R:
@@ -109,10 +188,17 @@ def _stop(pool: ProcessPoolExecutor) -> None:
     pool.shutdown(wait=True)
 
 
-def _init_worker(threads: int, parent: int) -> None:
+def _init_worker(threads: int, parent: int, gpus: int = 0, slots: Any = None) -> None:
     import torch
 
     torch.set_num_threads(threads)
+    if gpus > 1 and slots is not None:
+        # Worker i works on GPU i mod gpus: ``cuda`` then means that device in this process
+        # (jobs naming ``cuda:N`` never get here, pool_plan gives them gpus=1).
+        with slots.get_lock():
+            slot = slots.value
+            slots.value += 1
+        torch.cuda.set_device(slot % gpus)
     _exit_with_parent(parent)
 
 

@@ -86,6 +86,15 @@ class RayExecutor:
                 ray.cancel(ref, force=True)
             raise
 
+    def device_for(self, requested: str) -> str:
+        """Where a job asking for ``training.device=requested`` trains on the cluster: ``auto``
+        is a GPU when the cluster has one (:meth:`_resources` then gives the task one)."""
+        if requested != "auto":
+            return requested
+        ray = import_ray()
+        _connect(ray, self.address)
+        return "cuda" if float(ray.cluster_resources().get("GPU", 0)) > 0 else "cpu"
+
     def _resources(self, job: object, cluster_gpus: float) -> dict[str, float]:
         device = _device_of(job)
         wants_gpu = device.startswith("cuda") or (device == "auto" and cluster_gpus > 0)

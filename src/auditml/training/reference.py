@@ -35,8 +35,9 @@ from auditml.data import ArrayDataset, LoadedDataset
 from auditml.errors import AuditMLError, RunDirectoryError
 from auditml.fileio import atomic_path, write_json
 from auditml.models import predict_logits
-from auditml.training.batched_jobs import batchable, group_jobs, train_groups
-from auditml.training.executors import Executor, JobProgress, LocalPoolExecutor
+from auditml.training.batched_jobs import batchable, group_jobs, job_device, train_groups
+from auditml.training.device import resolve_device
+from auditml.training.executors import Executor, JobProgress, LocalPoolExecutor, training_device
 
 ReferenceFactory = Callable[[ArrayDataset, int], nn.Module]
 """Bring-your-own reference training: ``(train_set, seed) -> trained model``."""
@@ -60,7 +61,7 @@ class ReferenceJob:
 
         config = parse_config(self.config, "reference job")
         train_set = load_pool(self.config).subset(self.train_indices)
-        fit = fit_model(config, train_set, None, seed=self.seed, device=torch.device("cpu"))
+        fit = fit_model(config, train_set, None, seed=self.seed, device=job_device(config))
         return {name: t.detach().cpu().numpy() for name, t in fit.model.state_dict().items()}
 
 
@@ -172,17 +173,23 @@ class ReferenceStore:
         description: str,
         executor: Executor | None = None,
         batch_models: int = 1,
+        device: torch.device | None = None,
     ) -> ReferenceModels:
         """Load ``count`` models trained on halves of ``pool[example_indices]``, training the
         missing ones on ``executor`` (default: a local pool of ``workers``).
 
-        With ``batch_models > 1`` and a recipe that allows it, the missing models train up to
-        ``batch_models`` at a time as one computation (:mod:`auditml.training.batched`), each
-        group one job; otherwise one job per model."""
+        The models train on the config's ``training.device`` as the executor resolves it, and
+        are loaded for scoring onto ``device`` (default: that setting resolved here, where the
+        target is scored). With ``batch_models > 1`` and a recipe that allows it, the missing
+        models train up to ``batch_models`` at a time as one computation
+        (:mod:`auditml.training.batched`), each group one job; otherwise one job per model."""
         if count < 1:
             raise AuditMLError(f"reference model count must be at least 1, got {count}")
+        executor = executor or LocalPoolExecutor(workers)
+        device = device or resolve_device(config.training.device)
+        trains_on = training_device(executor, config.training.device)
         examples = np.asarray(example_indices)
-        fingerprint = _fingerprint(config, examples)
+        fingerprint = _fingerprint(config, examples, torch.device(trains_on).type)
         done = self._done(fingerprint)
         keep = paired_keep(max(count, *(k + 1 for k in done), 0), len(examples), config.seed)
         missing = [k for k in range(count) if k not in done]
@@ -195,6 +202,8 @@ class ReferenceStore:
                 console.print(f"{description}: {len(done)} already trained, resuming",
                               highlight=False)
             recipe = config.resolved().model_dump(mode="json")
+            # Every job, batched or not, trains where the fingerprint says (job_device).
+            recipe["training"]["device"] = trains_on
             jobs = [
                 ReferenceJob(recipe, _model_seed(config.seed, k), examples[keep[k]])
                 for k in missing
@@ -209,13 +218,12 @@ class ReferenceStore:
             if batch_models > 1 and len(jobs) > 1 and batchable(config, console, description):
                 groups = group_jobs(recipe, [job.seed for job in jobs],
                                     [job.train_indices for job in jobs], batch_models)
-                train_groups(groups, executor or LocalPoolExecutor(workers), console,
-                             description, save)
+                train_groups(groups, executor, console, description, save)
             else:
-                _train(jobs, executor or LocalPoolExecutor(workers), console, description, save)
+                _train(jobs, executor, console, description, save)
         self._check_keep(keep[:count])
-        models = [self._load_model(k, build) for k in range(count)]
-        return ReferenceModels(models, keep[:count], torch.device("cpu"))
+        models = [self._load_model(k, build).to(device) for k in range(count)]
+        return ReferenceModels(models, keep[:count], device)
 
     def _corrupt(self, path: Path, reason: str) -> RunDirectoryError:
         return RunDirectoryError(
@@ -234,7 +242,7 @@ class ReferenceStore:
             raise self._corrupt(path, str(error).splitlines()[0]) from None
         if not isinstance(manifest, dict):
             raise self._corrupt(path, "not a JSON object")
-        if manifest.get("fingerprint") != fingerprint:
+        if not _same_models(manifest.get("fingerprint"), fingerprint):
             return set()
         done = manifest.get("done")
         if done is None and isinstance(manifest.get("count"), int):
@@ -282,18 +290,45 @@ class ReferenceStore:
         return model.eval()
 
 
-def _fingerprint(config: AuditMLConfig, examples: np.ndarray) -> dict[str, Any]:
-    """What the models depend on: the recipe (not where the run is saved), examples and seed."""
+def _fingerprint(config: AuditMLConfig, examples: np.ndarray, device_type: str
+                 ) -> dict[str, Any]:
+    """What the models depend on: the recipe (not where the run is saved), examples, seed, and
+    the kind of device they train on.
+
+    The device counts by kind (``cpu``, ``cuda``, ``mps``), not by the setting: ``auto``,
+    ``cuda`` and ``cuda:1`` that all train on a GPU give the same models, but a CPU and a GPU do
+    not (their random generators give different noise and initial draws, and their kernels
+    round differently), so moving a run from one to the other retrains its models.
+    """
     recipe = config.resolved().model_dump(mode="json")
     recipe.pop("experiment_name")
     recipe.pop("output_dir")
+    recipe["training"].pop("device")
     # Where the models train is not what they are (and runs saved before these keys match).
     recipe["audit"].pop("executor", None)
     recipe["audit"].pop("ray_address", None)
     # How the models are scheduled (batched or one by one) is the same mechanism, so the same set.
     recipe["audit"].pop("batched", None)
     recipe["audit"].pop("batch_models", None)
-    return {"recipe": recipe, "examples": examples.tolist(), "seed": config.seed}
+    return {"recipe": recipe, "examples": examples.tolist(), "seed": config.seed,
+            "device": device_type}
+
+
+def _same_models(saved: Any, fingerprint: dict[str, Any]) -> bool:
+    """Whether a manifest's fingerprint names the models ``fingerprint`` asks for.
+
+    Stores written before models trained on the run's device have no ``device``: all their
+    models trained on the CPU, and their recipe kept the (then unused) device setting.
+    """
+    if saved == fingerprint:
+        return True
+    if not isinstance(saved, dict) or "device" in saved or not isinstance(
+        saved.get("recipe"), dict
+    ) or not isinstance(saved["recipe"].get("training"), dict):
+        return False
+    recipe = {**saved["recipe"], "training": dict(saved["recipe"]["training"])}
+    recipe["training"].pop("device", None)
+    return {**saved, "recipe": recipe, "device": "cpu"} == fingerprint
 
 
 def _model_seed(run_seed: int, k: int) -> int:
