@@ -51,7 +51,7 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import special, stats
+from scipy import special
 
 from auditml.metrics.epsilon import _check_number, _shown
 from auditml.metrics.roc import MetricsInputError, check_scores
@@ -131,6 +131,8 @@ def _p_value(canaries: int, guesses: int, correct: int, epsilon: float, delta: f
 
     Not capped at 1: only comparisons with a level below 1/2 are made.
     """
+    from scipy import stats  # here, not at the top: an audit without canaries never needs it
+
     accuracy = float(special.expit(epsilon))
     tail = float(stats.binom.sf(correct - 1, guesses, accuracy))  # P[B >= v]
     if delta == 0 or correct == 0:
@@ -155,6 +157,8 @@ def _epsilon_pure(guesses: int, correct: int, level: float) -> float:
         return 0.0
     # q_lb and 1 - q_lb each from their own Beta quantile, so the logit keeps its precision
     # when q_lb is within rounding of 1 (many guesses, all correct).
+    from scipy import stats
+
     accuracy_low = stats.beta.ppf(level, correct, guesses - correct + 1)
     error_high = stats.beta.isf(level, guesses - correct + 1, correct)
     return max(float(np.log(accuracy_low) - np.log(error_high)), 0.0)

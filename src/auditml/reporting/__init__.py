@@ -2,13 +2,33 @@
 (:func:`compare_runs`), as self-contained HTML, markdown, JSON and figures.
 
 :class:`DPComparison` is the two-run shortcut the DP tutorial uses.
+
+The names below are imported on first use: ``audit`` needs only small modules of this package
+(the verdict rule) and must not pay for importing matplotlib with the report writers.
 """
 
-from auditml.reporting.columns import comparison_table
-from auditml.reporting.comparison import compare_runs
-from auditml.reporting.dp_comparison import DPComparison
-from auditml.reporting.rows import Comparison, ComparisonRow, ReportError
-from auditml.reporting.run_report import RunReport, write_run_report
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from auditml.reporting.columns import comparison_table
+    from auditml.reporting.comparison import compare_runs
+    from auditml.reporting.dp_comparison import DPComparison
+    from auditml.reporting.rows import Comparison, ComparisonRow, ReportError
+    from auditml.reporting.run_report import RunReport, write_run_report
+
+_HOME = {
+    "Comparison": "auditml.reporting.rows",
+    "ComparisonRow": "auditml.reporting.rows",
+    "DPComparison": "auditml.reporting.dp_comparison",
+    "ReportError": "auditml.reporting.rows",
+    "RunReport": "auditml.reporting.run_report",
+    "compare_runs": "auditml.reporting.comparison",
+    "comparison_table": "auditml.reporting.columns",
+    "write_run_report": "auditml.reporting.run_report",
+}
 
 __all__ = [
     "Comparison",
@@ -20,3 +40,11 @@ __all__ = [
     "comparison_table",
     "write_run_report",
 ]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOME:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(_HOME[name]), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value

@@ -1,12 +1,33 @@
-"""Training with and without DP-SGD; writes the run directory."""
+"""Training with and without DP-SGD; writes the run directory.
 
-from auditml.training.trainer import (
-    FitResult,
-    TrainResult,
-    build_run_model,
-    fit_model,
-    load_dataset,
-    train,
-)
+The names below are imported on first use: ``audit`` needs only :func:`build_run_model` and
+:func:`load_dataset`, and must not pay for importing the trainer's DP-SGD machinery.
+"""
+
+from __future__ import annotations
+
+from importlib import import_module
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from auditml.training.run_model import build_run_model, load_dataset
+    from auditml.training.trainer import FitResult, TrainResult, fit_model, train
+
+_HOME = {
+    "FitResult": "auditml.training.trainer",
+    "TrainResult": "auditml.training.trainer",
+    "fit_model": "auditml.training.trainer",
+    "train": "auditml.training.trainer",
+    "build_run_model": "auditml.training.run_model",
+    "load_dataset": "auditml.training.run_model",
+}
 
 __all__ = ["FitResult", "TrainResult", "build_run_model", "fit_model", "load_dataset", "train"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in _HOME:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    value = getattr(import_module(_HOME[name]), name)
+    globals()[name] = value  # later look-ups skip this function
+    return value

@@ -128,7 +128,7 @@ class BatchedReferenceJob:
 
     def run(self) -> list[Weights]:
         from auditml.training.batched import train_batched
-        from auditml.training.reference import load_pool
+        from auditml.training.run_model import load_pool
 
         config = parse_config(self.config, "reference job")
         return train_batched(config, load_pool(self.config), self.train_indices, self.seeds,

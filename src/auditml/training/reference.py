@@ -21,7 +21,6 @@ import json
 import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -31,13 +30,14 @@ from rich.console import Console
 from torch import nn
 
 from auditml.config import AuditMLConfig, parse_config
-from auditml.data import ArrayDataset, LoadedDataset
+from auditml.data import ArrayDataset
 from auditml.errors import AuditMLError, RunDirectoryError
 from auditml.fileio import atomic_path, write_json
 from auditml.models import predict_logits
 from auditml.training.batched_jobs import batchable, group_jobs, job_device, train_groups
 from auditml.training.device import resolve_device
 from auditml.training.executors import Executor, JobProgress, LocalPoolExecutor, training_device
+from auditml.training.run_model import load_pool
 
 ReferenceFactory = Callable[[ArrayDataset, int], nn.Module]
 """Bring-your-own reference training: ``(train_set, seed) -> trained model``."""
@@ -63,21 +63,6 @@ class ReferenceJob:
         train_set = load_pool(self.config).subset(self.train_indices)
         fit = fit_model(config, train_set, None, seed=self.seed, device=job_device(config))
         return {name: t.detach().cpu().numpy() for name, t in fit.model.state_dict().items()}
-
-
-def load_pool(config: dict[str, Any]) -> ArrayDataset:
-    """The pool of the dataset a (JSON-form) config names, loaded once per process: the jobs a
-    pool worker runs share it."""
-    return _load_pool(json.dumps(config, sort_keys=True))
-
-
-@lru_cache(maxsize=2)
-def _load_pool(config_json: str) -> ArrayDataset:
-    """The dataset's pool, loaded once per process (jobs in one worker share it)."""
-    from auditml.training.trainer import load_dataset
-
-    loaded: LoadedDataset = load_dataset(parse_config(json.loads(config_json)))
-    return loaded.pool
 
 
 def paired_keep(count: int, size: int, seed: int) -> np.ndarray:

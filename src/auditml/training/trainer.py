@@ -12,14 +12,13 @@ from typing import Any
 import numpy as np
 import opacus
 import torch
-from opacus.validators import ModuleValidator
 from rich.console import Console
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from auditml.config import AuditMLConfig, TrainingConfig
-from auditml.data import DATASETS, ArrayDataset, LoadedDataset, SplitData, make_split, select
-from auditml.errors import ConfigError, DataError
+from auditml.data import DATASETS, ArrayDataset, SplitData, make_split, select
+from auditml.errors import ConfigError
 from auditml.fileio import staged_directory
 from auditml.formatting import dp_guarantee_line
 from auditml.gradient_canary_record import GradientCanaryRecord
@@ -36,6 +35,7 @@ from auditml.training.dp_sgd import (
 from auditml.training.gradient_canaries import GradientCanaries, optimizer_parameters
 from auditml.training.privacy import NoisePlan, check_noise_plan, plan_noise, prepare_for_dp
 from auditml.training.progress import EpochProgress
+from auditml.training.run_model import load_dataset
 from auditml.version import __version__
 
 
@@ -43,27 +43,6 @@ from auditml.version import __version__
 class TrainResult:
     run_dir: Path
     metrics: dict[str, Any]
-
-
-def build_run_model(config: AuditMLConfig) -> nn.Module:
-    """The run's architecture, untrained, exactly as ``train`` built it (fixes included)."""
-    spec = DATASETS.get(config.data.dataset)
-    model = build_model(config.arch, spec.input_shape, spec.num_classes)
-    if config.training.dp.enabled and config.training.dp.fix_model:
-        model = ModuleValidator.fix(model)
-    return model
-
-
-def load_dataset(config: AuditMLConfig) -> LoadedDataset:
-    """Load the configured dataset and check it has the shape its spec promises."""
-    spec = DATASETS.get(config.data.dataset)
-    loaded = spec.load(config.data.data_dir, config.data.download)
-    if tuple(loaded.pool.x.shape[1:]) != spec.input_shape:
-        raise DataError(
-            f"{spec.name}: images have shape {loaded.pool.x.shape[1:]}, expected "
-            f"{spec.input_shape}; check the files in {config.data.data_dir}"
-        )
-    return loaded
 
 
 def make_optimizer(settings: TrainingConfig, params: Any) -> torch.optim.Optimizer:
