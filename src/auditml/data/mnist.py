@@ -17,6 +17,7 @@ from pathlib import Path
 import numpy as np
 
 from auditml.data.base import ArrayDataset, DatasetSpec, LoadedDataset
+from auditml.data.cache import cached_arrays
 from auditml.data.download import RemoteFile, fetch_missing
 from auditml.data.idx import read_idx
 from auditml.errors import DataError
@@ -89,8 +90,15 @@ class IdxDatasetFiles:
         return target
 
     def _read_split(self, images_path: Path, labels_path: Path) -> ArrayDataset:
-        images = read_idx(images_path)
-        labels = read_idx(labels_path)
+        # Decoded once (gunzip + parse) and kept as .npy next to the files (auditml.data.cache);
+        # never inside a system package's folder, even where this process could write there.
+        system = any(images_path.is_relative_to(folder) for folder in self.system_dirs)
+        arrays = cached_arrays(
+            [images_path, labels_path], f"{self.name}-{images_path.name.split('-')[0]}",
+            lambda: {"images": read_idx(images_path), "labels": read_idx(labels_path)},
+            _is_decoded_split, prefer_source_dir=not system,
+        )
+        images, labels = arrays["images"], arrays["labels"]
         image_shape = (_IMAGE_SIDE, _IMAGE_SIDE)
         if images.dtype != np.uint8 or images.ndim != 3 or images.shape[1:] != image_shape:
             raise DataError(
@@ -118,6 +126,16 @@ class IdxDatasetFiles:
         x -= np.float32(self.mean)
         x /= np.float32(self.std)
         return ArrayDataset(x, labels.astype(np.int64))
+
+
+def _is_decoded_split(arrays: dict[str, np.ndarray]) -> bool:
+    """Whether cached arrays are what reading a sound pair of IDX files gives."""
+    images, labels = arrays.get("images"), arrays.get("labels")
+    return (
+        images is not None and labels is not None
+        and images.dtype == np.uint8 and images.shape[1:] == (_IMAGE_SIDE, _IMAGE_SIDE)
+        and labels.dtype == np.uint8 and labels.shape == images.shape[:1]
+    )
 
 
 def _files_in(directory: Path) -> dict[str, Path] | None:
