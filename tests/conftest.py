@@ -45,6 +45,16 @@ def tiny_config(tmp_path: Path) -> Callable[..., dict[str, Any]]:
     return make
 
 
+@pytest.fixture(autouse=True, scope="session")
+def grad_sample_mode_cache(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    """``grad_sample_mode: auto`` caches what it measures in this session's file, never in the
+    user's cache (subprocesses inherit the variable); one measurement per set-up per session."""
+    path = tmp_path_factory.mktemp("cache") / "grad_sample_modes.json"
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("AUDITML_GRAD_SAMPLE_MODE_CACHE", str(path))
+        yield path
+
+
 @pytest.fixture
 def write_config(tmp_path: Path) -> Callable[[dict[str, Any], str], Path]:
     """Write a raw config mapping to ``tmp_path/<name>.yaml`` and return the path."""

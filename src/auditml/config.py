@@ -88,7 +88,8 @@ class DPConfig(_Section):
         default="auto",
         description=(
             "how per-example gradients are clipped: fast (auditml's), hooks or ghost (Opacus's); "
-            "auto = fast when it covers every layer. The privacy guarantee is the same in all"
+            "auto = the one measured fastest on this device (timed once, then cached). The "
+            "privacy guarantee is the same in all"
         ),
     )
     fix_model: bool = Field(

@@ -14,7 +14,8 @@ from torch import nn
 
 from auditml.config import DPConfig
 from auditml.errors import ModelError
-from auditml.training.dp_sgd import FastDPSGD, choose_grad_sample_mode, make_private
+from auditml.training.dp_sgd import FastDPSGD, make_private
+from auditml.training.grad_sample_choice import candidate_modes
 from auditml.training.per_example import fast_path_problems
 from auditml.training.privacy import NoisePlan
 
@@ -159,13 +160,12 @@ def test_an_empty_batch_adds_only_noise() -> None:
     dp.close()
 
 
-def test_auto_takes_the_fast_path_only_when_it_covers_every_layer() -> None:
+def test_auto_considers_the_fast_path_only_when_it_covers_every_layer() -> None:
     model, _ = _mlp(0)
-    assert choose_grad_sample_mode("auto", model)[0] == "fast"
-    assert choose_grad_sample_mode("hooks", model)[0] == "hooks"
+    assert candidate_modes(model) == ["fast", "hooks", "ghost"]
     embedding = nn.Sequential(nn.Embedding(10, 4), nn.Flatten(), nn.Linear(8, 2))
-    mode, why = choose_grad_sample_mode("auto", embedding)
-    assert mode == "hooks" and "Embedding at '0'" in why
+    assert candidate_modes(embedding) == ["hooks", "ghost"]
+    assert fast_path_problems(embedding) == ["Embedding at '0' has no per-example rule"]
     grouped = nn.Sequential(nn.Conv2d(4, 4, 3, groups=2))
     assert fast_path_problems(grouped) == ["Conv2d at '0' (groups=2)"]
     with pytest.raises(ModelError, match=r"Embedding at '0' has no per-example rule.*auto"):

@@ -13,6 +13,8 @@ pass, no per-example tensors where a layer allows), or Opacus's ``hooks`` or ``g
 ``functorch`` and ``ew`` modes are not offered: both fail on the empty batches Poisson sampling
 draws. The data loader, noise draws (the global torch RNG, parameter by parameter in optimiser
 order) and accountant are Opacus's own in every mode, so the modes differ only in floating point.
+``auto`` is resolved to one of them before this module is called, by timing each on the device
+(:mod:`.grad_sample_choice`).
 """
 
 from __future__ import annotations
@@ -29,26 +31,11 @@ from torch.utils.data import DataLoader
 
 from auditml.config import DPConfig
 from auditml.training.gradient_canaries import GradientCanaries, attach_to_dp_optimizer
-from auditml.training.per_example import PerExampleClipper, covered_layers, fast_path_problems
+from auditml.training.per_example import PerExampleClipper, covered_layers
 from auditml.training.privacy import NoisePlan
 
 # (inputs, labels) -> (logits, mean loss over the batch); one optimiser step.
 TrainingStep = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
-
-
-def choose_grad_sample_mode(requested: str, model: nn.Module) -> tuple[str, str]:
-    """The mode to train ``model`` with, and why.
-
-    ``auto`` takes the fast path whenever it covers every trainable layer (it is the fastest on
-    every registered model; ``benchmarks/dp_overhead.py`` measures each mode), else Opacus's
-    ``hooks``, which covers the most layer types.
-    """
-    if requested != "auto":
-        return requested, "set by training.dp.grad_sample_mode"
-    problems = fast_path_problems(model)
-    if not problems:
-        return "fast", "auto: every trainable layer has a fast per-example rule"
-    return "hooks", f"auto: Opacus hooks, since {problems[0]}"
 
 
 def plain_step(model: nn.Module, optimizer: torch.optim.Optimizer) -> TrainingStep:

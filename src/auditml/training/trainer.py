@@ -26,12 +26,8 @@ from auditml.models import accuracy, build_model
 from auditml.records import TrainingRecord
 from auditml.run_directory import RunDirectory
 from auditml.training.device import resolve_device
-from auditml.training.dp_sgd import (
-    PrivateTraining,
-    choose_grad_sample_mode,
-    make_private,
-    plain_step,
-)
+from auditml.training.dp_sgd import PrivateTraining, make_private, plain_step
+from auditml.training.grad_sample_choice import resolve_grad_sample_mode
 from auditml.training.gradient_canaries import GradientCanaries, optimizer_parameters
 from auditml.training.privacy import NoisePlan, check_noise_plan, plan_noise, prepare_for_dp
 from auditml.training.progress import EpochProgress
@@ -196,9 +192,13 @@ def _fit(
     step = plain_step(model, optimizer)
     if dp.enabled:
         plan = plan_noise(dp, batches_per_epoch=len(loader), epochs=settings.epochs)
-        mode, why = choose_grad_sample_mode(dp.grad_sample_mode, model)
+        choice = resolve_grad_sample_mode(
+            dp.grad_sample_mode, model, arch=config.arch, input_shape=spec.input_shape,
+            batch_size=min(config.data.batch_size, len(train_set)), device=device,
+        )
+        mode = choice.mode
         if console is not None:
-            console.print(f"Per-example clipping: {mode} ({why})", highlight=False)
+            console.print(f"Per-example clipping: {mode} ({choice.reason})", highlight=False)
         if settings.canaries.kind == "gradient" and settings.canaries.count:
             # Drawn from their own generators: the model's noise is that of a run without them.
             canaries = GradientCanaries(
