@@ -108,16 +108,39 @@ def test_canary_summary_uses_the_same_rule() -> None:
 
 def test_canary_summary_shows_a_rejected_claimed_curve_as_a_violation() -> None:
     # A white-box audit whose f-DP test rejects the claim, with its bound below the claimed ε.
+    test = {"violation": True, "p_value": 7.7e-7, "confidence": 0.95, "correct": 190,
+            "guesses": 200, "allowed_correct": 171, "family_epsilon_lower_bound": 2.4,
+            "family": "DP-SGD at sample rate 0.3333, 90 steps, any noise (prv accountant)"}
     record = {
         **_canary(0.75, dp_enabled=True, epsilon=1.0), "attack": "dp_audit_all_iterates",
-        "confidence": 0.975, "threat_model": "all_iterates", "violation": True,
-        "claim_test": {"violation": True, "p_value": 7.7e-7, "confidence": 0.975},
+        "confidence": 0.95, "threat_model": "all_iterates", "violation": True,
+        "claim_test": test,
     }
     summary = canary_summary(record)
     assert summary.startswith("dp_audit_all_iterates (one run, threat model: all iterates,")
-    assert "at 97.5% confidence" in summary
-    assert "claimed privacy curve: REJECTED (p=7.7e-07, 97.5% confidence)" in summary
+    assert "at 95.0% confidence" in summary
+    assert ("claimed privacy curve: REJECTED (p=7.7e-07, 95.0% confidence; 190 of 200 guesses "
+            "correct, the claim allows 171)") in summary
+    assert ("ε lower bound 2.40 if the run's privacy curve is that of DP-SGD at sample rate "
+            "0.3333, 90 steps, any noise (prv accountant) (an assumption") in summary
     assert summary.endswith("accountant's ε=1.00: VIOLATION")
+    # A record of an older auditml has no counts and no family bound: still readable.
+    older = {**record, "claim_test": {"violation": True, "p_value": 7.7e-7, "confidence": 0.975}}
+    assert "REJECTED (p=7.7e-07, 97.5% confidence)" in canary_summary(older)
+
+
+def test_the_audit_s_own_verdict_decides_even_when_its_bound_passes_the_claim() -> None:
+    # The white-box verdict is its claim test alone (95 %); OR-ing in the ε bound would make it
+    # a second test and double the false alarms. A bound above the claim without a rejection
+    # cannot come out of the audit, but a record on disk is untrusted: its verdict is shown.
+    record = {
+        **_canary(1.2, dp_enabled=True, epsilon=1.0), "attack": "dp_audit_all_iterates",
+        "threat_model": "all_iterates", "violation": False,
+        "claim_test": {"violation": False, "p_value": 0.3, "confidence": 0.95},
+    }
+    assert canary_summary(record).endswith("accountant's ε=1.00: consistent")
+    # Without a verdict of its own (a black-box record), the bound decides.
+    assert canary_summary({**record, "violation": None}).endswith("VIOLATION")
 
 
 def test_a_rejected_claimed_curve_is_a_violation_even_below_the_claimed_epsilon() -> None:

@@ -75,14 +75,28 @@ def canary_summary(result: dict[str, Any]) -> str:
         lines.append(
             f"  the accountant's claimed privacy curve: "
             f"{'REJECTED' if test['violation'] else 'not rejected'} (p={test['p_value']:.2g}, "
-            f"{test['confidence']:.1%} confidence)"
+            f"{test['confidence']:.1%} confidence{_counts(test)})"
         )
+        if test.get("family_epsilon_lower_bound") is not None:
+            lines.append(
+                f"  ε lower bound {test['family_epsilon_lower_bound']:.2f} if the run's privacy "
+                f"curve is that of {test['family']} (an assumption: a bound within that family)"
+            )
     dp_enabled = result["run"].get("dp_enabled") is True
     if dp_enabled and claimed is not None:
-        violated = bool(result.get("violation")) or exceeds_claim(
+        given = result.get("violation")
+        violated = bool(given) if given is not None else exceeds_claim(
             dp_enabled=dp_enabled,
             claimed_epsilon=claimed,
             epsilon_lower_bound=result["epsilon_lower_bound"],
         )
         lines.append(f"  accountant's ε={claimed:.2f}: {'VIOLATION' if violated else 'consistent'}")
     return "\n".join(lines)
+
+
+def _counts(test: dict[str, Any]) -> str:
+    """"; 172 of 200 guesses correct, the claim allows 171" when the record has the counts."""
+    if not all(key in test for key in ("correct", "guesses", "allowed_correct")):
+        return ""  # written by an older auditml
+    return (f"; {test['correct']} of {test['guesses']} guesses correct, the claim allows "
+            f"{test['allowed_correct']}")

@@ -1,0 +1,184 @@
+"""The one-run f-DP ε lower bound within the family of DP-SGD curves a run could have had.
+
+The assumption-free bounds (:mod:`auditml.metrics.one_run`, and :func:`fdp_epsilon_lower_bound`
+over the (ε, δ)-DP curves) say "the algorithm is not (ε, δ)-DP". An (ε, δ) curve is linear near
+α = 0 and far below a Gaussian-like curve of the same ε(δ) in its bulk, so a test that sees the
+bulk (many moderately confident guesses) rejects only a small ε. Mahloujifar, Melis and Chaudhuri
+(2024) therefore report their empirical ε *within a family of curves* (Gaussian DP in their
+experiments): the largest member of the family the one-run test rejects, stated as that member's
+ε at δ. This module does the same with the family that fits a DP-SGD run best: the curves of
+DP-SGD with the run's own sampling rates and step counts and **every noise level**, i.e. the
+run's accountant history with each noise multiplier scaled by ``s > 0``.
+
+**Statement.** Let ``f_s`` be the accountant's curve for the history scaled by ``s``
+(:func:`claimed_tradeoff`); a larger ``s`` claims more noise, so ``f_s`` is larger and "the
+algorithm is ``f_s``-DP" is a stronger claim, rejected on at least the same counts (the test's
+recursion is monotone in ``f̄^{-1}``: :mod:`auditml.metrics.fdp`). Let ``s*`` be the smallest
+rejected scale found. If the algorithm *is* ``f_{s0}``-DP, then ``s* < s0`` requires ``s0`` to
+be rejected, which has probability at most β = 1 − confidence. So, with probability at least
+``confidence``: **if the run's privacy curve is that of DP-SGD with its sampling rates and steps
+at some noise level, that level is below s*·σ, and its ε at δ is above**
+``ε_lb = ε_accountant(s*·σ, δ)``. This is a bound *under the family assumption*, the one the
+noise bugs satisfy (a wrong σ) and others need not (a wrong sampling rate changes the family);
+reports say so. ``s = 1`` is the claim itself: ``ε_lb`` exceeds the claimed ε exactly when the
+claim test at the same counts rejects the claim.
+
+Numerics: the scale is bisected in log s over [s_min, 64] in 7 halvings (s to about 3 %; the
+ε is read at the rejected end, so rounding only lowers it), each evaluation one accountant curve
+(~0.02 s RDP, 0.2 to 4 s PRV). ``s_min`` is where the RDP accountant's ε reaches
+:data:`FAMILY_EPSILON_CAP` (at least 1/64): one run of m canaries cannot show an ε near it (about
+ln m), and below it the PRV discretisation grows without need (σ = 0.2 takes 0.8 GB). A scale
+whose curve the accountant cannot compute counts as not rejected: it can only lower the bound.
+"""
+
+from __future__ import annotations
+
+import math
+import warnings
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+
+from auditml.metrics.fdp import _check_counts, _rejects
+from auditml.metrics.one_run import _check_settings
+from auditml.metrics.roc import MetricsInputError
+from auditml.metrics.tradeoff import CLAIM_ACCOUNTANTS, _check_history, claimed_tradeoff
+
+_LOG_SCALE_RANGE = math.log(64.0)
+_HALVINGS = 7
+_FLOOR_HALVINGS = 6  # the floor need not be precise: it only bounds the search
+FAMILY_EPSILON_CAP = 30.0
+"""The family's least noisy member searched has this RDP ε at the run's δ (or 1/64 the noise)."""
+
+
+@dataclass(frozen=True)
+class FamilyBound:
+    """The DP-SGD-family ε lower bound (see the module docstring for what it assumes).
+
+    ``epsilon`` is the accountant's ε at ``delta`` of the least noisy DP-SGD (same sampling
+    rates and steps, noise ``noise_scale`` times the run's) that the test rejected; 0 when even
+    ``64×`` the run's noise was not rejected (then ``noise_scale`` is None). ``claim_rejected``
+    says whether the run's own curve (scale 1) was rejected.
+    """
+
+    epsilon: float
+    noise_scale: float | None
+    claim_rejected: bool
+    confidence: float
+    delta: float
+    correct: int
+    guesses: int
+    canaries: int
+    family: str
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready form."""
+        return asdict(self)
+
+
+def _scaled(
+    history: Sequence[tuple[float, float, int]], scale: float
+) -> list[tuple[float, float, int]]:
+    return [(noise * scale, rate, steps) for noise, rate, steps in history]
+
+
+def accountant_epsilon(
+    history: Sequence[tuple[float, float, int]], *, mechanism: str, delta: float
+) -> float:
+    """The ε at ``delta`` that Opacus' ``mechanism`` accountant certifies for ``history``."""
+    from opacus.accountants import create_accountant
+
+    accountant = create_accountant(mechanism=mechanism)
+    accountant.history = list(history)
+    with warnings.catch_warnings(), np.errstate(all="ignore"):
+        warnings.simplefilter("ignore")  # RDP's "optimal order is the largest alpha"
+        return float(accountant.get_epsilon(delta=delta))
+
+
+def noise_family_epsilon_lower_bound(
+    correct: int,
+    guesses: int,
+    canaries: int,
+    history: object,
+    *,
+    mechanism: str,
+    delta: float,
+    confidence: float = 0.95,
+) -> FamilyBound:
+    """The one-run f-DP ε lower bound within the DP-SGD family of ``history`` (Opacus'
+    ``(noise_multiplier, sample_rate, steps)`` list) from counts fixed in advance.
+
+    Raises :class:`MetricsInputError` for bad counts, history, accountant name, δ or confidence.
+    """
+    correct, guesses, canaries = _check_counts(correct, guesses, canaries)
+    checked = _check_history(history)
+    if mechanism not in CLAIM_ACCOUNTANTS:
+        raise MetricsInputError(
+            f"`mechanism` must be one of {', '.join(CLAIM_ACCOUNTANTS)}, got {mechanism!r}."
+        )
+    delta, confidence = _check_settings(delta, confidence)
+    if not 0 < delta < 1:
+        raise MetricsInputError(f"`delta` must be in (0, 1) for an ε at δ, got {delta!r}.")
+    level = 1 - confidence
+
+    def rejected(log_scale: float) -> bool:
+        try:
+            with np.errstate(all="ignore"):  # Opacus' PRV overflows harmlessly at tiny noise
+                scaled = _scaled(checked, math.exp(log_scale))
+                curve = claimed_tradeoff(scaled, mechanism=mechanism)
+        except (MetricsInputError, ValueError, RuntimeError, OverflowError):
+            return False  # no curve, no claim to reject: never raises the bound
+        return bool(_rejects(curve.blow_up_inverse, correct, guesses, canaries, level))
+
+    claim_rejected = rejected(0.0)
+    if claim_rejected:
+        low, high = _log_scale_floor(checked, delta), 0.0
+        if rejected(low):
+            high = low  # even the floor's member is rejected: report that member
+    else:
+        low, high = 0.0, _LOG_SCALE_RANGE
+        if not rejected(high):
+            return FamilyBound(0.0, None, False, confidence, delta, correct, guesses,
+                               canaries, _family(checked, mechanism))
+    high = _first_true(rejected, low, high, _HALVINGS)
+    scale = math.exp(high)  # rejected: the statement holds at this member
+    epsilon = accountant_epsilon(_scaled(checked, scale), mechanism=mechanism, delta=delta)
+    return FamilyBound(max(epsilon, 0.0), scale, claim_rejected, confidence, delta, correct,
+                       guesses, canaries, _family(checked, mechanism))
+
+
+def _log_scale_floor(history: list[tuple[float, float, int]], delta: float) -> float:
+    """log of the smallest scale searched: RDP ε there is about FAMILY_EPSILON_CAP (or 1/64)."""
+    def too_leaky(log_scale: float) -> bool:
+        scaled = _scaled(history, math.exp(log_scale))
+        return accountant_epsilon(scaled, mechanism="rdp", delta=delta) > FAMILY_EPSILON_CAP
+
+    low, high = -_LOG_SCALE_RANGE, 0.0
+    if not too_leaky(low):
+        return low
+    if too_leaky(high):
+        return high
+    return _first_true(lambda log_scale: not too_leaky(log_scale), low, high, _FLOOR_HALVINGS)
+
+
+def _first_true(
+    predicate: Callable[[float], bool], low: float, high: float, halvings: int
+) -> float:
+    """Bisect for where a monotone ``predicate`` turns true (false at ``low``, true at
+    ``high``) to ``_LOG_SCALE_RANGE / 2**halvings``; returns a point where it is true."""
+    while high - low > _LOG_SCALE_RANGE / 2**halvings:
+        middle = (low + high) / 2
+        if predicate(middle):
+            high = middle
+        else:
+            low = middle
+    return high
+
+
+def _family(history: list[tuple[float, float, int]], mechanism: str) -> str:
+    steps = sum(steps for _, _, steps in history)
+    rates = sorted({rate for _, rate, _ in history})
+    shown = ", ".join(f"{rate:.4g}" for rate in rates)
+    return f"DP-SGD at sample rate {shown}, {steps} steps, any noise ({mechanism} accountant)"
