@@ -39,14 +39,18 @@ from auditml.training.privacy import NoisePlan
 # modes -> seconds per DP-SGD step of each (the default times real steps: measure_step_seconds).
 MeasureModes = Callable[[Sequence[str]], dict[str, float]]
 
-# One warm-up round (first-step allocations, cuDNN's choice of kernels) and one timed round of
-# every mode always run; a second warm-up and up to TIMED_ROUNDS timed rounds (their median is
-# kept) only while the measurement is projected to stay within MEASURE_BUDGET_S. A GPU step
-# takes milliseconds and gets them all; on two CPU cores the tutorial CNN at batch 256 gets the
-# minimum, six DP steps. A smaller probe batch would be cheaper but would not do: on a CPU the
-# ranking changes with the batch (resnet_groupnorm: fast wins at 64, hooks at 256).
+# One timed step of every mode always runs (after a warm-up step, except on a CPU); more timed
+# rounds, up to TIMED_ROUNDS (their median is kept), only while the timed rounds are projected
+# to stay within MEASURE_BUDGET_S. A GPU step takes milliseconds and gets them all; on two CPU
+# cores the tutorial CNN at batch 256 gets one step of each mode. A smaller probe batch would
+# be cheaper but would not do: on a CPU the ranking changes with the batch (resnet_groupnorm:
+# fast wins at 64, hooks at 256).
 TIMED_ROUNDS = 5
 MEASURE_BUDGET_S = 0.4
+# On a CPU, a mode whose first step took this many times the quickest one's is not timed
+# again (or re-timed to confirm a pick): it cannot win, and hooks' step is the costliest part
+# of measuring the tutorial CNN at batch 256.
+DROP_SLOWER_THAN = 2.5
 # Another mode replaces the default (the first candidate: fast where it covers the model) only
 # when it is at least this much faster: a ranking within the noise of a one-round measurement
 # on a busy machine must not turn a fast default into a slower choice, cached for good.
@@ -106,14 +110,16 @@ def resolve_grad_sample_mode(
     if not timed:
         return ModeChoice(default, f"auto: no mode could be timed; {default}")
     chosen = pick_fastest(timed, default=default)
-    if chosen != default and default in timed:
+    if chosen != default:
         # Leaving the default is cached for good, so a burst of load from another process that
-        # slowed the default's steps must not decide it: time the two again and keep each
-        # one's faster figure (load only ever slows a step down).
+        # slowed the default's step (or had it dropped as hopeless) must not decide it: time
+        # the two again and keep each one's faster figure (load only ever slows a step down).
         again = measure([default, chosen])
         for mode in (default, chosen):
-            timed[mode] = min(timed[mode], again.get(mode, timed[mode]))
-        chosen = pick_fastest({mode: timed[mode] for mode in (default, chosen)},
+            figures = [f[mode] for f in (timed, again) if mode in f]
+            if figures:
+                timed[mode] = min(figures)
+        chosen = pick_fastest({m: timed[m] for m in (default, chosen) if m in timed},
                               default=default)
     stored = cache.put(key, CachedChoice(chosen, timed))
     where = f"cached in {cache.path}" if stored else f"not cached: {cache.problem}"
@@ -167,9 +173,15 @@ def measure_step_seconds(
                 continue
         x, y = x.to(device), y.to(device)
         try:
+            # On a CPU a first step costs what the next ones do (no kernels to load or tune:
+            # tutorial CNN, batch 256, first vs next three steps, ms: fast 368 vs 394-439,
+            # hooks 1481 vs 1194-1388, ghost 488 vs 457-569), so it is timed rather than
+            # thrown away, and tells a mode that cannot win; elsewhere it is a warm-up only.
+            cpu = device.type == "cpu"
             return time_steps(
                 {mode: functools.partial(step, x, y) for mode, (step, _) in steps.items()},
-                device=device, clock=clock,
+                device=device, warmup_rounds=0 if cpu else 1,
+                drop_slower_than=DROP_SLOWER_THAN if cpu else None, clock=clock,
             )
         finally:
             for _, close in steps.values():
@@ -194,17 +206,21 @@ def time_steps(
     device: torch.device,
     budget_s: float = MEASURE_BUDGET_S,
     rounds: int = TIMED_ROUNDS,
+    warmup_rounds: int = 1,
+    drop_slower_than: float | None = None,
     clock: Callable[[], float] = time.perf_counter,
 ) -> dict[str, float]:
     """Median seconds of each step, timed in turn round after round (``device`` synchronised).
 
-    One warm-up and one timed round always run; a second warm-up and more rounds (up to
-    ``rounds``) only while the total is projected to stay within ``budget_s``. A step that
-    raises is dropped (e.g. a layer run twice: the fast path sees it only when it runs).
+    ``warmup_rounds`` untimed rounds run first (first-step allocations, lazy kernel loading,
+    cuDNN's choice of algorithms), then one timed round always, and more (up to ``rounds``)
+    only while the timed rounds are projected to stay within ``budget_s``. A step that raises
+    is dropped (e.g. a layer run twice: the fast path sees it only when it runs), and so is one
+    whose first run took over ``drop_slower_than`` times the quickest first run.
     """
     working = dict(steps)
 
-    def one_round(record: dict[str, list[float]] | None) -> float:
+    def one_round(record: dict[str, list[float]]) -> float:
         started = clock()
         for name, step in list(working.items()):
             try:
@@ -216,17 +232,28 @@ def time_steps(
             except Exception:
                 del working[name]
                 continue
-            if record is not None:
-                record.setdefault(name, []).append(seconds)
+            record.setdefault(name, []).append(seconds)
         return clock() - started
 
-    began = clock()
-    last = one_round(None)
-    if (clock() - began) + 2 * last <= budget_s:
-        last = one_round(None)
+    def drop_slow(first_runs: dict[str, list[float]]) -> None:
+        if drop_slower_than is None or not first_runs:
+            return
+        quickest = min(values[0] for values in first_runs.values())
+        for name, values in first_runs.items():
+            if values[0] > drop_slower_than * quickest:
+                working.pop(name, None)
+
+    warm: dict[str, list[float]] = {}
+    for _ in range(warmup_rounds):
+        one_round(warm)
+    drop_slow(warm)
     times: dict[str, list[float]] = {}
-    for round_index in range(rounds):
-        if round_index and (clock() - began) + last > budget_s:
+    began = clock()
+    last = one_round(times)
+    if not warmup_rounds:
+        drop_slow(times)
+    for _ in range(rounds - 1):
+        if (clock() - began) + last > budget_s:
             break
         last = one_round(times)
     return {name: statistics.median(times[name]) for name in working if name in times}
