@@ -35,19 +35,16 @@ def timed(command: list[str], cwd: Path) -> float:
     return time.perf_counter() - start
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dataset", default="fashion_mnist")
-    parser.add_argument("--epochs", type=int, default=20)
-    args = parser.parse_args()
+def run_tutorial(dataset: str, epochs: int) -> tuple[list[tuple[str, float]], float]:
+    """Seconds of each auditml command of the tutorial, and of the plain Opacus script."""
     auditml = [sys.executable, "-m", "auditml"]
     with tempfile.TemporaryDirectory() as scratch:
         work = Path(scratch)
         steps: list[tuple[str, float]] = []
         for run in RUNS:
             raw = yaml.safe_load((ROOT / "configs" / f"dp_tutorial_{run}.yaml").read_text())
-            raw["data"]["dataset"] = args.dataset
-            raw["training"]["epochs"] = args.epochs
+            raw["data"]["dataset"] = dataset
+            raw["training"]["epochs"] = epochs
             config = work / f"{run}.yaml"
             config.write_text(yaml.safe_dump(raw))
             train = [*auditml, "train", "--config", str(config)]
@@ -58,8 +55,17 @@ def main() -> None:
         compare = [*auditml, "compare", *runs, "--out", "results/dp_comparison"]
         steps.append(("compare", timed(compare, work)))
         plain = [sys.executable, str(ROOT / "benchmarks" / "plain_opacus_tutorial.py"),
-                 "--dataset", args.dataset, "--epochs", str(args.epochs)]
+                 "--dataset", dataset, "--epochs", str(epochs)]
         reference = timed(plain, work)
+    return steps, reference
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="fashion_mnist")
+    parser.add_argument("--epochs", type=int, default=20)
+    args = parser.parse_args()
+    steps, reference = run_tutorial(args.dataset, args.epochs)
     ours = sum(seconds for _, seconds in steps)
     print(f"tutorial on {args.dataset}, {args.epochs} epochs per model")
     for name, seconds in steps:
