@@ -229,6 +229,10 @@ def test_batch_models_setting() -> None:
     assert batch_models_setting(AuditConfig(batch_models=4)) == 4
     assert batch_models_setting(AuditConfig()) == 8
     assert batch_models_setting(AuditConfig(), "cuda") == 64
+    # DP-SGD on a CPU: the pool unless asked (vmap's per-example gradients are slower there).
+    assert batch_models_setting(AuditConfig(), "cpu", dp=True) == 1
+    assert batch_models_setting(AuditConfig(batch_models=4), "cpu", dp=True) == 4
+    assert batch_models_setting(AuditConfig(), "cuda", dp=True) == 64
 
 
 class Jobs:

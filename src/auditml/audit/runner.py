@@ -173,7 +173,8 @@ class RunResources:
             description=description,
             executor=self.executor,
             batch_models=batch_models_setting(
-                self.audit, training_device(self.executor, self.config.training.device)),
+                self.audit, training_device(self.executor, self.config.training.device),
+                dp=self.config.training.dp.enabled),
         )
 
 

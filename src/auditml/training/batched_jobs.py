@@ -45,12 +45,20 @@ def job_device(config: AuditMLConfig) -> torch.device:
     return resolve_device(config.training.device)
 
 
-def batch_models_setting(audit: AuditConfig, device: str = "cpu") -> int:
-    """How many models to train at once under ``audit`` on ``device``: 1 turns batching off."""
+def batch_models_setting(audit: AuditConfig, device: str = "cpu", *, dp: bool = False) -> int:
+    """How many models to train at once under ``audit`` on ``device``: 1 turns batching off.
+
+    DP-SGD on a CPU is not batched unless ``audit.batch_models`` asks for it: there each model
+    still runs its own passes, and vmap's per-example gradients cost more than the single-model
+    trainer's per-layer clipping (K = 1 batched took 2.2x one model alone, measured in one
+    process by benchmarks/gpu_suite.py), so the pool is faster.
+    """
     if not audit.batched:
         return 1
-    default = DEFAULT_BATCH_MODELS.get(torch.device(device).type, DEFAULT_BATCH_MODELS["cpu"])
-    return audit.batch_models or default
+    kind = torch.device(device).type
+    if audit.batch_models is None and dp and kind == "cpu":
+        return 1
+    return audit.batch_models or DEFAULT_BATCH_MODELS.get(kind, DEFAULT_BATCH_MODELS["cpu"])
 
 
 def why_not_batched(config: AuditMLConfig) -> str | None:
