@@ -70,6 +70,21 @@ def _parser() -> argparse.ArgumentParser:
     report.add_argument("run_dir", metavar="RUN_DIR", help="a trained, audited run")
     report.add_argument("--out", required=True, help="directory for the report")
 
+    sweep = commands.add_parser(
+        "sweep", help="train and audit one run per ε; table and figures of accuracy and leakage"
+    )
+    sweep.add_argument("--config", default=None,
+                       help="YAML experiment config (default: a small digits experiment)")
+    sweep.add_argument("--epsilons", nargs="*", default=None, metavar="EPS",
+                       help="target ε values, inf = no DP (default: 0.5 1 2 4 8 inf)")
+    sweep.add_argument("--attack", nargs="+", default=None, metavar="NAME",
+                       help="membership attacks (default: the config's audit.attacks if set, "
+                       "else mia_lira if it sets audit.reference_models, else mia_threshold)")
+    sweep.add_argument("--out", default=None,
+                       help="sweep directory (default: <output_dir>/<experiment_name>_sweep)")
+    sweep.add_argument("--workers", type=int, default=None,
+                       help="runs trained at once (default: audit.workers, else cores)")
+
     show = commands.add_parser("show-config", help="print the config with every default filled in")
     show.add_argument("--config", required=True, help="YAML experiment config")
 
@@ -178,6 +193,23 @@ def _dispatch(args: argparse.Namespace, console: Console, errors: Console) -> in
             highlight=False,
         )
         console.print(f"result: {out}", highlight=False)
+        return EXIT_OK
+
+    if args.command == "sweep":
+        from rich.table import Table
+
+        from auditml.sweep import DEFAULT_EPSILONS, default_config, run_sweep
+        from auditml.sweep.report import HEADERS, table_cells
+
+        config = _load(args.config, errors) if args.config else default_config()
+        epsilons = DEFAULT_EPSILONS if args.epsilons is None else args.epsilons
+        result = run_sweep(config, epsilons, args.attack, out=args.out, workers=args.workers,
+                           console=console)
+        table = Table(*HEADERS)
+        for row in result.record.rows:
+            table.add_row(*table_cells(row))
+        console.print(table)
+        console.print(f"report: {result.directory.table_path('md')}", highlight=False)
         return EXIT_OK
 
     if args.command == "compare":

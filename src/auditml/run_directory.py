@@ -431,3 +431,48 @@ def _read_json(path: Path, fix: str) -> dict[str, Any]:
         raise RunDirectoryError(f"{path} is corrupt (expected a JSON object): {fix}")
     return payload
 
+
+
+class SweepDirectory:
+    """``auditml sweep``'s directory, ``<output_dir>/<experiment_name>_sweep/`` by default::
+
+        runs/<experiment_name>_eps<ε>/   one run directory per ε (``_nodp`` for ε = ∞)
+        sweep.json                       the table (auditml.sweep.report), one row per ε and attack
+        sweep.md                         the same table for people, with the tuning statement
+        accuracy_vs_epsilon.png          validation accuracy against claimed ε
+        tpr_vs_epsilon.png               TPR at 1% FPR against claimed ε
+        bound_vs_epsilon.png             the audit's ε lower bound against claimed ε
+        tuning.json                      only with ``--tune``: the random-stopping tuner's trials
+        tuning/<trial>/                  its trials' run directories
+    """
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+
+    @staticmethod
+    def default_path(config: AuditMLConfig) -> Path:
+        return config.output_dir / f"{config.experiment_name}_sweep"
+
+    @staticmethod
+    def run_name(experiment_name: str, epsilon: float) -> str:
+        return f"{experiment_name}_nodp" if epsilon == float("inf") else (
+            f"{experiment_name}_eps{epsilon:g}"
+        )
+
+    @property
+    def runs_dir(self) -> Path:
+        return self.path / "runs"
+
+    @property
+    def tuning_dir(self) -> Path:
+        return self.path / "tuning"
+
+    def table_path(self, suffix: str) -> Path:
+        return self.path / f"sweep.{suffix}"
+
+    def figure_path(self, name: str) -> Path:
+        return self.path / f"{name}.png"
+
+    @property
+    def tuning_path(self) -> Path:
+        return self.path / "tuning.json"

@@ -1,0 +1,144 @@
+"""The sweep's table (``sweep.json``, ``sweep.md``) and figures, from its audited runs.
+
+Every number is read from the runs' validated records (``metrics.json``, ``audit/<attack>.json``)
+through :class:`~auditml.run_directory.RunDirectory`; nothing is recomputed here.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict
+
+from auditml.config import AuditMLConfig
+from auditml.formatting import format_delta, format_epsilon
+from auditml.reporting import glossary
+from auditml.run_directory import RunDirectory, SweepDirectory
+
+# The FPR at which the table reports the TPR (a key of MembershipMetrics.tpr_at_fpr).
+TABLE_FPR = 0.01
+
+TUNING_STATEMENT = (
+    "Tuning leaks too. These runs used one fixed set of hyperparameters. If you try several "
+    "learning rates, clipping norms or other settings on the private data and keep the best, "
+    "that choice depends on the data, and the ε of each run no longer covers what you release: "
+    "the tuning itself must be accounted for (Papernot & Steinke 2022, \"Hyperparameter Tuning "
+    "with Renyi Differential Privacy\", ICLR). `auditml sweep --tune NAME=V1,V2,... "
+    "--tune-stopping geometric:GAMMA` runs their random-stopping tuner and reports the ε of the "
+    "whole tuning procedure."
+)
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SweepRow(_Frozen):
+    """One run of the sweep audited by one attack.
+
+    ``epsilon_target`` is the ε the run was calibrated to and ``epsilon_claimed`` the ε its
+    accountant reports (both None for the run without DP: no guarantee, shown as ∞).
+    ``epsilon_lower_bound`` is a statistical bound that holds with ``bound_confidence``;
+    ``gdp_epsilon_estimate`` is an estimate, not a bound.
+    """
+
+    run: str
+    epsilon_target: float | None
+    epsilon_claimed: float | None
+    delta: float | None
+    val_acc: float
+    attack: str
+    auc: float
+    tpr_at_1pct_fpr: float
+    epsilon_lower_bound: float
+    bound_confidence: float
+    gdp_epsilon_estimate: float
+    violation: bool
+
+
+class SweepRecord(_Frozen):
+    """``sweep.json``: the table, one row per (ε, attack), in the order the ε were given."""
+
+    experiment_name: str
+    attacks: list[str]
+    rows: list[SweepRow]
+    tuning_statement: str
+    tuning: dict[str, Any] | None = None
+
+
+def sweep_rows(
+    config: AuditMLConfig, run_dirs: Sequence[Path], epsilons: Sequence[float],
+    attacks: Sequence[str],
+) -> SweepRecord:
+    """The table of the audited runs ``run_dirs`` (trained at ``epsilons``)."""
+    rows = []
+    for run_dir, epsilon in zip(run_dirs, epsilons, strict=True):
+        run = RunDirectory(run_dir)
+        training_id = run.require_trained().training_id
+        training = run.read_training()
+        claimed = training.epsilon if training.dp_enabled else None
+        for attack in attacks:
+            result = run.read_attack(attack, training_id=training_id)
+            bound = result.epsilon_lower_bound
+            rows.append(SweepRow(
+                run=run.path.name,
+                epsilon_target=None if math.isinf(epsilon) else epsilon,
+                epsilon_claimed=claimed,
+                delta=training.delta if training.dp_enabled else None,
+                val_acc=training.val_acc,
+                attack=attack,
+                auc=result.membership_metrics().auc,
+                tpr_at_1pct_fpr=result.membership_metrics().tpr_at_fpr[TABLE_FPR],
+                epsilon_lower_bound=float(bound["epsilon"]),
+                bound_confidence=1 - float(bound["alpha"]),
+                gdp_epsilon_estimate=float(result.gdp_estimate["epsilon"]),
+                violation=claimed is not None and float(bound["epsilon"]) > claimed,
+            ))
+    return SweepRecord(experiment_name=config.experiment_name, attacks=list(attacks), rows=rows,
+                       tuning_statement=TUNING_STATEMENT)
+
+
+HEADERS = (
+    "ε target", glossary.EPSILON_CLAIMED.name, glossary.DELTA.name, glossary.VAL_ACC.name,
+    "Attack", glossary.AUC.name, glossary.TPR_AT_1PCT_FPR.name,
+    "ε lower bound (a bound)", "GDP ε (an estimate, not a bound)",
+)
+
+
+def table_cells(row: SweepRow) -> list[str]:
+    bound = f"≥ {row.epsilon_lower_bound:.2f} ({row.bound_confidence:.0%} conf.)"
+    return [
+        format_epsilon(row.epsilon_target), format_epsilon(row.epsilon_claimed),
+        format_delta(row.delta), f"{100 * row.val_acc:.1f}%", row.attack, f"{row.auc:.3f}",
+        f"{row.tpr_at_1pct_fpr:.3f}", bound + (" VIOLATION" if row.violation else ""),
+        f"{row.gdp_epsilon_estimate:.2f}",
+    ]
+
+
+def markdown(record: SweepRecord) -> str:
+    lines = [
+        f"# ε sweep: {record.experiment_name}", "",
+        "| " + " | ".join(HEADERS) + " |",
+        "|" + "|".join("---" for _ in HEADERS) + "|",
+        *("| " + " | ".join(table_cells(row)) + " |" for row in record.rows), "",
+    ]
+    for term in (glossary.EPSILON_CLAIMED, glossary.EPSILON_LOWER_BOUND, glossary.GDP_ESTIMATE,
+                 glossary.TPR_AT_1PCT_FPR, glossary.VIOLATION):
+        lines.append(f"- **{term.name}**: {term.definition}")
+    lines += ["", "Figures: accuracy_vs_epsilon.png, tpr_vs_epsilon.png, bound_vs_epsilon.png",
+              "", "## Tuning costs privacy", "", record.tuning_statement, ""]
+    if record.tuning is not None:
+        lines += tuning_lines(record.tuning)
+    return "\n".join(lines)
+
+
+def tuning_lines(tuning: dict[str, Any]) -> list[str]:
+    """The tuner's result in words (filled by :mod:`auditml.sweep.tuner`)."""
+    return [str(line) for line in tuning.get("summary", [])] + [""]
+
+
+def read_sweep_record(sweep: SweepDirectory) -> SweepRecord:
+    return SweepRecord.model_validate_json(sweep.table_path("json").read_text(encoding="utf-8"))

@@ -1,0 +1,145 @@
+"""``auditml sweep``: train one run per ε, audit each, tabulate and plot the trade-off.
+
+Training goes through ``auditml train``'s own code (:func:`auditml.training.train`) as jobs on
+the configured executor (``audit.executor``: a local process pool, serial, or Ray), and auditing
+through the one audit core (:func:`auditml.audit.runner.run_audit`). A finished run whose stored
+config is the one wanted is reused, as is a current audit result with the same settings; an
+interrupted run (no manifest) is trained again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+
+from auditml.audit.plan import plan_audit
+from auditml.audit.runner import run_audit
+from auditml.config import AuditMLConfig, parse_config
+from auditml.errors import AuditMLError, ConfigError, RunDirectoryError
+from auditml.fileio import write_bytes, write_text
+from auditml.run_directory import RunDirectory, SweepDirectory
+from auditml.sweep.figures import sweep_figures
+from auditml.sweep.plan import parse_epsilons, run_config, sweep_attacks
+from auditml.sweep.report import SweepRecord, markdown, sweep_rows
+from auditml.training.executors import make_executor
+from auditml.training.privacy import check_noise_plan
+from auditml.training.reference import default_workers
+
+
+@dataclass(frozen=True)
+class TrainJob:
+    """Train one config with ``auditml train``'s code; picklable (the config in JSON form)."""
+
+    config: dict[str, Any]
+
+    def run(self) -> str:
+        from auditml.training import train
+
+        config = parse_config(self.config, "sweep job")
+        train(config, console=Console(quiet=True))
+        return str(config.run_dir)
+
+
+@dataclass(frozen=True)
+class SweepResult:
+    directory: SweepDirectory
+    record: SweepRecord
+    trained: list[float]  # the ε values trained by this call (the others were reused)
+
+
+def run_sweep(
+    config: AuditMLConfig,
+    epsilons: Sequence[str | float],
+    attacks: Sequence[str] | None = None,
+    *,
+    out: str | Path | None = None,
+    workers: int | None = None,
+    console: Console | None = None,
+) -> SweepResult:
+    """Train and audit ``config`` at each ε and write the sweep's report; see the module doc."""
+    console = console or Console(quiet=True)
+    values = parse_epsilons(epsilons)
+    if workers is not None and workers < 1:
+        raise ConfigError(f"--workers must be at least 1, got {workers}")
+    sweep = SweepDirectory(out if out is not None else SweepDirectory.default_path(config))
+    if sweep.path.exists() and not sweep.path.is_dir():
+        raise RunDirectoryError(f"--out {sweep.path} exists and is not a directory")
+    names = sweep_attacks(config, attacks)
+    configs = {epsilon: run_config(config, epsilon, sweep) for epsilon in values}
+    for run in configs.values():  # every refusal before the first model trains
+        check_noise_plan(run)
+        RunDirectory(run.run_dir).check_can_train()
+    executor = make_executor(config.audit.executor, workers or config.audit.workers
+                             or default_workers(), config.audit.ray_address)
+    todo = [epsilon for epsilon, run in configs.items() if not is_finished(run)]
+    for epsilon in values:
+        if epsilon not in todo:
+            console.print(f"ε={epsilon:g}: reusing {configs[epsilon].run_dir}", highlight=False)
+    if todo:
+        console.print(f"training {len(todo)} run(s): ε = {', '.join(f'{e:g}' for e in todo)}",
+                      highlight=False)
+        jobs = [TrainJob(configs[epsilon].model_dump(mode="json")) for epsilon in todo]
+        executor.run(jobs, lambda index, run_dir: console.print(
+            f"ε={todo[index]:g}: trained {run_dir}", highlight=False))
+    for epsilon in values:
+        audit_run(configs[epsilon], names, console)
+    record = sweep_rows(config, [configs[e].run_dir for e in values], values, names)
+    write_sweep_report(sweep, record)
+    return SweepResult(sweep, record, todo)
+
+
+def is_finished(wanted: AuditMLConfig) -> bool:
+    """Whether ``wanted.run_dir`` holds a complete, unchanged run trained with ``wanted``.
+
+    The audit section and the run's name and place are not part of how it was trained.
+    """
+    run = RunDirectory(wanted.run_dir)
+    try:
+        run.require_trained()
+        stored = run.read_config()
+    except AuditMLError:
+        return False
+    return _training_part(stored) == _training_part(wanted)
+
+
+def audit_run(config: AuditMLConfig, attacks: Sequence[str], console: Console) -> None:
+    """Run those of ``attacks`` on ``config``'s run that have no current result there.
+
+    A result is current when it was made for this training (its ``training_id``), its scores
+    file matches it, and the attack's settings are the ones configured now.
+    """
+    run = RunDirectory(config.run_dir)
+    training_id = run.require_trained().training_id
+    planned = plan_audit(attacks, config.audit.attack_sections()).attacks
+    missing = []
+    for attack in planned:
+        try:
+            record = run.read_attack(attack.name, training_id=training_id)
+            run.read_scores(record)
+            current = record.settings == attack.settings()
+        except AuditMLError:
+            current = False
+        if not current:
+            missing.append(attack.name)
+    if missing:
+        console.print(f"auditing {run.path.name}: {', '.join(missing)}", highlight=False)
+        run_audit(run.path, missing, given_config=config)
+
+
+def write_sweep_report(sweep: SweepDirectory, record: SweepRecord) -> None:
+    """``sweep.json``, ``sweep.md`` and the figures; each file replaced atomically."""
+    write_text(sweep.table_path("json"), record.model_dump_json(indent=2) + "\n")
+    write_text(sweep.table_path("md"), markdown(record))
+    for name, png in sweep_figures(record).items():
+        write_bytes(sweep.figure_path(name), png)
+
+
+def _training_part(config: AuditMLConfig) -> dict[str, Any]:
+    dumped = config.resolved().model_dump(mode="json")
+    for key in ("audit", "output_dir", "experiment_name"):
+        dumped.pop(key)
+    return dumped

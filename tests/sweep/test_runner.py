@@ -1,0 +1,129 @@
+"""``auditml sweep`` end to end on digits through the CLI: files, table, reuse, bad input."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from auditml.cli import main
+from auditml.config import load_config
+from auditml.run_directory import SweepDirectory
+from auditml.sweep.plan import run_config
+from auditml.sweep.report import HEADERS
+from auditml.sweep.runner import is_finished
+
+pytestmark = pytest.mark.slow
+
+FIGURES = ("accuracy_vs_epsilon", "tpr_vs_epsilon", "bound_vs_epsilon")
+
+
+@pytest.fixture
+def sweep_config(
+    tiny_config: Callable[..., dict[str, Any]], write_config: Callable[..., Path]
+) -> Path:
+    return write_config(tiny_config(
+        experiment_name="sw", data={"train_size": 40, "batch_size": 20},
+        training={"epochs": 2, "learning_rate": 0.02, "dp": {"delta": 1e-3}},
+    ), "sw")
+
+
+def _sweep(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(["sweep", *argv])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _mtimes(sweep: Path) -> dict[str, int]:
+    return {
+        str(path.relative_to(sweep)): path.stat().st_mtime_ns
+        for pattern in ("runs/*/model.safetensors", "runs/*/audit/mia_threshold.json")
+        for path in sweep.glob(pattern)
+    }
+
+
+def test_sweep_writes_its_table_and_figures_and_reuses_finished_runs(
+    capsys: pytest.CaptureFixture[str], sweep_config: Path, tmp_path: Path
+) -> None:
+    argv = ("--config", str(sweep_config), "--epsilons", "1", "4", "inf", "--workers", "1")
+    code, out, err = _sweep(capsys, *argv)
+    assert code == 0, err
+    sweep = tmp_path / "results" / "sw_sweep"
+    assert sorted(p.name for p in (sweep / "runs").iterdir() if not p.name.startswith(".")) == [
+        "sw_eps1", "sw_eps4", "sw_nodp"]
+    for name in FIGURES:
+        assert (sweep / f"{name}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    record = json.loads((sweep / "sweep.json").read_text())
+    rows = record["rows"]
+    assert [row["epsilon_target"] for row in rows] == [1.0, 4.0, None]
+    assert [row["attack"] for row in rows] == ["mia_threshold"] * 3
+    assert 0.99 <= rows[0]["epsilon_claimed"] <= 1.0 and rows[2]["epsilon_claimed"] is None
+    assert rows[2]["delta"] is None and rows[0]["delta"] == 1e-3
+    for row in rows:
+        assert row["bound_confidence"] == pytest.approx(0.95)
+        assert set(row) >= {"val_acc", "auc", "tpr_at_1pct_fpr", "epsilon_lower_bound",
+                            "gdp_epsilon_estimate"}
+    # The audited numbers are the runs' own records, not recomputed.
+    audited = json.loads((sweep / "runs" / "sw_eps4" / "audit" / "mia_threshold.json").read_text())
+    assert rows[1]["auc"] == audited["metrics"]["auc"]
+    assert rows[1]["epsilon_lower_bound"] == audited["epsilon_lower_bound"]["epsilon"]
+    table = (sweep / "sweep.md").read_text()
+    assert "| " + " | ".join(HEADERS) + " |" in table
+    assert "Papernot & Steinke 2022" in table and "an estimate, not a bound" in table
+    assert "(95% conf.)" in table and "| ∞ | ∞ | — |" in table
+
+    before = _mtimes(sweep)
+    assert len(before) == 6
+    code, out, err = _sweep(capsys, *argv)
+    assert code == 0, err
+    assert out.count("reusing") == 3 and "training" not in out and "auditing" not in out
+    assert _mtimes(sweep) == before
+
+    # An interrupted run (no manifest) is trained again and re-audited; the others are kept.
+    (sweep / "runs" / "sw_eps4" / "manifest.json").unlink()
+    code, out, err = _sweep(capsys, *argv)
+    assert code == 0, err
+    after = _mtimes(sweep)
+    changed = sorted(key for key in before if after[key] != before[key])
+    assert changed == ["runs/sw_eps4/audit/mia_threshold.json", "runs/sw_eps4/model.safetensors"]
+
+
+def test_a_run_trained_with_other_settings_is_not_reused(
+    sweep_config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, _, err = _sweep(capsys, "--config", str(sweep_config), "--epsilons", "inf")
+    assert code == 0, err
+    config = load_config(sweep_config)
+    sweep = SweepDirectory(SweepDirectory.default_path(config))
+    assert is_finished(run_config(config, float("inf"), sweep))
+    other = config.model_copy(update={"seed": 1})
+    assert not is_finished(run_config(other, float("inf"), sweep))
+    longer = run_config(config, float("inf"), sweep, training={"epochs": 3})
+    assert not is_finished(longer)
+
+
+@pytest.mark.parametrize(
+    ("argv", "fragment"),
+    [
+        (["--epsilons"], "give at least one ε"),
+        (["--epsilons", "1", "-2"], "ε=-2 is not allowed"),
+        (["--epsilons", "1", "2", "1"], "ε=1 is given twice"),
+        (["--epsilons", "0", "inf"], "ε=0 cannot be reached"),
+        (["--epsilons", "one"], "'one' is not a number"),
+        (["--epsilons", "1", "--attack", "mia_lirra"], "unknown attack 'mia_lirra'"),
+        (["--epsilons", "1", "--attack", "dp_audit"], "tabulates membership attacks"),
+        (["--epsilons", "1", "--workers", "0"], "--workers must be at least 1"),
+    ],
+)
+def test_bad_input_is_one_line_and_exit_2_before_any_training(
+    capsys: pytest.CaptureFixture[str], sweep_config: Path, tmp_path: Path,
+    argv: list[str], fragment: str,
+) -> None:
+    code, _, err = _sweep(capsys, "--config", str(sweep_config), *argv)
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), err
+    assert fragment in lines[0]
+    assert not (tmp_path / "results").exists()  # nothing trained, nothing written
