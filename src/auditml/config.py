@@ -192,6 +192,11 @@ class TrainingConfig(_Section):
     momentum: float = Field(default=0.9, ge=0, lt=1, description="SGD only")
     weight_decay: float = Field(default=0.0, ge=0)
     device: str = Field(default="auto", description="auto, cpu, cuda, cuda:N or mps")
+    # Independent trainings on the same members (the sweep's tuner needs independent trials).
+    seed: int | None = Field(
+        default=None, ge=0, le=MAX_SEED, description="seed of initialisation, batches and noise; "
+        "null = the experiment's seed (which alone draws the membership split)",
+    )
     dp: DPConfig = DPConfig()
     canaries: CanaryConfig = CanaryConfig()
 

@@ -95,6 +95,23 @@ def test_same_seed_same_model(tiny_config: Callable[..., dict[str, Any]], tmp_pa
     assert all(torch.equal(a[name], b[name]) for name in a)
 
 
+def test_training_seed_changes_the_model_not_the_members(
+    tiny_config: Callable[..., dict[str, Any]],
+) -> None:
+    # The tuner's trials must be independent trainings on the same private members.
+    base = train(parse_config(tiny_config(experiment_name="a")), console=_quiet())
+    same = train(parse_config(tiny_config(experiment_name="b", training={"seed": 0})),
+                 console=_quiet())
+    other = train(parse_config(tiny_config(experiment_name="c", training={"seed": 5})),
+                  console=_quiet())
+    runs = [RunDirectory(result.run_dir) for result in (base, same, other)]
+    splits = [run.read_split() for run in runs]
+    assert all((split.members == splits[0].members).all() for split in splits)
+    weights = [run.read_model_state() for run in runs]
+    assert all(torch.equal(weights[0][name], weights[1][name]) for name in weights[0])
+    assert not all(torch.equal(weights[0][name], weights[2][name]) for name in weights[0])
+
+
 def test_failed_run_leaves_the_previous_result(
     tiny_config: Callable[..., dict[str, Any]], tmp_path: Path
 ) -> None:

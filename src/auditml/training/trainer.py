@@ -76,7 +76,7 @@ def train(config: AuditMLConfig, *, console: Console | None = None) -> TrainResu
         data = select(loaded, split)
 
         fit = fit_model(
-            config, data.training_set, data.validation, seed=config.seed, device=device,
+            config, data.training_set, data.validation, seed=training_seed(config), device=device,
             console=console,
         )
         model, history, plan, epsilon = fit.model, fit.history, fit.plan, fit.epsilon
@@ -105,6 +105,11 @@ def train(config: AuditMLConfig, *, console: Console | None = None) -> TrainResu
     if epsilon is not None:
         console.print(dp_guarantee_line(epsilon, config.training.dp.delta), highlight=False)
     return TrainResult(config.run_dir, metrics)
+
+
+def training_seed(config: AuditMLConfig) -> int:
+    """The seed of the target's initialisation, batches and noise (the split uses ``seed``)."""
+    return config.seed if config.training.seed is None else config.training.seed
 
 
 def _silence_library_notices() -> None:
