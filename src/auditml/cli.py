@@ -84,6 +84,13 @@ def _parser() -> argparse.ArgumentParser:
                        help="sweep directory (default: <output_dir>/<experiment_name>_sweep)")
     sweep.add_argument("--workers", type=int, default=None,
                        help="runs trained at once (default: audit.workers, else cores)")
+    sweep.add_argument("--tune", nargs="+", default=None, metavar="NAME=V1,V2",
+                       help="also run Papernot & Steinke's random-stopping tuner over these "
+                       "values at each finite ε (learning_rate, max_grad_norm, weight_decay, "
+                       "momentum) and report the ε of the whole tuning")
+    sweep.add_argument("--tune-stopping", default=None, metavar="RULE",
+                       help="number of trials: geometric:GAMMA (default geometric:0.2), "
+                       "logarithmic:GAMMA or negative_binomial:ETA:GAMMA")
 
     show = commands.add_parser("show-config", help="print the config with every default filled in")
     show.add_argument("--config", required=True, help="YAML experiment config")
@@ -204,11 +211,13 @@ def _dispatch(args: argparse.Namespace, console: Console, errors: Console) -> in
         config = _load(args.config, errors) if args.config else default_config()
         epsilons = DEFAULT_EPSILONS if args.epsilons is None else args.epsilons
         result = run_sweep(config, epsilons, args.attack, out=args.out, workers=args.workers,
-                           console=console)
+                           tune=args.tune, tune_stopping=args.tune_stopping, console=console)
         table = Table(*HEADERS)
         for row in result.record.rows:
             table.add_row(*table_cells(row))
         console.print(table)
+        for line in (result.record.tuning or {}).get("summary", []):
+            console.print(line, highlight=False, markup=False)
         console.print(f"report: {result.directory.table_path('md')}", highlight=False)
         return EXIT_OK
 

@@ -101,7 +101,7 @@ def test_a_run_trained_with_other_settings_is_not_reused(
     assert is_finished(run_config(config, float("inf"), sweep))
     other = config.model_copy(update={"seed": 1})
     assert not is_finished(run_config(other, float("inf"), sweep))
-    longer = run_config(config, float("inf"), sweep, training={"epochs": 3})
+    longer = run_config(config, float("inf"), sweep, overrides={"training.epochs": 3})
     assert not is_finished(longer)
 
 
@@ -116,6 +116,12 @@ def test_a_run_trained_with_other_settings_is_not_reused(
         (["--epsilons", "1", "--attack", "mia_lirra"], "unknown attack 'mia_lirra'"),
         (["--epsilons", "1", "--attack", "dp_audit"], "tabulates membership attacks"),
         (["--epsilons", "1", "--workers", "0"], "--workers must be at least 1"),
+        (["--epsilons", "1", "--tune-stopping", "geometric:0.5"], "needs --tune"),
+        (["--epsilons", "1", "--tune", "epochs=1,2"], "can tune learning_rate"),
+        (["--epsilons", "inf", "--tune", "learning_rate=0.1,0.2"], "add a finite ε"),
+        (["--epsilons", "1", "--tune", "learning_rate=0.1", "--tune-stopping", "geometric:2"],
+         "`gamma` must be in (0, 1)"),
+        (["--epsilons", "1", "--tune", "learning_rate=-0.1,0.1"], "learning_rate"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2_before_any_training(

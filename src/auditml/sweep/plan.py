@@ -75,18 +75,23 @@ def parse_epsilons(values: Sequence[str | float]) -> list[float]:
 
 def run_config(
     base: AuditMLConfig, epsilon: float, sweep: SweepDirectory, *, name: str | None = None,
-    output_dir: Path | None = None, training: dict[str, Any] | None = None,
+    output_dir: Path | None = None, overrides: dict[str, Any] | None = None,
 ) -> AuditMLConfig:
     """``base`` trained at ``epsilon`` (∞: without DP) as run ``name`` under ``output_dir``.
 
     The noise is calibrated to ε (a ``noise_multiplier`` in ``base`` is dropped); δ, clipping
-    and the accountant stay as configured. ``training`` overrides further training settings
-    (the tuner's candidates).
+    and the accountant stay as configured. ``overrides`` maps dotted keys
+    (``training.learning_rate``) to further settings (the tuner's candidates and seeds).
     """
     raw = base.resolved().model_dump(mode="json")
     raw["experiment_name"] = name or SweepDirectory.run_name(base.experiment_name, epsilon)
     raw["output_dir"] = str(output_dir or sweep.runs_dir)
-    raw["training"].update(training or {})
+    for key, value in (overrides or {}).items():
+        *sections, leaf = key.split(".")
+        target = raw
+        for section in sections:
+            target = target[section]
+        target[leaf] = value
     dp = raw["training"]["dp"]
     dp["enabled"] = not math.isinf(epsilon)
     dp["epsilon"] = None if math.isinf(epsilon) else epsilon

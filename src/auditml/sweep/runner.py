@@ -9,6 +9,8 @@ interrupted run (no manifest) is trained again.
 
 from __future__ import annotations
 
+import json
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -25,9 +27,11 @@ from auditml.run_directory import RunDirectory, SweepDirectory
 from auditml.sweep.figures import sweep_figures
 from auditml.sweep.plan import parse_epsilons, run_config, sweep_attacks
 from auditml.sweep.report import SweepRecord, markdown, sweep_rows
+from auditml.sweep.tuner import Trial, parse_tuning, plan_trials, tuning_result
 from auditml.training.executors import make_executor
 from auditml.training.privacy import check_noise_plan
 from auditml.training.reference import default_workers
+from auditml.training.tuning_privacy import StoppingRule
 
 
 @dataclass(frozen=True)
@@ -58,9 +62,15 @@ def run_sweep(
     *,
     out: str | Path | None = None,
     workers: int | None = None,
+    tune: Sequence[str] | None = None,
+    tune_stopping: str | None = None,
     console: Console | None = None,
 ) -> SweepResult:
-    """Train and audit ``config`` at each ε and write the sweep's report; see the module doc."""
+    """Train and audit ``config`` at each ε and write the sweep's report; see the module doc.
+
+    With ``tune`` (``NAME=V1,V2,...``), the random-stopping tuner also runs at each finite ε
+    (:mod:`auditml.sweep.tuner`) and the report gives the ε of the whole tuning procedure.
+    """
     console = console or Console(quiet=True)
     values = parse_epsilons(epsilons)
     if workers is not None and workers < 1:
@@ -70,7 +80,9 @@ def run_sweep(
         raise RunDirectoryError(f"--out {sweep.path} exists and is not a directory")
     names = sweep_attacks(config, attacks)
     configs = {epsilon: run_config(config, epsilon, sweep) for epsilon in values}
-    for run in configs.values():  # every refusal before the first model trains
+    rule, trials = _plan_tuning(config, values, sweep, tune, tune_stopping)
+    for run in [*configs.values(), *(t.config for ts in trials.values() for t in ts)]:
+        # every refusal before the first model trains
         check_noise_plan(run)
         RunDirectory(run.run_dir).check_can_train()
     executor = make_executor(config.audit.executor, workers or config.audit.workers
@@ -79,17 +91,41 @@ def run_sweep(
     for epsilon in values:
         if epsilon not in todo:
             console.print(f"ε={epsilon:g}: reusing {configs[epsilon].run_dir}", highlight=False)
-    if todo:
-        console.print(f"training {len(todo)} run(s): ε = {', '.join(f'{e:g}' for e in todo)}",
-                      highlight=False)
-        jobs = [TrainJob(configs[epsilon].model_dump(mode="json")) for epsilon in todo]
-        executor.run(jobs, lambda index, run_dir: console.print(
-            f"ε={todo[index]:g}: trained {run_dir}", highlight=False))
+    wanted = [configs[epsilon] for epsilon in todo] + [
+        trial.config for ts in trials.values() for trial in ts if not is_finished(trial.config)]
+    if wanted:
+        console.print(f"training {len(wanted)} run(s): "
+                      f"{', '.join(run.experiment_name for run in wanted)}", highlight=False)
+        executor.run([TrainJob(run.model_dump(mode="json")) for run in wanted],
+                     lambda index, run_dir: console.print(f"trained {run_dir}", highlight=False))
     for epsilon in values:
         audit_run(configs[epsilon], names, console)
     record = sweep_rows(config, [configs[e].run_dir for e in values], values, names)
+    if rule is not None:
+        results = [tuning_result(epsilon, ts, rule) for epsilon, ts in trials.items()]
+        tuning = {"candidates": [t.candidate for ts in trials.values() for t in ts],
+                  "results": [result.model_dump(mode="json") for result in results],
+                  "summary": [result.summary() for result in results]}
+        write_text(sweep.tuning_path, json.dumps(tuning, indent=2) + "\n")
+        record = record.model_copy(update={"tuning": tuning})
     write_sweep_report(sweep, record)
     return SweepResult(sweep, record, todo)
+
+
+def _plan_tuning(
+    config: AuditMLConfig, epsilons: Sequence[float], sweep: SweepDirectory,
+    tune: Sequence[str] | None, stopping: str | None,
+) -> tuple[StoppingRule | None, dict[float, list[Trial]]]:
+    """The tuner's stopping rule and trials at each finite ε (none without ``--tune``)."""
+    if not tune:
+        if stopping is not None:
+            raise ConfigError("--tune-stopping needs --tune NAME=V1,V2,... (what to tune)")
+        return None, {}
+    plan = parse_tuning(tune, stopping)
+    finite = [epsilon for epsilon in epsilons if not math.isinf(epsilon)]
+    if not finite:
+        raise ConfigError("--tune tunes DP runs: add a finite ε to --epsilons")
+    return plan.rule, {epsilon: plan_trials(config, epsilon, plan, sweep) for epsilon in finite}
 
 
 def is_finished(wanted: AuditMLConfig) -> bool:
