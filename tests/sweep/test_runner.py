@@ -13,7 +13,7 @@ from auditml.cli import main
 from auditml.config import load_config
 from auditml.run_directory import SweepDirectory
 from auditml.sweep.plan import run_config
-from auditml.sweep.report import HEADERS
+from auditml.sweep.report import HEADERS, read_sweep_record
 from auditml.sweep.runner import is_finished
 
 pytestmark = pytest.mark.slow
@@ -70,6 +70,7 @@ def test_sweep_writes_its_table_and_figures_and_reuses_finished_runs(
     audited = json.loads((sweep / "runs" / "sw_eps4" / "audit" / "mia_threshold.json").read_text())
     assert rows[1]["auc"] == audited["metrics"]["auc"]
     assert rows[1]["epsilon_lower_bound"] == audited["epsilon_lower_bound"]["epsilon"]
+    assert read_sweep_record(SweepDirectory(sweep)).model_dump(mode="json") == record
     table = (sweep / "sweep.md").read_text()
     assert "| " + " | ".join(HEADERS) + " |" in table
     assert "Papernot & Steinke 2022" in table and "an estimate, not a bound" in table
