@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from functools import lru_cache
 
 import numpy as np
@@ -92,12 +92,38 @@ def _rdp_orders() -> list[float]:
 
 def _rdp_epsilon(sigma: float, sample_rate: float, steps: int, delta: float) -> float:
     """RDPAccountant.get_epsilon for one (σ, q, steps) history entry."""
+    return rdp_history_epsilon([(sigma, sample_rate, steps)], delta)
+
+
+@lru_cache(maxsize=1024)
+def _rdp_one_step(sample_rate: float, sigma: float) -> tuple[float, ...]:
+    # Opacus' compute_rdp is the one-step vector times steps; the one-step vector is the costly
+    # part (0.6 s at q = 0.5, where the fractional orders' series converge slowly).
     orders = _rdp_orders()
-    rdp = rdp_analysis.compute_rdp(
-        q=sample_rate, noise_multiplier=sigma, steps=steps, orders=orders
+    return tuple(rdp_analysis.compute_rdp(
+        q=sample_rate, noise_multiplier=sigma, steps=1, orders=orders
+    ))
+
+
+def rdp_history_epsilon(history: Sequence[tuple[float, float, int]], delta: float) -> float:
+    """``RDPAccountant`` with ``history`` ``.get_epsilon(delta)``, bit for bit, with each
+    (q, σ)'s one-step RDP computed once per process: an RDP run asks for its ε every epoch, and
+    Opacus recomputes the whole history each time (4 of the 5 s of a small audit-dp run)."""
+    orders = _rdp_orders()
+    rdp = sum(
+        np.asarray(_rdp_one_step(float(rate), float(sigma))) * steps
+        for sigma, rate, steps in history
     )
     epsilon, _ = rdp_analysis.get_privacy_spent(orders=orders, rdp=rdp, delta=delta)
     return float(epsilon)
+
+
+def accountant_epsilon(accountant: object, delta: float) -> float:
+    """``accountant.get_epsilon(delta)``; an RDP one through :func:`rdp_history_epsilon`."""
+    mechanism = getattr(accountant, "mechanism", None)
+    if callable(mechanism) and mechanism() == "rdp":
+        return rdp_history_epsilon(accountant.history, delta)  # type: ignore[attr-defined]
+    return float(accountant.get_epsilon(delta=delta))  # type: ignore[attr-defined]
 
 
 def _prv_epsilon(sigma: float, sample_rate: float, steps: int, delta: float) -> float:

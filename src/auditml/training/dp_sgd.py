@@ -30,6 +30,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from auditml.config import DPConfig
+from auditml.training.calibration import accountant_epsilon
 from auditml.training.gradient_canaries import GradientCanaries, attach_to_dp_optimizer
 from auditml.training.per_example import PerExampleClipper, covered_layers
 from auditml.training.privacy import NoisePlan
@@ -112,7 +113,8 @@ def make_private(
             detach_canaries()
 
     return PrivateTraining(
-        step, private_loader, lambda delta: _spent(engine.get_epsilon(delta)), mode, close
+        step, private_loader, lambda delta: _spent(accountant_epsilon(engine.accountant, delta)),
+        mode, close,
     )
 
 
@@ -143,7 +145,7 @@ def _fast(
 
     return PrivateTraining(
         step, private_loader,
-        lambda delta: _spent(accountant.get_epsilon(delta=delta)), "fast", step_with_noise.close,
+        lambda delta: _spent(accountant_epsilon(accountant, delta)), "fast", step_with_noise.close,
     )
 
 
