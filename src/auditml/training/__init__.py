@@ -6,8 +6,9 @@ The names below are imported on first use: ``audit`` needs only :func:`build_run
 
 from __future__ import annotations
 
-from importlib import import_module
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
+
+from auditml.lazy import lazy_attributes
 
 if TYPE_CHECKING:
     from auditml.training.run_model import build_run_model, load_dataset
@@ -25,9 +26,4 @@ _HOME = {
 __all__ = ["FitResult", "TrainResult", "build_run_model", "fit_model", "load_dataset", "train"]
 
 
-def __getattr__(name: str) -> Any:
-    if name not in _HOME:
-        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-    value = getattr(import_module(_HOME[name]), name)
-    globals()[name] = value  # later look-ups skip this function
-    return value
+__getattr__ = lazy_attributes(__name__, _HOME)
