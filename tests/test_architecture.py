@@ -103,3 +103,19 @@ def test_attacks_are_fitted_in_one_place() -> None:
         if calls.search(path.read_text(encoding="utf-8"))
     )
     assert found == ["src/auditml/audit/core.py"]
+
+
+def test_starting_an_audit_imports_none_of_the_heavy_libraries() -> None:
+    # Each of these costs an `auditml audit` 0.3-1 s before any work (issue 11: fixed costs);
+    # they are imported where they are used (figures, DP training, canary audits).
+    import subprocess
+    import sys
+
+    heavy = ("matplotlib", "opacus", "scipy.stats", "scipy.optimize", "sklearn")
+    code = (
+        "import sys, auditml.cli, auditml.audit.runner; "
+        f"print([m for m in {heavy!r} if m in sys.modules])"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip() == "[]", result.stdout
