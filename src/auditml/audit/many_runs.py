@@ -22,7 +22,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-import torch
 from rich.console import Console
 
 from auditml.audit.canaries.scores import all_iterates_scores
@@ -49,13 +48,15 @@ class CanaryRunJob:
     train_indices: np.ndarray
 
     def run(self) -> dict[str, Any]:
+        from auditml.training.batched_jobs import job_device
         from auditml.training.reference import load_pool
         from auditml.training.trainer import fit_model
 
         config = parse_config(self.config, "audit-dp run")
         # The pool is loaded once per process, as for reference models.
         members = load_pool(self.config).subset(self.train_indices)
-        fit = fit_model(config, members, None, seed=self.seed, device=torch.device("cpu"))
+        # training.device, resolved where the job runs (as reference models do).
+        fit = fit_model(config, members, None, seed=self.seed, device=job_device(config))
         record, plan = fit.gradient_canaries, fit.plan
         if record is None or plan is None:
             raise ConfigError("audit-dp: the run recorded no gradient canary (is DP enabled?)")
