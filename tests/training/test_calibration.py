@@ -111,22 +111,3 @@ def test_negative_accountant_bounds_are_read_as_zero(accountant: str) -> None:
     sigma = calibrate_noise(0.05, 0.1, 0.5, 3, accountant)
     assert 0.04 < _opacus_epsilon(accountant, sigma, 0.5, 3, 0.1) <= 0.05
 
-
-@pytest.mark.parametrize("history", [
-    [(2.0, 0.5, 6)],
-    [(1.1, 0.01, 500), (0.8, 0.02, 30)],
-    [(5.0, 1.0, 3), (5.0, 1.0, 3)],
-])
-def test_the_memoised_rdp_epsilon_is_opacus_bit_for_bit(
-    history: list[tuple[float, float, int]]
-) -> None:
-    from opacus.accountants import RDPAccountant
-
-    from auditml.training.calibration import accountant_epsilon, rdp_history_epsilon
-
-    accountant = RDPAccountant()
-    accountant.history = list(history)
-    expected = accountant.get_epsilon(delta=1e-5)
-    assert rdp_history_epsilon(history, 1e-5) == expected
-    assert rdp_history_epsilon(history, 1e-5) == expected  # the second call reads the memo
-    assert accountant_epsilon(accountant, 1e-5) == expected

@@ -41,6 +41,7 @@ from typing import Any
 
 import numpy as np
 
+from auditml.metrics.accounting import accountant_epsilon
 from auditml.metrics.fdp import _check_counts, _rejects
 from auditml.metrics.one_run import _check_settings
 from auditml.metrics.roc import MetricsInputError
@@ -84,17 +85,11 @@ def _scaled(
     return [(noise * scale, rate, steps) for noise, rate, steps in history]
 
 
-def accountant_epsilon(
-    history: Sequence[tuple[float, float, int]], *, mechanism: str, delta: float
-) -> float:
-    """The ε at ``delta`` that Opacus' ``mechanism`` accountant certifies for ``history``."""
-    from opacus.accountants import create_accountant
-
-    accountant = create_accountant(mechanism=mechanism)
-    accountant.history = list(history)
+def _quiet_epsilon(history: Sequence[tuple[float, float, int]], mechanism: str,
+                   delta: float) -> float:
     with warnings.catch_warnings(), np.errstate(all="ignore"):
         warnings.simplefilter("ignore")  # RDP's "optimal order is the largest alpha"
-        return float(accountant.get_epsilon(delta=delta))
+        return accountant_epsilon(history, mechanism=mechanism, delta=delta)
 
 
 def noise_family_epsilon_lower_bound(
@@ -144,7 +139,7 @@ def noise_family_epsilon_lower_bound(
                                canaries, _family(checked, mechanism))
     high = _first_true(rejected, low, high, _HALVINGS)
     scale = math.exp(high)  # rejected: the statement holds at this member
-    epsilon = accountant_epsilon(_scaled(checked, scale), mechanism=mechanism, delta=delta)
+    epsilon = _quiet_epsilon(_scaled(checked, scale), mechanism, delta)
     return FamilyBound(max(epsilon, 0.0), scale, claim_rejected, confidence, delta, correct,
                        guesses, canaries, _family(checked, mechanism))
 
@@ -153,7 +148,7 @@ def _log_scale_floor(history: list[tuple[float, float, int]], delta: float) -> f
     """log of the smallest scale searched: RDP ε there is about FAMILY_EPSILON_CAP (or 1/64)."""
     def too_leaky(log_scale: float) -> bool:
         scaled = _scaled(history, math.exp(log_scale))
-        return accountant_epsilon(scaled, mechanism="rdp", delta=delta) > FAMILY_EPSILON_CAP
+        return _quiet_epsilon(scaled, "rdp", delta) > FAMILY_EPSILON_CAP
 
     low, high = -_LOG_SCALE_RANGE, 0.0
     if not too_leaky(low):

@@ -39,6 +39,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import special
 
+from auditml.metrics.accounting import rdp_of_history, rdp_orders
 from auditml.metrics.epsilon import _check_number, _shown
 from auditml.metrics.roc import MetricsInputError
 
@@ -222,15 +223,11 @@ def _prv_epsilons(history: list[tuple[float, float, int]], deltas: np.ndarray) -
 
 
 def _rdp_epsilons(history: list[tuple[float, float, int]], deltas: np.ndarray) -> np.ndarray:
-    from opacus.accountants import RDPAccountant
     from opacus.accountants.analysis import rdp as rdp_analysis
 
-    orders = RDPAccountant.DEFAULT_ALPHAS
+    orders = rdp_orders()
     # The RDP curve is computed once; each δ is then Opacus' own conversion (Balle et al. 2020).
-    rdp = sum(
-        rdp_analysis.compute_rdp(q=rate, noise_multiplier=noise, steps=steps, orders=orders)
-        for noise, rate, steps in history
-    )
+    rdp = rdp_of_history(history)
     with warnings.catch_warnings():
         # "Optimal order is the largest alpha" warnings: the ε is still an upper bound.
         warnings.simplefilter("ignore")

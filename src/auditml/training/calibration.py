@@ -28,11 +28,10 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from functools import lru_cache
 
 import numpy as np
-from opacus.accountants import RDPAccountant
 from opacus.accountants.analysis import rdp as rdp_analysis
 from opacus.accountants.analysis.prv import (
     Domain,
@@ -43,6 +42,7 @@ from opacus.accountants.analysis.prv import (
 )
 
 from auditml.config import MAX_NOISE_MULTIPLIER
+from auditml.metrics.accounting import rdp_history_epsilon, rdp_of_history, rdp_orders
 
 # ~1.5 s per ε on one core and 8 MB per array; on the tutorial's schedule (q=0.05, 400 steps,
 # δ=2e-4) PRV reaches ε≈45 within it. RDP has no grid and handles any target quickly.
@@ -86,44 +86,9 @@ def epsilon_spent(
     return max(float(epsilon), 0.0)
 
 
-def _rdp_orders() -> list[float]:
-    return list(RDPAccountant.DEFAULT_ALPHAS)
-
-
 def _rdp_epsilon(sigma: float, sample_rate: float, steps: int, delta: float) -> float:
     """RDPAccountant.get_epsilon for one (σ, q, steps) history entry."""
     return rdp_history_epsilon([(sigma, sample_rate, steps)], delta)
-
-
-@lru_cache(maxsize=1024)
-def _rdp_one_step(sample_rate: float, sigma: float) -> tuple[float, ...]:
-    # Opacus' compute_rdp is the one-step vector times steps; the one-step vector is the costly
-    # part (0.6 s at q = 0.5, where the fractional orders' series converge slowly).
-    orders = _rdp_orders()
-    return tuple(rdp_analysis.compute_rdp(
-        q=sample_rate, noise_multiplier=sigma, steps=1, orders=orders
-    ))
-
-
-def rdp_history_epsilon(history: Sequence[tuple[float, float, int]], delta: float) -> float:
-    """``RDPAccountant`` with ``history`` ``.get_epsilon(delta)``, bit for bit, with each
-    (q, σ)'s one-step RDP computed once per process: an RDP run asks for its ε every epoch, and
-    Opacus recomputes the whole history each time (4 of the 5 s of a small audit-dp run)."""
-    orders = _rdp_orders()
-    rdp = sum(
-        np.asarray(_rdp_one_step(float(rate), float(sigma))) * steps
-        for sigma, rate, steps in history
-    )
-    epsilon, _ = rdp_analysis.get_privacy_spent(orders=orders, rdp=rdp, delta=delta)
-    return float(epsilon)
-
-
-def accountant_epsilon(accountant: object, delta: float) -> float:
-    """``accountant.get_epsilon(delta)``; an RDP one through :func:`rdp_history_epsilon`."""
-    mechanism = getattr(accountant, "mechanism", None)
-    if callable(mechanism) and mechanism() == "rdp":
-        return rdp_history_epsilon(accountant.history, delta)  # type: ignore[attr-defined]
-    return float(accountant.get_epsilon(delta=delta))  # type: ignore[attr-defined]
 
 
 def _prv_epsilon(sigma: float, sample_rate: float, steps: int, delta: float) -> float:
@@ -131,10 +96,8 @@ def _prv_epsilon(sigma: float, sample_rate: float, steps: int, delta: float) -> 
     the grid is sized before it is built, and the RDP bound it is sized from is computed once
     (Opacus's compute_safe_domain_size computes the same RDP vector twice)."""
     eps_error, delta_error = _PRV_EPS_ERROR, delta / 1000
-    orders = _rdp_orders()
-    single = np.asarray(
-        rdp_analysis.compute_rdp(q=sample_rate, noise_multiplier=sigma, steps=1, orders=orders)
-    )
+    orders = rdp_orders()
+    single = rdp_of_history([(sigma, sample_rate, 1)])
     # compute_safe_domain_size: the composed bound at δ_err/4, and one step's at δ_err/(8 T).
     composed, _ = rdp_analysis.get_privacy_spent(
         orders=orders, rdp=single * steps, delta=delta_error / 4
@@ -178,7 +141,7 @@ def calibrate_noise(
     if accountant == "rdp":
         # RDP's ε with infinite noise (rdp = 0): its conversion alone, over its orders.
         floor, _ = rdp_analysis.get_privacy_spent(
-            orders=_rdp_orders(), rdp=np.zeros(len(_rdp_orders())), delta=delta
+            orders=rdp_orders(), rdp=np.zeros(len(rdp_orders())), delta=delta
         )
         if target_epsilon <= floor:
             raise AccountingError(

@@ -24,13 +24,13 @@ from dataclasses import dataclass
 
 import torch
 from opacus import GradSampleModule, PrivacyEngine
-from opacus.accountants import create_accountant
+from opacus.accountants import IAccountant, create_accountant
 from opacus.data_loader import DPDataLoader
 from torch import nn
 from torch.utils.data import DataLoader
 
 from auditml.config import DPConfig
-from auditml.training.calibration import accountant_epsilon
+from auditml.metrics.accounting import accountant_epsilon
 from auditml.training.gradient_canaries import GradientCanaries, attach_to_dp_optimizer
 from auditml.training.per_example import PerExampleClipper, covered_layers
 from auditml.training.privacy import NoisePlan
@@ -113,7 +113,7 @@ def make_private(
             detach_canaries()
 
     return PrivateTraining(
-        step, private_loader, lambda delta: _spent(accountant_epsilon(engine.accountant, delta)),
+        step, private_loader, lambda delta: _spent(_epsilon(engine.accountant, delta)),
         mode, close,
     )
 
@@ -145,8 +145,14 @@ def _fast(
 
     return PrivateTraining(
         step, private_loader,
-        lambda delta: _spent(accountant_epsilon(accountant, delta)), "fast", step_with_noise.close,
+        lambda delta: _spent(_epsilon(accountant, delta)), "fast", step_with_noise.close,
     )
+
+
+def _epsilon(accountant: IAccountant, delta: float) -> float:
+    """``accountant.get_epsilon(delta)``, its RDP computed once per (q, σ) (see
+    :mod:`auditml.metrics.accounting`)."""
+    return accountant_epsilon(accountant.history, mechanism=accountant.mechanism(), delta=delta)
 
 
 def _spent(epsilon: float) -> float:
