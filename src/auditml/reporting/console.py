@@ -8,7 +8,7 @@ from typing import Any
 from rich.table import Table
 
 from auditml.formatting import format_delta, format_epsilon
-from auditml.reporting.verdict import exceeds_claim
+from auditml.reporting.verdict import canary_verdict
 
 
 def audit_table(results: Sequence[dict[str, Any]]) -> Table:
@@ -84,10 +84,8 @@ def canary_summary(result: dict[str, Any]) -> str:
             )
     dp_enabled = result["run"].get("dp_enabled") is True
     if dp_enabled and claimed is not None:
-        given = result.get("violation")
-        violated = bool(given) if given is not None else exceeds_claim(
-            dp_enabled=dp_enabled,
-            claimed_epsilon=claimed,
+        violated = canary_verdict(
+            result.get("violation"), dp_enabled=dp_enabled, claimed_epsilon=claimed,
             epsilon_lower_bound=result["epsilon_lower_bound"],
         )
         lines.append(f"  accountant's ε={claimed:.2f}: {'VIOLATION' if violated else 'consistent'}")

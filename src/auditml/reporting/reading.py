@@ -17,7 +17,7 @@ from auditml.errors import RunDirectoryError
 from auditml.metrics import MembershipMetrics, MetricsInputError, RocCurve, roc_curve
 from auditml.records import AttackRecord, CanaryRecord, TrainingRecord
 from auditml.reporting.rows import ComparisonRow
-from auditml.reporting.verdict import exceeds_claim
+from auditml.reporting.verdict import canary_verdict
 from auditml.reporting.views import (
     AttackView,
     CanaryView,
@@ -156,10 +156,8 @@ def _telling_canary_audit(
         except RunDirectoryError:
             continue  # an unreadable canary audit says nothing of this model
         if record.run.training_id in (None, training_id):
-            # The audit's own verdict when it gave one (a white-box audit's is its claim test,
-            # at 95 % on its own: OR-ing a second test in would double its error rate).
-            violated = record.violation if record.violation is not None else exceeds_claim(
-                dp_enabled=dp_enabled, claimed_epsilon=record.run.epsilon,
+            violated = canary_verdict(
+                record.violation, dp_enabled=dp_enabled, claimed_epsilon=record.run.epsilon,
                 epsilon_lower_bound=record.epsilon_lower_bound,
             )
             records.append((not violated, _THREAT_ORDER.get(record.threat_model, 9), name,

@@ -29,6 +29,19 @@ def exceeds_claim(
     )
 
 
+def canary_verdict(
+    violation: bool | None, *, dp_enabled: bool, claimed_epsilon: float | None,
+    epsilon_lower_bound: float | None,
+) -> bool:
+    """A canary audit's verdict: its own when it recorded one (a white-box audit's is its claim
+    test, at 95 % on its own: OR-ing the bound in would be a second test and double its error
+    rate), else whether its bound exceeds the claim (:func:`exceeds_claim`)."""
+    if violation is not None:
+        return bool(violation)
+    return exceeds_claim(dp_enabled=dp_enabled, claimed_epsilon=claimed_epsilon,
+                         epsilon_lower_bound=epsilon_lower_bound)
+
+
 class VerdictKind(Enum):
     VIOLATION = "violation"
     CONSISTENT = "consistent"
