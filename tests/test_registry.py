@@ -28,8 +28,8 @@ def test_duplicate_registration_is_refused() -> None:
 
 
 def test_shipped_registries() -> None:
-    assert DATASETS.available() == ["cifar10", "digits", "fashion_mnist", "mnist"]
-    assert MODELS.available() == ["cnn_28x28", "cnn_8x8", "mlp", "resnet_groupnorm"]
+    assert DATASETS.available() == ["cifar10", "diabetes", "digits", "fashion_mnist", "mnist"]
+    assert MODELS.available() == ["cnn_28x28", "cnn_8x8", "mlp", "mlp_tabular", "resnet_groupnorm"]
     assert "mia_threshold" in ATTACKS
     for name in DATASETS.available():
         assert DATASETS.get(name).default_arch in MODELS

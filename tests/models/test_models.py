@@ -9,7 +9,7 @@ from auditml.data import DATASETS
 from auditml.models import MODELS, build_model, predict_logits
 
 SHAPES = {"cnn_28x28": (1, 28, 28), "cnn_8x8": (1, 8, 8), "mlp": (1, 8, 8),
-          "resnet_groupnorm": (3, 32, 32)}
+          "mlp_tabular": (10,), "resnet_groupnorm": (3, 32, 32)}
 
 
 @pytest.mark.parametrize("arch", MODELS.available())

@@ -5,8 +5,9 @@ Adding a dataset is one module defining a ``DatasetSpec`` plus one ``DATASETS.re
 
 from __future__ import annotations
 
-from auditml.data.base import ArrayDataset, DatasetSpec, LoadedDataset
+from auditml.data.base import ArrayDataset, DatasetSpec, LoadedDataset, SensitiveAttribute
 from auditml.data.cifar10 import CIFAR10
+from auditml.data.diabetes import DIABETES
 from auditml.data.digits import DIGITS
 from auditml.data.mnist import FASHION_MNIST, MNIST
 from auditml.data.split import MembershipSplit, SplitData, make_split, select
@@ -17,6 +18,7 @@ DATASETS.register("digits", DIGITS)
 DATASETS.register("mnist", MNIST)
 DATASETS.register("fashion_mnist", FASHION_MNIST)
 DATASETS.register("cifar10", CIFAR10)
+DATASETS.register("diabetes", DIABETES)
 
 __all__ = [
     "DATASETS",
@@ -24,6 +26,7 @@ __all__ = [
     "DatasetSpec",
     "LoadedDataset",
     "MembershipSplit",
+    "SensitiveAttribute",
     "SplitData",
     "make_split",
     "select",

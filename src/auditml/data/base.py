@@ -14,7 +14,12 @@ MIN_VALIDATION_SIZE = 100
 
 @dataclass(frozen=True)
 class ArrayDataset:
-    """Images as float32 ``(N, C, H, W)`` (normalised) and labels as int64 ``(N,)``."""
+    """Inputs and labels (int64 ``(N,)``).
+
+    Images are float32 ``(N, C, H, W)`` (normalised); tabular rows are float32 ``(N, F)``
+    (numeric columns standardised, categorical ones one-hot), as the dataset's ``input_shape``
+    says.
+    """
 
     x: np.ndarray
     y: np.ndarray
@@ -45,6 +50,80 @@ Loader = Callable[[Path, bool], LoadedDataset]
 
 
 @dataclass(frozen=True)
+class SensitiveAttribute:
+    """A sensitive attribute of a tabular dataset, as it is encoded in ``x``.
+
+    ``columns`` are the feature columns of ``x`` (flattened to ``(N, F)``) that encode it: one
+    for a binary attribute, a one-hot block for a categorical one. ``values[c]`` is category
+    ``c``'s encoding in x-space (after the loader's standardisation), shape
+    ``(k, len(columns))``, so ``x[:, columns] = values[c]`` sets the attribute to category
+    ``c``; ``categories`` names the k categories. Attribute-inference attacks guess the category
+    of a row from the model and the row's other columns.
+    """
+
+    name: str
+    columns: tuple[int, ...]
+    values: np.ndarray
+    categories: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        values = np.asarray(self.values, dtype=np.float32)
+        object.__setattr__(self, "values", values)
+        object.__setattr__(self, "columns", tuple(int(column) for column in self.columns))
+        object.__setattr__(self, "categories", tuple(self.categories))
+        where = f"sensitive attribute {self.name!r}"
+        if len(self.categories) < 2:
+            raise ValueError(f"{where}: needs at least 2 categories, got {len(self.categories)}")
+        if not self.columns or len(set(self.columns)) != len(self.columns):
+            raise ValueError(f"{where}: columns must be distinct and non-empty, got {self.columns}")
+        if min(self.columns) < 0:
+            raise ValueError(f"{where}: columns must be non-negative, got {self.columns}")
+        expected = (len(self.categories), len(self.columns))
+        if values.shape != expected:
+            raise ValueError(
+                f"{where}: values must have shape (categories, columns) = {expected}, "
+                f"got {values.shape}"
+            )
+        if not np.isfinite(values).all():
+            raise ValueError(f"{where}: values must be finite")
+        if len(np.unique(values, axis=0)) != len(values):
+            raise ValueError(f"{where}: two categories have the same encoding")
+
+    def classes(self, x: np.ndarray) -> np.ndarray:
+        """The category index (int64 ``(N,)``) of each row: the nearest encoding in ``values``."""
+        encoded = self._columns_of(x)
+        distances = ((encoded[:, None, :] - self.values[None, :, :]) ** 2).sum(axis=2)
+        return distances.argmin(axis=1).astype(np.int64)
+
+    def with_class(self, x: np.ndarray, category: int) -> np.ndarray:
+        """A copy of ``x`` with the attribute set to category ``category`` in every row."""
+        if not 0 <= category < len(self.categories):
+            raise ValueError(
+                f"sensitive attribute {self.name!r}: category must be in "
+                f"[0, {len(self.categories)}), got {category}"
+            )
+        self._columns_of(x)  # refuses inputs without the attribute's columns
+        changed = np.array(x, copy=True)
+        flat = changed.reshape(len(changed), -1)  # a view of the fresh copy: writes reach it
+        flat[:, list(self.columns)] = self.values[category]
+        return changed
+
+    def _columns_of(self, x: np.ndarray) -> np.ndarray:
+        array = np.asarray(x)
+        if array.ndim < 2:
+            raise ValueError(
+                f"sensitive attribute {self.name!r}: inputs must be (N, F), got shape {array.shape}"
+            )
+        flat = array.reshape(len(array), -1)
+        if flat.shape[1] <= max(self.columns):
+            raise ValueError(
+                f"sensitive attribute {self.name!r}: column {max(self.columns)} is outside "
+                f"inputs with {flat.shape[1]} features"
+            )
+        return flat[:, list(self.columns)].astype(np.float32)
+
+
+@dataclass(frozen=True)
 class DatasetSpec:
     """A registry entry: facts known without loading, and the loader.
 
@@ -56,10 +135,12 @@ class DatasetSpec:
     name: str
     pool_size: int
     has_test_split: bool
-    input_shape: tuple[int, int, int]
+    input_shape: tuple[int, ...]
     num_classes: int
     default_arch: str
     load: Loader
+    # The attribute attribute-inference attacks target (tabular datasets; None for images).
+    sensitive: SensitiveAttribute | None = None
 
     @property
     def max_train_size(self) -> int:

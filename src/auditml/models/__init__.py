@@ -11,20 +11,21 @@ from torch import nn
 
 from auditml.models.cnn import cnn_8x8, cnn_28x28
 from auditml.models.inference import accuracy, predict_logits
-from auditml.models.mlp import mlp
+from auditml.models.mlp import mlp, mlp_tabular
 from auditml.models.resnet import resnet_groupnorm
 from auditml.registry import Registry
 
-ModelFactory = Callable[[tuple[int, int, int], int], nn.Module]
+ModelFactory = Callable[[tuple[int, ...], int], nn.Module]
 
 MODELS: Registry[ModelFactory] = Registry("model architecture")
 MODELS.register("cnn_28x28", cnn_28x28)
 MODELS.register("cnn_8x8", cnn_8x8)
 MODELS.register("mlp", mlp)
+MODELS.register("mlp_tabular", mlp_tabular)
 MODELS.register("resnet_groupnorm", resnet_groupnorm)
 
 
-def build_model(arch: str, input_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
+def build_model(arch: str, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
     return MODELS.get(arch)(input_shape, num_classes)
 
 

@@ -18,3 +18,13 @@ def mlp(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
         nn.ReLU(),
         nn.Linear(256, num_classes),
     )
+
+
+def mlp_tabular(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    """One hidden layer of 64 ReLU units: for small tabular data (hundreds of rows, ~10 columns),
+    where a wider or deeper network only memorises faster."""
+    features = math.prod(input_shape)
+    return nn.Sequential(
+        nn.Flatten(), nn.Linear(features, 64), nn.ReLU(), nn.Linear(64, num_classes)
+    )
+
