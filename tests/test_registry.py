@@ -29,7 +29,10 @@ def test_duplicate_registration_is_refused() -> None:
 
 def test_shipped_registries() -> None:
     assert DATASETS.available() == ["cifar10", "diabetes", "digits", "fashion_mnist", "mnist"]
-    assert MODELS.available() == ["cnn_28x28", "cnn_8x8", "mlp", "mlp_tabular", "resnet_groupnorm"]
+    assert MODELS.available() == [
+        "cnn_28x28", "cnn_28x28_gn", "cnn_8x8", "cnn_8x8_gn", "mlp", "mlp_small_tanh",
+        "mlp_tabular", "resnet_groupnorm",
+    ]
     assert "mia_threshold" in ATTACKS
     for name in DATASETS.available():
         assert DATASETS.get(name).default_arch in MODELS

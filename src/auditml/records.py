@@ -76,6 +76,18 @@ class Versions(_Part):
     numpy: str
 
 
+class RecipeRecord(Record):
+    """The DP recipe a run trained with (``training.dp.recipe`` written out, see
+    :mod:`auditml.training.recipe`), with the architecture and learning rate it gave."""
+
+    name: Literal["default", "plain"]
+    architecture: bool
+    min_learning_rate: float = Field(ge=0)
+    ema_decay: float = Field(ge=0, lt=1)
+    arch: str
+    learning_rate: float = Field(gt=0)
+
+
 class TrainingRecord(Record):
     """``metrics.json``: how the model was trained and what it achieved.
 
@@ -108,6 +120,9 @@ class TrainingRecord(Record):
     steps: int | None
     accountant: str | None
     grad_sample_mode: str | None
+    # The DP recipe's parts as trained (training.dp.recipe written out, plus the architecture
+    # and learning rate they gave); None without DP-SGD.
+    recipe: RecipeRecord | None = None
     wall_time_s: float = Field(ge=0)
     versions: Versions
     # None when the run has no gradient canaries; ``canaries`` counts the input-space ones.

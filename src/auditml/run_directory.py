@@ -237,6 +237,7 @@ class RunDirectory:
         except (OSError, UnicodeDecodeError, yaml.YAMLError) as error:
             reason = " ".join(str(error).split())[:200]
             raise RunDirectoryError(f"cannot read {path} ({reason}); retrain the run") from None
+        _trained_before_recipes(raw)
         try:
             return parse_config(raw, str(path))
         except ConfigError as error:
@@ -476,3 +477,13 @@ class SweepDirectory:
     @property
     def tuning_path(self) -> Path:
         return self.path / "tuning.json"
+
+
+def _trained_before_recipes(raw: Any) -> None:
+    """A run written before DP recipes existed has no ``training.dp.recipe``: it was trained
+    plain, and its reference models must be too (the default recipe would change their learning
+    rate). Every run written since records its recipe in full."""
+    training = raw.get("training") if isinstance(raw, dict) else None
+    dp = training.get("dp") if isinstance(training, dict) else None
+    if isinstance(dp, dict) and "recipe" not in dp:
+        dp["recipe"] = "plain"

@@ -139,6 +139,8 @@ class DatasetSpec:
     num_classes: int
     default_arch: str
     load: Loader
+    # The architecture the DP recipe trains when DP-SGD is on (None: ``default_arch``).
+    dp_arch: str | None = None
     # The attribute attribute-inference attacks target (tabular datasets; None for images).
     sensitive: SensitiveAttribute | None = None
 

@@ -62,5 +62,6 @@ DIGITS = DatasetSpec(
     input_shape=(1, 8, 8),
     num_classes=10,
     default_arch="cnn_8x8",
+    dp_arch="mlp_small_tanh",
     load=load_digits,
 )

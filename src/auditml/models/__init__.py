@@ -9,9 +9,9 @@ from collections.abc import Callable
 
 from torch import nn
 
-from auditml.models.cnn import cnn_8x8, cnn_28x28
+from auditml.models.cnn import cnn_8x8, cnn_8x8_gn, cnn_28x28, cnn_28x28_gn
 from auditml.models.inference import accuracy, predict_logits
-from auditml.models.mlp import mlp, mlp_tabular
+from auditml.models.mlp import mlp, mlp_small_tanh, mlp_tabular
 from auditml.models.resnet import resnet_groupnorm
 from auditml.registry import Registry
 
@@ -20,7 +20,10 @@ ModelFactory = Callable[[tuple[int, ...], int], nn.Module]
 MODELS: Registry[ModelFactory] = Registry("model architecture")
 MODELS.register("cnn_28x28", cnn_28x28)
 MODELS.register("cnn_8x8", cnn_8x8)
+MODELS.register("cnn_28x28_gn", cnn_28x28_gn)
+MODELS.register("cnn_8x8_gn", cnn_8x8_gn)
 MODELS.register("mlp", mlp)
+MODELS.register("mlp_small_tanh", mlp_small_tanh)
 MODELS.register("mlp_tabular", mlp_tabular)
 MODELS.register("resnet_groupnorm", resnet_groupnorm)
 

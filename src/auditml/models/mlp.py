@@ -28,3 +28,16 @@ def mlp_tabular(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
         nn.Flatten(), nn.Linear(features, 64), nn.ReLU(), nn.Linear(64, num_classes)
     )
 
+
+def mlp_small_tanh(input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+    """One hidden layer of 32 tanh units: the DP recipe's model for tiny inputs (digits).
+
+    DP-SGD adds noise of the same size to every parameter, so a model with few parameters keeps
+    more signal per step; tanh is bounded, so clipped gradients stay informative (Papernot et al.
+    2021). On digits (150 members, ε=1) it reaches 42% where ``cnn_8x8`` (74k parameters) reaches
+    20% (mean of 3 seeds, see :mod:`auditml.training.recipe`).
+    """
+    features = math.prod(input_shape)
+    return nn.Sequential(
+        nn.Flatten(), nn.Linear(features, 32), nn.Tanh(), nn.Linear(32, num_classes)
+    )

@@ -129,7 +129,7 @@ class _BatchedFit:
         self.parameters: Parameters = {
             name: tensor.detach().clone().requires_grad_(True) for name, tensor in stacked.items()
         }
-        self.optimizer = make_optimizer(config.training, list(self.parameters.values()))
+        self.optimizer = make_optimizer(config, list(self.parameters.values()))
         self.pool_x = torch.from_numpy(pool.x).to(device)
         self.pool_y = torch.from_numpy(pool.y).to(device)
         self.rows = [torch.as_tensor(np.asarray(s), dtype=torch.long) for s in subsets]

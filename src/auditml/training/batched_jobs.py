@@ -72,6 +72,8 @@ def why_not_batched(config: AuditMLConfig) -> str | None:
     dp = training.dp if training.dp.enabled else None
     if dp is not None and training.canaries.kind == "gradient" and training.canaries.count:
         return "gradient canaries are injected by the single-model DP-SGD trainer"
+    if dp is not None and dp.recipe.resolved().ema_decay:
+        return "the weight average (training.dp.recipe.ema_decay) is single-model only"
     spec = DATASETS.get(config.data.dataset)
     with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
         warnings.simplefilter("ignore")

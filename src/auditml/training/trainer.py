@@ -16,7 +16,7 @@ from rich.console import Console
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from auditml.config import AuditMLConfig, TrainingConfig
+from auditml.config import AuditMLConfig
 from auditml.data import DATASETS, ArrayDataset, SplitData, make_split, select
 from auditml.errors import ConfigError
 from auditml.fileio import staged_directory
@@ -31,6 +31,7 @@ from auditml.training.grad_sample_choice import resolve_grad_sample_mode
 from auditml.training.gradient_canaries import GradientCanaries, optimizer_parameters
 from auditml.training.privacy import NoisePlan, check_noise_plan, plan_noise, prepare_for_dp
 from auditml.training.progress import EpochProgress
+from auditml.training.recipe import WeightAverage, active_recipe, learning_rate, recipe_record
 from auditml.training.run_model import load_dataset
 from auditml.version import __version__
 
@@ -41,14 +42,15 @@ class TrainResult:
     metrics: dict[str, Any]
 
 
-def make_optimizer(settings: TrainingConfig, params: Any) -> torch.optim.Optimizer:
+def make_optimizer(config: AuditMLConfig, params: Any) -> torch.optim.Optimizer:
+    """The configured optimiser, at the learning rate the DP recipe sets (:mod:`.recipe`)."""
+    settings, lr = config.training, learning_rate(config)
     if settings.optimizer == "sgd":
         return torch.optim.SGD(
-            params, lr=settings.learning_rate, momentum=settings.momentum,
-            weight_decay=settings.weight_decay,
+            params, lr=lr, momentum=settings.momentum, weight_decay=settings.weight_decay
         )
     optimizer_class = torch.optim.AdamW if settings.optimizer == "adamw" else torch.optim.Adam
-    return optimizer_class(params, lr=settings.learning_rate, weight_decay=settings.weight_decay)
+    return optimizer_class(params, lr=lr, weight_decay=settings.weight_decay)
 
 
 def train(config: AuditMLConfig, *, console: Console | None = None) -> TrainResult:
@@ -185,7 +187,9 @@ def _fit(
         report = console.print if console is not None else (lambda _: None)
         model = prepare_for_dp(model, fix=dp.fix_model, report=report)
     model.to(device)
-    optimizer = make_optimizer(settings, model.parameters())
+    optimizer = make_optimizer(config, model.parameters())
+    recipe = active_recipe(config)
+    average = WeightAverage(list(model.parameters()), (recipe.ema_decay or 0.0) if recipe else 0.0)
     examples = TensorDataset(torch.from_numpy(train_set.x), torch.from_numpy(train_set.y))
     loader = DataLoader(
         examples, batch_size=config.data.batch_size, shuffle=True,
@@ -225,6 +229,8 @@ def _fit(
             for x, y in loader:
                 x, y = x.to(device), y.to(device)
                 logits, loss = step(x, y)
+                if average.average:
+                    average.update()
                 if len(y):
                     loss_sum += float(loss) * len(y)
                     correct += int((logits.argmax(1) == y).sum())
@@ -248,6 +254,11 @@ def _fit(
             progress.end_epoch(epoch, record["loss"], record["train_acc"], val_acc, epsilon)
     if private is not None:
         private.close()
+    if average.average:
+        # The average is what is released, so it is what the last epoch's val_acc measures.
+        average.release()
+        if validation is not None:
+            history[-1]["val_acc"] = accuracy(model, validation.x, validation.y, device=device)
     return FitResult(
         model, history, plan, epsilon, private.mode if private else None,
         canaries.record() if canaries is not None else None,
@@ -292,6 +303,7 @@ def _metrics(
         "sample_rate": plan.sample_rate if plan else None,
         "steps": plan.steps if plan else None,
         "accountant": dp.accountant if dp.enabled else None,
+        "recipe": recipe_record(config),
         "versions": {
             "python": platform.python_version(),
             "torch": torch.__version__,
