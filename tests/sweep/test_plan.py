@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from auditml.config import parse_config
-from auditml.errors import ConfigError
+from auditml.errors import AuditMLError, ConfigError
 from auditml.run_directory import SweepDirectory
 from auditml.sweep.plan import default_config, parse_epsilons, run_config, sweep_attacks
 
@@ -54,3 +54,13 @@ def test_the_default_sweep_is_the_embedded_digits_data() -> None:
     config = default_config()
     assert config.data.dataset == "digits"
     assert config.training.dp.delta < 1 / config.data.train_size
+
+
+def test_image_only_settings_on_tabular_data_fail_before_any_run_trains() -> None:
+    config = parse_config({
+        "experiment_name": "x", "data": {"dataset": "diabetes", "train_size": 100},
+        "audit": {"mia_lira": {"augmentations": "shift"}},
+    })
+    with pytest.raises(AuditMLError, match=r"augmentations='shift' needs images .*\(10,\)"):
+        sweep_attacks(config, ["mia_lira"])
+    assert sweep_attacks(config, ["mia_threshold"]) == ["mia_threshold"]

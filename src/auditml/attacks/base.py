@@ -142,6 +142,11 @@ class MembershipAttack(ABC):
         """Values ``fit`` chose (e.g. a tuned parameter), recorded beside the settings."""
         return {}
 
+    def check_inputs(self, input_shape: tuple[int, ...]) -> None:  # noqa: B027 - a hook
+        """Refuse, with an ``AuditMLError``, inputs of one example's ``input_shape`` that these
+        settings cannot attack (e.g. image augmentations on tabular rows). Called before any
+        reference or shadow model trains; the default accepts every shape."""
+
     @abstractmethod
     def score(self) -> np.ndarray:
         """One float per example of ``target.examples``, higher = more likely a member."""

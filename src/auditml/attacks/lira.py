@@ -90,18 +90,22 @@ class LiraAttack(MembershipAttack):
             raise MissingResourceError(f"{self.name} needs reference models")
         keep = self.reference_keep(target)
         x, y = target.examples.x, np.asarray(target.examples.y)
+        self.check_inputs(x.shape[1:])
         copies = augmentation_copies(self.params.augmentations)
-        if len(copies) > 1 and x.ndim != 4:
-            raise AuditMLError(
-                f"{self.name}: augmentations={self.params.augmentations!r} needs images "
-                f"(N, C, H, W), got inputs of shape {x.shape}; use augmentations='none'"
-            )
         labels = np.broadcast_to(y, (len(reference), len(y)))
         # Copies are made one at a time so memory holds one augmented dataset, not all of them.
         self._reference_signal = np.stack(
             [logit_confidence(reference.logits(augment(x, *copy)), labels) for copy in copies]
         )
         self._keep = keep
+
+    def check_inputs(self, input_shape: tuple[int, ...]) -> None:
+        if self.params.augmentations != "none" and len(input_shape) != 3:
+            raise AuditMLError(
+                f"{self.name}: augmentations={self.params.augmentations!r} needs images "
+                f"(C, H, W) to flip and shift, but one input here has shape "
+                f"{tuple(input_shape)}; use augmentations='none' for tabular data"
+            )
 
     def score(self) -> np.ndarray:
         target = self.target

@@ -111,6 +111,8 @@ def run_attacks(
     )
     is_member = np.r_[np.ones(len(members), bool), np.zeros(len(nonmembers), bool)]
     ids = np.arange(len(examples)) if example_ids is None else np.asarray(example_ids)
+    for attack in attacks:  # before any reference or shadow model trains
+        attack.check_inputs(tuple(examples.x.shape[1:]))
     resources = resources or NoResources()
     needs = set().union(*(attack.requires for attack in attacks))
     target = AuditTarget(

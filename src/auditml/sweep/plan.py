@@ -16,6 +16,7 @@ from typing import Any
 from auditml.attacks import ATTACKS
 from auditml.audit.plan import expand_names, plan_audit
 from auditml.config import AuditMLConfig, parse_config
+from auditml.data import DATASETS
 from auditml.errors import ConfigError
 from auditml.run_directory import SweepDirectory
 
@@ -122,5 +123,8 @@ def sweep_attacks(config: AuditMLConfig, requested: Sequence[str] | None) -> lis
                 f"--attack {name}: the sweep tabulates membership attacks ("
                 f"{', '.join(ATTACKS.available())}); run canary audits with `auditml audit`"
             )
-    plan_audit(names, config.audit.attack_sections())  # bad settings fail now, not per run
+    # Bad settings, and settings the dataset's inputs cannot take, fail now, not per run.
+    input_shape = DATASETS.get(config.data.dataset).input_shape
+    for attack in plan_audit(names, config.audit.attack_sections()).attacks:
+        attack.check_inputs(input_shape)
     return names

@@ -35,7 +35,7 @@ def load_dataset(config: AuditMLConfig) -> LoadedDataset:
     loaded = spec.load(config.data.data_dir, config.data.download)
     if tuple(loaded.pool.x.shape[1:]) != spec.input_shape:
         raise DataError(
-            f"{spec.name}: images have shape {loaded.pool.x.shape[1:]}, expected "
+            f"{spec.name}: inputs have shape {loaded.pool.x.shape[1:]}, expected "
             f"{spec.input_shape}; check the files in {config.data.data_dir}"
         )
     return loaded

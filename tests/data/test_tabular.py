@@ -1,0 +1,105 @@
+"""The whole pipeline on tabular data (the embedded diabetes rows, shape (N, 10)): train with and
+without DP-SGD, every membership attack, the canary audit, the report, and the refusals of what
+only images support."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from auditml.attacks import ATTACKS
+from auditml.cli import main
+
+pytestmark = pytest.mark.slow
+
+
+def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def _diabetes(tiny_config: Callable[..., dict[str, Any]], **overrides: Any) -> dict[str, Any]:
+    # 100 members, 100 non-members and the rest (242) for validation and population; two
+    # reference models keep LiRA, RMIA and the shadow attack fast.
+    return tiny_config(**{
+        "data": {"dataset": "diabetes", "train_size": 100, "batch_size": 50},
+        "training": {"epochs": 3, "learning_rate": 0.01},
+        "audit": {"reference_models": 2, "workers": 1},
+        **overrides,
+    })
+
+
+@pytest.mark.parametrize("dp", [False, True], ids=["no_dp", "dp_eps5"])
+def test_train_and_every_membership_attack(
+    dp: bool,
+    capsys: pytest.CaptureFixture[str],
+    tiny_config: Callable[..., dict[str, Any]],
+    write_config: Callable[..., Path],
+    tmp_path: Path,
+) -> None:
+    raw = _diabetes(tiny_config, experiment_name="tab")
+    raw["training"]["dp"] = {"enabled": dp, "epsilon": 5.0}
+    config = write_config(raw)
+    code, out, err = _run(capsys, "train", "--config", str(config))
+    assert code == 0, err
+    run = tmp_path / "results" / "tab"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["val_acc"] > 0.6  # above the 50% of guessing: the MLP learned the task
+    if dp:
+        assert 4.9 <= metrics["epsilon"] <= 5.0
+
+    code, out, err = _run(capsys, "audit", "--config", str(config), "--attack", "all")
+    assert code == 0, err
+    for attack in ATTACKS.available():
+        record = json.loads((run / "audit" / f"{attack}.json").read_text())
+        assert record["metrics"]["auc"] is not None, attack
+        # Tabular rows are no images: no gallery of the most exposed examples is drawn.
+        assert record["exposed_gallery"] is None, attack
+        assert not (run / "audit" / f"{attack}_exposed.png").exists(), attack
+        assert attack in out
+
+    code, out, err = _run(capsys, "report", str(run), "--out", str(tmp_path / "report"))
+    assert code == 0, err
+    assert (tmp_path / "report" / "report.html").stat().st_size > 0
+
+
+def test_canary_audit_on_tabular_rows(
+    capsys: pytest.CaptureFixture[str],
+    tiny_config: Callable[..., dict[str, Any]],
+    write_config: Callable[..., Path],
+    tmp_path: Path,
+) -> None:
+    raw = _diabetes(tiny_config, experiment_name="canaries")
+    raw["training"]["canaries"] = {"count": 40, "kind": "mislabeled"}
+    config = write_config(raw)
+    assert _run(capsys, "train", "--config", str(config))[0] == 0
+    code, _, err = _run(capsys, "audit", "--config", str(config), "--attack", "dp_audit")
+    assert code == 0, err
+    audit = tmp_path / "results" / "canaries" / "audit"
+    record = json.loads((audit / "canaries" / "dp_audit.json").read_text())
+    assert record["canaries"] == 40 and 0 < record["included"] < 40
+
+
+def test_image_augmentations_are_refused_before_reference_models_train(
+    capsys: pytest.CaptureFixture[str],
+    tiny_config: Callable[..., dict[str, Any]],
+    write_config: Callable[..., Path],
+    tmp_path: Path,
+) -> None:
+    raw = _diabetes(tiny_config, experiment_name="flip")
+    raw["audit"]["mia_lira"] = {"augmentations": "flip"}
+    config = write_config(raw)
+    assert _run(capsys, "train", "--config", str(config))[0] == 0
+    code, _, err = _run(capsys, "audit", "--config", str(config), "--attack", "mia_lira")
+    assert code == 2
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error: mia_lira: augmentations='flip'")
+    assert "shape (10,)" in lines[0] and "augmentations='none'" in lines[0]
+    # Refused before the expensive part: no reference model was trained for nothing.
+    assert not (tmp_path / "results" / "flip" / "reference").exists()
+    assert "reference models" not in err
