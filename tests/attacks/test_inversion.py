@@ -105,6 +105,36 @@ def test_a_memorised_template_is_reconstructed_and_found_nearer_the_members(
     assert leak.p_value == pytest.approx(0.5 ** CLASSES)
 
 
+def test_a_trained_model_that_memorised_its_members_is_inverted_towards_them() -> None:
+    """The same population, learnt the ordinary way: a small MLP fitted to the members (one
+    template per class, plus noise) until its loss is ~0. Its class score is not maximised at
+    the template, so the reconstruction is not a copy, but it points at the template (measured
+    correlations 0.41-0.64) and is nearer the members than the non-members for every class."""
+    templates, members, member_labels, nonmembers, nonmember_labels = planted_population()
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 32), nn.Tanh(), nn.Linear(32, CLASSES))
+    optimiser = torch.optim.Adam(model.parameters(), lr=0.01)
+    x, y = torch.as_tensor(members, dtype=torch.float32), torch.as_tensor(member_labels)
+    for _ in range(200):
+        optimiser.zero_grad()
+        loss = nn.functional.cross_entropy(model(x), y)
+        loss.backward()
+        optimiser.step()
+    assert loss.item() < 0.01
+    classes = np.arange(CLASSES)
+    recon = invert(model, classes, SHAPE, InversionSettings(method="tv", steps=300, restarts=2),
+                   device=CPU, lower=LOW, upper=HIGH)
+    correlation = np.corrcoef(recon.reshape(CLASSES, -1), templates.reshape(CLASSES, -1))
+    own = np.diag(correlation[:CLASSES, CLASSES:])
+    # Random inputs correlate with a template at ±0.25 (2 standard errors of 64 values).
+    assert own.min() > 0.3
+    assert (correlation[:CLASSES, CLASSES:].argmax(axis=1) == classes).all()
+    assert distances_to(recon, templates).max() < closest_random_input(templates)
+    leak = member_vs_nonmember(recon, classes, members, member_labels, nonmembers,
+                               nonmember_labels)
+    assert leak.member_closer == CLASSES and leak.p_value < 0.01
+
+
 def test_miface_stalls_where_the_softmax_saturates_and_tv_does_not() -> None:
     """Fredrikson et al.'s cost 1 − p has gradient −p(1−p)·∇margin, which vanishes where the
     model gives the class almost nothing; −log p does not saturate. On the sharp template model
@@ -202,6 +232,36 @@ def test_miface_stops_at_the_cost_threshold() -> None:
     tight_cost, tight_distance = run(0.001)
     assert 0.1 < loose_cost <= 0.5  # stopped soon after crossing 0.5, not run to the end
     assert tight_cost < 0.01 and tight_distance < loose_distance
+
+
+class CountingModel(nn.Module):
+    """Counts forward passes: MI-Face makes one to size the output, then two per iteration
+    (the gradient, then the new cost)."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner, self.calls = inner, 0
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        self.calls += 1
+        return self.inner(x)
+
+
+@pytest.mark.parametrize("patience", [1, 5, 30])
+def test_miface_stops_after_patience_iterations_without_a_new_lowest_cost(patience: int) -> None:
+    flat = nn.Sequential(nn.Flatten(), nn.Linear(64, 3))
+    nn.init.zeros_(flat[1].weight)  # a constant cost: only the first iteration sets a lowest
+    model = CountingModel(flat)
+    settings = InversionSettings(method="miface", steps=1000, patience=patience)
+    invert(model, [0], SHAPE, settings, device=CPU, lower=-1, upper=1)
+    assert model.calls == 1 + 2 * (1 + patience)
+
+
+def test_miface_stops_after_the_given_number_of_steps() -> None:
+    model = CountingModel(TemplateModel(planted_population()[0]))
+    settings = InversionSettings(method="miface", steps=7, cost_threshold=0.0)
+    invert(model, [0], SHAPE, settings, device=CPU, lower=LOW, upper=HIGH)
+    assert model.calls == 1 + 2 * 7
 
 
 def test_flat_inputs_use_only_the_l2_prior_and_say_so() -> None:
