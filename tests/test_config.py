@@ -72,8 +72,8 @@ def test_defaults_are_filled_in() -> None:
         ({"experiment_name": "a/b"}, "experiment_name='a/b'"),
         ({"experiment_name": ".."}, "experiment_name='..'"),
         ({"experiment_name": "x", "data": {"dataset": "mnst"}},
-         "unknown dataset 'mnst' (did you mean 'mnist'?); available: cifar10, diabetes, "
-         "digits, fashion_mnist, mnist"),
+         "unknown dataset 'mnst' (did you mean 'mnist'?); available: adult, cifar10, "
+         "diabetes, digits, fashion_mnist, mnist"),
         ({"experiment_name": "x", "model": {"arch": "resnet"}}, "unknown model architecture"),
         ({"experiment_name": "x", "training": {"dp": {"accountant": "gdp"}}},
          "training.dp.accountant='gdp'"),

@@ -28,7 +28,9 @@ def test_duplicate_registration_is_refused() -> None:
 
 
 def test_shipped_registries() -> None:
-    assert DATASETS.available() == ["cifar10", "diabetes", "digits", "fashion_mnist", "mnist"]
+    assert DATASETS.available() == [
+        "adult", "cifar10", "diabetes", "digits", "fashion_mnist", "mnist"
+    ]
     assert MODELS.available() == [
         "cnn_28x28", "cnn_28x28_gn", "cnn_8x8", "cnn_8x8_gn", "mlp", "mlp_small_tanh",
         "mlp_tabular", "resnet_groupnorm",

@@ -5,6 +5,7 @@ Adding a dataset is one module defining a ``DatasetSpec`` plus one ``DATASETS.re
 
 from __future__ import annotations
 
+from auditml.data.adult import ADULT
 from auditml.data.base import ArrayDataset, DatasetSpec, LoadedDataset, SensitiveAttribute
 from auditml.data.cifar10 import CIFAR10
 from auditml.data.diabetes import DIABETES
@@ -19,6 +20,7 @@ DATASETS.register("mnist", MNIST)
 DATASETS.register("fashion_mnist", FASHION_MNIST)
 DATASETS.register("cifar10", CIFAR10)
 DATASETS.register("diabetes", DIABETES)
+DATASETS.register("adult", ADULT)
 
 __all__ = [
     "DATASETS",
