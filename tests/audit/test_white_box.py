@@ -35,7 +35,8 @@ def _raw(output_dir: Path, name: str) -> dict[str, Any]:
         "training": {
             "epochs": 30, "learning_rate": 0.01, "device": "cpu",
             "canaries": {"count": 1000, "kind": "gradient"},
-            "dp": {"enabled": True, "epsilon": 1.0, "delta": 1e-4},
+            # fast: the planted bug patches the fast path, which auto may not pick under load
+            "dp": {"enabled": True, "epsilon": 1.0, "delta": 1e-4, "grad_sample_mode": "fast"},
         },
     }
 
