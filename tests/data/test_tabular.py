@@ -9,10 +9,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from auditml.attacks import ATTACKS
 from auditml.cli import main
+from auditml.data.adult import CATEGORIES, COLUMNS, NUMERIC
 
 pytestmark = pytest.mark.slow
 
@@ -103,3 +105,46 @@ def test_image_augmentations_are_refused_before_reference_models_train(
     # Refused before the expensive part: no reference model was trained for nothing.
     assert not (tmp_path / "results" / "flip" / "reference").exists()
     assert "reference models" not in err
+
+
+def _adult_rows(count: int, rng: np.random.Generator, *, test: bool) -> list[str]:
+    """Random rows in the UCI files' format; income depends on age and sex, so it is learnable."""
+    rows = []
+    for _ in range(count):
+        values = {
+            name: str(rng.integers(17, 90) if name in NUMERIC else rng.choice(CATEGORIES[name]))
+            for name in COLUMNS
+        }
+        rich = int(values["age"]) + 30 * (values["sex"] == "Male") + rng.normal(0, 8) > 75
+        label = (">50K" if rich else "<=50K") + ("." if test else "")
+        rows.append(", ".join(values[name] for name in COLUMNS) + ", " + label)
+    return rows
+
+
+def test_adult_files_train_and_audit_with_the_official_test_split_for_validation(
+    capsys: pytest.CaptureFixture[str],
+    tiny_config: Callable[..., dict[str, Any]],
+    write_config: Callable[..., Path],
+    tmp_path: Path,
+) -> None:
+    rng = np.random.default_rng(0)
+    directory = tmp_path / "data" / "adult"
+    directory.mkdir(parents=True)
+    (directory / "adult.data").write_text("\n".join(_adult_rows(240, rng, test=False)) + "\n\n")
+    (directory / "adult.test").write_text(
+        "|1x3 Cross validator\n" + "\n".join(_adult_rows(120, rng, test=True)) + "\n"
+    )
+    raw = tiny_config(
+        experiment_name="adult",
+        data={"dataset": "adult", "train_size": 100, "batch_size": 50,
+              "data_dir": str(tmp_path / "data"), "download": False},
+        training={"epochs": 5, "learning_rate": 0.01},
+    )
+    config = write_config(raw)
+    code, _, err = _run(capsys, "train", "--config", str(config))
+    assert code == 0, err
+    metrics = json.loads((tmp_path / "results" / "adult" / "metrics.json").read_text())
+    assert metrics["val_acc"] > 0.6
+    code, out, err = _run(capsys, "audit", "--config", str(config), "--attack", "mia_threshold")
+    assert code == 0, err
+    assert "100 members, 100 non-members" in out
