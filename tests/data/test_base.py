@@ -95,3 +95,19 @@ def test_values_are_stored_as_float32_and_the_declaration_is_frozen() -> None:
     assert sex.columns == (0,) and sex.categories == ("f", "m")
     with pytest.raises(AttributeError):
         sex.name = "other"  # type: ignore[misc]
+
+
+def test_declarations_compare_by_value_and_cannot_be_changed_in_place() -> None:
+    values = np.array([[0.0], [1.0]], dtype=np.float32)
+    sex = SensitiveAttribute(name="sex", columns=(0,), values=values, categories=("f", "m"))
+    twin = SensitiveAttribute(name="sex", columns=(0,), values=values.copy(), categories=("f", "m"))
+    other = SensitiveAttribute(
+        name="sex", columns=(0,), values=np.array([[0.0], [2.0]]), categories=("f", "m")
+    )
+    assert sex == twin and hash(sex) == hash(twin) and sex != other
+    assert len({sex, twin, other}) == 2
+    # The caller's array stays the caller's; the declaration's own is read-only.
+    values[1, 0] = 5.0
+    assert sex.values[1, 0] == 1.0
+    with pytest.raises(ValueError, match="read-only"):
+        sex.values[0, 0] = 3.0

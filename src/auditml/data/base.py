@@ -49,7 +49,7 @@ class LoadedDataset:
 Loader = Callable[[Path, bool], LoadedDataset]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class SensitiveAttribute:
     """A sensitive attribute of a tabular dataset, as it is encoded in ``x``.
 
@@ -67,7 +67,9 @@ class SensitiveAttribute:
     categories: tuple[str, ...]
 
     def __post_init__(self) -> None:
-        values = np.asarray(self.values, dtype=np.float32)
+        # A private, read-only copy: a declaration is shared by every user of its dataset.
+        values = np.array(self.values, dtype=np.float32)
+        values.flags.writeable = False
         object.__setattr__(self, "values", values)
         object.__setattr__(self, "columns", tuple(int(column) for column in self.columns))
         object.__setattr__(self, "categories", tuple(self.categories))
@@ -88,6 +90,18 @@ class SensitiveAttribute:
             raise ValueError(f"{where}: values must be finite")
         if len(np.unique(values, axis=0)) != len(values):
             raise ValueError(f"{where}: two categories have the same encoding")
+
+    # By value, arrays included (the generated __eq__ would compare arrays element-wise and fail).
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, SensitiveAttribute):
+            return NotImplemented
+        return self._key() == other._key() and np.array_equal(self.values, other.values)
+
+    def __hash__(self) -> int:
+        return hash((*self._key(), self.values.tobytes()))
+
+    def _key(self) -> tuple[str, tuple[int, ...], tuple[str, ...]]:
+        return self.name, self.columns, self.categories
 
     def classes(self, x: np.ndarray) -> np.ndarray:
         """The category index (int64 ``(N,)``) of each row: the nearest encoding in ``values``."""
