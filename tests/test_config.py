@@ -73,7 +73,7 @@ def test_defaults_are_filled_in() -> None:
         ({"experiment_name": ".."}, "experiment_name='..'"),
         ({"experiment_name": "x", "data": {"dataset": "mnst"}},
          "unknown dataset 'mnst' (did you mean 'mnist'?); available: adult, cifar10, "
-         "diabetes, digits, fashion_mnist, mnist"),
+         "diabetes, digits, fashion_mnist, mnist, purchase100, texas100"),
         ({"experiment_name": "x", "model": {"arch": "resnet"}}, "unknown model architecture"),
         ({"experiment_name": "x", "training": {"dp": {"accountant": "gdp"}}},
          "training.dp.accountant='gdp'"),
