@@ -37,7 +37,8 @@ def _parser() -> argparse.ArgumentParser:
     audit.add_argument("--config", required=True, help="the YAML config the run was trained with")
     audit.add_argument(
         "--attack", nargs="+", default=None, metavar="NAME",
-        help="attacks to run, or all; dp_audit runs the one-run canary audit "
+        help="attacks to run, or all; dp_audit runs the one-run canary audit; "
+        "attribute_inference and model_inversion ask the questions beyond membership "
         "(default: the config's audit.attacks)",
     )
     audit.add_argument(
@@ -161,7 +162,7 @@ def _dispatch(args: argparse.Namespace, console: Console, errors: Console) -> in
 
     if args.command == "audit":
         from auditml.audit.runner import run_audit
-        from auditml.reporting.console import audit_table, canary_summary
+        from auditml.reporting.console import audit_table, canary_summary, inference_summary
 
         config = _load(args.config, errors)
         settings = {"mia_threshold": {"metric": args.metric}} if args.metric is not None else {}
@@ -173,6 +174,8 @@ def _dispatch(args: argparse.Namespace, console: Console, errors: Console) -> in
             console.print(audit_table([outcome.result for outcome in report.outcomes]))
         for record in report.canary_audits.values():
             console.print(canary_summary(record.model_dump(mode="json")), highlight=False)
+        for record in report.inference_audits.values():
+            console.print(inference_summary(record.model_dump(mode="json")), highlight=False)
         console.print(f"results: {config.run_dir / 'audit'}", highlight=False)
         return EXIT_OK
 

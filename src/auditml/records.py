@@ -273,3 +273,111 @@ class ManyRunsRecord(Record):
     violation: bool
     scores: list[float]
     coins: list[bool]
+
+
+# -- beyond membership ----------------------------------------------------------------------------
+
+
+class AttributeScoreRecord(_Part):
+    """An attribute attack's accuracy (Clopper–Pearson interval) and AUC (None: undefined)."""
+
+    records: int = Field(ge=1)
+    accuracy: float = Field(ge=0, le=1)
+    accuracy_interval: tuple[float, float]
+    auc: float | None = Field(default=None, ge=0, le=1)
+
+
+class AdvantageRecord(_Part):
+    """:class:`auditml.metrics.attribute.Advantage`: accuracy minus the baseline's."""
+
+    advantage: float = Field(ge=-1, le=1)
+    interval: tuple[float, float]
+    p_value: float = Field(ge=0, le=1)
+    attack_only: int = Field(ge=0)
+    discordant: int = Field(ge=0)
+
+
+class MemberGapRecord(_Part):
+    """:class:`auditml.metrics.attribute.MemberGap`: accuracy on members minus non-members."""
+
+    gap: float = Field(ge=-1, le=1)
+    p_value: float = Field(ge=0, le=1)
+
+
+class AttributeAttackResult(_Part):
+    settings: dict[str, Any]
+    members: AttributeScoreRecord
+    nonmembers: AttributeScoreRecord
+    member_gap: MemberGapRecord
+    # Over the imputation baseline on the same records; None for the baseline itself.
+    advantage_members: AdvantageRecord | None = None
+    advantage_nonmembers: AdvantageRecord | None = None
+
+
+class AttributeInferenceRecord(Record):
+    """``audit/attribute_inference.json``: how well the sensitive attribute of the members (and
+    of non-members) is inferred, by each attack and by the imputation baseline.
+
+    These are *estimates* on the audited records, not bounds. Two verdicts, each at
+    ``confidence`` with a Bonferroni correction over the model-querying attacks:
+    ``beyond_imputation``: some attack infers the members' attribute more often than imputation
+    (one-sided McNemar test); ``member_specific``: some attack infers it more often for members
+    than for non-members (one-sided Fisher test) — the model reveals its *training* members'
+    attribute, not only what any record's outputs reveal. ``best_attack`` has the largest
+    advantage over imputation on members.
+    """
+
+    attack: Literal["attribute_inference"] = "attribute_inference"
+    kind: Literal["estimate"] = "estimate"
+    attribute: str
+    categories: list[str]
+    auxiliary_records: int = Field(ge=1)
+    confidence: float = Field(gt=0, lt=1)
+    baseline: str
+    attacks: dict[str, AttributeAttackResult]
+    best_attack: str | None
+    beyond_imputation: bool
+    member_specific: bool
+    run: RunFacts
+
+
+class InversionClassRecord(_Part):
+    """One class's reconstruction: what the evaluator called it, and how near it lies to the
+    class's nearest member and nearest non-member (balanced subsamples of
+    ``compared_per_side`` each)."""
+
+    label: int = Field(ge=0)
+    predicted: int = Field(ge=0)
+    member_distance: float = Field(ge=0)
+    nonmember_distance: float = Field(ge=0)
+    compared_per_side: int = Field(ge=0)
+
+
+class ModelInversionRecord(Record):
+    """``audit/model_inversion.json``: one reconstruction per class (figure:
+    ``model_inversion_gallery.png``), judged by an independent evaluation classifier
+    (``evaluation_accuracy``; its own ``evaluator_held_out_accuracy`` beside) and by whether it
+    lies nearer the class's members than its non-members (``fraction_member_closer``, one-sided
+    sign test ``p_value``). Estimates, not bounds."""
+
+    attack: Literal["model_inversion"] = "model_inversion"
+    kind: Literal["estimate"] = "estimate"
+    settings: dict[str, Any]
+    notes: list[str]
+    evaluator_held_out_accuracy: float = Field(ge=0, le=1)
+    evaluator_train_size: int = Field(ge=1)
+    evaluation_accuracy: float = Field(ge=0, le=1)
+    classes: list[InversionClassRecord]
+    member_closer: int = Field(ge=0)
+    ties: int = Field(ge=0)
+    fraction_member_closer: float = Field(ge=0, le=1)
+    p_value: float = Field(ge=0, le=1)
+    run: RunFacts
+
+
+# Each inference audit's record type, by audit name (``audit/<name>.json``).
+InferenceRecord = AttributeInferenceRecord | ModelInversionRecord
+INFERENCE_RECORDS: dict[str, type[InferenceRecord]] = {
+    "attribute_inference": AttributeInferenceRecord,
+    "model_inversion": ModelInversionRecord,
+}

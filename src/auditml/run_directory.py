@@ -47,9 +47,11 @@ from auditml.errors import ConfigError, RunDirectoryError
 from auditml.fileio import atomic_path, sha256_of_file, write_json
 from auditml.gradient_canary_record import GradientCanaryRecord
 from auditml.records import (
+    INFERENCE_RECORDS,
     SCHEMA_VERSION,
     AttackRecord,
     CanaryRecord,
+    InferenceRecord,
     Record,
     RunManifest,
     TrainingRecord,
@@ -112,6 +114,12 @@ class RunDirectory:
 
     def canary_path(self, name: str) -> Path:
         return self.canary_dir / f"{name}.json"
+
+    def inference_path(self, name: str) -> Path:
+        return self.audit_dir / f"{name}.json"
+
+    def inference_figure_path(self, name: str, suffix: str) -> Path:
+        return self.audit_dir / f"{name}_{suffix}.png"
 
     # -- checks ---------------------------------------------------------------------------------
 
@@ -332,7 +340,10 @@ class RunDirectory:
         """The attacks with a saved result, sorted."""
         if not self.audit_dir.is_dir():
             return []
-        return sorted(path.stem for path in self.audit_dir.glob("*.json"))
+        return sorted(
+            path.stem for path in self.audit_dir.glob("*.json")
+            if path.stem not in INFERENCE_RECORDS
+        )
 
     def read_attack(self, attack: str, *, training_id: str | None = None) -> AttackRecord:
         """One attack's validated result. With ``training_id`` (the manifest's), a result made
@@ -399,6 +410,23 @@ class RunDirectory:
         if not self.canary_dir.is_dir():
             return []
         return sorted(path.stem for path in self.canary_dir.glob("*.json"))
+
+    def write_inference(self, record: InferenceRecord) -> Path:
+        self.check_audit_dir()
+        path = self.inference_path(record.attack)
+        write_json(path, record.model_dump(mode="json"))
+        return path
+
+    def read_inference(self, name: str) -> InferenceRecord:
+        """The saved result of inference audit ``name`` (attribute_inference, model_inversion)."""
+        rerun = f"run `auditml audit --config {self.path / CONFIG_FILE} --attack {name}`"
+        path = self.inference_path(name)
+        if name not in INFERENCE_RECORDS or not path.is_file():
+            raise RunDirectoryError(f"run {self.path} has no {name} audit: {rerun} first")
+        return self._read_record(path, INFERENCE_RECORDS[name], f"{rerun} again")
+
+    def inference_names(self) -> list[str]:
+        return [name for name in INFERENCE_RECORDS if self.inference_path(name).is_file()]
 
     # -- reading --------------------------------------------------------------------------------
 

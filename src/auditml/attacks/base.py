@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol
+from typing import Any, ClassVar, Protocol, TypeVar
 
 import numpy as np
 import torch
@@ -55,6 +55,20 @@ class AttackSettings(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
+S = TypeVar("S", bound=BaseModel)
+
+
+def validated_settings(kind: type[S], owner: str, settings: dict[str, Any]) -> S:
+    """``kind(**settings)``, or one :class:`ConfigError` line naming ``owner``, the key, the
+    value and what is wrong with it (for every attack's and audit's settings)."""
+    try:
+        return kind(**settings)
+    except ValidationError as error:
+        first = error.errors()[0]
+        key = ".".join(str(part) for part in first["loc"])
+        raise ConfigError(f"{owner}: {key}={first.get('input')!r}: {first['msg']}") from None
+
+
 @dataclass(frozen=True)
 class AuditTarget:
     """What an attack may use.
@@ -86,14 +100,7 @@ class MembershipAttack(ABC):
     requires: ClassVar[frozenset[str]] = frozenset()
 
     def __init__(self, **settings: Any) -> None:
-        try:
-            self.params = self.Settings(**settings)
-        except ValidationError as error:
-            first = error.errors()[0]
-            key = ".".join(str(part) for part in first["loc"])
-            raise ConfigError(
-                f"{self.name}: {key}={first.get('input')!r}: {first['msg']}"
-            ) from None
+        self.params = validated_settings(self.Settings, self.name, settings)
         self._target: AuditTarget | None = None
 
     def fit(self, target: AuditTarget) -> MembershipAttack:

@@ -45,11 +45,11 @@ from typing import Literal
 import numpy as np
 import torch
 from numpy.typing import ArrayLike
-from pydantic import Field, ValidationError
+from pydantic import Field
 from torch import nn
 
-from auditml.attacks.base import AttackSettings
-from auditml.errors import AuditMLError, ConfigError
+from auditml.attacks.base import AttackSettings, validated_settings
+from auditml.errors import AuditMLError
 
 InversionMethod = Literal["miface", "tv"]
 
@@ -75,14 +75,7 @@ class InversionSettings(AttackSettings):
 
 def inversion_settings(**settings: object) -> InversionSettings:
     """:class:`InversionSettings` from keywords; a bad value is one :class:`ConfigError` line."""
-    try:
-        return InversionSettings(**settings)  # type: ignore[arg-type]
-    except ValidationError as error:
-        first = error.errors()[0]
-        key = ".".join(str(part) for part in first["loc"])
-        raise ConfigError(
-            f"model_inversion: {key}={first.get('input')!r}: {first['msg']}"
-        ) from None
+    return validated_settings(InversionSettings, "model_inversion", dict(settings))
 
 
 def is_image_shape(input_shape: Sequence[int]) -> bool:

@@ -20,6 +20,7 @@ import torch
 from torch import nn
 
 from auditml.attacks import AuditTarget, MembershipAttack, ReferenceModels
+from auditml.attacks.attribute import AttributeAttack, AttributeTarget
 from auditml.audit.results import AttackOutcome, summarize_attack
 from auditml.data import ArrayDataset
 from auditml.records import RunFacts
@@ -150,3 +151,12 @@ def _models_used(attack: MembershipAttack, target: AuditTarget) -> int:
     used = [target.reference if "reference" in attack.requires else None,
             target.shadow if "shadow" in attack.requires else None]
     return sum(len(models) for models in used if models is not None)
+
+
+def score_attribute_attack(attack: AttributeAttack, target: AttributeTarget, seed: int
+                           ) -> np.ndarray:
+    """Fit an attribute-inference attack and return its ``(records, categories)`` scores,
+    its randomness drawn from ``seed`` whatever ran before it (as for membership attacks)."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return np.asarray(attack.fit(target).score(), dtype=np.float64)

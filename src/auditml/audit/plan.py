@@ -1,20 +1,22 @@
 """What an audit runs: attack and canary-audit names resolved once, settings checked once.
 
-Names come from two registries: membership attacks (:data:`auditml.attacks.ATTACKS`) and
-canary audits (:data:`auditml.audit.canaries.CANARY_AUDITS`). ``all`` means every membership
-attack. Settings come from the config's ``audit.<name>`` sections, overridden per call. Every
-unknown name or bad setting is refused here, before any model is loaded or trained.
+Names come from three registries: membership attacks (:data:`auditml.attacks.ATTACKS`),
+canary audits (:data:`auditml.audit.canaries.CANARY_AUDITS`) and the audits beyond membership
+(:data:`auditml.audit.inference.INFERENCE_AUDITS`). ``all`` means every membership attack.
+Settings come from the config's ``audit.<name>`` sections, overridden per call. Every unknown
+name or bad setting is refused here, before any model is loaded or trained.
 """
 
 from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from auditml.attacks import ATTACKS, MembershipAttack
 from auditml.audit.canaries import CANARY_AUDITS, CanaryAuditKind
+from auditml.audit.inference import INFERENCE_AUDITS, InferenceAudit
 from auditml.config import AuditConfig, AuditMLConfig
 from auditml.errors import ConfigError, UnknownNameError
 
@@ -27,10 +29,11 @@ class AuditPlan:
 
     attacks: list[MembershipAttack]
     canary_audits: list[CanaryAuditKind]
+    inference_audits: list[InferenceAudit] = field(default_factory=list)
 
 
 def known_names() -> list[str]:
-    return [*ATTACKS.available(), *CANARY_AUDITS.available()]
+    return [*ATTACKS.available(), *CANARY_AUDITS.available(), *INFERENCE_AUDITS.available()]
 
 
 def expand_names(requested: Sequence[str]) -> list[str]:
@@ -42,7 +45,7 @@ def expand_names(requested: Sequence[str]) -> list[str]:
     for name in requested:
         if name == ALL:
             names += ATTACKS.available()
-        elif name in ATTACKS or name in CANARY_AUDITS:
+        elif _known(name):
             names.append(name)
         else:
             raise UnknownNameError(_unknown(name))
@@ -61,20 +64,27 @@ def plan_audit(
     """
     sections, overrides = dict(sections or {}), dict(overrides or {})
     for name in [*sections, *overrides]:
-        if name not in ATTACKS and name not in CANARY_AUDITS:
+        if not _known(name):
             raise ConfigError(f"audit.{name}: {_unknown(name, 'settings for unknown attack')}")
     attacks: list[MembershipAttack] = []
     canary_audits: list[CanaryAuditKind] = []
+    inference_audits: list[InferenceAudit] = []
     for name in expand_names(requested):
         settings = {**sections.get(name, {}), **overrides.get(name, {})}
         try:
             if name in ATTACKS:
                 attacks.append(ATTACKS.get(name)(**settings))
-            else:
+            elif name in CANARY_AUDITS:
                 canary_audits.append(CANARY_AUDITS.get(name)(**settings))
+            else:
+                inference_audits.append(INFERENCE_AUDITS.get(name)(**settings))
         except ConfigError as error:
             raise ConfigError(f"audit.{error}") from None
-    return AuditPlan(attacks, canary_audits)
+    return AuditPlan(attacks, canary_audits, inference_audits)
+
+
+def _known(name: str) -> bool:
+    return name in ATTACKS or name in CANARY_AUDITS or name in INFERENCE_AUDITS
 
 
 def check_audit_config(audit: AuditConfig) -> AuditPlan:
@@ -91,7 +101,8 @@ def resolved_config(config: AuditMLConfig) -> AuditMLConfig:
     """``config.resolved()`` with the full settings of each attack ``audit.attacks`` names."""
     resolved = config.resolved()
     audit = resolved.audit.model_dump(mode="json")
-    for runner in (*(plan := check_audit_config(config.audit)).attacks, *plan.canary_audits):
+    plan = check_audit_config(config.audit)
+    for runner in (*plan.attacks, *plan.canary_audits, *plan.inference_audits):
         audit[runner.name] = runner.settings()
     return resolved.model_copy(update={"audit": AuditConfig(**audit)}, deep=True)
 

@@ -9,7 +9,7 @@ and its members, provides reference and shadow models from the run's store, call
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -20,12 +20,13 @@ from rich.console import Console
 from auditml.attacks import AuditTarget, ReferenceModels
 from auditml.audit.canaries.base import CanaryEvidence, PrivacyClaim
 from auditml.audit.core import run_attacks
+from auditml.audit.inference import InferenceEvidence
 from auditml.audit.plan import plan_audit
 from auditml.audit.results import AttackOutcome, write_outcome, write_overlay
 from auditml.config import AuditConfig, AuditMLConfig
 from auditml.data import DATASETS, ArrayDataset, LoadedDataset, MembershipSplit, select
 from auditml.errors import RunDirectoryError
-from auditml.records import CanaryRecord, RunFacts, TrainingRecord
+from auditml.records import CanaryRecord, InferenceRecord, RunFacts, TrainingRecord
 from auditml.run_directory import RunDirectory
 from auditml.training import build_run_model, load_dataset
 from auditml.training.batched_jobs import batch_models_setting
@@ -47,6 +48,8 @@ class AuditReport:
     roc_plot: Path | None
     target: AuditTarget | None
     is_member: np.ndarray | None
+    # The audits beyond membership (attribute inference, model inversion), by name.
+    inference_audits: dict[str, InferenceRecord] = field(default_factory=dict)
 
 
 def run_audit(
@@ -81,6 +84,9 @@ def run_audit(
         )
     plan = plan_audit(list(attacks) if attacks else audit.attacks, audit.attack_sections(),
                       settings)
+    spec = DATASETS.get(config.data.dataset)
+    for inference_audit in plan.inference_audits:
+        inference_audit.check(spec)  # e.g. no sensitive attribute: refused before any loading
     split = run.read_split()
     training = run.read_training()
     run.check_audit_dir()
@@ -124,7 +130,21 @@ def run_audit(
             record = canary_audit.run(evidence)
             run.write_canary(canary_audit.name, record)
             canaries[canary_audit.name] = record
-    return AuditReport(outcomes, canaries, roc_plot, target, is_member)
+        inference: dict[str, InferenceRecord] = {}
+        if plan.inference_audits:
+            resources = RunResources(run, config, audit, split, loaded, console)
+            found = InferenceEvidence(
+                model=model, members=data.members, nonmembers=data.nonmembers,
+                population=resources.population(), spec=spec, device=device, seed=config.seed,
+                run_facts=facts,
+            )
+            for inference_audit in plan.inference_audits:
+                outcome = inference_audit.run(found)
+                for suffix, write_figure in outcome.figures.items():
+                    write_figure(run.inference_figure_path(inference_audit.name, suffix))
+                run.write_inference(outcome.record)
+                inference[inference_audit.name] = outcome.record
+    return AuditReport(outcomes, canaries, roc_plot, target, is_member, inference)
 
 
 class RunResources:

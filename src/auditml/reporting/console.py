@@ -98,3 +98,62 @@ def _counts(test: dict[str, Any]) -> str:
         return ""  # written by an older auditml
     return (f"; {test['correct']} of {test['guesses']} guesses correct, the claim allows "
             f"{test['allowed_correct']}")
+
+
+def attribute_table(result: dict[str, Any]) -> Table:
+    """An attribute-inference audit (``audit/attribute_inference.json``) as one table."""
+    level = f"{result['confidence']:.0%}"
+    table = Table(
+        title=f"attribute_inference of {result['attribute']!r} "
+        f"({len(result['categories'])} categories; {result['auxiliary_records']} auxiliary "
+        "records; estimates, not bounds)"
+    )
+    for header in ("attack", f"members: accuracy [{level} CI]", "AUC", "non-members: accuracy",
+                   "advantage over imputation (members)", "members − non-members"):
+        table.add_column(header, justify="left" if header == "attack" else "right")
+    for name, found in result["attacks"].items():
+        members, advantage = found["members"], found.get("advantage_members")
+        low, high = members["accuracy_interval"]
+        gap = found["member_gap"]
+        table.add_row(
+            name + (" (baseline)" if name == result["baseline"] else ""),
+            f"{members['accuracy']:.1%} [{low:.1%}, {high:.1%}]",
+            _number(members.get("auc")),
+            f"{found['nonmembers']['accuracy']:.1%}",
+            "—" if advantage is None else (
+                f"{advantage['advantage']:+.1%} [{advantage['interval'][0]:+.1%}, "
+                f"{advantage['interval'][1]:+.1%}] p={advantage['p_value']:.2g}"
+            ),
+            f"{gap['gap']:+.1%} p={gap['p_value']:.2g}",
+        )
+    beyond = "YES" if result["beyond_imputation"] else "no"
+    specific = "YES" if result["member_specific"] else "no"
+    table.caption = (
+        f"an attack beats imputation on members: {beyond}; the members' attribute is inferred "
+        f"more often than non-members': {specific} (each at {level}, Bonferroni over the attacks)"
+    )
+    return table
+
+
+def inference_summary(result: dict[str, Any]) -> Table | str:
+    """An audit beyond membership, by its ``attack`` name."""
+    if result["attack"] == "attribute_inference":
+        return attribute_table(result)
+    return inversion_summary(result)
+
+
+def inversion_summary(result: dict[str, Any]) -> str:
+    """A model-inversion audit (``audit/model_inversion.json``) in a few lines."""
+    classes = result["classes"]
+    settings = result["settings"]
+    lines = [
+        f"model_inversion ({settings['method']}, estimates, not bounds): {len(classes)} classes "
+        "reconstructed (gallery: model_inversion_gallery.png)",
+        f"  an independent classifier recognises {result['evaluation_accuracy']:.0%} of them "
+        f"(its accuracy on held-out real data: {result['evaluator_held_out_accuracy']:.0%})",
+        f"  nearer a member than a non-member of its class: {result['member_closer']} of "
+        f"{len(classes) - result['ties']} (sign test p={result['p_value']:.2g}; "
+        "a small p means the reconstructions reveal training data, not only the class)",
+        *(f"  note: {note}" for note in result["notes"]),
+    ]
+    return "\n".join(lines)

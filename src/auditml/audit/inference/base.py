@@ -1,0 +1,73 @@
+"""The contract of the audits beyond membership: a trained model and its data in, a record out.
+
+An inference audit asks another privacy question of the model than "was this example a member?"
+(attribute inference: "what is this member's sensitive attribute?"; model inversion: "what do
+the training data look like?"). Each is an :class:`InferenceAudit` registered in
+:data:`auditml.audit.inference.INFERENCE_AUDITS`; its record is written to
+``audit/<name>.json`` (and its figures beside it) by :mod:`auditml.audit.runner`.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from pydantic import BaseModel, ConfigDict
+from torch import nn
+
+from auditml.attacks.base import validated_settings
+from auditml.data import ArrayDataset, DatasetSpec
+from auditml.records import Record, RunFacts
+
+
+class InferenceSettings(BaseModel):
+    """Base of every inference audit's settings; unknown keys are errors."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+@dataclass(frozen=True)
+class InferenceEvidence:
+    """What an inference audit may use: the model, its members and non-members, population
+    records it never trained on (the attacker's auxiliary data), and the dataset's spec."""
+
+    model: nn.Module
+    members: ArrayDataset
+    nonmembers: ArrayDataset
+    population: ArrayDataset | None
+    spec: DatasetSpec
+    device: torch.device
+    seed: int
+    run_facts: RunFacts
+
+
+@dataclass(frozen=True)
+class InferenceOutcome:
+    """An audit's record, and its figures: file suffix -> a function writing the figure."""
+
+    record: Record
+    figures: dict[str, Callable[[Path], None]] = field(default_factory=dict)
+
+
+class InferenceAudit(ABC):
+    """Base class of every inference audit: settings validated at construction, ``run``."""
+
+    name: ClassVar[str]
+    Settings: ClassVar[type[BaseModel]] = InferenceSettings
+
+    def __init__(self, **settings: Any) -> None:
+        self.params = validated_settings(self.Settings, self.name, settings)
+
+    def settings(self) -> dict[str, Any]:
+        return self.params.model_dump(mode="json")
+
+    def check(self, spec: DatasetSpec) -> None:  # noqa: B027 - a hook, empty by default
+        """Refuse, before any model loads, a dataset this audit cannot handle."""
+
+    @abstractmethod
+    def run(self, evidence: InferenceEvidence) -> InferenceOutcome:
+        """Audit the model from ``evidence``."""

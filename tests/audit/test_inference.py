@@ -1,0 +1,104 @@
+"""The audits beyond membership through ``auditml audit``: attribute inference on the embedded
+tabular data, model inversion on digits; records written where the run directory says, read
+back validated, shown in the terminal; unsuitable datasets refused in one line."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from auditml.cli import main
+from auditml.errors import RunDirectoryError
+from auditml.records import AttributeInferenceRecord, ModelInversionRecord
+from auditml.run_directory import RunDirectory
+
+pytestmark = pytest.mark.slow
+
+
+def _trained(tiny_config: Callable[..., dict[str, Any]], write_config: Callable[..., Path],
+             capsys: pytest.CaptureFixture[str], **overrides: Any) -> tuple[Path, RunDirectory]:
+    raw = tiny_config(**overrides)
+    config = write_config(raw)
+    assert main(["train", "--config", str(config)]) == 0, capsys.readouterr().err
+    capsys.readouterr()
+    return config, RunDirectory(Path(raw["output_dir"]) / raw["experiment_name"])
+
+
+def test_attribute_inference_on_tabular_data(
+    tiny_config: Callable[..., dict[str, Any]], write_config: Callable[..., Path],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    config, run = _trained(
+        tiny_config, write_config, capsys, experiment_name="tab",
+        data={"dataset": "diabetes", "train_size": 100, "batch_size": 25},
+        training={"epochs": 20, "learning_rate": 0.01},
+    )
+    code = main(["audit", "--config", str(config), "--attack", "mia_threshold",
+                 "attribute_inference"])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert "attribute_inference of 'sex'" in out and "imputation (baseline)" in out
+    record = run.read_inference("attribute_inference")
+    assert isinstance(record, AttributeInferenceRecord)
+    assert set(record.attacks) == {"imputation", "model_output", "confidence"}
+    assert record.auxiliary_records == 442 - 200  # the records neither member nor non-member
+    for name, result in record.attacks.items():
+        assert result.members.records == result.nonmembers.records == 100
+        assert (result.advantage_members is None) == (name == "imputation")
+    # The membership results are still read as membership results, and only they.
+    assert run.attack_names() == ["mia_threshold"]
+    assert run.inference_names() == ["attribute_inference"]
+
+
+def test_attribute_inference_refuses_a_dataset_without_a_sensitive_attribute(
+    tiny_config: Callable[..., dict[str, Any]], write_config: Callable[..., Path],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    config, run = _trained(tiny_config, write_config, capsys, experiment_name="img",
+                           training={"epochs": 1})
+    code = main(["audit", "--config", str(config), "--attack", "attribute_inference"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.count("\n") == 1 and "declares no sensitive attribute" in err
+    assert not run.inference_path("attribute_inference").exists()
+
+
+def test_model_inversion_writes_its_record_and_gallery(
+    tiny_config: Callable[..., dict[str, Any]], write_config: Callable[..., Path],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    config, run = _trained(
+        tiny_config, write_config, capsys, experiment_name="inv",
+        training={"epochs": 5}, audit={"model_inversion": {"steps": 20, "restarts": 1}},
+    )
+    assert main(["audit", "--config", str(config), "--attack", "model_inversion"]) == 0
+    out = capsys.readouterr().out
+    assert "model_inversion (tv, estimates, not bounds): 10 classes" in out
+    record = run.read_inference("model_inversion")
+    assert isinstance(record, ModelInversionRecord)
+    assert [c.label for c in record.classes] == list(range(10))
+    assert record.settings["steps"] == 20
+    gallery = run.inference_figure_path("model_inversion", "gallery")
+    assert gallery.read_bytes().startswith(b"\x89PNG")
+    # A corrupt record is refused on reading, naming the file and the fix.
+    path = run.inference_path("model_inversion")
+    payload = json.loads(path.read_text())
+    payload["p_value"] = 7
+    path.write_text(json.dumps(payload))
+    with pytest.raises(RunDirectoryError, match=r"model_inversion\.json is corrupt"):
+        run.read_inference("model_inversion")
+
+
+def test_bad_inference_settings_are_one_line(
+    tiny_config: Callable[..., dict[str, Any]], write_config: Callable[..., Path],
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    raw = tiny_config(experiment_name="bad", audit={"model_inversion": {"method": "gan"}})
+    config = write_config(raw)
+    assert main(["train", "--config", str(config)]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and "model_inversion" in err and "method" in err
