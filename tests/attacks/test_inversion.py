@@ -325,3 +325,10 @@ def test_bad_inputs_are_refused_before_any_work(kwargs: dict[str, object],
                InversionSettings(), device=CPU, lower=arguments["lower"],  # type: ignore[arg-type]
                upper=arguments["upper"])  # type: ignore[arg-type]
     assert fragment in str(caught.value)
+
+
+def test_the_step_size_defaults_to_the_methods_own_and_is_recorded() -> None:
+    assert inversion_settings(method="miface").lr == 1.0
+    assert inversion_settings(method="tv").lr == inversion_settings().lr == 0.1
+    assert inversion_settings(method="miface", lr=0.3).lr == 0.3
+    assert inversion_settings(method="miface").model_dump()["lr"] == 1.0
