@@ -112,7 +112,7 @@ def member_vs_nonmember(
     member's own influence is bounded; DP bounds individuals (a group of k members by kε),
     not the sample as a whole. Measured on digits (150 members, ``auditml demo``'s configs):
     the ε=5 and ε=1 models gave a member nearer for 7-10 of 10 classes, the non-private CNN,
-    whose inversions lie far from any digit, 4-5 of 10. With one reconstruction per class the
+    whose inversions lie far from any digit, 4-6 of 10. With one reconstruction per class the
     test has 10 trials: one split's sets differ by chance (its non-members against other
     unseen digits: 3.3 of 10 on average). Look at the gallery and the distances before calling
     it a leak of individual examples.
