@@ -148,3 +148,19 @@ def test_adult_files_train_and_audit_with_the_official_test_split_for_validation
     code, out, err = _run(capsys, "audit", "--config", str(config), "--attack", "mia_threshold")
     assert code == 0, err
     assert "100 members, 100 non-members" in out
+
+
+def test_an_image_architecture_on_tabular_rows_is_one_line_and_no_run(
+    capsys: pytest.CaptureFixture[str],
+    tiny_config: Callable[..., dict[str, Any]],
+    write_config: Callable[..., Path],
+    tmp_path: Path,
+) -> None:
+    config = write_config(_diabetes(tiny_config, experiment_name="cnn", model={"arch": "cnn_8x8"}))
+    code, _, err = _run(capsys, "train", "--config", str(config))
+    assert code == 2
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert len(lines) == 1 and lines[0].startswith(
+        "error: model.arch='cnn_8x8' cannot take inputs of shape (10,)"
+    )
+    assert not (tmp_path / "results" / "cnn").exists()

@@ -6,6 +6,7 @@ from opacus.validators import ModuleValidator
 from torch import nn
 
 from auditml.data import DATASETS
+from auditml.errors import ConfigError
 from auditml.models import MODELS, build_model, predict_logits
 
 SHAPES = {"cnn_28x28": (1, 28, 28), "cnn_28x28_gn": (1, 28, 28), "cnn_8x8": (1, 8, 8),
@@ -72,3 +73,28 @@ def test_predict_logits_is_layout_independent_and_restores_the_weights(arch: str
     for name, parameter in model.named_parameters():
         assert parameter.is_contiguous(), name
         assert torch.equal(parameter, before[name]), name
+
+
+@pytest.mark.parametrize("arch", ["cnn_8x8", "cnn_28x28", "resnet_groupnorm"])
+def test_image_models_refuse_tabular_rows_in_one_line(arch: str) -> None:
+    with pytest.raises(ConfigError, match=rf"model.arch='{arch}' cannot take inputs of shape "
+                                          r"\(10,\) \(.+\); choose an architecture") as err:
+        build_model(arch, (10,), 2)
+    assert "\n" not in str(err.value)
+
+
+def test_a_model_without_class_scores_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(MODELS, "get", lambda arch: lambda shape, classes: nn.Flatten())
+    with pytest.raises(ConfigError, match=r"gives outputs of shape \(10,\) .* not \(2,\) class"):
+        build_model("flat", (10,), 2)
+
+
+def test_the_shape_probe_leaves_the_model_as_built() -> None:
+    torch.manual_seed(0)
+    built = build_model("mlp_tabular", (10,), 2)
+    torch.manual_seed(0)
+    plain = MODELS.get("mlp_tabular")((10,), 2)
+    assert built.training
+    for (name, parameter), expected in zip(built.named_parameters(), plain.parameters(),
+                                           strict=True):
+        assert torch.equal(parameter, expected), name
