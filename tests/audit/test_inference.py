@@ -52,6 +52,15 @@ def test_attribute_inference_on_tabular_data(
     # The membership results are still read as membership results, and only they.
     assert run.attack_names() == ["mia_threshold"]
     assert run.inference_names() == ["attribute_inference"]
+    # The comparison shows it beside the membership results, with the best attack's numbers.
+    best = record.attacks[record.best_attack or ""]
+    assert best.advantage_members is not None
+    assert main(["compare", str(run.path), "--out", str(run.path.parent / "report")]) == 0
+    capsys.readouterr()
+    report = (run.path.parent / "report" / "report.md").read_text()
+    assert "| Attribute inference |" in report and "| Model inversion |" not in report
+    assert (f"{best.advantage_members.advantage:+.1%} over imputation, "
+            f"{best.member_gap.gap:+.1%} members − non-members") in report
 
 
 def test_attribute_inference_refuses_a_dataset_without_a_sensitive_attribute(
@@ -84,6 +93,12 @@ def test_model_inversion_writes_its_record_and_gallery(
     assert record.settings["steps"] == 20
     gallery = run.inference_figure_path("model_inversion", "gallery")
     assert gallery.read_bytes().startswith(b"\x89PNG")
+    assert main(["audit", "--config", str(config), "--attack", "mia_threshold"]) == 0
+    assert main(["compare", str(run.path), "--out", str(run.path.parent / "report")]) == 0
+    capsys.readouterr()
+    report = (run.path.parent / "report" / "report.md").read_text()
+    closer = f"{record.member_closer}/{10 - record.ties} nearer a member (p={record.p_value:.2g})"
+    assert f"{record.evaluation_accuracy:.0%} recognised; {closer}" in report
     # A corrupt record is refused on reading, naming the file and the fix.
     path = run.inference_path("model_inversion")
     payload = json.loads(path.read_text())

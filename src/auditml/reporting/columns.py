@@ -52,6 +52,22 @@ def _bound(row: ComparisonRow) -> str:
     return f"{row.epsilon_lower_bound:.2f}" + (" VIOLATION" if row.violation else "")
 
 
+def _attribute(row: ComparisonRow) -> str:
+    if row.attribute_advantage is None or row.attribute_gap is None:
+        return "—"
+    flag = " LEAK" if row.attribute_leak else ""
+    return (f"{row.attribute_advantage:+.1%} over imputation, {row.attribute_gap:+.1%} "
+            f"members − non-members{flag}")
+
+
+def _inversion(row: ComparisonRow) -> str:
+    if row.inversion_recognised is None or row.inversion_member_closer is None:
+        return "—"
+    closer, compared, p_value = row.inversion_member_closer
+    return (f"{row.inversion_recognised:.0%} recognised; {closer}/{compared} nearer a member "
+            f"(p={p_value:.2g})")
+
+
 COLUMNS: tuple[ComparisonColumn, ...] = (
     ComparisonColumn(glossary.MODEL, False, lambda row: row.label),
     ComparisonColumn(glossary.RUN, False, lambda row: row.run_name),
@@ -71,21 +87,39 @@ COLUMNS: tuple[ComparisonColumn, ...] = (
 
 TABLE_HEADERS: tuple[str, ...] = tuple(column.header for column in COLUMNS)
 
+# Shown only when some compared run has that audit (most comparisons are membership-only).
+OPTIONAL_COLUMNS: tuple[tuple[ComparisonColumn, str], ...] = (
+    (ComparisonColumn(glossary.ATTRIBUTE_INFERENCE, False, _attribute), "attribute_advantage"),
+    (ComparisonColumn(glossary.MODEL_INVERSION, False, _inversion), "inversion_recognised"),
+)
 
-def table_cells(row: ComparisonRow) -> list[str]:
-    """The row as the report shows it, one string per column of :data:`TABLE_HEADERS`."""
-    return [column.cell(row) for column in COLUMNS]
+
+def columns_for(comparison: Comparison) -> tuple[ComparisonColumn, ...]:
+    """:data:`COLUMNS`, plus each optional column some row of ``comparison`` has a value for."""
+    extra = tuple(
+        column for column, field in OPTIONAL_COLUMNS
+        if any(getattr(row, field) is not None for row in comparison.rows)
+    )
+    return COLUMNS + extra
+
+
+def table_cells(
+    row: ComparisonRow, columns: tuple[ComparisonColumn, ...] = COLUMNS
+) -> list[str]:
+    """The row as the report shows it, one string per column (default: :data:`COLUMNS`)."""
+    return [column.cell(row) for column in columns]
 
 
 def comparison_table(comparison: Comparison) -> Table:
     """The report's table as a rich Table, for the CLI to print."""
     table = Table(title=f"Membership inference ({comparison.attack}) vs. differential privacy")
-    for column in COLUMNS:
+    columns = columns_for(comparison)
+    for column in columns:
         # fold: a long run name wraps onto a second line instead of being cut to "dp_tutorial_ba…".
         table.add_column(
             column.header, justify="right" if column.numeric else "left", overflow="fold"
         )
     for row in comparison.rows:
         # Text, not str: a cell is data, never rich markup.
-        table.add_row(*(Text(cell) for cell in table_cells(row)))
+        table.add_row(*(Text(cell) for cell in table_cells(row, columns)))
     return table

@@ -153,7 +153,8 @@ def inversion_summary(result: dict[str, Any]) -> str:
         f"(its accuracy on held-out real data: {result['evaluator_held_out_accuracy']:.0%})",
         f"  nearer a member than a non-member of its class: {result['member_closer']} of "
         f"{len(classes) - result['ties']} (sign test p={result['p_value']:.2g}; "
-        "a small p means the reconstructions reveal training data, not only the class)",
+        "a small p: they depend on which examples were trained on, not only on the class; "
+        "not necessarily a copy of one member)",
         *(f"  note: {note}" for note in result["notes"]),
     ]
     return "\n".join(lines)

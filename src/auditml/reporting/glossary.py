@@ -86,6 +86,22 @@ CANARY_AUDIT = Term(
     "VIOLATION when its bound exceeds the claimed ε or it rejects the accountant's whole claimed "
     "privacy curve.",
 )
+ATTRIBUTE_INFERENCE = Term(
+    "Attribute inference",
+    "the attribute-inference audit's estimate (not a bound), for the model-querying attack with "
+    "the largest advantage: how much more often it infers the members' sensitive attribute than "
+    "the imputation baseline that never queries the model (over imputation), and than the "
+    "non-members' (members − non-members). LEAK when some attack beats imputation on members and "
+    "some attack does better on members than on non-members, each at 95% confidence.",
+)
+MODEL_INVERSION = Term(
+    "Model inversion",
+    "the model-inversion audit's estimate (not a bound): the share of per-class reconstructions "
+    "an independent classifier recognises, and in how many the nearest training member is nearer "
+    "than the nearest non-member of the class (sign-test p; a small p means the reconstructions "
+    "depend on which examples were trained on, not only on the class — information about the "
+    "training sample, not necessarily a copy of one member).",
+)
 CANARY_BOUND = Term(
     "one-run ε lower bound",
     "the one-run audit of Steinke, Nasr and Jagielski (2023): training added each canary with "

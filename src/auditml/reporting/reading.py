@@ -15,7 +15,13 @@ from pathlib import Path
 
 from auditml.errors import RunDirectoryError
 from auditml.metrics import MembershipMetrics, MetricsInputError, RocCurve, roc_curve
-from auditml.records import AttackRecord, CanaryRecord, TrainingRecord
+from auditml.records import (
+    AttackRecord,
+    AttributeInferenceRecord,
+    CanaryRecord,
+    ModelInversionRecord,
+    TrainingRecord,
+)
 from auditml.reporting.rows import ComparisonRow
 from auditml.reporting.verdict import canary_verdict
 from auditml.reporting.views import (
@@ -138,6 +144,7 @@ def load_comparison_row(run_dir: Path, attack: str) -> tuple[ComparisonRow, RocC
         strongest_auc=strongest_metrics.auc,
         strongest_tpr_at_1pct_fpr=strongest_metrics.tpr_at_fpr[ONE_PERCENT_FPR],
         **_telling_canary_audit(run, training_id, facts.dp_enabled),
+        **_beyond_membership(run, training_id),
     )
     return row, curve
 
@@ -167,6 +174,34 @@ def _telling_canary_audit(
     *_, name, record, violated = min(records, key=lambda item: item[:3])
     return {"canary_audit": name, "canary_threat_model": record.threat_model,
             "canary_bound": record.epsilon_lower_bound, "canary_violation": violated}
+
+
+def _beyond_membership(run: RunDirectory, training_id: str) -> dict[str, object]:
+    """The row fields of the run's current attribute-inference and model-inversion audits."""
+    fields: dict[str, object] = {}
+    for name in run.inference_names():
+        try:
+            record = run.read_inference(name)
+        except RunDirectoryError:
+            continue  # an unreadable audit says nothing of this model
+        if record.run.training_id not in (None, training_id):
+            continue  # made before the run was retrained
+        if isinstance(record, AttributeInferenceRecord) and record.best_attack is not None:
+            best = record.attacks[record.best_attack]
+            fields.update(
+                attribute_advantage=best.advantage_members.advantage
+                if best.advantage_members is not None else None,
+                attribute_gap=best.member_gap.gap,
+                attribute_leak=record.beyond_imputation and record.member_specific,
+            )
+        elif isinstance(record, ModelInversionRecord):
+            fields.update(
+                inversion_recognised=record.evaluation_accuracy,
+                inversion_member_closer=(
+                    record.member_closer, len(record.classes) - record.ties, record.p_value
+                ),
+            )
+    return fields
 
 
 def _gallery(run: RunDirectory, record: AttackRecord) -> bytes | None:

@@ -61,6 +61,15 @@ class ComparisonRow:
     canary_threat_model: str | None = None
     canary_bound: float | None = None
     canary_violation: bool | None = None
+    # The audits beyond membership, when the run has current ones (estimates, not bounds): the
+    # best attribute attack's advantage over imputation on members, its members − non-members
+    # gap, and whether both are significant; the inversion's recognised share, and how many
+    # reconstructions lie nearer a member (of how many, with the sign test's p).
+    attribute_advantage: float | None = None
+    attribute_gap: float | None = None
+    attribute_leak: bool | None = None
+    inversion_recognised: float | None = None
+    inversion_member_closer: tuple[int, int, float] | None = None
 
     @property
     def violation(self) -> bool:

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from auditml.fileio import write_text
 from auditml.reporting import glossary, page
-from auditml.reporting.columns import COLUMNS, table_cells
+from auditml.reporting.columns import columns_for, table_cells
 from auditml.reporting.figures import comparison_figures
 from auditml.reporting.plots import svg_element
 from auditml.reporting.rows import REPORT_HTML, ComparisonData, ComparisonRow
@@ -68,10 +68,11 @@ def _summary(data: ComparisonData) -> page.Html:
 def render_html(data: ComparisonData) -> str:
     """The content of ``report.html``."""
     comparison = data.comparison
-    columns = [page.Column(column.term, column.numeric) for column in COLUMNS]
+    shown = columns_for(comparison)
+    columns = [page.Column(column.term, column.numeric) for column in shown]
     table = page.table(
         columns,
-        [table_cells(row) for row in comparison.rows],
+        [table_cells(row, shown) for row in comparison.rows],
         caption="Hover a column header for its definition; all definitions are in the glossary.",
         flagged_rows=[index for index, row in enumerate(comparison.rows) if row.violation],
     )
@@ -82,7 +83,7 @@ def render_html(data: ComparisonData) -> str:
         )
         for index, named in enumerate(comparison_figures(data))
     ]
-    terms = [column.term for column in COLUMNS] + [glossary.VIOLATION]
+    terms = [column.term for column in shown] + [glossary.VIOLATION]
     return page.page(
         title=f"Privacy comparison: {comparison.attack}",
         subtitle=intro(comparison),

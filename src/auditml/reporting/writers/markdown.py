@@ -6,7 +6,7 @@ from pathlib import Path
 
 from auditml.fileio import write_bytes, write_text
 from auditml.reporting import glossary
-from auditml.reporting.columns import COLUMNS, TABLE_HEADERS, table_cells
+from auditml.reporting.columns import columns_for, table_cells
 from auditml.reporting.figures import comparison_figures
 from auditml.reporting.plots import png_bytes
 from auditml.reporting.rows import REPORT_MD, Comparison, ComparisonData
@@ -28,21 +28,23 @@ def _markdown_cell(text: str) -> str:
 
 def render_markdown(comparison: Comparison, figure_captions: dict[str, str]) -> str:
     """The content of ``report.md``; ``figure_captions`` maps figure file names to captions."""
+    columns = columns_for(comparison)
     lines = [
         f"# Privacy comparison: {comparison.attack}",
         "",
         intro(comparison),
         "",
-        "| " + " | ".join(TABLE_HEADERS) + " |",
-        "|" + "|".join("---:" if column.numeric else "---" for column in COLUMNS) + "|",
+        "| " + " | ".join(column.header for column in columns) + " |",
+        "|" + "|".join("---:" if column.numeric else "---" for column in columns) + "|",
     ]
     for row in comparison.rows:
-        lines.append("| " + " | ".join(_markdown_cell(c) for c in table_cells(row)) + " |")
+        cells = table_cells(row, columns)
+        lines.append("| " + " | ".join(_markdown_cell(c) for c in cells) + " |")
     violations = [row.run_name for row in comparison.rows if row.violation]
     if violations:
         lines += ["", f"**VIOLATION** in {', '.join(violations)}: {glossary.VIOLATION.definition}"]
     lines += ["", "## Columns", ""]
-    lines += [f"- **{column.header}**: {column.term.definition}" for column in COLUMNS]
+    lines += [f"- **{column.header}**: {column.term.definition}" for column in columns]
     lines += ["", "## Figures", ""]
     for file_name, caption in figure_captions.items():
         lines += [f"![{caption}]({file_name})", ""]
