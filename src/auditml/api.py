@@ -30,14 +30,15 @@ from torch.utils.data import Dataset
 
 from auditml.attacks import ReferenceModels
 from auditml.audit.core import run_attacks
+from auditml.audit.inference import InferenceEvidence
 from auditml.audit.plan import plan_audit
-from auditml.data import ArrayDataset
+from auditml.data import ArrayDataset, SensitiveAttribute
 from auditml.errors import AuditMLError
 from auditml.fileio import write_json
 from auditml.metrics import MembershipMetrics
 from auditml.models import predict_logits
-from auditml.records import RunFacts
-from auditml.reporting.console import audit_table
+from auditml.records import InferenceRecord, RunFacts
+from auditml.reporting.console import audit_table, inference_summary
 from auditml.training.reference import ReferenceFactory, train_with_factory
 
 Examples = tuple[Any, Any] | Dataset | ArrayDataset
@@ -61,20 +62,28 @@ class AuditResults:
     attacks: dict[str, AttackResults]
     is_member: np.ndarray
     context: dict[str, Any] = field(default_factory=dict)
+    # The audits beyond membership (attribute_inference, model_inversion), by name.
+    inference: dict[str, InferenceRecord] = field(default_factory=dict)
 
     def summary(self) -> str:
-        """A plain-text table: AUC, TPR at 0.1%/1%/10% FPR, advantage, accuracy per attack."""
+        """Plain text: the membership table (AUC, TPR at 0.1%/1%/10% FPR, advantage, accuracy
+        per attack), then each audit beyond membership."""
         buffer = io.StringIO()
-        Console(file=buffer, width=160, color_system=None).print(
-            audit_table([result.payload for result in self.attacks.values()])
-        )
+        console = Console(file=buffer, width=160, color_system=None)
+        if self.attacks:
+            console.print(audit_table([result.payload for result in self.attacks.values()]))
+        for record in self.inference.values():
+            console.print(inference_summary(record.model_dump(mode="json")), highlight=False)
         return buffer.getvalue()
 
     def __str__(self) -> str:
         return self.summary()
 
     def to_dict(self) -> dict[str, Any]:
-        return {name: result.payload for name, result in self.attacks.items()}
+        return {
+            **{name: result.payload for name, result in self.attacks.items()},
+            **{name: record.model_dump(mode="json") for name, record in self.inference.items()},
+        }
 
     def to_json(self, path: str | Path | None = None) -> str:
         """The results as JSON; also written (atomically) to ``path`` when given."""
@@ -97,6 +106,7 @@ def audit(
     delta: float | None = None,
     device: str | torch.device = "cpu",
     console: Console | None = None,
+    sensitive: SensitiveAttribute | None = None,
 ) -> AuditResults:
     """Attack ``model`` with ``members`` (it trained on them) and ``nonmembers`` (it did not).
 
@@ -105,6 +115,10 @@ def audit(
     halves of the audited examples (and, for ``mia_shadow``, of ``population``).
     ``population`` is data from the same distribution that ``model`` never trained on.
     ``delta`` is the model's DP δ, if it has a guarantee: the ε lower bounds use it.
+    ``attribute_inference`` needs ``sensitive`` (which input columns hold the sensitive
+    attribute, :class:`~auditml.data.SensitiveAttribute`) and ``population`` (the attacker's
+    auxiliary records); ``model_inversion`` needs ``population`` (the data's range, and the
+    evaluation classifier's training data).
     """
     plan = plan_audit(attacks, None, settings)
     if plan.canary_audits:
@@ -112,24 +126,38 @@ def audit(
             f"{plan.canary_audits[0].name} audits a training run's canaries; audit a run "
             "directory with `auditml audit` for it"
         )
+    for inference_audit in plan.inference_audits:
+        inference_audit.check("the given data", sensitive)
     member_set, nonmember_set = _as_arrays(members, "members"), _as_arrays(nonmembers, "nonmembers")
     population_set = _as_arrays(population, "population") if population is not None else None
     device = torch.device(device)
     model = model.to(device).eval()
     num_classes = int(predict_logits(model, member_set.x[:1], device=device).shape[1])
-    audited = run_attacks(
-        model, member_set, nonmember_set, plan.attacks,
-        num_classes=num_classes, device=device, seed=seed, delta=delta,
-        run_facts=RunFacts(experiment_name="model", dp_enabled=None, delta=delta),
-        resources=FactoryResources(
-            reference_factory, reference_models, population_set, seed, console
-        ),
+    facts = RunFacts(experiment_name="model", dp_enabled=None, delta=delta)
+    results: dict[str, AttackResults] = {}
+    is_member = np.r_[np.ones(len(member_set), bool), np.zeros(len(nonmember_set), bool)]
+    if plan.attacks:
+        audited = run_attacks(
+            model, member_set, nonmember_set, plan.attacks,
+            num_classes=num_classes, device=device, seed=seed, delta=delta, run_facts=facts,
+            resources=FactoryResources(
+                reference_factory, reference_models, population_set, seed, console
+            ),
+        )
+        results = {
+            outcome.attack: AttackResults(outcome.metrics, outcome.scores, outcome.result)
+            for outcome in audited.outcomes
+        }
+    evidence = InferenceEvidence(
+        model=model, members=member_set, nonmembers=nonmember_set, population=population_set,
+        input_shape=tuple(member_set.x.shape[1:]), num_classes=num_classes, device=device,
+        seed=seed, run_facts=facts, sensitive=sensitive, dataset="the given data",
     )
-    results = {
-        outcome.attack: AttackResults(outcome.metrics, outcome.scores, outcome.result)
-        for outcome in audited.outcomes
+    inference = {
+        inference_audit.name: inference_audit.run(evidence).record
+        for inference_audit in plan.inference_audits
     }
-    return AuditResults(results, audited.is_member)
+    return AuditResults(results, is_member, inference=inference)
 
 
 class FactoryResources:

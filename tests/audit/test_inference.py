@@ -117,3 +117,49 @@ def test_bad_inference_settings_are_one_line(
     assert main(["train", "--config", str(config)]) == 2
     err = capsys.readouterr().err
     assert err.count("\n") == 1 and "model_inversion" in err and "method" in err
+
+
+def test_bring_your_own_model_gets_both_audits() -> None:
+    """``auditml.audit`` runs them on any model: here one that memorised its members' attribute
+    (trained on each member and on its twin with attribute and label flipped)."""
+    import numpy as np
+    import torch
+    from torch import nn
+
+    import auditml
+    from auditml.data import SensitiveAttribute
+
+    rng = np.random.default_rng(0)
+
+    def records(count: int) -> tuple[np.ndarray, np.ndarray]:
+        x = rng.normal(size=(count, 4)).astype(np.float32)
+        x[:, 0] = rng.choice([-1.0, 1.0], count)
+        return x, rng.integers(0, 2, count)
+
+    members, nonmembers, population = records(100), records(100), records(150)
+    twins = members[0].copy()
+    twins[:, 0] *= -1
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 128), nn.ReLU(), nn.Linear(128, 2))
+    optimizer = torch.optim.Adam(model.parameters(), lr=0.01)
+    x = torch.from_numpy(np.concatenate([members[0], twins]))
+    y = torch.from_numpy(np.concatenate([members[1], 1 - members[1]]))
+    for _ in range(400):
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(model(x), y).backward()
+        optimizer.step()
+    sex = SensitiveAttribute("s", (0,), np.array([[-1.0], [1.0]]), ("s0", "s1"))
+    results = auditml.audit(
+        model, members, nonmembers, attacks=["attribute_inference", "model_inversion"],
+        population=population, sensitive=sex,
+        settings={"model_inversion": {"steps": 20, "restarts": 1}},
+    )
+    attribute = results.inference["attribute_inference"]
+    assert isinstance(attribute, AttributeInferenceRecord)
+    assert attribute.beyond_imputation and attribute.member_specific
+    assert attribute.best_attack == "confidence"
+    assert isinstance(results.inference["model_inversion"], ModelInversionRecord)
+    assert "attribute_inference of 's'" in results.summary()
+    assert set(results.to_dict()) == {"attribute_inference", "model_inversion"}
+    with pytest.raises(auditml.errors.ConfigError, match="declares no sensitive attribute"):
+        auditml.audit(model, members, nonmembers, attacks=["attribute_inference"])

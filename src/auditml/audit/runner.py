@@ -86,7 +86,8 @@ def run_audit(
                       settings)
     spec = DATASETS.get(config.data.dataset)
     for inference_audit in plan.inference_audits:
-        inference_audit.check(spec)  # e.g. no sensitive attribute: refused before any loading
+        # e.g. no sensitive attribute: refused before any loading
+        inference_audit.check(f"dataset {spec.name}", spec.sensitive)
     split = run.read_split()
     training = run.read_training()
     run.check_audit_dir()
@@ -135,8 +136,9 @@ def run_audit(
             resources = RunResources(run, config, audit, split, loaded, console)
             found = InferenceEvidence(
                 model=model, members=data.members, nonmembers=data.nonmembers,
-                population=resources.population(), spec=spec, device=device, seed=config.seed,
-                run_facts=facts,
+                population=resources.population(), input_shape=spec.input_shape,
+                num_classes=spec.num_classes, device=device, seed=config.seed,
+                run_facts=facts, sensitive=spec.sensitive, dataset=f"dataset {spec.name}",
             )
             for inference_audit in plan.inference_audits:
                 outcome = inference_audit.run(found)

@@ -30,7 +30,7 @@ from auditml.audit.inference.base import (
     InferenceOutcome,
     InferenceSettings,
 )
-from auditml.data import ArrayDataset, DatasetSpec
+from auditml.data import ArrayDataset, SensitiveAttribute
 from auditml.errors import ConfigError
 from auditml.metrics.attribute import (
     DEFAULT_BOOTSTRAP,
@@ -79,16 +79,17 @@ class AttributeInferenceAudit(InferenceAudit):
     Settings = AttributeInferenceSettings
     params: AttributeInferenceSettings
 
-    def check(self, spec: DatasetSpec) -> None:
-        if spec.sensitive is None:
+    def check(self, dataset: str, sensitive: SensitiveAttribute | None) -> None:
+        if sensitive is None:
             raise ConfigError(
-                f"attribute_inference: dataset {spec.name} declares no sensitive attribute; "
-                "audit a tabular dataset that does (diabetes, adult)"
+                f"attribute_inference: {dataset} declares no sensitive attribute; audit a "
+                "tabular dataset that does (diabetes, adult), or pass sensitive= to "
+                "auditml.audit"
             )
 
     def run(self, evidence: InferenceEvidence) -> InferenceOutcome:
-        self.check(evidence.spec)
-        attribute = evidence.spec.sensitive
+        self.check(evidence.dataset, evidence.sensitive)
+        attribute = evidence.sensitive
         assert attribute is not None
         auxiliary = evidence.population
         if auxiliary is None or len(auxiliary) < MIN_AUXILIARY:
@@ -107,7 +108,7 @@ class AttributeInferenceAudit(InferenceAudit):
         model = evidence.model.to(evidence.device).eval()
         target = AttributeTarget(
             records=hide_attribute(records, attribute), attribute=attribute,
-            auxiliary=auxiliary, num_classes=evidence.spec.num_classes,
+            auxiliary=auxiliary, num_classes=evidence.num_classes,
             device=evidence.device, seed=evidence.seed, model=model,
             record_outputs=softmax(predict_logits(model, records.x, device=evidence.device)),
         )

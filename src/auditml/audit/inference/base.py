@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict
 from torch import nn
 
 from auditml.attacks.base import validated_settings
-from auditml.data import ArrayDataset, DatasetSpec
+from auditml.data import ArrayDataset, SensitiveAttribute
 from auditml.records import Record, RunFacts
 
 
@@ -33,16 +33,20 @@ class InferenceSettings(BaseModel):
 @dataclass(frozen=True)
 class InferenceEvidence:
     """What an inference audit may use: the model, its members and non-members, population
-    records it never trained on (the attacker's auxiliary data), and the dataset's spec."""
+    records it never trained on (the attacker's auxiliary data), and facts of the data."""
 
     model: nn.Module
     members: ArrayDataset
     nonmembers: ArrayDataset
     population: ArrayDataset | None
-    spec: DatasetSpec
+    input_shape: tuple[int, ...]
+    num_classes: int
     device: torch.device
     seed: int
     run_facts: RunFacts
+    # The data's declared sensitive attribute (tabular datasets); None when it has none.
+    sensitive: SensitiveAttribute | None = None
+    dataset: str = "the data"
 
 
 @dataclass(frozen=True)
@@ -65,8 +69,8 @@ class InferenceAudit(ABC):
     def settings(self) -> dict[str, Any]:
         return self.params.model_dump(mode="json")
 
-    def check(self, spec: DatasetSpec) -> None:  # noqa: B027 - a hook, empty by default
-        """Refuse, before any model loads, a dataset this audit cannot handle."""
+    def check(self, dataset: str, sensitive: SensitiveAttribute | None) -> None:  # noqa: B027
+        """Refuse, before any model loads, data this audit cannot handle (a hook)."""
 
     @abstractmethod
     def run(self, evidence: InferenceEvidence) -> InferenceOutcome:

@@ -28,19 +28,19 @@ class ModelInversionAudit(InferenceAudit):
     params: InversionSettings
 
     def run(self, evidence: InferenceEvidence) -> InferenceOutcome:
-        spec, population = evidence.spec, evidence.population
+        population = evidence.population
         if population is None or len(population) == 0:
             raise ConfigError(
                 "model_inversion needs population data the model never trained on (for the "
                 "evaluation classifier and the data's range); this audit has none"
             )
-        classes = np.arange(spec.num_classes)
+        classes = np.arange(evidence.num_classes)
         flat = population.x.reshape(len(population), -1)
-        lower = flat.min(axis=0).reshape(spec.input_shape)
-        upper = flat.max(axis=0).reshape(spec.input_shape)
+        lower = flat.min(axis=0).reshape(evidence.input_shape)
+        upper = flat.max(axis=0).reshape(evidence.input_shape)
         model = evidence.model.to(evidence.device).eval()
         reconstructions = invert(
-            model, classes, spec.input_shape, self.params, device=evidence.device,
+            model, classes, evidence.input_shape, self.params, device=evidence.device,
             lower=lower, upper=upper,
         )
         evaluator = fit_evaluator(population.x, population.y, evidence.seed)
@@ -52,7 +52,7 @@ class ModelInversionAudit(InferenceAudit):
         )
         record = ModelInversionRecord(
             settings=self.settings(),
-            notes=inversion_notes(self.params, spec.input_shape),
+            notes=inversion_notes(self.params, evidence.input_shape),
             evaluator_held_out_accuracy=evaluator.held_out_accuracy,
             evaluator_train_size=evaluator.train_size,
             evaluation_accuracy=evaluation_accuracy(predicted, classes),
