@@ -61,6 +61,12 @@ def test_attribute_inference_on_tabular_data(
     assert "| Attribute inference |" in report and "| Model inversion |" not in report
     assert (f"{best.advantage_members.advantage:+.1%} over imputation, "
             f"{best.member_gap.gap:+.1%} members − non-members") in report
+    # The run's own report has the audit's section, with the same numbers.
+    assert main(["report", str(run.path), "--out", str(run.path.parent / "run_report")]) == 0
+    capsys.readouterr()
+    page = (run.path.parent / "run_report" / "report.html").read_text()
+    assert "Attribute inference of &#x27;sex&#x27;" in page
+    assert f"{best.advantage_members.advantage:+.1%} [" in page
 
 
 def test_attribute_inference_refuses_a_dataset_without_a_sensitive_attribute(
@@ -99,6 +105,11 @@ def test_model_inversion_writes_its_record_and_gallery(
     report = (run.path.parent / "report" / "report.md").read_text()
     closer = f"{record.member_closer}/{10 - record.ties} nearer a member (p={record.p_value:.2g})"
     assert f"{record.evaluation_accuracy:.0%} recognised; {closer}" in report
+    assert main(["report", str(run.path), "--out", str(run.path.parent / "run_report")]) == 0
+    capsys.readouterr()
+    page = (run.path.parent / "run_report" / "report.html").read_text()
+    assert "<h2>Model inversion</h2>" in page
+    assert "data:image/png;base64," in page.split("Model inversion", 1)[1]
     # A corrupt record is refused on reading, naming the file and the fix.
     path = run.inference_path("model_inversion")
     payload = json.loads(path.read_text())

@@ -28,6 +28,7 @@ from auditml.reporting.views import (
     AttackView,
     CanaryView,
     ExposedExample,
+    InferenceView,
     RunFacts,
     RunView,
     SkippedAudit,
@@ -281,10 +282,40 @@ def load_run_view(run_dir: Path) -> RunView:
             ))
             continue
         canaries.append(_canary_view(name, record))
-    if not attacks and not canaries:
+    inference = _inference_views(run, training_id, skipped)
+    if not attacks and not canaries and not inference:
         reasons = "; ".join(f"{item.name}: {item.reason}" for item in skipped)
         raise RunDirectoryError(
             f"run {run.path} has no usable audit{f' ({reasons})' if reasons else ''}: run "
             f"`auditml audit --config {run.path / CONFIG_FILE}` first"
         )
-    return RunView(facts=facts, attacks=attacks, canaries=canaries, skipped=skipped)
+    return RunView(facts=facts, attacks=attacks, canaries=canaries, skipped=skipped,
+                   inference=inference)
+
+
+def _inference_views(
+    run: RunDirectory, training_id: str, skipped: list[SkippedAudit]
+) -> list[InferenceView]:
+    """The run's current audits beyond membership (stale or unreadable ones go to ``skipped``)."""
+    views = []
+    for name in run.inference_names():
+        try:
+            record = run.read_inference(name)
+        except RunDirectoryError as error:
+            skipped.append(SkippedAudit(name, str(error)))
+            continue
+        if record.run.training_id not in (None, training_id):
+            skipped.append(SkippedAudit(
+                name, f"stale (made before the run was retrained): run "
+                f"`{audit_command(run, name)}` again",
+            ))
+            continue
+        try:
+            png = run.inference_figure_path(name, "gallery").read_bytes()
+        except OSError:
+            png = None
+        views.append(InferenceView(name, record, png if png and png.startswith(_PNG) else None))
+    return views
+
+
+_PNG = b"\x89PNG\r\n\x1a\n"

@@ -7,6 +7,7 @@ from auditml.formatting import format_delta, format_epsilon
 from auditml.reporting import glossary, page
 from auditml.reporting.figures import run_roc_figure
 from auditml.reporting.glossary import Term
+from auditml.reporting.inference_page import inference_section
 from auditml.reporting.plots import svg_element
 from auditml.reporting.verdict import (
     BoundSource,
@@ -215,6 +216,7 @@ def render_run_page(view: RunView, outcome: Verdict) -> str:
     if view.attacks:
         blocks.append(page.section("Attacks", _attacks_table(view)))
     blocks += [_canary_section(view, canary) for canary in view.canaries]
+    blocks += [inference_section(item) for item in view.inference]
     roc = run_roc_figure(view)
     if roc is not None:
         svg = svg_element(roc.figure, prefix="roc", description=roc.caption)

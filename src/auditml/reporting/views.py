@@ -7,6 +7,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from auditml.records import InferenceRecord
+
 
 @dataclass(frozen=True)
 class RunFacts:
@@ -83,6 +85,15 @@ class SkippedAudit:
 
 
 @dataclass(frozen=True)
+class InferenceView:
+    """An audit beyond membership: its record, and its figure (PNG bytes) when it has one."""
+
+    name: str
+    record: InferenceRecord
+    figure_png: bytes | None = None
+
+
+@dataclass(frozen=True)
 class RunView:
     """Everything the one-run report shows; ``attacks`` are in file-name order."""
 
@@ -90,6 +101,7 @@ class RunView:
     attacks: list[AttackView]
     canaries: list[CanaryView]
     skipped: list[SkippedAudit]
+    inference: list[InferenceView] = field(default_factory=list)
 
     @property
     def strongest(self) -> AttackView | None:
