@@ -4,8 +4,9 @@ ART is a benchmark-only comparison, never a dependency of auditml: install it ou
 project's environment and put it on the path for this script only::
 
     .venv/bin/pip install --target /tmp/artlib --no-deps adversarial-robustness-toolbox six tqdm
-    PYTHONPATH=/tmp/artlib .venv/bin/python benchmarks/art_compare.py \
-        [--diabetes-run RUN] [--digits-run RUN] [--skip-inversion] [--output-dir DIR]
+    OMP_NUM_THREADS=1 PYTHONPATH=/tmp/artlib .venv/bin/python benchmarks/art_compare.py \
+        [--diabetes-run RUN] [--digits-run RUN] [--skip-attribute] [--skip-inversion]
+        [--miface-max-iter 1000] [--output-dir DIR]
 
 Without ``--diabetes-run`` / ``--digits-run`` it trains the non-private targets of
 ``benchmarks/beyond_membership.py`` (diabetes seed 0; the demo's digits baseline) first.
@@ -31,9 +32,41 @@ constant pixels get a 1e-6 wide box), on the model followed by a softmax (ART's 
 are judged by auditml's evaluator and member-vs-non-member test (``fit_evaluator``,
 ``member_vs_nonmember``) with the audit's seed, as auditml's own are.
 
-Measured 2026-12-01 on 2 shared CPU cores, ART 1.20.1: see MEASURED below.
+Measured 2026-12-01 (auditml a162f80, ART 1.20.1) on 2 CPU cores shared with other jobs, with
+OMP_NUM_THREADS=1 (21 s in all; 733 s with torch's 2 default threads, same numbers), on
+the targets of beyond_membership.py's default-thread run (``diabetes_nodp_seed0``,
+``dp_tutorial_baseline``; rows abridged for the ε=5 target)::
 
-MEASURED
+    diabetes, no DP, seed 0        acc mem  acc non  adv mem over its baseline     p
+    auditml imputation              0.753    0.680   -
+    auditml model_output            0.727    0.713   -0.027 [-0.067, +0.013]   0.945
+    auditml confidence              0.767    0.500   +0.013 [-0.087, +0.107]   0.447
+    ART Baseline (lr)               0.727    0.667   -
+    ART BaselineTrueLabel (lr)      0.773    0.667   -
+    ART BlackBox (lr)               0.733    0.700   -0.040 [-0.080, -0.007]   0.996
+    ART Baseline (nn)               0.693    0.667   -
+    ART BaselineTrueLabel (nn)      0.693    0.653   -
+    ART BlackBox (nn)               0.720    0.680   +0.027 [-0.020, +0.080]   0.212
+
+    diabetes, DP eps=5, seed 1 (--diabetes-run .../diabetes_eps5_seed1 --skip-inversion)
+    auditml imputation              0.633    0.687   -
+    auditml model_output            0.740    0.800   +0.107 [+0.040, +0.180]   0.002
+    ART BaselineTrueLabel (lr)      0.640    0.673   -
+    ART BlackBox (lr)               0.680    0.733   +0.040 [-0.013, +0.093]   0.105
+    ART BaselineTrueLabel (nn)      0.587    0.660   -
+    ART BlackBox (nn)               0.673    0.720   +0.087 [+0.040, +0.133]   0.000
+
+    digits baseline                 eval acc  member closer    p     mean p(class)  wall s
+    auditml miface                    0.60        5/10       0.623        -           2.3
+    auditml tv                        0.70        5/10       0.623        -           3.0
+    ART MIFace (max_iter 1000)        0.70        5/10       0.623      0.999        12.8
+    ART MIFace (max_iter 10000)       0.90        6/10       0.377      1.000        99.8
+
+The two tools agree: on the non-private model neither black-box attack beats its baseline on
+members; on the ε=5 model both gain on members and non-members alike (population inference).
+ART's MIFace runs every iteration (its stopping test is inverted, see the printed note), so at
+10,000 iterations it pushes p(class) to 1.000 and its images are recognised more often (0.90)
+than auditml's miface, which stops at p(class) >= 0.999; neither lies nearer the members.
 """
 
 from __future__ import annotations
