@@ -32,10 +32,10 @@ constant pixels get a 1e-6 wide box), on the model followed by a softmax (ART's 
 are judged by auditml's evaluator and member-vs-non-member test (``fit_evaluator``,
 ``member_vs_nonmember``) with the audit's seed, as auditml's own are.
 
-Measured 2026-12-01 (auditml a162f80, ART 1.20.1) on 2 CPU cores shared with other jobs, with
-OMP_NUM_THREADS=1 (21 s in all; 733 s with torch's 2 default threads, same numbers), on
-the targets of beyond_membership.py's default-thread run (``diabetes_nodp_seed0``,
-``dp_tutorial_baseline``; rows abridged for the ε=5 target)::
+Measured 2026-12-01 (auditml 5928440, ART 1.20.1) on 2 CPU cores shared with other jobs, with
+OMP_NUM_THREADS=1 (18 s in all; at a162f80 with torch's 2 default threads: 733 s), on the
+targets of beyond_membership.py's run (``diabetes_nodp_seed0``, ``dp_tutorial_baseline``; rows
+abridged for the ε=5 target)::
 
     diabetes, no DP, seed 0        acc mem  acc non  adv mem over its baseline     p
     auditml imputation              0.753    0.680   -
@@ -57,16 +57,17 @@ the targets of beyond_membership.py's default-thread run (``diabetes_nodp_seed0`
     ART BlackBox (nn)               0.673    0.720   +0.087 [+0.040, +0.133]   0.000
 
     digits baseline                 eval acc  member closer    p     mean p(class)  wall s
-    auditml miface                    0.60        5/10       0.623        -           2.3
-    auditml tv                        0.70        5/10       0.623        -           3.0
-    ART MIFace (max_iter 1000)        0.70        5/10       0.623      0.999        12.8
-    ART MIFace (max_iter 10000)       0.90        6/10       0.377      1.000        99.8
+    auditml miface                    0.80        6/10       0.377        -           2.7
+    auditml tv                        0.60        4/10       0.828        -           3.1
+    ART MIFace (max_iter 1000)        0.70        5/10       0.623      0.999        10.1
+    ART MIFace (max_iter 10000)       0.90        6/10       0.377      1.000        99.4
 
 The two tools agree: on the non-private model neither black-box attack beats its baseline on
 members; on the ε=5 model both gain on members and non-members alike (population inference).
-ART's MIFace runs every iteration (its stopping test is inverted, see the printed note), so at
+ART's MIFace runs every iteration (its stopping test is inverted, see the printed note): at
 10,000 iterations it pushes p(class) to 1.000 and its images are recognised more often (0.90)
-than auditml's miface, which stops at p(class) >= 0.999; neither lies nearer the members.
+than auditml's miface (0.80; it stops at p(class) >= 1 - 1e-6 or after 100 steps without
+progress) at 37x the time; no method's reconstructions lie nearer the members (p >= 0.377).
 """
 
 from __future__ import annotations

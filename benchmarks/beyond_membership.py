@@ -20,12 +20,12 @@ baseline (150 members, batch 16, 200 epochs) and the DP targets (ε=5: C=1, ε=1
 gallery PNG is copied beside its record under ``<output-dir>/inversion/`` (one run holds one
 gallery, so the second method would overwrite the first).
 
-Measured 2026-12-01 (auditml a162f80) on 2 CPU cores shared with other jobs (load 5-7), default
-flags, OMP_NUM_THREADS=1: 94 s in all (diabetes trainings 1.4-3 s without DP, 2-15 s with;
-digits baseline 7.6 s; each inversion 0.6-3.8 s). With torch's default 2 threads: 994 s (no-DP
-trainings 85-98 s, the digits baseline 247 s, its inversions 128-133 s), the same diabetes
-results, but a different digits CNN (its convolutions sum in another order; the only
-change below: baseline tv member closer 5/10, p=0.623). Means over seeds 0, 1, 2 (adv:
+Measured 2026-12-01 (auditml 5928440: the inversion defaults of 98ea8ee) on 2 CPU cores shared
+with other jobs (load 5-7), default flags, OMP_NUM_THREADS=1: 80 s in all (diabetes trainings
+1.4-3 s without DP, 2-15 s with; digits baseline 7.6 s; each inversion 0.5-2.8 s). With torch's
+default 2 threads (at a162f80): 994 s (no-DP trainings 85-98 s, the digits baseline 247 s, its
+inversions 128-133 s), the same diabetes results, but a different digits CNN (its convolutions
+sum in another order). Means over seeds 0, 1, 2 (adv:
 advantage over imputation on members; sig: seeds where it is > 0 at p < 0.05; gap: accuracy on
 members minus non-members)::
 
@@ -50,17 +50,20 @@ Model inversion, digits (evaluator: held-out accuracy 0.960; member closer: of 1
 reconstruction's nearest member is nearer than its nearest non-member, balanced sign test)::
 
     target                val_acc  method  eval acc  member closer  p
-    dp_tutorial_baseline   0.937   miface    0.60        5/10      0.623
-                                   tv        0.70        4/10      0.828
-    dp_tutorial_eps5       0.698   miface    0.90        9/10      0.011
+    dp_tutorial_baseline   0.937   miface    0.80        6/10      0.377
+                                   tv        0.60        4/10      0.828
+    dp_tutorial_eps5       0.698   miface    1.00        8/10      0.055
                                    tv        1.00        8/10      0.055
-    dp_tutorial_eps1       0.414   miface    0.30        9/10      0.011
+    dp_tutorial_eps1       0.414   miface    0.50       10/10      0.001
                                    tv        0.60        9/10      0.011
 
-The DP models' reconstructions look more like digits (ε=5 tv: all 10 recognised) and lie nearer
-members, while the non-private CNN's are recognised less often and no nearer its members than
-other digits (one reading, not tested here: the smoother DP models' class maxima resemble the
-class average of their 150 members). As ``member_vs_nonmember`` says, rejecting its null shows
+(At a162f80, before the per-method step sizes: miface 0.60 / 0.90 / 0.30 evaluator accuracy.)
+
+The DP models' reconstructions lie nearer their members (8-10 of 10 classes; significant at
+ε=1), the non-private CNN's no nearer its members than other digits (4-6 of 10), although the
+ε=5 model's are the most recognisable (10 of 10) and the ε=1 model's the least (one reading,
+not tested here: the smoother DP models' class maxima resemble the class average of their 150
+members). As ``member_vs_nonmember`` says, rejecting its null shows
 dependence on the training sample, not a copied individual.
 """
 
