@@ -11,7 +11,9 @@ recomputed; only ROC curves are computed, from the saved scores.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from auditml.errors import RunDirectoryError
 from auditml.metrics import MembershipMetrics, MetricsInputError, RocCurve, roc_curve
@@ -158,18 +160,14 @@ def _telling_canary_audit(
 ) -> dict[str, object]:
     """The row fields of the run's most telling current canary audit (none: no fields)."""
     records = []
-    for name in run.canary_names():
-        try:
-            record = run.read_canary(name)
-        except RunDirectoryError:
-            continue  # an unreadable canary audit says nothing of this model
-        if record.run.training_id in (None, training_id):
-            violated = canary_verdict(
-                record.violation, dp_enabled=dp_enabled, claimed_epsilon=record.run.epsilon,
-                epsilon_lower_bound=record.epsilon_lower_bound,
-            )
-            records.append((not violated, _THREAT_ORDER.get(record.threat_model, 9), name,
-                            record, violated))
+    # An unreadable or stale canary audit says nothing of this model.
+    for name, record in _current(run, run.canary_names(), run.read_canary, training_id, []):
+        violated = canary_verdict(
+            record.violation, dp_enabled=dp_enabled, claimed_epsilon=record.run.epsilon,
+            epsilon_lower_bound=record.epsilon_lower_bound,
+        )
+        records.append((not violated, _THREAT_ORDER.get(record.threat_model, 9), name,
+                        record, violated))
     if not records:
         return {}
     *_, name, record, violated = min(records, key=lambda item: item[:3])
@@ -180,13 +178,8 @@ def _telling_canary_audit(
 def _beyond_membership(run: RunDirectory, training_id: str) -> dict[str, object]:
     """The row fields of the run's current attribute-inference and model-inversion audits."""
     fields: dict[str, object] = {}
-    for name in run.inference_names():
-        try:
-            record = run.read_inference(name)
-        except RunDirectoryError:
-            continue  # an unreadable audit says nothing of this model
-        if record.run.training_id not in (None, training_id):
-            continue  # made before the run was retrained
+    # An unreadable or stale audit says nothing of this model.
+    for _, record in _current(run, run.inference_names(), run.read_inference, training_id, []):
         if isinstance(record, AttributeInferenceRecord) and record.best_attack is not None:
             best = record.attacks[record.best_attack]
             fields.update(
@@ -268,21 +261,16 @@ def load_run_view(run_dir: Path) -> RunView:
             attacks.append(_attack_view(run, run.read_attack(name, training_id=training_id)))
         except RunDirectoryError as error:
             skipped.append(SkippedAudit(name, str(error)))
-    canaries: list[CanaryView] = []
-    for name in run.canary_names():
-        try:
-            record = run.read_canary(name)
-        except RunDirectoryError as error:
-            skipped.append(SkippedAudit(name, str(error)))
-            continue
-        if record.run.training_id not in (None, training_id):
-            skipped.append(SkippedAudit(
-                name, f"stale (made before the run was retrained): run "
-                f"`{audit_command(run, name)}` again",
-            ))
-            continue
-        canaries.append(_canary_view(name, record))
-    inference = _inference_views(run, training_id, skipped)
+    canaries = [
+        _canary_view(name, record)
+        for name, record in _current(run, run.canary_names(), run.read_canary, training_id,
+                                     skipped)
+    ]
+    inference = [
+        InferenceView(name, record, _gallery_png(run, name))
+        for name, record in _current(run, run.inference_names(), run.read_inference,
+                                     training_id, skipped)
+    ]
     if not attacks and not canaries and not inference:
         reasons = "; ".join(f"{item.name}: {item.reason}" for item in skipped)
         raise RunDirectoryError(
@@ -293,14 +281,20 @@ def load_run_view(run_dir: Path) -> RunView:
                    inference=inference)
 
 
-def _inference_views(
-    run: RunDirectory, training_id: str, skipped: list[SkippedAudit]
-) -> list[InferenceView]:
-    """The run's current audits beyond membership (stale or unreadable ones go to ``skipped``)."""
-    views = []
-    for name in run.inference_names():
+# The records a report reads that say which training they were made for.
+R = TypeVar("R", CanaryRecord, AttributeInferenceRecord, ModelInversionRecord)
+
+
+def _current(
+    run: RunDirectory, names: list[str], read: Callable[[str], R], training_id: str,
+    skipped: list[SkippedAudit],
+) -> list[tuple[str, R]]:
+    """Each named record ``read`` can read that was made for this training; the others go to
+    ``skipped`` with the reason (unreadable, or stale: made before the run was retrained)."""
+    current = []
+    for name in names:
         try:
-            record = run.read_inference(name)
+            record = read(name)
         except RunDirectoryError as error:
             skipped.append(SkippedAudit(name, str(error)))
             continue
@@ -310,12 +304,17 @@ def _inference_views(
                 f"`{audit_command(run, name)}` again",
             ))
             continue
-        try:
-            png = run.inference_figure_path(name, "gallery").read_bytes()
-        except OSError:
-            png = None
-        views.append(InferenceView(name, record, png if png and png.startswith(_PNG) else None))
-    return views
+        current.append((name, record))
+    return current
+
+
+def _gallery_png(run: RunDirectory, name: str) -> bytes | None:
+    """The audit's gallery figure, when it is there and is a PNG."""
+    try:
+        png = run.inference_figure_path(name, "gallery").read_bytes()
+    except OSError:
+        return None
+    return png if png.startswith(_PNG) else None
 
 
 _PNG = b"\x89PNG\r\n\x1a\n"
