@@ -133,10 +133,11 @@ def run_audit(
             canaries[canary_audit.name] = record
         inference: dict[str, InferenceRecord] = {}
         if plan.inference_audits:
-            resources = RunResources(run, config, audit, split, loaded, console)
+            # Only the population: RunResources would also build the executor (and Ray).
+            population = _population(loaded, split, config.seed, audit.population_size)
             found = InferenceEvidence(
                 model=model, members=data.members, nonmembers=data.nonmembers,
-                population=resources.population(), input_shape=spec.input_shape,
+                population=population, input_shape=spec.input_shape,
                 num_classes=spec.num_classes, device=device, seed=config.seed,
                 run_facts=facts, sensitive=spec.sensitive, dataset=f"dataset {spec.name}",
             )
@@ -173,7 +174,7 @@ class RunResources:
         self._population_indices = _population_indices(split, config.seed)
 
     def population(self) -> ArrayDataset | None:
-        return self.loaded.pool.subset(self._population_indices[: self.audit.population_size])
+        return _population(self.loaded, self.split, self.config.seed, self.audit.population_size)
 
     def reference(self, examples: ArrayDataset) -> ReferenceModels | None:
         indices = np.concatenate([self.split.members, self.split.nonmembers])
@@ -237,6 +238,12 @@ def _load_target(run: RunDirectory, config: AuditMLConfig, device: torch.device)
             f"{config.arch!r} ({reason}); retrain the run"
         ) from None
     return model.to(device).eval()
+
+
+def _population(loaded: LoadedDataset, split: MembershipSplit, seed: int, size: int
+                ) -> ArrayDataset:
+    """At most ``size`` population examples (:func:`_population_indices`)."""
+    return loaded.pool.subset(_population_indices(split, seed)[:size])
 
 
 def _population_indices(split: MembershipSplit, seed: int) -> np.ndarray:
