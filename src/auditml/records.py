@@ -249,6 +249,8 @@ class CanaryRecord(Record):
     threat_model: Literal["black_box", "all_iterates", "last_iterate"] = "black_box"
     # The f-DP test of the accountant's whole claimed curve (auditml.metrics.fdp), when run.
     claim_test: dict[str, Any] | None = None
+    # The all-iterates noise check (auditml.audit.canaries.white_box.check_noise), when run.
+    noise_check: dict[str, Any] | None = None
     # True when the audit contradicts the run's DP claim; None without a claim.
     violation: bool | None = None
 
@@ -256,9 +258,10 @@ class CanaryRecord(Record):
 class ManyRunsRecord(Record):
     """``auditml audit-dp``: K runs of a DP recipe, one gradient canary each, audited together.
 
-    ``epsilon_lower_bound`` (:meth:`auditml.metrics.EpsilonLowerBound.to_dict`) and
-    ``claim_test`` (:meth:`auditml.metrics.claim_test.ClaimTest.to_dict`) each hold at
-    ``1 − (1 − confidence)/2``; ``violation`` (either rejects the claim) at ``confidence``.
+    ``epsilon_lower_bound`` (:meth:`auditml.metrics.EpsilonLowerBound.to_dict`, its ``alpha``
+    inside) and ``claim_test`` (:meth:`auditml.metrics.claim_test.ClaimTest.to_dict`, its
+    ``confidence`` inside) each hold at their own level; ``violation`` holds at ``confidence``
+    (the claim test alone; records written before 2026-12 OR-ed both tests at 97.5 % each).
     ``scores`` and ``coins`` are each run's canary score and whether its canary was included.
     """
 

@@ -5,7 +5,11 @@ The design's predictions (2000 Dirac canaries, σ = 1, q = 0.05, 100 steps; clai
 δ = 1e-5 with the RDP accountant; measured over 3 seeds each with PRV, see the issue note):
 
 - ``noise_halved`` (true ε ≈ 31): flagged in every seed (p ≈ 0.003–0.007).
-- correct mechanism: never flagged (the test's error rate is at most 5 % by its theorem).
+  The noise check (upper bound on σ from the canaries left out, 1 % level) flags it in every
+  seed with a wide margin: σ_U ≈ 0.52 against the claimed 1, and the true ε of DP-SGD at σ_U is
+  at least ≈ 16 against the claimed 4.0 (RDP).
+- correct mechanism: never flagged (the test's error rate is at most 5 % by its theorem); the
+  noise check's ε lower bound (within the DP-SGD family) is ≈ 3.4 of the claimed 4.0.
 - ``accountant_half_rate`` (claims ε = 1.8, true 3.5): **not** flagged (p ≈ 0.08–0.12): one run
   of 2000 canaries bounds about 0.4 of a correct run's ε, and this bug hides a factor of 2.
 - ``clip_after_sum`` and ``unclipped_parameter``: invisible to gradient canaries of norm C, which
@@ -15,10 +19,12 @@ The design's predictions (2000 Dirac canaries, σ = 1, q = 0.05, 100 steps; clai
 from __future__ import annotations
 
 import pytest
+import torch
 
-from auditml.audit.canaries.base import PrivacyClaim
+from auditml.audit.canaries.base import CanaryEvidence, PrivacyClaim
 from auditml.audit.canaries.scores import all_iterates_scores
-from auditml.audit.canaries.white_box import AllIteratesAudit, check_claim
+from auditml.audit.canaries.white_box import AllIteratesAudit, check_claim, check_noise
+from auditml.records import CanaryRecord, RunFacts
 from planted_dp import PlantedRun, train_planted
 
 pytestmark = pytest.mark.slow
@@ -40,6 +46,16 @@ def _verdict(run: PlantedRun, *, weakened: bool = False) -> dict[str, object]:
     else:
         scores = AllIteratesAudit().scores(record)
     return check_claim(scores, record.included, _claim(run))
+
+
+def _audited(run: PlantedRun) -> CanaryRecord:
+    claim = _claim(run)
+    return AllIteratesAudit().run(CanaryEvidence(
+        model=None, device=torch.device("cpu"), delta=run.delta,
+        run_facts=RunFacts(experiment_name="planted", dp_enabled=True,
+                           epsilon=claim.epsilon, delta=run.delta),
+        gradient_canaries=run.record, claim=claim,
+    ))
 
 
 @pytest.fixture(scope="module")
@@ -64,6 +80,28 @@ def test_the_correct_mechanism_is_not_flagged(runs: dict, seed: int) -> None:
     assert 0 < result["family_epsilon_lower_bound"] < runs[None, seed].claimed_epsilon
 
 
+@pytest.mark.parametrize("seed", [0, 1])
+def test_half_the_noise_fails_the_noise_check(runs: dict, seed: int) -> None:
+    run = runs["noise_halved", seed]
+    noise = check_noise(run.record, _claim(run))
+    assert noise is not None and noise["violation"] is True
+    assert noise["upper"] < 0.6 and noise["family_epsilon_lower_bound"] > 2 * run.claimed_epsilon
+    record = _audited(run)
+    assert record.violation is True and record.noise_check == noise
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_correct_mechanism_passes_the_noise_check(runs: dict, seed: int) -> None:
+    run = runs[None, seed]
+    noise = check_noise(run.record, _claim(run))
+    assert noise is not None and noise["violation"] is False and noise["upper"] >= 1.0
+    assert 0.5 * run.claimed_epsilon < noise["family_epsilon_lower_bound"] < run.claimed_epsilon
+    record = _audited(run)
+    assert record.violation is False
+    # The curve test gets 4 % of the error budget beside the noise check's 1 %.
+    assert record.claim_test is not None and record.claim_test["confidence"] == pytest.approx(0.96)
+
+
 def test_the_weakened_audit_misses_what_this_one_catches(runs: dict) -> None:
     # The score at the claimed σ weighs every step alike, so the few sampled steps drown: the
     # same runs, the same claim test, and the bug goes unseen. (This is what the tests above
@@ -78,3 +116,5 @@ def test_an_accountant_told_half_the_rate_is_not_caught_at_this_scale() -> None:
     result = _verdict(run)
     assert result["violation"] is False
     assert result["family_epsilon_lower_bound"] < run.claimed_epsilon * 1.5
+    # The noise is the claimed one, so the noise check passes it too: only the rate is wrong.
+    assert _audited(run).violation is False

@@ -157,3 +157,18 @@ def test_a_rejected_claimed_curve_is_a_violation_even_below_the_claimed_epsilon(
         bounds=[BoundSource("dp_audit_all_iterates", 0.75, 0.975)], strongest=STRONGEST,
     )
     assert without.kind is VerdictKind.CONSISTENT
+
+
+def test_canary_summary_shows_the_noise_check() -> None:
+    noise = {"violation": True, "confidence": 0.99, "noise_multiplier": 1.0, "estimate": 0.518,
+             "upper": 0.521, "observations": 101300, "family_epsilon_lower_bound": 16.35,
+             "family": "DP-SGD at sample rate 0.05, 100 steps, clipping norm 1, any noise "
+                       "(true ε from below: PRV)"}
+    record = {**_canary(0.75, dp_enabled=True, epsilon=4.0), "threat_model": "all_iterates",
+              "violation": True, "noise_check": noise}
+    summary = canary_summary(record)
+    assert ("noise check: the sums carry noise multiplier ≤ 0.521 at 99% confidence (estimate "
+            "0.518, 101300 observations); the accountant assumed 1.000: VIOLATION") in summary
+    assert ("ε lower bound 16.35 at that noise if the run is DP-SGD at sample rate 0.05, 100 "
+            "steps, clipping norm 1, any noise (true ε from below: PRV) (an assumption")  in summary
+    assert "noise check" not in canary_summary({**record, "noise_check": None})

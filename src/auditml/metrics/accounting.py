@@ -62,3 +62,19 @@ def accountant_epsilon(history: History, *, mechanism: str, delta: float) -> flo
     accountant = create_accountant(mechanism=mechanism)
     accountant.history = list(history)
     return float(accountant.get_epsilon(delta=delta))
+
+
+def prv_epsilon_lower(history: History, *, delta: float, eps_error: float = 0.01) -> float:
+    """A certified *lower* bound on the true ε at ``delta`` of the Poisson-subsampled Gaussian
+    composition ``history``: the ``eps_lower`` end of the interval that the PRV accountant of
+    Gopi, Lee and Wutschitz (2021) proves around the truth (Opacus' ``PRVAccountant`` reports
+    the upper end). Raises ``ValueError``/``RuntimeError`` where the PRV cannot be discretised.
+    """
+    from opacus.accountants import PRVAccountant
+
+    accountant = PRVAccountant()
+    accountant.history = list(history)
+    delta_error = delta / 1000
+    dprv = accountant._get_dprv(eps_error=eps_error, delta_error=delta_error)
+    lower, _, _ = dprv.compute_epsilon(delta, delta_error, eps_error)
+    return float(lower)

@@ -177,3 +177,34 @@ def _family(history: list[tuple[float, float, int]], mechanism: str) -> str:
     rates = sorted({rate for _, rate, _ in history})
     shown = ", ".join(f"{rate:.4g}" for rate in rates)
     return f"DP-SGD at sample rate {shown}, {steps} steps, any noise ({mechanism} accountant)"
+
+
+def noise_level_epsilon_lower_bound(
+    history: object, noise_scale: float, *, delta: float
+) -> float:
+    """The true ε at ``delta`` of DP-SGD with ``history``'s sampling rates and steps and every
+    noise multiplier times ``noise_scale``, from below (the PRV accountant's certified lower
+    end, :func:`auditml.metrics.accounting.prv_epsilon_lower`).
+
+    Used with an upper confidence bound on the noise a run really added
+    (:mod:`auditml.metrics.noise_check`): if the run is DP-SGD at some noise level below
+    ``noise_scale × σ`` (with that confidence), its true ε is at least this (the true ε falls
+    as the noise grows). Scales below where the RDP ε reaches :data:`FAMILY_EPSILON_CAP` are
+    raised to it, and an undiscretisable PRV gives 0: both can only lower the bound.
+    """
+    from auditml.metrics.accounting import prv_epsilon_lower
+
+    checked = _check_history(history)
+    if not (isinstance(noise_scale, (int, float)) and math.isfinite(noise_scale)
+            and noise_scale > 0):
+        raise MetricsInputError(f"`noise_scale` must be a positive number, got {noise_scale!r}.")
+    if not (isinstance(delta, float) and 0 < delta < 1):
+        raise MetricsInputError(f"`delta` must be in (0, 1) for an ε at δ, got {delta!r}.")
+    log_scale = max(math.log(noise_scale), _log_scale_floor(checked, delta))
+    try:
+        with warnings.catch_warnings(), np.errstate(all="ignore"):
+            warnings.simplefilter("ignore")
+            epsilon = prv_epsilon_lower(_scaled(checked, math.exp(log_scale)), delta=delta)
+    except (ValueError, RuntimeError, OverflowError, MemoryError):
+        return 0.0
+    return max(epsilon, 0.0)

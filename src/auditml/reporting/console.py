@@ -82,6 +82,19 @@ def canary_summary(result: dict[str, Any]) -> str:
                 f"  ε lower bound {test['family_epsilon_lower_bound']:.2f} if the run's privacy "
                 f"curve is that of {test['family']} (an assumption: a bound within that family)"
             )
+    noise = result.get("noise_check")
+    if noise:
+        lines.append(
+            f"  noise check: the sums carry noise multiplier ≤ {noise['upper']:.3f} at "
+            f"{noise['confidence']:.0%} confidence (estimate {noise['estimate']:.3f}, "
+            f"{noise['observations']} observations); the accountant assumed "
+            f"{noise['noise_multiplier']:.3f}: "
+            f"{'VIOLATION' if noise['violation'] else 'consistent'}"
+        )
+        lines.append(
+            f"  ε lower bound {noise['family_epsilon_lower_bound']:.2f} at that noise if the run "
+            f"is {noise['family']} (an assumption: a bound within that family)"
+        )
     dp_enabled = result["run"].get("dp_enabled") is True
     if dp_enabled and claimed is not None:
         violated = canary_verdict(

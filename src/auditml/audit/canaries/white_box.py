@@ -22,6 +22,16 @@ Each audit reports, each at :data:`CONFIDENCE` on its own:
   curve, which lies above it.) With it, the ε lower bound within the DP-SGD family
   (:mod:`auditml.metrics.fdp_family`): a bound that assumes the run's curve is DP-SGD's at its
   sampling rate and steps for some noise level, labelled so wherever it is shown.
+- for a DP run audited under all iterates with Dirac canaries, the **noise check**
+  (:func:`check_noise`): an upper confidence bound on the noise the sums really carry, read off
+  the canaries training never added (:mod:`auditml.metrics.noise_check`), and the true ε of
+  DP-SGD at that noise, from below (a bound within the same DP-SGD family). It flags the run when
+  that ε exceeds the claim. It is a second test, so the verdict splits its 5 %:
+  :data:`CLAIM_TEST_LEVEL` to the curve test, :data:`NOISE_CHECK_LEVEL` to the noise check
+  (fixed in advance; the noise check has tens of thousands of observations, so 1 % costs it
+  almost nothing). ``violation`` is then wrong with probability at most 5 % when the claim
+  holds: under a correct mechanism the noise is σ, and the check flags only when its bound
+  is below σ.
 
 Why one fixed guess count for the test: the recursion averages over all m canaries, so curves
 with a Gaussian-like tail are tested best with a moderate share of guesses; simulating the
@@ -45,10 +55,18 @@ from auditml.audit.canaries.scores import (
 from auditml.errors import AuditMLError
 from auditml.gradient_canary_record import GradientCanaryRecord
 from auditml.metrics import claimed_tradeoff, fdp_audit, one_run_audit
-from auditml.metrics.fdp_family import noise_family_epsilon_lower_bound
+from auditml.metrics.fdp_family import (
+    noise_family_epsilon_lower_bound,
+    noise_level_epsilon_lower_bound,
+)
+from auditml.metrics.noise_check import noise_upper_bound
 from auditml.records import CanaryRecord
 
 CONFIDENCE = 0.95
+CLAIM_TEST_LEVEL = 0.04
+"""The curve test's error level when the noise check runs too (else 1 − CONFIDENCE)."""
+NOISE_CHECK_LEVEL = 0.01
+"""The noise check's error level; with :data:`CLAIM_TEST_LEVEL` they sum to 1 − CONFIDENCE."""
 CLAIM_GUESS_FRACTION = 0.1
 """The claim test guesses IN on this share of the canaries (highest scores), OUT on as many."""
 # A run whose sums carry (almost) no noise still gets finite scores: in units of C.
@@ -77,10 +95,14 @@ class GradientCanaryAudit(CanaryAuditKind):
             scores, record.included, delta=evidence.delta, confidence=CONFIDENCE
         )
         claim_test: dict[str, Any] | None = None
+        noise: dict[str, Any] | None = None
         violation: bool | None = None
         if evidence.claim is not None:
-            claim_test = check_claim(scores, record.included, evidence.claim)
-            violation = bool(claim_test["violation"])
+            noise = self.noise_check(record, evidence.claim)
+            level = CLAIM_TEST_LEVEL if noise is not None else 1 - CONFIDENCE
+            claim_test = check_claim(scores, record.included, evidence.claim,
+                                     confidence=1 - level)
+            violation = bool(claim_test["violation"]) or bool(noise and noise["violation"])
         return CanaryRecord(
             attack=self.name,
             canaries=record.count,
@@ -94,8 +116,15 @@ class GradientCanaryAudit(CanaryAuditKind):
             run=evidence.run_facts,
             threat_model=self.threat_model,  # type: ignore[arg-type]
             claim_test=claim_test,
+            noise_check=noise,
             violation=violation,
         )
+
+    def noise_check(
+        self, record: GradientCanaryRecord, claim: PrivacyClaim
+    ) -> dict[str, Any] | None:
+        """The noise check where this threat model sees the noisy sums (None elsewhere)."""
+        return None
 
 
 class AllIteratesAudit(GradientCanaryAudit):
@@ -109,6 +138,11 @@ class AllIteratesAudit(GradientCanaryAudit):
             record.observations, noise_multiplier=max(noise, _NOISE_FLOOR),
             sample_rate=record.sample_rate, clip=record.max_grad_norm,
         )
+
+    def noise_check(
+        self, record: GradientCanaryRecord, claim: PrivacyClaim
+    ) -> dict[str, Any] | None:
+        return check_noise(record, claim)
 
 
 class LastIterateAudit(GradientCanaryAudit):
@@ -153,4 +187,42 @@ def check_claim(
         "family_epsilon_lower_bound": family.epsilon,
         "family": family.family,
         "family_noise_scale": family.noise_scale,
+    }
+
+
+def check_noise(
+    record: GradientCanaryRecord, claim: PrivacyClaim, *,
+    confidence: float = 1 - NOISE_CHECK_LEVEL,
+) -> dict[str, Any] | None:
+    """The noise check, as a JSON-ready mapping; None where it cannot run (random-direction
+    canaries, whose noises are correlated, or no canary left out).
+
+    Reads the observations of the canaries training never added, one per distinct coordinate
+    (their noises are independent), bounds the noise multiplier they carry from above
+    (:func:`~auditml.metrics.noise_check.noise_upper_bound`) and gives the true ε of DP-SGD at
+    that noise from below (:func:`~auditml.metrics.fdp_family.noise_level_epsilon_lower_bound`).
+    ``violation``: that ε exceeds the claimed ε.
+    """
+    left_out = np.flatnonzero(~record.included)
+    if record.direction != "dirac" or len(left_out) == 0 or not record.noise_multiplier > 0:
+        return None
+    _, first = np.unique(record.coordinates[left_out], return_index=True)
+    columns = left_out[np.sort(first)]
+    bound = noise_upper_bound(record.observations[:, columns] / record.max_grad_norm,
+                              confidence=confidence)
+    epsilon = noise_level_epsilon_lower_bound(
+        claim.history, bound.upper / record.noise_multiplier, delta=claim.delta
+    )
+    rates = ", ".join(f"{rate:.4g}" for rate in sorted({rate for _, rate, _ in claim.history}))
+    steps = sum(steps for _, _, steps in claim.history)
+    return {
+        "violation": epsilon > claim.epsilon,
+        "confidence": confidence,
+        "noise_multiplier": record.noise_multiplier,
+        "estimate": bound.estimate,
+        "upper": bound.upper,
+        "observations": bound.observations,
+        "family_epsilon_lower_bound": epsilon,
+        "family": f"DP-SGD at sample rate {rates}, {steps} steps, clipping norm "
+                  f"{record.max_grad_norm:g}, any noise (true ε from below: PRV)",
     }

@@ -1,0 +1,97 @@
+"""The noise check: its upper bound on σ covers the truth at its confidence (also when the real
+examples interfere, adversarially), it is tight without interference, and the ε it implies is a
+lower bound on the true ε of the Gaussian mechanism (closed form) that is close to the truth."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+from scipy import optimize, stats
+
+from auditml.metrics import MetricsInputError
+from auditml.metrics.accounting import accountant_epsilon, prv_epsilon_lower
+from auditml.metrics.fdp_family import noise_level_epsilon_lower_bound
+from auditml.metrics.noise_check import noise_upper_bound
+
+TRIALS = 400
+
+
+def _misses(sigma: float, *, interference: str, confidence: float, seed: int = 0) -> float:
+    """Share of trials in which the bound is below the true σ (steps × coordinates = 40 × 5)."""
+    rng = np.random.default_rng(seed)
+    misses = 0
+    for _ in range(TRIALS):
+        z = np.empty((40, 5))
+        previous = np.zeros(5)
+        for t in range(40):
+            # The adaptive interference depends on the past; it cannot cancel the fresh noise.
+            g = np.zeros(5) if interference == "none" else -0.5 * previous
+            z[t] = g + sigma * rng.normal(size=5)
+            previous = z[t]
+        misses += noise_upper_bound(z, confidence=confidence).upper < sigma
+    return misses / TRIALS
+
+
+@pytest.mark.parametrize("interference", ["none", "adaptive"])
+def test_the_bound_covers_the_true_noise_at_its_confidence(interference: str) -> None:
+    # Binomial(400, 0.05) exceeds 0.075 (30 misses) with probability about 0.7 %.
+    assert _misses(2.0, interference=interference, confidence=0.95) <= 0.075
+
+
+def test_without_interference_the_bound_is_exact() -> None:
+    # Tight: it misses about 5 % of the time, not far less (a bound that is never wrong because
+    # it is loose would pass the test above).
+    assert 0.025 <= _misses(1.5, interference="none", confidence=0.95, seed=1) <= 0.075
+
+
+def test_the_bound_and_the_estimate_are_the_chi_squared_ones() -> None:
+    z = np.array([[1.0, -2.0], [0.5, 3.0]])
+    bound = noise_upper_bound(z, confidence=0.9)
+    total = 1 + 4 + 0.25 + 9
+    assert bound.estimate == pytest.approx(math.sqrt(total / 4))
+    assert bound.upper == pytest.approx(math.sqrt(total / stats.chi2.ppf(0.1, 4)))
+    assert bound.observations == 4 and bound.upper > bound.estimate
+
+
+@pytest.mark.parametrize(
+    ("observations", "confidence"),
+    [([], 0.95), ([1.0, np.nan], 0.95), ([1.0], 0.4), ([1.0], 1.0), ([1.0], True)],
+)
+def test_bad_input_is_refused(observations: list[float], confidence: object) -> None:
+    with pytest.raises(MetricsInputError):
+        noise_upper_bound(observations, confidence=confidence)  # type: ignore[arg-type]
+
+
+def _gaussian_epsilon(sigma: float, delta: float) -> float:
+    """The exact ε(δ) of one Gaussian mechanism of sensitivity 1 (Balle and Wang 2018)."""
+    def excess(epsilon: float) -> float:
+        return (stats.norm.cdf(-epsilon * sigma + 1 / (2 * sigma))
+                - math.exp(epsilon) * stats.norm.cdf(-epsilon * sigma - 1 / (2 * sigma)) - delta)
+    return float(optimize.brentq(excess, 0.0, 50.0))
+
+
+@pytest.mark.parametrize("sigma", [0.8, 2.0])
+def test_the_prv_lower_end_is_below_the_gaussian_truth_and_close(sigma: float) -> None:
+    truth = _gaussian_epsilon(sigma, 1e-5)
+    lower = prv_epsilon_lower([(sigma, 1.0, 1)], delta=1e-5)
+    assert truth - 0.05 < lower <= truth
+
+
+def test_the_epsilon_at_the_measured_noise_falls_as_the_noise_grows() -> None:
+    history = [(1.0, 0.05, 100)]
+    at = {scale: noise_level_epsilon_lower_bound(history, scale, delta=1e-5)
+          for scale in (0.5, 1.0, 1.2)}
+    assert at[0.5] > at[1.0] > at[1.2] > 0
+    # Below the accountant's certified ε (an upper bound on the truth), and close to it.
+    certified = accountant_epsilon(history, mechanism="prv", delta=1e-5)
+    assert certified - 0.1 < at[1.0] <= certified
+    # A scale far below the floor is raised to it: still finite, and the largest of all.
+    assert math.isfinite(noise_level_epsilon_lower_bound(history, 1e-4, delta=1e-5))
+
+
+@pytest.mark.parametrize("scale", [0.0, -1.0, float("nan"), "1"])
+def test_a_bad_scale_is_refused(scale: object) -> None:
+    with pytest.raises(MetricsInputError):
+        noise_level_epsilon_lower_bound([(1.0, 0.05, 10)], scale, delta=1e-5)  # type: ignore[arg-type]
