@@ -197,8 +197,9 @@ def _dispatch(args: argparse.Namespace, console: Console, errors: Console) -> in
         console.print(
             f"audit-dp ({record.runs} runs, {record.included} with the canary): ε lower bound "
             f"{record.epsilon_lower_bound['epsilon']:.2f} at δ={record.delta:g} "
-            f"({1 - (1 - record.confidence) / 2:.1%} confidence); claimed curve (ε="
+            f"({1 - record.epsilon_lower_bound['alpha']:.1%} confidence); claimed curve (ε="
             f"{record.claimed_epsilon:.2f}) {'REJECTED' if test['violation'] else 'not rejected'}"
+            f" ({test['confidence']:.1%} confidence)"
             f"; {'VIOLATION' if record.violation else 'consistent'}",
             highlight=False,
         )
