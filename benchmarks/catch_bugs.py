@@ -4,9 +4,10 @@ For each claimed ε, trains the tutorial's digits CNN twice with m gradient cana
 correctly, once with the noise silently scaled by ``--noise-factor`` while the accountant still
 assumes the full σ (the run prints the claimed ε either way) — and audits each under the
 all-iterates and last-iterate threat models; then the same pair with m black-box (mislabeled
-input) canaries for ``dp_audit``. Prints the ε lower bound, the f-DP test's p-value, the noise
-check (all iterates: the upper bound on the noise multiplier the sums carry, and the true ε of
-DP-SGD at that noise, from below), the verdict and the time of each.
+input) canaries for ``dp_audit``. Prints the ε lower bound, the f-DP test's p-value, the
+mechanism check (all iterates: the upper bound on the noise multiplier the sums carry, and the
+true ε of DP-SGD at that noise and the measured sampling rate, from below), the verdict and the
+time of each.
 
     python benchmarks/catch_bugs.py [--epsilons 1 2 4 8] [--noise-factor 0.5] [--seeds 1]
         [--kinds gradient mislabeled] [--canaries 1000]
@@ -106,7 +107,8 @@ def main() -> None:
                             test = record.claim_test or {}
                             p_value = test.get("p_value")
                             family = test.get("family_epsilon_lower_bound")
-                            noise = record.noise_check
+                            check = record.mechanism_check
+                            noise = None if check is None else check["noise"]
                             flagged.setdefault((epsilon, label, record.threat_model), []).append(
                                 bool(record.violation))
                             table.add_row(
@@ -116,9 +118,9 @@ def main() -> None:
                                 "—" if family is None else f"{family:.2f}",
                                 "—" if p_value is None else f"{p_value:.2g}",
                                 "—" if noise is None else
-                                f"{noise['upper']:.3f} ({noise['noise_multiplier']:.3f})",
+                                f"{noise['upper']:.3f} ({noise['claimed']:.3f})",
                                 "—" if noise is None else
-                                f"{noise['family_epsilon_lower_bound']:.2f}",
+                                f"{check['family_epsilon_lower_bound']:.2f}",
                                 "VIOLATION" if record.violation else "consistent",
                                 f"{trained:.0f}", f"{audited:.1f}",
                             )
@@ -128,7 +130,7 @@ def main() -> None:
                             console.print(
                                 f"  {record.threat_model}: ε lb {record.epsilon_lower_bound:.2f},"
                                 f" family {test.get('family_epsilon_lower_bound')}, p "
-                                f"{test.get('p_value')}, noise check {record.noise_check}, "
+                                f"{test.get('p_value')}, mechanism check {record.mechanism_check}, "
                                 f"violation {record.violation}, train "
                                 f"{trained:.0f} s, audit {audited:.1f} s", highlight=False)
     console.print(table)

@@ -6,10 +6,11 @@ interference (measured negligible on the digits CNN: the OUT canaries' observati
 the canary is included and Poisson-sampled. This simulates them directly for the setting of
 ``benchmarks/catch_bugs.py`` (q = 1/3, 90 steps, δ = 1e-4, the PRV accountant) and runs the
 audit itself (:class:`auditml.audit.canaries.white_box.AllIteratesAudit`: the curve test, the
-noise check and their bounds), so the rates it prints are the ones the design predicts for those
-training runs. Columns: how often the verdict says VIOLATION; how often the curve test alone
-rejects (at its 4 % share); and the medians over seeds, divided by the claimed ε, of the curve
-test's DP-SGD-family bound and of the noise check's one.
+mechanism check and their bounds), so the rates it prints are the ones the design predicts for
+those training runs (batch sizes drawn as Poisson sampling of the 150 members draws them).
+Columns: how often the verdict says VIOLATION; how often the curve test alone rejects (at its
+4 % share); and the medians over seeds, divided by the claimed ε, of the curve test's
+DP-SGD-family bound and of the mechanism check's one.
 
     python benchmarks/one_run_power.py [--epsilons 1 2 4 8] [--canaries 1000 4000] [--seeds 20]
 """
@@ -30,7 +31,7 @@ from auditml.gradient_canary_record import GradientCanaryRecord
 from auditml.metrics.accounting import accountant_epsilon
 from auditml.records import CanaryRecord, RunFacts
 
-RATE, STEPS, DELTA = 1 / 3, 90, 1e-4
+RATE, STEPS, DELTA, MEMBERS = 1 / 3, 90, 1e-4, 150
 
 
 def audit(sigma: float, factor: float, canaries: int, seed: int) -> CanaryRecord:
@@ -43,6 +44,7 @@ def audit(sigma: float, factor: float, canaries: int, seed: int) -> CanaryRecord
         included=included, sample_rate=RATE, noise_multiplier=sigma, max_grad_norm=1.0,
         observations=observations.astype(np.float32), sampled=sampled,
         initial=np.zeros(canaries, np.float32), final=np.zeros(canaries, np.float32),
+        batch_sizes=rng.binomial(MEMBERS, RATE, STEPS), dataset_size=MEMBERS,
     )
     history = [(sigma, RATE, STEPS)]
     claimed = accountant_epsilon(history, mechanism="prv", delta=DELTA)
@@ -63,7 +65,7 @@ def main() -> None:
     args = parser.parse_args()
     warnings.simplefilter("ignore")
     print("claimed ε | canaries | mechanism | VIOLATION | curve test rejects | "
-          "curve-test family lb / claimed | noise-check lb / claimed | s")
+          "curve-test family lb / claimed | mechanism-check lb / claimed | s")
     for epsilon in args.epsilons:
         sigma = get_noise_multiplier(target_epsilon=epsilon, target_delta=DELTA,
                                      sample_rate=RATE, steps=STEPS, accountant="prv")
@@ -73,7 +75,7 @@ def main() -> None:
                 results = [audit(sigma, factor, canaries, seed) for seed in range(args.seeds)]
                 flagged = sum(bool(result.violation) for result in results)
                 curve = [result.claim_test or {} for result in results]
-                noise = [result.noise_check or {} for result in results]
+                noise = [result.mechanism_check or {} for result in results]
                 rejects = sum(bool(test.get("violation")) for test in curve)
                 family = np.median([test["family_epsilon_lower_bound"] for test in curve])
                 measured = np.median([check["family_epsilon_lower_bound"] for check in noise])

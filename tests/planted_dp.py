@@ -93,6 +93,7 @@ def train_planted(
         gradient_canaries = GradientCanaries(
             parameters, count=canaries, direction="dirac", max_grad_norm=injected,
             sample_rate=sample_rate, noise_multiplier=noise_multiplier, seed=seed,
+            dataset_size=examples,
         )
         loader = DPDataLoader.from_data_loader(
             DataLoader(TensorDataset(x, y), batch_size=round(examples * sample_rate))

@@ -18,6 +18,9 @@ The arrays (``gradient_canaries.npz`` in a run directory)::
                          division by the expected batch size (all-iterates threat model)
     sampled (T, m)       bool: canary j's gradient was in step t's sum (only if included)
     initial (m,), final (m,)  float32: ⟨θ_0, u_j⟩ and ⟨θ_T, u_j⟩ (last-iterate threat model)
+    batch_sizes (T,)     int64: real examples in step t's sum; -1 where the loop could not tell
+                         (absent in records written before it was kept: all -1)
+    dataset_size         the number of examples the batches were drawn from (0: unknown)
 """
 
 from __future__ import annotations
@@ -47,6 +50,8 @@ class GradientCanaryRecord:
     sampled: np.ndarray
     initial: np.ndarray
     final: np.ndarray
+    batch_sizes: np.ndarray | None = None  # None: unknown at every step
+    dataset_size: int = 0
 
     @property
     def count(self) -> int:
@@ -73,7 +78,15 @@ class GradientCanaryRecord:
                 sampled=self.sampled.astype(bool),
                 initial=self.initial.astype(np.float32),
                 final=self.final.astype(np.float32),
+                batch_sizes=self.known_batch_sizes().astype(np.int64),
+                dataset_size=np.int64(self.dataset_size),
             )
+
+    def known_batch_sizes(self) -> np.ndarray:
+        """One batch size per step, -1 where unknown."""
+        if self.batch_sizes is None:
+            return np.full(self.steps, -1, np.int64)
+        return np.asarray(self.batch_sizes, np.int64)
 
     @classmethod
     def load(cls, path: Path) -> GradientCanaryRecord:
@@ -92,6 +105,11 @@ class GradientCanaryRecord:
                 sampled=_array(data, "sampled", np.bool_),
                 initial=_array(data, "initial", np.float32),
                 final=_array(data, "final", np.float32),
+                # Kept since 2026-12; older records know no batch size.
+                batch_sizes=(_array(data, "batch_sizes", np.int64)
+                             if "batch_sizes" in data else None),
+                dataset_size=(int(npz_scalar(data, "dataset_size", "iu"))
+                              if "dataset_size" in data else 0),
             )
             record.check()
             return record
@@ -129,6 +147,11 @@ class GradientCanaryRecord:
                              ("final", self.final)):
             if not np.isfinite(values).all():
                 raise ValueError(f"{name} holds NaN or infinite values")
+        sizes = self.known_batch_sizes()
+        if sizes.shape != (self.steps,) or np.any(sizes < -1):
+            raise ValueError(f"batch_sizes must hold one size (or -1) per step, got {sizes.shape}")
+        if self.dataset_size < 0 or (self.dataset_size and np.any(sizes > self.dataset_size)):
+            raise ValueError("dataset_size is negative or below a batch size")
         if not (0 < self.sample_rate <= 1 and self.noise_multiplier >= 0
                 and self.max_grad_norm > 0):
             raise ValueError("sample_rate, noise_multiplier or max_grad_norm is out of range")

@@ -249,8 +249,8 @@ class CanaryRecord(Record):
     threat_model: Literal["black_box", "all_iterates", "last_iterate"] = "black_box"
     # The f-DP test of the accountant's whole claimed curve (auditml.metrics.fdp), when run.
     claim_test: dict[str, Any] | None = None
-    # The all-iterates noise check (auditml.audit.canaries.white_box.check_noise), when run.
-    noise_check: dict[str, Any] | None = None
+    # The all-iterates mechanism check (auditml.audit.canaries.white_box.check_mechanism).
+    mechanism_check: dict[str, Any] | None = None
     # True when the audit contradicts the run's DP claim; None without a claim.
     violation: bool | None = None
 

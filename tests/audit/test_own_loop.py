@@ -14,7 +14,10 @@ from auditml.audit.own_loop import CanaryAuditResult
 from auditml.errors import AuditMLError
 
 
-def _loop(noise_factor: float, monkeypatch: pytest.MonkeyPatch) -> CanaryAuditResult:
+def _loop(
+    noise_factor: float, monkeypatch: pytest.MonkeyPatch, *, rate_factor: float = 1.0,
+    dataset_size: int | None = None,
+) -> CanaryAuditResult:
     torch.manual_seed(0)
     x, y = torch.randn(600, 20), torch.randint(0, 4, (600,))
     model = nn.Sequential(nn.Linear(20, 64), nn.ReLU(), nn.Linear(64, 4))
@@ -40,7 +43,11 @@ def _loop(noise_factor: float, monkeypatch: pytest.MonkeyPatch) -> CanaryAuditRe
                 self.noise_multiplier = sigma  # type: ignore[attr-defined]
 
         monkeypatch.setattr(type(optimizer), "add_noise", add_less_noise)
-    audit = auditml.CanaryAudit(optimizer, count=1000, seed=0)
+    if rate_factor != 1.0:
+        # The bug: the accountant is told another sampling rate than the loader's 1/10.
+        optimizer.attach_step_hook(engine.accountant.get_optimizer_hook_fn(
+            sample_rate=0.1 * rate_factor))
+    audit = auditml.CanaryAudit(optimizer, count=1000, seed=0, dataset_size=dataset_size)
     for _ in range(10):
         for xb, yb in loader:
             optimizer.zero_grad()
@@ -61,6 +68,35 @@ def test_a_loop_with_a_quarter_of_the_noise_is_caught(monkeypatch: pytest.Monkey
     # Measured: p = 0.002 (seed 0); the correct loop has p = 1.
     assert result.violation is True
     assert result.claimed_epsilon == pytest.approx(1.0, abs=0.01)  # the accountant is fooled
+
+
+def test_an_accountant_told_half_the_rate_is_caught_given_the_dataset_size(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    result = _loop(1.0, monkeypatch, rate_factor=0.5, dataset_size=600)
+    check = result.record.mechanism_check
+    assert check is not None and check["sample_rate"]["claimed"] == pytest.approx(0.05)
+    # 100 batches of about 60 of 600: the rate is about 0.1, at least 0.09 at 99.5 %.
+    assert check["sample_rate"]["batches"] == 100 and check["sample_rate"]["lower"] > 0.09
+    assert check["violation"] is True and result.violation is True
+    assert result.claimed_epsilon < 0.7  # the accountant believes half the rate
+    # Without the dataset size the batches cannot be turned into a rate: not seen.
+    blind = _loop(1.0, monkeypatch, rate_factor=0.5)
+    assert blind.record.mechanism_check is not None
+    assert blind.record.mechanism_check["sample_rate"] is None
+
+
+def test_a_correct_loop_passes_the_rate_check(monkeypatch: pytest.MonkeyPatch) -> None:
+    result = _loop(1.0, monkeypatch, dataset_size=600)
+    check = result.record.mechanism_check
+    assert check is not None and check["violation"] is False and result.violation is False
+    assert check["sample_rate"]["lower"] <= 0.1 <= check["sample_rate"]["estimate"] + 0.01
+
+
+def test_a_bad_dataset_size_is_refused() -> None:
+    model = nn.Linear(3, 2)
+    with pytest.raises(AuditMLError, match="dataset_size"):
+        auditml.CanaryAudit(torch.optim.SGD(model.parameters(), lr=0.1), dataset_size=0)
 
 
 def test_a_plain_optimizer_is_refused() -> None:

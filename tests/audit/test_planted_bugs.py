@@ -5,25 +5,30 @@ The design's predictions (2000 Dirac canaries, σ = 1, q = 0.05, 100 steps; clai
 δ = 1e-5 with the RDP accountant; measured over 3 seeds each with PRV, see the issue note):
 
 - ``noise_halved`` (true ε ≈ 31): flagged in every seed (p ≈ 0.003–0.007).
-  The noise check (upper bound on σ from the canaries left out, 1 % level) flags it in every
+  The mechanism check (upper bound on σ from the canaries left out, 1 % level) flags it in every
   seed with a wide margin: σ_U ≈ 0.52 against the claimed 1, and the true ε of DP-SGD at σ_U is
   at least ≈ 16 against the claimed 4.0 (RDP).
 - correct mechanism: never flagged (the test's error rate is at most 5 % by its theorem); the
-  noise check's ε lower bound (within the DP-SGD family) is ≈ 3.4 of the claimed 4.0.
-- ``accountant_half_rate`` (claims ε = 1.8, true 3.5): **not** flagged (p ≈ 0.08–0.12): one run
-  of 2000 canaries bounds about 0.4 of a correct run's ε, and this bug hides a factor of 2.
+  mechanism check's ε lower bound (within the DP-SGD family) is ≈ 3.35 of the claimed 4.0.
+- ``accountant_half_rate`` (claims ε = 2.2 with RDP, true ≈ 3.5): the curve test does **not**
+  flag it (p ≈ 0.08–0.12): one run of 2000 canaries bounds about 0.4 of a correct run's ε, and
+  this bug hides a factor of 2. The mechanism check does, in every seed: the real batch sizes
+  put the rate at ≥ 0.049 (the accountant was told 0.025), and the true ε of DP-SGD there is at
+  least ≈ 3.3.
 - ``clip_after_sum`` and ``unclipped_parameter``: invisible to gradient canaries of norm C, which
   the mechanism adds after clipping; not tested for detection (see planted_dp's docstring).
 """
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
 from auditml.audit.canaries.base import CanaryEvidence, PrivacyClaim
 from auditml.audit.canaries.scores import all_iterates_scores
-from auditml.audit.canaries.white_box import AllIteratesAudit, check_claim, check_noise
+from auditml.audit.canaries.white_box import AllIteratesAudit, check_claim, check_mechanism
 from auditml.records import CanaryRecord, RunFacts
 from planted_dp import PlantedRun, train_planted
 
@@ -81,24 +86,26 @@ def test_the_correct_mechanism_is_not_flagged(runs: dict, seed: int) -> None:
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-def test_half_the_noise_fails_the_noise_check(runs: dict, seed: int) -> None:
+def test_half_the_noise_fails_the_mechanism_check(runs: dict, seed: int) -> None:
     run = runs["noise_halved", seed]
-    noise = check_noise(run.record, _claim(run))
-    assert noise is not None and noise["violation"] is True
-    assert noise["upper"] < 0.6 and noise["family_epsilon_lower_bound"] > 2 * run.claimed_epsilon
+    check = check_mechanism(run.record, _claim(run))
+    assert check is not None and check["violation"] is True
+    assert check["noise"]["upper"] < 0.6
+    assert check["family_epsilon_lower_bound"] > 2 * run.claimed_epsilon
     record = _audited(run)
-    assert record.violation is True and record.noise_check == noise
+    assert record.violation is True and record.mechanism_check == check
 
 
 @pytest.mark.parametrize("seed", [0, 1])
-def test_the_correct_mechanism_passes_the_noise_check(runs: dict, seed: int) -> None:
+def test_the_correct_mechanism_passes_the_mechanism_check(runs: dict, seed: int) -> None:
     run = runs[None, seed]
-    noise = check_noise(run.record, _claim(run))
-    assert noise is not None and noise["violation"] is False and noise["upper"] >= 1.0
-    assert 0.5 * run.claimed_epsilon < noise["family_epsilon_lower_bound"] < run.claimed_epsilon
+    check = check_mechanism(run.record, _claim(run))
+    assert check is not None and check["violation"] is False
+    assert check["noise"]["upper"] >= 1.0 and check["sample_rate"]["lower"] <= 0.05
+    assert 0.5 * run.claimed_epsilon < check["family_epsilon_lower_bound"] < run.claimed_epsilon
     record = _audited(run)
     assert record.violation is False
-    # The curve test gets 4 % of the error budget beside the noise check's 1 %.
+    # The curve test gets 4 % of the error budget beside the mechanism check's 1 %.
     assert record.claim_test is not None and record.claim_test["confidence"] == pytest.approx(0.96)
 
 
@@ -110,11 +117,21 @@ def test_the_weakened_audit_misses_what_this_one_catches(runs: dict) -> None:
                    for seed in (0, 1))
 
 
-def test_an_accountant_told_half_the_rate_is_not_caught_at_this_scale() -> None:
-    # A documented limit, checked so that a change of power shows up here.
-    run = train_planted("accountant_half_rate", seed=0, canaries=CANARIES, accountant="rdp")
+@pytest.mark.parametrize("seed", [0, 1])
+def test_an_accountant_told_half_the_rate_is_caught_by_the_batch_sizes(seed: int) -> None:
+    run = train_planted("accountant_half_rate", seed=seed, canaries=CANARIES, accountant="rdp")
+    # The curve test alone cannot see it at this scale (a documented limit, checked so that a
+    # change of power shows up here): one run bounds about 0.4 of a correct run's ε.
     result = _verdict(run)
     assert result["violation"] is False
     assert result["family_epsilon_lower_bound"] < run.claimed_epsilon * 1.5
-    # The noise is the claimed one, so the noise check passes it too: only the rate is wrong.
-    assert _audited(run).violation is False
+    # The real batches say the rate is about 0.05, not the 0.025 the accountant was told.
+    record = _audited(run)
+    check = record.mechanism_check
+    assert check is not None and check["sample_rate"]["lower"] > 0.045
+    assert check["violation"] is True and record.violation is True
+    assert check["family_epsilon_lower_bound"] > run.claimed_epsilon
+    # Without the batch sizes (an older record, or a loop that did not say) it is not seen.
+    blind = dataclasses.replace(run.record, batch_sizes=None)
+    unseen = check_mechanism(blind, _claim(run))
+    assert unseen is not None and unseen["sample_rate"] is None and unseen["violation"] is False

@@ -145,3 +145,21 @@ def test_cli_report_of_a_missing_run_is_one_error_line(
     assert main(["report", str(tmp_path / "nowhere"), "--out", str(tmp_path / "r")]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: no trained run at") and err.count("\n") == 1
+
+
+def test_the_mechanism_check_is_said_in_words() -> None:
+    from auditml.reporting.run_page import _mechanism_sentence
+
+    check = {"violation": True, "confidence": 0.99,
+             "noise": {"claimed": 1.0, "estimate": 0.518, "upper": 0.521,
+                       "observations": 101300, "confidence": 0.995},
+             "sample_rate": {"claimed": 0.05, "estimate": 0.051, "lower": 0.0494, "batches": 100,
+                             "dataset_size": 1000, "confidence": 0.995},
+             "family_epsilon_lower_bound": 16.35, "family": "DP-SGD with Poisson sampling"}
+    said = _mechanism_sentence(check)
+    assert ("a noise multiplier of at most 0.521 (the accountant assumed 1.000) and the batches "
+            "were sampled at a rate of at least 0.0494 (the accountant assumed 0.05)") in said
+    assert said.endswith("its ε is at least 16.35 (a bound within that family): more than claimed.")
+    assert _mechanism_sentence({**check, "violation": False}).endswith("within that family).")
+    assert "batches" not in _mechanism_sentence({**check, "sample_rate": None})
+    assert _mechanism_sentence(None) == ""

@@ -159,16 +159,25 @@ def test_a_rejected_claimed_curve_is_a_violation_even_below_the_claimed_epsilon(
     assert without.kind is VerdictKind.CONSISTENT
 
 
-def test_canary_summary_shows_the_noise_check() -> None:
-    noise = {"violation": True, "confidence": 0.99, "noise_multiplier": 1.0, "estimate": 0.518,
-             "upper": 0.521, "observations": 101300, "family_epsilon_lower_bound": 16.35,
-             "family": "DP-SGD at sample rate 0.05, 100 steps, clipping norm 1, any noise "
-                       "(true ε from below: PRV)"}
-    record = {**_canary(0.75, dp_enabled=True, epsilon=4.0), "threat_model": "all_iterates",
-              "violation": True, "noise_check": noise}
+def test_canary_summary_shows_the_mechanism_check() -> None:
+    check = {"violation": True, "confidence": 0.99,
+             "noise": {"claimed": 1.0, "estimate": 1.008, "upper": 1.014, "observations": 101300,
+                       "confidence": 0.995},
+             "sample_rate": {"claimed": 0.025, "estimate": 0.05113, "lower": 0.04935,
+                             "batches": 100, "dataset_size": 1000, "confidence": 0.995},
+             "family_epsilon_lower_bound": 3.35,
+             "family": "DP-SGD with Poisson sampling at a rate ≥ 0.04935, 100 steps, clipping "
+                       "norm 1 and noise multiplier ≤ 1.014 (true ε from below: PRV)"}
+    record = {**_canary(0.75, dp_enabled=True, epsilon=2.19), "threat_model": "all_iterates",
+              "violation": True, "mechanism_check": check}
     summary = canary_summary(record)
-    assert ("noise check: the sums carry noise multiplier ≤ 0.521 at 99% confidence (estimate "
-            "0.518, 101300 observations); the accountant assumed 1.000: VIOLATION") in summary
-    assert ("ε lower bound 16.35 at that noise if the run is DP-SGD at sample rate 0.05, 100 "
-            "steps, clipping norm 1, any noise (true ε from below: PRV) (an assumption")  in summary
-    assert "noise check" not in canary_summary({**record, "noise_check": None})
+    assert ("mechanism check (99% confidence): noise multiplier ≤ 1.014 (estimate 1.008 from "
+            "101300 observations; the accountant assumed 1.000); sampling rate ≥ 0.04935 "
+            "(estimate 0.05113 from 100 batches; the accountant assumed 0.025): VIOLATION"
+            ) in summary
+    assert ("ε lower bound 3.35 if the run is DP-SGD with Poisson sampling at a rate ≥ 0.04935, "
+            "100 steps, clipping norm 1 and noise multiplier ≤ 1.014 (true ε from below: PRV) "
+            "(an assumption") in summary
+    no_rate = canary_summary({**record, "mechanism_check": {**check, "sample_rate": None}})
+    assert "the accountant assumed 1.000): VIOLATION" in no_rate and "batches" not in no_rate
+    assert "mechanism check" not in canary_summary({**record, "mechanism_check": None})

@@ -81,6 +81,28 @@ def _train(
     return gradients, epsilon, canaries.record() if canaries else None, parameters
 
 
+@pytest.mark.parametrize("mode", MODES)
+def test_each_steps_real_batch_size_is_recorded(mode: str) -> None:
+    model = _mlp()
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
+    canaries = _canaries(optimizer_parameters(optimizer), "dirac", dataset_size=64)
+    dp = DPConfig(enabled=True, noise_multiplier=SIGMA, max_grad_norm=CLIP, delta=1e-3)
+    plan = NoisePlan(noise_multiplier=SIGMA, sample_rate=RATE, steps=8, calibrated=False)
+    private = make_private(model, optimizer, _loader(), plan=plan, dp=dp, mode=mode,
+                           canaries=canaries)
+    sizes = []
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        for _ in range(2):
+            for x, y in private.loader:
+                private.step(x, y)
+                sizes.append(len(y))
+    private.close()
+    record = canaries.record()
+    assert record.known_batch_sizes().tolist() == sizes and record.dataset_size == 64
+    assert sum(sizes) > 0  # Poisson batches of 64 at 1/4: not all empty
+
+
 def _unit_directions(record: GradientCanaryRecord, parameters: list[torch.Tensor]) -> torch.Tensor:
     """(m, d): each canary's unit direction, built independently of the projection code."""
     if record.direction == "dirac":
@@ -239,12 +261,46 @@ def test_training_records_the_canaries_in_the_run_directory(
     assert metrics.gradient_canaries is not None
     assert metrics.gradient_canaries.included == int(record.included.sum()) > 0
     assert metrics.epsilon == plain.metrics["epsilon"]
+    # The real batches (the sampling-rate check's evidence): Binomial(100, 0.5) each.
+    sizes = record.known_batch_sizes()
+    assert record.dataset_size == 100 and sizes.shape == (4,) and (sizes >= 0).all()
+    assert 100 <= sizes.sum() <= 300
     model = build_run_model(config)
     model.load_state_dict(run.read_model_state())
     final = torch.cat([p.detach().flatten() for p in model.parameters() if p.requires_grad])
     assert np.allclose(record.final, final[torch.as_tensor(record.coordinates)].numpy())
     assert not RunDirectory(plain.run_dir).has_gradient_canaries()
     RunDirectory(plain.run_dir).require_trained()
+
+
+def test_batch_sizes_round_trip_and_older_records_read_as_unknown(tmp_path: Any) -> None:
+    canaries = _canaries(optimizer_parameters(torch.optim.SGD(_mlp().parameters(), lr=0.1)),
+                         "dirac", dataset_size=64)
+    for size in (3, 0):
+        canaries.note_batch(size)
+        sums = canaries.add_to_sums([torch.zeros_like(p) for p in canaries.parameters])
+        canaries.observe(sums)
+    sums = canaries.add_to_sums([torch.zeros_like(p) for p in canaries.parameters])
+    canaries.observe(sums)  # a step nobody noted: unknown
+    record = canaries.record()
+    path = tmp_path / "gradient_canaries.npz"
+    record.save(path)
+    loaded = GradientCanaryRecord.load(path)
+    assert loaded.known_batch_sizes().tolist() == [3, 0, -1] and loaded.dataset_size == 64
+    with np.load(path) as saved:
+        arrays = {key: value for key, value in saved.items()
+                  if key not in ("batch_sizes", "dataset_size")}
+    with path.open("wb") as handle:
+        np.savez(handle, **arrays)  # as auditml wrote it before batch sizes were kept
+    older = GradientCanaryRecord.load(path)
+    assert older.known_batch_sizes().tolist() == [-1, -1, -1] and older.dataset_size == 0
+    for bad in ({"batch_sizes": np.array([3, 0], np.int64)},
+                {"batch_sizes": np.array([3, 0, -2], np.int64)},
+                {"batch_sizes": np.array([3, 99, 0], np.int64), "dataset_size": np.int64(64)}):
+        with path.open("wb") as handle:
+            np.savez(handle, **{**arrays, **bad})
+        with pytest.raises(RunDirectoryError, match=r"batch_sizes|dataset_size"):
+            GradientCanaryRecord.load(path)
 
 
 @pytest.mark.slow

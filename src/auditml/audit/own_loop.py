@@ -50,6 +50,9 @@ class CanaryAudit:
 
     ``sample_rate`` is the loop's Poisson sampling rate; by default it is read from the step hook
     that ``PrivacyEngine.make_private`` attached to the optimiser (pass it when that fails).
+    ``dataset_size`` (the number of examples the loader samples from, ``len(dataset)``) lets
+    the audit check the loop's real sampling rate against the accountant's, from the batch
+    sizes it sees (hooks mode); without it that check is skipped.
     """
 
     def __init__(
@@ -60,7 +63,13 @@ class CanaryAudit:
         seed: int = 0,
         direction: str = "dirac",
         sample_rate: float | None = None,
+        dataset_size: int | None = None,
     ) -> None:
+        if dataset_size is not None and (
+            isinstance(dataset_size, bool) or not isinstance(dataset_size, int) or dataset_size < 1
+        ):
+            raise AuditMLError(f"dataset_size must be a positive integer (len(dataset)), got "
+                               f"{dataset_size!r}")
         for needed in ("add_noise", "noise_multiplier", "max_grad_norm", "params"):
             if not hasattr(optimizer, needed):
                 raise AuditMLError(
@@ -76,6 +85,7 @@ class CanaryAudit:
             sample_rate=rate,
             noise_multiplier=float(optimizer.noise_multiplier),  # type: ignore[attr-defined]
             seed=seed,
+            dataset_size=dataset_size or 0,
         )
         self.detach = attach_to_dp_optimizer(optimizer, self.canaries)
 

@@ -179,18 +179,19 @@ def _family(history: list[tuple[float, float, int]], mechanism: str) -> str:
     return f"DP-SGD at sample rate {shown}, {steps} steps, any noise ({mechanism} accountant)"
 
 
-def noise_level_epsilon_lower_bound(
-    history: object, noise_scale: float, *, delta: float
+def mechanism_epsilon_lower_bound(
+    history: object, *, noise_scale: float, sample_rate: float | None = None, delta: float
 ) -> float:
-    """The true ε at ``delta`` of DP-SGD with ``history``'s sampling rates and steps and every
-    noise multiplier times ``noise_scale``, from below (the PRV accountant's certified lower
-    end, :func:`auditml.metrics.accounting.prv_epsilon_lower`).
+    """The true ε at ``delta`` of DP-SGD with ``history``'s steps, every noise multiplier times
+    ``noise_scale`` and (if given) every sampling rate replaced by ``sample_rate``, from below
+    (the PRV accountant's certified lower end,
+    :func:`auditml.metrics.accounting.prv_epsilon_lower`).
 
-    Used with an upper confidence bound on the noise a run really added
-    (:mod:`auditml.metrics.noise_check`): if the run is DP-SGD at some noise level below
-    ``noise_scale × σ`` (with that confidence), its true ε is at least this (the true ε falls
-    as the noise grows). Scales below where the RDP ε reaches :data:`FAMILY_EPSILON_CAP` are
-    raised to it, and an undiscretisable PRV gives 0: both can only lower the bound.
+    Used with confidence bounds on what a run really did (:mod:`auditml.metrics.mechanism_check`):
+    if the run is DP-SGD with noise at most ``noise_scale × σ`` and rate at least
+    ``sample_rate``, its true ε is at least this (the true ε falls as the noise grows and as the
+    rate falls). Scales below where the RDP ε reaches :data:`FAMILY_EPSILON_CAP` are raised to
+    it, and an undiscretisable PRV gives 0: both can only lower the bound.
     """
     from auditml.metrics.accounting import prv_epsilon_lower
 
@@ -198,6 +199,10 @@ def noise_level_epsilon_lower_bound(
     if not (isinstance(noise_scale, (int, float)) and math.isfinite(noise_scale)
             and noise_scale > 0):
         raise MetricsInputError(f"`noise_scale` must be a positive number, got {noise_scale!r}.")
+    if sample_rate is not None:
+        if not (isinstance(sample_rate, (int, float)) and 0 < sample_rate <= 1):
+            raise MetricsInputError(f"`sample_rate` must be in (0, 1], got {sample_rate!r}.")
+        checked = [(noise, float(sample_rate), steps) for noise, _, steps in checked]
     if not (isinstance(delta, float) and 0 < delta < 1):
         raise MetricsInputError(f"`delta` must be in (0, 1) for an ε at δ, got {delta!r}.")
     log_scale = max(math.log(noise_scale), _log_scale_floor(checked, delta))

@@ -82,19 +82,7 @@ def canary_summary(result: dict[str, Any]) -> str:
                 f"  ε lower bound {test['family_epsilon_lower_bound']:.2f} if the run's privacy "
                 f"curve is that of {test['family']} (an assumption: a bound within that family)"
             )
-    noise = result.get("noise_check")
-    if noise:
-        lines.append(
-            f"  noise check: the sums carry noise multiplier ≤ {noise['upper']:.3f} at "
-            f"{noise['confidence']:.0%} confidence (estimate {noise['estimate']:.3f}, "
-            f"{noise['observations']} observations); the accountant assumed "
-            f"{noise['noise_multiplier']:.3f}: "
-            f"{'VIOLATION' if noise['violation'] else 'consistent'}"
-        )
-        lines.append(
-            f"  ε lower bound {noise['family_epsilon_lower_bound']:.2f} at that noise if the run "
-            f"is {noise['family']} (an assumption: a bound within that family)"
-        )
+    lines.extend(_mechanism_lines(result.get("mechanism_check")))
     dp_enabled = result["run"].get("dp_enabled") is True
     if dp_enabled and claimed is not None:
         violated = canary_verdict(
@@ -103,6 +91,25 @@ def canary_summary(result: dict[str, Any]) -> str:
         )
         lines.append(f"  accountant's ε={claimed:.2f}: {'VIOLATION' if violated else 'consistent'}")
     return "\n".join(lines)
+
+
+def _mechanism_lines(check: dict[str, Any] | None) -> list[str]:
+    """The all-iterates mechanism check: what the run really did against what was accounted."""
+    if not check:
+        return []
+    noise, rate = check["noise"], check.get("sample_rate")
+    lines = [
+        f"  mechanism check ({check['confidence']:.0%} confidence): noise multiplier ≤ "
+        f"{noise['upper']:.3f} (estimate {noise['estimate']:.3f} from {noise['observations']} "
+        f"observations; the accountant assumed {noise['claimed']:.3f})"
+        + ("" if rate is None else
+           f"; sampling rate ≥ {rate['lower']:.4g} (estimate {rate['estimate']:.4g} from "
+           f"{rate['batches']} batches; the accountant assumed {rate['claimed']:.4g})")
+        + f": {'VIOLATION' if check['violation'] else 'consistent'}",
+        f"  ε lower bound {check['family_epsilon_lower_bound']:.2f} if the run is "
+        f"{check['family']} (an assumption: a bound within that family)",
+    ]
+    return lines
 
 
 def _counts(test: dict[str, Any]) -> str:

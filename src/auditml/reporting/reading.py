@@ -243,6 +243,7 @@ def _canary_view(name: str, record: CanaryRecord) -> CanaryView:
         threat_model=record.threat_model,
         violation=record.violation,
         claim_p_value=None if record.claim_test is None else record.claim_test.get("p_value"),
+        mechanism_check=record.mechanism_check,
     )
 
 

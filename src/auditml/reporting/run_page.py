@@ -3,6 +3,8 @@ the most exposed training examples and the glossary."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from auditml.formatting import format_delta, format_epsilon
 from auditml.reporting import glossary, page
 from auditml.reporting.figures import run_roc_figure
@@ -182,8 +184,27 @@ def _canary_section(view: RunView, canary: CanaryView) -> page.Html:
         page.paragraph(
             f"ε ≥ {canary.epsilon_lower_bound:.2f} with {canary.confidence:.0%} confidence "
             f"(Steinke, Nasr and Jagielski 2023). {judged}"
+            + _mechanism_sentence(canary.mechanism_check)
         ),
         page.table(columns, [row]),
+    )
+
+
+def _mechanism_sentence(check: dict[str, Any] | None) -> str:
+    """The mechanism check in words (empty where it did not run)."""
+    if not check:
+        return ""
+    noise, rate = check["noise"], check.get("sample_rate")
+    return (
+        f" Mechanism check ({check['confidence']:.0%} confidence): the noisy updates carry a "
+        f"noise multiplier of at most {noise['upper']:.3f} (the accountant assumed "
+        f"{noise['claimed']:.3f})"
+        + ("" if rate is None else
+           f" and the batches were sampled at a rate of at least {rate['lower']:.4g} (the "
+           f"accountant assumed {rate['claimed']:.4g})")
+        + f", so if the run is {check['family']}, its ε is at least "
+        f"{check['family_epsilon_lower_bound']:.2f} (a bound within that family)"
+        + (": more than claimed." if check["violation"] else ".")
     )
 
 

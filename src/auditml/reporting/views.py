@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -74,6 +75,8 @@ class CanaryView:
     # ε bound, jointly at its confidence); None without a claim.
     violation: bool | None = None
     claim_p_value: float | None = None
+    # The all-iterates mechanism check (auditml.audit.canaries.white_box.check_mechanism).
+    mechanism_check: dict[str, Any] | None = None
 
 
 @dataclass(frozen=True)

@@ -99,6 +99,8 @@ def make_private(
 
     def step(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         private_optimizer.zero_grad(set_to_none=True)
+        if canaries is not None:
+            canaries.note_batch(len(y))
         logits = wrapped(x)
         # A Poisson batch can be empty; it still counts as a step for the accountant.
         loss = criterion(logits, y) if len(y) else logits.sum() * 0.0
@@ -205,6 +207,7 @@ class FastDPSGD:
             sums = {}
         summed = [sums[p] if p in sums else torch.zeros_like(p) for p in self.parameters]
         if self.canaries is not None:
+            self.canaries.note_batch(batch_size)
             summed = self.canaries.add_to_sums(summed)
         std = self.noise_multiplier * self.max_grad_norm
         if std > 0:

@@ -59,6 +59,7 @@ class GradientCanaries:
         sample_rate: float,
         noise_multiplier: float,
         seed: int,
+        dataset_size: int = 0,
     ) -> None:
         self.parameters = list(parameters)
         sizes = [p.numel() for p in self.parameters]
@@ -97,6 +98,10 @@ class GradientCanaries:
         self._observations: list[torch.Tensor] = []
         self._sampled: list[np.ndarray] = []
         self._pending: np.ndarray | None = None
+        # The real batches: the evidence of the sampling-rate check (0 = dataset size unknown).
+        self.dataset_size = int(dataset_size)
+        self._batch_sizes: list[int] = []
+        self._batch: int = -1
 
     @property
     def coordinates(self) -> np.ndarray:
@@ -104,6 +109,11 @@ class GradientCanaries:
         if isinstance(self._directions, _Dirac):
             return self._directions.coordinates
         return np.empty(0, np.int64)
+
+    def note_batch(self, size: int) -> None:
+        """Say how many real examples this step's clipped sum holds (kept with the step at
+        :meth:`observe`; a step never noted is recorded as unknown)."""
+        self._batch = int(size)
 
     def add_to_sums(self, sums: Sequence[torch.Tensor]) -> list[torch.Tensor]:
         """Draw this step's canaries and return ``sums`` plus the sampled canaries' gradients.
@@ -131,6 +141,8 @@ class GradientCanaries:
             self._observations.append(self._directions.project(noisy_sums))
         self._sampled.append(self._pending)
         self._pending = None
+        self._batch_sizes.append(self._batch)
+        self._batch = -1
 
     def record(self) -> GradientCanaryRecord:
         """Everything an audit needs, with the weights' projections now (the last iterate)."""
@@ -146,6 +158,7 @@ class GradientCanaries:
             sample_rate=self.sample_rate, noise_multiplier=self.noise_multiplier,
             max_grad_norm=self.max_grad_norm, observations=observations, sampled=sampled,
             initial=self.initial, final=self._project_weights(),
+            batch_sizes=np.asarray(self._batch_sizes, np.int64), dataset_size=self.dataset_size,
         )
 
     def _project_weights(self) -> np.ndarray:
@@ -183,6 +196,10 @@ def attach_to_dp_optimizer(
 
     def add_noise_with_canaries() -> None:
         parameters = optimizer.params  # type: ignore[attr-defined]
+        if canaries._batch < 0:  # the caller's loop did not say; hooks mode keeps the batch
+            samples = getattr(parameters[0], "grad_sample", None)
+            if isinstance(samples, torch.Tensor):
+                canaries.note_batch(len(samples))
         sums = canaries.add_to_sums([p.summed_grad.view_as(p) for p in parameters])
         for parameter, summed in zip(parameters, sums, strict=True):
             parameter.summed_grad = summed

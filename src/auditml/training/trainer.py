@@ -214,6 +214,7 @@ def _fit(
                 optimizer_parameters(optimizer), count=settings.canaries.count,
                 direction=settings.canaries.direction, max_grad_norm=dp.max_grad_norm,
                 sample_rate=plan.sample_rate, noise_multiplier=plan.noise_multiplier, seed=seed,
+                dataset_size=len(loader.dataset),  # type: ignore[arg-type]
             )
         private = make_private(
             model, optimizer, loader, plan=plan, dp=dp, mode=mode, canaries=canaries

@@ -22,16 +22,17 @@ Each audit reports, each at :data:`CONFIDENCE` on its own:
   curve, which lies above it.) With it, the ε lower bound within the DP-SGD family
   (:mod:`auditml.metrics.fdp_family`): a bound that assumes the run's curve is DP-SGD's at its
   sampling rate and steps for some noise level, labelled so wherever it is shown.
-- for a DP run audited under all iterates with Dirac canaries, the **noise check**
-  (:func:`check_noise`): an upper confidence bound on the noise the sums really carry, read off
-  the canaries training never added (:mod:`auditml.metrics.noise_check`), and the true ε of
-  DP-SGD at that noise, from below (a bound within the same DP-SGD family). It flags the run when
-  that ε exceeds the claim. It is a second test, so the verdict splits its 5 %:
-  :data:`CLAIM_TEST_LEVEL` to the curve test, :data:`NOISE_CHECK_LEVEL` to the noise check
-  (fixed in advance; the noise check has tens of thousands of observations, so 1 % costs it
-  almost nothing). ``violation`` is then wrong with probability at most 5 % when the claim
-  holds: under a correct mechanism the noise is σ, and the check flags only when its bound
-  is below σ.
+- for a DP run audited under all iterates with Dirac canaries, the **mechanism check**
+  (:func:`check_mechanism`): an upper confidence bound on the noise the sums really carry, read
+  off the canaries training never added, and (where the run recorded its real batch sizes) a
+  lower one on its real sampling rate (:mod:`auditml.metrics.mechanism_check`); then the true ε
+  of DP-SGD at those bounds, from below (a bound within the DP-SGD family). It flags the run
+  when that ε exceeds the claim. It is a second test, so the verdict splits its 5 %:
+  :data:`CLAIM_TEST_LEVEL` to the curve test, :data:`MECHANISM_CHECK_LEVEL` to the mechanism
+  check (fixed in advance; its bounds rest on tens of thousands of observations, so 1 % costs
+  them almost nothing). ``violation`` is then wrong with probability at most 5 % when the claim
+  holds: under a correct mechanism the noise is σ and the rate q, and the check flags only
+  when its bounds put the noise below σ or the rate above q.
 
 Why one fixed guess count for the test: the recursion averages over all m canaries, so curves
 with a Gaussian-like tail are tested best with a moderate share of guesses; simulating the
@@ -56,17 +57,17 @@ from auditml.errors import AuditMLError
 from auditml.gradient_canary_record import GradientCanaryRecord
 from auditml.metrics import claimed_tradeoff, fdp_audit, one_run_audit
 from auditml.metrics.fdp_family import (
+    mechanism_epsilon_lower_bound,
     noise_family_epsilon_lower_bound,
-    noise_level_epsilon_lower_bound,
 )
-from auditml.metrics.noise_check import noise_upper_bound
+from auditml.metrics.mechanism_check import noise_upper_bound, sample_rate_lower_bound
 from auditml.records import CanaryRecord
 
 CONFIDENCE = 0.95
 CLAIM_TEST_LEVEL = 0.04
 """The curve test's error level when the noise check runs too (else 1 − CONFIDENCE)."""
-NOISE_CHECK_LEVEL = 0.01
-"""The noise check's error level; with :data:`CLAIM_TEST_LEVEL` they sum to 1 − CONFIDENCE."""
+MECHANISM_CHECK_LEVEL = 0.01
+"""The mechanism check's error level; with :data:`CLAIM_TEST_LEVEL` they sum to 1 − CONFIDENCE."""
 CLAIM_GUESS_FRACTION = 0.1
 """The claim test guesses IN on this share of the canaries (highest scores), OUT on as many."""
 # A run whose sums carry (almost) no noise still gets finite scores: in units of C.
@@ -95,14 +96,15 @@ class GradientCanaryAudit(CanaryAuditKind):
             scores, record.included, delta=evidence.delta, confidence=CONFIDENCE
         )
         claim_test: dict[str, Any] | None = None
-        noise: dict[str, Any] | None = None
+        mechanism: dict[str, Any] | None = None
         violation: bool | None = None
         if evidence.claim is not None:
-            noise = self.noise_check(record, evidence.claim)
-            level = CLAIM_TEST_LEVEL if noise is not None else 1 - CONFIDENCE
+            mechanism = self.mechanism_check(record, evidence.claim)
+            level = CLAIM_TEST_LEVEL if mechanism is not None else 1 - CONFIDENCE
             claim_test = check_claim(scores, record.included, evidence.claim,
                                      confidence=1 - level)
-            violation = bool(claim_test["violation"]) or bool(noise and noise["violation"])
+            violation = bool(claim_test["violation"]) or bool(
+                mechanism and mechanism["violation"])
         return CanaryRecord(
             attack=self.name,
             canaries=record.count,
@@ -116,14 +118,14 @@ class GradientCanaryAudit(CanaryAuditKind):
             run=evidence.run_facts,
             threat_model=self.threat_model,  # type: ignore[arg-type]
             claim_test=claim_test,
-            noise_check=noise,
+            mechanism_check=mechanism,
             violation=violation,
         )
 
-    def noise_check(
+    def mechanism_check(
         self, record: GradientCanaryRecord, claim: PrivacyClaim
     ) -> dict[str, Any] | None:
-        """The noise check where this threat model sees the noisy sums (None elsewhere)."""
+        """The mechanism check where this threat model sees the noisy sums (None elsewhere)."""
         return None
 
 
@@ -139,10 +141,10 @@ class AllIteratesAudit(GradientCanaryAudit):
             sample_rate=record.sample_rate, clip=record.max_grad_norm,
         )
 
-    def noise_check(
+    def mechanism_check(
         self, record: GradientCanaryRecord, claim: PrivacyClaim
     ) -> dict[str, Any] | None:
-        return check_noise(record, claim)
+        return check_mechanism(record, claim)
 
 
 class LastIterateAudit(GradientCanaryAudit):
@@ -190,39 +192,51 @@ def check_claim(
     }
 
 
-def check_noise(
+def check_mechanism(
     record: GradientCanaryRecord, claim: PrivacyClaim, *,
-    confidence: float = 1 - NOISE_CHECK_LEVEL,
+    confidence: float = 1 - MECHANISM_CHECK_LEVEL,
 ) -> dict[str, Any] | None:
-    """The noise check, as a JSON-ready mapping; None where it cannot run (random-direction
+    """The mechanism check, as a JSON-ready mapping; None where it cannot run (random-direction
     canaries, whose noises are correlated, or no canary left out).
 
-    Reads the observations of the canaries training never added, one per distinct coordinate
-    (their noises are independent), bounds the noise multiplier they carry from above
-    (:func:`~auditml.metrics.noise_check.noise_upper_bound`) and gives the true ε of DP-SGD at
-    that noise from below (:func:`~auditml.metrics.fdp_family.noise_level_epsilon_lower_bound`).
-    ``violation``: that ε exceeds the claimed ε.
+    **Noise**: the observations of the canaries training never added, one per distinct
+    coordinate (their noises are independent), bound the noise multiplier the sums carry from
+    above (:func:`~auditml.metrics.mechanism_check.noise_upper_bound`). **Sampling rate**, where
+    the run recorded its real batch sizes and dataset size and the accountant claims one rate:
+    the batch sizes bound the rate from below
+    (:func:`~auditml.metrics.mechanism_check.sample_rate_lower_bound`); the two bounds split
+    the check's error level. Then the true ε of DP-SGD at those bounds, from below
+    (:func:`~auditml.metrics.fdp_family.mechanism_epsilon_lower_bound`); ``violation``: that ε
+    exceeds the claimed ε.
     """
     left_out = np.flatnonzero(~record.included)
     if record.direction != "dirac" or len(left_out) == 0 or not record.noise_multiplier > 0:
         return None
+    sizes = record.known_batch_sizes()
+    known = sizes[sizes >= 0]
+    rates = sorted({rate for _, rate, _ in claim.history})
+    measure_rate = record.dataset_size > 0 and known.size > 0 and len(rates) == 1
+    each = 1 - (1 - confidence) / 2 if measure_rate else confidence
     _, first = np.unique(record.coordinates[left_out], return_index=True)
     columns = left_out[np.sort(first)]
-    bound = noise_upper_bound(record.observations[:, columns] / record.max_grad_norm,
-                              confidence=confidence)
-    epsilon = noise_level_epsilon_lower_bound(
-        claim.history, bound.upper / record.noise_multiplier, delta=claim.delta
+    noise = noise_upper_bound(record.observations[:, columns] / record.max_grad_norm,
+                              confidence=each)
+    rate = sample_rate_lower_bound(known, dataset_size=record.dataset_size,
+                                   confidence=each) if measure_rate else None
+    epsilon = mechanism_epsilon_lower_bound(
+        claim.history, noise_scale=noise.upper / record.noise_multiplier,
+        sample_rate=None if rate is None else max(rate.lower, 1e-12), delta=claim.delta,
     )
-    rates = ", ".join(f"{rate:.4g}" for rate in sorted({rate for _, rate, _ in claim.history}))
     steps = sum(steps for _, _, steps in claim.history)
+    sampled = (f"Poisson sampling at a rate ≥ {rate.lower:.4g}" if rate is not None else
+               "Poisson sampling at sample rate " + ", ".join(f"{q:.4g}" for q in rates))
     return {
         "violation": epsilon > claim.epsilon,
         "confidence": confidence,
-        "noise_multiplier": record.noise_multiplier,
-        "estimate": bound.estimate,
-        "upper": bound.upper,
-        "observations": bound.observations,
+        "noise": {"claimed": record.noise_multiplier, **noise.to_dict()},
+        "sample_rate": None if rate is None else {"claimed": rates[0], **rate.to_dict()},
         "family_epsilon_lower_bound": epsilon,
-        "family": f"DP-SGD at sample rate {rates}, {steps} steps, clipping norm "
-                  f"{record.max_grad_norm:g}, any noise (true ε from below: PRV)",
+        "family": f"DP-SGD with {sampled}, {steps} steps, clipping norm "
+                  f"{record.max_grad_norm:g} and noise multiplier ≤ {noise.upper:.4g} "
+                  "(true ε from below: PRV)",
     }

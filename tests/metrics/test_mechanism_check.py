@@ -1,6 +1,7 @@
-"""The noise check: its upper bound on σ covers the truth at its confidence (also when the real
-examples interfere, adversarially), it is tight without interference, and the ε it implies is a
-lower bound on the true ε of the Gaussian mechanism (closed form) that is close to the truth."""
+"""The mechanism check: its upper bound on σ covers the truth at its confidence (also when the
+real examples interfere, adaptively), it is tight without interference; its lower bound on the
+sampling rate covers the truth; and the ε they imply is a lower bound on the true ε of the
+Gaussian mechanism (closed form) that is close to the truth."""
 
 from __future__ import annotations
 
@@ -12,8 +13,8 @@ from scipy import optimize, stats
 
 from auditml.metrics import MetricsInputError
 from auditml.metrics.accounting import accountant_epsilon, prv_epsilon_lower
-from auditml.metrics.fdp_family import noise_level_epsilon_lower_bound
-from auditml.metrics.noise_check import noise_upper_bound
+from auditml.metrics.fdp_family import mechanism_epsilon_lower_bound
+from auditml.metrics.mechanism_check import noise_upper_bound, sample_rate_lower_bound
 
 TRIALS = 400
 
@@ -81,17 +82,52 @@ def test_the_prv_lower_end_is_below_the_gaussian_truth_and_close(sigma: float) -
 
 def test_the_epsilon_at_the_measured_noise_falls_as_the_noise_grows() -> None:
     history = [(1.0, 0.05, 100)]
-    at = {scale: noise_level_epsilon_lower_bound(history, scale, delta=1e-5)
+    at = {scale: mechanism_epsilon_lower_bound(history, noise_scale=scale, delta=1e-5)
           for scale in (0.5, 1.0, 1.2)}
     assert at[0.5] > at[1.0] > at[1.2] > 0
     # Below the accountant's certified ε (an upper bound on the truth), and close to it.
     certified = accountant_epsilon(history, mechanism="prv", delta=1e-5)
     assert certified - 0.1 < at[1.0] <= certified
     # A scale far below the floor is raised to it: still finite, and the largest of all.
-    assert math.isfinite(noise_level_epsilon_lower_bound(history, 1e-4, delta=1e-5))
+    assert math.isfinite(mechanism_epsilon_lower_bound(history, noise_scale=1e-4, delta=1e-5))
+    # A measured rate replaces the claimed one: a higher rate, a larger ε.
+    faster = mechanism_epsilon_lower_bound(history, noise_scale=1.0, sample_rate=0.1, delta=1e-5)
+    assert faster > at[1.0]
+    assert mechanism_epsilon_lower_bound(
+        history, noise_scale=1.0, sample_rate=0.05, delta=1e-5) == pytest.approx(at[1.0])
 
 
-@pytest.mark.parametrize("scale", [0.0, -1.0, float("nan"), "1"])
-def test_a_bad_scale_is_refused(scale: object) -> None:
+@pytest.mark.parametrize(("scale", "rate"), [(0.0, None), (-1.0, None), (float("nan"), None),
+                                             ("1", None), (1.0, 0.0), (1.0, 1.5)])
+def test_a_bad_scale_or_rate_is_refused(scale: object, rate: object) -> None:
     with pytest.raises(MetricsInputError):
-        noise_level_epsilon_lower_bound([(1.0, 0.05, 10)], scale, delta=1e-5)  # type: ignore[arg-type]
+        mechanism_epsilon_lower_bound([(1.0, 0.05, 10)], noise_scale=scale,  # type: ignore[arg-type]
+                                      sample_rate=rate, delta=1e-5)  # type: ignore[arg-type]
+
+
+def test_the_rate_bound_covers_the_true_rate_at_its_confidence() -> None:
+    rng = np.random.default_rng(3)
+    misses = sum(
+        sample_rate_lower_bound(rng.binomial(50, 0.1, 20), dataset_size=50,
+                                confidence=0.95).lower > 0.1
+        for _ in range(1000)
+    )
+    # Clopper-Pearson is exact, and conservative on a discrete law: about 4 % here, not 0.
+    assert 10 <= misses <= 65
+
+
+def test_the_rate_bound_is_the_clopper_pearson_one() -> None:
+    bound = sample_rate_lower_bound(np.array([3, 7, 0]), dataset_size=20, confidence=0.9)
+    assert bound.estimate == pytest.approx(10 / 60)
+    assert bound.lower == pytest.approx(stats.beta.ppf(0.1, 10, 51))
+    assert bound.batches == 3 and bound.dataset_size == 20
+    assert sample_rate_lower_bound(np.zeros(4, int), dataset_size=5).lower == 0.0
+
+
+@pytest.mark.parametrize(
+    ("sizes", "dataset_size"),
+    [([], 10), ([1.5], 10), ([-1], 10), ([11], 10), ([1], 0), ([1], True), ([[1]], 10)],
+)
+def test_bad_batches_are_refused(sizes: list[float], dataset_size: object) -> None:
+    with pytest.raises(MetricsInputError):
+        sample_rate_lower_bound(np.asarray(sizes), dataset_size=dataset_size)  # type: ignore[arg-type]
