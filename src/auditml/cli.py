@@ -64,6 +64,8 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="trained, audited runs")
     compare.add_argument("--out", required=True, help="directory for the report")
     compare.add_argument("--attack", default="mia_threshold", help="which audit to compare")
+    compare.add_argument("--dp-audit", nargs="+", default=[], metavar="FILE",
+                         help="auditml audit-dp results to show beside the runs")
 
     report = commands.add_parser(
         "report", help="one self-contained HTML report of an audited run"
@@ -181,7 +183,7 @@ def _dispatch(args: argparse.Namespace, console: Console, errors: Console) -> in
 
     if args.command == "audit-dp":
         from auditml.audit.many_runs import many_runs_audit
-        from auditml.fileio import write_json
+        from auditml.run_directory import write_many_runs
         from auditml.training.reference import default_workers
 
         config = _load(args.config, errors)
@@ -192,7 +194,7 @@ def _dispatch(args: argparse.Namespace, console: Console, errors: Console) -> in
             raise AuditMLError(f"--out {out} exists and is not a file; choose a file path")
         workers = args.workers or config.audit.workers or default_workers()
         record = many_runs_audit(config, args.runs, workers=workers, console=console)
-        write_json(out, record.model_dump(mode="json"))
+        write_many_runs(out, record)
         test = record.claim_test
         console.print(
             f"audit-dp ({record.runs} runs, {record.included} with the canary): ε lower bound "
@@ -203,7 +205,8 @@ def _dispatch(args: argparse.Namespace, console: Console, errors: Console) -> in
             f"; {'VIOLATION' if record.violation else 'consistent'}",
             highlight=False,
         )
-        console.print(f"result: {out}", highlight=False)
+        console.print(f"result: {out} (show it beside runs: auditml compare RUN_DIR ... --out "
+                      f"DIR --dp-audit {out})", highlight=False)
         return EXIT_OK
 
     if args.command == "sweep":
@@ -227,9 +230,13 @@ def _dispatch(args: argparse.Namespace, console: Console, errors: Console) -> in
 
     if args.command == "compare":
         from auditml.reporting import compare_runs, comparison_table
+        from auditml.reporting.many_runs import many_runs_table
 
-        comparison = compare_runs(args.run_dirs, args.out, attack=args.attack)
+        comparison = compare_runs(args.run_dirs, args.out, attack=args.attack,
+                                  dp_audits=args.dp_audit)
         console.print(comparison_table(comparison))
+        if comparison.dp_audits:
+            console.print(many_runs_table(comparison.dp_audits))
         console.print(f"report: {Path(args.out) / 'report.html'}", highlight=False)
         return EXIT_OK
 

@@ -52,6 +52,7 @@ from auditml.records import (
     AttackRecord,
     CanaryRecord,
     InferenceRecord,
+    ManyRunsRecord,
     Record,
     RunManifest,
     TrainingRecord,
@@ -431,20 +432,36 @@ class RunDirectory:
     # -- reading --------------------------------------------------------------------------------
 
     def _read_record(self, path: Path, kind: type[R], fix: str) -> R:
-        payload = _read_json(path, fix)
-        version = payload.get("schema_version")
-        if version != SCHEMA_VERSION:
-            raise RunDirectoryError(
-                f"{path} has schema version {version!r}, this auditml reads version "
-                f"{SCHEMA_VERSION} (it was written by another version of auditml): {fix}"
-            )
-        try:
-            return kind.model_validate(payload)
-        except ValidationError as error:
-            first = error.errors()[0]
-            key = ".".join(str(part) for part in first["loc"]) or "(top level)"
-            message = " ".join(str(first["msg"]).split())[:200]
-            raise RunDirectoryError(f"{path} is corrupt ({key}: {message}): {fix}") from None
+        return _read_typed(path, kind, fix)
+
+
+def read_many_runs(path: Path) -> ManyRunsRecord:
+    """An ``auditml audit-dp`` result file (it lives beside run directories, not in one)."""
+    return _read_typed(Path(path), ManyRunsRecord,
+                       "run `auditml audit-dp --config <the recipe> --runs K` to write it again")
+
+
+def write_many_runs(path: Path, record: ManyRunsRecord) -> None:
+    """Write an ``auditml audit-dp`` result atomically."""
+    write_json(path, record.model_dump(mode="json"))
+
+
+def _read_typed(path: Path, kind: type[R], fix: str) -> R:
+    """``path`` as record ``kind``; any fault is one :class:`RunDirectoryError` with ``fix``."""
+    payload = _read_json(path, fix)
+    version = payload.get("schema_version")
+    if version != SCHEMA_VERSION:
+        raise RunDirectoryError(
+            f"{path} has schema version {version!r}, this auditml reads version "
+            f"{SCHEMA_VERSION} (it was written by another version of auditml): {fix}"
+        )
+    try:
+        return kind.model_validate(payload)
+    except ValidationError as error:
+        first = error.errors()[0]
+        key = ".".join(str(part) for part in first["loc"]) or "(top level)"
+        message = " ".join(str(first["msg"]).split())[:200]
+        raise RunDirectoryError(f"{path} is corrupt ({key}: {message}): {fix}") from None
 
 
 def _read_json(path: Path, fix: str) -> dict[str, Any]:

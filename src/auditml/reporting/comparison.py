@@ -22,6 +22,7 @@ from pathlib import Path
 
 from auditml.fileio import staged_directory
 from auditml.reporting.columns import TABLE_HEADERS, comparison_table, table_cells
+from auditml.reporting.many_runs import load_many_runs_rows, many_runs_table
 from auditml.reporting.output import check_out_dir
 from auditml.reporting.reading import load_comparison_row
 from auditml.reporting.rows import (
@@ -42,6 +43,7 @@ __all__ = [
     "ReportError",
     "compare_runs",
     "comparison_table",
+    "many_runs_table",
     "table_cells",
 ]
 
@@ -54,17 +56,18 @@ def _check_attack_name(attack: str) -> None:
         )
 
 
-def _check_distinct(run_dirs: Sequence[Path]) -> None:
+def _check_distinct(paths: Sequence[Path], kind: str = "run") -> None:
     seen: dict[Path, Path] = {}
-    for run_dir in run_dirs:
-        resolved = run_dir.resolve()
+    for path in paths:
+        resolved = path.resolve()
         if resolved in seen:
-            raise ReportError(f"run {run_dir} is listed twice (also as {seen[resolved]})")
-        seen[resolved] = run_dir
+            raise ReportError(f"{kind} {path} is listed twice (also as {seen[resolved]})")
+        seen[resolved] = path
 
 
 def compare_runs(
-    run_dirs: Sequence[str | Path], out_dir: str | Path, *, attack: str = DEFAULT_ATTACK
+    run_dirs: Sequence[str | Path], out_dir: str | Path, *, attack: str = DEFAULT_ATTACK,
+    dp_audits: Sequence[str | Path] = (),
 ) -> Comparison:
     """Compare trained and audited runs and write the report into ``out_dir``.
 
@@ -72,7 +75,8 @@ def compare_runs(
     (``auditml audit --attack <attack>``); otherwise a :class:`RunDirectoryError` says which
     command to run. ``out_dir`` must lie outside every run, and if it exists it must be empty
     or an earlier report: it is replaced as a whole, and only once the new report is complete.
-    Rows keep the order of ``run_dirs``.
+    Rows keep the order of ``run_dirs``. ``dp_audits`` are ``auditml audit-dp`` result files,
+    shown in a table of their own (:mod:`auditml.reporting.many_runs`).
     """
     if isinstance(run_dirs, str | Path):
         raise TypeError(
@@ -85,9 +89,21 @@ def compare_runs(
     _check_attack_name(attack)
     _check_distinct(paths)
     check_out_dir(out, paths, marker=COMPARISON_JSON)
+    if isinstance(dp_audits, str | Path):
+        raise TypeError("`dp_audits` must be a sequence of audit-dp result files")
+    audit_files = [Path(path) for path in dp_audits]
+    for audit_file in audit_files:
+        if out.resolve() in audit_file.resolve().parents:
+            raise ReportError(
+                f"audit-dp result {audit_file} lies inside out_dir {out}: the report replaces "
+                "that whole directory; move the file or choose another out_dir"
+            )
+    _check_distinct(audit_files, "audit-dp result")
+    audits = load_many_runs_rows(audit_files)
     loaded = [load_comparison_row(path, attack) for path in paths]
     comparison = Comparison(
-        attack=attack, run_dirs=paths, rows=[row for row, _ in loaded], out_dir=out
+        attack=attack, run_dirs=paths, rows=[row for row, _ in loaded], out_dir=out,
+        dp_audits=audits,
     )
     data = ComparisonData(comparison, [curve for _, curve in loaded])
     with staged_directory(out) as staging:

@@ -119,3 +119,18 @@ VIOLATION = Term(
     "or its accounting is broken (or, with probability at most 5% per bound, the bound failed); "
     "do not trust the claimed guarantee.",
 )
+
+# The table of many-runs DP audits (auditml.reporting.many_runs), in column order.
+MANY_RUNS = (
+    Term("Recipe", "the audited config's experiment name; the result file it was read from."),
+    Term("Runs", "trainings of the recipe, each with one gradient canary included by a fair "
+         "coin; in parentheses, how many had it."),
+    Term("Claimed ε", "the ε the recipe's accountant claims for each run, at δ."),
+    Term("ε lower bound (many runs)", "an ε the runs prove the recipe leaks at least, at δ "
+         "(Clopper-Pearson at a threshold chosen on half the runs; holds with the stated "
+         "confidence). Threat model: all iterates (each run's noisy updates)."),
+    Term("Claimed curve", "the test of the whole privacy curve the accountant claims against "
+         "the runs' (score, coin) pairs: REJECTED when the runs contradict it."),
+    Term("Verdict", "VIOLATION when the claimed-curve test rejects the claim (wrong with "
+         "probability at most 1 − its confidence when the claim holds), else consistent."),
+)

@@ -6,12 +6,13 @@ Both are plain values read from run files by :mod:`auditml.reporting.reading`; t
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
 from auditml.errors import AuditMLError
 from auditml.metrics import RocCurve
+from auditml.reporting.many_runs import ManyRunsRow
 from auditml.reporting.verdict import exceeds_claim
 
 REPORT_MD = "report.md"
@@ -90,6 +91,8 @@ class Comparison:
     run_dirs: list[Path]
     rows: list[ComparisonRow]
     out_dir: Path
+    # Many-runs DP audits shown beside the runs (auditml compare --dp-audit FILE).
+    dp_audits: list[ManyRunsRow] = field(default_factory=list)
 
     @property
     def report_md(self) -> Path:
@@ -117,6 +120,7 @@ class Comparison:
             "attack": self.attack,
             "run_dirs": [str(path) for path in self.run_dirs],
             "rows": [{**asdict(row), "violation": row.violation} for row in self.rows],
+            "dp_audits": [asdict(row) for row in self.dp_audits],
         }
 
 

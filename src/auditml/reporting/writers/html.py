@@ -8,6 +8,8 @@ from auditml.fileio import write_text
 from auditml.reporting import glossary, page
 from auditml.reporting.columns import columns_for, table_cells
 from auditml.reporting.figures import comparison_figures
+from auditml.reporting.many_runs import TERMS as MANY_RUNS_TERMS
+from auditml.reporting.many_runs import TITLE as MANY_RUNS_TITLE
 from auditml.reporting.plots import svg_element
 from auditml.reporting.rows import REPORT_HTML, ComparisonData, ComparisonRow
 from auditml.reporting.verdict import BoundSource, StrongestAttack, Verdict, run_verdict
@@ -33,10 +35,12 @@ def row_verdict(row: ComparisonRow, attack: str) -> Verdict:
 def _summary(data: ComparisonData) -> page.Html:
     comparison = data.comparison
     verdicts = [row_verdict(row, comparison.attack) for row in comparison.rows]
-    violated = [row.run_name for row in comparison.rows if row.violation]
+    violated = [row.run_name for row in comparison.rows if row.violation] + [
+        f"{row.recipe} (many-runs audit)" for row in comparison.dp_audits if row.violation
+    ]
     if violated:
         kind, headline = "violation", f"VIOLATION in {', '.join(violated)}: " + (
-            "an audit's ε lower bound exceeds the ε the accountant claims"
+            "an audit contradicts the privacy the accountant claims"
         )
     else:
         kind, headline = "consistent", "No audit contradicts a run's claimed DP guarantee"
@@ -84,12 +88,22 @@ def render_html(data: ComparisonData) -> str:
         for index, named in enumerate(comparison_figures(data))
     ]
     terms = [column.term for column in shown] + [glossary.VIOLATION]
+    many_runs: list[page.Html] = []
+    if comparison.dp_audits:
+        many_runs = [page.section(MANY_RUNS_TITLE, page.table(
+            [page.Column(term, index in (1, 2, 3)) for index, term in enumerate(MANY_RUNS_TERMS)],
+            [row.cells() for row in comparison.dp_audits],
+            caption="Each audits a recipe over many trainings, not one of the runs above.",
+            flagged_rows=[i for i, row in enumerate(comparison.dp_audits) if row.violation],
+        ))]
+        terms += list(MANY_RUNS_TERMS)
     return page.page(
         title=f"Privacy comparison: {comparison.attack}",
         subtitle=intro(comparison),
         blocks=[
             _summary(data),
             page.section("Runs", table),
+            *many_runs,
             page.section("Figures", page.figures(*figures)),
             page.glossary(terms),
         ],

@@ -8,6 +8,8 @@ from auditml.fileio import write_bytes, write_text
 from auditml.reporting import glossary
 from auditml.reporting.columns import columns_for, table_cells
 from auditml.reporting.figures import comparison_figures
+from auditml.reporting.many_runs import TERMS as MANY_RUNS_TERMS
+from auditml.reporting.many_runs import TITLE as MANY_RUNS_TITLE
 from auditml.reporting.plots import png_bytes
 from auditml.reporting.rows import REPORT_MD, Comparison, ComparisonData
 from auditml.run_directory import METRICS_FILE
@@ -43,12 +45,31 @@ def render_markdown(comparison: Comparison, figure_captions: dict[str, str]) -> 
     violations = [row.run_name for row in comparison.rows if row.violation]
     if violations:
         lines += ["", f"**VIOLATION** in {', '.join(violations)}: {glossary.VIOLATION.definition}"]
+    lines += _many_runs_lines(comparison)
     lines += ["", "## Columns", ""]
     lines += [f"- **{column.header}**: {column.term.definition}" for column in columns]
+    if comparison.dp_audits:
+        lines += [f"- **{term.name}** ({MANY_RUNS_TITLE}): {term.definition}"
+                  for term in MANY_RUNS_TERMS]
     lines += ["", "## Figures", ""]
     for file_name, caption in figure_captions.items():
         lines += [f"![{caption}]({file_name})", ""]
     return "\n".join(lines)
+
+
+def _many_runs_lines(comparison: Comparison) -> list[str]:
+    if not comparison.dp_audits:
+        return []
+    lines = ["", f"## {MANY_RUNS_TITLE}", "",
+             "| " + " | ".join(term.name for term in MANY_RUNS_TERMS) + " |",
+             "|---|---:|---:|---:|---|---|"]
+    for row in comparison.dp_audits:
+        lines.append("| " + " | ".join(_markdown_cell(cell) for cell in row.cells()) + " |")
+    violated = [row.recipe for row in comparison.dp_audits if row.violation]
+    if violated:
+        lines += ["", f"**VIOLATION** in the many-runs audit of {', '.join(violated)}: the runs "
+                  "contradict the privacy curve the recipe's accountant claims."]
+    return lines
 
 
 def write(directory: Path, data: ComparisonData) -> None:
