@@ -21,9 +21,10 @@ What gradient canaries can see: a canary is a per-example gradient. With ``canar
 buggy mechanisms canaries are therefore passed through the buggy clipping with norm
 ``canary_norm`` (e.g. ``10 * C``): a correct mechanism clips each to C, ``unclipped_parameter``
 lets those that fall in the unclipped bias through at full norm (few of the coordinates: expect
-few canaries to show it), and ``clip_after_sum`` clips their sum together with the real
-examples' to C (which bounds every step by C: this bug is mostly invisible to canaries whose
-gradients are not anti-aligned with the batch's, and the audit is not expected to flag it).
+few canaries to show it: the mechanism check's per-tensor sensitivity finds them), and
+``clip_after_sum`` clips their sum together with the real examples' to C (which bounds every
+step by C: this bug is mostly invisible to canaries whose gradients are not anti-aligned with
+the batch's, and the audit is not expected to flag it).
 The record's ``max_grad_norm`` is always the claimed C.
 """
 

@@ -251,3 +251,33 @@ def test_the_audit_config_s_own_audit_section_wins(
     _write(config, given)
     code, out, _ = _cli(capsys, "audit", "--config", str(config))
     assert code == 0 and "only the audit: section of the given config is used" in out
+
+
+_CHECK = {"violation": True, "confidence": 0.99, "family": "DP-SGD ...",
+          "family_epsilon_lower_bound": 3.35,
+          "noise": {"claimed": 1.0, "estimate": 1.0, "upper": 1.01, "observations": 500},
+          "sample_rate": None,
+          "sensitivity": {"tensor": 3, "tensors": 4, "estimate": 9.2, "lower": 7.7,
+                          "sampled": 32}}
+
+
+@pytest.mark.parametrize("broken", [
+    {"noise": None}, {"noise": {"upper": 1.0}}, {"violation": "yes"},
+    {"family_epsilon_lower_bound": float("nan")}, {"sample_rate": {"lower": "0.05"}},
+    {"sensitivity": {**_CHECK["sensitivity"], "tensor": "3"}}, {"sensitivity": []},
+])
+def test_a_tampered_mechanism_check_is_refused_on_reading(tmp_path: Path, broken: dict) -> None:
+    # A report formats these keys: a run directory that lacks one must not crash it.
+    run = RunDirectory(tmp_path)
+    record = CanaryRecord(
+        attack="gradient_canaries", canaries=10, included=4, delta=1e-5, confidence=0.95,
+        epsilon_lower_bound=0.3, best_score="lr", max_epsilon=1.2, by_score={"lr": {}},
+        run=RunFacts(experiment_name="x", dp_enabled=True), mechanism_check=_CHECK,
+    )
+    run.write_canary("gradient_canaries", record)
+    assert run.read_canary("gradient_canaries").mechanism_check == _CHECK
+    data = json.loads(run.canary_path("gradient_canaries").read_text())
+    data["mechanism_check"] = {**_CHECK, **broken}
+    run.canary_path("gradient_canaries").write_text(json.dumps(data))
+    with pytest.raises(RunDirectoryError, match="mechanism_check"):
+        run.read_canary("gradient_canaries")

@@ -21,6 +21,8 @@ The arrays (``gradient_canaries.npz`` in a run directory)::
     batch_sizes (T,)     int64: real examples in step t's sum; -1 where the loop could not tell
                          (absent in records written before it was kept: all -1)
     dataset_size         the number of examples the batches were drawn from (0: unknown)
+    parameter_sizes (P,) int64: each trainable tensor's size in the flattened order (absent in
+                         older records)
 """
 
 from __future__ import annotations
@@ -52,6 +54,7 @@ class GradientCanaryRecord:
     final: np.ndarray
     batch_sizes: np.ndarray | None = None  # None: unknown at every step
     dataset_size: int = 0
+    parameter_sizes: np.ndarray | None = None  # None: unknown (older records)
 
     @property
     def count(self) -> int:
@@ -80,6 +83,8 @@ class GradientCanaryRecord:
                 final=self.final.astype(np.float32),
                 batch_sizes=self.known_batch_sizes().astype(np.int64),
                 dataset_size=np.int64(self.dataset_size),
+                **({} if self.parameter_sizes is None else
+                   {"parameter_sizes": np.asarray(self.parameter_sizes, np.int64)}),
             )
 
     def known_batch_sizes(self) -> np.ndarray:
@@ -110,6 +115,8 @@ class GradientCanaryRecord:
                              if "batch_sizes" in data else None),
                 dataset_size=(int(npz_scalar(data, "dataset_size", "iu"))
                               if "dataset_size" in data else 0),
+                parameter_sizes=(_array(data, "parameter_sizes", np.int64)
+                                 if "parameter_sizes" in data else None),
             )
             record.check()
             return record
@@ -133,6 +140,9 @@ class GradientCanaryRecord:
             and (self.coordinates.min() < 0 or self.coordinates.max() >= self.dimension)
         ):
             raise ValueError("a canary coordinate lies outside the model's parameters")
+        if len(np.unique(self.coordinates)) != len(self.coordinates):
+            raise ValueError("two dirac canaries share a coordinate (they are drawn without "
+                             "replacement)")
         if self.observations.ndim != 2 or self.observations.shape[1] != m:
             raise ValueError(f"observations has shape {self.observations.shape}, expected (T, {m})")
         if self.sampled.shape != self.observations.shape:
@@ -152,6 +162,11 @@ class GradientCanaryRecord:
             raise ValueError(f"batch_sizes must hold one size (or -1) per step, got {sizes.shape}")
         if self.dataset_size < 0 or (self.dataset_size and np.any(sizes > self.dataset_size)):
             raise ValueError("dataset_size is negative or below a batch size")
+        if self.parameter_sizes is not None and (
+            self.parameter_sizes.ndim != 1 or np.any(self.parameter_sizes < 1)
+            or int(self.parameter_sizes.sum()) != self.dimension
+        ):
+            raise ValueError("parameter_sizes must be positive and add up to dimension")
         if not (0 < self.sample_rate <= 1 and self.noise_multiplier >= 0
                 and self.max_grad_norm > 0):
             raise ValueError("sample_rate, noise_multiplier or max_grad_norm is out of range")

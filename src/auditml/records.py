@@ -254,6 +254,35 @@ class CanaryRecord(Record):
     # True when the audit contradicts the run's DP claim; None without a claim.
     violation: bool | None = None
 
+    @field_validator("mechanism_check")
+    @classmethod
+    def _mechanism_readable(cls, check: dict[str, Any] | None) -> dict[str, Any] | None:
+        """What a report reads of the check is there and typed (a run directory is untrusted)."""
+        if check is None:
+            return None
+        if not isinstance(check.get("violation"), bool) or not isinstance(
+            check.get("family"), str
+        ):
+            raise ValueError("mechanism_check needs a boolean violation and a family text")
+        for what in ("confidence", "family_epsilon_lower_bound"):
+            _finite_number(check.get(what), f"mechanism_check.{what}")
+        parts = {"noise": ("upper", "estimate", "claimed", "observations"),
+                 "sample_rate": ("lower", "estimate", "claimed", "batches"),
+                 "sensitivity": ("lower", "estimate", "sampled", "tensors")}
+        for part, keys in parts.items():
+            value = check.get(part)
+            if value is None and part != "noise":
+                continue  # not measured in this run (or an older record)
+            if not isinstance(value, dict):
+                raise ValueError(f"mechanism_check.{part} must be a mapping")
+            for key in keys:
+                _finite_number(value.get(key), f"mechanism_check.{part}.{key}")
+        tensor = (check.get("sensitivity") or {}).get("tensor")
+        if tensor is not None and (isinstance(tensor, bool) or not isinstance(tensor, int)):
+            raise ValueError(f"mechanism_check.sensitivity.tensor must be an integer, got "
+                             f"{tensor!r}")
+        return check
+
 
 class ManyRunsRecord(Record):
     """``auditml audit-dp``: K runs of a DP recipe, one gradient canary each, audited together.

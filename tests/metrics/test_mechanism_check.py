@@ -1,7 +1,9 @@
 """The mechanism check: its upper bound on σ covers the truth at its confidence (also when the
 real examples interfere, adaptively), it is tight without interference; its lower bound on the
-sampling rate covers the truth; and the ε they imply is a lower bound on the true ε of the
-Gaussian mechanism (closed form) that is close to the truth."""
+sampling rate covers the truth; its lower bound on the sensitivity covers the truth (by
+simulation: it is asymptotic) and finds a canary that escaped clipping; and the ε they imply is
+a lower bound on the true ε of the Gaussian mechanism (closed form) that is close to the
+truth."""
 
 from __future__ import annotations
 
@@ -14,7 +16,11 @@ from scipy import optimize, stats
 from auditml.metrics import MetricsInputError
 from auditml.metrics.accounting import accountant_epsilon, prv_epsilon_lower
 from auditml.metrics.fdp_family import mechanism_epsilon_lower_bound
-from auditml.metrics.mechanism_check import noise_upper_bound, sample_rate_lower_bound
+from auditml.metrics.mechanism_check import (
+    noise_upper_bound,
+    sample_rate_lower_bound,
+    sensitivity_lower_bound,
+)
 
 TRIALS = 400
 
@@ -131,3 +137,72 @@ def test_the_rate_bound_is_the_clopper_pearson_one() -> None:
 def test_bad_batches_are_refused(sizes: list[float], dataset_size: object) -> None:
     with pytest.raises(MetricsInputError):
         sample_rate_lower_bound(np.asarray(sizes), dataset_size=dataset_size)  # type: ignore[arg-type]
+
+
+def _sensitivity_trial(rng: np.random.Generator, spread: float, *, rate: float = 0.05,
+                       sigma: float = 1.0, steps: int = 300, canaries: int = 20):
+    """One simulated run: each sampled canary adds ``spread`` (units of C) to its coordinate;
+    the real examples interfere adaptively (a pull towards minus the last observation)."""
+    sampled = rng.random((steps, canaries)) < rate
+    o = np.empty((steps, canaries))
+    previous = np.zeros(canaries)
+    for t in range(steps):
+        o[t] = -0.5 * previous + sigma * rng.normal(size=canaries) + spread * sampled[t]
+        previous = o[t]
+    return sensitivity_lower_bound(o, sampled, sample_rate=rate, confidence=0.95)
+
+
+def test_the_sensitivity_bound_covers_the_truth_at_its_confidence() -> None:
+    rng = np.random.default_rng(5)
+    misses = sum(_sensitivity_trial(rng, 1.0).lower > 1.0 for _ in range(TRIALS))
+    # Asymptotic but accurate at 6000 (step, canary) pairs: about 5 %, neither far above (the
+    # check would flag correct runs) nor far below (a bound loose enough to see nothing).
+    assert 0.02 * TRIALS <= misses <= 0.08 * TRIALS
+
+
+def test_the_sensitivity_bound_holds_with_a_handful_of_sampled_pairs() -> None:
+    # One canary over 100 steps: about 5 sampled pairs. The normal quantile misses about 11 % of
+    # the time here; Student's t keeps the level.
+    rng = np.random.default_rng(7)
+    trials = [_sensitivity_trial(rng, 1.0, steps=100, canaries=1) for _ in range(1000)]
+    misses = sum(bound.lower > 1.0 for bound in trials)
+    assert 20 <= misses <= 75
+
+
+def test_a_canary_that_escaped_clipping_is_found() -> None:
+    rng = np.random.default_rng(6)
+    bounds = [_sensitivity_trial(rng, 3.0) for _ in range(20)]
+    assert all(bound.lower > 1.0 and bound.p_value < 0.01 for bound in bounds)
+    assert np.mean([bound.estimate for bound in bounds]) == pytest.approx(3.0, abs=0.2)
+    # A canary that moves the sum *less* than C (clipping after the sum scales it down) only
+    # lowers the statistic: nothing to flag.
+    small = _sensitivity_trial(rng, 0.2)
+    assert small.lower < 1.0 and small.p_value > 0.5
+
+
+def test_the_sensitivity_estimate_is_the_martingale_one() -> None:
+    o = np.array([[2.0, 0.5], [-1.0, 3.0], [0.0, 1.0]])
+    s = np.array([[True, False], [False, True], [False, False]])
+    bound = sensitivity_lower_bound(o, s, sample_rate=0.25, confidence=0.9)
+    w = s - 0.25
+    estimate = (w * o).sum() / (w * s).sum()
+    spread = math.sqrt((w**2 * (o - estimate * s) ** 2).sum()) / (w * s).sum()
+    assert bound.estimate == pytest.approx(estimate)
+    assert bound.lower == pytest.approx(estimate - stats.t.ppf(0.9, 1) * spread)
+    statistic = (w * (o - s)).sum() / math.sqrt((w**2 * (o - s) ** 2).sum())
+    assert bound.p_value == pytest.approx(stats.t.sf(statistic, 1))
+    assert (bound.sampled, bound.observations) == (2, 6)
+    never = sensitivity_lower_bound(o, np.zeros_like(s), sample_rate=0.25)
+    assert never.sampled == 0 and never.lower == 0.0 and never.p_value == 1.0
+
+
+@pytest.mark.parametrize(
+    ("observations", "sampled", "rate"),
+    [([[1.0]], [[1]], 0.1), ([[1.0]], [[True, False]], 0.1), ([[np.inf]], [[True]], 0.1),
+     ([[1.0]], [[True]], 1.0), ([[1.0]], [[True]], 0.0), ([[1.0]], [[True]], True),
+     ([1.0], [True], 0.1)],
+)
+def test_bad_sensitivity_input_is_refused(observations: list, sampled: list, rate: object) -> None:
+    with pytest.raises(MetricsInputError):
+        sensitivity_lower_bound(np.asarray(observations), np.asarray(sampled),
+                                sample_rate=rate)  # type: ignore[arg-type]

@@ -163,3 +163,7 @@ def test_the_mechanism_check_is_said_in_words() -> None:
     assert _mechanism_sentence({**check, "violation": False}).endswith("within that family).")
     assert "batches" not in _mechanism_sentence({**check, "sample_rate": None})
     assert _mechanism_sentence(None) == ""
+    escaped = {**check, "sensitivity": {"tensor": 3, "tensors": 4, "estimate": 9.25,
+                                        "lower": 7.73, "sampled": 32}}
+    assert ("(the accountant assumed 0.05); a sampled canary moves the sum by at least 7.73 × "
+            "the clipping norm (clipping allows 1), so if") in _mechanism_sentence(escaped)

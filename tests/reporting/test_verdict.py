@@ -181,3 +181,12 @@ def test_canary_summary_shows_the_mechanism_check() -> None:
     no_rate = canary_summary({**record, "mechanism_check": {**check, "sample_rate": None}})
     assert "the accountant assumed 1.000): VIOLATION" in no_rate and "batches" not in no_rate
     assert "mechanism check" not in canary_summary({**record, "mechanism_check": None})
+    escaped = {"tensor": 3, "tensors": 4, "canaries": 5, "estimate": 9.25, "lower": 7.73,
+               "p_value": 3e-6, "sampled": 32, "observations": 500, "confidence": 0.998}
+    shown = canary_summary({**record, "mechanism_check": {**check, "sensitivity": escaped}})
+    assert ("the accountant assumed 0.025); a sampled canary moves the sum by ≥ 7.73 × the "
+            "clipping norm (estimate 9.25 from 32 sampled pairs, trainable tensor 3 of 4; "
+            "clipping allows 1): VIOLATION") in shown
+    pooled = canary_summary({**record, "mechanism_check": {
+        **check, "sensitivity": {**escaped, "tensor": None}}})
+    assert "32 sampled pairs; clipping allows 1)" in pooled

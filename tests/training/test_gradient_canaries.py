@@ -287,19 +287,28 @@ def test_batch_sizes_round_trip_and_older_records_read_as_unknown(tmp_path: Any)
     record.save(path)
     loaded = GradientCanaryRecord.load(path)
     assert loaded.known_batch_sizes().tolist() == [3, 0, -1] and loaded.dataset_size == 64
+    sizes = [p.numel() for p in canaries.parameters]
+    assert loaded.parameter_sizes is not None and loaded.parameter_sizes.tolist() == sizes
     with np.load(path) as saved:
         arrays = {key: value for key, value in saved.items()
-                  if key not in ("batch_sizes", "dataset_size")}
+                  if key not in ("batch_sizes", "dataset_size", "parameter_sizes")}
     with path.open("wb") as handle:
         np.savez(handle, **arrays)  # as auditml wrote it before batch sizes were kept
     older = GradientCanaryRecord.load(path)
     assert older.known_batch_sizes().tolist() == [-1, -1, -1] and older.dataset_size == 0
+    assert older.parameter_sizes is None
+    twice = arrays["coordinates"].copy()
+    twice[1] = twice[0]
     for bad in ({"batch_sizes": np.array([3, 0], np.int64)},
                 {"batch_sizes": np.array([3, 0, -2], np.int64)},
-                {"batch_sizes": np.array([3, 99, 0], np.int64), "dataset_size": np.int64(64)}):
+                {"batch_sizes": np.array([3, 99, 0], np.int64), "dataset_size": np.int64(64)},
+                {"parameter_sizes": np.array([*sizes[:-1], sizes[-1] + 1], np.int64)},
+                {"parameter_sizes": np.array([0, *sizes], np.int64)},
+                {"coordinates": twice}):
         with path.open("wb") as handle:
             np.savez(handle, **{**arrays, **bad})
-        with pytest.raises(RunDirectoryError, match=r"batch_sizes|dataset_size"):
+        with pytest.raises(RunDirectoryError,
+                           match=r"batch_sizes|dataset_size|parameter_sizes|share a coordinate"):
             GradientCanaryRecord.load(path)
 
 

@@ -159,6 +159,7 @@ class GradientCanaries:
             max_grad_norm=self.max_grad_norm, observations=observations, sampled=sampled,
             initial=self.initial, final=self._project_weights(),
             batch_sizes=np.asarray(self._batch_sizes, np.int64), dataset_size=self.dataset_size,
+            parameter_sizes=np.array([p.numel() for p in self.parameters], np.int64),
         )
 
     def _project_weights(self) -> np.ndarray:

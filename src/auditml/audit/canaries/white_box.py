@@ -60,7 +60,11 @@ from auditml.metrics.fdp_family import (
     mechanism_epsilon_lower_bound,
     noise_family_epsilon_lower_bound,
 )
-from auditml.metrics.mechanism_check import noise_upper_bound, sample_rate_lower_bound
+from auditml.metrics.mechanism_check import (
+    noise_upper_bound,
+    sample_rate_lower_bound,
+    sensitivity_lower_bound,
+)
 from auditml.records import CanaryRecord
 
 CONFIDENCE = 0.95
@@ -199,15 +203,21 @@ def check_mechanism(
     """The mechanism check, as a JSON-ready mapping; None where it cannot run (random-direction
     canaries, whose noises are correlated, or no canary left out).
 
-    **Noise**: the observations of the canaries training never added, one per distinct
-    coordinate (their noises are independent), bound the noise multiplier the sums carry from
-    above (:func:`~auditml.metrics.mechanism_check.noise_upper_bound`). **Sampling rate**, where
-    the run recorded its real batch sizes and dataset size and the accountant claims one rate:
-    the batch sizes bound the rate from below
-    (:func:`~auditml.metrics.mechanism_check.sample_rate_lower_bound`); the two bounds split
-    the check's error level. Then the true ε of DP-SGD at those bounds, from below
-    (:func:`~auditml.metrics.fdp_family.mechanism_epsilon_lower_bound`); ``violation``: that ε
-    exceeds the claimed ε.
+    It measures, each part at an equal share of the check's error level
+    (:mod:`auditml.metrics.mechanism_check` for each theorem):
+
+    - **noise**: the observations of the canaries training never added, one per coordinate (the
+      Dirac coordinates are distinct, so their noises are independent), bound the noise
+      multiplier from above;
+    - **sampling rate**, where the run recorded its real batch sizes and dataset size and the
+      accountant claims one rate: the batch sizes bound the rate from below;
+    - **sensitivity**, where included canaries were sampled: how far a sampled canary moves the
+      sum, per trainable tensor (Bonferroni over the tensors), bounded from below; above 1 (in
+      units of C) a canary's gradient escaped the clipping.
+
+    Then the true ε of DP-SGD at those bounds, from below
+    (:func:`~auditml.metrics.fdp_family.mechanism_epsilon_lower_bound`, with the noise divided
+    by the sensitivity where it exceeds 1); ``violation``: that ε exceeds the claimed ε.
     """
     left_out = np.flatnonzero(~record.included)
     if record.direction != "dirac" or len(left_out) == 0 or not record.noise_multiplier > 0:
@@ -216,27 +226,65 @@ def check_mechanism(
     known = sizes[sizes >= 0]
     rates = sorted({rate for _, rate, _ in claim.history})
     measure_rate = record.dataset_size > 0 and known.size > 0 and len(rates) == 1
-    each = 1 - (1 - confidence) / 2 if measure_rate else confidence
-    _, first = np.unique(record.coordinates[left_out], return_index=True)
-    columns = left_out[np.sort(first)]
-    noise = noise_upper_bound(record.observations[:, columns] / record.max_grad_norm,
+    groups = _sensitivity_groups(record)
+    parts = 1 + measure_rate + bool(groups)
+    each = 1 - (1 - confidence) / parts
+    noise = noise_upper_bound(record.observations[:, left_out] / record.max_grad_norm,
                               confidence=each)
     rate = sample_rate_lower_bound(known, dataset_size=record.dataset_size,
                                    confidence=each) if measure_rate else None
+    sensitivity = _sensitivity(record, groups, 1 - (1 - each) / max(len(groups), 1))
+    spread = max(1.0, sensitivity["lower"]) if sensitivity else 1.0
     epsilon = mechanism_epsilon_lower_bound(
-        claim.history, noise_scale=noise.upper / record.noise_multiplier,
+        claim.history, noise_scale=noise.upper / (record.noise_multiplier * spread),
         sample_rate=None if rate is None else max(rate.lower, 1e-12), delta=claim.delta,
     )
     steps = sum(steps for _, _, steps in claim.history)
     sampled = (f"Poisson sampling at a rate ≥ {rate.lower:.4g}" if rate is not None else
                "Poisson sampling at sample rate " + ", ".join(f"{q:.4g}" for q in rates))
+    clipping = (f"per-example sensitivity ≥ {spread:.3g} × the clipping norm "
+                f"{record.max_grad_norm:g}" if spread > 1 else
+                f"clipping norm {record.max_grad_norm:g}")
     return {
         "violation": epsilon > claim.epsilon,
         "confidence": confidence,
         "noise": {"claimed": record.noise_multiplier, **noise.to_dict()},
         "sample_rate": None if rate is None else {"claimed": rates[0], **rate.to_dict()},
+        "sensitivity": sensitivity,
         "family_epsilon_lower_bound": epsilon,
-        "family": f"DP-SGD with {sampled}, {steps} steps, clipping norm "
-                  f"{record.max_grad_norm:g} and noise multiplier ≤ {noise.upper:.4g} "
-                  "(true ε from below: PRV)",
+        "family": f"DP-SGD with {sampled}, {steps} steps, {clipping} and noise multiplier ≤ "
+                  f"{noise.upper:.4g} (true ε from below: PRV)",
     }
+
+
+def _sensitivity_groups(record: GradientCanaryRecord) -> list[tuple[int | None, np.ndarray]]:
+    """The included canaries that were ever sampled, by trainable tensor (one group when the
+    record predates tensor sizes), for the sensitivity part; empty where it cannot run."""
+    if not 0 < record.sample_rate < 1:
+        return []
+    used = record.included & record.sampled.any(axis=0)
+    if record.parameter_sizes is None:
+        owners = np.zeros(record.count, np.int64)
+    else:
+        offsets = np.cumsum(record.parameter_sizes)
+        owners = np.searchsorted(offsets, record.coordinates, side="right")
+    return [
+        (None if record.parameter_sizes is None else int(k), np.flatnonzero(used & (owners == k)))
+        for k in np.unique(owners[used])
+    ]
+
+
+def _sensitivity(
+    record: GradientCanaryRecord, groups: list[tuple[int | None, np.ndarray]], confidence: float
+) -> dict[str, Any] | None:
+    """The group whose sampled canaries moved the sums most (largest lower bound)."""
+    best: dict[str, Any] | None = None
+    for tensor, columns in groups:
+        bound = sensitivity_lower_bound(
+            record.observations[:, columns] / record.max_grad_norm, record.sampled[:, columns],
+            sample_rate=record.sample_rate, confidence=confidence,
+        )
+        if best is None or bound.lower > best["lower"]:
+            best = {"tensor": tensor, "canaries": len(columns), "tensors": len(groups),
+                    **bound.to_dict()}
+    return best
