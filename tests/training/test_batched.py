@@ -229,10 +229,39 @@ def test_batch_models_setting() -> None:
     assert batch_models_setting(AuditConfig(batch_models=4)) == 4
     assert batch_models_setting(AuditConfig()) == 8
     assert batch_models_setting(AuditConfig(), "cuda") == 64
-    # DP-SGD on a CPU: the pool unless asked (vmap's per-example gradients are slower there).
-    assert batch_models_setting(AuditConfig(), "cpu", dp=True) == 1
-    assert batch_models_setting(AuditConfig(batch_models=4), "cpu", dp=True) == 4
-    assert batch_models_setting(AuditConfig(), "cuda", dp=True) == 64
+    # DP-SGD on a CPU is batched where the per-layer rules clip the model; where they do not,
+    # the pool unless asked (vmap's per-example gradients are slower there).
+    assert batch_models_setting(AuditConfig(), "cpu", dp=True) == 8
+    assert batch_models_setting(AuditConfig(), "cpu", dp=True, layer_rules=False) == 1
+    assert batch_models_setting(AuditConfig(batch_models=4), "cpu", dp=True,
+                                layer_rules=False) == 4
+    assert batch_models_setting(AuditConfig(), "cuda", dp=True, layer_rules=False) == 64
+
+
+class _Scaled(nn.Module):
+    """A linear model times a trainable scale: a parameter no per-layer rule knows."""
+
+    def __init__(self, features: int, num_classes: int) -> None:
+        super().__init__()
+        self.linear = nn.Linear(features, num_classes)
+        self.scale = nn.Parameter(torch.ones(()))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.linear(x.flatten(1)) * self.scale
+
+
+def test_the_layer_rules_cover_the_shipped_models_and_not_an_unknown_layer(
+    tiny_config: Callable[..., dict[str, Any]], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from auditml.training.batched_jobs import layer_rules_cover
+
+    assert layer_rules_cover(_config(tiny_config, dp=True))
+    monkeypatch.setattr(MODELS, "_entries", {
+        **MODELS._entries,
+        "scaled": lambda shape, classes: _Scaled(int(np.prod(shape)), classes),
+    })
+    assert not layer_rules_cover(parse_config(tiny_config(
+        model={"arch": "scaled"}, training={"dp": {"enabled": True, "noise_multiplier": 1.0}})))
 
 
 class Jobs:
@@ -334,3 +363,26 @@ def test_turning_batching_on_or_off_reuses_the_trained_models(
         executor = Jobs()
         _ensure(changed, tmp_path, 2, 2, executor)
         assert executor.jobs == []
+
+
+@pytest.mark.parametrize("rules", [True, False], ids=["layer-rules", "vmap-norms"])
+def test_the_cpu_loop_clips_with_the_layer_rules_where_they_cover_the_model(
+    tiny_config: Callable[..., dict[str, Any]], monkeypatch: pytest.MonkeyPatch, rules: bool,
+) -> None:
+    # On the CPU each model's clipped sum comes from the single-model trainer's per-layer rules
+    # (one forward, one backward); vmap's per-example norms are only the fallback for a model
+    # they do not cover. Either way the models equal the ones trained alone.
+    import auditml.training.batched as batched
+
+    config = _config(tiny_config, dp=True)
+    if rules:
+        def no_vmap(*_: Any) -> torch.Tensor:
+            raise AssertionError("vmap norms used although the layer rules cover the model")
+        monkeypatch.setattr(batched._BatchedFit, "_per_example_norms", no_vmap)
+    else:
+        monkeypatch.setattr(batched, "fast_path_problems", lambda _: ["no rule (planted)"])
+        monkeypatch.setattr(batched, "PerExampleClipper", None)  # would fail if it were used
+    subsets, seeds = _subsets(2), [11, 22]
+    trained = train_batched(config, _pool(config), subsets, seeds, device=CPU, vectorize=False)
+    for k in range(2):
+        assert _relative_difference(_alone(config, subsets[k], seeds[k]), trained[k]) < TOLERANCE

@@ -29,7 +29,7 @@ from auditml.errors import RunDirectoryError
 from auditml.records import CanaryRecord, InferenceRecord, RunFacts, TrainingRecord
 from auditml.run_directory import RunDirectory
 from auditml.training import build_run_model, load_dataset
-from auditml.training.batched_jobs import batch_models_setting
+from auditml.training.batched_jobs import batch_models_setting, layer_rules_cover
 from auditml.training.device import resolve_device
 from auditml.training.executors import make_executor, training_device
 from auditml.training.reference import ReferenceStore, default_workers
@@ -197,7 +197,9 @@ class RunResources:
             executor=self.executor,
             batch_models=batch_models_setting(
                 self.audit, training_device(self.executor, self.config.training.device),
-                dp=self.config.training.dp.enabled),
+                dp=self.config.training.dp.enabled,
+                layer_rules=(not self.config.training.dp.enabled
+                             or layer_rules_cover(self.config))),
         )
 
 

@@ -7,8 +7,10 @@ passes at once. Without DP-SGD the K losses are summed and one backward gives ea
 gradient; with DP-SGD each example's gradient norm comes from ``vmap(grad)`` over models and
 examples. On the CPU the models' passes run in a loop instead (``vectorize``), on their real rows
 with the kernels a model alone runs: there a ``vmap``-ed convolution becomes a grouped one plus
-layout copies, slower than K plain ones (``benchmarks/batched_training.py``); everything else
-(data, clipping, noise, optimiser) stays one computation.
+layout copies, slower than K plain ones (``benchmarks/batched_training.py``); with DP-SGD each
+model's clipped sum there comes from the single-model fast path's per-layer rules (one forward,
+one backward to the layers' outputs), the ``vmap(grad)`` norms being the fallback for layers
+they do not cover. Everything else (data, noise, optimiser) stays one computation.
 
 The mechanism is, per model, exactly the one :func:`auditml.training.trainer.fit_model` runs
 for that model's seed (``tests/training/test_batched.py`` checks both side by side):
@@ -47,6 +49,7 @@ from auditml.config import AuditMLConfig, DPConfig
 from auditml.data import DATASETS, ArrayDataset
 from auditml.errors import AuditMLError
 from auditml.models import build_model
+from auditml.training.per_example import PerExampleClipper, covered_layers, fast_path_problems
 from auditml.training.privacy import plan_noise, prepare_for_dp
 
 Weights = dict[str, np.ndarray]
@@ -134,6 +137,7 @@ class _BatchedFit:
         self.pool_y = torch.from_numpy(pool.y).to(device)
         self.rows = [torch.as_tensor(np.asarray(s), dtype=torch.long) for s in subsets]
         self.loaders = [self._loader(len(s), seed) for s, seed in zip(subsets, seeds, strict=True)]
+        self._close: Callable[[], None] = lambda: None  # hooks to remove when training ends
 
     def _initial_model(self, seed: int) -> tuple[nn.Module, torch.Tensor]:
         """The model ``fit_model`` would start from, and the global RNG state after building it."""
@@ -164,6 +168,16 @@ class _BatchedFit:
 
     def run(self) -> list[Weights]:
         step = self._plain_step if self.dp is None else self._private_step(self.dp)
+        try:
+            self._epochs(step)
+        finally:
+            self._close()
+        return [
+            {name: tensor[k].detach().cpu().numpy() for name, tensor in self.parameters.items()}
+            for k in range(len(self.loaders))
+        ]
+
+    def _epochs(self, step: Step) -> None:
         for _ in range(self.config.training.epochs):
             iterators = [iter(loader) for loader in self.loaders]
             for _ in range(len(self.loaders[0])):
@@ -173,10 +187,6 @@ class _BatchedFit:
                 # when it is exhausted, and that draw shapes the model's next epoch.
                 if next(iterator, None) is not None:
                     raise AuditMLError("batched training: loaders of one group differ in length")
-        return [
-            {name: tensor[k].detach().cpu().numpy() for name, tensor in self.parameters.items()}
-            for k in range(len(self.loaders))
-        ]
 
     def _batch(self, positions: list[torch.Tensor]) -> tuple[torch.Tensor, ...]:
         """Each model's batch padded to the longest: inputs, labels and a 0/1 mask ``(K, B)``."""
@@ -235,15 +245,22 @@ class _BatchedFit:
             dtype=torch.float32, device=self.device,
         )
 
+        clipper = None if self.vectorized else self._layer_clipper()
+        self._close = clipper.close if clipper is not None else self._close
+
         def step(x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> None:
-            norms = self._per_example_norms(x, y, mask)
-            scale = (dp.max_grad_norm / (norms + 1e-6)).clamp(max=1.0) * mask
             self.optimizer.zero_grad(set_to_none=True)
-            # d/dθ sum_i c_i L_i = sum_i c_i g_i: the clipped sum in one ordinary backward.
-            (self._example_losses(x, y, mask) * scale).sum().backward()
+            if clipper is not None:
+                sums = self._looped_clipped_sums(clipper, dp.max_grad_norm, x, y, mask)
+            else:
+                norms = self._per_example_norms(x, y, mask)
+                scale = (dp.max_grad_norm / (norms + 1e-6)).clamp(max=1.0) * mask
+                # d/dθ sum_i c_i L_i = sum_i c_i g_i: the clipped sum in one ordinary backward.
+                (self._example_losses(x, y, mask) * scale).sum().backward()
+                sums = {name: p.grad for name, p in self.parameters.items()}
             noise = self._noise(std)
             for name, parameter in self.parameters.items():
-                summed = parameter.grad
+                summed = sums[name]
                 if summed is None:  # a parameter the loss does not reach: Opacus sums zeros
                     summed = torch.zeros_like(parameter)
                 if noise:
@@ -252,6 +269,36 @@ class _BatchedFit:
             self.optimizer.step()
 
         return step
+
+    def _layer_clipper(self) -> PerExampleClipper | None:
+        """The single-model trainer's per-layer clipping on the template, where its rules cover
+        every trainable layer (None: the ``vmap(grad)`` norms instead)."""
+        if fast_path_problems(self.template):
+            return None
+        return PerExampleClipper(self.template, covered_layers(self.template))
+
+    def _looped_clipped_sums(self, clipper: PerExampleClipper, max_grad_norm: float,
+                             x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor) -> Parameters:
+        """``sum_i c_i g_i`` of each model, stacked ``(K, ...)``, as the fast path computes it
+        alone: a forward of the template with the model's parameters (its hooks capture each
+        layer), then one backward to the layers' outputs and the layers' rules. On the CPU this
+        is one forward and one backward per model, where the ``vmap(grad)`` norms cost a second
+        of each plus per-example gradients."""
+        rows = mask.sum(1).long().tolist()
+        names = {parameter: name for name, parameter in self.template.named_parameters()}
+        unbound = {name: parameter.unbind(0) for name, parameter in self.parameters.items()}
+        sums: dict[str, list[torch.Tensor]] = {name: [] for name in self.parameters}
+        for k, count in enumerate(rows):
+            found: dict[str, torch.Tensor] = {}
+            if count:
+                own = {name: values[k] for name, values in unbound.items()}
+                logits = functional_call(self.template, own, (x[k, :count],))
+                loss_sum = nn.functional.cross_entropy(logits, y[k, :count], reduction="sum")
+                clipped, _ = clipper.clipped_sum(loss_sum, max_grad_norm)
+                found = {names[parameter]: value for parameter, value in clipped.items()}
+            for name, values in unbound.items():
+                sums[name].append(found[name] if name in found else torch.zeros_like(values[k]))
+        return {name: torch.stack(values) for name, values in sums.items()}
 
     def _per_example_norms(self, x: torch.Tensor, y: torch.Tensor, mask: torch.Tensor
                            ) -> torch.Tensor:
