@@ -89,6 +89,10 @@ class DPRecipeConfig(_Section):
         default=None, ge=0, lt=1, description="release an exponential moving average of the "
         "weights with this decay (0 = the last weights); default and plain: 0",
     )
+    lr_schedule: Literal["constant", "cosine"] | None = Field(
+        default=None, description="the learning rate over the run's steps: constant, or cosine "
+        "decay to 0 at the last step; default: constant, plain: constant",
+    )
 
     def resolved(self) -> DPRecipeConfig:
         """Every part written out as the named recipe sets it."""
@@ -101,14 +105,17 @@ class DPRecipeConfig(_Section):
                 else self.min_learning_rate
             ),
             ema_decay=parts["ema_decay"] if self.ema_decay is None else self.ema_decay,
+            lr_schedule=parts["lr_schedule"] if self.lr_schedule is None else self.lr_schedule,
         )
 
 
 # What each named recipe sets (measured in benchmarks/dp_recipe_probe.py; the reasons are in
 # auditml.training.recipe). EMA is off in both: at a few hundred steps it gained nothing.
 RECIPE_PARTS: dict[str, dict[str, Any]] = {
-    "default": {"architecture": True, "min_learning_rate": 0.003, "ema_decay": 0.0},
-    "plain": {"architecture": False, "min_learning_rate": 0.0, "ema_decay": 0.0},
+    "default": {"architecture": True, "min_learning_rate": 0.003, "ema_decay": 0.0,
+                "lr_schedule": "constant"},
+    "plain": {"architecture": False, "min_learning_rate": 0.0, "ema_decay": 0.0,
+              "lr_schedule": "constant"},
 }
 
 

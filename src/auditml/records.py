@@ -84,6 +84,8 @@ class RecipeRecord(Record):
     architecture: bool
     min_learning_rate: float = Field(ge=0)
     ema_decay: float = Field(ge=0, lt=1)
+    # Runs written before the schedule existed trained at a constant rate.
+    lr_schedule: Literal["constant", "cosine"] = "constant"
     arch: str
     learning_rate: float = Field(gt=0)
 

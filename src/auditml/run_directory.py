@@ -527,8 +527,12 @@ class SweepDirectory:
 def _trained_before_recipes(raw: Any) -> None:
     """A run written before DP recipes existed has no ``training.dp.recipe``: it was trained
     plain, and its reference models must be too (the default recipe would change their learning
-    rate). Every run written since records its recipe in full."""
+    rate). Every run written since records its recipe in full; one written before the recipe
+    had a learning-rate schedule trained at a constant rate."""
     training = raw.get("training") if isinstance(raw, dict) else None
     dp = training.get("dp") if isinstance(training, dict) else None
     if isinstance(dp, dict) and "recipe" not in dp:
         dp["recipe"] = "plain"
+    recipe = dp.get("recipe") if isinstance(dp, dict) else None
+    if isinstance(recipe, dict) and "lr_schedule" not in recipe:
+        recipe["lr_schedule"] = "constant"

@@ -386,3 +386,15 @@ def test_the_cpu_loop_clips_with_the_layer_rules_where_they_cover_the_model(
     trained = train_batched(config, _pool(config), subsets, seeds, device=CPU, vectorize=False)
     for k in range(2):
         assert _relative_difference(_alone(config, subsets[k], seeds[k]), trained[k]) < TOLERANCE
+
+
+@pytest.mark.parametrize("dp", [False, True])
+def test_batched_models_follow_the_learning_rate_schedule(
+    tiny_config: Callable[..., dict[str, Any]], dp: bool,
+) -> None:
+    # Without DP no recipe applies (the models train at a constant rate either way).
+    config = _config(tiny_config, dp=dp, recipe={"lr_schedule": "cosine"})
+    subsets, seeds = _subsets(2), [11, 22]
+    trained = train_batched(config, _pool(config), subsets, seeds, device=CPU, vectorize=False)
+    for k in range(2):
+        assert _relative_difference(_alone(config, subsets[k], seeds[k]), trained[k]) < TOLERANCE

@@ -4,6 +4,7 @@ accountant's ε is the recipe's invariant), and are recorded with the run."""
 from __future__ import annotations
 
 import io
+import math
 from collections.abc import Callable
 from typing import Any
 
@@ -18,7 +19,7 @@ from auditml.errors import ConfigError
 from auditml.models import accuracy
 from auditml.run_directory import CONFIG_FILE, RunDirectory
 from auditml.training import build_run_model, train
-from auditml.training.recipe import WeightAverage, learning_rate
+from auditml.training.recipe import WeightAverage, learning_rate, lr_schedule
 from auditml.training.run_model import load_dataset
 
 DP = {"enabled": True, "epsilon": 3.0, "delta": 1e-3}
@@ -54,7 +55,8 @@ def test_learning_rate_floor_applies_to_adam_under_dp_only(
     assert lr(training={"learning_rate": 0.001, "dp": own_floor}) == 0.02
 
 
-@pytest.mark.parametrize("recipe", ["sloppy", {"ema_decay": 1.0}, {"min_learning_rate": -1}])
+@pytest.mark.parametrize("recipe", ["sloppy", {"ema_decay": 1.0}, {"min_learning_rate": -1},
+                                    {"lr_schedule": "step"}])
 def test_bad_recipe_is_refused(tiny_config: Callable[..., dict[str, Any]], recipe: Any) -> None:
     with pytest.raises(ConfigError, match="recipe"):
         parse_config(tiny_config(training={"dp": {**DP, "recipe": recipe}}))
@@ -91,7 +93,8 @@ def test_recipes_spend_the_same_epsilon_and_are_recorded(
         assert default[key] == plain[key]
     assert default["recipe"] == {
         "name": "default", "architecture": True, "min_learning_rate": 0.003,
-        "ema_decay": 0.0, "arch": "mlp_small_tanh", "learning_rate": 0.005,
+        "ema_decay": 0.0, "lr_schedule": "constant", "arch": "mlp_small_tanh",
+        "learning_rate": 0.005,
     }
     assert plain["recipe"]["arch"] == "cnn_8x8" and plain["arch"] == "cnn_8x8"
     assert default["arch"] == "mlp_small_tanh"
@@ -132,3 +135,60 @@ def test_run_written_before_recipes_reads_as_plain(
     (run.path / CONFIG_FILE).write_text(yaml.safe_dump(old), encoding="utf-8")
     assert run.read_config().training.dp.recipe.name == "plain"
 
+
+
+def test_the_cosine_schedule_decays_the_rate_to_zero_over_the_steps(
+    tiny_config: Callable[..., dict[str, Any]],
+) -> None:
+    config = parse_config(tiny_config(training={
+        "learning_rate": 0.01, "dp": {**DP, "recipe": {"lr_schedule": "cosine"}}}))
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.01)
+    schedule = lr_schedule(optimizer, config, 8)
+    assert schedule is not None
+    rates = []
+    for _ in range(8):
+        rates.append(optimizer.param_groups[0]["lr"])
+        optimizer.step()
+        schedule.step()
+    assert rates == pytest.approx([0.01 * (1 + math.cos(math.pi * t / 8)) / 2 for t in range(8)])
+    assert optimizer.param_groups[0]["lr"] == pytest.approx(0.0, abs=1e-12)
+    # Constant, plain, or no DP at all: no schedule.
+    for training in ({"dp": DP}, {"dp": {**DP, "recipe": "plain"}}, {}):
+        assert lr_schedule(optimizer, parse_config(tiny_config(training=training)), 8) is None
+
+
+@pytest.mark.slow
+def test_the_schedule_changes_the_weights_not_the_epsilon(
+    tiny_config: Callable[..., dict[str, Any]],
+) -> None:
+    results = {}
+    for schedule in ["constant", "cosine"]:
+        raw = tiny_config(experiment_name=schedule,
+                          training={"dp": {**DP, "recipe": {"lr_schedule": schedule}}})
+        result = train(parse_config(raw), console=Console(file=io.StringIO()))
+        model = build_run_model(parse_config(raw))
+        model.load_state_dict(RunDirectory(result.run_dir).read_model_state())
+        results[schedule] = (result.metrics, [p.detach().clone() for p in model.parameters()])
+    (constant, before), (cosine, after) = results["constant"], results["cosine"]
+    assert cosine["recipe"]["lr_schedule"] == "cosine"
+    for key in ["epsilon", "noise_multiplier", "sample_rate", "steps"]:
+        assert constant[key] == cosine[key]
+    assert any(not torch.equal(a, b) for a, b in zip(before, after, strict=True))
+
+
+def test_run_written_before_the_schedule_trains_its_references_at_a_constant_rate(
+    tiny_config: Callable[..., dict[str, Any]], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import auditml.config as config_module
+
+    config = parse_config(tiny_config(training={"dp": DP}))
+    run = RunDirectory(config.run_dir)
+    run.path.mkdir(parents=True)
+    old = config.resolved().model_dump(mode="json")
+    del old["training"]["dp"]["recipe"]["lr_schedule"]
+    (run.path / CONFIG_FILE).write_text(yaml.safe_dump(old), encoding="utf-8")
+    # Were the default recipe to schedule the rate, the old run still reads as it trained.
+    monkeypatch.setitem(config_module.RECIPE_PARTS["default"], "lr_schedule", "cosine")
+    assert run.read_config().training.dp.recipe.resolved().lr_schedule == "constant"
+    assert parse_config(tiny_config(training={"dp": DP})).training.dp.recipe.resolved(
+        ).lr_schedule == "cosine"

@@ -259,3 +259,25 @@ def test_batch_size_default_follows_the_training_device() -> None:
 
     assert batch_models_setting(AuditConfig(), "cpu") == 8
     assert batch_models_setting(AuditConfig(), "cuda:1") == 64
+
+
+def test_a_store_from_before_the_learning_rate_schedule_is_reused(
+    tiny_config: Callable[..., dict[str, Any]], tmp_path: Path
+) -> None:
+    raw = tiny_config(training={"device": "cpu", "dp": {"enabled": True,
+                                                        "noise_multiplier": 1.0}})
+    config = parse_config(raw)
+    _ensure(tmp_path, config, _Untrained(config, "cpu"))
+    path = tmp_path / "manifest.json"
+    manifest = json.loads(path.read_text())
+    del manifest["fingerprint"]["recipe"]["training"]["dp"]["recipe"]["lr_schedule"]
+    path.write_text(json.dumps(manifest))
+    reused = _Untrained(config, "cpu")
+    _ensure(tmp_path, config, reused)
+    assert reused.jobs == []
+    # A store that did schedule the rate is another set of models.
+    manifest["fingerprint"]["recipe"]["training"]["dp"]["recipe"]["lr_schedule"] = "cosine"
+    path.write_text(json.dumps(manifest))
+    retrained = _Untrained(config, "cpu")
+    _ensure(tmp_path, config, retrained)
+    assert len(retrained.jobs) == 2

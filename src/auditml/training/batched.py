@@ -51,6 +51,7 @@ from auditml.errors import AuditMLError
 from auditml.models import build_model
 from auditml.training.per_example import PerExampleClipper, covered_layers, fast_path_problems
 from auditml.training.privacy import plan_noise, prepare_for_dp
+from auditml.training.recipe import lr_schedule
 
 Weights = dict[str, np.ndarray]
 Parameters = dict[str, torch.Tensor]
@@ -178,10 +179,14 @@ class _BatchedFit:
         ]
 
     def _epochs(self, step: Step) -> None:
-        for _ in range(self.config.training.epochs):
+        epochs = self.config.training.epochs
+        schedule = lr_schedule(self.optimizer, self.config, epochs * len(self.loaders[0]))
+        for _ in range(epochs):
             iterators = [iter(loader) for loader in self.loaders]
             for _ in range(len(self.loaders[0])):
                 step(*self._batch([next(iterator)[0] for iterator in iterators]))
+                if schedule is not None:
+                    schedule.step()
             for iterator in iterators:
                 # Exhaust each loader as a for loop would: a shuffling sampler draws once more
                 # when it is exhausted, and that draw shapes the model's next epoch.

@@ -303,17 +303,26 @@ def _same_models(saved: Any, fingerprint: dict[str, Any]) -> bool:
     """Whether a manifest's fingerprint names the models ``fingerprint`` asks for.
 
     Stores written before models trained on the run's device have no ``device``: all their
-    models trained on the CPU, and their recipe kept the (then unused) device setting.
+    models trained on the CPU, and their recipe kept the (then unused) device setting. Stores
+    written before the DP recipe had a learning-rate schedule trained at a constant rate.
     """
     if saved == fingerprint:
         return True
-    if not isinstance(saved, dict) or "device" in saved or not isinstance(
-        saved.get("recipe"), dict
-    ) or not isinstance(saved["recipe"].get("training"), dict):
+    if not isinstance(saved, dict) or not isinstance(saved.get("recipe"), dict) or not (
+        isinstance(saved["recipe"].get("training"), dict)
+    ):
         return False
-    recipe = {**saved["recipe"], "training": dict(saved["recipe"]["training"])}
-    recipe["training"].pop("device", None)
-    return {**saved, "recipe": recipe, "device": "cpu"} == fingerprint
+    training = dict(saved["recipe"]["training"])
+    upgraded = {**saved, "recipe": {**saved["recipe"], "training": training}}
+    if "device" not in saved:
+        training.pop("device", None)
+        upgraded["device"] = "cpu"
+    dp = training.get("dp")
+    if isinstance(dp, dict) and isinstance(dp.get("recipe"), dict) and (
+        "lr_schedule" not in dp["recipe"]
+    ):
+        training["dp"] = {**dp, "recipe": {**dp["recipe"], "lr_schedule": "constant"}}
+    return upgraded == fingerprint
 
 
 def _model_seed(run_seed: int, k: int) -> int:

@@ -31,7 +31,13 @@ from auditml.training.grad_sample_choice import resolve_grad_sample_mode
 from auditml.training.gradient_canaries import GradientCanaries, optimizer_parameters
 from auditml.training.privacy import NoisePlan, check_noise_plan, plan_noise, prepare_for_dp
 from auditml.training.progress import EpochProgress
-from auditml.training.recipe import WeightAverage, active_recipe, learning_rate, recipe_record
+from auditml.training.recipe import (
+    WeightAverage,
+    active_recipe,
+    learning_rate,
+    lr_schedule,
+    recipe_record,
+)
 from auditml.training.run_model import load_dataset
 from auditml.version import __version__
 
@@ -222,6 +228,7 @@ def _fit(
         step, loader = private.step, private.loader
     history: list[dict[str, Any]] = []
     epsilon: float | None = None
+    schedule = lr_schedule(optimizer, config, settings.epochs * len(loader))
     with EpochProgress(console, settings.epochs, dp.enabled) as progress:
         for epoch in range(1, settings.epochs + 1):
             progress.start_epoch(epoch, len(loader), epsilon)
@@ -230,6 +237,8 @@ def _fit(
             for x, y in loader:
                 x, y = x.to(device), y.to(device)
                 logits, loss = step(x, y)
+                if schedule is not None:
+                    schedule.step()
                 if average.average:
                     average.update()
                 if len(y):
