@@ -93,6 +93,11 @@ class DPRecipeConfig(_Section):
         default=None, description="the learning rate over the run's steps: constant, or cosine "
         "decay to 0 at the last step; default: constant, plain: constant",
     )
+    augmentation_multiplicity: int | None = Field(
+        default=None, ge=1, le=64, description="average each example's gradient over this many "
+        "randomly shifted copies before clipping (1 = off; images only, Opacus hooks); "
+        "default and plain: 1",
+    )
 
     def resolved(self) -> DPRecipeConfig:
         """Every part written out as the named recipe sets it."""
@@ -106,6 +111,10 @@ class DPRecipeConfig(_Section):
             ),
             ema_decay=parts["ema_decay"] if self.ema_decay is None else self.ema_decay,
             lr_schedule=parts["lr_schedule"] if self.lr_schedule is None else self.lr_schedule,
+            augmentation_multiplicity=(
+                parts["augmentation_multiplicity"] if self.augmentation_multiplicity is None
+                else self.augmentation_multiplicity
+            ),
         )
 
 
@@ -113,10 +122,14 @@ class DPRecipeConfig(_Section):
 # auditml.training.recipe). EMA is off in both: at a few hundred steps it gained nothing.
 RECIPE_PARTS: dict[str, dict[str, Any]] = {
     "default": {"architecture": True, "min_learning_rate": 0.003, "ema_decay": 0.0,
-                "lr_schedule": "constant"},
+                "lr_schedule": "constant", "augmentation_multiplicity": 1},
     "plain": {"architecture": False, "min_learning_rate": 0.0, "ema_decay": 0.0,
-              "lr_schedule": "constant"},
+              "lr_schedule": "constant", "augmentation_multiplicity": 1},
 }
+
+# Recipe parts added after recipes were first recorded, set as the runs written before them
+# trained (a run directory's config and a reference store's fingerprint lack them).
+RECIPE_PARTS_ADDED: dict[str, Any] = {"lr_schedule": "constant", "augmentation_multiplicity": 1}
 
 
 class DPConfig(_Section):
@@ -189,6 +202,13 @@ class DPConfig(_Section):
             raise ValueError(
                 "DP is enabled but neither epsilon nor noise_multiplier is set: "
                 "set training.dp.epsilon (target) or training.dp.noise_multiplier"
+            )
+        copies = self.recipe.augmentation_multiplicity or 1  # 1 in every named recipe
+        if self.enabled and copies > 1 and self.grad_sample_mode not in ("auto", "hooks"):
+            raise ValueError(
+                f"recipe.augmentation_multiplicity {copies} averages Opacus's per-sample "
+                f"gradients, which grad_sample_mode {self.grad_sample_mode} does not form: set "
+                "training.dp.grad_sample_mode: hooks (or auto)"
             )
         return self
 
@@ -389,6 +409,15 @@ class AuditMLConfig(_Section):
                 self.training.canaries.count,
                 f"{spec.name} has {max(spare, 0)} examples left for canaries after "
                 f"{self.data.train_size} members and as many non-members",
+            )
+        dp = self.training.dp
+        copies = dp.recipe.resolved().augmentation_multiplicity or 1
+        if dp.enabled and copies > 1 and len(spec.input_shape) != 3:
+            raise KeyError_(
+                "training.dp.recipe.augmentation_multiplicity",
+                copies,
+                f"{spec.name}'s inputs are not images (shape {spec.input_shape}): shifted copies "
+                "need (channels, height, width) inputs; set it to 1",
             )
         if self.data.batch_size > self.data.train_size:
             raise KeyError_(

@@ -86,6 +86,7 @@ class RecipeRecord(Record):
     ema_decay: float = Field(ge=0, lt=1)
     # Runs written before the schedule existed trained at a constant rate.
     lr_schedule: Literal["constant", "cosine"] = "constant"
+    augmentation_multiplicity: int = Field(default=1, ge=1)
     arch: str
     learning_rate: float = Field(gt=0)
 

@@ -41,7 +41,7 @@ import torch
 import yaml
 from pydantic import ValidationError
 
-from auditml.config import AuditMLConfig, parse_config
+from auditml.config import RECIPE_PARTS_ADDED, AuditMLConfig, parse_config
 from auditml.data.split import MembershipSplit
 from auditml.errors import ConfigError, RunDirectoryError
 from auditml.fileio import atomic_path, sha256_of_file, write_json
@@ -527,12 +527,13 @@ class SweepDirectory:
 def _trained_before_recipes(raw: Any) -> None:
     """A run written before DP recipes existed has no ``training.dp.recipe``: it was trained
     plain, and its reference models must be too (the default recipe would change their learning
-    rate). Every run written since records its recipe in full; one written before the recipe
-    had a learning-rate schedule trained at a constant rate."""
+    rate). Every run written since records its recipe in full; one written before a part of it
+    existed trained without that part (:data:`auditml.config.RECIPE_PARTS_ADDED`)."""
     training = raw.get("training") if isinstance(raw, dict) else None
     dp = training.get("dp") if isinstance(training, dict) else None
     if isinstance(dp, dict) and "recipe" not in dp:
         dp["recipe"] = "plain"
     recipe = dp.get("recipe") if isinstance(dp, dict) else None
-    if isinstance(recipe, dict) and "lr_schedule" not in recipe:
-        recipe["lr_schedule"] = "constant"
+    if isinstance(recipe, dict):
+        for part, before in RECIPE_PARTS_ADDED.items():
+            recipe.setdefault(part, before)

@@ -93,8 +93,8 @@ def test_recipes_spend_the_same_epsilon_and_are_recorded(
         assert default[key] == plain[key]
     assert default["recipe"] == {
         "name": "default", "architecture": True, "min_learning_rate": 0.003,
-        "ema_decay": 0.0, "lr_schedule": "constant", "arch": "mlp_small_tanh",
-        "learning_rate": 0.005,
+        "ema_decay": 0.0, "lr_schedule": "constant", "augmentation_multiplicity": 1,
+        "arch": "mlp_small_tanh", "learning_rate": 0.005,
     }
     assert plain["recipe"]["arch"] == "cnn_8x8" and plain["arch"] == "cnn_8x8"
     assert default["arch"] == "mlp_small_tanh"
@@ -186,6 +186,7 @@ def test_run_written_before_the_schedule_trains_its_references_at_a_constant_rat
     run.path.mkdir(parents=True)
     old = config.resolved().model_dump(mode="json")
     del old["training"]["dp"]["recipe"]["lr_schedule"]
+    del old["training"]["dp"]["recipe"]["augmentation_multiplicity"]
     (run.path / CONFIG_FILE).write_text(yaml.safe_dump(old), encoding="utf-8")
     # Were the default recipe to schedule the rate, the old run still reads as it trained.
     monkeypatch.setitem(config_module.RECIPE_PARTS["default"], "lr_schedule", "cosine")

@@ -261,7 +261,7 @@ def test_batch_size_default_follows_the_training_device() -> None:
     assert batch_models_setting(AuditConfig(), "cuda:1") == 64
 
 
-def test_a_store_from_before_the_learning_rate_schedule_is_reused(
+def test_a_store_from_before_the_newer_recipe_parts_is_reused(
     tiny_config: Callable[..., dict[str, Any]], tmp_path: Path
 ) -> None:
     raw = tiny_config(training={"device": "cpu", "dp": {"enabled": True,
@@ -270,7 +270,8 @@ def test_a_store_from_before_the_learning_rate_schedule_is_reused(
     _ensure(tmp_path, config, _Untrained(config, "cpu"))
     path = tmp_path / "manifest.json"
     manifest = json.loads(path.read_text())
-    del manifest["fingerprint"]["recipe"]["training"]["dp"]["recipe"]["lr_schedule"]
+    for part in ("lr_schedule", "augmentation_multiplicity"):  # added after this store
+        del manifest["fingerprint"]["recipe"]["training"]["dp"]["recipe"][part]
     path.write_text(json.dumps(manifest))
     reused = _Untrained(config, "cpu")
     _ensure(tmp_path, config, reused)

@@ -95,6 +95,9 @@ def why_not_batched(config: AuditMLConfig) -> str | None:
         return "gradient canaries are injected by the single-model DP-SGD trainer"
     if dp is not None and dp.recipe.resolved().ema_decay:
         return "the weight average (training.dp.recipe.ema_decay) is single-model only"
+    if dp is not None and (dp.recipe.resolved().augmentation_multiplicity or 1) > 1:
+        return ("augmentation multiplicity (training.dp.recipe.augmentation_multiplicity) is "
+                "single-model only")
     spec = DATASETS.get(config.data.dataset)
     with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
         warnings.simplefilter("ignore")

@@ -31,6 +31,7 @@ from torch.utils.data import DataLoader
 
 from auditml.config import DPConfig
 from auditml.metrics.accounting import accountant_epsilon
+from auditml.training.augmentation import average_copies, shifted_copies
 from auditml.training.gradient_canaries import GradientCanaries, attach_to_dp_optimizer
 from auditml.training.per_example import PerExampleClipper, covered_layers
 from auditml.training.privacy import NoisePlan
@@ -73,12 +74,19 @@ def make_private(
     dp: DPConfig,
     mode: str,
     canaries: GradientCanaries | None = None,
+    copies: int = 1,
+    augment_seed: int = 0,
 ) -> PrivateTraining:
     """Set up DP-SGD on ``model`` in ``mode`` ("fast", or Opacus's "hooks" or "ghost").
 
     ``canaries`` (drawn over ``optimizer``'s trainable parameters) join every step's clipped sum
-    before the noise, in every mode (:mod:`auditml.training.gradient_canaries`).
+    before the noise, in every mode (:mod:`auditml.training.gradient_canaries`). ``copies > 1``
+    (``hooks`` only) averages each example's gradient over that many shifted copies before
+    clipping, the shifts drawn from a generator seeded with ``augment_seed``
+    (:mod:`auditml.training.augmentation`).
     """
+    if copies > 1 and mode != "hooks":
+        raise ValueError(f"augmentation multiplicity needs grad_sample_mode hooks, not {mode}")
     if mode == "fast":
         return _fast(model, optimizer, loader, plan, dp, canaries)
     engine = PrivacyEngine(accountant=dp.accountant)
@@ -97,10 +105,20 @@ def make_private(
         attach_to_dp_optimizer(private_optimizer, canaries) if canaries is not None else None
     )
 
+    shifts = torch.Generator(device=next(model.parameters()).device).manual_seed(augment_seed)
+
     def step(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         private_optimizer.zero_grad(set_to_none=True)
         if canaries is not None:
             canaries.note_batch(len(y))
+        if copies > 1 and len(y):
+            logits = wrapped(shifted_copies(x, copies, shifts))
+            loss = criterion(logits, y.repeat_interleave(copies))
+            loss.backward()
+            # One row per example again, each the mean of its copies' gradients: then clipped.
+            average_copies(wrapped.parameters(), copies)
+            private_optimizer.step()
+            return logits.view(len(y), copies, -1)[:, 0], loss.detach()
         logits = wrapped(x)
         # A Poisson batch can be empty; it still counts as a step for the accountant.
         loss = criterion(logits, y) if len(y) else logits.sum() * 0.0

@@ -57,9 +57,13 @@ The parts:
   digits; with the peak doubled it matched the constant recipe (78.6 against 78.35, one seed,
   within the seeds' spread). So the default stays constant.
 
-Not built: augmentation multiplicity (the issue's GPU probe measured it *hurting* at this step
-budget: 72.2 / 63.6 vs 74.9 / 67.6). Inputs are standardised by every dataset loader already,
-with and without DP.
+* **augmentation_multiplicity** — each example's gradient is the mean over K randomly shifted
+  copies, taken before clipping (De et al. 2022; :mod:`auditml.training.augmentation`): the
+  same mechanism at K times the compute, images only, in Opacus's hooks mode. Off by default:
+  the issue's GPU probe measured it *hurting* at this step budget (72.2 / 63.6 against
+  74.9 / 67.6).
+
+Inputs are standardised by every dataset loader already, with and without DP.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ import torch
 from rich.console import Console
 from torch import nn
 
-from auditml.config import AuditMLConfig, parse_config
+from auditml.config import RECIPE_PARTS_ADDED, AuditMLConfig, parse_config
 from auditml.data import ArrayDataset
 from auditml.errors import AuditMLError, RunDirectoryError
 from auditml.fileio import atomic_path, write_json
@@ -304,7 +304,7 @@ def _same_models(saved: Any, fingerprint: dict[str, Any]) -> bool:
 
     Stores written before models trained on the run's device have no ``device``: all their
     models trained on the CPU, and their recipe kept the (then unused) device setting. Stores
-    written before the DP recipe had a learning-rate schedule trained at a constant rate.
+    written before a part of the DP recipe existed trained without it.
     """
     if saved == fingerprint:
         return True
@@ -318,10 +318,8 @@ def _same_models(saved: Any, fingerprint: dict[str, Any]) -> bool:
         training.pop("device", None)
         upgraded["device"] = "cpu"
     dp = training.get("dp")
-    if isinstance(dp, dict) and isinstance(dp.get("recipe"), dict) and (
-        "lr_schedule" not in dp["recipe"]
-    ):
-        training["dp"] = {**dp, "recipe": {**dp["recipe"], "lr_schedule": "constant"}}
+    if isinstance(dp, dict) and isinstance(dp.get("recipe"), dict):
+        training["dp"] = {**dp, "recipe": {**RECIPE_PARTS_ADDED, **dp["recipe"]}}
     return upgraded == fingerprint
 
 

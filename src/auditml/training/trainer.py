@@ -207,13 +207,17 @@ def _fit(
     step = plain_step(model, optimizer)
     if dp.enabled:
         plan = plan_noise(dp, batches_per_epoch=len(loader), epochs=settings.epochs)
-        choice = resolve_grad_sample_mode(
-            dp.grad_sample_mode, model, arch=config.arch, input_shape=spec.input_shape,
-            batch_size=min(config.data.batch_size, len(train_set)), device=device,
-        )
-        mode = choice.mode
+        copies = (recipe.augmentation_multiplicity or 1) if recipe else 1
+        if copies > 1:  # the config allows only hooks or auto here
+            mode, reason = "hooks", f"averages the per-sample gradients of {copies} copies"
+        else:
+            choice = resolve_grad_sample_mode(
+                dp.grad_sample_mode, model, arch=config.arch, input_shape=spec.input_shape,
+                batch_size=min(config.data.batch_size, len(train_set)), device=device,
+            )
+            mode, reason = choice.mode, choice.reason
         if console is not None:
-            console.print(f"Per-example clipping: {mode} ({choice.reason})", highlight=False)
+            console.print(f"Per-example clipping: {mode} ({reason})", highlight=False)
         if settings.canaries.kind == "gradient" and settings.canaries.count:
             # Drawn from their own generators: the model's noise is that of a run without them.
             canaries = GradientCanaries(
@@ -223,7 +227,8 @@ def _fit(
                 dataset_size=len(loader.dataset),  # type: ignore[arg-type]
             )
         private = make_private(
-            model, optimizer, loader, plan=plan, dp=dp, mode=mode, canaries=canaries
+            model, optimizer, loader, plan=plan, dp=dp, mode=mode, canaries=canaries,
+            copies=copies, augment_seed=seed,
         )
         step, loader = private.step, private.loader
     history: list[dict[str, Any]] = []
