@@ -34,6 +34,14 @@ def test_three_tutorial_configs_ship() -> None:
     assert (eps1.epsilon, eps1.max_grad_norm) == (1.0, 0.5)
 
 
+def test_the_full_scale_config_is_issue_12s_target() -> None:
+    config = load_config(REPO / "configs" / "dp_fashion_full_eps3.yaml")
+    assert (config.data.dataset, config.data.train_size) == ("fashion_mnist", 30000)
+    dp = config.training.dp
+    assert (dp.enabled, dp.epsilon, dp.delta) == (True, 3.0, 1e-5)
+    assert config.arch == "cnn_28x28_gn"  # the default recipe's DP architecture
+
+
 def test_defaults_are_filled_in() -> None:
     config = parse_config({"experiment_name": "x"})
     resolved = config.resolved()
