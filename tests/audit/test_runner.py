@@ -47,6 +47,9 @@ def test_every_attack_on_one_run(tiny_config: Callable[..., dict[str, Any]]) -> 
         assert payload["metrics"]["auc"] == pytest.approx(roc_auc_score(is_member, scores))
         assert (audit / payload["exposed_gallery"]).is_file()
     assert report.roc_plot is not None and report.roc_plot.is_file()
+    # Several attacks: the overlay is a figure of its own.
+    overlay = report.roc_plot.read_bytes()
+    assert all(overlay != (audit / f"{o.attack}_roc.png").read_bytes() for o in report.outcomes)
     saved_models = {
         path: path.stat().st_mtime_ns
         for path in (config.run_dir / "reference").rglob("model_*.safetensors")
@@ -76,3 +79,15 @@ def test_unknown_attack_fails_before_any_work(
     with pytest.raises(UnknownNameError, match="unknown attack 'mia_nope'"):
         run_audit(config.run_dir, ["mia_threshold", "mia_nope"])
     assert not (config.run_dir / "audit").exists()
+
+
+def test_a_one_attack_overlay_is_the_attacks_own_figure(
+    tiny_config: Callable[..., dict[str, Any]],
+) -> None:
+    config = parse_config(tiny_config(data={"train_size": 60, "batch_size": 20}))
+    train(config, console=Console(file=io.StringIO()))
+    report = run_audit(config.run_dir, ["mia_threshold"], console=Console(file=io.StringIO()))
+    assert report.roc_plot is not None
+    own = config.run_dir / "audit" / "mia_threshold_roc.png"
+    assert report.roc_plot.read_bytes() == own.read_bytes()  # drawn once, written twice
+    assert report.roc_plot.read_bytes().startswith(b"\x89PNG")
