@@ -40,6 +40,7 @@ def test_the_full_scale_config_is_issue_12s_target() -> None:
     dp = config.training.dp
     assert (dp.enabled, dp.epsilon, dp.delta) == (True, 3.0, 1e-5)
     assert config.arch == "cnn_28x28_gn"  # the default recipe's DP architecture
+    assert dp.recipe.resolved().lr_schedule == "cosine"
 
 
 def test_defaults_are_filled_in() -> None:
