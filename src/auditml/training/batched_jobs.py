@@ -69,17 +69,26 @@ def layer_rules_cover(config: AuditMLConfig) -> bool:
     """Whether the fast path's per-layer rules cover every trainable layer of ``config``'s
     DP model (what the batched CPU trainer clips with; see :func:`batch_models_setting`)."""
     from auditml.training.per_example import fast_path_problems
-    from auditml.training.privacy import prepare_for_dp
 
+    try:
+        return not fast_path_problems(_recipe_model(config))
+    except AuditMLError:
+        return False
+
+
+def _recipe_model(config: AuditMLConfig) -> nn.Module:
+    """``config``'s model as its trainer builds it (prepared for DP-SGD when DP is on), without
+    touching the caller's RNG or printing library notices; AuditMLError if it cannot be built."""
     spec = DATASETS.get(config.data.dataset)
+    dp = config.training.dp
     with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        try:
-            model = build_model(config.arch, spec.input_shape, spec.num_classes)
-            model = prepare_for_dp(model, fix=config.training.dp.fix_model, report=lambda _: None)
-        except AuditMLError:
-            return False
-    return not fast_path_problems(model)
+        model = build_model(config.arch, spec.input_shape, spec.num_classes)
+        if dp.enabled:
+            from auditml.training.privacy import prepare_for_dp
+
+            model = prepare_for_dp(model, fix=dp.fix_model, report=lambda _: None)
+    return model
 
 
 def why_not_batched(config: AuditMLConfig) -> str | None:
@@ -98,21 +107,17 @@ def why_not_batched(config: AuditMLConfig) -> str | None:
     if dp is not None and (dp.recipe.resolved().augmentation_multiplicity or 1) > 1:
         return ("augmentation multiplicity (training.dp.recipe.augmentation_multiplicity) is "
                 "single-model only")
+    try:
+        model = _recipe_model(config)
+    except AuditMLError as error:  # the single-model path reports it in full
+        return f"the model cannot be built for this recipe ({error})"
+    if any(True for _ in model.buffers()):
+        names = sorted({type(m).__name__ for m in model.modules() if any(
+            True for _ in m.buffers(recurse=False))})
+        return f"{', '.join(names)} keep running statistics, which are not per model"
     spec = DATASETS.get(config.data.dataset)
     with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        try:
-            model = build_model(config.arch, spec.input_shape, spec.num_classes)
-            if dp is not None:
-                from auditml.training.privacy import prepare_for_dp
-
-                model = prepare_for_dp(model, fix=dp.fix_model, report=lambda _: None)
-        except AuditMLError as error:  # the single-model path reports it in full
-            return f"the model cannot be built for this recipe ({error})"
-        if any(True for _ in model.buffers()):
-            names = sorted({type(m).__name__ for m in model.modules() if any(
-                True for _ in m.buffers(recurse=False))})
-            return f"{', '.join(names)} keep running statistics, which are not per model"
         try:
             _trial_step(model, spec.input_shape, spec.num_classes)
         except Exception as error:  # any failure means: train them one by one
