@@ -265,6 +265,7 @@ _CHECK = {"violation": True, "confidence": 0.99, "family": "DP-SGD ...",
     {"noise": None}, {"noise": {"upper": 1.0}}, {"violation": "yes"},
     {"family_epsilon_lower_bound": float("nan")}, {"sample_rate": {"lower": "0.05"}},
     {"sensitivity": {**_CHECK["sensitivity"], "tensor": "3"}}, {"sensitivity": []},
+    {"sensitivity": {**_CHECK["sensitivity"], "probe": "yes"}},
 ])
 def test_a_tampered_mechanism_check_is_refused_on_reading(tmp_path: Path, broken: dict) -> None:
     # A report formats these keys: a run directory that lacks one must not crash it.

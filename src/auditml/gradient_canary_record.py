@@ -23,6 +23,9 @@ The arrays (``gradient_canaries.npz`` in a run directory)::
     dataset_size         the number of examples the batches were drawn from (0: unknown)
     parameter_sizes (P,) int64: each trainable tensor's size in the flattened order (absent in
                          older records)
+    probe (T,), probe_sampled (T,)  float32 and bool: the clipping probe's centred
+                         observation and coin per step, only where the canaries went through the
+                         optimiser's own clipping (:mod:`auditml.training.clipping_probe`)
 """
 
 from __future__ import annotations
@@ -55,6 +58,8 @@ class GradientCanaryRecord:
     batch_sizes: np.ndarray | None = None  # None: unknown at every step
     dataset_size: int = 0
     parameter_sizes: np.ndarray | None = None  # None: unknown (older records)
+    probe: np.ndarray | None = None  # None: no clipping probe
+    probe_sampled: np.ndarray | None = None
 
     @property
     def count(self) -> int:
@@ -85,6 +90,9 @@ class GradientCanaryRecord:
                 dataset_size=np.int64(self.dataset_size),
                 **({} if self.parameter_sizes is None else
                    {"parameter_sizes": np.asarray(self.parameter_sizes, np.int64)}),
+                **({} if self.probe is None or self.probe_sampled is None else
+                   {"probe": np.asarray(self.probe, np.float32),
+                    "probe_sampled": np.asarray(self.probe_sampled, np.bool_)}),
             )
 
     def known_batch_sizes(self) -> np.ndarray:
@@ -117,6 +125,9 @@ class GradientCanaryRecord:
                               if "dataset_size" in data else 0),
                 parameter_sizes=(_array(data, "parameter_sizes", np.int64)
                                  if "parameter_sizes" in data else None),
+                probe=_array(data, "probe", np.float32) if "probe" in data else None,
+                probe_sampled=(_array(data, "probe_sampled", np.bool_)
+                               if "probe_sampled" in data else None),
             )
             record.check()
             return record
@@ -167,6 +178,15 @@ class GradientCanaryRecord:
             or int(self.parameter_sizes.sum()) != self.dimension
         ):
             raise ValueError("parameter_sizes must be positive and add up to dimension")
+        if (self.probe is None) != (self.probe_sampled is None):
+            raise ValueError("probe and probe_sampled come together (or neither)")
+        if self.probe is not None and self.probe_sampled is not None and (
+            self.probe.shape != (self.steps,) or self.probe_sampled.shape != (self.steps,)
+            or not np.isfinite(self.probe).all()
+        ):
+            raise ValueError(f"probe and probe_sampled must hold one finite value per step "
+                             f"({self.steps}), got {self.probe.shape} and "
+                             f"{self.probe_sampled.shape}")
         if not (0 < self.sample_rate <= 1 and self.noise_multiplier >= 0
                 and self.max_grad_norm > 0):
             raise ValueError("sample_rate, noise_multiplier or max_grad_norm is out of range")

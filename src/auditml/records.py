@@ -284,6 +284,8 @@ class CanaryRecord(Record):
         if tensor is not None and (isinstance(tensor, bool) or not isinstance(tensor, int)):
             raise ValueError(f"mechanism_check.sensitivity.tensor must be an integer, got "
                              f"{tensor!r}")
+        if not isinstance((check.get("sensitivity") or {}).get("probe", False), bool):
+            raise ValueError("mechanism_check.sensitivity.probe must be true or false")
         return check
 
 

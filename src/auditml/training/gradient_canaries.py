@@ -122,14 +122,20 @@ class GradientCanaries:
         place (a parameter no sampled canary touches keeps its tensor).
         """
         self._check(sums)
-        if self._pending is not None:
-            raise ModelError("gradient canaries: a step was injected but its noisy sum was "
-                             "never observed; call observe() after the noise")
-        sampled = (self._sampling.random(self.count) < self.sample_rate) & self.included
-        self._pending = sampled
+        sampled = self.draw()
         if not sampled.any():
             return list(sums)
         return self._directions.add(sums, sampled, self.max_grad_norm)
+
+    def draw(self) -> np.ndarray:
+        """Draw which canaries this step's sum holds (Poisson at ``q``, included ones only);
+        :meth:`observe` records the step. :meth:`add_to_sums` calls it; a caller that puts
+        the canaries in itself (:mod:`auditml.training.clipping_probe`) calls it directly."""
+        if self._pending is not None:
+            raise ModelError("gradient canaries: a step was injected but its noisy sum was "
+                             "never observed; call observe() after the noise")
+        self._pending = (self._sampling.random(self.count) < self.sample_rate) & self.included
+        return self._pending
 
     def observe(self, noisy_sums: Sequence[torch.Tensor]) -> None:
         """Record the projections of this step's noisy sums (after the noise, before the
