@@ -24,7 +24,10 @@ lets those that fall in the unclipped bias through at full norm (few of the coor
 few canaries to show it: the mechanism check's per-tensor sensitivity finds them), and
 ``clip_after_sum`` clips their sum together with the real examples' to C (which bounds every
 step by C: this bug is mostly invisible to canaries whose gradients are not anti-aligned with
-the batch's, and the audit is not expected to flag it).
+the batch's, and Dirac canaries alone do not flag it). What catches it is the clipping probe of
+:mod:`auditml.training.clipping_probe`, which needs the optimiser's own clipping: it is tested
+on an Opacus loop in ``tests/audit/test_own_loop_planted.py``
+(``CanaryAudit(through_clipping=True)``), not in this harness.
 The record's ``max_grad_norm`` is always the claimed C.
 """
 

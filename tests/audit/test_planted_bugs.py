@@ -20,9 +20,13 @@ The design's predictions (2000 Dirac canaries, σ = 1, q = 0.05, 100 steps; clai
   sensitivity part does, in both seeds: the 3–5 included canaries of the last bias move the sum
   by Δ̂ ≈ 9–11 C (lower bound ≈ 6.5–7.7 at its share of the 1 %), and DP-SGD with that
   sensitivity has ε ≥ ≈ 22 against the claimed 4.0.
-- ``clip_after_sum``: not flagged, and not expected to be (a documented limit): clipping the
-  whole sum to C makes each canary move it by Δ̂ ≈ 0.13–0.16 C, less than a correct mechanism;
-  its extra leakage is in the real examples' gradients, which a canary cannot show.
+- ``clip_after_sum``: not flagged by Dirac canaries alone (a documented limit of canaries):
+  clipping the whole sum to C makes each canary move it by Δ̂ ≈ 0.13–0.16 C, less than a
+  correct mechanism; its extra leakage is in the real examples' gradients, which a canary cannot
+  show. The clipping probe (``CanaryAudit(through_clipping=True)``, tested on an Opacus loop in
+  ``tests/audit/test_own_loop_planted.py``) is what catches it: a decoy row and an opposite
+  probe row of huge norm in the same step, which per-example clipping turns into a net move of
+  C and clipping the sum into a move of ≈ 2 C.
 - Real auditml runs add their canaries after clipping at norm C, so there the sensitivity part
   checks only that the sums carry them at Δ ≤ 1 (a scaling bug); the clipping bugs need canaries
   that pass through the clipping, as in this harness.
@@ -166,7 +170,7 @@ def test_a_parameter_left_unclipped_is_caught_by_the_sensitivity(seed: int) -> N
     assert pooled is not None and pooled["violation"] is False
 
 
-def test_clipping_after_the_sum_is_a_documented_blind_spot() -> None:
+def test_clipping_after_the_sum_is_invisible_to_canaries_alone() -> None:
     run = train_planted("clip_after_sum", seed=0, canaries=CANARIES, accountant="rdp",
                         canary_norm=10.0)
     check = check_mechanism(run.record, _claim(run))

@@ -167,3 +167,6 @@ def test_the_mechanism_check_is_said_in_words() -> None:
                                         "lower": 7.73, "sampled": 32}}
     assert ("(the accountant assumed 0.05); a sampled canary moves the sum by at least 7.73 × "
             "the clipping norm (clipping allows 1), so if") in _mechanism_sentence(escaped)
+    probed = {**check, "sensitivity": {**escaped["sensitivity"], "probe": True}}
+    assert "(the accountant assumed 0.05); the clipping probe moves the sum by at least 7.73" in (
+        _mechanism_sentence(probed))

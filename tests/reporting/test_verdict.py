@@ -190,3 +190,9 @@ def test_canary_summary_shows_the_mechanism_check() -> None:
     pooled = canary_summary({**record, "mechanism_check": {
         **check, "sensitivity": {**escaped, "tensor": None}}})
     assert "32 sampled pairs; clipping allows 1)" in pooled
+    probed = canary_summary({**record, "mechanism_check": {
+        **check, "sensitivity": {**escaped, "tensor": None, "probe": True, "estimate": 2.14,
+                                 "lower": 1.82, "sampled": 196}}})
+    assert ("the accountant assumed 0.025); the clipping probe moves the sum by ≥ 1.82 × the "
+            "clipping norm (estimate 2.14 from 196 probed steps; per-example clipping allows 1, "
+            "clipping the summed gradient allows 2): VIOLATION") in probed

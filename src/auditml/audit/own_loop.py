@@ -18,6 +18,7 @@ accountant claims.
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +27,9 @@ import torch
 from auditml.audit.canaries.base import CanaryEvidence, PrivacyClaim
 from auditml.audit.canaries.white_box import AllIteratesAudit, LastIterateAudit
 from auditml.errors import AuditMLError
+from auditml.gradient_canary_record import GradientCanaryRecord
 from auditml.records import CanaryRecord, RunFacts
+from auditml.training.clipping_probe import ClippingProbe, attach_through_clipping
 from auditml.training.gradient_canaries import GradientCanaries, attach_to_dp_optimizer
 
 _THREAT_MODELS = {"all_iterates": AllIteratesAudit, "last_iterate": LastIterateAudit}
@@ -53,6 +56,12 @@ class CanaryAudit:
     ``dataset_size`` (the number of examples the loader samples from, ``len(dataset)``) lets
     the audit check the loop's real sampling rate against the accountant's, from the batch
     sizes it sees (hooks mode); without it that check is skipped.
+
+    ``through_clipping=True`` (``grad_sample_mode="hooks"``, Dirac canaries) puts the canaries
+    through the optimiser's own per-example clipping, as rows of norm ``canary_norm`` beside the
+    real examples' gradients, with the clipping probe that catches a clipping of the summed
+    gradient (:mod:`auditml.training.clipping_probe`). By default they join the clipped sum,
+    which tests the noise and the sampling but takes the clipping on trust.
     """
 
     def __init__(
@@ -64,6 +73,8 @@ class CanaryAudit:
         direction: str = "dirac",
         sample_rate: float | None = None,
         dataset_size: int | None = None,
+        through_clipping: bool = False,
+        canary_norm: float = 10.0,
     ) -> None:
         if dataset_size is not None and (
             isinstance(dataset_size, bool) or not isinstance(dataset_size, int) or dataset_size < 1
@@ -87,7 +98,16 @@ class CanaryAudit:
             seed=seed,
             dataset_size=dataset_size or 0,
         )
-        self.detach = attach_to_dp_optimizer(optimizer, self.canaries)
+        self.probe: ClippingProbe | None = None
+        if through_clipping:
+            self.probe = ClippingProbe(
+                list(optimizer.params), seed=seed,  # type: ignore[attr-defined]
+                max_grad_norm=float(optimizer.max_grad_norm),  # type: ignore[attr-defined]
+            )
+            self.detach = attach_through_clipping(optimizer, self.canaries, self.probe,
+                                                  canary_norm=canary_norm)
+        else:
+            self.detach = attach_to_dp_optimizer(optimizer, self.canaries)
 
     def result(
         self, privacy_engine: Any, delta: float, *, threat_model: str = "all_iterates"
@@ -109,13 +129,21 @@ class CanaryAudit:
             model=None, device=torch.device("cpu"), delta=delta,
             run_facts=RunFacts(experiment_name="own loop", dp_enabled=True, epsilon=claimed,
                                delta=delta),
-            gradient_canaries=self.canaries.record(), claim=claim,
+            gradient_canaries=self._record(), claim=claim,
         )
         record = _THREAT_MODELS[threat_model]().run(evidence)
         return CanaryAuditResult(
             epsilon_lower_bound=record.epsilon_lower_bound, claimed_epsilon=claimed,
             violation=bool(record.violation), threat_model=threat_model, record=record,
         )
+
+
+    def _record(self) -> GradientCanaryRecord:
+        record = self.canaries.record()
+        if self.probe is None:
+            return record
+        probe, probe_sampled = self.probe.arrays()
+        return dataclasses.replace(record, probe=probe, probe_sampled=probe_sampled)
 
 
 def _hooked_sample_rate(optimizer: torch.optim.Optimizer) -> float:

@@ -117,6 +117,11 @@ def _sensitivity_words(sensitivity: dict[str, Any] | None) -> str:
     """"; a sampled canary moves the sum by ≥ 0.94 C (estimate 1.01, 2055 sampled pairs)"."""
     if not sensitivity:
         return ""
+    if sensitivity.get("probe"):
+        return (f"; the clipping probe moves the sum by ≥ {sensitivity['lower']:.3g} × the "
+                f"clipping norm (estimate {sensitivity['estimate']:.3g} from "
+                f"{sensitivity['sampled']} probed steps; per-example clipping allows 1, "
+                "clipping the summed gradient allows 2)")
     where = ("" if sensitivity.get("tensor") is None else
              f", trainable tensor {sensitivity['tensor']} of {sensitivity['tensors']}")
     return (f"; a sampled canary moves the sum by ≥ {sensitivity['lower']:.3g} × the clipping "

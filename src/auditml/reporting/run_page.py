@@ -203,7 +203,8 @@ def _mechanism_sentence(check: dict[str, Any] | None) -> str:
            f" and the batches were sampled at a rate of at least {rate['lower']:.4g} (the "
            f"accountant assumed {rate['claimed']:.4g})")
         + ("" if not check.get("sensitivity") else
-           f"; a sampled canary moves the sum by at least {check['sensitivity']['lower']:.3g} "
+           f"; {'the clipping probe' if check['sensitivity'].get('probe') else 'a sampled canary'}"
+           f" moves the sum by at least {check['sensitivity']['lower']:.3g} "
            "× the clipping norm (clipping allows 1)")
         + f", so if the run is {check['family']}, its ε is at least "
         f"{check['family_epsilon_lower_bound']:.2f} (a bound within that family)"

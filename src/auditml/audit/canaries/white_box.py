@@ -212,8 +212,11 @@ def check_mechanism(
     - **sampling rate**, where the run recorded its real batch sizes and dataset size and the
       accountant claims one rate: the batch sizes bound the rate from below;
     - **sensitivity**, where included canaries were sampled: how far a sampled canary moves the
-      sum, per trainable tensor (Bonferroni over the tensors), bounded from below; above 1 (in
-      units of C) a canary's gradient escaped the clipping.
+      sum, per trainable tensor, bounded from below; above 1 (in units of C) a canary's gradient
+      escaped the clipping. Where the canaries went through the optimiser's own clipping, the
+      clipping probe is one more such test (:mod:`auditml.training.clipping_probe`): how far the
+      probe row moves the sum, which only a clipping of the whole sum puts near 2. Bonferroni
+      over the tensors and the probe.
 
     Then the true ε of DP-SGD at those bounds, from below
     (:func:`~auditml.metrics.fdp_family.mechanism_epsilon_lower_bound`, with the noise divided
@@ -227,13 +230,15 @@ def check_mechanism(
     rates = sorted({rate for _, rate, _ in claim.history})
     measure_rate = record.dataset_size > 0 and known.size > 0 and len(rates) == 1
     groups = _sensitivity_groups(record)
-    parts = 1 + measure_rate + bool(groups)
+    probe = record.probe_sampled is not None and bool(record.probe_sampled.any())
+    tests = len(groups) + probe
+    parts = 1 + measure_rate + bool(tests)
     each = 1 - (1 - confidence) / parts
     noise = noise_upper_bound(record.observations[:, left_out] / record.max_grad_norm,
                               confidence=each)
     rate = sample_rate_lower_bound(known, dataset_size=record.dataset_size,
                                    confidence=each) if measure_rate else None
-    sensitivity = _sensitivity(record, groups, 1 - (1 - each) / max(len(groups), 1))
+    sensitivity = _sensitivity(record, groups, probe, 1 - (1 - each) / max(tests, 1))
     spread = max(1.0, sensitivity["lower"]) if sensitivity else 1.0
     epsilon = mechanism_epsilon_lower_bound(
         claim.history, noise_scale=noise.upper / (record.noise_multiplier * spread),
@@ -275,10 +280,13 @@ def _sensitivity_groups(record: GradientCanaryRecord) -> list[tuple[int | None, 
 
 
 def _sensitivity(
-    record: GradientCanaryRecord, groups: list[tuple[int | None, np.ndarray]], confidence: float
+    record: GradientCanaryRecord, groups: list[tuple[int | None, np.ndarray]], probe: bool,
+    confidence: float,
 ) -> dict[str, Any] | None:
-    """The group whose sampled canaries moved the sums most (largest lower bound)."""
+    """The test whose rows moved the sums most (largest lower bound): each group of sampled
+    canaries, and the clipping probe where the record has one (its coin is fair: rate ½)."""
     best: dict[str, Any] | None = None
+    tests = len(groups) + probe
     for tensor, columns in groups:
         bound = sensitivity_lower_bound(
             record.observations[:, columns] / record.max_grad_norm, record.sampled[:, columns],
@@ -286,5 +294,13 @@ def _sensitivity(
         )
         if best is None or bound.lower > best["lower"]:
             best = {"tensor": tensor, "canaries": len(columns), "tensors": len(groups),
-                    **bound.to_dict()}
+                    "tests": tests, "probe": False, **bound.to_dict()}
+    if probe and record.probe is not None and record.probe_sampled is not None:
+        bound = sensitivity_lower_bound(
+            record.probe[:, None], record.probe_sampled[:, None], sample_rate=0.5,
+            confidence=confidence,
+        )
+        if best is None or bound.lower > best["lower"]:
+            best = {"tensor": None, "canaries": 0, "tensors": len(groups), "tests": tests,
+                    "probe": True, **bound.to_dict()}
     return best
