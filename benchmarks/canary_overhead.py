@@ -7,6 +7,15 @@ are run in turn, round after round, so machine noise hits both alike. Prints the
 times and their ratio.
 
     python benchmarks/canary_overhead.py [--mode fast] [--count 1000] [--direction dirac]
+    python benchmarks/canary_overhead.py --own-loop     # CanaryAudit on a plain Opacus loop
+
+``--own-loop`` times a plain Opacus ``hooks`` loop three ways: without an audit, with
+``auditml.CanaryAudit`` (canaries added after the clipping) and with
+``CanaryAudit(through_clipping=True)`` (canaries and the clipping probe through the optimiser's
+own per-example clipping). On a shared 2-core machine glibc's returning of the per-example
+gradients' memory to the system dominates (sys time above user time) and swamps the ratio; run
+with ``MALLOC_MMAP_THRESHOLD_=2000000000 MALLOC_TRIM_THRESHOLD_=20000000000`` to keep it in the
+process (it also halved the epoch time there).
 
 ``random_direction`` regenerates every direction at every step (O(m·d)): expect it to cost a
 multiple of the step on a model this size; ``dirac`` is a gather of m coordinates.
@@ -86,6 +95,58 @@ def epoch_seconds(
     return elapsed, timer.seconds if timer is not None else 0.0
 
 
+def own_loop_epoch_seconds(kind: str, count: int, examples: int, batch_size: int,
+                           device: torch.device) -> float:
+    """One epoch of a plain Opacus ``hooks`` loop: ``kind`` none | after | through."""
+    from opacus import PrivacyEngine
+
+    import auditml
+
+    torch.manual_seed(0)
+    model = build_model("cnn_28x28", SHAPE, 10).to(device)
+    data = TensorDataset(torch.randn(examples, *SHAPE), torch.randint(0, 10, (examples,)))
+    engine = PrivacyEngine()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model, optimizer, loader = engine.make_private(
+            module=model, optimizer=torch.optim.Adam(model.parameters(), lr=1e-3),
+            data_loader=DataLoader(data, batch_size=batch_size), noise_multiplier=1.0,
+            max_grad_norm=1.0, grad_sample_mode="hooks",
+        )
+        audit = None
+        if kind != "none":
+            audit = auditml.CanaryAudit(optimizer, count=count, seed=0,
+                                        through_clipping=kind == "through")
+        start = time.perf_counter()
+        for x, y in loader:
+            optimizer.zero_grad()
+            torch.nn.functional.cross_entropy(model(x.to(device)), y.to(device)).backward()
+            optimizer.step()
+        if audit is not None:
+            audit._record()  # moving the observations off the device is part of the cost
+        if device.type == "cuda":
+            torch.cuda.synchronize()
+        return time.perf_counter() - start
+
+
+def own_loop(args: argparse.Namespace, device: torch.device) -> None:
+    kinds = ("none", "after", "through")
+    times: dict[str, list[float]] = {kind: [] for kind in kinds}
+    own_loop_epoch_seconds("through", args.count, args.examples, args.batch_size, device)
+    for round_ in range(args.rounds):  # the order turns each round: no kind always goes first
+        for kind in kinds[round_ % 3:] + kinds[:round_ % 3]:
+            times[kind].append(own_loop_epoch_seconds(kind, args.count, args.examples,
+                                                      args.batch_size, device))
+    plain = statistics.median(times["none"])
+    print(f"cnn_28x28 Opacus hooks loop device={device} threads={torch.get_num_threads()} "
+          f"examples={args.examples} batch={args.batch_size} rounds={args.rounds}")
+    print(f"  without an audit                        epoch {plain:7.3f}s")
+    for kind, words in (("after", "CanaryAudit (after the clipping)"),
+                        ("through", "CanaryAudit(through_clipping=True)")):
+        median = statistics.median(times[kind])
+        print(f"  {words:<39} epoch {median:7.3f}s   overhead {median / plain - 1:+.1%}")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mode", default="fast", choices=["fast", "hooks", "ghost"])
@@ -95,8 +156,12 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=256)
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--device", default="cpu")
+    parser.add_argument("--own-loop", action="store_true")
     args = parser.parse_args()
     device = torch.device(args.device)
+    if args.own_loop:
+        own_loop(args, device)
+        return
     times: dict[int, list[float]] = {0: [], args.count: []}
     inside: list[float] = []
     epoch_seconds(args.mode, 0, args.direction, args.examples, args.batch_size, device)  # warm-up
