@@ -6,9 +6,10 @@ makes of it anyway. :func:`attach_through_clipping` instead gives each step's sa
 to the optimiser's own ``clip_and_accumulate`` as per-example gradients (``p.grad_sample``) of
 norm ``canary_norm`` (> C), in a call of their own after the real examples' (as Opacus clips a
 further micro-batch, so the real rows are clipped exactly as without the audit): whatever the
-optimiser does to a real example's gradient it does to them. A correct clipping turns each into exactly the canary of
-norm C, so the record and every audit read as before; a clipping that lets a gradient through
-(a tensor left out of the norm, a wrong norm) shows in the mechanism check's sensitivity part.
+optimiser does to a real example's gradient it does to them. A correct clipping turns each
+into exactly the canary of norm C, so the record and every audit read as before; a clipping
+that lets a gradient through (a tensor left out of the norm, a wrong norm) shows in the
+mechanism check's sensitivity part.
 
 One bug no canary of its own can show is clipping *after* summing (``clip(Σ g_i)`` instead of
 ``Σ clip(g_i)``): it bounds the whole sum by C, so each canary moves it by less than a correct
