@@ -199,3 +199,16 @@ def test_through_clipping_refusals() -> None:
     auditml.CanaryAudit(optimizer, count=10, through_clipping=True)
     with pytest.raises(ModelError, match="already carries"):
         auditml.CanaryAudit(optimizer, count=10, through_clipping=True)
+    ghost, layer = PrivacyEngine(), nn.Sequential(nn.Linear(DIM, 4))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _, optimizer, _, _ = ghost.make_private(
+            module=layer, optimizer=torch.optim.SGD(layer.parameters(), lr=0.1),
+            criterion=nn.CrossEntropyLoss(),
+            data_loader=DataLoader(TensorDataset(torch.zeros(10, DIM),
+                                                 torch.zeros(10, dtype=torch.long)),
+                                   batch_size=5),
+            noise_multiplier=1.0, max_grad_norm=1.0, grad_sample_mode="ghost",
+        )
+    with pytest.raises(ConfigError, match="grad_sample_mode='hooks'"):
+        auditml.CanaryAudit(optimizer, count=10, through_clipping=True)

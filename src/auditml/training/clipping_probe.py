@@ -127,6 +127,12 @@ def attach_through_clipping(
     (records the noisy sum for the canaries and the probe). It needs per-example gradients:
     ``grad_sample_mode="hooks"``; the ghost optimiser never materialises them.
     """
+    from opacus.optimizers import DPOptimizerFastGradientClipping
+
+    if isinstance(optimizer, DPOptimizerFastGradientClipping):
+        raise ConfigError("canaries through the clipping need per-example gradients, which "
+                          "ghost clipping never materialises: make the model private with "
+                          "grad_sample_mode='hooks'")
     if canaries.direction != "dirac":
         raise ConfigError("canaries through the clipping must be dirac canaries (a random "
                           "direction is a dense row per canary per step)")
