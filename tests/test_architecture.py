@@ -9,6 +9,8 @@ one, else to the package.
 from __future__ import annotations
 
 import ast
+import importlib.metadata
+import json
 import re
 from pathlib import Path
 
@@ -119,3 +121,27 @@ def test_starting_an_audit_imports_none_of_the_heavy_libraries() -> None:
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)
     assert result.stdout.strip() == "[]", result.stdout
+
+
+def test_training_without_dp_never_imports_opacus(tmp_path: Path) -> None:
+    # Importing Opacus costs ~2 s (issue 11: fixed costs); a run without DP-SGD does not need it.
+    import subprocess
+    import sys
+
+    config = tmp_path / "config.yaml"
+    config.write_text(
+        f"experiment_name: plain\noutput_dir: {tmp_path}\n"
+        "data: {dataset: digits, train_size: 100, batch_size: 50}\n"
+        "training: {epochs: 1, device: cpu}\n"
+    )
+    code = (
+        "import sys, auditml.cli\n"
+        "assert not [m for m in sys.modules if m.startswith('opacus')], 'on import'\n"
+        f"auditml.cli.main(['train', '--config', {str(config)!r}])\n"
+        "print([m for m in sys.modules if m.startswith('opacus')][:3])"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout
+    versions = json.loads((tmp_path / "plain" / "metrics.json").read_text())["versions"]
+    assert versions["opacus"] == importlib.metadata.version("opacus")

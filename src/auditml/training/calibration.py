@@ -32,14 +32,6 @@ from collections.abc import Callable
 from functools import lru_cache
 
 import numpy as np
-from opacus.accountants.analysis import rdp as rdp_analysis
-from opacus.accountants.analysis.prv import (
-    Domain,
-    PoissonSubsampledGaussianPRV,
-    TruncatedPrivacyRandomVariable,
-    compose_heterogeneous,
-    discretize,
-)
 
 from auditml.config import MAX_NOISE_MULTIPLIER
 from auditml.metrics.accounting import rdp_history_epsilon, rdp_of_history, rdp_orders
@@ -95,6 +87,16 @@ def _prv_epsilon(sigma: float, sample_rate: float, steps: int, delta: float) -> 
     """PRVAccountant.get_epsilon for one (σ, q, steps) history entry, step for step, except that
     the grid is sized before it is built, and the RDP bound it is sized from is computed once
     (Opacus's compute_safe_domain_size computes the same RDP vector twice)."""
+    # Opacus on first use, not with the module: a run without DP never pays for it (~2 s).
+    from opacus.accountants.analysis import rdp as rdp_analysis
+    from opacus.accountants.analysis.prv import (
+        Domain,
+        PoissonSubsampledGaussianPRV,
+        TruncatedPrivacyRandomVariable,
+        compose_heterogeneous,
+        discretize,
+    )
+
     eps_error, delta_error = _PRV_EPS_ERROR, delta / 1000
     orders = rdp_orders()
     single = rdp_of_history([(sigma, sample_rate, 1)])
@@ -138,6 +140,8 @@ def calibrate_noise(
 ) -> float:
     """σ with ``target - 0.01 < ε <= target``, or :class:`AccountingError` saying why none is
     reachable (target below the accountant's floor, or beyond what PRV can evaluate)."""
+    from opacus.accountants.analysis import rdp as rdp_analysis
+
     if accountant == "rdp":
         # RDP's ε with infinite noise (rdp = 0): its conversion alone, over its orders.
         floor, _ = rdp_analysis.get_privacy_spent(

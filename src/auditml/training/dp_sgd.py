@@ -21,11 +21,9 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import torch
-from opacus import GradSampleModule, PrivacyEngine
-from opacus.accountants import IAccountant, create_accountant
-from opacus.data_loader import DPDataLoader
 from torch import nn
 from torch.utils.data import DataLoader
 
@@ -33,6 +31,9 @@ from auditml.config import DPConfig
 from auditml.metrics.accounting import accountant_epsilon
 from auditml.training.augmentation import average_copies, shifted_copies
 from auditml.training.gradient_canaries import GradientCanaries, attach_to_dp_optimizer
+
+if TYPE_CHECKING:
+    from opacus.accountants import IAccountant
 from auditml.training.per_example import PerExampleClipper, covered_layers
 from auditml.training.privacy import NoisePlan
 
@@ -87,6 +88,9 @@ def make_private(
     """
     if copies > 1 and mode != "hooks":
         raise ValueError(f"augmentation multiplicity needs grad_sample_mode hooks, not {mode}")
+    # Opacus is imported here, not with the module: a run without DP never pays for it (~2 s).
+    from opacus import GradSampleModule, PrivacyEngine
+
     if mode == "fast":
         return _fast(model, optimizer, loader, plan, dp, canaries)
     engine = PrivacyEngine(accountant=dp.accountant)
@@ -146,6 +150,9 @@ def _fast(
     dp: DPConfig,
     canaries: GradientCanaries | None,
 ) -> PrivateTraining:
+    from opacus.accountants import create_accountant
+    from opacus.data_loader import DPDataLoader
+
     private_loader = DPDataLoader.from_data_loader(loader)
     sample_rate = 1 / len(private_loader)
     step_with_noise = FastDPSGD(

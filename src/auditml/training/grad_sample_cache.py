@@ -21,10 +21,10 @@ import os
 import platform
 from collections.abc import Mapping
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
-import opacus
 import torch
 from torch import nn
 
@@ -62,7 +62,7 @@ def mode_key(
     return ModeKey(
         device=device_description(device), architecture=f"{arch}#{architecture_digest(model)}",
         input_shape=tuple(input_shape), batch_size=batch_size,
-        software=f"torch {torch.__version__}, opacus {opacus.__version__}, auditml {__version__}",
+        software=f"torch {torch.__version__}, opacus {version('opacus')}, auditml {__version__}",
     )
 
 

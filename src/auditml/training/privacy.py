@@ -13,7 +13,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-from opacus.validators import ModuleValidator
 from torch import nn
 
 from auditml.config import DPConfig
@@ -103,6 +102,8 @@ def prepare_for_dp(model: nn.Module, *, fix: bool, report: Callable[[str], None]
             "set training.dp.fix_model: true to let auditml replace them"
         )
     before = {name: type(module).__name__ for name, module in model.named_modules()}
+    from opacus.validators import ModuleValidator
+
     fixed = ModuleValidator.fix(model)
     for name, module in fixed.named_modules():
         old = before.get(name)
@@ -119,6 +120,8 @@ def _offending_layers(model: nn.Module) -> list[str]:
 
     Opacus's own messages do not say which layer failed, so each leaf is validated on its own.
     """
+    from opacus.validators import ModuleValidator
+
     found = []
     for name, module in model.named_modules():
         if any(True for _ in module.children()):

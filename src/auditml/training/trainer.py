@@ -6,11 +6,11 @@ import platform
 import time
 import warnings
 from dataclasses import dataclass
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-import opacus
 import torch
 from rich.console import Console
 from torch import nn
@@ -322,7 +322,7 @@ def _metrics(
         "versions": {
             "python": platform.python_version(),
             "torch": torch.__version__,
-            "opacus": opacus.__version__,
+            "opacus": version("opacus"),
             "auditml": __version__,
             "numpy": np.__version__,
         },
