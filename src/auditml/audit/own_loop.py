@@ -137,7 +137,6 @@ class CanaryAudit:
             violation=bool(record.violation), threat_model=threat_model, record=record,
         )
 
-
     def _record(self) -> GradientCanaryRecord:
         record = self.canaries.record()
         if self.probe is None:
