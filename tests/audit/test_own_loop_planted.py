@@ -28,6 +28,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import warnings
+from typing import Any
 
 import numpy as np
 import pytest
@@ -212,3 +213,41 @@ def test_through_clipping_refusals() -> None:
         )
     with pytest.raises(ConfigError, match="grad_sample_mode='hooks'"):
         auditml.CanaryAudit(optimizer, count=10, through_clipping=True)
+
+
+def test_micro_batches_read_as_the_whole_batch() -> None:
+    # Opacus's BatchMemoryManager clips a logical batch in several calls and adds the noise once:
+    # the canaries and the probe go in once per noisy step, so the record is the same.
+    from opacus.utils.batch_memory_manager import BatchMemoryManager
+
+    def record(physical: int | None) -> Any:
+        torch.manual_seed(0)
+        x, y = torch.randn(400, 20), torch.randint(0, 4, (400,))
+        model = nn.Sequential(nn.Linear(20, 16), nn.ReLU(), nn.Linear(16, 4))
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            model, optimizer, loader = PrivacyEngine().make_private(
+                module=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+                data_loader=DataLoader(TensorDataset(x, y), batch_size=80),
+                noise_multiplier=1.0, max_grad_norm=1.0, grad_sample_mode="hooks",
+                noise_generator=torch.Generator().manual_seed(1),
+            )
+            audit = auditml.CanaryAudit(optimizer, count=50, seed=0, dataset_size=400,
+                                        through_clipping=True)
+            for _ in range(3):
+                with BatchMemoryManager(data_loader=loader, optimizer=optimizer,
+                                        max_physical_batch_size=physical or 400) as batches:
+                    for inputs, labels in batches:
+                        optimizer.zero_grad()
+                        nn.functional.cross_entropy(model(inputs), labels).backward()
+                        optimizer.step()
+        return audit._record()
+
+    whole, split = record(None), record(16)
+    assert whole.steps == split.steps == 15
+    assert split.batch_sizes is not None and max(split.batch_sizes) > 16  # it was split
+    assert np.array_equal(whole.sampled, split.sampled)
+    assert np.array_equal(whole.batch_sizes, split.batch_sizes)
+    assert np.allclose(whole.observations, split.observations, atol=1e-4)
+    assert whole.probe is not None and split.probe is not None
+    assert np.allclose(whole.probe, split.probe, atol=1e-4)
