@@ -58,10 +58,11 @@ class CanaryAudit:
     sizes it sees (hooks mode); without it that check is skipped.
 
     ``through_clipping=True`` (``grad_sample_mode="hooks"``, Dirac canaries) puts the canaries
-    through the optimiser's own per-example clipping, as rows of norm ``canary_norm`` beside the
-    real examples' gradients, with the clipping probe that catches a clipping of the summed
-    gradient (:mod:`auditml.training.clipping_probe`). By default they join the clipped sum,
-    which tests the noise and the sampling but takes the clipping on trust.
+    through the optimiser's own per-example clipping, as rows of norm ``canary_norm`` clipped
+    after the real examples' gradients (as a further micro-batch), with the clipping probe
+    that catches a clipping of the summed gradient (:mod:`auditml.training.clipping_probe`).
+    By default they join the clipped sum, which tests the noise and the sampling but takes the
+    clipping on trust.
     """
 
     def __init__(

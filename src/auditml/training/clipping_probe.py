@@ -146,7 +146,6 @@ def attach_through_clipping(
     clip_and_accumulate = optimizer.clip_and_accumulate  # type: ignore[attr-defined]
     add_noise = optimizer.add_noise  # type: ignore[attr-defined]
     parameters = list(optimizer.params)  # type: ignore[attr-defined]
-    offsets = np.concatenate([[0], np.cumsum([p.numel() for p in parameters])])
     state = {"fresh": True, "batch": 0}
 
     def clip_with_rows() -> None:
@@ -159,13 +158,13 @@ def attach_through_clipping(
         if not state["fresh"]:
             return
         state["fresh"] = False
-        sampled = np.flatnonzero(canaries.draw())
+        sampled = canaries.draw()
         summed = [p.summed_grad for p in parameters if p.summed_grad is not None]
         bound = math.sqrt(sum(float(t.double().square().sum()) for t in summed))
         like = [p.detach().unsqueeze(0) for p in parameters]
         extra = [torch.cat([c, d]) for c, d in zip(
-            _canary_rows(canaries.coordinates[sampled], offsets, canary_norm, like),
-            probe.rows(bound + canary_norm * len(sampled), like), strict=True)]
+            canaries.dirac_rows(sampled, canary_norm, like),
+            probe.rows(bound + canary_norm * int(sampled.sum()), like), strict=True)]
         originals = [p.grad_sample for p in parameters]  # marked processed by the call above
         try:
             for p, rows in zip(parameters, extra, strict=True):
@@ -192,14 +191,3 @@ def attach_through_clipping(
 
     return detach
 
-
-def _canary_rows(
-    coordinates: np.ndarray, offsets: np.ndarray, norm: float, like: Sequence[torch.Tensor]
-) -> list[torch.Tensor]:
-    """One row of norm ``norm`` per Dirac coordinate, as per-parameter blocks like ``like``."""
-    rows = [torch.zeros((len(coordinates), *t.shape[1:]), dtype=t.dtype, device=t.device)
-            for t in like]
-    owners = np.searchsorted(offsets, coordinates, side="right") - 1
-    for row, (owner, coordinate) in enumerate(zip(owners, coordinates, strict=True)):
-        rows[owner][row].view(-1)[coordinate - offsets[owner]] = norm
-    return rows

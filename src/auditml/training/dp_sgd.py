@@ -31,11 +31,11 @@ from auditml.config import DPConfig
 from auditml.metrics.accounting import accountant_epsilon
 from auditml.training.augmentation import average_copies, shifted_copies
 from auditml.training.gradient_canaries import GradientCanaries, attach_to_dp_optimizer
+from auditml.training.per_example import PerExampleClipper, covered_layers
+from auditml.training.privacy import NoisePlan
 
 if TYPE_CHECKING:
     from opacus.accountants import IAccountant
-from auditml.training.per_example import PerExampleClipper, covered_layers
-from auditml.training.privacy import NoisePlan
 
 # (inputs, labels) -> (logits, mean loss over the batch); one optimiser step.
 TrainingStep = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]

@@ -110,6 +110,16 @@ class GradientCanaries:
             return self._directions.coordinates
         return np.empty(0, np.int64)
 
+    def dirac_rows(
+        self, sampled: np.ndarray, norm: float, like: Sequence[torch.Tensor]
+    ) -> list[torch.Tensor]:
+        """The ``sampled`` Dirac canaries as per-example gradients of norm ``norm``: one row
+        each (in canary order), as per-parameter blocks ``(rows, *shape)`` on ``like``'s
+        devices and dtypes (:mod:`auditml.training.clipping_probe` clips them)."""
+        if not isinstance(self._directions, _Dirac):
+            raise ModelError("only Dirac canaries can be given as per-example rows")
+        return self._directions.rows(sampled, norm, like)
+
     def note_batch(self, size: int) -> None:
         """Say how many real examples this step's clipped sum holds (kept with the step at
         :meth:`observe`; a step never noted is recorded as unknown)."""
@@ -255,6 +265,19 @@ class _Dirac:
         for k, ids, local in self._groups_on(device):
             out[ids] = tensors[k].reshape(-1)[local].float()
         return out
+
+    def rows(
+        self, sampled: np.ndarray, norm: float, like: Sequence[torch.Tensor]
+    ) -> list[torch.Tensor]:
+        order = np.flatnonzero(sampled)  # row r holds canary order[r]
+        rows = [torch.zeros((len(order), *t.shape[1:]), dtype=t.dtype, device=t.device)
+                for t in like]
+        for k, ids, local in self._groups:
+            chosen = sampled[ids]
+            if chosen.any():
+                flat = rows[k].view(len(order), -1)
+                flat[np.searchsorted(order, ids[chosen]), local[chosen]] = norm
+        return rows
 
     def add(
         self, tensors: Sequence[torch.Tensor], sampled: np.ndarray, scale: float
