@@ -123,25 +123,48 @@ def test_starting_an_audit_imports_none_of_the_heavy_libraries() -> None:
     assert result.stdout.strip() == "[]", result.stdout
 
 
-def test_training_without_dp_never_imports_opacus(tmp_path: Path) -> None:
-    # Importing Opacus costs ~2 s (issue 11: fixed costs); a run without DP-SGD does not need it.
-    import subprocess
-    import sys
-
+def _plain_digits_config(tmp_path: Path) -> Path:
+    """A one-epoch digits run without DP, written to ``tmp_path/config.yaml``."""
     config = tmp_path / "config.yaml"
     config.write_text(
         f"experiment_name: plain\noutput_dir: {tmp_path}\n"
         "data: {dataset: digits, train_size: 100, batch_size: 50}\n"
         "training: {epochs: 1, device: cpu}\n"
     )
+    return config
+
+
+def _packages_loaded_by(arguments: list[str], package: str) -> list[str]:
+    """The first few modules of ``package`` that ``auditml <arguments>`` loads, in a fresh
+    process (asserting that importing the CLI alone loads none)."""
+    import subprocess
+    import sys
+
     code = (
         "import sys, auditml.cli\n"
-        "assert not [m for m in sys.modules if m.startswith('opacus')], 'on import'\n"
-        f"auditml.cli.main(['train', '--config', {str(config)!r}])\n"
-        "print([m for m in sys.modules if m.startswith('opacus')][:3])"
+        f"loaded = lambda: [m for m in sys.modules if m.split('.')[0] == {package!r}][:3]\n"
+        "assert not loaded(), 'on import'\n"
+        f"auditml.cli.main({arguments!r})\n"
+        "print(loaded())"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                             check=True)
-    assert result.stdout.strip().splitlines()[-1] == "[]", result.stdout
+    return ast.literal_eval(result.stdout.strip().splitlines()[-1])
+
+
+def test_training_without_dp_never_imports_opacus(tmp_path: Path) -> None:
+    # Importing Opacus costs ~2 s (issue 11: fixed costs); a run without DP-SGD does not need it.
+    config = _plain_digits_config(tmp_path)
+    assert _packages_loaded_by(["train", "--config", str(config)], "opacus") == []
     versions = json.loads((tmp_path / "plain" / "metrics.json").read_text())["versions"]
     assert versions["opacus"] == importlib.metadata.version("opacus")
+
+
+def test_a_threshold_audit_of_a_trained_run_never_imports_torch(tmp_path: Path) -> None:
+    # Importing torch is most of an audit's fixed cost (issue 11: <= 2 s); the threshold attack
+    # needs only the target's outputs, which training keeps (target_outputs.npy).
+    config = _plain_digits_config(tmp_path)
+    assert _packages_loaded_by(["train", "--config", str(config)], "torch")  # it trains with it
+    audit = ["audit", "--config", str(config), "--attack", "mia_threshold"]
+    assert _packages_loaded_by(audit, "torch") == []
+    assert (tmp_path / "plain" / "audit" / "mia_threshold.json").is_file()

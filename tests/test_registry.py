@@ -39,3 +39,18 @@ def test_shipped_registries() -> None:
     assert "mia_threshold" in ATTACKS
     for name in DATASETS.available():
         assert DATASETS.get(name).default_arch in MODELS
+
+
+def test_a_lazy_entry_is_imported_only_when_fetched() -> None:
+    import sys
+
+    registry: Registry[object] = Registry("widget")
+    sys.modules.pop("colorsys", None)
+    registry.register_lazy("hls", "colorsys", "rgb_to_hls")
+    assert "hls" in registry and registry.available() == ["hls"]
+    assert "colorsys" not in sys.modules
+    fetched = registry.get("hls")
+    assert fetched is sys.modules["colorsys"].rgb_to_hls
+    assert registry.get("hls") is fetched
+    with pytest.raises(ValueError, match="already registered"):
+        registry.register("hls", 1)

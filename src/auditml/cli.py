@@ -184,7 +184,7 @@ def _dispatch(args: argparse.Namespace, console: Console, errors: Console) -> in
     if args.command == "audit-dp":
         from auditml.audit.many_runs import many_runs_audit
         from auditml.run_directory import write_many_runs
-        from auditml.training.reference import default_workers
+        from auditml.training.executors import default_workers
 
         config = _load(args.config, errors)
         out = Path(args.out) if args.out else (

@@ -34,10 +34,9 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import numpy as np
-import torch
 import yaml
 from pydantic import ValidationError
 
@@ -59,6 +58,9 @@ from auditml.records import (
 )
 from auditml.version import __version__
 
+if TYPE_CHECKING:
+    import torch
+
 CONFIG_FILE = "config.yaml"
 MODEL_FILE = "model.safetensors"
 SPLIT_FILE = "split.npz"
@@ -69,9 +71,11 @@ CANARY_DIR = "canaries"
 REFERENCE_DIR = "reference"
 OVERLAY_FILE = "roc_overlay.png"
 GRADIENT_CANARY_FILE = "gradient_canaries.npz"
+TARGET_OUTPUTS_FILE = "target_outputs.npy"
 TRAINED_FILES = (CONFIG_FILE, MODEL_FILE, SPLIT_FILE, METRICS_FILE)
-# Written by some trainings only; fingerprinted in the manifest when they are.
-OPTIONAL_TRAINED_FILES = (GRADIENT_CANARY_FILE,)
+# Written by some trainings only (runs of older versions lack the outputs); fingerprinted in the
+# manifest when they are.
+OPTIONAL_TRAINED_FILES = (GRADIENT_CANARY_FILE, TARGET_OUTPUTS_FILE)
 
 R = TypeVar("R", bound=Record)
 
@@ -307,6 +311,33 @@ class RunDirectory:
                 "with training.canaries.kind: gradient and DP-SGD"
             )
         return GradientCanaryRecord.load(path)
+
+    def write_target_outputs(self, logits: np.ndarray) -> None:
+        """The trained model's logits on the audited examples (members, then non-members, each
+        in split order), float64: an audit that needs only the model's outputs reads them
+        instead of loading the model (and torch). Written before the manifest fingerprints it."""
+        with atomic_path(self.path / TARGET_OUTPUTS_FILE) as tmp, tmp.open("wb") as handle:
+            np.save(handle, np.ascontiguousarray(logits, dtype=np.float64), allow_pickle=False)
+
+    def has_target_outputs(self) -> bool:
+        return (self.path / TARGET_OUTPUTS_FILE).is_file()
+
+    def read_target_outputs(self, examples: int, classes: int) -> np.ndarray:
+        """The logits :meth:`write_target_outputs` saved, checked to be ``(examples, classes)``
+        float64 (never unpickled); call after :meth:`require_trained` has checked the hash."""
+        path = self.path / TARGET_OUTPUTS_FILE
+        fix = "retrain with `auditml train --config F`"
+        try:
+            logits = np.load(path, allow_pickle=False)
+        except (OSError, ValueError) as error:
+            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
+            raise RunDirectoryError(f"{path} is unreadable ({reason}): {fix}") from None
+        if logits.dtype != np.float64 or logits.shape != (examples, classes):
+            raise RunDirectoryError(
+                f"{path} holds {logits.dtype} logits of shape {logits.shape}, not float64 of "
+                f"shape {(examples, classes)} for the run's audited examples: {fix}"
+            )
+        return logits
 
     def write_manifest(self) -> RunManifest:
         """Fingerprint the trained files; written last, so a run with a manifest is complete."""

@@ -91,3 +91,67 @@ def test_a_one_attack_overlay_is_the_attacks_own_figure(
     own = config.run_dir / "audit" / "mia_threshold_roc.png"
     assert report.roc_plot.read_bytes() == own.read_bytes()  # drawn once, written twice
     assert report.roc_plot.read_bytes().startswith(b"\x89PNG")
+
+
+def _forget_target_outputs(run_dir: Path) -> None:
+    """Make ``run_dir`` look like a run of an older version: no target_outputs.npy."""
+    from auditml.run_directory import RunDirectory
+
+    (run_dir / "target_outputs.npy").unlink()
+    RunDirectory(run_dir).write_manifest()
+
+
+def test_an_outputs_only_audit_reads_the_saved_outputs_and_never_loads_the_model(
+    tiny_config: Callable[..., dict[str, Any]], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import auditml.audit.runner as runner
+
+    config = parse_config(tiny_config(data={"train_size": 60, "batch_size": 20}))
+    train(config, console=Console(file=io.StringIO()))
+    saved = np.load(config.run_dir / "target_outputs.npy", allow_pickle=False)
+    assert saved.shape == (120, 10) and saved.dtype == np.float64
+    quiet = Console(file=io.StringIO())
+    metrics = ["mia_threshold"]
+    settings = {"mia_threshold": {"metric": "modified_entropy"}}
+
+    def no_model(*args: Any) -> None:
+        raise AssertionError("the model was loaded")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(runner, "_load_target", no_model)
+        fast = run_audit(config.run_dir, metrics, settings, console=quiet)
+        with pytest.raises(AssertionError, match="the model was loaded"):
+            run_audit(config.run_dir, ["mia_threshold", "mia_label_only"], console=quiet)
+    fast_scores = np.load(config.run_dir / "audit" / "mia_threshold_scores.npz")["scores"]
+
+    # The same run without its saved outputs (as an older version wrote it): the model is
+    # loaded and run, and every score is the same, bit for bit.
+    _forget_target_outputs(config.run_dir)
+    slow = run_audit(config.run_dir, metrics, settings, console=quiet)
+    slow_scores = np.load(config.run_dir / "audit" / "mia_threshold_scores.npz")["scores"]
+    assert np.array_equal(fast_scores, slow_scores)
+    assert fast.outcomes[0].metrics == slow.outcomes[0].metrics
+    assert fast.target is not None and fast.target.model is None
+    assert slow.target is not None and slow.target.model is not None
+
+
+def test_saved_outputs_that_do_not_fit_the_run_are_refused(
+    tiny_config: Callable[..., dict[str, Any]],
+) -> None:
+    from auditml.errors import RunDirectoryError
+    from auditml.run_directory import RunDirectory
+
+    config = parse_config(tiny_config(data={"train_size": 60, "batch_size": 20}))
+    train(config, console=Console(file=io.StringIO()))
+    path = config.run_dir / "target_outputs.npy"
+    good = np.load(path)
+    np.save(path, good + 1.0)  # changed after training: the manifest says so
+    with pytest.raises(RunDirectoryError, match="changed after training"):
+        run_audit(config.run_dir, ["mia_threshold"])
+    for bad, why in [(good[:-1], "shape"), (good.astype(np.float32), "float32"),
+                     (np.array([{"x": 1}], dtype=object), "unreadable")]:
+        np.save(path, bad, allow_pickle=True)
+        RunDirectory(config.run_dir).write_manifest()  # even fingerprinted, it must fit
+        with pytest.raises(RunDirectoryError, match=why):
+            run_audit(config.run_dir, ["mia_threshold"])
+    assert not (config.run_dir / "audit" / "mia_threshold.json").exists()

@@ -1,9 +1,14 @@
 """Membership-inference attacks: a registry of classes following :class:`MembershipAttack`.
 
 Adding an attack is one module with a ``MembershipAttack`` subclass plus one register line.
+Registered lazily: an attack's module (and torch, which most need) is imported when the attack
+is first fetched, so planning an audit, or running one that needs only the target's outputs,
+does not import it.
 """
 
 from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 from auditml.attacks.base import (
     AttackSettings,
@@ -13,19 +18,31 @@ from auditml.attacks.base import (
     NotFittedError,
     ReferenceModels,
 )
-from auditml.attacks.label_only import LabelOnlyAttack
-from auditml.attacks.lira import LiraAttack
-from auditml.attacks.rmia import RmiaAttack
-from auditml.attacks.shadow import ShadowModelAttack
-from auditml.attacks.threshold import ThresholdAttack
+from auditml.lazy import lazy_attributes
 from auditml.registry import Registry
 
+if TYPE_CHECKING:
+    from auditml.attacks.label_only import LabelOnlyAttack
+    from auditml.attacks.lira import LiraAttack
+    from auditml.attacks.rmia import RmiaAttack
+    from auditml.attacks.shadow import ShadowModelAttack
+    from auditml.attacks.threshold import ThresholdAttack
+
+_HOMES = {
+    "ThresholdAttack": "auditml.attacks.threshold",
+    "ShadowModelAttack": "auditml.attacks.shadow",
+    "LabelOnlyAttack": "auditml.attacks.label_only",
+    "LiraAttack": "auditml.attacks.lira",
+    "RmiaAttack": "auditml.attacks.rmia",
+}
+__getattr__ = lazy_attributes(__name__, _HOMES)
+
 ATTACKS: Registry[type[MembershipAttack]] = Registry("attack")
-ATTACKS.register("mia_threshold", ThresholdAttack)
-ATTACKS.register("mia_shadow", ShadowModelAttack)
-ATTACKS.register("mia_label_only", LabelOnlyAttack)
-ATTACKS.register("mia_lira", LiraAttack)
-ATTACKS.register("mia_rmia", RmiaAttack)
+ATTACKS.register_lazy("mia_threshold", _HOMES["ThresholdAttack"], "ThresholdAttack")
+ATTACKS.register_lazy("mia_shadow", _HOMES["ShadowModelAttack"], "ShadowModelAttack")
+ATTACKS.register_lazy("mia_label_only", _HOMES["LabelOnlyAttack"], "LabelOnlyAttack")
+ATTACKS.register_lazy("mia_lira", _HOMES["LiraAttack"], "LiraAttack")
+ATTACKS.register_lazy("mia_rmia", _HOMES["RmiaAttack"], "RmiaAttack")
 
 __all__ = [
     "ATTACKS",

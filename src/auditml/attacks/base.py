@@ -11,15 +11,17 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any, ClassVar, Protocol, TypeVar
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 import numpy as np
-import torch
 from pydantic import BaseModel, ConfigDict, ValidationError
-from torch import nn
 
 from auditml.data import ArrayDataset
 from auditml.errors import AuditMLError, ConfigError
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
 
 
 class ReferenceModels(Protocol):
@@ -77,17 +79,32 @@ class AuditTarget:
     not read anything into); their membership is never given to the attack. ``population`` holds
     examples known not to be members and not audited. ``reference`` are models of the target's
     recipe trained on random halves of ``examples`` (``reference.keep`` says which);
-    ``shadow`` are such models trained on halves of ``population``.
+    ``shadow`` are such models trained on halves of ``population``. ``outputs`` are the
+    model's logits on ``examples`` when they were computed before (a run directory keeps them
+    from training time); then ``model`` may be None for attacks that need only
+    :meth:`logits` (:attr:`MembershipAttack.uses_model` False).
     """
 
-    model: nn.Module
+    model: nn.Module | None
     examples: ArrayDataset
     num_classes: int
-    device: torch.device
+    device: torch.device | None
     seed: int
     population: ArrayDataset | None = None
     reference: ReferenceModels | None = None
     shadow: ReferenceModels | None = None
+    outputs: np.ndarray | None = None
+
+    def logits(self) -> np.ndarray:
+        """The target's ``(len(examples), num_classes)`` logits as float64: ``outputs`` when
+        given, else one forward pass of ``model``."""
+        if self.outputs is not None:
+            return np.asarray(self.outputs, dtype=np.float64)
+        if self.model is None:
+            raise MissingResourceError("the audit has neither the target model nor its outputs")
+        from auditml.models.inference import predict_logits
+
+        return predict_logits(self.model, self.examples.x, device=self.device or "cpu")
 
 
 class MembershipAttack(ABC):
@@ -98,6 +115,9 @@ class MembershipAttack(ABC):
     # What ``fit`` needs in the target beyond the model and examples:
     # any of "reference", "population", "shadow".
     requires: ClassVar[frozenset[str]] = frozenset()
+    # False when ``score`` uses only ``target.logits()`` (and the examples' labels), so the
+    # audit may run on the target's cached outputs without loading the model or torch.
+    uses_model: ClassVar[bool] = True
 
     def __init__(self, **settings: Any) -> None:
         self.params = validated_settings(self.Settings, self.name, settings)

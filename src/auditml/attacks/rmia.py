@@ -150,10 +150,7 @@ class RmiaAttack(MembershipAttack):
         population = target.population
         if population is None:  # fit() has checked; this narrows the type
             raise MissingResourceError(f"{self.name} needs population data")
-        target_x = true_class_probs(
-            predict_logits(target.model, target.examples.x, device=target.device),
-            np.asarray(target.examples.y),
-        )
+        target_x = true_class_probs(target.logits(), np.asarray(target.examples.y))
         target_z = true_class_probs(
             predict_logits(target.model, population.x, device=target.device),
             np.asarray(population.y),

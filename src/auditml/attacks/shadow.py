@@ -39,7 +39,6 @@ from auditml.attacks.base import (
     NotFittedError,
 )
 from auditml.errors import AuditMLError
-from auditml.models import predict_logits
 
 if TYPE_CHECKING:
     from sklearn.base import ClassifierMixin
@@ -126,7 +125,7 @@ class ShadowModelAttack(MembershipAttack):
 
     def score(self) -> np.ndarray:
         target = self.target
-        logits = predict_logits(target.model, target.examples.x, device=target.device)
+        logits = target.logits()
         labels = np.asarray(target.examples.y)
         scores = np.empty(len(labels), dtype=np.float64)
         if len(labels) == 0:

@@ -10,7 +10,6 @@ import numpy as np
 
 from auditml.attacks.base import AttackSettings, MembershipAttack
 from auditml.attacks.signals import THRESHOLD_METRICS, ThresholdMetric, membership_signal
-from auditml.models import predict_logits
 
 __all__ = ["THRESHOLD_METRICS", "ThresholdAttack", "ThresholdSettings", "membership_signal"]
 
@@ -22,8 +21,8 @@ class ThresholdSettings(AttackSettings):
 class ThresholdAttack(MembershipAttack):
     name = "mia_threshold"
     Settings = ThresholdSettings
+    uses_model = False
 
     def score(self) -> np.ndarray:
         target = self.target
-        logits = predict_logits(target.model, target.examples.x, device=target.device)
-        return membership_signal(logits, target.examples.y, self.params.metric)
+        return membership_signal(target.logits(), target.examples.y, self.params.metric)

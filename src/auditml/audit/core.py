@@ -10,20 +10,24 @@ population data), fits and scores each attack under a fixed seed, and hands the 
 
 from __future__ import annotations
 
+import contextlib
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
-import torch
-from torch import nn
 
 from auditml.attacks import AuditTarget, MembershipAttack, ReferenceModels
-from auditml.attacks.attribute import AttributeAttack, AttributeTarget
 from auditml.audit.results import AttackOutcome, summarize_attack
 from auditml.data import ArrayDataset
 from auditml.records import RunFacts
+
+if TYPE_CHECKING:
+    import torch
+    from torch import nn
+
+    from auditml.attacks.attribute import AttributeAttack, AttributeTarget
 
 
 class Resources(Protocol):
@@ -87,25 +91,29 @@ class AuditRun:
 
 
 def run_attacks(
-    model: nn.Module,
+    model: nn.Module | None,
     members: ArrayDataset,
     nonmembers: ArrayDataset,
     attacks: Sequence[MembershipAttack],
     *,
     num_classes: int,
-    device: torch.device,
+    device: torch.device | None,
     seed: int,
     delta: float | None,
     run_facts: RunFacts,
     resources: Resources | None = None,
     example_ids: np.ndarray | None = None,
     on_outcome: Callable[[AttackOutcome], None] | None = None,
+    outputs: np.ndarray | None = None,
 ) -> AuditRun:
     """Fit and score every attack against ``model`` and summarise each one's scores.
 
     ``example_ids`` name the examples in the results (pool indices for a run; positions by
     default). ``delta`` is the model's DP δ (None without DP). ``on_outcome`` is called as each
-    attack finishes, so a caller can save results one by one.
+    attack finishes, so a caller can save results one by one. ``outputs`` are the model's
+    logits on the members then the non-members, when already computed; with them ``model``
+    may be None if no attack uses it (:attr:`MembershipAttack.uses_model`), and then torch is
+    not imported at all.
     """
     examples = ArrayDataset(
         np.concatenate([members.x, nonmembers.x]), np.concatenate([members.y, nonmembers.y])
@@ -114,10 +122,12 @@ def run_attacks(
     ids = np.arange(len(examples)) if example_ids is None else np.asarray(example_ids)
     for attack in attacks:  # before any reference or shadow model trains
         attack.check_inputs(tuple(examples.x.shape[1:]))
+        if model is None and (attack.uses_model or outputs is None):
+            raise ValueError(f"{attack.name} needs the target model, and none was given")
     resources = resources or NoResources()
     needs = set().union(*(attack.requires for attack in attacks))
     target = AuditTarget(
-        model=model.to(device).eval(),
+        model=None if model is None else model.to(device).eval(),
         examples=examples,
         num_classes=num_classes,
         device=device,
@@ -125,13 +135,12 @@ def run_attacks(
         population=resources.population() if needs & {"population", "shadow"} else None,
         reference=resources.reference(examples) if "reference" in needs else None,
         shadow=resources.shadow() if "shadow" in needs else None,
+        outputs=outputs,
     )
     outcomes = []
     for attack in attacks:
         start = time.perf_counter()
-        # Each attack draws its randomness from the run's seed, whatever ran before it.
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
+        with _seeded(seed, attack.uses_model):
             scores = np.asarray(attack.fit(target).score(), dtype=np.float64)
         compute = {
             "seconds": round(time.perf_counter() - start, 3),
@@ -147,6 +156,21 @@ def run_attacks(
     return AuditRun(outcomes, target, is_member)
 
 
+@contextlib.contextmanager
+def _seeded(seed: int, uses_torch: bool = True) -> Iterator[None]:
+    """Torch's randomness drawn from ``seed`` inside, whatever ran before, and restored after
+    (each attack's results do not depend on the order attacks run in). An attack that only
+    reads the target's outputs draws none, so torch is left alone (and unimported)."""
+    if not uses_torch:
+        yield
+        return
+    import torch
+
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        yield
+
+
 def _models_used(attack: MembershipAttack, target: AuditTarget) -> int:
     used = [target.reference if "reference" in attack.requires else None,
             target.shadow if "shadow" in attack.requires else None]
@@ -157,6 +181,5 @@ def score_attribute_attack(attack: AttributeAttack, target: AttributeTarget, see
                            ) -> np.ndarray:
     """Fit an attribute-inference attack and return its ``(records, categories)`` scores,
     its randomness drawn from ``seed`` whatever ran before it (as for membership attacks)."""
-    with torch.random.fork_rng(devices=[]):
-        torch.manual_seed(seed)
+    with _seeded(seed):
         return np.asarray(attack.fit(target).score(), dtype=np.float64)

@@ -12,13 +12,17 @@ from __future__ import annotations
 import difflib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from auditml.attacks import ATTACKS, MembershipAttack
-from auditml.audit.canaries import CANARY_AUDITS, CanaryAuditKind
-from auditml.audit.inference import INFERENCE_AUDITS, InferenceAudit
+from auditml.audit.canaries import CANARY_AUDITS
+from auditml.audit.inference import INFERENCE_AUDITS
 from auditml.config import AuditConfig, AuditMLConfig
 from auditml.errors import ConfigError, UnknownNameError
+
+if TYPE_CHECKING:
+    from auditml.audit.canaries import CanaryAuditKind
+    from auditml.audit.inference import InferenceAudit
 
 ALL = "all"
 

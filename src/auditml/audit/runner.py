@@ -4,6 +4,10 @@ This module connects a run directory to the audit core: it checks the run (compl
 since training, not being written by another process), resolves the attacks, loads the model
 and its members, provides reference and shadow models from the run's store, calls
 :func:`~auditml.audit.core.run_attacks`, and writes each result as it finishes.
+
+When every planned audit needs only the model's outputs (``mia_threshold``) and the run kept
+them from training time (``target_outputs.npy``, fingerprinted in its manifest), neither the
+model nor torch is loaded: that audit's cost is reading files and computing metrics.
 """
 
 from __future__ import annotations
@@ -11,17 +15,14 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import torch
 from rich.console import Console
 
 from auditml.attacks import AuditTarget, ReferenceModels
-from auditml.audit.canaries.base import CanaryEvidence, PrivacyClaim
 from auditml.audit.core import run_attacks
-from auditml.audit.inference import InferenceEvidence
-from auditml.audit.plan import plan_audit
+from auditml.audit.plan import AuditPlan, plan_audit
 from auditml.audit.results import AttackOutcome, write_outcome, write_overlay
 from auditml.config import AuditConfig, AuditMLConfig
 from auditml.data import DATASETS, ArrayDataset, LoadedDataset, MembershipSplit, select
@@ -29,10 +30,12 @@ from auditml.errors import RunDirectoryError
 from auditml.records import CanaryRecord, InferenceRecord, RunFacts, TrainingRecord
 from auditml.run_directory import RunDirectory
 from auditml.training import build_run_model, load_dataset
-from auditml.training.batched_jobs import batch_models_setting, layer_rules_cover
-from auditml.training.device import resolve_device
-from auditml.training.executors import make_executor, training_device
-from auditml.training.reference import ReferenceStore, default_workers
+from auditml.training.executors import default_workers, make_executor, training_device
+
+if TYPE_CHECKING:
+    import torch
+
+    from auditml.audit.canaries.base import PrivacyClaim
 
 
 @dataclass(frozen=True)
@@ -94,8 +97,15 @@ def run_audit(
     with run.lock():
         loaded = load_dataset(config)
         data = select(loaded, split)
-        device = resolve_device(config.training.device)
-        model = _load_target(run, config, device)
+        audited = len(data.members) + len(data.nonmembers)
+        outputs = (run.read_target_outputs(audited, spec.num_classes)
+                   if run.has_target_outputs() else None)
+        model = device = None
+        if outputs is None or _needs_model(plan):
+            from auditml.training.device import resolve_device
+
+            device = resolve_device(config.training.device)
+            model = _load_target(run, config, device)
         facts = RunFacts(
             experiment_name=training.experiment_name, dp_enabled=training.dp_enabled,
             epsilon=training.epsilon, delta=training.delta, val_acc=training.val_acc,
@@ -106,33 +116,39 @@ def run_audit(
         outcomes: list[AttackOutcome] = []
         target = is_member = None
         if plan.attacks:
-            audited = run_attacks(
+            attacked = run_attacks(
                 model, data.members, data.nonmembers, plan.attacks,
-                num_classes=DATASETS.get(config.data.dataset).num_classes, device=device,
+                num_classes=spec.num_classes, device=device,
                 seed=config.seed, delta=training.delta, run_facts=facts,
                 resources=RunResources(run, config, audit, split, loaded, console),
                 example_ids=pool_indices,
                 on_outcome=lambda outcome: outcomes.append(
                     write_outcome(run, outcome, images=images, pool_indices=pool_indices)
                 ),
+                outputs=outputs,
             )
-            target, is_member = audited.target, audited.is_member
+            target, is_member = attacked.target, attacked.is_member
         roc_plot = write_overlay(run, outcomes, config.experiment_name) if outcomes else None
         canaries = {}
-        evidence = CanaryEvidence(
-            model=model, device=device, delta=training.delta or 0.0, run_facts=facts,
-            input_canaries=data.canaries, input_included=data.canary_included,
-            gradient_canaries=(
-                run.read_gradient_canaries() if run.has_gradient_canaries() else None
-            ),
-            claim=_claim(training),
-        )
+        if plan.canary_audits:
+            from auditml.audit.canaries.base import CanaryEvidence
+
+            evidence = CanaryEvidence(
+                model=model, device=device, delta=training.delta or 0.0, run_facts=facts,
+                input_canaries=data.canaries, input_included=data.canary_included,
+                gradient_canaries=(
+                    run.read_gradient_canaries() if run.has_gradient_canaries() else None
+                ),
+                claim=_claim(training),
+            )
         for canary_audit in plan.canary_audits:
             record = canary_audit.run(evidence)
             run.write_canary(canary_audit.name, record)
             canaries[canary_audit.name] = record
         inference: dict[str, InferenceRecord] = {}
         if plan.inference_audits:
+            from auditml.audit.inference import InferenceEvidence
+
             # Only the population: RunResources would also build the executor (and Ray).
             population = _population(loaded, split, config.seed, audit.population_size)
             found = InferenceEvidence(
@@ -185,6 +201,9 @@ class RunResources:
         return self._models("population", indices, "shadow models")
 
     def _models(self, name: str, indices: np.ndarray, description: str) -> ReferenceModels:
+        from auditml.training.batched_jobs import batch_models_setting, layer_rules_cover
+        from auditml.training.reference import ReferenceStore
+
         store = ReferenceStore(self.run.reference_dir(name))
         return store.ensure(
             self.config,
@@ -203,8 +222,16 @@ class RunResources:
         )
 
 
+def _needs_model(plan: AuditPlan) -> bool:
+    """Whether the plan needs the model itself, not only its outputs on the audited examples."""
+    return bool(plan.canary_audits or plan.inference_audits
+                or any(attack.uses_model for attack in plan.attacks))
+
+
 def _claim(training: TrainingRecord) -> PrivacyClaim | None:
     """The DP claim the run's accountant made, rebuilt from its recorded schedule."""
+    from auditml.audit.canaries.base import PrivacyClaim
+
     if not training.dp_enabled or None in (
         training.noise_multiplier, training.sample_rate, training.steps, training.accountant,
         training.epsilon, training.delta,

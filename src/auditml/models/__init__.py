@@ -1,33 +1,40 @@
 """Model architectures: a registry of factories ``(input_shape, num_classes) -> nn.Module``.
 
-Adding an architecture is one module with a factory plus one ``MODELS.register`` line.
+Adding an architecture is one module with a factory plus one ``MODELS.register_lazy`` line.
+Importing this package does not import torch: the factories, :func:`predict_logits` and
+:func:`accuracy` load their modules when first used, so a config can be checked (and a run's
+cached outputs audited) without it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
 from auditml.errors import ConfigError
-from auditml.models.cnn import cnn_8x8, cnn_8x8_gn, cnn_28x28, cnn_28x28_gn
-from auditml.models.inference import accuracy, predict_logits
-from auditml.models.mlp import mlp, mlp_small_tanh, mlp_tabular
-from auditml.models.resnet import resnet_groupnorm
+from auditml.lazy import lazy_attributes
 from auditml.registry import Registry
 
-ModelFactory = Callable[[tuple[int, ...], int], nn.Module]
+if TYPE_CHECKING:
+    from torch import nn
+
+    from auditml.models.inference import accuracy, predict_logits
+
+ModelFactory = Callable[[tuple[int, ...], int], "nn.Module"]
 
 MODELS: Registry[ModelFactory] = Registry("model architecture")
-MODELS.register("cnn_28x28", cnn_28x28)
-MODELS.register("cnn_8x8", cnn_8x8)
-MODELS.register("cnn_28x28_gn", cnn_28x28_gn)
-MODELS.register("cnn_8x8_gn", cnn_8x8_gn)
-MODELS.register("mlp", mlp)
-MODELS.register("mlp_small_tanh", mlp_small_tanh)
-MODELS.register("mlp_tabular", mlp_tabular)
-MODELS.register("resnet_groupnorm", resnet_groupnorm)
+MODELS.register_lazy("cnn_28x28", "auditml.models.cnn", "cnn_28x28")
+MODELS.register_lazy("cnn_8x8", "auditml.models.cnn", "cnn_8x8")
+MODELS.register_lazy("cnn_28x28_gn", "auditml.models.cnn", "cnn_28x28_gn")
+MODELS.register_lazy("cnn_8x8_gn", "auditml.models.cnn", "cnn_8x8_gn")
+MODELS.register_lazy("mlp", "auditml.models.mlp", "mlp")
+MODELS.register_lazy("mlp_small_tanh", "auditml.models.mlp", "mlp_small_tanh")
+MODELS.register_lazy("mlp_tabular", "auditml.models.mlp", "mlp_tabular")
+MODELS.register_lazy("resnet_groupnorm", "auditml.models.resnet", "resnet_groupnorm")
+
+__getattr__ = lazy_attributes(__name__, {
+    "accuracy": "auditml.models.inference", "predict_logits": "auditml.models.inference",
+})
 
 
 def build_model(arch: str, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
@@ -38,6 +45,8 @@ def build_model(arch: str, input_shape: tuple[int, ...], num_classes: int) -> nn
     the model is built and run once on two zero inputs (in eval mode, without gradients, so no
     state such as BatchNorm statistics changes).
     """
+    import torch
+
     factory = MODELS.get(arch)
     try:
         model = factory(input_shape, num_classes)

@@ -28,9 +28,8 @@ from auditml.sweep.figures import sweep_figures
 from auditml.sweep.plan import parse_epsilons, run_config, sweep_attacks
 from auditml.sweep.report import SweepRecord, markdown, sweep_rows
 from auditml.sweep.tuner import Trial, parse_tuning, plan_trials, tuning_result
-from auditml.training.executors import make_executor
+from auditml.training.executors import default_workers, make_executor
 from auditml.training.privacy import check_noise_plan
-from auditml.training.reference import default_workers
 from auditml.training.tuning_privacy import StoppingRule
 
 

@@ -159,6 +159,11 @@ def _cuda_device_count() -> int:
     return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
+def default_workers() -> int:
+    """Worker processes when the config names none: one per core, at most 8."""
+    return max(1, min(os.cpu_count() or 1, 8))
+
+
 def local_device(requested: str) -> str:
     """``training.device`` resolved on this machine (``auto`` -> ``cuda``, ``mps`` or ``cpu``)."""
     from auditml.training.device import resolve_device

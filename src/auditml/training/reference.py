@@ -18,7 +18,6 @@ so a killed audit loses only the models still training; the next audit trains th
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,10 +94,6 @@ class ReferenceModels:
 
     def subset(self, count: int) -> ReferenceModels:
         return ReferenceModels(self.models[:count], self.keep[:count], self.device)
-
-
-def default_workers() -> int:
-    return max(1, min(os.cpu_count() or 1, 8))
 
 
 def train_reference_models(

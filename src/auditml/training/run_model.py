@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import json
 from functools import lru_cache
-from typing import Any
-
-from torch import nn
+from typing import TYPE_CHECKING, Any
 
 from auditml.config import AuditMLConfig, parse_config
 from auditml.data import DATASETS, ArrayDataset, LoadedDataset
 from auditml.errors import DataError
 from auditml.models import build_model
+
+if TYPE_CHECKING:
+    from torch import nn
 
 
 def build_run_model(config: AuditMLConfig) -> nn.Module:

@@ -22,7 +22,7 @@ from auditml.errors import ConfigError
 from auditml.fileio import staged_directory
 from auditml.formatting import dp_guarantee_line
 from auditml.gradient_canary_record import GradientCanaryRecord
-from auditml.models import accuracy, build_model
+from auditml.models import accuracy, build_model, predict_logits
 from auditml.records import TrainingRecord
 from auditml.run_directory import RunDirectory
 from auditml.training.device import resolve_device
@@ -97,6 +97,10 @@ def train(config: AuditMLConfig, *, console: Console | None = None) -> TrainResu
                 "included": int(fit.gradient_canaries.included.sum()),
                 "direction": fit.gradient_canaries.direction,
             }
+        # The audited examples' logits, once: audits that need only these skip the model.
+        outputs = predict_logits(
+            model, np.concatenate([data.members.x, data.nonmembers.x]), device=device
+        )
         metrics["wall_time_s"] = round(time.perf_counter() - start, 3)
         record = TrainingRecord.model_validate(metrics)
 
@@ -109,6 +113,7 @@ def train(config: AuditMLConfig, *, console: Console | None = None) -> TrainResu
             run.write_training(record)
             if fit.gradient_canaries is not None:
                 run.write_gradient_canaries(fit.gradient_canaries)
+            run.write_target_outputs(outputs)
             run.write_manifest()
     if epsilon is not None:
         console.print(dp_guarantee_line(epsilon, config.training.dp.delta), highlight=False)
