@@ -41,6 +41,14 @@ from auditml.fileio import atomic_path, npz_scalar, read_npz
 DIRECTIONS = ("dirac", "random_direction")
 
 
+def tensor_owners(coordinates: np.ndarray, sizes: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For flat parameter ``coordinates`` of tensors of ``sizes`` (flattened in order): the index
+    of the tensor each falls in, and its offset within that tensor."""
+    offsets = np.concatenate([[0], np.cumsum(sizes)])
+    owners = np.searchsorted(offsets, coordinates, side="right") - 1
+    return owners, coordinates - offsets[owners]
+
+
 @dataclass(frozen=True)
 class GradientCanaryRecord:
     direction: str

@@ -380,3 +380,11 @@ def test_planted_bugs_change_the_mechanism_as_documented() -> None:
     for bug in BUGS:
         assert runs[bug].record.max_grad_norm == 1.0
         assert runs[bug].record.observations.shape == correct.record.observations.shape
+
+
+def test_tensor_owners_maps_flat_coordinates_to_tensors_and_offsets() -> None:
+    from auditml.gradient_canary_record import tensor_owners
+
+    owners, local = tensor_owners(np.array([0, 2, 3, 4, 9]), np.array([3, 1, 6]))
+    assert owners.tolist() == [0, 0, 1, 2, 2]
+    assert local.tolist() == [0, 2, 0, 0, 5]

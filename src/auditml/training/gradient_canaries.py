@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from auditml.errors import ConfigError, ModelError
-from auditml.gradient_canary_record import DIRECTIONS, GradientCanaryRecord
+from auditml.gradient_canary_record import DIRECTIONS, GradientCanaryRecord, tensor_owners
 
 # Independent streams of the canaries' seed, so that e.g. changing m keeps the coins' stream.
 _COINS, _SAMPLING, _DIRECTIONS = 1, 2, 3
@@ -242,11 +242,10 @@ class _Dirac:
     def __init__(self, sizes: list[int], coordinates: np.ndarray) -> None:
         self.coordinates = coordinates
         self.dimension = sum(sizes)
-        offsets = np.concatenate([[0], np.cumsum(sizes)])
-        owner = np.searchsorted(offsets, coordinates, side="right") - 1
+        owner, local = tensor_owners(coordinates, np.asarray(sizes))
         # Per parameter: which canaries live in it, and where in its flattened tensor.
         self._groups = [
-            (k, np.flatnonzero(owner == k), coordinates[owner == k] - offsets[k])
+            (k, np.flatnonzero(owner == k), local[owner == k])
             for k in np.unique(owner)
         ]
         self._on_device: dict[torch.device, list[tuple[int, torch.Tensor, torch.Tensor]]] = {}

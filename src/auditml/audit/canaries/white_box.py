@@ -54,7 +54,7 @@ from auditml.audit.canaries.scores import (
     last_iterate_scores,
 )
 from auditml.errors import AuditMLError
-from auditml.gradient_canary_record import GradientCanaryRecord
+from auditml.gradient_canary_record import GradientCanaryRecord, tensor_owners
 from auditml.metrics import claimed_tradeoff, fdp_audit, one_run_audit
 from auditml.metrics.fdp_family import (
     mechanism_epsilon_lower_bound,
@@ -238,7 +238,7 @@ def check_mechanism(
                               confidence=each)
     rate = sample_rate_lower_bound(known, dataset_size=record.dataset_size,
                                    confidence=each) if measure_rate else None
-    sensitivity = _sensitivity(record, groups, probe, 1 - (1 - each) / max(tests, 1))
+    sensitivity = _sensitivity(record, groups, probe, tests, 1 - (1 - each) / max(tests, 1))
     spread = max(1.0, sensitivity["lower"]) if sensitivity else 1.0
     epsilon = mechanism_epsilon_lower_bound(
         claim.history, noise_scale=noise.upper / (record.noise_multiplier * spread),
@@ -271,8 +271,7 @@ def _sensitivity_groups(record: GradientCanaryRecord) -> list[tuple[int | None, 
     if record.parameter_sizes is None:
         owners = np.zeros(record.count, np.int64)
     else:
-        offsets = np.cumsum(record.parameter_sizes)
-        owners = np.searchsorted(offsets, record.coordinates, side="right")
+        owners, _ = tensor_owners(record.coordinates, record.parameter_sizes)
     return [
         (None if record.parameter_sizes is None else int(k), np.flatnonzero(used & (owners == k)))
         for k in np.unique(owners[used])
@@ -281,12 +280,12 @@ def _sensitivity_groups(record: GradientCanaryRecord) -> list[tuple[int | None, 
 
 def _sensitivity(
     record: GradientCanaryRecord, groups: list[tuple[int | None, np.ndarray]], probe: bool,
-    confidence: float,
+    tests: int, confidence: float,
 ) -> dict[str, Any] | None:
     """The test whose rows moved the sums most (largest lower bound): each group of sampled
-    canaries, and the clipping probe where the record has one (its coin is fair: rate ½)."""
+    canaries, and the clipping probe where the record has one (its coin is fair: rate ½);
+    ``tests`` of them in all, each at ``confidence``."""
     best: dict[str, Any] | None = None
-    tests = len(groups) + probe
     for tensor, columns in groups:
         bound = sensitivity_lower_bound(
             record.observations[:, columns] / record.max_grad_norm, record.sampled[:, columns],
