@@ -4,7 +4,7 @@ Trains a small digits run once, then runs ``auditml audit --attack mia_threshold
 process several times. Each audit records, in its own process, the seconds its attack took
 (``compute.seconds`` in ``audit/<attack>.json``); the fixed cost is the command's wall time
 minus that. Measured twice, alternating: on the run as trained (the threshold attack reads the
-model's saved outputs, ``target_outputs.npy``, and never imports torch) and on the same run
+model's saved outputs, ``target_outputs.npz``, and never imports torch) and on the same run
 without that file (as older versions wrote runs: the model is loaded and run). Printed as
 medians over the repeats with their ratio, a yardstick measured the same way (a bare
 ``python -c "import torch"``) and the machine's load, since on a shared machine absolute
@@ -57,7 +57,7 @@ def main() -> None:
         # The same run as an older version wrote it: no saved outputs, so the model is loaded.
         without = Path(scratch) / "without_outputs"
         shutil.copytree(Path(scratch) / CONFIG["experiment_name"], without)
-        (without / "target_outputs.npy").unlink()
+        (without / "target_outputs.npz").unlink()
         RunDirectory(without).write_manifest()
         without_config = Path(scratch) / "without.yaml"
         without_config.write_text(yaml.safe_dump(

@@ -162,7 +162,7 @@ def test_training_without_dp_never_imports_opacus(tmp_path: Path) -> None:
 
 def test_a_threshold_audit_of_a_trained_run_never_imports_torch(tmp_path: Path) -> None:
     # Importing torch is most of an audit's fixed cost (issue 11: <= 2 s); the threshold attack
-    # needs only the target's outputs, which training keeps (target_outputs.npy).
+    # needs only the target's outputs, which training keeps (target_outputs.npz).
     config = _plain_digits_config(tmp_path)
     assert _packages_loaded_by(["train", "--config", str(config)], "torch")  # it trains with it
     audit = ["audit", "--config", str(config), "--attack", "mia_threshold"]

@@ -43,7 +43,7 @@ from pydantic import ValidationError
 from auditml.config import RECIPE_PARTS_ADDED, AuditMLConfig, parse_config
 from auditml.data.split import MembershipSplit
 from auditml.errors import ConfigError, RunDirectoryError
-from auditml.fileio import atomic_path, sha256_of_file, write_json
+from auditml.fileio import atomic_path, read_npz, sha256_of_file, write_json
 from auditml.gradient_canary_record import GradientCanaryRecord
 from auditml.records import (
     INFERENCE_RECORDS,
@@ -71,7 +71,7 @@ CANARY_DIR = "canaries"
 REFERENCE_DIR = "reference"
 OVERLAY_FILE = "roc_overlay.png"
 GRADIENT_CANARY_FILE = "gradient_canaries.npz"
-TARGET_OUTPUTS_FILE = "target_outputs.npy"
+TARGET_OUTPUTS_FILE = "target_outputs.npz"
 TRAINED_FILES = (CONFIG_FILE, MODEL_FILE, SPLIT_FILE, METRICS_FILE)
 # Written by some trainings only (runs of older versions lack the outputs); fingerprinted in the
 # manifest when they are.
@@ -317,7 +317,7 @@ class RunDirectory:
         in split order), float64: an audit that needs only the model's outputs reads them
         instead of loading the model (and torch). Written before the manifest fingerprints it."""
         with atomic_path(self.path / TARGET_OUTPUTS_FILE) as tmp, tmp.open("wb") as handle:
-            np.save(handle, np.ascontiguousarray(logits, dtype=np.float64), allow_pickle=False)
+            np.savez(handle, logits=np.ascontiguousarray(logits, dtype=np.float64))
 
     def has_target_outputs(self) -> bool:
         return (self.path / TARGET_OUTPUTS_FILE).is_file()
@@ -325,19 +325,17 @@ class RunDirectory:
     def read_target_outputs(self, examples: int, classes: int) -> np.ndarray:
         """The logits :meth:`write_target_outputs` saved, checked to be ``(examples, classes)``
         float64 (never unpickled); call after :meth:`require_trained` has checked the hash."""
-        path = self.path / TARGET_OUTPUTS_FILE
-        fix = "retrain with `auditml train --config F`"
-        try:
-            logits = np.load(path, allow_pickle=False)
-        except (OSError, ValueError) as error:
-            reason = str(error).splitlines()[0] if str(error) else type(error).__name__
-            raise RunDirectoryError(f"{path} is unreadable ({reason}): {fix}") from None
-        if logits.dtype != np.float64 or logits.shape != (examples, classes):
-            raise RunDirectoryError(
-                f"{path} holds {logits.dtype} logits of shape {logits.shape}, not float64 of "
-                f"shape {(examples, classes)} for the run's audited examples: {fix}"
-            )
-        return logits
+
+        def build(data: Any) -> np.ndarray:
+            logits = data["logits"]
+            if logits.dtype != np.float64 or logits.shape != (examples, classes):
+                raise ValueError(
+                    f"it holds {logits.dtype} logits of shape {logits.shape}, not float64 of "
+                    f"shape {(examples, classes)} for the run's audited examples"
+                )
+            return logits
+
+        return read_npz(self.path / TARGET_OUTPUTS_FILE, "target outputs", build)
 
     def write_manifest(self) -> RunManifest:
         """Fingerprint the trained files; written last, so a run with a manifest is complete."""

@@ -94,10 +94,10 @@ def test_a_one_attack_overlay_is_the_attacks_own_figure(
 
 
 def _forget_target_outputs(run_dir: Path) -> None:
-    """Make ``run_dir`` look like a run of an older version: no target_outputs.npy."""
+    """Make ``run_dir`` look like a run of an older version: no target_outputs.npz."""
     from auditml.run_directory import RunDirectory
 
-    (run_dir / "target_outputs.npy").unlink()
+    (run_dir / "target_outputs.npz").unlink()
     RunDirectory(run_dir).write_manifest()
 
 
@@ -108,7 +108,8 @@ def test_an_outputs_only_audit_reads_the_saved_outputs_and_never_loads_the_model
 
     config = parse_config(tiny_config(data={"train_size": 60, "batch_size": 20}))
     train(config, console=Console(file=io.StringIO()))
-    saved = np.load(config.run_dir / "target_outputs.npy", allow_pickle=False)
+    with np.load(config.run_dir / "target_outputs.npz", allow_pickle=False) as data:
+        saved = data["logits"]
     assert saved.shape == (120, 10) and saved.dtype == np.float64
     quiet = Console(file=io.StringIO())
     metrics = ["mia_threshold"]
@@ -143,14 +144,15 @@ def test_saved_outputs_that_do_not_fit_the_run_are_refused(
 
     config = parse_config(tiny_config(data={"train_size": 60, "batch_size": 20}))
     train(config, console=Console(file=io.StringIO()))
-    path = config.run_dir / "target_outputs.npy"
-    good = np.load(path)
-    np.save(path, good + 1.0)  # changed after training: the manifest says so
+    path = config.run_dir / "target_outputs.npz"
+    with np.load(path) as data:
+        good = data["logits"]
+    np.savez(path, logits=good + 1.0)  # changed after training: the manifest says so
     with pytest.raises(RunDirectoryError, match="changed after training"):
         run_audit(config.run_dir, ["mia_threshold"])
     for bad, why in [(good[:-1], "shape"), (good.astype(np.float32), "float32"),
                      (np.array([{"x": 1}], dtype=object), "unreadable")]:
-        np.save(path, bad, allow_pickle=True)
+        np.savez(path, logits=bad)  # an object array is pickled
         RunDirectory(config.run_dir).write_manifest()  # even fingerprinted, it must fit
         with pytest.raises(RunDirectoryError, match=why):
             run_audit(config.run_dir, ["mia_threshold"])

@@ -6,7 +6,7 @@ and its members, provides reference and shadow models from the run's store, call
 :func:`~auditml.audit.core.run_attacks`, and writes each result as it finishes.
 
 When every planned audit needs only the model's outputs (``mia_threshold``) and the run kept
-them from training time (``target_outputs.npy``, fingerprinted in its manifest), neither the
+them from training time (``target_outputs.npz``, fingerprinted in its manifest), neither the
 model nor torch is loaded: that audit's cost is reading files and computing metrics.
 """
 
