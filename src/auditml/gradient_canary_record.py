@@ -26,6 +26,11 @@ The arrays (``gradient_canaries.npz`` in a run directory)::
     probe (T,), probe_sampled (T,)  float32 and bool: the clipping probe's centred
                          observation and coin per step, only where the canaries went through the
                          optimiser's own clipping (:mod:`auditml.training.clipping_probe`)
+    divisors (T,)        float64: what step t's noisy sum was divided by before the optimiser
+                         applied it (its normalisation); NaN where the loop could not tell
+                         (absent in older records)
+    loop_facts           JSON of a :class:`~auditml.records.LoopFacts`: what was seen of the
+                         loader, the engine and the model (absent where nothing was seen)
 """
 
 from __future__ import annotations
@@ -37,6 +42,7 @@ from typing import Any
 import numpy as np
 
 from auditml.fileio import atomic_path, npz_scalar, read_npz
+from auditml.records import LoopFacts
 
 DIRECTIONS = ("dirac", "random_direction")
 
@@ -68,6 +74,8 @@ class GradientCanaryRecord:
     parameter_sizes: np.ndarray | None = None  # None: unknown (older records)
     probe: np.ndarray | None = None  # None: no clipping probe
     probe_sampled: np.ndarray | None = None
+    divisors: np.ndarray | None = None  # None: unknown at every step (older records)
+    loop_facts: LoopFacts | None = None  # None: nothing seen of the loop beyond its sums
 
     @property
     def count(self) -> int:
@@ -101,6 +109,10 @@ class GradientCanaryRecord:
                 **({} if self.probe is None or self.probe_sampled is None else
                    {"probe": np.asarray(self.probe, np.float32),
                     "probe_sampled": np.asarray(self.probe_sampled, np.bool_)}),
+                **({} if self.divisors is None else
+                   {"divisors": np.asarray(self.divisors, np.float64)}),
+                **({} if self.loop_facts is None else
+                   {"loop_facts": np.str_(self.loop_facts.model_dump_json())}),
             )
 
     def known_batch_sizes(self) -> np.ndarray:
@@ -136,6 +148,11 @@ class GradientCanaryRecord:
                 probe=_array(data, "probe", np.float32) if "probe" in data else None,
                 probe_sampled=(_array(data, "probe_sampled", np.bool_)
                                if "probe_sampled" in data else None),
+                divisors=_array(data, "divisors", np.float64) if "divisors" in data else None,
+                loop_facts=(
+                    LoopFacts.model_validate_json(str(npz_scalar(data, "loop_facts", "U")))
+                    if "loop_facts" in data else None
+                ),
             )
             record.check()
             return record
@@ -195,6 +212,11 @@ class GradientCanaryRecord:
             raise ValueError(f"probe and probe_sampled must hold one finite value per step "
                              f"({self.steps}), got {self.probe.shape} and "
                              f"{self.probe_sampled.shape}")
+        if self.divisors is not None and (
+            self.divisors.shape != (self.steps,) or np.isinf(self.divisors).any()
+        ):
+            raise ValueError(f"divisors must hold one finite value (or NaN) per step "
+                             f"({self.steps}), got shape {self.divisors.shape}")
         if not (0 < self.sample_rate <= 1 and self.noise_multiplier >= 0
                 and self.max_grad_norm > 0):
             raise ValueError("sample_rate, noise_multiplier or max_grad_norm is out of range")

@@ -171,6 +171,66 @@ class ExposedExample(_Part):
     score: float
 
 
+class HiddenStateProbe(_Part):
+    """The first training batch, run twice with one example changed (:mod:`auditml.training.
+    loop_inspection`): whether the other examples' outputs moved (``mixing``; ``max_change`` is
+    the largest change relative to the outputs' scale) and which buffers the training-mode
+    forward pass changed. ``ran`` False: ``reason`` says why not."""
+
+    ran: bool
+    reason: str
+    batch: int = Field(default=0, ge=0)
+    mixing: bool | None = None
+    max_change: float | None = None
+    buffers_updated: list[str] = Field(default_factory=list)
+
+
+class LoopFacts(_Part):
+    """What auditml saw of a DP-SGD loop besides its noisy sums: the loader, the engine and the
+    model, inspected when the audit was attached, and the first-batch probe. ``None`` (or an
+    empty list) is "not seen"; checks that need a fact that was not seen say so."""
+
+    loader: str | None = None  # the batches' sampler, in words
+    loader_poisson: bool | None = None  # the loader draws Poisson-sampled batches
+    loader_rate: float | None = None  # the rate a Poisson loader draws at
+    dataset_size: int | None = Field(default=None, ge=1)  # examples the loader draws from
+    steps_per_epoch: int | None = Field(default=None, ge=1)  # len(loader)
+    secure_rng: bool | None = None  # the engine's noise comes from a secure generator
+    mixing_layers: list[str] = Field(default_factory=list)  # "path: Type" of example-mixing layers
+    running_stats: list[str] = Field(default_factory=list)  # layers that track running statistics
+    probe: HiddenStateProbe | None = None
+    buffers_changed: list[str] = Field(default_factory=list)  # changed between attach and end
+
+
+class AssumptionCheck(_Part):
+    """One assumption of the accountant, checked against what the loop did.
+
+    ``status``: ``passed``; ``failed`` (the claim fails: ``finding`` ``violation`` when the
+    observations contradict the claimed privacy, ``not_applicable`` when the mechanism that ran
+    is not the one the accountant analysed); ``warning`` (noted, the claim stands); or
+    ``not_checked`` (``detail`` says what was missing). ``p_value`` and ``confidence`` belong to
+    statistical checks; exact ones (what the code or the optimiser did) have neither.
+    ``epsilon_lower_bound`` is, where the literature gives one, the ε of what the loop really did,
+    from below (e.g. shuffled batches), at the audit's δ.
+    """
+
+    check: str
+    assumption: str
+    status: Literal["passed", "failed", "warning", "not_checked"]
+    finding: Literal["violation", "not_applicable"] | None = None
+    detail: str
+    p_value: float | None = Field(default=None, ge=0, le=1)
+    confidence: float | None = Field(default=None, gt=0, lt=1)
+    epsilon_lower_bound: float | None = Field(default=None, ge=0)
+
+    @field_validator("finding")
+    @classmethod
+    def _finding_with_failure(cls, finding: str | None, info: Any) -> str | None:
+        if (finding is not None) != (info.data.get("status") == "failed"):
+            raise ValueError("a finding goes with a failed check, and only with one")
+        return finding
+
+
 def _finite_number(value: Any, what: str) -> float:
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         raise ValueError(f"{what} must be a finite number, got {value!r}")
@@ -256,6 +316,14 @@ class CanaryRecord(Record):
     mechanism_check: dict[str, Any] | None = None
     # True when the audit contradicts the run's DP claim; None without a claim.
     violation: bool | None = None
+    # Each assumption of the accountant, checked (auditml.audit.canaries.assumptions); None in
+    # records written before the checks existed. A failed check makes ``violation`` true.
+    assumptions: list[AssumptionCheck] | None = None
+
+    @property
+    def failed_checks(self) -> list[str]:
+        """The assumptions the training broke (empty when none, or none were checked)."""
+        return [check.check for check in self.assumptions or [] if check.status == "failed"]
 
     @field_validator("mechanism_check")
     @classmethod

@@ -23,6 +23,7 @@ from auditml.config import DPConfig, parse_config
 from auditml.data import make_split
 from auditml.errors import ConfigError, ModelError, RunDirectoryError
 from auditml.gradient_canary_record import GradientCanaryRecord
+from auditml.records import HiddenStateProbe, LoopFacts
 from auditml.run_directory import RunDirectory
 from auditml.training import build_run_model, train
 from auditml.training.dp_sgd import make_private
@@ -82,7 +83,7 @@ def _train(
 
 
 @pytest.mark.parametrize("mode", MODES)
-def test_each_steps_real_batch_size_is_recorded(mode: str) -> None:
+def test_each_steps_real_batch_size_and_divisor_are_recorded(mode: str) -> None:
     model = _mlp()
     optimizer = torch.optim.SGD(model.parameters(), lr=0.0)
     canaries = _canaries(optimizer_parameters(optimizer), "dirac", dataset_size=64)
@@ -101,6 +102,9 @@ def test_each_steps_real_batch_size_is_recorded(mode: str) -> None:
     record = canaries.record()
     assert record.known_batch_sizes().tolist() == sizes and record.dataset_size == 64
     assert sum(sizes) > 0  # Poisson batches of 64 at 1/4: not all empty
+    # And what each noisy sum was divided by before it was applied: the expected batch size, in
+    # every mode (the normalisation check reads it).
+    assert record.divisors is not None and np.allclose(record.divisors, 64 * RATE, rtol=1e-4)
 
 
 def _unit_directions(record: GradientCanaryRecord, parameters: list[torch.Tensor]) -> torch.Tensor:
@@ -388,3 +392,40 @@ def test_tensor_owners_maps_flat_coordinates_to_tensors_and_offsets() -> None:
     owners, local = tensor_owners(np.array([0, 2, 3, 4, 9]), np.array([3, 1, 6]))
     assert owners.tolist() == [0, 0, 1, 2, 2]
     assert local.tolist() == [0, 2, 0, 0, 5]
+
+
+def test_divisors_and_loop_facts_round_trip_and_bad_ones_are_refused(tmp_path: Any) -> None:
+    canaries = _canaries(optimizer_parameters(torch.optim.SGD(_mlp().parameters(), lr=0.1)),
+                         "dirac", dataset_size=64)
+    for divisor in (16.0, None):
+        sums = canaries.add_to_sums([torch.randn_like(p) for p in canaries.parameters])
+        canaries.observe(sums)
+        if divisor is not None:
+            canaries.note_applied([s / divisor for s in sums])
+    facts = LoopFacts(loader="Poisson", loader_poisson=True, loader_rate=0.25, dataset_size=64,
+                      mixing_layers=["1: BatchNorm1d"],
+                      probe=HiddenStateProbe(ran=True, reason="first batch", batch=3,
+                                             mixing=True, max_change=0.5))
+    record = dataclasses.replace(canaries.record(), loop_facts=facts)
+    assert record.divisors is not None
+    assert record.divisors[0] == pytest.approx(16.0) and np.isnan(record.divisors[1])
+    path = tmp_path / "gradient_canaries.npz"
+    record.save(path)
+    loaded = GradientCanaryRecord.load(path)
+    assert loaded.loop_facts == facts
+    assert np.array_equal(loaded.divisors, record.divisors, equal_nan=True)  # type: ignore[arg-type]
+    with np.load(path) as saved:
+        arrays = dict(saved)
+    for bad, words in (({"divisors": np.array([16.0], np.float64)}, "divisors must hold"),
+                       ({"divisors": np.array([16.0, np.inf])}, "divisors must hold"),
+                       ({"loop_facts": np.str_('{"loader": 3}')}, "loader"),
+                       ({"loop_facts": np.str_('{"surprise": true}')}, "surprise")):
+        with path.open("wb") as handle:
+            np.savez(handle, **{**arrays, **bad})
+        with pytest.raises(RunDirectoryError, match=words):
+            GradientCanaryRecord.load(path)
+    older = {key: value for key, value in arrays.items() if key not in ("divisors", "loop_facts")}
+    with path.open("wb") as handle:
+        np.savez(handle, **older)
+    assert GradientCanaryRecord.load(path).divisors is None
+    assert GradientCanaryRecord.load(path).loop_facts is None

@@ -47,12 +47,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
 
 from auditml.errors import ConfigError, ModelError
-from auditml.training.gradient_canaries import GradientCanaries
+from auditml.training.gradient_canaries import GradientCanaries, watch_applied_gradients
 
 # A stream of the canaries' seed that gradient_canaries.py does not use (it uses 1, 2, 3).
 _PROBE = 4
@@ -106,6 +107,26 @@ class ClippingProbe:
         self._observations.append(1.0 - sign * along / self.max_grad_norm)
         self._sampled.append(probe)
         self._pending = None
+
+    def state_dict(self) -> dict[str, Any]:
+        """The probe's record so far and its generator's state (see
+        :meth:`auditml.training.gradient_canaries.GradientCanaries.state_dict`)."""
+        if self._pending is not None:
+            raise ModelError("clipping probe: save the state between optimiser steps")
+        return {"observations": torch.tensor(self._observations, dtype=torch.float64),
+                "sampled": torch.tensor(self._sampled, dtype=torch.bool),
+                "draws": self._draws.bit_generator.state}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        try:
+            observations = [float(v) for v in state["observations"]]
+            sampled = [bool(v) for v in state["sampled"]]
+            self._draws.bit_generator.state = state["draws"]
+        except (KeyError, TypeError, ValueError) as error:
+            raise ModelError(f"clipping probe: not a saved probe state ({error})") from None
+        if len(observations) != len(sampled):
+            raise ModelError("clipping probe: the saved state's arrays do not fit together")
+        self._observations, self._sampled = observations, sampled
 
     def arrays(self) -> tuple[np.ndarray, np.ndarray]:
         """``(y, sampled)``: one value and one coin per observed step."""
@@ -184,10 +205,12 @@ def attach_through_clipping(
 
     optimizer.clip_and_accumulate = clip_with_rows  # type: ignore[attr-defined]
     optimizer.add_noise = add_noise_and_observe  # type: ignore[attr-defined]
+    detach_applied = watch_applied_gradients(optimizer, canaries)
 
     def detach() -> None:
         vars(optimizer).pop("clip_and_accumulate", None)
         vars(optimizer).pop("add_noise", None)
+        detach_applied()
 
     return detach
 

@@ -244,6 +244,8 @@ class FastDPSGD:
             self.canaries.observe(summed)
         for parameter, noisy in zip(self.parameters, summed, strict=True):
             parameter.grad = noisy / self.expected_batch_size
+        if self.canaries is not None:
+            self.canaries.note_applied([p.grad for p in self.parameters])
 
     def step(self, loss_sum: torch.Tensor, batch_size: int) -> None:
         self.clipped_noised_gradients(loss_sum, batch_size)

@@ -28,6 +28,7 @@ every direction to project on it (``O(m·d)``, on the CPU), which is slow for la
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -39,6 +40,9 @@ from auditml.gradient_canary_record import DIRECTIONS, GradientCanaryRecord, ten
 _COINS, _SAMPLING, _DIRECTIONS = 1, 2, 3
 # Random directions are projected in blocks of at most this many floats (m × d never at once).
 _BLOCK_FLOATS = 1 << 24
+# The divisor of a step is read off this many coordinates of its noisy sum (each carries noise, so
+# the ratio is exact to rounding; a few hundred make it robust to coordinates that are 0).
+_DIVISOR_COORDINATES = 256
 
 
 class GradientCanaries:
@@ -102,6 +106,9 @@ class GradientCanaries:
         self.dataset_size = int(dataset_size)
         self._batch_sizes: list[int] = []
         self._batch: int = -1
+        # What each noisy sum was divided by before it was applied (normalisation check).
+        self._divisors: list[float] = []
+        self._noisy_head: torch.Tensor | None = None
 
     @property
     def coordinates(self) -> np.ndarray:
@@ -159,6 +166,23 @@ class GradientCanaries:
         self._pending = None
         self._batch_sizes.append(self._batch)
         self._batch = -1
+        self._divisors.append(float("nan"))
+        self._noisy_head = _head(noisy_sums)
+
+    def note_applied(self, gradients: Sequence[torch.Tensor]) -> None:
+        """Say what the optimiser applies for the step :meth:`observe` recorded last (its
+        gradients after the normalisation): the step's divisor is kept, the least-squares ratio
+        of the noisy sum to them on the first coordinates. A second call for the same step, or
+        one before any step, is ignored."""
+        if self._noisy_head is None or not gradients:
+            return
+        noisy, self._noisy_head = self._noisy_head.double(), None
+        applied = _head(gradients).double()
+        if applied.shape != noisy.shape:
+            return
+        overlap = float(noisy @ applied)
+        if overlap != 0 and np.isfinite(overlap):
+            self._divisors[-1] = float(noisy @ noisy) / overlap
 
     def record(self) -> GradientCanaryRecord:
         """Everything an audit needs, with the weights' projections now (the last iterate)."""
@@ -176,7 +200,65 @@ class GradientCanaries:
             initial=self.initial, final=self._project_weights(),
             batch_sizes=np.asarray(self._batch_sizes, np.int64), dataset_size=self.dataset_size,
             parameter_sizes=np.array([p.numel() for p in self.parameters], np.int64),
+            divisors=np.asarray(self._divisors, np.float64),
         )
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything recorded so far and the sampling generator's state, as tensors and plain
+        values (``torch.save`` writes it, ``torch.load(..., weights_only=True)`` reads it): saved
+        with a checkpoint, it lets a resumed loop go on with the same canaries
+        (:meth:`load_state_dict`)."""
+        if self._pending is not None:
+            raise ModelError("gradient canaries: a step was injected but not observed; save "
+                             "the state between optimiser steps")
+        steps = len(self._observations)
+        return {
+            "seed": self.seed, "count": self.count, "direction": self.direction,
+            "dimension": self._directions.dimension, "sample_rate": self.sample_rate,
+            "noise_multiplier": self.noise_multiplier, "max_grad_norm": self.max_grad_norm,
+            "dataset_size": self.dataset_size, "initial": torch.from_numpy(self.initial.copy()),
+            "observations": (torch.stack(self._observations).cpu() if steps
+                             else torch.zeros((0, self.count))),
+            "sampled": torch.from_numpy(np.stack(self._sampled) if steps
+                                        else np.zeros((0, self.count), bool)),
+            "batch_sizes": torch.tensor(self._batch_sizes, dtype=torch.int64),
+            "divisors": torch.tensor(self._divisors, dtype=torch.float64),
+            "sampling": self._sampling.bit_generator.state,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Go on from a :meth:`state_dict` of canaries drawn with the same settings over the same
+        parameters (refused otherwise: other canaries would make the record meaningless)."""
+        same = ("seed", "count", "direction", "sample_rate", "noise_multiplier", "max_grad_norm")
+        mine = {"seed": self.seed, "count": self.count, "direction": self.direction,
+                "sample_rate": self.sample_rate, "noise_multiplier": self.noise_multiplier,
+                "max_grad_norm": self.max_grad_norm}
+        try:
+            differs = [key for key in same if state[key] != mine[key]]
+            if state["dimension"] != self._directions.dimension:
+                differs.append("dimension (the trainable parameters)")
+            observations = torch.as_tensor(state["observations"], dtype=torch.float32)
+            sampled = np.asarray(state["sampled"], dtype=bool)
+            sizes = [int(v) for v in state["batch_sizes"]]
+            divisors = [float(v) for v in state["divisors"]]
+            initial = np.asarray(state["initial"], dtype=np.float32)
+        except (KeyError, TypeError, ValueError) as error:
+            raise ModelError(f"gradient canaries: not a saved canary state ({error})") from None
+        if differs:
+            raise ModelError("gradient canaries: the saved state is of other canaries ("
+                             + ", ".join(differs) + " differ); resume with the settings it was "
+                             "saved with")
+        steps = len(observations)
+        if (observations.shape != (steps, self.count) or sampled.shape != (steps, self.count)
+                or len(sizes) != steps or len(divisors) != steps
+                or initial.shape != (self.count,)):
+            raise ModelError("gradient canaries: the saved state's arrays do not fit together")
+        self._observations = list(observations.to(self.parameters[0].device))
+        self._sampled = list(sampled)
+        self._batch_sizes, self._divisors = sizes, divisors
+        self.initial = initial
+        self.dataset_size = int(state["dataset_size"])
+        self._sampling.bit_generator.state = state["sampling"]
 
     def _project_weights(self) -> np.ndarray:
         with torch.no_grad():
@@ -194,7 +276,8 @@ class GradientCanaries:
 
 
 def attach_to_dp_optimizer(
-    optimizer: torch.optim.Optimizer, canaries: GradientCanaries
+    optimizer: torch.optim.Optimizer, canaries: GradientCanaries, *,
+    rows: Callable[[], int] | None = None,
 ) -> Callable[[], None]:
     """Add ``canaries`` inside an Opacus ``DPOptimizer``'s step; return a function that detaches.
 
@@ -204,19 +287,27 @@ def attach_to_dp_optimizer(
     ``scale_grad``. Wrapping ``add_noise`` therefore puts the canaries exactly where a real
     example's clipped gradient is, and reads the noisy sum before the division; everything else
     the optimiser does (clipping, skipped steps of gradient accumulation, the accountant's step
-    hook) is left alone.
+    hook) is left alone. It also records each step's real batch size and, through
+    :func:`watch_applied_gradients`, the divisor of its noisy sum.
+
+    ``rows`` (e.g. :meth:`auditml.training.loop_inspection.LoopInspector.take_rows`) counts the
+    examples of the training forward passes since the last step: the batch size where the
+    optimiser keeps no per-example rows (``ghost``) and the caller did not say.
     """
     if "add_noise" in vars(optimizer):
         raise ModelError("this optimiser already carries gradient canaries (or another wrapper "
                          "of add_noise); attach one set of canaries per optimiser")
     add_noise = optimizer.add_noise  # type: ignore[attr-defined]
+    counted = _ClippedRows(optimizer)
 
     def add_noise_with_canaries() -> None:
         parameters = optimizer.params  # type: ignore[attr-defined]
-        if canaries._batch < 0:  # the caller's loop did not say; hooks mode keeps the batch
-            samples = getattr(parameters[0], "grad_sample", None)
-            if isinstance(samples, torch.Tensor):
-                canaries.note_batch(len(samples))
+        seen = counted.take()
+        forward_rows = rows() if rows is not None else None
+        if seen is not None:  # the optimiser's own per-example rows (hooks), all micro-batches
+            canaries.note_batch(seen)
+        elif canaries._batch < 0 and forward_rows is not None:
+            canaries.note_batch(forward_rows)
         sums = canaries.add_to_sums([p.summed_grad.view_as(p) for p in parameters])
         for parameter, summed in zip(parameters, sums, strict=True):
             parameter.summed_grad = summed
@@ -224,11 +315,88 @@ def attach_to_dp_optimizer(
         canaries.observe([p.grad for p in parameters])
 
     optimizer.add_noise = add_noise_with_canaries  # type: ignore[attr-defined]
+    detach_applied = watch_applied_gradients(optimizer, canaries)
 
     def detach() -> None:
         vars(optimizer).pop("add_noise", None)
+        counted.detach()
+        detach_applied()
 
     return detach
+
+
+class _ClippedRows:
+    """Counts the per-example rows each ``clip_and_accumulate`` call of a ``hooks`` optimiser
+    clips (every micro-batch of a logical batch, e.g. under Opacus's ``BatchMemoryManager``)."""
+
+    def __init__(self, optimizer: torch.optim.Optimizer) -> None:
+        self.optimizer = optimizer
+        self.rows: int | None = None
+        self.previous = vars(optimizer).get("clip_and_accumulate")
+        clip = optimizer.clip_and_accumulate  # type: ignore[attr-defined]
+
+        def clip_and_count() -> None:
+            first = optimizer.params[0]  # type: ignore[attr-defined]
+            if getattr(first, "grad_sample", None) is not None:
+                flat = optimizer._get_flat_grad_sample(first)  # type: ignore[attr-defined]
+                self.rows = (self.rows or 0) + len(flat)
+            clip()
+
+        optimizer.clip_and_accumulate = clip_and_count  # type: ignore[attr-defined]
+
+    def take(self) -> int | None:
+        rows, self.rows = self.rows, None
+        return rows
+
+    def detach(self) -> None:
+        if self.previous is None:
+            vars(self.optimizer).pop("clip_and_accumulate", None)
+        else:
+            self.optimizer.clip_and_accumulate = self.previous  # type: ignore[attr-defined]
+
+
+def watch_applied_gradients(
+    optimizer: torch.optim.Optimizer, canaries: GradientCanaries
+) -> Callable[[], None]:
+    """Show ``canaries`` the gradients an Opacus ``DPOptimizer`` hands its inner optimiser (after
+    ``scale_grad`` or whatever normalisation the loop does), so each step's divisor is recorded
+    (:meth:`GradientCanaries.note_applied`); return a function that detaches."""
+    inner = getattr(optimizer, "original_optimizer", None)
+    if inner is None:
+        return lambda: None
+    previous = vars(inner).get("step")
+    step = inner.step
+
+    def step_after_noting(*args: object, **kwargs: object) -> object:
+        canaries.note_applied([p.grad for p in optimizer.params  # type: ignore[attr-defined]
+                               if p.grad is not None])
+        return step(*args, **kwargs)
+
+    inner.step = step_after_noting  # type: ignore[method-assign]
+
+    def detach() -> None:
+        if previous is None:
+            vars(inner).pop("step", None)
+        else:
+            inner.step = previous  # type: ignore[method-assign]
+
+    return detach
+
+
+def _head(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+    """A copy of the first :data:`_DIVISOR_COORDINATES` coordinates of ``tensors`` flattened in
+    order (one slice of the first tensor where it is large enough: no per-step concatenation)."""
+    first = tensors[0].detach().reshape(-1) if tensors else torch.zeros(0)
+    if len(first) >= _DIVISOR_COORDINATES or len(tensors) == 1:
+        return first[:_DIVISOR_COORDINATES].clone()
+    parts, left = [], _DIVISOR_COORDINATES
+    for tensor in tensors:
+        if left <= 0:
+            break
+        part = tensor.detach().reshape(-1)[:left]
+        parts.append(part.to(first.device, first.dtype))
+        left -= len(part)
+    return torch.cat(parts)
 
 
 def optimizer_parameters(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]:
