@@ -7,7 +7,7 @@ from typing import Any
 from auditml.errors import AuditMLError
 from auditml.version import __version__
 
-__all__ = ["AuditMLError", "CanaryAudit", "__version__", "audit"]
+__all__ = ["AssumptionWarning", "AuditMLError", "CanaryAudit", "__version__", "audit"]
 
 
 def __getattr__(name: str) -> Any:
@@ -17,8 +17,8 @@ def __getattr__(name: str) -> Any:
         import importlib
 
         return importlib.import_module("auditml.audit")
-    if name == "CanaryAudit":  # gradient canaries in your own Opacus loop
-        from auditml.audit.own_loop import CanaryAudit
+    if name in ("CanaryAudit", "AssumptionWarning"):  # gradient canaries in your own loop
+        from auditml.audit import own_loop
 
-        return CanaryAudit
+        return getattr(own_loop, name)
     raise AttributeError(f"module 'auditml' has no attribute {name!r}")

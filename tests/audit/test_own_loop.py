@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import warnings
 
+import numpy as np
 import pytest
 import torch
 from opacus import PrivacyEngine
@@ -103,3 +105,80 @@ def test_a_plain_optimizer_is_refused() -> None:
     model = nn.Linear(3, 2)
     with pytest.raises(AuditMLError, match="DPOptimizer"):
         auditml.CanaryAudit(torch.optim.SGD(model.parameters(), lr=0.1))
+
+
+def _made_private(poisson: bool = True) -> tuple[object, nn.Module, object, object]:
+    torch.manual_seed(0)
+    data = torch.utils.data.TensorDataset(torch.randn(200, 20), torch.randint(0, 4, (200,)))
+    model = nn.Sequential(nn.Linear(20, 64), nn.ReLU(), nn.Linear(64, 4))
+    engine = PrivacyEngine()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model, optimizer, loader = engine.make_private(
+            module=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+            data_loader=torch.utils.data.DataLoader(data, batch_size=20, shuffle=not poisson),
+            noise_multiplier=1.0, max_grad_norm=1.0, poisson_sampling=poisson,
+        )
+    return engine, model, optimizer, loader
+
+
+def test_what_is_wrong_before_the_first_step_is_said_at_once() -> None:
+    engine, model, optimizer, loader = _made_private(poisson=False)
+    with pytest.warns(auditml.AssumptionWarning) as said:
+        audit = auditml.CanaryAudit(optimizer, model=model, data_loader=loader,
+                                    privacy_engine=engine)
+    lines = [str(warning.message) for warning in said]
+    assert lines[0].startswith("auditml: the accountant's ε will not apply: the loader draws "
+                               "shuffled fixed-size batches of 20 (RandomSampler)")
+    assert any("secure_mode" in line for line in lines)
+    assert all("\n" not in line for line in lines)  # one line each
+    assert audit.facts.dataset_size == 200 and audit.canaries.dataset_size == 200
+
+
+@pytest.mark.parametrize(("argument", "value", "words"), [
+    ("data_loader", [1, 2], "data_loader must be the torch DataLoader"),
+    ("model", "net", "model must be the torch.nn.Module"),
+    ("privacy_engine", object(), "privacy_engine must be the opacus PrivacyEngine"),
+])
+def test_a_wrong_object_is_refused_naming_the_argument(
+    argument: str, value: object, words: str,
+) -> None:
+    _, _, optimizer, _ = _made_private()
+    with pytest.raises(AuditMLError, match=words):
+        auditml.CanaryAudit(optimizer, **{argument: value})
+
+
+def test_result_needs_an_engine_and_a_delta() -> None:
+    engine, _, optimizer, _ = _made_private()
+    audit = auditml.CanaryAudit(optimizer, count=50)
+    with pytest.raises(AuditMLError, match="privacy_engine: pass the opacus PrivacyEngine"):
+        audit.result(delta=1e-5)
+    with pytest.raises(AuditMLError, match=r"delta must be in \(0, 1\), got None"):
+        audit.result(engine)
+
+
+def test_a_saved_state_resumes_only_the_same_canaries() -> None:
+    _, model, optimizer, loader = _made_private()
+    audit = auditml.CanaryAudit(optimizer, count=50, seed=3)
+    for xb, yb in loader:
+        nn.functional.cross_entropy(model(xb), yb).backward()
+        optimizer.step()
+        optimizer.zero_grad()
+    state = audit.state_dict()
+    saved = io.BytesIO()
+    torch.save(state, saved)
+    saved.seek(0)
+    state = torch.load(saved, weights_only=True)  # a plain checkpoint: no pickled objects
+    audit.detach()  # one audit per optimiser: the resumed one takes over
+    again = auditml.CanaryAudit(optimizer, count=50, seed=3)
+    again.load_state_dict(state)
+    first, second = audit._record(), again._record()
+    assert second.steps == first.steps == len(loader)
+    assert np.array_equal(first.observations, second.observations)
+    assert np.array_equal(first.known_batch_sizes(), second.known_batch_sizes())
+    again.detach()
+    other = auditml.CanaryAudit(optimizer, count=50, seed=4)
+    with pytest.raises(AuditMLError, match=r"other canaries \(seed differ"):
+        other.load_state_dict(state)
+    with pytest.raises(AuditMLError, match=r"state: not a CanaryAudit\.state_dict"):
+        other.load_state_dict({"what": 1})

@@ -3,49 +3,76 @@
 Wrap the ``DPOptimizer`` that ``PrivacyEngine.make_private`` returned, train as usual, then ask
 for the result with the same privacy engine::
 
-    audit = auditml.CanaryAudit(optimizer, count=1000, seed=0)
+    audit = auditml.CanaryAudit(optimizer, model=model, data_loader=loader,
+                                privacy_engine=privacy_engine)
     ...your ordinary training loop...
     result = audit.result(privacy_engine, delta=1e-5)
-    result.epsilon_lower_bound, result.claimed_epsilon, result.violation
+    result.epsilon_lower_bound, result.claimed_epsilon, result.violation, result.failed_checks
 
 The audit adds m gradient canaries inside the optimiser's step — each included by a recorded
 fair coin, Poisson-sampled at the loop's own rate, added to the clipped sum before the noise —
 and records the noisy sums (:mod:`auditml.training.gradient_canaries`); nothing else the
-optimiser or the accountant does changes. ``result`` runs the white-box audit of the chosen
-threat model (:mod:`auditml.audit.canaries.white_box`) against the curve the engine's own
-accountant claims.
+optimiser or the accountant does changes. It also watches what the accountant assumes of the
+loop (:mod:`auditml.audit.canaries.assumptions`): each step's real batch size and the divisor of
+its noisy sum; given the ``model``, ``data_loader`` and ``privacy_engine``, the loader's sampling,
+the model's layers and a first-batch probe (:mod:`auditml.training.loop_inspection`), and what
+can be seen before the first step is said then, one line each (:class:`AssumptionWarning`).
+``result`` runs the white-box audit of the chosen threat model
+(:mod:`auditml.audit.canaries.white_box`) against the curve the engine's own accountant claims,
+with every assumption checked.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torch import nn
 
+from auditml.audit.canaries.assumptions import attach_time_findings
 from auditml.audit.canaries.base import CanaryEvidence, PrivacyClaim
 from auditml.audit.canaries.white_box import AllIteratesAudit, LastIterateAudit
 from auditml.errors import AuditMLError
 from auditml.gradient_canary_record import GradientCanaryRecord
-from auditml.records import CanaryRecord, RunFacts
+from auditml.records import AssumptionCheck, CanaryRecord, HiddenStateProbe, RunFacts
 from auditml.training.clipping_probe import ClippingProbe, attach_through_clipping
 from auditml.training.gradient_canaries import GradientCanaries, attach_to_dp_optimizer
+from auditml.training.loop_inspection import LoopInspector, static_facts
 
 _THREAT_MODELS = {"all_iterates": AllIteratesAudit, "last_iterate": LastIterateAudit}
+
+
+class AssumptionWarning(UserWarning):
+    """What :class:`CanaryAudit` sees wrong with a loop before its first step (one line each)."""
 
 
 @dataclass(frozen=True)
 class CanaryAuditResult:
     """``epsilon_lower_bound`` (Steinke et al., at ``record.confidence``), the accountant's
-    ``claimed_epsilon`` at the same δ, and ``violation``: the audit contradicts the claim
-    (the f-DP test of the claimed curve or the bound; together at 95% confidence)."""
+    ``claimed_epsilon`` at the same δ, and ``violation``: the claim fails, at 95 % confidence
+    together — the audit contradicts the claimed curve (the f-DP test of the claimed curve or
+    the mechanism check) or the loop broke an assumption of the accountant (``failed_checks``
+    names them; ``checks`` holds every check, with what it saw)."""
 
     epsilon_lower_bound: float
     claimed_epsilon: float
     violation: bool
     threat_model: str
     record: CanaryRecord
+    checks: tuple[AssumptionCheck, ...] = ()
+
+    @property
+    def failed_checks(self) -> tuple[str, ...]:
+        """The assumptions of the accountant the loop broke."""
+        return tuple(check.check for check in self.checks if check.status == "failed")
+
+    @property
+    def claim_applies(self) -> bool:
+        """False when the mechanism that ran is not the one the accountant analysed."""
+        return not any(check.finding == "not_applicable" for check in self.checks)
 
 
 class CanaryAudit:
@@ -53,9 +80,14 @@ class CanaryAudit:
 
     ``sample_rate`` is the loop's Poisson sampling rate; by default it is read from the step hook
     that ``PrivacyEngine.make_private`` attached to the optimiser (pass it when that fails).
-    ``dataset_size`` (the number of examples the loader samples from, ``len(dataset)``) lets
-    the audit check the loop's real sampling rate against the accountant's, from the batch
-    sizes it sees (hooks mode); without it that check is skipped.
+    ``data_loader`` is the loader the loop iterates (the one ``make_private`` returned): its
+    sampler is checked, and its dataset's size lets the audit check the real sampling rate
+    from the batch sizes it sees; ``dataset_size`` (``len(dataset)``) does the latter alone.
+    ``model`` (the module ``make_private`` returned) lets the audit check the model's hidden
+    state (layers that mix examples, buffers updated from the data) and count the batch sizes
+    where the optimiser keeps no per-example rows (ghost clipping). ``privacy_engine`` lets it
+    check the noise source and the accountant at once; ``result`` takes it as well.
+    Checks whose object is not given are reported as not checked.
 
     ``through_clipping=True`` (``grad_sample_mode="hooks"``, Dirac canaries) puts the canaries
     through the optimiser's own per-example clipping, as rows of norm ``canary_norm`` clipped
@@ -74,6 +106,9 @@ class CanaryAudit:
         direction: str = "dirac",
         sample_rate: float | None = None,
         dataset_size: int | None = None,
+        data_loader: Any = None,
+        model: nn.Module | None = None,
+        privacy_engine: Any = None,
         through_clipping: bool = False,
         canary_norm: float = 10.0,
     ) -> None:
@@ -88,7 +123,22 @@ class CanaryAudit:
                     "CanaryAudit needs the Opacus DPOptimizer that PrivacyEngine.make_private "
                     f"returned (this {type(optimizer).__name__} has no {needed!r})"
                 )
-        rate = sample_rate if sample_rate is not None else _hooked_sample_rate(optimizer)
+        if data_loader is not None and not hasattr(data_loader, "batch_sampler"):
+            raise AuditMLError(f"data_loader must be the torch DataLoader the loop iterates, got "
+                               f"a {type(data_loader).__name__}")
+        if model is not None and not isinstance(model, nn.Module):
+            raise AuditMLError(f"model must be the torch.nn.Module the loop trains, got a "
+                               f"{type(model).__name__}")
+        if privacy_engine is not None and not hasattr(privacy_engine, "accountant"):
+            raise AuditMLError(f"privacy_engine must be the opacus PrivacyEngine that made the "
+                               f"optimiser private, got a {type(privacy_engine).__name__}")
+        self.privacy_engine = privacy_engine
+        self.facts = static_facts(
+            model=model, loader=data_loader,
+            secure_rng=None if privacy_engine is None else bool(privacy_engine.secure_mode),
+        )
+        rate = sample_rate if sample_rate is not None else _hooked_sample_rate(
+            optimizer, self.facts.loader_rate)
         self.canaries = GradientCanaries(
             list(optimizer.params),  # type: ignore[attr-defined]
             count=count,
@@ -97,65 +147,121 @@ class CanaryAudit:
             sample_rate=rate,
             noise_multiplier=float(optimizer.noise_multiplier),  # type: ignore[attr-defined]
             seed=seed,
-            dataset_size=dataset_size or 0,
+            dataset_size=dataset_size or self.facts.dataset_size or 0,
         )
+        self.inspector = LoopInspector(model) if model is not None else None
         self.probe: ClippingProbe | None = None
         if through_clipping:
             self.probe = ClippingProbe(
                 list(optimizer.params), seed=seed,  # type: ignore[attr-defined]
                 max_grad_norm=float(optimizer.max_grad_norm),  # type: ignore[attr-defined]
             )
-            self.detach = attach_through_clipping(optimizer, self.canaries, self.probe,
-                                                  canary_norm=canary_norm)
+            detach = attach_through_clipping(optimizer, self.canaries, self.probe,
+                                             canary_norm=canary_norm)
         else:
-            self.detach = attach_to_dp_optimizer(optimizer, self.canaries)
+            detach = attach_to_dp_optimizer(
+                optimizer, self.canaries,
+                rows=self.inspector.take_rows if self.inspector is not None else None,
+            )
+
+        def detach_all() -> None:
+            detach()
+            if self.inspector is not None:
+                self.inspector.close()
+
+        self.detach = detach_all
+        accountant = None if privacy_engine is None else privacy_engine.accountant.mechanism()
+        for line in attach_time_findings(self.facts, accountant=accountant,
+                                         accounted_rate=rate):
+            warnings.warn(f"auditml: {line}", AssumptionWarning, stacklevel=2)
 
     def result(
-        self, privacy_engine: Any, delta: float, *, threat_model: str = "all_iterates"
+        self, privacy_engine: Any = None, delta: float | None = None, *,
+        threat_model: str = "all_iterates",
     ) -> CanaryAuditResult:
-        """Audit what the loop did so far against ``privacy_engine``'s accountant at ``delta``."""
+        """Audit what the loop did so far against ``privacy_engine``'s accountant at ``delta``
+        (the engine given to the constructor when None)."""
         if threat_model not in _THREAT_MODELS:
             raise AuditMLError(
                 f"threat_model must be one of {', '.join(_THREAT_MODELS)}, got {threat_model!r}"
             )
-        accountant = privacy_engine.accountant
+        engine = privacy_engine if privacy_engine is not None else self.privacy_engine
+        if engine is None or not hasattr(engine, "accountant"):
+            raise AuditMLError("privacy_engine: pass the opacus PrivacyEngine that made the "
+                               "optimiser private (audit.result(privacy_engine, delta=1e-5))")
+        if delta is None or isinstance(delta, bool) or not isinstance(delta, float | int) or not (
+                0 < delta < 1):
+            raise AuditMLError(f"delta must be in (0, 1), got {delta!r}")
+        accountant = engine.accountant
         if not accountant.history:
             raise AuditMLError("the privacy engine's accountant has no steps: train, then ask")
         claimed = float(accountant.get_epsilon(delta=delta))
         claim = PrivacyClaim(
             accountant=accountant.mechanism(), history=list(accountant.history),
-            epsilon=claimed, delta=delta,
+            epsilon=claimed, delta=float(delta),
         )
         evidence = CanaryEvidence(
-            model=None, device=torch.device("cpu"), delta=delta,
+            model=None, device=torch.device("cpu"), delta=float(delta),
             run_facts=RunFacts(experiment_name="own loop", dp_enabled=True, epsilon=claimed,
-                               delta=delta),
+                               delta=float(delta)),
             gradient_canaries=self._record(), claim=claim,
         )
         record = _THREAT_MODELS[threat_model]().run(evidence)
         return CanaryAuditResult(
             epsilon_lower_bound=record.epsilon_lower_bound, claimed_epsilon=claimed,
             violation=bool(record.violation), threat_model=threat_model, record=record,
+            checks=tuple(record.assumptions or ()),
         )
 
+    def state_dict(self) -> dict[str, Any]:
+        """What the audit has recorded so far, to save with a checkpoint (``torch.save``; it
+        loads with ``weights_only=True``). A resumed loop makes a new ``CanaryAudit`` with the
+        same settings on its new optimiser and calls :meth:`load_state_dict`: the audit then
+        covers the whole training, and its steps check compares every noisy step with what the
+        resumed engine's accountant accounts (restore the accountant too:
+        ``PrivacyEngine.save_checkpoint`` / ``load_checkpoint``)."""
+        return {
+            "canaries": self.canaries.state_dict(),
+            "clipping_probe": None if self.probe is None else self.probe.state_dict(),
+            "hidden_state_probe": None if self.inspector is None or self.inspector.probe is None
+            else self.inspector.probe.model_dump(),
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Go on from a :meth:`state_dict` saved by an audit with the same settings."""
+        if not isinstance(state, dict) or "canaries" not in state:
+            raise AuditMLError("state: not a CanaryAudit.state_dict()")
+        if (state.get("clipping_probe") is None) != (self.probe is None):
+            raise AuditMLError("state: saved with another through_clipping setting")
+        self.canaries.load_state_dict(state["canaries"])
+        if self.probe is not None:
+            self.probe.load_state_dict(state["clipping_probe"])
+        saved = state.get("hidden_state_probe")
+        if self.inspector is not None and saved is not None:
+            self.inspector.probe = HiddenStateProbe.model_validate(saved)
+
     def _record(self) -> GradientCanaryRecord:
-        record = self.canaries.record()
+        facts = self.facts
+        if self.inspector is not None:
+            facts = facts.model_copy(update=self.inspector.facts())
+        record = dataclasses.replace(self.canaries.record(), loop_facts=facts)
         if self.probe is None:
             return record
         probe, probe_sampled = self.probe.arrays()
         return dataclasses.replace(record, probe=probe, probe_sampled=probe_sampled)
 
 
-def _hooked_sample_rate(optimizer: torch.optim.Optimizer) -> float:
-    """The sampling rate PrivacyEngine gave the accountant's step hook (Opacus 1.5-1.6)."""
+def _hooked_sample_rate(optimizer: torch.optim.Optimizer, loader_rate: float | None) -> float:
+    """The sampling rate PrivacyEngine gave the accountant's step hook (Opacus 1.5-1.6), else
+    the rate the Poisson loader draws at."""
     hook = getattr(optimizer, "step_hook", None)
     closure = getattr(hook, "__closure__", None) or ()
     names = getattr(getattr(hook, "__code__", None), "co_freevars", ())
     values = dict(zip(names, (cell.cell_contents for cell in closure), strict=False))
-    rate = values.get("sample_rate")
+    rate = values.get("sample_rate", loader_rate)
     if not isinstance(rate, float | int) or not 0 < rate <= 1:
         raise AuditMLError(
             "CanaryAudit could not read the sampling rate from the optimiser (attach it after "
-            "PrivacyEngine.make_private, or pass sample_rate=1/len(data_loader))"
+            "PrivacyEngine.make_private, or pass data_loader= or sample_rate=1/len(data_loader))"
         )
     return float(rate)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import platform
 import time
 import warnings
@@ -29,6 +30,7 @@ from auditml.training.device import resolve_device
 from auditml.training.dp_sgd import PrivateTraining, make_private, plain_step
 from auditml.training.grad_sample_choice import resolve_grad_sample_mode
 from auditml.training.gradient_canaries import GradientCanaries, optimizer_parameters
+from auditml.training.loop_inspection import LoopInspector, static_facts
 from auditml.training.privacy import NoisePlan, check_noise_plan, plan_noise, prepare_for_dp
 from auditml.training.progress import EpochProgress
 from auditml.training.recipe import (
@@ -209,6 +211,7 @@ def _fit(
     plan: NoisePlan | None = None
     private: PrivateTraining | None = None
     canaries: GradientCanaries | None = None
+    inspector: LoopInspector | None = None
     step = plain_step(model, optimizer)
     if dp.enabled:
         plan = plan_noise(dp, batches_per_epoch=len(loader), epochs=settings.epochs)
@@ -236,6 +239,8 @@ def _fit(
             copies=copies, augment_seed=seed,
         )
         step, loader = private.step, private.loader
+        # What the accountant assumes of the loop, seen as in a user's loop (CanaryAudit).
+        inspector = LoopInspector(model) if canaries is not None else None
     history: list[dict[str, Any]] = []
     epsilon: float | None = None
     schedule = lr_schedule(optimizer, config, settings.epochs * len(loader))
@@ -274,15 +279,20 @@ def _fit(
             progress.end_epoch(epoch, record["loss"], record["train_acc"], val_acc, epsilon)
     if private is not None:
         private.close()
+    record = None
+    if canaries is not None:
+        # auditml's noise is drawn from torch's default generator, as Opacus's without secure_mode.
+        facts = static_facts(model=model, loader=loader, secure_rng=False)
+        if inspector is not None:
+            facts = facts.model_copy(update=inspector.facts())
+            inspector.close()
+        record = dataclasses.replace(canaries.record(), loop_facts=facts)
     if average.average:
         # The average is what is released, so it is what the last epoch's val_acc measures.
         average.release()
         if validation is not None:
             history[-1]["val_acc"] = accuracy(model, validation.x, validation.y, device=device)
-    return FitResult(
-        model, history, plan, epsilon, private.mode if private else None,
-        canaries.record() if canaries is not None else None,
-    )
+    return FitResult(model, history, plan, epsilon, private.mode if private else None, record)
 
 
 def _metrics(

@@ -33,6 +33,13 @@ Each audit reports, each at :data:`CONFIDENCE` on its own:
   them almost nothing). ``violation`` is then wrong with probability at most 5 % when the claim
   holds: under a correct mechanism the noise is σ and the rate q, and the check flags only
   when its bounds put the noise below σ or the rate above q.
+- for a DP run, **every assumption of the accountant** (:mod:`~auditml.audit.canaries.
+  assumptions`): Poisson sampling (the loader, the batch sizes), the rate, the steps, the
+  normalisation, the model's hidden state. A failed check is a failure of the claim (the
+  mechanism that ran is not the one the accountant analysed), so ``violation`` is true then
+  too. The exact checks have no error probability; the statistical ones (batch sizes, and the
+  rate where the mechanism check did not measure it) take :data:`ASSUMPTION_CHECK_LEVEL` of the
+  5 % when they run, from the curve test's share (:func:`claim_test_level`).
 
 Why one fixed guess count for the test: the recursion averages over all m canaries, so curves
 with a Gaussian-like tail are tested best with a moderate share of guesses; simulating the
@@ -47,6 +54,11 @@ from typing import Any, ClassVar
 
 import numpy as np
 
+from auditml.audit.canaries.assumptions import (
+    ASSUMPTION_CHECK_LEVEL,
+    check_assumptions,
+    statistical_checks,
+)
 from auditml.audit.canaries.base import CanaryAuditKind, CanaryEvidence, PrivacyClaim
 from auditml.audit.canaries.scores import (
     all_iterates_scores,
@@ -61,17 +73,25 @@ from auditml.metrics.fdp_family import (
     noise_family_epsilon_lower_bound,
 )
 from auditml.metrics.mechanism_check import (
+    RateBound,
     noise_upper_bound,
     sample_rate_lower_bound,
     sensitivity_lower_bound,
 )
-from auditml.records import CanaryRecord
+from auditml.records import AssumptionCheck, CanaryRecord
 
 CONFIDENCE = 0.95
-CLAIM_TEST_LEVEL = 0.04
-"""The curve test's error level when the noise check runs too (else 1 − CONFIDENCE)."""
 MECHANISM_CHECK_LEVEL = 0.01
-"""The mechanism check's error level; with :data:`CLAIM_TEST_LEVEL` they sum to 1 − CONFIDENCE."""
+"""The mechanism check's error level, taken from the curve test's share of 1 − CONFIDENCE."""
+
+
+def claim_test_level(*, mechanism_check: bool, assumption_checks: bool) -> float:
+    """The curve test's error level: 1 − :data:`CONFIDENCE` less the shares of the other tests
+    that run beside it (the mechanism check's, the statistical assumption checks'), so that all
+    of them together are wrong with probability at most 1 − CONFIDENCE (Bonferroni)."""
+    return (1 - CONFIDENCE - MECHANISM_CHECK_LEVEL * mechanism_check
+            - ASSUMPTION_CHECK_LEVEL * assumption_checks)
+
 CLAIM_GUESS_FRACTION = 0.1
 """The claim test guesses IN on this share of the canaries (highest scores), OUT on as many."""
 # A run whose sums carry (almost) no noise still gets finite scores: in units of C.
@@ -101,14 +121,22 @@ class GradientCanaryAudit(CanaryAuditKind):
         )
         claim_test: dict[str, Any] | None = None
         mechanism: dict[str, Any] | None = None
+        assumptions: list[AssumptionCheck] | None = None
         violation: bool | None = None
         if evidence.claim is not None:
             mechanism = self.mechanism_check(record, evidence.claim)
-            level = CLAIM_TEST_LEVEL if mechanism is not None else 1 - CONFIDENCE
+            rate = _measured_rate(mechanism)
+            level = claim_test_level(
+                mechanism_check=mechanism is not None,
+                assumption_checks=statistical_checks(
+                    record, evidence.claim, rate_measured=rate is not None) > 0,
+            )
             claim_test = check_claim(scores, record.included, evidence.claim,
                                      confidence=1 - level)
+            assumptions = check_assumptions(record, evidence.claim, rate=rate)
             violation = bool(claim_test["violation"]) or bool(
-                mechanism and mechanism["violation"])
+                mechanism and mechanism["violation"]) or any(
+                check.status == "failed" for check in assumptions)
         return CanaryRecord(
             attack=self.name,
             canaries=record.count,
@@ -124,6 +152,7 @@ class GradientCanaryAudit(CanaryAuditKind):
             claim_test=claim_test,
             mechanism_check=mechanism,
             violation=violation,
+            assumptions=assumptions,
         )
 
     def mechanism_check(
@@ -157,6 +186,15 @@ class LastIterateAudit(GradientCanaryAudit):
 
     def scores(self, record: GradientCanaryRecord) -> np.ndarray:
         return last_iterate_scores(record.initial, record.final)
+
+
+def _measured_rate(mechanism: dict[str, Any] | None) -> RateBound | None:
+    """The mechanism check's bound on the real sampling rate, where it measured one."""
+    rate = (mechanism or {}).get("sample_rate")
+    if not rate:
+        return None
+    return RateBound(estimate=rate["estimate"], lower=rate["lower"], batches=rate["batches"],
+                     dataset_size=rate["dataset_size"], confidence=rate["confidence"])
 
 
 def check_claim(
