@@ -20,6 +20,7 @@ from auditml.config import parse_config
 from auditml.data.split import make_split
 from auditml.metrics import epsilon_lower_bound, gdp_epsilon_estimate, membership_metrics
 from auditml.records import (
+    AssumptionCheck,
     AttackRecord,
     CanaryCounts,
     CanaryRecord,
@@ -118,6 +119,7 @@ def write_audit(run_dir: Path, attack: str, shift: float, *, gallery: bool = Fal
 def write_canary_audit(
     run_dir: Path, epsilon_bound: float, *, name: str = "dp_audit",
     threat_model: str = "black_box", violation: bool | None = None,
+    assumptions: list[AssumptionCheck] | None = None,
 ) -> None:
     run = RunDirectory(run_dir)
     one = {"epsilon": epsilon_bound, "max_epsilon": 3.1, "correct": 40, "guesses": 42}
@@ -125,8 +127,24 @@ def write_canary_audit(
         attack=name, canaries=1000, included=497, delta=run.read_training().delta or 0.0,
         confidence=0.95, epsilon_lower_bound=epsilon_bound, best_score="loss", max_epsilon=3.1,
         by_score={"loss": one}, run=_facts(run), threat_model=threat_model,  # type: ignore[arg-type]
-        violation=violation,
+        violation=violation, assumptions=assumptions,
     ))
+
+
+def shuffled_loader_checks() -> list[AssumptionCheck]:
+    """The checks of a loop that draws shuffled fixed-size batches (one failed, one warning)."""
+    return [
+        AssumptionCheck(check="loader", assumption="batches are drawn by Poisson sampling",
+                        status="failed", finding="not_applicable",
+                        detail="the loader draws shuffled fixed-size batches of 128 <b>",
+                        epsilon_lower_bound=4.46),
+        AssumptionCheck(check="steps", assumption="every step that adds noise is accounted",
+                        status="passed", detail="225 noisy steps seen, all accounted"),
+        AssumptionCheck(check="noise_source", assumption="secure generator", status="warning",
+                        detail="the noise comes from PyTorch's default generator"),
+        AssumptionCheck(check="hidden_state", assumption="no mixing", status="not_checked",
+                        detail="the model was not seen (pass model= to CanaryAudit)"),
+    ]
 
 
 
@@ -144,3 +162,19 @@ def add_audit() -> Callable[..., None]:
 @pytest.fixture
 def add_canary_audit() -> Callable[..., None]:
     return write_canary_audit
+
+
+@pytest.fixture
+def shuffled_checks() -> list[AssumptionCheck]:
+    return shuffled_loader_checks()
+
+
+@pytest.fixture
+def shuffled_run(tmp_path: Path) -> Path:
+    """A DP run (ε = 2) whose all-iterates canary audit found its loader broke Poisson sampling;
+    its bound (0.3) is below the claim: only the broken assumption fails it."""
+    run = write_run(tmp_path / "results", "shuffled", dp=True, epsilon=2.0, target_epsilon=2.0,
+                    delta=1e-5, shift=0.1)
+    write_canary_audit(run, 0.3, name="dp_audit_all_iterates", threat_model="all_iterates",
+                       violation=True, assumptions=shuffled_loader_checks())
+    return run

@@ -394,3 +394,12 @@ def test_a_canary_audit_that_rejects_the_claim_flags_the_row(
     assert cells == ["all iterates: ≥ 0.70", "all iterates: ≥ 0.70 VIOLATION"]
     markdown = (tmp_path / "report" / "report.md").read_text(encoding="utf-8")
     assert "**VIOLATION** in broken" in markdown
+
+
+def test_a_canary_audit_with_a_broken_assumption_flags_the_row_and_names_it(
+    tmp_path: Path, shuffled_run: Path,
+) -> None:
+    row = compare_runs([shuffled_run], tmp_path / "report").rows[0]
+    assert row.violation and row.canary_failed_checks == ["loader"]
+    assert table_cells(row)[TABLE_HEADERS.index("Canary audit")] == (
+        "all iterates: ≥ 0.30 VIOLATION (claim does not apply: loader)")

@@ -170,3 +170,35 @@ def test_the_mechanism_check_is_said_in_words() -> None:
     probed = {**check, "sensitivity": {**escaped["sensitivity"], "probe": True}}
     assert "(the accountant assumed 0.05); the clipping probe moves the sum by at least 7.73" in (
         _mechanism_sentence(probed))
+
+
+def test_a_broken_assumption_fails_the_claim_and_the_page_says_which(
+    tmp_path: Path, shuffled_run: Path,
+) -> None:
+    run = shuffled_run
+    report = write_run_report(run, tmp_path / "report")
+    assert report.verdict.kind is VerdictKind.VIOLATION
+    assert report.verdict.headline == (
+        "VIOLATION — DP ε=2.00 claimed, but the claim does not apply: the training broke the "
+        "accountant's assumptions (loader)")
+    page = report.report_html.read_text(encoding="utf-8")
+    assert "VIOLATION: the accountant&#x27;s ε=2.00 does not apply" in page or (
+        "VIOLATION: the accountant's ε=2.00 does not apply" in page)
+    # The checks' table: the failed row flagged, every status in words, the detail escaped.
+    table = page[page.index("The accountant assumes"):]
+    assert '<tr class="violation"><td data-label="Check">loader</td>' in table
+    for word in ("FAILED", "passed", "warning", "not checked"):
+        assert f">{word}</td>" in table
+    assert "batches of 128 &lt;b&gt;" in table and "128 <b>" not in table
+
+
+def test_a_record_without_assumption_checks_shows_no_table(
+    tmp_path: Path, make_run: MakeRun, add_canary_audit: Callable[..., None]
+) -> None:
+    run = make_run(tmp_path / "results", "older", dp=True, epsilon=1.0, target_epsilon=1.0,
+                   delta=1e-5, shift=0.1)
+    add_canary_audit(run, 0.3, name="dp_audit_all_iterates", threat_model="all_iterates",
+                     violation=False)
+    report = write_run_report(run, tmp_path / "report")
+    assert report.verdict.kind is VerdictKind.CONSISTENT
+    assert "The accountant assumes" not in report.report_html.read_text(encoding="utf-8")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from auditml.reporting.console import canary_summary
@@ -196,3 +198,21 @@ def test_canary_summary_shows_the_mechanism_check() -> None:
     assert ("the accountant assumed 0.025); the clipping probe moves the sum by ≥ 1.82 × the "
             "clipping norm (estimate 2.14 from 196 probed steps; per-example clipping allows 1, "
             "clipping the summed gradient allows 2): VIOLATION") in probed
+
+
+def test_canary_summary_lists_the_assumptions_and_names_the_broken_ones(
+    shuffled_checks: list[Any],
+) -> None:
+    checks = [check.model_dump() for check in shuffled_checks]
+    record = {**_canary(0.3, dp_enabled=True, epsilon=2.0), "violation": True,
+              "assumptions": checks}
+    lines = canary_summary(record).splitlines()
+    assert lines[-1] == ("  accountant's ε=2.00: VIOLATION — the claim does not apply (loader)")
+    assert ("  the accountant's assumptions (1 passed, 1 FAILED, 1 warnings, 1 not checked); "
+            "passed: steps") in lines
+    assert "    FAILED loader: the loader draws shuffled fixed-size batches of 128 <b>" in lines
+    assert any(line.startswith("    warning noise_source:") for line in lines)
+    assert any(line.startswith("    not checked hidden_state:") for line in lines)
+    assert not any("steps:" in line for line in lines)  # a passed check is named, not detailed
+    plain = canary_summary({**record, "assumptions": None, "violation": False})
+    assert "assumptions" not in plain and plain.endswith("consistent")

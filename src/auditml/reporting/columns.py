@@ -43,6 +43,8 @@ def _canary(row: ComparisonRow) -> str:
         return "—"
     where = (row.canary_threat_model or "").replace("_", " ")
     flag = " VIOLATION" if row.dp_enabled and row.canary_violation else ""
+    if flag and row.canary_failed_checks:
+        flag += f" (claim does not apply: {', '.join(row.canary_failed_checks)})"
     return f"{where}: ≥ {row.canary_bound:.2f}{flag}"
 
 

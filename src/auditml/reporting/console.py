@@ -83,14 +83,43 @@ def canary_summary(result: dict[str, Any]) -> str:
                 f"curve is that of {test['family']} (an assumption: a bound within that family)"
             )
     lines.extend(_mechanism_lines(result.get("mechanism_check")))
+    checks = result.get("assumptions") or []
+    lines.extend(_assumption_lines(checks))
     dp_enabled = result["run"].get("dp_enabled") is True
     if dp_enabled and claimed is not None:
         violated = canary_verdict(
             result.get("violation"), dp_enabled=dp_enabled, claimed_epsilon=claimed,
             epsilon_lower_bound=result["epsilon_lower_bound"],
         )
-        lines.append(f"  accountant's ε={claimed:.2f}: {'VIOLATION' if violated else 'consistent'}")
+        failed = [check["check"] for check in checks if check["status"] == "failed"]
+        why = f" — the claim does not apply ({', '.join(failed)})" if failed else ""
+        lines.append(f"  accountant's ε={claimed:.2f}: "
+                     f"{'VIOLATION' + why if violated else 'consistent'}")
     return "\n".join(lines)
+
+
+_STATUS = {"failed": "FAILED", "warning": "warning", "not_checked": "not checked"}
+
+
+def _assumption_lines(checks: list[dict[str, Any]]) -> list[str]:
+    """Each assumption of the accountant that did not simply pass, one line each, after a count;
+    the passed ones by name."""
+    if not checks:
+        return []
+    passed = [check["check"] for check in checks if check["status"] == "passed"]
+    counts = ", ".join(f"{sum(check['status'] == status for check in checks)} {word}"
+                       for status, word in (("passed", "passed"), ("failed", "FAILED"),
+                                            ("warning", "warnings"),
+                                            ("not_checked", "not checked")))
+    lines = [f"  the accountant's assumptions ({counts})"
+             + (f"; passed: {', '.join(passed)}" if passed else "")]
+    for check in checks:
+        if check["status"] == "passed":
+            continue
+        p_value = "" if check.get("p_value") is None else f" (p={check['p_value']:.2g})"
+        lines.append(f"    {_STATUS[check['status']]} {check['check']}: {check['detail']}"
+                     f"{p_value}")
+    return lines
 
 
 def _mechanism_lines(check: dict[str, Any] | None) -> list[str]:

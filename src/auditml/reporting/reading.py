@@ -172,7 +172,8 @@ def _telling_canary_audit(
         return {}
     *_, name, record, violated = min(records, key=lambda item: item[:3])
     return {"canary_audit": name, "canary_threat_model": record.threat_model,
-            "canary_bound": record.epsilon_lower_bound, "canary_violation": violated}
+            "canary_bound": record.epsilon_lower_bound, "canary_violation": violated,
+            "canary_failed_checks": record.failed_checks}
 
 
 def _beyond_membership(run: RunDirectory, training_id: str) -> dict[str, object]:
@@ -244,6 +245,9 @@ def _canary_view(name: str, record: CanaryRecord) -> CanaryView:
         violation=record.violation,
         claim_p_value=None if record.claim_test is None else record.claim_test.get("p_value"),
         mechanism_check=record.mechanism_check,
+        assumptions=record.assumptions,
+        claim_rejected=None if record.claim_test is None else bool(
+            record.claim_test.get("violation")),
     )
 
 

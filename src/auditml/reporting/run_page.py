@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from auditml.formatting import format_delta, format_epsilon
+from auditml.records import AssumptionCheck
 from auditml.reporting import glossary, page
 from auditml.reporting.figures import run_roc_figure
 from auditml.reporting.glossary import Term
@@ -45,7 +46,10 @@ def verdict(view: RunView) -> Verdict:
         strongest=None
         if strongest is None
         else StrongestAttack(strongest.name, strongest.tpr_at_fpr[0.01], strongest.auc),
-        rejections=[canary.name for canary in view.canaries if canary.violation],
+        rejections=[canary.name for canary in view.canaries
+                    if canary.violation and (canary.curve_rejected or not canary.failed_checks)],
+        broken=sorted({check.check for canary in view.canaries
+                       for check in canary.failed_checks}),
     )
 
 
@@ -152,6 +156,13 @@ def _attacks_table(view: RunView) -> page.Html:
 def _canary_section(view: RunView, canary: CanaryView) -> page.Html:
     if not view.facts.dp_enabled:
         judged = "The run claims no DP guarantee, so there is no claim to check."
+    elif canary.failed_checks:
+        judged = (
+            f"VIOLATION: the accountant's ε={format_epsilon(view.facts.epsilon)} does not apply: "
+            "the training broke its assumptions ("
+            + "; ".join(f"{check.check}: {check.detail}" for check in canary.failed_checks)
+            + ")."
+        )
     elif canary.violation or _violates(view, canary.epsilon_lower_bound):
         judged = (
             "VIOLATION: the audit contradicts the accountant's "
@@ -187,7 +198,33 @@ def _canary_section(view: RunView, canary: CanaryView) -> page.Html:
             + _mechanism_sentence(canary.mechanism_check)
         ),
         page.table(columns, [row]),
+        *([] if not canary.assumptions else [_assumptions_table(canary.assumptions)]),
     )
+
+
+_STATUS_WORDS = {"passed": "passed", "failed": "FAILED", "warning": "warning",
+                 "not_checked": "not checked"}
+
+
+def _assumptions_table(checks: list[AssumptionCheck]) -> page.Html:
+    """Each assumption of the accountant: what it is, whether the training kept it, what was
+    seen; a failed one is flagged (the claim does not apply)."""
+    columns = [
+        page.Column(Term("Check", "an assumption of the privacy accountant, checked against "
+                         "what the training did."), False),
+        page.Column(Term("The accountant assumes", "what its ε is the privacy of."), False),
+        page.Column(Term("Result", "passed; FAILED (the claim does not apply); a warning (the "
+                         "claim stands); not checked (what was missing is said)."), False),
+        page.Column(Term("What was seen", "the evidence, with its p-value and confidence for a "
+                         "statistical check; exact checks have neither."), False),
+    ]
+    rows = [
+        [check.check.replace("_", " "), check.assumption, _STATUS_WORDS[check.status],
+         check.detail + ("" if check.p_value is None else f" (p = {check.p_value:.2g})")]
+        for check in checks
+    ]
+    return page.table(columns, rows, flagged_rows=[
+        index for index, check in enumerate(checks) if check.status == "failed"])
 
 
 def _mechanism_sentence(check: dict[str, Any] | None) -> str:

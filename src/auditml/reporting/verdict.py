@@ -97,11 +97,14 @@ def run_verdict(
     bounds: list[BoundSource],
     strongest: StrongestAttack | None,
     rejections: list[str] | None = None,
+    broken: list[str] | None = None,
 ) -> Verdict:
     """The report's first line: does the audit contradict the claim, or what does it show?
 
     ``rejections`` name audits that rejected the claimed privacy curve as a whole (the f-DP
     test of a canary audit), which is a violation even when no ε bound exceeds the claimed ε.
+    ``broken`` names the accountant's assumptions the training broke (the claim does not apply
+    to the mechanism that ran), which fails the claim as well.
     """
     largest = max(bounds, key=lambda bound: bound.epsilon, default=None)
     violated = [
@@ -126,6 +129,14 @@ def run_verdict(
             f"VIOLATION — DP ε={format_epsilon(claimed_epsilon)} claimed, but the {worst.source} "
             f"audit proves ε ≥ {worst.epsilon:.2f} ({_confidence(worst, bounds)}): the "
             "training or its accounting is broken",
+        )
+    if dp_enabled and broken:
+        also = (f"; the {', '.join(rejections)} audit also rejects the claimed privacy curve"
+                if rejections else "")
+        return Verdict(
+            VerdictKind.VIOLATION,
+            f"VIOLATION — DP ε={format_epsilon(claimed_epsilon)} claimed, but the claim does not "
+            f"apply: the training broke the accountant's assumptions ({', '.join(broken)}){also}",
         )
     if dp_enabled and rejections:
         return Verdict(

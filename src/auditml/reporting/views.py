@@ -8,7 +8,7 @@ from typing import Any
 
 import numpy as np
 
-from auditml.records import InferenceRecord
+from auditml.records import AssumptionCheck, InferenceRecord
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,22 @@ class CanaryView:
     claim_p_value: float | None = None
     # The all-iterates mechanism check (auditml.audit.canaries.white_box.check_mechanism).
     mechanism_check: dict[str, Any] | None = None
+    # Each assumption of the accountant, checked (None in records older than the checks).
+    assumptions: list[AssumptionCheck] | None = None
+    # The curve test's own verdict (None without one).
+    claim_rejected: bool | None = None
+
+    @property
+    def failed_checks(self) -> list[AssumptionCheck]:
+        """The assumptions of the accountant the training broke."""
+        return [check for check in self.assumptions or [] if check.status == "failed"]
+
+    @property
+    def curve_rejected(self) -> bool:
+        """The audit's observations contradict the claimed privacy (the curve test or the
+        mechanism check), as distinct from a broken assumption."""
+        return bool(self.violation) and (
+            bool(self.claim_rejected) or bool((self.mechanism_check or {}).get("violation")))
 
 
 @dataclass(frozen=True)
