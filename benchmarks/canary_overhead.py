@@ -9,13 +9,15 @@ times and their ratio.
     python benchmarks/canary_overhead.py [--mode fast] [--count 1000] [--direction dirac]
     python benchmarks/canary_overhead.py --own-loop     # CanaryAudit on a plain Opacus loop
 
-``--own-loop`` times a plain Opacus ``hooks`` loop three ways: without an audit, with
-``auditml.CanaryAudit`` (canaries added after the clipping) and with
-``CanaryAudit(through_clipping=True)`` (canaries and the clipping probe through the optimiser's
-own per-example clipping). On a shared 2-core machine glibc's returning of the per-example
-gradients' memory to the system dominates (sys time above user time) and swamps the ratio; run
-with ``MALLOC_MMAP_THRESHOLD_=2000000000 MALLOC_TRIM_THRESHOLD_=20000000000`` to keep it in the
-process (it also halved the epoch time there).
+``--own-loop`` times a plain Opacus ``hooks`` loop four ways: without an audit, with
+``auditml.CanaryAudit`` (canaries added after the clipping), with it given the model, the loader
+and the engine as well (every assumption checked: the first-batch probe, the batch sizes, the
+divisors) and with ``CanaryAudit(through_clipping=True)`` (canaries and the clipping probe
+through the optimiser's own per-example clipping). On a shared 2-core machine glibc's returning
+of the per-example gradients' memory to the system dominates (sys time above user time) and
+swamps the ratio; run with ``MALLOC_MMAP_THRESHOLD_=2000000000
+MALLOC_TRIM_THRESHOLD_=20000000000`` to keep it in the process (it also halved the epoch time
+there).
 
 ``random_direction`` regenerates every direction at every step (O(m·d)): expect it to cost a
 multiple of the step on a model this size; ``dirac`` is a gather of m coordinates.
@@ -97,7 +99,7 @@ def epoch_seconds(
 
 def own_loop_epoch_seconds(kind: str, count: int, examples: int, batch_size: int,
                            device: torch.device) -> float:
-    """One epoch of a plain Opacus ``hooks`` loop: ``kind`` none | after | through."""
+    """One epoch of a plain Opacus ``hooks`` loop: ``kind`` none | after | checked | through."""
     from opacus import PrivacyEngine
 
     import auditml
@@ -115,8 +117,10 @@ def own_loop_epoch_seconds(kind: str, count: int, examples: int, batch_size: int
         )
         audit = None
         if kind != "none":
+            given = ({"model": model, "data_loader": loader, "privacy_engine": engine}
+                     if kind == "checked" else {})
             audit = auditml.CanaryAudit(optimizer, count=count, seed=0,
-                                        through_clipping=kind == "through")
+                                        through_clipping=kind == "through", **given)
         start = time.perf_counter()
         for x, y in loader:
             optimizer.zero_grad()
@@ -130,11 +134,12 @@ def own_loop_epoch_seconds(kind: str, count: int, examples: int, batch_size: int
 
 
 def own_loop(args: argparse.Namespace, device: torch.device) -> None:
-    kinds = ("none", "after", "through")
+    kinds = ("none", "after", "checked", "through")
     times: dict[str, list[float]] = {kind: [] for kind in kinds}
     own_loop_epoch_seconds("through", args.count, args.examples, args.batch_size, device)
     for round_ in range(args.rounds):  # the order turns each round: no kind always goes first
-        for kind in kinds[round_ % 3:] + kinds[:round_ % 3]:
+        turn = round_ % len(kinds)
+        for kind in kinds[turn:] + kinds[:turn]:
             times[kind].append(own_loop_epoch_seconds(kind, args.count, args.examples,
                                                       args.batch_size, device))
     plain = statistics.median(times["none"])
@@ -142,6 +147,7 @@ def own_loop(args: argparse.Namespace, device: torch.device) -> None:
           f"examples={args.examples} batch={args.batch_size} rounds={args.rounds}")
     print(f"  without an audit                        epoch {plain:7.3f}s")
     for kind, words in (("after", "CanaryAudit (after the clipping)"),
+                        ("checked", "CanaryAudit(model, data_loader, engine)"),
                         ("through", "CanaryAudit(through_clipping=True)")):
         median = statistics.median(times[kind])
         print(f"  {words:<39} epoch {median:7.3f}s   overhead {median / plain - 1:+.1%}")

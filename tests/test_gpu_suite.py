@@ -7,24 +7,17 @@ tutorial part (seven auditml commands); both are thin calls into their own bench
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 from types import ModuleType
 
 import pytest
 
-SUITE = Path(__file__).resolve().parents[1] / "benchmarks" / "gpu_suite.py"
+from benchmark_scripts import load_benchmark
 
 
 def _suite() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("gpu_suite", SUITE)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules["gpu_suite"] = module
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("gpu_suite")
 
 
 @pytest.mark.slow
