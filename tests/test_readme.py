@@ -39,3 +39,20 @@ def test_own_opacus_loop_example() -> None:
     assert result.violation is False
     assert 0.99 <= result.claimed_epsilon <= 1.0
     assert result.record.canaries == 1000 and result.threat_model == "all_iterates"
+
+
+@pytest.mark.slow
+def test_flagged_loop_example() -> None:
+    """The README's shuffled-batches loop is flagged as it says, with the numbers it prints."""
+    namespace: dict[str, Any] = {}
+    code = compile(_python_block_after("### What the audit checks of your loop"), "README", "exec")
+    with pytest.warns(UserWarning, match="loader draws shuffled fixed-size batches of 128"):
+        exec(code, namespace)
+    result = namespace["result"]
+    assert result.violation is True and result.failed_checks == ("loader", "batch_sizes")
+    assert not result.claim_applies
+    loader = result.checks[0]
+    assert loader.epsilon_lower_bound is not None and 2.7 < loader.epsilon_lower_bound < 2.8
+    shown = README.read_text(encoding="utf-8")
+    assert f"ε ≥ {loader.epsilon_lower_bound:.3g} at δ = 1e-05" in shown
+    assert "210 of 225 steps had exactly 128 examples" in result.checks[1].detail

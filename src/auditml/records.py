@@ -191,7 +191,9 @@ class LoopFacts(_Part):
     empty list) is "not seen"; checks that need a fact that was not seen say so."""
 
     loader: str | None = None  # the batches' sampler, in words
-    loader_poisson: bool | None = None  # the loader draws Poisson-sampled batches
+    # How the loader draws its batches: Poisson sampling, or fixed-size batches shuffled each
+    # epoch, in a fixed order, by weights, or by another sampler.
+    sampling: Literal["poisson", "shuffled", "in_order", "weighted", "other"] | None = None
     loader_rate: float | None = None  # the rate a Poisson loader draws at
     dataset_size: int | None = Field(default=None, ge=1)  # examples the loader draws from
     steps_per_epoch: int | None = Field(default=None, ge=1)  # len(loader)

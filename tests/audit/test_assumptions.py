@@ -22,7 +22,7 @@ from auditml.records import AssumptionCheck, HiddenStateProbe, LoopFacts
 
 N, Q, SIGMA = 1000, 0.1, 1.0
 POISSON = LoopFacts(loader="Poisson sampling (UniformWithReplacementSampler) at rate 0.1",
-                    loader_poisson=True, loader_rate=Q, dataset_size=N, steps_per_epoch=10,
+                    sampling="poisson", loader_rate=Q, dataset_size=N, steps_per_epoch=10,
                     secure_rng=True,
                     probe=HiddenStateProbe(ran=True, reason="the first training batch", batch=100,
                                            mixing=False, max_change=0.0))
@@ -70,7 +70,7 @@ def test_a_loop_that_keeps_every_assumption_passes_them_all() -> None:
 
 def test_shuffled_fixed_size_batches_fail_with_the_shuffled_epsilon_beside_the_claim() -> None:
     facts = POISSON.model_copy(update={
-        "loader": "shuffled fixed-size batches of 100 (RandomSampler)", "loader_poisson": False,
+        "loader": "shuffled fixed-size batches of 100 (RandomSampler)", "sampling": "shuffled",
         "loader_rate": None})
     sizes = np.tile([100] * 9 + [95], 20)  # 20 epochs of 10 batches, the last one short
     found = _by_name(check_assumptions(_record(sizes, facts=facts), _claim(len(sizes))))
@@ -88,7 +88,7 @@ def test_shuffled_fixed_size_batches_fail_with_the_shuffled_epsilon_beside_the_c
 
 def test_batches_in_a_fixed_order_are_bounded_as_the_gaussian_mechanism() -> None:
     facts = POISSON.model_copy(update={"loader": "in-order fixed-size batches of 100 "
-                                       "(SequentialSampler)", "loader_poisson": False})
+                                       "(SequentialSampler)", "sampling": "in_order"})
     sizes = np.full(100, 100)
     loader = _by_name(check_assumptions(_record(sizes, facts=facts), _claim(100)))["loader"]
     gaussian = shuffle_epsilon_lower_bound(noise_multiplier=SIGMA, steps_per_epoch=1,
@@ -96,7 +96,7 @@ def test_batches_in_a_fixed_order_are_bounded_as_the_gaussian_mechanism() -> Non
     assert loader.epsilon_lower_bound == pytest.approx(gaussian)
     assert "same order every epoch" in loader.detail
     weighted = POISSON.model_copy(update={"loader": "weighted-sampler fixed-size batches of 100 "
-                                          "(WeightedRandomSampler)", "loader_poisson": False})
+                                          "(WeightedRandomSampler)", "sampling": "weighted"})
     unbounded = _by_name(check_assumptions(_record(sizes, facts=weighted), _claim(100)))
     assert unbounded["loader"].status == "failed"
     assert unbounded["loader"].epsilon_lower_bound is None  # no bound known for weights
@@ -218,7 +218,7 @@ def test_the_verdict_splits_its_error_level_between_the_tests_that_run() -> None
 
 def test_what_is_visible_before_the_first_step_is_said_then() -> None:
     shuffled = LoopFacts(loader="shuffled fixed-size batches of 128 (RandomSampler)",
-                         loader_poisson=False, mixing_layers=["0: BatchNorm2d"],
+                         sampling="shuffled", mixing_layers=["0: BatchNorm2d"],
                          secure_rng=False)
     lines = attach_time_findings(shuffled, accountant="gdp", accounted_rate=0.1)
     assert len(lines) == 4

@@ -402,7 +402,7 @@ def test_divisors_and_loop_facts_round_trip_and_bad_ones_are_refused(tmp_path: A
         canaries.observe(sums)
         if divisor is not None:
             canaries.note_applied([s / divisor for s in sums])
-    facts = LoopFacts(loader="Poisson", loader_poisson=True, loader_rate=0.25, dataset_size=64,
+    facts = LoopFacts(loader="Poisson", sampling="poisson", loader_rate=0.25, dataset_size=64,
                       mixing_layers=["1: BatchNorm1d"],
                       probe=HiddenStateProbe(ran=True, reason="first batch", batch=3,
                                              mixing=True, max_change=0.5))

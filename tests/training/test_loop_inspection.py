@@ -27,22 +27,24 @@ def _data(count: int = 100) -> TensorDataset:
 def test_opacus_poisson_loader_is_recognised_with_its_rate_and_size() -> None:
     loader = DPDataLoader.from_data_loader(DataLoader(_data(), batch_size=20))
     facts = describe_loader(loader)
-    assert facts["loader_poisson"] is True
+    assert facts["sampling"] == "poisson"
     assert facts["loader_rate"] == 0.2 and facts["dataset_size"] == 100
     assert facts["steps_per_epoch"] == 5
 
 
 def test_plain_loaders_are_fixed_size_and_say_how_they_draw() -> None:
     shuffled = describe_loader(DataLoader(_data(), batch_size=32, shuffle=True))
-    assert shuffled["loader_poisson"] is False
+    assert shuffled["sampling"] == "shuffled"
     assert shuffled["loader"] == "shuffled fixed-size batches of 32 (RandomSampler)"
     assert shuffled["steps_per_epoch"] == 4 and shuffled["dataset_size"] == 100
     dropped = describe_loader(DataLoader(_data(), batch_size=32, shuffle=True, drop_last=True))
     assert dropped["loader"] == "shuffled fixed-size batches of 32 (drop_last) (RandomSampler)"
-    assert describe_loader(DataLoader(_data(), batch_size=10))["loader"].startswith("in-order")
-    weighted = DataLoader(_data(), batch_size=10,
-                          sampler=WeightedRandomSampler(torch.ones(100), num_samples=50))
-    assert describe_loader(weighted)["loader"].startswith("weighted-sampler fixed-size")
+    in_order = describe_loader(DataLoader(_data(), batch_size=10))
+    assert in_order["sampling"] == "in_order" and in_order["loader"].startswith("in-order")
+    weighted = describe_loader(DataLoader(
+        _data(), batch_size=10, sampler=WeightedRandomSampler(torch.ones(100), num_samples=50)))
+    assert weighted["sampling"] == "weighted"
+    assert weighted["loader"].startswith("weighted-sampler fixed-size")
 
 
 def test_layers_that_mix_examples_are_found_trainable_or_not() -> None:

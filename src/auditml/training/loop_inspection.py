@@ -69,30 +69,32 @@ def describe_loader(loader: Any) -> dict[str, Any]:
         facts.update(
             loader=f"Poisson sampling ({type(batch_sampler).__name__}) at rate "
                    f"{batch_sampler.sample_rate:.4g}",
-            loader_poisson=True, loader_rate=float(batch_sampler.sample_rate),
+            sampling="poisson", loader_rate=float(batch_sampler.sample_rate),
         )
         if isinstance(batch_sampler, UniformWithReplacementSampler):
             facts["dataset_size"] = int(batch_sampler.num_samples)
         return facts
     size = getattr(batch_sampler, "batch_size", None) or getattr(loader, "batch_size", None)
     drop_last = bool(getattr(batch_sampler, "drop_last", getattr(loader, "drop_last", False)))
-    kind = {
-        "RandomSampler": "shuffled",
-        "SequentialSampler": "in-order",
-        "WeightedRandomSampler": "weighted-sampler",
-        "SubsetRandomSampler": "shuffled-subset",
-    }.get(type(sampler).__name__, f"{type(sampler).__name__ or 'custom'}-sampled")
-    if size is None:
-        facts["loader"] = (f"batches from a {type(batch_sampler).__name__} (not Opacus's Poisson "
-                           "sampler)")
-    else:
-        facts["loader"] = (f"{kind} fixed-size batches of {size}"
-                           + (" (drop_last)" if drop_last else "")
-                           + f" ({type(sampler).__name__})")
-    if type(sampler).__name__ == "WeightedRandomSampler":
-        facts["dataset_size"] = facts.get("dataset_size")
-    facts["loader_poisson"] = False
+    sampling, words = _FIXED_SIZE_SAMPLERS.get(type(sampler).__name__, ("other", None))
+    named = words or f"{type(sampler).__name__ or 'custom'}-sampled"
+    facts["sampling"] = sampling
+    facts["loader"] = (
+        f"batches from a {type(batch_sampler).__name__} (not Opacus's Poisson sampler)"
+        if size is None else
+        f"{named} fixed-size batches of {size}" + (" (drop_last)" if drop_last else "")
+        + f" ({type(sampler).__name__})"
+    )
     return facts
+
+
+# torch's samplers behind a fixed-size BatchSampler: how they order the examples, in words.
+_FIXED_SIZE_SAMPLERS = {
+    "RandomSampler": ("shuffled", "shuffled"),
+    "SubsetRandomSampler": ("shuffled", "shuffled-subset"),
+    "SequentialSampler": ("in_order", "in-order"),
+    "WeightedRandomSampler": ("weighted", "weighted-sampler"),
+}
 
 
 def mixing_layers(model: nn.Module) -> list[str]:

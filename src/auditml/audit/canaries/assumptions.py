@@ -148,7 +148,7 @@ def _shuffle_bound(
     if rate is None or len(noises) != 1 or claim.delta <= 0:
         return None
     noise = noises.pop()
-    in_order = facts.loader is not None and facts.loader.startswith("in-order")
+    in_order = facts.sampling == "in_order"
     steps_per_epoch = facts.steps_per_epoch or max(1, round(1 / rate))
     epochs = record.steps // steps_per_epoch
     if noise <= 0 or epochs < 1:
@@ -169,20 +169,20 @@ def _shuffle_bound(
     )
 
 
-def _fixed_size_loader(facts: LoopFacts) -> bool:
-    return facts.loader is not None and "fixed-size" in facts.loader and not (
-        facts.loader.startswith("weighted"))
+def _shuffled_or_in_order(facts: LoopFacts) -> bool:
+    """Fixed-size batches for which Chua et al.'s bound holds (not weighted: no bound known)."""
+    return facts.sampling in ("shuffled", "in_order")
 
 
 def _loader(
     facts: LoopFacts, shuffled: Callable[[], tuple[float, str] | None]
 ) -> AssumptionCheck:
-    if facts.loader_poisson is None:
+    if facts.sampling is None:
         return _check("loader", "not_checked", "the data loader was not seen (pass "
                       "data_loader= to CanaryAudit)")
-    if facts.loader_poisson:
+    if facts.sampling == "poisson":
         return _check("loader", "passed", f"the loader draws {facts.loader}")
-    bound = shuffled() if _fixed_size_loader(facts) else None
+    bound = shuffled() if _shuffled_or_in_order(facts) else None
     return _check(
         "loader", "failed",
         f"the loader draws {facts.loader}, not Poisson-sampled batches"
