@@ -208,7 +208,7 @@ def test_canary_summary_lists_the_assumptions_and_names_the_broken_ones(
               "assumptions": checks}
     lines = canary_summary(record).splitlines()
     assert lines[-1] == ("  accountant's ε=2.00: VIOLATION — the claim does not apply (loader)")
-    assert ("  the accountant's assumptions (1 passed, 1 FAILED, 1 warnings, 1 not checked); "
+    assert ("  the accountant's assumptions (1 passed, 1 FAILED, 1 warning, 1 not checked); "
             "passed: steps") in lines
     assert "    FAILED loader: the loader draws shuffled fixed-size batches of 128 <b>" in lines
     assert any(line.startswith("    warning noise_source:") for line in lines)

@@ -107,18 +107,18 @@ def _assumption_lines(checks: list[dict[str, Any]]) -> list[str]:
     if not checks:
         return []
     passed = [check["check"] for check in checks if check["status"] == "passed"]
-    counts = ", ".join(f"{sum(check['status'] == status for check in checks)} {word}"
-                       for status, word in (("passed", "passed"), ("failed", "FAILED"),
-                                            ("warning", "warnings"),
-                                            ("not_checked", "not checked")))
+    def count(status: str) -> int:
+        return sum(check["status"] == status for check in checks)
+
+    warnings = count("warning")
+    counts = (f"{count('passed')} passed, {count('failed')} FAILED, {warnings} "
+              f"warning{'' if warnings == 1 else 's'}, {count('not_checked')} not checked")
     lines = [f"  the accountant's assumptions ({counts})"
              + (f"; passed: {', '.join(passed)}" if passed else "")]
     for check in checks:
         if check["status"] == "passed":
             continue
-        p_value = "" if check.get("p_value") is None else f" (p={check['p_value']:.2g})"
-        lines.append(f"    {_STATUS[check['status']]} {check['check']}: {check['detail']}"
-                     f"{p_value}")
+        lines.append(f"    {_STATUS[check['status']]} {check['check']}: {check['detail']}")
     return lines
 
 

@@ -215,12 +215,12 @@ def _assumptions_table(checks: list[AssumptionCheck]) -> page.Html:
         page.Column(Term("The accountant assumes", "what its ε is the privacy of."), False),
         page.Column(Term("Result", "passed; FAILED (the claim does not apply); a warning (the "
                          "claim stands); not checked (what was missing is said)."), False),
-        page.Column(Term("What was seen", "the evidence, with its p-value and confidence for a "
-                         "statistical check; exact checks have neither."), False),
+        page.Column(Term("What was seen", "the evidence, with its p-value for a statistical "
+                         "check; exact checks have none."), False),
     ]
     rows = [
         [check.check.replace("_", " "), check.assumption, _STATUS_WORDS[check.status],
-         check.detail + ("" if check.p_value is None else f" (p = {check.p_value:.2g})")]
+         check.detail]
         for check in checks
     ]
     return page.table(columns, rows, flagged_rows=[
