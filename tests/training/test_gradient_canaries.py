@@ -429,3 +429,29 @@ def test_divisors_and_loop_facts_round_trip_and_bad_ones_are_refused(tmp_path: A
         np.savez(handle, **older)
     assert GradientCanaryRecord.load(path).divisors is None
     assert GradientCanaryRecord.load(path).loop_facts is None
+
+
+def test_dirac_canaries_on_one_flat_vector_equal_them_tensor_by_tensor(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Small models add and project on one flat copy of the sums, large ones tensor by tensor:
+    both give the same sums (inputs untouched) and the same projections."""
+    import auditml.training.gradient_canaries as module
+
+    parameters = optimizer_parameters(torch.optim.SGD(_mlp().parameters(), lr=0.1))
+    sums = [torch.randn_like(p) for p in parameters]
+    before = [s.clone() for s in sums]
+    results = {}
+    for flat_limit in (1 << 20, 0):
+        monkeypatch.setattr(module, "_FLAT_DIMENSION", flat_limit)
+        canaries = _canaries(parameters, "dirac")
+        canaries.sample_rate = 0.5
+        added = canaries.add_to_sums(sums)
+        results[flat_limit] = (added, canaries._directions.project(added))
+        canaries.observe(added)
+    (flat_sums, flat_projection), (split_sums, split_projection) = results.values()
+    for flat, split, original, kept in zip(flat_sums, split_sums, sums, before, strict=True):
+        assert torch.equal(flat, split) and flat.shape == original.shape
+        assert torch.equal(original, kept)  # the caller's sums are not changed in place
+    assert torch.equal(flat_projection, split_projection)
+    assert any(not torch.equal(a, b) for a, b in zip(flat_sums, sums, strict=True))

@@ -40,6 +40,8 @@ from auditml.gradient_canary_record import DIRECTIONS, GradientCanaryRecord, ten
 _COINS, _SAMPLING, _DIRECTIONS = 1, 2, 3
 # Random directions are projected in blocks of at most this many floats (m × d never at once).
 _BLOCK_FLOATS = 1 << 24
+# Dirac canaries on a model of at most this many coordinates work on one flat copy of the sums.
+_FLAT_DIMENSION = 1 << 20
 # The divisor of a step is read off this many coordinates of its noisy sum (each carries noise, so
 # the ratio is exact to rounding; a few hundred make it robust to coordinates that are 0).
 _DIVISOR_COORDINATES = 256
@@ -176,13 +178,15 @@ class GradientCanaries:
         one before any step, is ignored."""
         if self._noisy_head is None or not gradients:
             return
-        noisy, self._noisy_head = self._noisy_head.double(), None
-        applied = _head(gradients).double()
-        if applied.shape != noisy.shape:
+        noisy, self._noisy_head = self._noisy_head, None
+        applied = _head(gradients)
+        if applied.shape != noisy.shape or applied.dtype != noisy.dtype:
             return
-        overlap = float(noisy @ applied)
+        # Single precision is plenty: two sums of 256 products agree with float64 to ~1e-6,
+        # a thousandth of what the normalisation check tells apart.
+        overlap, energy = float(noisy @ applied), float(noisy @ noisy)
         if overlap != 0 and np.isfinite(overlap):
-            self._divisors[-1] = float(noisy @ noisy) / overlap
+            self._divisors[-1] = energy / overlap
 
     def record(self) -> GradientCanaryRecord:
         """Everything an audit needs, with the weights' projections now (the last iterate)."""
@@ -405,11 +409,18 @@ def optimizer_parameters(optimizer: torch.optim.Optimizer) -> list[torch.Tensor]
 
 
 class _Dirac:
-    """``u_j`` = the one-hot vector at ``coordinates[j]``: projections are gathers."""
+    """``u_j`` = the one-hot vector at ``coordinates[j]``: projections are gathers.
+
+    A model of at most :data:`_FLAT_DIMENSION` coordinates is handled as one flat vector (one
+    concatenation, one gather or scatter per step), where per-tensor work would cost a step's
+    worth of small operations; larger models, tensor by tensor (no copy of every gradient).
+    """
 
     def __init__(self, sizes: list[int], coordinates: np.ndarray) -> None:
         self.coordinates = coordinates
         self.dimension = sum(sizes)
+        self.sizes = sizes
+        self._flat_coordinates: dict[torch.device, torch.Tensor] = {}
         owner, local = tensor_owners(coordinates, np.asarray(sizes))
         # Per parameter: which canaries live in it, and where in its flattened tensor.
         self._groups = [
@@ -426,8 +437,25 @@ class _Dirac:
             ]
         return self._on_device[device]
 
+    def _flat(self, tensors: Sequence[torch.Tensor]) -> torch.Tensor | None:
+        """``tensors`` concatenated into a new flat vector, where the model is small and they
+        share a device and a dtype (else None)."""
+        first = tensors[0]
+        if self.dimension > _FLAT_DIMENSION or any(
+                t.device != first.device or t.dtype != first.dtype for t in tensors):
+            return None
+        return torch.cat([t.reshape(-1) for t in tensors])
+
+    def _coordinates_on(self, device: torch.device) -> torch.Tensor:
+        if device not in self._flat_coordinates:
+            self._flat_coordinates[device] = torch.as_tensor(self.coordinates, device=device)
+        return self._flat_coordinates[device]
+
     def project(self, tensors: Sequence[torch.Tensor]) -> torch.Tensor:
         device = tensors[0].device
+        flat = self._flat(tensors)
+        if flat is not None:
+            return flat[self._coordinates_on(device)].float()
         out = torch.empty(len(self.coordinates), dtype=torch.float32, device=device)
         for k, ids, local in self._groups_on(device):
             out[ids] = tensors[k].reshape(-1)[local].float()
@@ -449,6 +477,13 @@ class _Dirac:
     def add(
         self, tensors: Sequence[torch.Tensor], sampled: np.ndarray, scale: float
     ) -> list[torch.Tensor]:
+        flat = self._flat(tensors)
+        if flat is not None:  # a new vector: the inputs are left as they were
+            index = torch.as_tensor(self.coordinates[sampled], device=flat.device)
+            flat.index_add_(0, index, torch.full((len(index),), scale, dtype=flat.dtype,
+                                                 device=flat.device))
+            return [piece.view_as(t) for piece, t in
+                    zip(torch.split(flat, self.sizes), tensors, strict=True)]
         result = list(tensors)
         for k, ids, local in self._groups:
             chosen = local[sampled[ids]]
