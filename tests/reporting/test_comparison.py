@@ -213,6 +213,7 @@ def test_figures_are_png_files(comparison: Comparison) -> None:
 
 def test_report_directory_holds_exactly_the_documented_files(comparison: Comparison) -> None:
     assert sorted(path.name for path in comparison.out_dir.iterdir()) == [
+        ".auditml-report.json",  # which files the report wrote, with their SHA-256
         "accuracy_vs_leakage.png",
         "comparison.json",
         "report.html",

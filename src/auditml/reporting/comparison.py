@@ -20,13 +20,11 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
-from auditml.fileio import staged_directory
 from auditml.reporting.columns import TABLE_HEADERS, comparison_table, table_cells
 from auditml.reporting.many_runs import load_many_runs_rows, many_runs_table
-from auditml.reporting.output import check_out_dir
+from auditml.reporting.output import check_out_dir, report_directory
 from auditml.reporting.reading import load_comparison_row
 from auditml.reporting.rows import (
-    COMPARISON_JSON,
     DEFAULT_ATTACK,
     Comparison,
     ComparisonData,
@@ -74,7 +72,8 @@ def compare_runs(
     Each run must have been trained (``auditml train``) and audited with ``attack``
     (``auditml audit --attack <attack>``); otherwise a :class:`RunDirectoryError` says which
     command to run. ``out_dir`` must lie outside every run, and if it exists it must be empty
-    or an earlier report: it is replaced as a whole, and only once the new report is complete.
+    or hold an earlier comparison: the new report, once complete, replaces the files that one
+    wrote and leaves any other file alone (:mod:`auditml.reporting.output`).
     Rows keep the order of ``run_dirs``. ``dp_audits`` are ``auditml audit-dp`` result files,
     shown in a table of their own (:mod:`auditml.reporting.many_runs`).
     """
@@ -88,16 +87,10 @@ def compare_runs(
     out = Path(out_dir)
     _check_attack_name(attack)
     _check_distinct(paths)
-    check_out_dir(out, paths, marker=COMPARISON_JSON)
+    check_out_dir(out, paths, kind="comparison")
     if isinstance(dp_audits, str | Path):
         raise TypeError("`dp_audits` must be a sequence of audit-dp result files")
     audit_files = [Path(path) for path in dp_audits]
-    for audit_file in audit_files:
-        if out.resolve() in audit_file.resolve().parents:
-            raise ReportError(
-                f"audit-dp result {audit_file} lies inside out_dir {out}: the report replaces "
-                "that whole directory; move the file or choose another out_dir"
-            )
     _check_distinct(audit_files, "audit-dp result")
     audits = load_many_runs_rows(audit_files)
     loaded = [load_comparison_row(path, attack) for path in paths]
@@ -106,7 +99,7 @@ def compare_runs(
         dp_audits=audits,
     )
     data = ComparisonData(comparison, [curve for _, curve in loaded])
-    with staged_directory(out) as staging:
+    with report_directory(out, kind="comparison") as staging:
         for name in WRITERS.available():
             WRITERS.get(name)(staging, data)
     return comparison

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from auditml.fileio import staged_directory, write_json, write_text
-from auditml.reporting.output import check_out_dir
+from auditml.fileio import write_json, write_text
+from auditml.reporting.output import check_out_dir, report_directory
 from auditml.reporting.reading import load_run_view
 from auditml.reporting.rows import REPORT_HTML
 from auditml.reporting.run_page import bounds, render_run_page, verdict
@@ -78,13 +78,14 @@ def write_run_report(run_dir: str | Path, out_dir: str | Path) -> RunReport:
 
     The run needs at least one usable audit (``auditml audit``), otherwise a
     :class:`~auditml.errors.RunDirectoryError` names the command. ``out_dir`` must lie outside
-    the run and, if it exists, be empty or an earlier run report: it is replaced as a whole.
+    the run and, if it exists, be empty or hold an earlier run report: the report replaces the
+    files that one wrote and leaves any other file alone (:mod:`auditml.reporting.output`).
     """
     run_path, out = Path(run_dir), Path(out_dir)
-    check_out_dir(out, [run_path], marker=RUN_REPORT_JSON)
+    check_out_dir(out, [run_path], kind="run_report")
     view = load_run_view(run_path)
     report = RunReport(view=view, verdict=verdict(view), out_dir=out)
-    with staged_directory(out) as staging:
+    with report_directory(out, kind="run_report") as staging:
         write_text(staging / REPORT_HTML, render_run_page(view, report.verdict))
         write_json(staging / RUN_REPORT_JSON, report.to_json())
     return report
