@@ -182,17 +182,18 @@ def _dispatch(args: argparse.Namespace, console: Console, errors: Console) -> in
         return EXIT_OK
 
     if args.command == "audit-dp":
-        from auditml.audit.many_runs import many_runs_audit
-        from auditml.run_directory import write_many_runs
+        from auditml.audit.many_runs import check_runs_and_workers, many_runs_audit
+        from auditml.run_directory import check_many_runs_destination, write_many_runs
         from auditml.training.executors import default_workers
 
         config = _load(args.config, errors)
         out = Path(args.out) if args.out else (
             config.output_dir / f"{config.experiment_name}_audit_dp.json"
         )
-        if out.exists() and not out.is_file():
-            raise AuditMLError(f"--out {out} exists and is not a file; choose a file path")
-        workers = args.workers or config.audit.workers or default_workers()
+        workers = (args.workers if args.workers is not None
+                   else config.audit.workers or default_workers())
+        check_runs_and_workers(args.runs, workers)
+        check_many_runs_destination(out)
         record = many_runs_audit(config, args.runs, workers=workers, console=console)
         write_many_runs(out, record)
         test = record.claim_test

@@ -470,8 +470,27 @@ def read_many_runs(path: Path) -> ManyRunsRecord:
                        "run `auditml audit-dp --config <the recipe> --runs K` to write it again")
 
 
+def check_many_runs_destination(path: Path) -> None:
+    """Refuse, before the runs, an ``audit-dp --out`` that exists and is not an earlier
+    ``audit-dp`` result (a file of the user's is never replaced)."""
+    path = Path(path)
+    if not path.exists() and not path.is_symlink():
+        return
+    if path.is_symlink() or not path.is_file():
+        raise RunDirectoryError(f"--out {path} exists and is not a file; choose a new file path")
+    try:
+        read_many_runs(path)
+    except RunDirectoryError:
+        raise RunDirectoryError(
+            f"--out {path} exists and is not an earlier auditml audit-dp result; auditml "
+            "replaces only its own results: choose a new file path"
+        ) from None
+
+
 def write_many_runs(path: Path, record: ManyRunsRecord) -> None:
-    """Write an ``auditml audit-dp`` result atomically."""
+    """Write an ``auditml audit-dp`` result atomically (over an earlier result only: see
+    :func:`check_many_runs_destination`)."""
+    check_many_runs_destination(path)
     write_json(path, record.model_dump(mode="json"))
 
 

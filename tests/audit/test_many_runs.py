@@ -62,8 +62,39 @@ def test_the_command_writes_its_record_and_refuses_bad_input(
     assert main(["audit-dp", "--config", str(path), "--runs", "8", "--workers", "1"]) == 0
     assert (tmp_path / "recipe_audit_dp.json").is_file()
     assert "audit-dp (8 runs" in capsys.readouterr().out
-    with pytest.raises(ConfigError, match="at least 8 runs"):
+    with pytest.raises(ConfigError, match="8 to 100,000 runs"):
         many_runs_audit(parse_config(raw), 4)
     raw["training"]["dp"] = {"enabled": False}
     with pytest.raises(ConfigError, match=r"dp\.enabled"):
         many_runs_audit(parse_config(raw), 8)
+
+
+@pytest.mark.parametrize(("flags", "words"), [
+    (["--runs", "100000000000000000000000"], "8 to 100,000 runs"),  # sat silent > 60 s
+    (["--runs", "8", "--workers", "0"], "--workers must be at least 1"),
+    (["--runs", "8", "--workers", "-1"], "--workers must be at least 1"),
+])
+def test_impossible_runs_and_workers_are_refused_before_any_work(
+    tmp_path: Path, write_config: Callable[..., Path], capsys: pytest.CaptureFixture[str],
+    flags: list[str], words: str,
+) -> None:
+    path = write_config(_config(tmp_path))
+    assert main(["audit-dp", "--config", str(path), *flags]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and words in err and err.count("\n") == 1
+    assert not list(tmp_path.glob("*_audit_dp.json"))
+
+
+def test_an_existing_file_is_replaced_only_if_it_is_an_earlier_result(
+    tmp_path: Path, write_config: Callable[..., Path], capsys: pytest.CaptureFixture[str],
+) -> None:
+    path = write_config(_config(tmp_path))
+    notes = tmp_path / "notes.json"
+    notes.write_text('{"mine": true}', encoding="utf-8")
+    argv = ["audit-dp", "--config", str(path), "--runs", "8", "--workers", "1"]
+    assert main([*argv, "--out", str(notes)]) == 2  # refused before the 8 runs
+    assert "is not an earlier auditml audit-dp result" in capsys.readouterr().err
+    assert notes.read_text(encoding="utf-8") == '{"mine": true}'
+    result = tmp_path / "result.json"
+    assert main([*argv, "--out", str(result)]) == 0
+    assert main([*argv, "--out", str(result)]) == 0  # its own earlier result: replaced

@@ -72,6 +72,19 @@ class CanaryRunJob:
                 "epsilon": fit.epsilon}
 
 
+MAX_RUNS = 100_000
+"""More runs than this is no plan: each trains a model (and the job list alone would not fit)."""
+
+
+def check_runs_and_workers(runs: object, workers: object) -> None:
+    """Refuse a number of runs outside [8, :data:`MAX_RUNS`] or of workers below 1, before any
+    work (a huge ``--runs`` would sit building its job list)."""
+    if isinstance(runs, bool) or not isinstance(runs, int) or not 8 <= runs <= MAX_RUNS:
+        raise ConfigError(f"audit-dp needs 8 to {MAX_RUNS:,} runs (--runs), got {runs!r}")
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ConfigError(f"--workers must be at least 1, got {workers!r}")
+
+
 def many_runs_audit(
     config: AuditMLConfig, runs: int, *, workers: int = 1, console: Console | None = None
 ) -> ManyRunsRecord:
@@ -79,8 +92,7 @@ def many_runs_audit(
     dp = config.training.dp
     if not dp.enabled:
         raise ConfigError("audit-dp audits a DP-SGD recipe: set training.dp.enabled: true")
-    if runs < 8:
-        raise ConfigError(f"audit-dp needs at least 8 runs (--runs), got {runs}")
+    check_runs_and_workers(runs, workers)
     executor = make_executor(config.audit.executor, workers, config.audit.ray_address)
     recipe = config.model_dump(mode="json")
     recipe["training"]["canaries"] = {"count": 1, "kind": "gradient", "direction": "dirac"}

@@ -58,6 +58,13 @@ def parse_epsilons(values: Sequence[str | float]) -> list[float]:
                 f"--epsilons: {str(value)[:40]!r} is not a number; give positive numbers, or "
                 "inf for a run without DP"
             ) from None
+        if math.isinf(epsilon) and str(value).strip().lower().lstrip("+") not in (
+                "inf", "infinity"):
+            # float("1e400") is inf too: a number too large to hold is not a request for no DP.
+            raise ConfigError(
+                f"--epsilons: ε={str(value)[:40]} is too large to be a number; write inf for a "
+                "run without DP"
+            )
         if math.isnan(epsilon) or epsilon < 0:
             raise ConfigError(
                 f"--epsilons: ε={value} is not allowed; ε must be a positive number, or inf for "
