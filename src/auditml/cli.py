@@ -121,6 +121,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         # path or a library's reason holding a newline, or grows without bound.
         errors.print(f"error: {one_line(str(error), limit=2000)}", highlight=False, markup=False)
         return EXIT_BAD_INPUT
+    except OSError as error:
+        # The destinations are checked before the work; this is the backstop for what happens
+        # during it (a disk that fills up, a mount that goes read-only).
+        where = f" {error.filename}" if error.filename else ""
+        errors.print(f"error: cannot read or write{where}: {error.strerror or error}; check the "
+                     "path, its permissions and the free space", highlight=False, markup=False)
+        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         errors.print("interrupted; nothing was written for the unfinished step", highlight=False)
         return EXIT_INTERRUPTED

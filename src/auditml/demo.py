@@ -20,7 +20,7 @@ from rich.console import Console
 
 from auditml.audit.runner import run_audit
 from auditml.config import load_config
-from auditml.fileio import write_text
+from auditml.fileio import check_writable, write_text
 from auditml.reporting import compare_runs, comparison_table
 from auditml.training import train
 
@@ -65,6 +65,7 @@ def run_demo(output_dir: Path, *, console: Console | None = None) -> Path:
     """Run the tutorial on digits under ``output_dir``; return the report directory."""
     console = console or Console()
     started = time.perf_counter()
+    check_writable(Path(output_dir), "--output-dir")
     config_dir = output_dir / "configs"
     run_dirs = []
     for name, raw in demo_configs(output_dir).items():

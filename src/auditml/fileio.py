@@ -43,6 +43,31 @@ def atomic_path(path: Path) -> Iterator[Path]:
             tmp.unlink()
 
 
+def check_writable(path: Path, what: str) -> None:
+    """Refuse, before any work, a destination ``path`` (a file or directory to be created or
+    replaced, through a temporary sibling) that cannot be written: the nearest existing
+    ancestor of its parent, and the directory itself if it exists, must take a new file (one is
+    created there, then removed). A read-only mount, ``/proc`` or a path through a file end in
+    one :class:`RunDirectoryError` naming ``what``, not a traceback after the work."""
+    path = Path(path)
+    ancestor = path.parent
+    while not ancestor.exists() and ancestor != ancestor.parent:
+        ancestor = ancestor.parent
+    if not ancestor.is_dir():
+        raise RunDirectoryError(f"{what} {path} cannot be created: {ancestor} is not a "
+                                "directory; choose another path")
+    for directory in ([ancestor, path] if path.is_dir() else [ancestor]):
+        try:
+            fd, probe = tempfile.mkstemp(prefix=".auditml-write-check.", dir=directory)
+            os.close(fd)
+            os.unlink(probe)
+        except OSError as error:
+            raise RunDirectoryError(
+                f"{what} {path} cannot be written ({error.strerror or error} in {directory}); "
+                "choose a writable path"
+            ) from None
+
+
 def current_umask() -> int:
     """The process umask, read without changing it where the OS allows (Linux: /proc)."""
     try:

@@ -43,7 +43,7 @@ from pydantic import ValidationError
 from auditml.config import RECIPE_PARTS_ADDED, AuditMLConfig, parse_config
 from auditml.data.split import MembershipSplit
 from auditml.errors import ConfigError, RunDirectoryError
-from auditml.fileio import atomic_path, read_npz, sha256_of_file, write_json
+from auditml.fileio import atomic_path, check_writable, read_npz, sha256_of_file, write_json
 from auditml.gradient_canary_record import GradientCanaryRecord
 from auditml.records import (
     INFERENCE_RECORDS,
@@ -139,6 +139,7 @@ class RunDirectory:
             raise RunDirectoryError(
                 f"output_dir {parent} exists and is not a directory; choose another output_dir"
             )
+        check_writable(self.path, "run directory")
         if self.path.is_symlink():
             raise RunDirectoryError(
                 f"run directory {self.path} is a symbolic link; auditml replaces a run "
@@ -474,6 +475,7 @@ def check_many_runs_destination(path: Path) -> None:
     """Refuse, before the runs, an ``audit-dp --out`` that exists and is not an earlier
     ``audit-dp`` result (a file of the user's is never replaced)."""
     path = Path(path)
+    check_writable(path, "--out")
     if not path.exists() and not path.is_symlink():
         return
     if path.is_symlink() or not path.is_file():

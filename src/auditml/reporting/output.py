@@ -33,7 +33,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from auditml.fileio import current_umask, write_json
+from auditml.fileio import check_writable, current_umask, write_json
 from auditml.reporting.rows import ReportError
 
 OWNERSHIP_FILE = ".auditml-report.json"
@@ -75,6 +75,7 @@ def check_out_dir(out_dir: Path, run_dirs: Sequence[Path], *, kind: ReportKind) 
     if out_dir.exists() and not out_dir.is_dir():
         raise ReportError(f"out_dir {out_dir} exists and is not a directory")
     _earlier_report(out_dir, kind)
+    check_writable(out_dir, "out_dir")
 
 
 def _files(directory: Path) -> list[str]:
