@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -347,6 +348,22 @@ def test_dp_settings_no_accountant_can_use(dp: dict, expected: str) -> None:
     assert expected in str(caught.value)
     if "noise_multiplier=0" in expected:
         assert "set training.dp.enabled: false" in str(caught.value)
+
+
+@pytest.mark.parametrize(("dp", "given"), [
+    ({"epsilon": 5}, "epsilon: 5"),
+    ({"enabled": False, "noise_multiplier": 1.1}, "noise_multiplier: 1.1"),
+])
+def test_a_dp_target_with_dp_off_is_refused_not_trained_without_dp(
+    dp: dict, given: str, tmp_path: Path, capsys,
+) -> None:
+    """``training.dp.epsilon: 5`` without ``enabled: true`` trained without DP, exit 0."""
+    line = _refused(f"experiment_name: x\ntraining: {{dp: {json.dumps(dp)}}}\n", tmp_path,
+                    capsys)
+    assert f"{given} is set but DP is off, so the run would train without DP" in line
+    assert "set training.dp.enabled: true" in line
+    plain = parse_config({"experiment_name": "x", "training": {"dp": {"delta": 1e-6}}})
+    assert plain.training.dp.enabled is False  # δ alone with DP off harms nobody
 
 
 def test_empty_attack_list_is_refused(tmp_path: Path, capsys) -> None:

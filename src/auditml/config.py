@@ -198,6 +198,13 @@ class DPConfig(_Section):
 
     @model_validator(mode="after")
     def _epsilon_or_noise(self) -> DPConfig:
+        if not self.enabled and (self.epsilon is not None or self.noise_multiplier is not None):
+            given = (f"epsilon: {self.epsilon:g}" if self.epsilon is not None else
+                     f"noise_multiplier: {self.noise_multiplier:g}")
+            raise ValueError(
+                f"{given} is set but DP is off, so the run would train without DP: set "
+                "training.dp.enabled: true to train with DP-SGD, or remove it"
+            )
         if self.enabled and self.epsilon is None and self.noise_multiplier is None:
             raise ValueError(
                 "DP is enabled but neither epsilon nor noise_multiplier is set: "
