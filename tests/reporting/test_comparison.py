@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 from collections.abc import Callable
@@ -404,3 +405,20 @@ def test_a_canary_audit_with_a_broken_assumption_flags_the_row_and_names_it(
     assert row.violation and row.canary_failed_checks == ["loader"]
     assert table_cells(row)[TABLE_HEADERS.index("Canary audit")] == (
         "all iterates: ≥ 0.30 VIOLATION (claim does not apply: loader)")
+
+
+def test_report_md_shows_names_as_text_not_markup(comparison: Comparison) -> None:
+    """Run names and labels went into report.md raw: HTML in them (a run directory's metrics
+    are untrusted) rendered in a Markdown viewer."""
+    from auditml.reporting.writers.markdown import _markdown_cell, render_markdown
+
+    assert _markdown_cell('<img src=x onerror="alert(1)"> *bold* [a](b) | c') == (
+        '&lt;img src=x onerror="alert(1)"&gt; \\*bold\\* \\[a\\](b) \\| c')
+    assert _markdown_cell("dp_tutorial_eps5: ≥ 0.70 VIOLATION") == (
+        "dp_tutorial_eps5: ≥ 0.70 VIOLATION")
+    row = dataclasses.replace(comparison.rows[0], run_name="<script>x()</script>",
+                              label="*big*")
+    hostile = dataclasses.replace(comparison, rows=[row])
+    markdown = render_markdown(hostile, {})
+    assert "<script>" not in markdown and "&lt;script&gt;x()&lt;/script&gt;" in markdown
+    assert "| \\*big\\* |" in markdown

@@ -24,8 +24,17 @@ def intro(comparison: Comparison) -> str:
     )
 
 
+# Inside a table cell (never at a line's start) these are the characters Markdown acts on; an
+# underscore inside a word (dp_tutorial_eps5) does nothing in CommonMark and stays readable.
+_MARKDOWN_SPECIAL = set("\\`*[]|~")
+
+
 def _markdown_cell(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("|", "\\|")
+    """``text`` (a run's name or label, a number) shown as itself in any Markdown viewer: HTML
+    in it is escaped as entities (it would render, links and scripts alike) and Markdown's own
+    punctuation with a backslash (it would format or break the table)."""
+    escaped = text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    return "".join(f"\\{char}" if char in _MARKDOWN_SPECIAL else char for char in escaped)
 
 
 def render_markdown(comparison: Comparison, figure_captions: dict[str, str]) -> str:
@@ -44,7 +53,8 @@ def render_markdown(comparison: Comparison, figure_captions: dict[str, str]) -> 
         lines.append("| " + " | ".join(_markdown_cell(c) for c in cells) + " |")
     violations = [row.run_name for row in comparison.rows if row.violation]
     if violations:
-        lines += ["", f"**VIOLATION** in {', '.join(violations)}: {glossary.VIOLATION.definition}"]
+        lines += ["", f"**VIOLATION** in {', '.join(map(_markdown_cell, violations))}: "
+                  f"{glossary.VIOLATION.definition}"]
     lines += _many_runs_lines(comparison)
     lines += ["", "## Columns", ""]
     lines += [f"- **{column.header}**: {column.term.definition}" for column in columns]
@@ -67,7 +77,8 @@ def _many_runs_lines(comparison: Comparison) -> list[str]:
         lines.append("| " + " | ".join(_markdown_cell(cell) for cell in row.cells()) + " |")
     violated = [row.recipe for row in comparison.dp_audits if row.violation]
     if violated:
-        lines += ["", f"**VIOLATION** in the many-runs audit of {', '.join(violated)}: the runs "
+        lines += ["", f"**VIOLATION** in the many-runs audit of "
+                  f"{', '.join(map(_markdown_cell, violated))}: the runs "
                   "contradict the privacy curve the recipe's accountant claims."]
     return lines
 
