@@ -366,6 +366,13 @@ def test_a_dp_target_with_dp_off_is_refused_not_trained_without_dp(
     assert plain.training.dp.enabled is False  # δ alone with DP off harms nobody
 
 
+@pytest.mark.parametrize("key", ["learning_rate", "weight_decay"])
+def test_a_step_setting_beyond_float32_is_refused(key: str, tmp_path: Path, capsys) -> None:
+    """``learning_rate: 1e300`` was a traceback in the optimiser's first step."""
+    line = _refused(f"experiment_name: x\ntraining: {{{key}: 1e300}}\n", tmp_path, capsys)
+    assert f"training.{key}='1e300': must be at most 3.4e+38 (the largest float32" in line
+
+
 def test_empty_attack_list_is_refused(tmp_path: Path, capsys) -> None:
     line = _refused("experiment_name: x\naudit: {attacks: []}\n", tmp_path, capsys)
     assert "audit.attacks=[]: name at least one attack, or omit the key" in line

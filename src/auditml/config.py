@@ -274,6 +274,11 @@ class CanaryConfig(_Section):
     )
 
 
+# The largest float32: the optimisers step in the weights' precision, and a learning rate or
+# weight decay above it cannot even be converted (learning_rate: 1e300 was a traceback mid-epoch).
+MAX_STEP_SETTING = 3.4e38
+
+
 class TrainingConfig(_Section):
     epochs: int = Field(default=20, gt=0)
     learning_rate: float = Field(default=0.001, gt=0)
@@ -288,6 +293,14 @@ class TrainingConfig(_Section):
     )
     dp: DPConfig = DPConfig()
     canaries: CanaryConfig = CanaryConfig()
+
+    @field_validator("learning_rate", "weight_decay")
+    @classmethod
+    def _fits_float32(cls, value: float) -> float:
+        if value > MAX_STEP_SETTING:
+            raise ValueError(f"must be at most {MAX_STEP_SETTING:g} (the largest float32: the "
+                             "optimiser steps in the weights' precision)")
+        return value
 
     @field_validator("device")
     @classmethod

@@ -115,6 +115,8 @@ def test_a_run_trained_with_other_settings_is_not_reused(
         (["--epsilons", "0", "inf"], "ε=0 cannot be reached"),
         (["--epsilons", "one"], "'one' is not a number"),
         (["--epsilons", "1e400"], "ε=1e400 is too large to be a number"),  # ran without DP
+        (["--epsilons", "1", "--tune", "learning_rate=0.01,0.02", "--tune-stopping",
+          "geometric:1e-300"], "expects 1e+300 trials"),  # a numpy traceback
         (["--epsilons", "1", "--attack", "mia_lirra"], "unknown attack 'mia_lirra'"),
         (["--epsilons", "1", "--attack", "dp_audit"], "tabulates membership attacks"),
         (["--epsilons", "1", "--workers", "0"], "--workers must be at least 1"),

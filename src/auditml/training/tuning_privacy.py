@@ -43,6 +43,10 @@ from auditml.errors import ConfigError
 ORDERS = np.array([*RDPAccountant.DEFAULT_ALPHAS, 80, 96, 128, 192, 256, 512, 1024], float)
 
 
+MAX_EXPECTED_TRIALS = 10_000
+"""A stopping rule expecting more trials than this is no plan (γ = 1e-300 expected 1e300)."""
+
+
 @dataclass(frozen=True)
 class StoppingRule:
     """The distribution D_{η,γ} of the number of trials (η = 1: geometric)."""
@@ -56,6 +60,12 @@ class StoppingRule:
         # The theorem allows η in (−1, 0) too; numpy has no sampler for it, so it is refused.
         if not (math.isfinite(self.eta) and self.eta >= 0):
             raise ConfigError(f"`eta` must be a finite number >= 0, got {self.eta}.")
+        if not self.expected_trials <= MAX_EXPECTED_TRIALS:
+            raise ConfigError(
+                f"--tune-stopping {self.describe()} expects {self.expected_trials:.3g} trials, "
+                f"each a training run; choose one that expects at most {MAX_EXPECTED_TRIALS:,} "
+                "(geometric:GAMMA expects 1/GAMMA)"
+            )
 
     @classmethod
     def parse(cls, text: str) -> StoppingRule:
@@ -82,7 +92,8 @@ class StoppingRule:
         eta, gamma = self.eta, self.gamma
         if eta == 0:
             return (1 / gamma - 1) / math.log(1 / gamma)
-        return eta * (1 - gamma) / (gamma * (1 - gamma**eta))
+        # 1 − γ^η as −expm1(η·ln γ): exact where η is tiny (γ^η rounds to 1 there).
+        return eta * (1 - gamma) / (gamma * -math.expm1(eta * math.log(gamma)))
 
     def draw(self, rng: np.random.Generator) -> int:
         """One K ~ D_{η,γ}."""
