@@ -141,7 +141,8 @@ def read_npz(path: Path, what: str, build: Callable[[Any], T]) -> T:
             return build(data)
     except FileNotFoundError:
         raise RunDirectoryError(f"{what} missing: {path}") from None
-    except (OSError, ValueError, TypeError, KeyError, zipfile.BadZipFile) as error:
+    except (OSError, EOFError, ValueError, TypeError, KeyError, zipfile.BadZipFile) as error:
+        # EOFError: numpy's word for an empty file.
         reason = " ".join(str(error).split())[:200]
         raise RunDirectoryError(
             f"{what} {path} is unreadable ({reason}); retrain the run"

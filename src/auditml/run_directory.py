@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -408,7 +409,7 @@ class RunDirectory:
         try:
             with np.load(path, allow_pickle=False) as data:
                 scores, is_member = data["scores"], data["is_member"].astype(bool)
-        except (OSError, ValueError, KeyError) as error:
+        except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as error:
             reason = " ".join(str(error).split())[:200]
             raise RunDirectoryError(
                 f"scores file {path} is unreadable ({reason}): {rerun}"

@@ -156,4 +156,8 @@ def test_saved_outputs_that_do_not_fit_the_run_are_refused(
         RunDirectory(config.run_dir).write_manifest()  # even fingerprinted, it must fit
         with pytest.raises(RunDirectoryError, match=why):
             run_audit(config.run_dir, ["mia_threshold"])
+    path.write_bytes(b"")  # an empty file with a matching manifest was an EOFError traceback
+    RunDirectory(config.run_dir).write_manifest()
+    with pytest.raises(RunDirectoryError, match=r"unreadable \(No data left in file\)"):
+        run_audit(config.run_dir, ["mia_threshold"])
     assert not (config.run_dir / "audit" / "mia_threshold.json").exists()

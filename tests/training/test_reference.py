@@ -146,6 +146,11 @@ def _manifest_not_an_object(directory: Path) -> None:
     (directory / "manifest.json").write_text("[1, 2]")
 
 
+def _manifest_nested_too_deep(directory: Path) -> None:
+    """JSON nested deeper than the parser's recursion: a RecursionError traceback before."""
+    (directory / "manifest.json").write_text("[" * 100_000 + "]" * 100_000)
+
+
 def _done_not_numbers(directory: Path) -> None:
     manifest = json.loads((directory / "manifest.json").read_text())
     (directory / "manifest.json").write_text(json.dumps({**manifest, "done": ["0", 1]}))
@@ -173,6 +178,7 @@ def _weights_missing(directory: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("damage, culprit", [
     (_corrupt_manifest, "manifest.json"), (_manifest_not_an_object, "manifest.json"),
+    (_manifest_nested_too_deep, "manifest.json"),
     (_done_not_numbers, "manifest.json"), (_keep_truncated, "keep.npy"),
     (_keep_edited, "keep.npy"), (_weights_truncated, "model_001.safetensors"),
     (_weights_missing, "model_000.safetensors"),
@@ -234,3 +240,15 @@ def test_parallel_training_equals_serial(tiny_config: Callable[..., dict[str, An
         assert one.keys() == other.keys() and one
         for name in one:
             np.testing.assert_array_equal(one[name], other[name])
+
+
+def test_a_file_where_the_store_belongs_is_one_clear_line(
+    tmp_path: Path, tiny_config: Callable[..., dict[str, Any]],
+) -> None:
+    """``reference/audit`` being a file was an OSError traceback."""
+    directory = tmp_path / "audit"
+    directory.write_text("x", encoding="utf-8")
+    executor = Recording(0)
+    with pytest.raises(RunDirectoryError, match=r"is a file where auditml keeps its reference"):
+        _ensure(ReferenceStore(directory), parse_config(tiny_config()), 2, executor)
+    assert executor.trained == [] and directory.read_text(encoding="utf-8") == "x"

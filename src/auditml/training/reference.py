@@ -214,11 +214,17 @@ class ReferenceStore:
     def _done(self, fingerprint: dict[str, Any]) -> set[int]:
         """The models already trained for ``fingerprint`` (none for another fingerprint)."""
         path = self.directory / _MANIFEST
+        if self.directory.exists() and not self.directory.is_dir():
+            raise RunDirectoryError(
+                f"{self.directory} is a file where auditml keeps its reference models; delete it "
+                "to train them"
+            )
         if not path.exists():
             return set()
         try:
             manifest = json.loads(path.read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError, RecursionError) as error:
+            # RecursionError: JSON nested too deep for the parser.
             raise self._corrupt(path, str(error).splitlines()[0]) from None
         if not isinstance(manifest, dict):
             raise self._corrupt(path, "not a JSON object")
