@@ -147,6 +147,21 @@ def test_scores_replaced_without_their_record_are_refused(
         RunDirectory(run_dir).read_scores("mia_threshold")
 
 
+@pytest.mark.parametrize("auc", [7, float("nan"), -0.1])
+def test_an_impossible_metric_in_an_audit_record_is_refused_not_shown(
+    run: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], auc: float,
+) -> None:
+    """An AUC of 7 or NaN in audit/<attack>.json was shown by compare as a measurement."""
+    _, run_dir = run
+    path = run_dir / "audit" / "mia_threshold.json"
+    record = json.loads(path.read_text(encoding="utf-8"))
+    record["metrics"]["auc"] = auc
+    path.write_text(json.dumps(record), encoding="utf-8")  # json writes NaN as NaN
+    code, _, err = _cli(capsys, "compare", str(run_dir), "--out", str(tmp_path / "cmp"))
+    assert code == 2 and "auc must be in [0, 1]" in _error(err)
+    assert not (tmp_path / "cmp").exists()
+
+
 def test_a_second_writer_fails_clearly(
     run: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:

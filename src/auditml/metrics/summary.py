@@ -59,7 +59,7 @@ class MembershipMetrics:
         """Inverse of :meth:`to_dict`; raises :class:`MetricsInputError` if a key is missing."""
         try:
             calibrated = data["calibrated_accuracy"]
-            return cls(
+            metrics = cls(
                 auc=float(data["auc"]),
                 tpr_at_fpr={float(fpr): float(tpr) for fpr, tpr in data["tpr_at_fpr"].items()},
                 advantage=float(data["advantage"]),
@@ -76,6 +76,19 @@ class MembershipMetrics:
             raise MetricsInputError(f"membership metrics lack the key {error}.") from None
         except (AttributeError, TypeError, ValueError) as error:
             raise MetricsInputError(f"membership metrics are malformed: {error}.") from None
+        # Read from files that may have been edited: rates are rates (an AUC of 7 or NaN was
+        # shown by compare as if it were a measurement).
+        rates = {"auc": metrics.auc, "advantage": abs(metrics.advantage),
+                 "calibrated accuracy": metrics.calibrated_accuracy.accuracy,
+                 **{f"TPR at FPR {fpr:g}": tpr for fpr, tpr in metrics.tpr_at_fpr.items()},
+                 **{f"FPR {fpr:g}": fpr for fpr in metrics.tpr_at_fpr}}
+        for name, value in rates.items():
+            if not 0 <= value <= 1:  # NaN fails too
+                raise MetricsInputError(f"membership metrics: {name} must be in [0, 1], got "
+                                        f"{value!r}.")
+        if metrics.members < 0 or metrics.nonmembers < 0:
+            raise MetricsInputError("membership metrics: negative counts.")
+        return metrics
 
 
 def membership_metrics(
