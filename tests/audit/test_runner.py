@@ -67,6 +67,13 @@ def test_every_attack_on_one_run(tiny_config: Callable[..., dict[str, Any]]) -> 
     } == saved_models
     first = {o.attack: o.metrics.auc for o in report.outcomes}
     assert all(first[o.attack] == o.metrics.auc for o in again.outcomes)
+    # A population larger than the data holds is said, not silently cut (issue 25).
+    raw["audit"]["population_size"] = 100_000
+    noted = io.StringIO()
+    run_audit(config.run_dir, ["mia_rmia"], given_config=parse_config(raw),
+              console=Console(file=noted, width=300))
+    assert "note: audit.population_size is 100,000 but the data holds" in noted.getvalue()
+    assert "note: audit.population_size" not in log.getvalue()  # 100 fit: nothing to say
 
 
 def test_unknown_attack_fails_before_any_work(

@@ -150,7 +150,7 @@ def run_audit(
             from auditml.audit.inference import InferenceEvidence
 
             # Only the population: RunResources would also build the executor (and Ray).
-            population = _population(loaded, split, config.seed, audit.population_size)
+            population = _population(loaded, split, config.seed, audit, console)
             found = InferenceEvidence(
                 model=model, members=data.members, nonmembers=data.nonmembers,
                 population=population, input_shape=spec.input_shape,
@@ -190,7 +190,7 @@ class RunResources:
         self._population_indices = _population_indices(split, config.seed)
 
     def population(self) -> ArrayDataset | None:
-        return _population(self.loaded, self.split, self.config.seed, self.audit.population_size)
+        return _population(self.loaded, self.split, self.config.seed, self.audit, self.console)
 
     def reference(self, examples: ArrayDataset) -> ReferenceModels | None:
         indices = np.concatenate([self.split.members, self.split.nonmembers])
@@ -269,10 +269,17 @@ def _load_target(run: RunDirectory, config: AuditMLConfig, device: torch.device)
     return model.to(device).eval()
 
 
-def _population(loaded: LoadedDataset, split: MembershipSplit, seed: int, size: int
-                ) -> ArrayDataset:
-    """At most ``size`` population examples (:func:`_population_indices`)."""
-    return loaded.pool.subset(_population_indices(split, seed)[:size])
+def _population(loaded: LoadedDataset, split: MembershipSplit, seed: int, audit: AuditConfig,
+                console: Console | None = None) -> ArrayDataset:
+    """At most ``audit.population_size`` population examples (:func:`_population_indices`); a
+    size the user set beyond what the data holds is said, not silently cut."""
+    indices = _population_indices(split, seed)
+    size = audit.population_size
+    if size > len(indices) and "population_size" in audit.model_fields_set and console:
+        console.print(f"note: audit.population_size is {size:,} but the data holds "
+                      f"{len(indices):,} population examples (neither members, non-members "
+                      "nor canaries); the audit uses those", highlight=False)
+    return loaded.pool.subset(indices[:size])
 
 
 def _population_indices(split: MembershipSplit, seed: int) -> np.ndarray:
