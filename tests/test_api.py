@@ -93,6 +93,45 @@ def test_bad_inputs(data: tuple[torch.Tensor, torch.Tensor]) -> None:
         auditml.audit(nn.Linear(8, 3), (x[:10], y[:10]), (x[10:20], y[10:20]), attacks=["nope"])
 
 
+@pytest.mark.parametrize(("labels", "words"), [
+    (torch.tensor([0, 1, 2, -1] * 5), r"`members` labels must be one non-negative whole number"
+                                      r".* holding \[-1\]"),
+    (torch.full((20,), 0.5), r"`members` labels .* holding \[0.5\]"),
+    (torch.tensor([0, 1, 2, 5] * 5), r"`members` has label 5, but the model has 3 outputs"),
+])
+def test_labels_that_are_not_class_indices_are_refused_naming_the_argument(
+    data: tuple[torch.Tensor, torch.Tensor], labels: torch.Tensor, words: str,
+) -> None:
+    """Negative, fractional and out-of-range labels were accepted, or an IndexError deep in an
+    attack (issue 25)."""
+    x, y = data
+    with pytest.raises(AuditMLError, match=words):
+        auditml.audit(nn.Linear(8, 3), (x[:20], labels), (x[20:40], y[20:40]))
+    with pytest.raises(AuditMLError, match="`nonmembers` inputs hold NaN"):
+        auditml.audit(nn.Linear(8, 3), (x[:20], y[:20]), (x[20:40] * float("nan"), y[20:40]))
+
+
+def test_one_attack_can_be_named_as_a_string(data: tuple[torch.Tensor, torch.Tensor]) -> None:
+    x, y = data  # a str was iterated: "unknown attack 'm'"
+    results = auditml.audit(nn.Linear(8, 3), (x[:20], y[:20]), (x[20:40], y[20:40]),
+                            attacks="mia_threshold")
+    assert list(results.attacks) == ["mia_threshold"]
+
+
+def test_reference_models_with_other_outputs_are_refused(
+    data: tuple[torch.Tensor, torch.Tensor],
+) -> None:
+    x, y = data
+
+    def five_classes(train_set: ArrayDataset, seed: int) -> nn.Module:
+        return nn.Linear(8, 5)
+
+    with pytest.raises(AuditMLError, match=r"`reference_factory` returned a model with 5 "
+                       r"outputs; the audited model has 3"):
+        auditml.audit(nn.Linear(8, 3), (x[:20], y[:20]), (x[20:40], y[20:40]),
+                      attacks=["mia_lira"], reference_factory=five_classes, reference_models=2)
+
+
 def test_rmia_records_how_it_chose_a(data: tuple[torch.Tensor, torch.Tensor]) -> None:
     x, y = data
 

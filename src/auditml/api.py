@@ -97,7 +97,7 @@ def audit(
     members: Examples,
     nonmembers: Examples,
     *,
-    attacks: Sequence[str] = ("mia_threshold",),
+    attacks: Sequence[str] | str = ("mia_threshold",),
     settings: dict[str, dict[str, Any]] | None = None,
     population: Examples | None = None,
     reference_factory: ReferenceFactory | None = None,
@@ -120,6 +120,8 @@ def audit(
     auxiliary records); ``model_inversion`` needs ``population`` (the data's range, and the
     evaluation classifier's training data).
     """
+    if isinstance(attacks, str):  # one attack by name, not its letters
+        attacks = [attacks]
     plan = plan_audit(attacks, None, settings)
     if plan.canary_audits:
         raise AuditMLError(
@@ -133,16 +135,24 @@ def audit(
     device = torch.device(device)
     model = model.to(device).eval()
     num_classes = int(predict_logits(model, member_set.x[:1], device=device).shape[1])
+    for name, examples in (("members", member_set), ("nonmembers", nonmember_set),
+                           ("population", population_set)):
+        if examples is not None and len(examples.y) and int(examples.y.max()) >= num_classes:
+            raise AuditMLError(
+                f"`{name}` has label {int(examples.y.max())}, but the model has {num_classes} "
+                f"outputs: labels must be class indices in [0, {num_classes})"
+            )
     facts = RunFacts(experiment_name="model", dp_enabled=None, delta=delta)
     results: dict[str, AttackResults] = {}
     is_member = np.r_[np.ones(len(member_set), bool), np.zeros(len(nonmember_set), bool)]
     if plan.attacks:
+        resources = FactoryResources(
+            reference_factory, reference_models, population_set, seed, console)
+        resources.num_classes = num_classes
         audited = run_attacks(
             model, member_set, nonmember_set, plan.attacks,
             num_classes=num_classes, device=device, seed=seed, delta=delta, run_facts=facts,
-            resources=FactoryResources(
-                reference_factory, reference_models, population_set, seed, console
-            ),
+            resources=resources,
         )
         results = {
             outcome.attack: AttackResults(outcome.metrics, outcome.scores, outcome.result)
@@ -173,6 +183,7 @@ class FactoryResources:
     ) -> None:
         self.factory, self.count, self._population = factory, count, population
         self.seed, self.console = seed, console
+        self.num_classes: int | None = None  # the audited model's outputs, once known
 
     def population(self) -> ArrayDataset | None:
         return self._population
@@ -180,16 +191,31 @@ class FactoryResources:
     def reference(self, examples: ArrayDataset) -> ReferenceModels | None:
         if self.factory is None:
             return None
-        return train_with_factory(
+        return self._checked(train_with_factory(
             self.factory, examples, self.count, seed=self.seed, console=self.console
-        )
+        ), examples)
 
     def shadow(self) -> ReferenceModels | None:
         if self.factory is None or self._population is None:
             return None
-        return train_with_factory(
+        return self._checked(train_with_factory(
             self.factory, self._population, self.count, seed=self.seed + 1, console=self.console
-        )
+        ), self._population)
+
+    def _checked(self, models: ReferenceModels, examples: ArrayDataset) -> ReferenceModels:
+        """Refuse models whose outputs do not match the audited model's classes."""
+        width = self.num_classes
+        for model in models.models:
+            if not isinstance(model, nn.Module):
+                raise AuditMLError(f"`reference_factory` must return an nn.Module, got "
+                                   f"{type(model).__name__}")
+            outputs = predict_logits(model, examples.x[:1], device=torch.device("cpu"))
+            if width is not None and (outputs.ndim != 2 or outputs.shape[1] != width):
+                raise AuditMLError(
+                    f"`reference_factory` returned a model with {outputs.shape[-1]} outputs; the "
+                    f"audited model has {width}: train the reference models like it"
+                )
+        return models
 
 
 def _as_arrays(examples: Examples, name: str) -> ArrayDataset:
@@ -210,13 +236,23 @@ def _as_arrays(examples: Examples, name: str) -> ArrayDataset:
             f"got {type(examples).__name__}"
         )
     x_array = _numpy(x).astype(np.float32, copy=False)
-    y_array = _numpy(y).astype(np.int64, copy=False)
-    if len(x_array) != len(y_array) or len(x_array) == 0:
+    labels = _numpy(y)
+    if len(x_array) != len(labels) or len(x_array) == 0:
         raise AuditMLError(
             f"`{name}` needs as many labels as inputs and at least one example, "
-            f"got {len(x_array)} inputs and {len(y_array)} labels"
+            f"got {len(x_array)} inputs and {len(labels)} labels"
         )
-    return ArrayDataset(np.ascontiguousarray(x_array), y_array)
+    if labels.ndim != 1 or labels.dtype.kind not in "iuf" or not np.all(
+            np.isfinite(labels)) or np.any(labels != np.round(labels)) or np.any(labels < 0):
+        raise AuditMLError(
+            f"`{name}` labels must be one non-negative whole number (a class index) per "
+            f"example, got {labels.dtype} of shape {labels.shape}"
+            + ("" if labels.dtype.kind not in "iuf" or labels.ndim != 1 else
+               f" holding {labels[(labels != np.round(labels)) | (labels < 0)][:1].tolist()}")
+        )
+    if not np.isfinite(x_array).all():
+        raise AuditMLError(f"`{name}` inputs hold NaN or infinite values")
+    return ArrayDataset(np.ascontiguousarray(x_array), labels.astype(np.int64))
 
 
 def _numpy(value: Any) -> np.ndarray:
