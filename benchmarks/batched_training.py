@@ -40,7 +40,8 @@ def recipe(dataset: str, epochs: int, dp: bool, device: str) -> AuditMLConfig:
         "data": {"dataset": dataset, "train_size": 5000 if dataset != "digits" else 600,
                  "batch_size": 256 if dataset != "digits" else 32},
         "training": {"epochs": epochs, "learning_rate": 0.001, "device": device,
-                     "dp": {"enabled": dp, "noise_multiplier": 1.0, "max_grad_norm": 1.0}},
+                     "dp": {"enabled": True, "noise_multiplier": 1.0, "max_grad_norm": 1.0}
+                     if dp else {"enabled": False}},
     })
 
 

@@ -45,7 +45,7 @@ def test_train_and_every_membership_attack(
     tmp_path: Path,
 ) -> None:
     raw = _diabetes(tiny_config, experiment_name="tab")
-    raw["training"]["dp"] = {"enabled": dp, "epsilon": 5.0}
+    raw["training"]["dp"] = {"enabled": True, "epsilon": 5.0} if dp else {"enabled": False}
     config = write_config(raw)
     code, out, err = _run(capsys, "train", "--config", str(config))
     assert code == 0, err

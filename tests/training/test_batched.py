@@ -66,8 +66,8 @@ def _config(tiny_config: Callable[..., dict[str, Any]], *, dp: bool, optimizer: 
         data={"batch_size": 16},
         training={"epochs": 2, "optimizer": optimizer, "learning_rate": 0.05 if optimizer ==
                   "sgd" else 0.002,
-                  "dp": {"enabled": dp, "noise_multiplier": 1.0, "max_grad_norm": 1.0,
-                         **dp_settings}},
+                  "dp": {"enabled": True, "noise_multiplier": 1.0, "max_grad_norm": 1.0,
+                         **dp_settings} if dp else {"enabled": False, **dp_settings}},
     )
     return parse_config(raw)
 
