@@ -198,3 +198,18 @@ def test_no_traceback_from_the_installed_command(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
     line = _one_error_line(done.stderr)
     assert line.endswith("training.dp.epsilon=-1: Input should be greater than 0")
+
+
+def test_audit_help_lists_every_attack_and_audit(capsys: pytest.CaptureFixture[str]) -> None:
+    """``audit --help`` did not list the membership attacks (issue 25): it lists every name each
+    registry holds."""
+    from auditml.attacks import ATTACKS
+    from auditml.audit.canaries import CANARY_AUDITS
+    from auditml.audit.inference import INFERENCE_AUDITS
+
+    with pytest.raises(SystemExit):
+        main(["audit", "--help"])
+    shown = " ".join(capsys.readouterr().out.split())
+    for name in [*ATTACKS.available(), *CANARY_AUDITS.available(),
+                 *INFERENCE_AUDITS.available()]:
+        assert name in shown, name

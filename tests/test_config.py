@@ -99,9 +99,15 @@ def test_bad_settings_end_in_one_line_naming_the_key(raw: dict, expected: str) -
     assert "\n" not in message
 
 
-def test_every_problem_is_counted() -> None:
-    with pytest.raises(ConfigError, match=r"\(and 1 more problem\)"):
-        parse_config({"experiment_name": "x", "training": {"epochs": 0, "learning_rate": -1}})
+def test_every_problem_is_said_at_once() -> None:
+    """"(and 2 more problems)" never showed the other two: now each is named, on the line."""
+    with pytest.raises(ConfigError) as caught:
+        parse_config({"experiment_name": "x", "training": {"epochs": 0, "learning_rate": -1},
+                      "data": {"batch_size": 0}})
+    message = str(caught.value)
+    assert "\n" not in message and " (and 2 more: " in message
+    for key in ("training.epochs=0", "training.learning_rate=-1", "data.batch_size=0"):
+        assert key in message
 
 
 def test_delta_above_one_over_n_warns() -> None:

@@ -36,10 +36,7 @@ def _parser() -> argparse.ArgumentParser:
     audit = commands.add_parser("audit", help="attack a trained run; write <run>/audit/")
     audit.add_argument("--config", required=True, help="the YAML config the run was trained with")
     audit.add_argument(
-        "--attack", nargs="+", default=None, metavar="NAME",
-        help="attacks to run, or all; dp_audit runs the one-run canary audit; "
-        "attribute_inference and model_inversion ask the questions beyond membership "
-        "(default: the config's audit.attacks)",
+        "--attack", nargs="+", default=None, metavar="NAME", help=_attack_help(),
     )
     audit.add_argument(
         "--metric", default=None,
@@ -103,6 +100,20 @@ def _parser() -> argparse.ArgumentParser:
     )
     demo.add_argument("--output-dir", default="results/demo", help="where runs and report go")
     return parser
+
+
+def _attack_help() -> str:
+    """Every audit ``--attack`` takes, by kind, read from the registries (no torch import)."""
+    from auditml.attacks import ATTACKS
+    from auditml.audit.canaries import CANARY_AUDITS
+    from auditml.audit.inference import INFERENCE_AUDITS
+
+    return (
+        "what to run, or all (default: the config's audit.attacks). Membership attacks: "
+        f"{', '.join(ATTACKS.available())}; canary audits (runs trained with "
+        f"training.canaries): {', '.join(CANARY_AUDITS.available())}; beyond membership: "
+        f"{', '.join(INFERENCE_AUDITS.available())}"
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

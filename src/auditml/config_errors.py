@@ -74,29 +74,34 @@ def suggest(key: str, location: tuple[Any, ...], root: type[BaseModel]) -> str:
 
 
 def describe(error: ValidationError, source: str, root: type[BaseModel]) -> str:
-    """One line for the first problem pydantic found (and how many more there are)."""
+    """One line for every problem pydantic found: the first in full, then the others briefly
+    (key and reason), so one run of the command shows all that needs fixing."""
     problems = error.errors()
-    first = problems[0]
-    location = tuple(first["loc"])
+    line = f"{source}: {_problem(problems[0], root)}"
+    others = [_problem(problem, root, brief=True) for problem in problems[1:]]
+    if not others:
+        return line
+    return line + f" (and {len(others)} more: " + "; ".join(others) + ")"
+
+
+def _problem(problem: Any, root: type[BaseModel], *, brief: bool = False) -> str:
+    location = tuple(problem["loc"])
     key = ".".join(str(part) for part in location) or "(top level)"
     if len(key) > QUOTE_CHARS:
         key = key[:QUOTE_CHARS] + "…"
-    value = first.get("input")
-    context = first.get("ctx") or {}
+    value = problem.get("input")
+    context = problem.get("ctx") or {}
     inner = context.get("error")
     if isinstance(inner, KeyError_):
-        line = f"{source}: {inner.key}={quote(inner.value)}: {inner.message}"
-    elif first["type"] == "extra_forbidden":
-        hint = suggest(str(location[-1])[:QUOTE_CHARS], location, root)
-        line = f"{source}: unknown key {quote(key)}; {hint}".rstrip("; ").rstrip(". ")
-    elif first["type"] == "missing":
-        line = f"{source}: missing required key {key!r}"
-    else:
-        message = str(inner) if isinstance(inner, Exception) else first["msg"]
-        message = message.removeprefix("Value error, ")
-        line = f"{source}: {key}={quote(value)}: {message}"
-    more = len(problems) - 1
-    return line + (f" (and {more} more problem{'s' * (more > 1)})" if more else "")
+        return f"{inner.key}={quote(inner.value)}: {inner.message}"
+    if problem["type"] == "extra_forbidden":
+        hint = "" if brief else suggest(str(location[-1])[:QUOTE_CHARS], location, root)
+        return f"unknown key {quote(key)}; {hint}".rstrip("; ").rstrip(". ")
+    if problem["type"] == "missing":
+        return f"missing required key {key!r}"
+    message = str(inner) if isinstance(inner, Exception) else problem["msg"]
+    message = message.removeprefix("Value error, ")
+    return f"{key}={quote(value)}: {message}"
 
 
 def yaml_problem(error: yaml.YAMLError, text: str) -> str:
