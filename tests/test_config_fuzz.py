@@ -14,7 +14,6 @@ import math
 import time
 from collections import Counter
 from contextlib import redirect_stderr, redirect_stdout
-from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -31,11 +30,11 @@ from time_limit import finishes_within
 
 EXAMPLES = 1_100
 MAX_ERROR_LINE = 600
-# The slowest legitimate answer is a PRV calibration near its grid limit (about 4 s measured on
-# one core of a 2-core machine, see training/calibration.py); anything slower is a hang.
-SECONDS_PER_EXAMPLE = 8.0
 SLOWEST: list[Any] = [0.0, ""]  # reported with the tally, to see where the time goes
-HANG_SECONDS = 30  # a hang fails the example here (a hypothesis deadline only fires after it)
+# The slowest legitimate answer is a PRV calibration near its grid limit (about 4 s measured on
+# one core of a 2-core machine, see training/calibration.py): a hang is an example still running
+# after 30 s. No tighter deadline: an 8 s one tripped at 14 s on a loaded machine (issue 25).
+HANG_SECONDS = 30
 
 _NASTY_STRINGS = [
     "", " ", "2e-4", "-2e-4", "1e400", "inf", "-inf", "nan", "NaN", "yes", "no", "on", "null",
@@ -323,8 +322,7 @@ def test_fuzzed_configs_end_in_exit_0_or_one_error_line(fuzz_dir: Path) -> None:
     tally: Counter[str] = Counter()
 
     @settings(
-        max_examples=EXAMPLES, derandomize=True, database=None,
-        deadline=timedelta(seconds=SECONDS_PER_EXAMPLE),
+        max_examples=EXAMPLES, derandomize=True, database=None, deadline=None,
         suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
     )
     @given(config_texts())
