@@ -105,11 +105,15 @@ def write_json(path: Path, payload: Any) -> None:
 
 
 @contextmanager
-def staged_directory(final: Path) -> Iterator[Path]:
-    """Build a directory under a temporary name and swap it in when the block succeeds.
+def staged_directory(
+    final: Path, install: Callable[[Path, Path], None] | None = None
+) -> Iterator[Path]:
+    """Build a directory under a temporary name and put it in place when the block succeeds.
 
-    If ``final`` already exists it is replaced only after the new one is complete, so a failed
-    run leaves the previous result untouched.
+    By default ``final`` is swapped in whole: if it already exists it is replaced only after the
+    new one is complete, so a failed run leaves the previous result untouched. ``install``
+    (``staging, final``) puts it in place another way (reports install file by file:
+    :mod:`auditml.reporting.output`); whatever it leaves in the staging directory is removed.
     """
     final = Path(final)
     final.parent.mkdir(parents=True, exist_ok=True)
@@ -118,24 +122,30 @@ def staged_directory(final: Path) -> Iterator[Path]:
     staging.chmod(0o777 & ~current_umask())
     try:
         yield staging
-        if final.exists():
-            backup = final.with_name(f".{final.name}.old")
-            if backup.exists():
-                shutil.rmtree(backup)
-            os.replace(final, backup)
-            os.replace(staging, final)
-            shutil.rmtree(backup)
-        else:
-            os.replace(staging, final)
+        (install or _swap_in)(staging, final)
     finally:
         if staging.exists():
             shutil.rmtree(staging)
 
 
-def read_npz(path: Path, what: str, build: Callable[[Any], T]) -> T:
+def _swap_in(staging: Path, final: Path) -> None:
+    if final.exists():
+        backup = final.with_name(f".{final.name}.old")
+        if backup.exists():
+            shutil.rmtree(backup)
+        os.replace(final, backup)
+        os.replace(staging, final)
+        shutil.rmtree(backup)
+    else:
+        os.replace(staging, final)
+
+
+def read_npz(
+    path: Path, what: str, build: Callable[[Any], T], *, fix: str = "retrain the run"
+) -> T:
     """``build(arrays)`` from the ``.npz`` at ``path`` (pickles refused). A missing file, a
     corrupt archive or arrays ``build`` rejects with ValueError, TypeError or KeyError become one
-    :class:`RunDirectoryError` naming ``what`` and the file."""
+    :class:`RunDirectoryError` naming ``what``, the file and ``fix``."""
     try:
         with np.load(path, allow_pickle=False) as data:
             return build(data)
@@ -144,9 +154,7 @@ def read_npz(path: Path, what: str, build: Callable[[Any], T]) -> T:
     except (OSError, EOFError, ValueError, TypeError, KeyError, zipfile.BadZipFile) as error:
         # EOFError: numpy's word for an empty file.
         reason = " ".join(str(error).split())[:200]
-        raise RunDirectoryError(
-            f"{what} {path} is unreadable ({reason}); retrain the run"
-        ) from None
+        raise RunDirectoryError(f"{what} {path} is unreadable ({reason}); {fix}") from None
 
 
 def npz_scalar(data: Any, key: str, kinds: str) -> Any:

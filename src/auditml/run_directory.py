@@ -31,7 +31,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import zipfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -406,14 +405,10 @@ class RunDirectory:
                 f"{path} does not match {self.attack_path(record.attack).name} (missing, or "
                 f"written by an interrupted or concurrent audit): {rerun}"
             )
-        try:
-            with np.load(path, allow_pickle=False) as data:
-                scores, is_member = data["scores"], data["is_member"].astype(bool)
-        except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as error:
-            reason = " ".join(str(error).split())[:200]
-            raise RunDirectoryError(
-                f"scores file {path} is unreadable ({reason}): {rerun}"
-            ) from None
+        scores, is_member = read_npz(
+            path, "scores file",
+            lambda data: (data["scores"], data["is_member"].astype(bool)), fix=rerun,
+        )
         expected = record.counts.members + record.counts.nonmembers
         if scores.shape != (expected,) or is_member.shape != (expected,):
             raise RunDirectoryError(f"scores file {path} has the wrong shape: {rerun}")

@@ -21,11 +21,9 @@ the files such a report wrote and its marker file is JSON.
 
 from __future__ import annotations
 
-import hashlib
+import functools
 import json
 import os
-import shutil
-import tempfile
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -33,7 +31,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from auditml.fileio import check_writable, current_umask, write_json
+from auditml.fileio import check_writable, sha256_of_file, staged_directory, write_json
 from auditml.reporting.rows import ReportError
 
 OWNERSHIP_FILE = ".auditml-report.json"
@@ -84,14 +82,6 @@ def _files(directory: Path) -> list[str]:
                   if path.is_file() or path.is_symlink())
 
 
-def _digest(path: Path) -> str:
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def _earlier_report(out_dir: Path, kind: ReportKind) -> ReportFiles | None:
     """The list of the earlier report in ``out_dir`` (None for a new or empty directory), or a
     :class:`ReportError` saying why the directory is not one auditml may write into."""
@@ -104,7 +94,7 @@ def _earlier_report(out_dir: Path, kind: ReportKind) -> ReportFiles | None:
     if not listed.is_file():
         legacy = _LEGACY_FILES[kind]
         if set(present) <= set(legacy) and legacy[0] in present and _is_json(out_dir / legacy[0]):
-            return ReportFiles(kind=kind, files={name: [_digest(out_dir / name)]
+            return ReportFiles(kind=kind, files={name: [sha256_of_file(out_dir / name)]
                                                  for name in present})
         shown = ", ".join(present[:5]) + (" …" if len(present) > 5 else "")
         raise ReportError(
@@ -122,7 +112,7 @@ def _earlier_report(out_dir: Path, kind: ReportKind) -> ReportFiles | None:
         raise ReportError(f"out_dir {out_dir} holds a {files.kind.replace('_', ' ')}, not a "
                           f"{kind.replace('_', ' ')}: choose another out_dir")
     changed = [name for name, digests in files.files.items()
-               if (out_dir / name).is_file() and _digest(out_dir / name) not in digests]
+               if (out_dir / name).is_file() and sha256_of_file(out_dir / name) not in digests]
     if changed:
         raise ReportError(
             f"out_dir {out_dir}: {', '.join(changed)} changed since auditml wrote it; a new "
@@ -142,21 +132,12 @@ def _is_json(path: Path) -> bool:
 def report_directory(out_dir: Path, *, kind: ReportKind) -> Iterator[Path]:
     """Build a report under a temporary name next to ``out_dir``; when the block succeeds,
     install it (module docstring). A failure leaves ``out_dir`` as it was."""
-    out_dir = Path(out_dir)
-    out_dir.parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{out_dir.name}.", suffix=".staging",
-                                    dir=out_dir.parent))
-    staging.chmod(0o777 & ~current_umask())
-    try:
+    with staged_directory(Path(out_dir), functools.partial(_install, kind=kind)) as staging:
         yield staging
-        _install(staging, out_dir, kind)
-    finally:
-        if staging.exists():
-            shutil.rmtree(staging)
 
 
 def _install(staging: Path, final: Path, kind: ReportKind) -> None:
-    new = {name: _digest(staging / name) for name in _files(staging)}
+    new = {name: sha256_of_file(staging / name) for name in _files(staging)}
     if not final.exists():
         write_json(staging / OWNERSHIP_FILE, _listing(kind, {n: [d] for n, d in new.items()}))
         os.replace(staging, final)
@@ -177,7 +158,7 @@ def _install(staging: Path, final: Path, kind: ReportKind) -> None:
         os.replace(staging / name, final / name)
     for name, digests in old_files.items():
         stale = final / name
-        if name not in new and stale.is_file() and _digest(stale) in digests:
+        if name not in new and stale.is_file() and sha256_of_file(stale) in digests:
             stale.unlink()
     write_json(final / OWNERSHIP_FILE, _listing(kind, {n: [d] for n, d in new.items()}))
 
