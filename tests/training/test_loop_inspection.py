@@ -8,7 +8,7 @@ from opacus.data_loader import DPDataLoader
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset, WeightedRandomSampler
 
-from auditml.records import HiddenStateProbe
+from auditml.records import HiddenStateProbe, LoopFacts
 from auditml.training.loop_inspection import (
     LoopInspector,
     describe_loader,
@@ -123,7 +123,7 @@ def test_the_probe_leaves_training_exactly_as_without_it() -> None:
             optimizer.step()
         if inspector is not None:
             assert inspector.probe is not None and inspector.probe.mixing is True
-            assert inspector.facts()["buffers_changed"]  # training itself moved them
+            assert inspector.facts(LoopFacts()).buffers_changed  # training itself moved them
             inspector.close()
         return [t.detach().clone() for t in [*model.parameters(), *model.buffers()]]
 

@@ -241,9 +241,7 @@ class CanaryAudit:
             self.inspector.probe = HiddenStateProbe.model_validate(saved)
 
     def _record(self) -> GradientCanaryRecord:
-        facts = self.facts
-        if self.inspector is not None:
-            facts = facts.model_copy(update=self.inspector.facts())
+        facts = self.facts if self.inspector is None else self.inspector.facts(self.facts)
         record = dataclasses.replace(self.canaries.record(), loop_facts=facts)
         if self.probe is None:
             return record

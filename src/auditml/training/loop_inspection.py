@@ -100,19 +100,20 @@ _FIXED_SIZE_SAMPLERS = {
 def mixing_layers(model: nn.Module) -> list[str]:
     """``"path: Type"`` of every layer that normalises over the batch in training mode, trainable
     or not (Opacus's validator skips the layers without trainable parameters)."""
-    return [f"{name or '(model)'}: {type(module).__name__}" for name, module in
-            _named_modules(model) if isinstance(module, _MIXING_TYPES)]
+    return _layers(model, lambda module: isinstance(module, _MIXING_TYPES))
 
 
 def running_stat_layers(model: nn.Module) -> list[str]:
     """``"path: Type"`` of every layer that keeps running statistics of its inputs in buffers."""
-    return [f"{name or '(model)'}: {type(module).__name__}" for name, module in
-            _named_modules(model) if getattr(module, "track_running_stats", False)]
+    return _layers(model, lambda module: bool(getattr(module, "track_running_stats", False)))
 
 
-def _named_modules(model: nn.Module) -> list[tuple[str, nn.Module]]:
-    inner = getattr(model, "_module", None)  # Opacus's GradSampleModule wraps the user's model
-    return list((inner if isinstance(inner, nn.Module) else model).named_modules())
+def _layers(model: nn.Module, chosen: Callable[[nn.Module], bool]) -> list[str]:
+    """``"path: Type"`` of the user's layers (inside Opacus's GradSampleModule) ``chosen`` picks."""
+    inner = getattr(model, "_module", None)
+    user = inner if isinstance(inner, nn.Module) else model
+    return [f"{name or '(model)'}: {type(module).__name__}"
+            for name, module in user.named_modules() if chosen(module)]
 
 
 class LoopInspector:
@@ -133,17 +134,16 @@ class LoopInspector:
         rows, self.rows = self.rows, 0
         return rows
 
-    def facts(self) -> dict[str, Any]:
-        """The :class:`~auditml.records.LoopFacts` fields the model shows."""
+    def facts(self, static: LoopFacts) -> LoopFacts:
+        """``static`` (what was seen without training) with what watching the model added: the
+        first-batch probe and the buffers that changed since the inspector was attached."""
         changed = [name for name, buffer in self.model.named_buffers()
                    if name in self._start and not torch.equal(buffer.detach(), self._start[name])]
-        return {
-            "mixing_layers": mixing_layers(self.model),
-            "running_stats": running_stat_layers(self.model),
+        return static.model_copy(update={
             "probe": self.probe or HiddenStateProbe(
                 ran=False, reason="the model ran no training forward pass while it was watched"),
             "buffers_changed": changed,
-        }
+        })
 
     def close(self) -> None:
         self._handle.remove()

@@ -279,20 +279,19 @@ def _fit(
             progress.end_epoch(epoch, record["loss"], record["train_acc"], val_acc, epsilon)
     if private is not None:
         private.close()
-    record = None
-    if canaries is not None:
+    canary_record = None
+    if canaries is not None and inspector is not None:
         # auditml's noise is drawn from torch's default generator, as Opacus's without secure_mode.
-        facts = static_facts(model=model, loader=loader, secure_rng=False)
-        if inspector is not None:
-            facts = facts.model_copy(update=inspector.facts())
-            inspector.close()
-        record = dataclasses.replace(canaries.record(), loop_facts=facts)
+        facts = inspector.facts(static_facts(model=model, loader=loader, secure_rng=False))
+        inspector.close()
+        canary_record = dataclasses.replace(canaries.record(), loop_facts=facts)
     if average.average:
         # The average is what is released, so it is what the last epoch's val_acc measures.
         average.release()
         if validation is not None:
             history[-1]["val_acc"] = accuracy(model, validation.x, validation.y, device=device)
-    return FitResult(model, history, plan, epsilon, private.mode if private else None, record)
+    return FitResult(model, history, plan, epsilon, private.mode if private else None,
+                     canary_record)
 
 
 def _metrics(

@@ -45,6 +45,7 @@ sizes and one probe batch, not which examples each batch held.
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Callable
 
@@ -98,12 +99,8 @@ def check_assumptions(
     facts = record.loop_facts or LoopFacts()
     tests = statistical_checks(record, claim, rate_measured=rate is not None)
     each = 1 - level / max(tests, 1)
-    bound: list[tuple[float, str] | None] = []
-
-    def shuffled() -> tuple[float, str] | None:  # computed once, and only where it is needed
-        if not bound:
-            bound.append(_shuffle_bound(record, claim, facts))
-        return bound[0]
+    # Computed once, and only where a check needs it.
+    shuffled = functools.cache(functools.partial(_shuffle_bound, record, claim, facts))
 
     return [
         _loader(facts, shuffled),
@@ -113,14 +110,23 @@ def check_assumptions(
         _normalisation(record),
         _hidden_state(facts),
         _noise_source(facts),
-        _accountant(claim),
+        _accountant(claim.accountant),
     ]
 
 
 def _check(name: str, status: str, detail: str, **more: object) -> AssumptionCheck:
-    finding = more.pop("finding", "not_applicable" if status == "failed" else None)
-    return AssumptionCheck(check=name, assumption=_ASSUMES[name], status=status,  # type: ignore[arg-type]
-                           finding=finding, detail=detail, **more)  # type: ignore[arg-type]
+    """A check's record; every failure here means the claim does not apply."""
+    return AssumptionCheck(
+        check=name, assumption=_ASSUMES[name], status=status,  # type: ignore[arg-type]
+        finding="not_applicable" if status == "failed" else None, detail=detail,
+        **more,  # type: ignore[arg-type]
+    )
+
+
+def _loader_rate_differs(facts: LoopFacts, accounted: float | None) -> bool:
+    """The Poisson loader's own rate is not the accounted one (both known)."""
+    return facts.loader_rate is not None and accounted is not None and not math.isclose(
+        facts.loader_rate, accounted, rel_tol=1e-9)
 
 
 def _claimed_rate(claim: PrivacyClaim) -> float | None:
@@ -272,8 +278,7 @@ def _rate(
     bound: RateBound | None, confidence: float,
 ) -> AssumptionCheck:
     single = _claimed_rate(claim)
-    if facts.loader_rate is not None and single is not None and not math.isclose(
-            facts.loader_rate, single, rel_tol=1e-9):
+    if _loader_rate_differs(facts, single):
         return _check("rate", "failed",
                       f"the Poisson loader draws at rate {facts.loader_rate:.4g}; the accountant "
                       f"was told {single:.4g}")
@@ -406,13 +411,13 @@ def _noise_source(facts: LoopFacts) -> AssumptionCheck:
                   "outside the accountant's model)")
 
 
-def _accountant(claim: PrivacyClaim) -> AssumptionCheck:
-    if claim.accountant == "gdp":
+def _accountant(mechanism: str) -> AssumptionCheck:
+    if mechanism == "gdp":
         return _check("accountant", "warning",
                       "Opacus's gdp accountant gives the central-limit approximation of the "
                       "privacy curve, not a bound: with few steps or a large rate it can state "
                       "less than the true ε; use prv or rdp")
-    return _check("accountant", "passed", f"{claim.accountant}: a certified upper bound")
+    return _check("accountant", "passed", f"{mechanism}: a certified upper bound")
 
 
 def attach_time_findings(
@@ -422,14 +427,12 @@ def attach_time_findings(
     layers, the engine), one line each: what a user should learn at step 0, not after training.
     Empty when nothing is wrong yet."""
     lines = []
-    claim = PrivacyClaim(accountant=accountant or "prv", history=[], epsilon=0.0, delta=0.0)
     loader = _loader(facts, lambda: None)
     if loader.status == "failed":
         lines.append(f"the accountant's ε will not apply: {loader.detail}; make the loader with "
                      "PrivacyEngine.make_private(..., poisson_sampling=True) and train on the "
                      "loader it returns")
-    if facts.loader_rate is not None and accounted_rate is not None and not math.isclose(
-            facts.loader_rate, accounted_rate, rel_tol=1e-9):
+    if _loader_rate_differs(facts, accounted_rate):
         lines.append(f"the accountant's ε will not apply: the loader draws at rate "
                      f"{facts.loader_rate:.4g}, the accountant was told {accounted_rate:.4g}")
     if facts.mixing_layers:
@@ -438,7 +441,7 @@ def attach_time_findings(
                      "output depends on the others) and keep running statistics of the data; "
                      "replace them (opacus.validators.ModuleValidator.fix) or keep them in eval "
                      "mode")
-    for check in (_noise_source(facts), _accountant(claim) if accountant else None):
+    for check in (_noise_source(facts), _accountant(accountant) if accountant else None):
         if check is not None and check.status == "warning":
             lines.append(f"warning: {check.detail}")
     return lines
