@@ -62,12 +62,16 @@ class CanaryAuditResult:
     violation: bool
     threat_model: str
     record: CanaryRecord
-    checks: tuple[AssumptionCheck, ...] = ()
+
+    @property
+    def checks(self) -> tuple[AssumptionCheck, ...]:
+        """Every assumption of the accountant, checked (the record's)."""
+        return tuple(self.record.assumptions or ())
 
     @property
     def failed_checks(self) -> tuple[str, ...]:
         """The assumptions of the accountant the loop broke."""
-        return tuple(check.check for check in self.checks if check.status == "failed")
+        return tuple(self.record.failed_checks)
 
     @property
     def claim_applies(self) -> bool:
@@ -210,7 +214,6 @@ class CanaryAudit:
         return CanaryAuditResult(
             epsilon_lower_bound=record.epsilon_lower_bound, claimed_epsilon=claimed,
             violation=bool(record.violation), threat_model=threat_model, record=record,
-            checks=tuple(record.assumptions or ()),
         )
 
     def state_dict(self) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from typing import Any
 from rich.table import Table
 
 from auditml.formatting import format_delta, format_epsilon
-from auditml.reporting.verdict import canary_verdict
+from auditml.reporting.verdict import CHECK_STATUS_WORDS, canary_verdict
 
 
 def audit_table(results: Sequence[dict[str, Any]]) -> Table:
@@ -98,9 +98,6 @@ def canary_summary(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-_STATUS = {"failed": "FAILED", "warning": "warning", "not_checked": "not checked"}
-
-
 def _assumption_lines(checks: list[dict[str, Any]]) -> list[str]:
     """Each assumption of the accountant that did not simply pass, one line each, after a count;
     the passed ones by name."""
@@ -118,7 +115,8 @@ def _assumption_lines(checks: list[dict[str, Any]]) -> list[str]:
     for check in checks:
         if check["status"] == "passed":
             continue
-        lines.append(f"    {_STATUS[check['status']]} {check['check']}: {check['detail']}")
+        status = CHECK_STATUS_WORDS[check["status"]]
+        lines.append(f"    {status} {check['check']}: {check['detail']}")
     return lines
 
 

@@ -13,6 +13,7 @@ from auditml.reporting.glossary import Term
 from auditml.reporting.inference_page import inference_section
 from auditml.reporting.plots import svg_element
 from auditml.reporting.verdict import (
+    CHECK_STATUS_WORDS,
     BoundSource,
     StrongestAttack,
     Verdict,
@@ -202,10 +203,6 @@ def _canary_section(view: RunView, canary: CanaryView) -> page.Html:
     )
 
 
-_STATUS_WORDS = {"passed": "passed", "failed": "FAILED", "warning": "warning",
-                 "not_checked": "not checked"}
-
-
 def _assumptions_table(checks: list[AssumptionCheck]) -> page.Html:
     """Each assumption of the accountant: what it is, whether the training kept it, what was
     seen; a failed one is flagged (the claim does not apply)."""
@@ -219,7 +216,7 @@ def _assumptions_table(checks: list[AssumptionCheck]) -> page.Html:
                          "check; exact checks have none."), False),
     ]
     rows = [
-        [check.check.replace("_", " "), check.assumption, _STATUS_WORDS[check.status],
+        [check.check.replace("_", " "), check.assumption, CHECK_STATUS_WORDS[check.status],
          check.detail]
         for check in checks
     ]

@@ -42,6 +42,11 @@ def canary_verdict(
                          epsilon_lower_bound=epsilon_lower_bound)
 
 
+CHECK_STATUS_WORDS = {"passed": "passed", "failed": "FAILED", "warning": "warning",
+                      "not_checked": "not checked"}
+"""An assumption check's status as every page and the terminal say it."""
+
+
 class VerdictKind(Enum):
     VIOLATION = "violation"
     CONSISTENT = "consistent"
