@@ -147,8 +147,7 @@ def audit(
     is_member = np.r_[np.ones(len(member_set), bool), np.zeros(len(nonmember_set), bool)]
     if plan.attacks:
         resources = FactoryResources(
-            reference_factory, reference_models, population_set, seed, console)
-        resources.num_classes = num_classes
+            reference_factory, reference_models, population_set, seed, console, num_classes)
         audited = run_attacks(
             model, member_set, nonmember_set, plan.attacks,
             num_classes=num_classes, device=device, seed=seed, delta=delta, run_facts=facts,
@@ -180,10 +179,11 @@ class FactoryResources:
         population: ArrayDataset | None,
         seed: int,
         console: Console | None,
+        num_classes: int,
     ) -> None:
         self.factory, self.count, self._population = factory, count, population
         self.seed, self.console = seed, console
-        self.num_classes: int | None = None  # the audited model's outputs, once known
+        self.num_classes = num_classes  # the audited model's outputs
 
     def population(self) -> ArrayDataset | None:
         return self._population
@@ -204,16 +204,15 @@ class FactoryResources:
 
     def _checked(self, models: ReferenceModels, examples: ArrayDataset) -> ReferenceModels:
         """Refuse models whose outputs do not match the audited model's classes."""
-        width = self.num_classes
         for model in models.models:
             if not isinstance(model, nn.Module):
                 raise AuditMLError(f"`reference_factory` must return an nn.Module, got "
                                    f"{type(model).__name__}")
             outputs = predict_logits(model, examples.x[:1], device=torch.device("cpu"))
-            if width is not None and (outputs.ndim != 2 or outputs.shape[1] != width):
+            if outputs.ndim != 2 or outputs.shape[1] != self.num_classes:
                 raise AuditMLError(
                     f"`reference_factory` returned a model with {outputs.shape[-1]} outputs; the "
-                    f"audited model has {width}: train the reference models like it"
+                    f"audited model has {self.num_classes}: train the reference models like it"
                 )
         return models
 
