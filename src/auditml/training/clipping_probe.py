@@ -53,7 +53,11 @@ import numpy as np
 import torch
 
 from auditml.errors import ConfigError, ModelError
-from auditml.training.gradient_canaries import GradientCanaries, watch_applied_gradients
+from auditml.training.gradient_canaries import (
+    GradientCanaries,
+    per_example_rows,
+    watch_applied_gradients,
+)
 
 # A stream of the canaries' seed that gradient_canaries.py does not use (it uses 1, 2, 3).
 _PROBE = 4
@@ -174,7 +178,7 @@ def attach_through_clipping(
             raise ModelError("canaries through the clipping need per-example gradients "
                              "(p.grad_sample): make the model private with "
                              "grad_sample_mode='hooks'")
-        state["batch"] += len(optimizer._get_flat_grad_sample(parameters[0]))  # type: ignore[attr-defined]
+        state["batch"] += per_example_rows(parameters[0]) or 0
         clip_and_accumulate()  # the real rows, exactly as without the audit
         if not state["fresh"]:
             return

@@ -340,10 +340,9 @@ class _ClippedRows:
         clip = optimizer.clip_and_accumulate  # type: ignore[attr-defined]
 
         def clip_and_count() -> None:
-            first = optimizer.params[0]  # type: ignore[attr-defined]
-            if getattr(first, "grad_sample", None) is not None:
-                flat = optimizer._get_flat_grad_sample(first)  # type: ignore[attr-defined]
-                self.rows = (self.rows or 0) + len(flat)
+            rows = per_example_rows(optimizer.params[0])  # type: ignore[attr-defined]
+            if rows is not None:
+                self.rows = (self.rows or 0) + rows
             clip()
 
         optimizer.clip_and_accumulate = clip_and_count  # type: ignore[attr-defined]
@@ -357,6 +356,16 @@ class _ClippedRows:
             vars(self.optimizer).pop("clip_and_accumulate", None)
         else:
             self.optimizer.clip_and_accumulate = self.previous  # type: ignore[attr-defined]
+
+
+def per_example_rows(parameter: torch.Tensor) -> int | None:
+    """How many per-example rows Opacus holds for ``parameter`` (``grad_sample``: one tensor,
+    or a list of them when backward passes accumulate), counted without concatenating them;
+    None where there are none (ghost clipping)."""
+    samples = getattr(parameter, "grad_sample", None)
+    if samples is None:
+        return None
+    return sum(len(part) for part in samples) if isinstance(samples, list) else len(samples)
 
 
 def watch_applied_gradients(
