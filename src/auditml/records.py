@@ -91,6 +91,14 @@ class RecipeRecord(Record):
     learning_rate: float = Field(gt=0)
 
 
+class DataFileRecord(_Part):
+    """The user's file a run's dataset was read from (``data.dataset: csv`` or ``npz``): its
+    absolute path and SHA-256, so ``audit`` notices a file changed since ``train``."""
+
+    path: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
 class TrainingRecord(Record):
     """``metrics.json``: how the model was trained and what it achieved.
 
@@ -130,6 +138,8 @@ class TrainingRecord(Record):
     versions: Versions
     # None when the run has no gradient canaries; ``canaries`` counts the input-space ones.
     gradient_canaries: GradientCanaryCounts | None = None
+    # The user's data file (csv or npz datasets); None for the built-in datasets.
+    data_file: DataFileRecord | None = None
 
 
 class RunManifest(Record):

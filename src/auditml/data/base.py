@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
+
+from auditml.errors import DataError
 
 # A dataset without an official test split keeps at least this many examples for validation.
 MIN_VALIDATION_SIZE = 100
@@ -138,6 +141,43 @@ class SensitiveAttribute:
 
 
 @dataclass(frozen=True)
+class DataSource:
+    """The config's ``data.path`` and the options that say how to read that file.
+
+    Only file formats (``dataset: csv``, ``dataset: npz``) read them; each names the options it
+    takes. ``path`` is used as given: relative paths are relative to the working directory, like
+    ``output_dir`` and ``data_dir``.
+    """
+
+    path: Path | None = None
+    label_column: str | None = None
+    sensitive_column: str | None = None
+
+    def given(self) -> list[str]:
+        """The names of the options that are set, in declaration order."""
+        return [field.name for field in fields(self) if getattr(self, field.name) is not None]
+
+
+@dataclass(frozen=True)
+class DataFile:
+    """The file a dataset was read from: its absolute path and the SHA-256 of its bytes."""
+
+    path: str
+    sha256: str
+
+
+class DatasetEntry(Protocol):
+    """What the dataset registry holds: a name, and the spec it gives for the config's source."""
+
+    @property
+    def name(self) -> str: ...
+
+    def bind(self, source: DataSource) -> DatasetSpec:
+        """The spec of the data ``source`` describes; raises ``DataError`` for bad input."""
+        ...
+
+
+@dataclass(frozen=True)
 class DatasetSpec:
     """A registry entry: facts known without loading, and the loader.
 
@@ -157,6 +197,22 @@ class DatasetSpec:
     dp_arch: str | None = None
     # The attribute attribute-inference attacks target (tabular datasets; None for images).
     sensitive: SensitiveAttribute | None = None
+    # The user's file the data came from (file formats); None for the built-in datasets.
+    source_file: DataFile | None = None
+    # Why ``default_arch`` suits the data, said at training when it is used (file formats, whose
+    # default depends on the file's shape); None for the built-in datasets.
+    default_arch_reason: str | None = None
+
+    def bind(self, source: DataSource) -> DatasetSpec:
+        """This spec: a built-in dataset reads no file the config names, so options are refused."""
+        given = source.given()
+        if given:
+            raise DataError(
+                f"data.{given[0]} is set but dataset {self.name!r} is built in and reads no file "
+                f"of yours: remove data.{given[0]}, or set data.dataset: csv (or npz) to read "
+                "your own file"
+            )
+        return self
 
     @property
     def max_train_size(self) -> int:

@@ -18,7 +18,7 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from auditml.config import AuditMLConfig
-from auditml.data import DATASETS, ArrayDataset, SplitData, make_split, select
+from auditml.data import ArrayDataset, SplitData, make_split, select
 from auditml.errors import ConfigError
 from auditml.fileio import staged_directory
 from auditml.formatting import dp_guarantee_line
@@ -76,6 +76,12 @@ def train(config: AuditMLConfig, *, console: Console | None = None) -> TrainResu
     check_gradient_canaries(config)
     device = resolve_device(config.training.device)
     loaded = load_dataset(config)
+    spec = config.dataset_spec
+    if config.model.arch is None and spec.default_arch_reason is not None:
+        console.print(
+            f"model: {config.arch} (the default for {spec.default_arch_reason}; set model.arch "
+            "to choose another)", highlight=False, markup=False,
+        )
     with target.lock():
         split = make_split(
             loaded.pool.y, config.data.train_size, config.seed,
@@ -194,7 +200,7 @@ def _fit(
 ) -> FitResult:
     settings, dp = config.training, config.training.dp
     check_gradient_canaries(config)
-    spec = DATASETS.get(config.data.dataset)
+    spec = config.dataset_spec
     model = build_model(config.arch, spec.input_shape, spec.num_classes)
     if dp.enabled:
         report = console.print if console is not None else (lambda _: None)
@@ -304,9 +310,11 @@ def _metrics(
     epsilon: float | None,
 ) -> dict[str, Any]:
     dp = config.training.dp
+    source_file = config.dataset_spec.source_file
     return {
         "experiment_name": config.experiment_name,
         "dataset": config.data.dataset,
+        "data_file": dataclasses.asdict(source_file) if source_file is not None else None,
         "arch": config.arch,
         "train_size": config.data.train_size,
         "seed": config.seed,
