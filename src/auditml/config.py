@@ -28,6 +28,7 @@ from pydantic import (
 from auditml.config_errors import KeyError_, cut, describe, one_line, yaml_problem
 from auditml.data import DATASETS, DatasetSpec, DataSource, dataset_spec
 from auditml.data.base import MIN_VALIDATION_SIZE
+from auditml.data.files import FileFormat
 from auditml.errors import AuditMLError, ConfigError
 from auditml.models import MODELS
 from auditml.safe_yaml import load_yaml
@@ -251,7 +252,12 @@ class DataConfig(_Section):
     @classmethod
     def _known_dataset(cls, name: str) -> str:
         if name not in DATASETS:
-            raise ValueError(DATASETS.unknown_message(cut(name)))
+            # `dataset: breast_cancer.csv`: a file where a format's name belongs.
+            suffix = Path(name).suffix.lower().removeprefix(".")
+            is_format = suffix in DATASETS and isinstance(DATASETS.get(suffix), FileFormat)
+            hint = (f"; to read your own file set data.dataset: {suffix} and data.path: "
+                    f"{cut(name)}" if is_format else "")
+            raise ValueError(DATASETS.unknown_message(cut(name)) + hint)
         return name
 
     @field_validator("data_dir", "path")

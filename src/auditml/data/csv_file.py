@@ -31,6 +31,8 @@ from auditml.errors import DataError
 
 # More categories than this is a measured quantity or an id, not an attribute to guess.
 MAX_SENSITIVE_CATEGORIES = 100
+# An error lists this many of the file's columns (one line stays readable).
+LISTED_COLUMNS = 40
 
 
 def decode_csv(path: Path, content: bytes, source: DataSource) -> DecodedFile:
@@ -40,9 +42,12 @@ def decode_csv(path: Path, content: bytes, source: DataSource) -> DecodedFile:
     header, rows, lines = _read_table(path, content)
     for option, column in (("label_column", label_column), ("sensitive_column", sensitive_column)):
         if column is not None and column not in header:
+            shown = ", ".join(header[:LISTED_COLUMNS])
+            hidden = len(header) - LISTED_COLUMNS
+            more = f" and {hidden} more" if hidden > 0 else ""
             raise DataError(
                 f"data.{option} {column!r} is not a column of {path.name}; its columns: "
-                f"{', '.join(header)}"
+                f"{shown}{more}"
             )
     if sensitive_column == label_column:
         raise DataError(
