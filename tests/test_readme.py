@@ -56,3 +56,37 @@ def test_flagged_loop_example() -> None:
     shown = README.read_text(encoding="utf-8")
     assert f"ε ≥ {loader.epsilon_lower_bound:.3g} at δ = 1e-05" in shown
     assert "210 of 225 steps had exactly 128 examples" in result.checks[1].detail
+
+
+def _shell_block_after(heading: str) -> list[str]:
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index(heading):]
+    match = re.search(r"```bash\n(.*?)```", section, flags=re.DOTALL)
+    assert match is not None, f"no bash block after {heading!r}"
+    return [line for line in match.group(1).splitlines() if line.strip()]
+
+
+@pytest.mark.slow
+def test_your_own_data_example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The breast-cancer CSV example: written by its Python, trained and audited by its commands."""
+    import shlex
+
+    from auditml.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    exec(compile(_python_block_after("## Your own data"), "README", "exec"), {})
+    commands = _shell_block_after("## Your own data")
+    assert [command.split()[:2] for command in commands] == [
+        ["auditml", "train"], ["auditml", "audit"]
+    ]
+    for command in commands:
+        assert main(shlex.split(command)[1:]) == 0, command
+    run = tmp_path / "results" / "breast_cancer"
+    metrics = json.loads((run / "metrics.json").read_text())
+    assert metrics["dataset"] == "csv" and metrics["arch"] == "mlp_tabular"
+    assert metrics["data_file"]["path"] == str(tmp_path / "breast_cancer.csv")
+    inference = json.loads((run / "audit" / "attribute_inference.json").read_text())
+    assert inference["attribute"] == "size" and inference["categories"] == ["large", "small"]
+    assert json.loads((run / "audit" / "mia_threshold.json").read_text())["counts"] == {
+        "members": 150, "nonmembers": 150
+    }
