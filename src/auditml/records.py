@@ -91,6 +91,16 @@ class RecipeRecord(Record):
     learning_rate: float = Field(gt=0)
 
 
+class ModelSource(_Part):
+    """Where a model of the user's own (``model.arch: module.path:factory``) was loaded from:
+    the module's source file and its SHA-256, so a run can be traced to the code it trained."""
+
+    module: str
+    factory: str
+    file: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
 class TrainingRecord(Record):
     """``metrics.json``: how the model was trained and what it achieved.
 
@@ -130,6 +140,8 @@ class TrainingRecord(Record):
     versions: Versions
     # None when the run has no gradient canaries; ``canaries`` counts the input-space ones.
     gradient_canaries: GradientCanaryCounts | None = None
+    # Only for ``model.arch: module.path:factory``; None for a registered architecture.
+    model_source: ModelSource | None = None
 
 
 class RunManifest(Record):
