@@ -90,3 +90,35 @@ def test_your_own_data_example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     assert json.loads((run / "audit" / "mia_threshold.json").read_text())["counts"] == {
         "members": 150, "nonmembers": 150
     }
+
+
+def _block_after(heading: str, language: str, index: int = 0) -> str:
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index(heading):]
+    return re.findall(rf"```{language}\n(.*?)```", section, flags=re.DOTALL)[index]
+
+
+@pytest.mark.slow
+def test_own_model_in_the_cli_example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The README's module and config, run with its two commands from the config's directory."""
+    import sys
+
+    from auditml.cli import main
+
+    heading = "### Your own model in the CLI"
+    (tmp_path / "my_models.py").write_text(_python_block_after(heading), encoding="utf-8")
+    (tmp_path / "my_model.yaml").write_text(_block_after(heading, "yaml"), encoding="utf-8")
+    commands = [line.split()[1:] for line in _block_after(heading, "bash").splitlines()]
+    assert commands == [["train", "--config", "my_model.yaml"],
+                        ["audit", "--config", "my_model.yaml"]]
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    monkeypatch.delitem(sys.modules, "my_models", raising=False)
+    for command in commands:
+        assert main(command) == 0
+    monkeypatch.delitem(sys.modules, "my_models", raising=False)
+    metrics = json.loads((tmp_path / "results" / "my_model" / "metrics.json").read_text())
+    assert metrics["arch"] == "my_models:small_tanh" and metrics["epsilon"] <= 5.0
+    assert metrics["model_source"]["file"] == str((tmp_path / "my_models.py").resolve())
+    audit = tmp_path / "results" / "my_model" / "audit"
+    assert {"mia_threshold.json", "mia_lira.json"} <= {path.name for path in audit.iterdir()}

@@ -122,7 +122,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = Console(soft_wrap=True)
     if not console.is_terminal:
         console.width = 160  # tables in log files need not fit an 80-column default
-    errors = Console(stderr=True, soft_wrap=True)
+    # emoji=False: a message quoting model.arch='a:b:c' must not print ':b:' as an emoji.
+    errors = Console(stderr=True, soft_wrap=True, emoji=False)
     try:
         return _dispatch(args, console, errors)
     except AuditMLError as error:
@@ -147,8 +148,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _load(path: str, errors: Console) -> AuditMLConfig:
     from auditml.audit.plan import check_audit_config
     from auditml.config import load_config
+    from auditml.models.user import import_factory, is_reference
 
     config = load_config(path)
+    arch = config.model.arch
+    if arch is not None and is_reference(arch):
+        # The user's own factory, imported now (from here or beside the config) so that a
+        # missing module is one line before any work; building the model finds it imported.
+        try:
+            import_factory(arch, Path(path).parent)
+        except AuditMLError as error:
+            raise type(error)(f"{path}: {error}") from None
     # The audit: section is checked up front for every command, so a typo in it is reported
     # by `train` too, not only hours later by `audit`.
     try:

@@ -31,6 +31,7 @@ from auditml.data.base import MIN_VALIDATION_SIZE
 from auditml.data.files import FileFormat
 from auditml.errors import AuditMLError, ConfigError
 from auditml.models import MODELS
+from auditml.models.user import is_reference, parse_reference
 from auditml.safe_yaml import load_yaml
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -267,12 +268,19 @@ class DataConfig(_Section):
 
 
 class ModelConfig(_Section):
-    arch: str | None = Field(default=None, description="null = the dataset's default model")
+    arch: str | None = Field(
+        default=None, description="a registered name, or module.path:factory for a model of "
+        "your own (auditml imports and runs that module); null = the dataset's default model",
+    )
 
     @field_validator("arch")
     @classmethod
     def _known_arch(cls, arch: str | None) -> str | None:
-        if arch is not None and arch not in MODELS:
+        # A factory of the user's own is only parsed here: importing it (running its code) waits
+        # until a command builds the model (auditml.models.user).
+        if arch is not None and is_reference(arch):
+            parse_reference(arch)
+        elif arch is not None and arch not in MODELS:
             raise ValueError(MODELS.unknown_message(cut(arch)))
         return arch
 

@@ -99,6 +99,16 @@ class DataFileRecord(_Part):
     sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
 
 
+class ModelSource(_Part):
+    """Where a model of the user's own (``model.arch: module.path:factory``) was loaded from:
+    the module's source file and its SHA-256, so a run can be traced to the code it trained."""
+
+    module: str
+    factory: str
+    file: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
 class TrainingRecord(Record):
     """``metrics.json``: how the model was trained and what it achieved.
 
@@ -140,6 +150,8 @@ class TrainingRecord(Record):
     gradient_canaries: GradientCanaryCounts | None = None
     # The user's data file (csv or npz datasets); None for the built-in datasets.
     data_file: DataFileRecord | None = None
+    # Only for ``model.arch: module.path:factory``; None for a registered architecture.
+    model_source: ModelSource | None = None
 
 
 class RunManifest(Record):

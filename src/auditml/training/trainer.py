@@ -24,6 +24,7 @@ from auditml.fileio import staged_directory
 from auditml.formatting import dp_guarantee_line
 from auditml.gradient_canary_record import GradientCanaryRecord
 from auditml.models import accuracy, build_model, predict_logits
+from auditml.models.user import model_source
 from auditml.records import TrainingRecord
 from auditml.run_directory import RunDirectory
 from auditml.training.device import resolve_device
@@ -74,6 +75,7 @@ def train(config: AuditMLConfig, *, console: Console | None = None) -> TrainResu
     target.check_can_train()
     check_noise_plan(config)  # an ε, δ or σ the accountant cannot handle: refused before the data
     check_gradient_canaries(config)
+    check_model(config)  # the architecture (the user's own factory too) and DP-SGD can train it
     device = resolve_device(config.training.device)
     loaded = load_dataset(config)
     spec = config.dataset_spec
@@ -126,6 +128,17 @@ def train(config: AuditMLConfig, *, console: Console | None = None) -> TrainResu
     if epsilon is not None:
         console.print(dp_guarantee_line(epsilon, config.training.dp.delta), highlight=False)
     return TrainResult(config.run_dir, metrics)
+
+
+def check_model(config: AuditMLConfig) -> None:
+    """Build the configured model once, before any data is loaded: an architecture that cannot
+    take the dataset's inputs, a factory of the user's own that fails, or (with DP-SGD) a layer
+    Opacus cannot train is refused in one line before the work starts."""
+    spec = config.dataset_spec
+    model = build_model(config.arch, spec.input_shape, spec.num_classes)
+    dp = config.training.dp
+    if dp.enabled:
+        prepare_for_dp(model, fix=dp.fix_model, report=lambda _: None)
 
 
 def training_seed(config: AuditMLConfig) -> int:
@@ -341,6 +354,7 @@ def _metrics(
         "steps": plan.steps if plan else None,
         "accountant": dp.accountant if dp.enabled else None,
         "recipe": recipe_record(config),
+        "model_source": model_source(config.arch),
         "versions": {
             "python": platform.python_version(),
             "torch": torch.__version__,
