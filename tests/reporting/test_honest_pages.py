@@ -12,11 +12,11 @@ from typing import Any
 
 import numpy as np
 from rich.console import Console
+from tests.reporting.conftest import ATTACK, planted_scores
 
 from auditml.reporting import compare_runs, comparison_table, write_run_report
 from auditml.reporting.console import audit_table
 from auditml.run_directory import RunDirectory
-from tests.reporting.conftest import ATTACK, planted_scores
 
 MakeRun = Callable[..., Path]
 AddAudit = Callable[..., None]

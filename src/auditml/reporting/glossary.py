@@ -133,7 +133,9 @@ MANY_RUNS = (
     Term("Claimed ε", "the ε the recipe's accountant claims for each run, at δ."),
     Term("ε lower bound (many runs)", "an ε the runs prove the recipe leaks at least, at δ "
          "(Clopper-Pearson at a threshold chosen on half the runs; holds with the stated "
-         "confidence). Threat model: all iterates (each run's noisy updates)."),
+         "confidence), and its tail: member tail when a high canary score flags the runs that "
+         "had the canary, non-member tail when a low one flags the runs without it. Threat "
+         "model: all iterates (each run's noisy updates)."),
     Term("Claimed curve", "the test of the whole privacy curve the accountant claims against "
          "the runs' (score, coin) pairs: REJECTED when the runs contradict it."),
     Term("Verdict", "VIOLATION when the claimed-curve test rejects the claim (wrong with "
