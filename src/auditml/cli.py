@@ -211,6 +211,8 @@ def _dispatch(args: argparse.Namespace, console: Console, errors: Console) -> in
 
     if args.command == "audit-dp":
         from auditml.audit.many_runs import check_runs_and_workers, many_runs_audit
+        from auditml.metrics.epsilon import epsilon_bound_tail
+        from auditml.reporting.verdict import tail_words
         from auditml.run_directory import check_many_runs_destination, write_many_runs
         from auditml.training.executors import default_workers
 
@@ -225,10 +227,13 @@ def _dispatch(args: argparse.Namespace, console: Console, errors: Console) -> in
         record = many_runs_audit(config, args.runs, workers=workers, console=console)
         write_many_runs(out, record)
         test = record.claim_test
+        bound = record.epsilon_lower_bound
+        tail = tail_words(epsilon_bound_tail(bound) if bound["epsilon"] > 0 else None)
         console.print(
             f"audit-dp ({record.runs} runs, {record.included} with the canary): ε lower bound "
-            f"{record.epsilon_lower_bound['epsilon']:.2f} at δ={record.delta:g} "
-            f"({1 - record.epsilon_lower_bound['alpha']:.1%} confidence); claimed curve (ε="
+            f"{bound['epsilon']:.2f} at δ={record.delta:g} "
+            f"({1 - bound['alpha']:.1%} confidence{', ' + tail if tail else ''}); "
+            f"claimed curve (ε="
             f"{record.claimed_epsilon:.2f}) {'REJECTED' if test['violation'] else 'not rejected'}"
             f" ({test['confidence']:.1%} confidence)"
             f"; {'VIOLATION' if record.violation else 'consistent'}",

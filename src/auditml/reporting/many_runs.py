@@ -17,7 +17,9 @@ from rich.table import Table
 from rich.text import Text
 
 from auditml.formatting import format_delta
+from auditml.metrics.epsilon import epsilon_bound_tail
 from auditml.reporting import glossary
+from auditml.reporting.verdict import TAIL_NAMES
 from auditml.run_directory import read_many_runs
 
 TITLE = "Many-runs DP audits (auditml audit-dp)"
@@ -39,6 +41,9 @@ class ManyRunsRow:
     claim_rejected: bool
     claim_confidence: float
     violation: bool
+    # Which tail gave the bound (auditml.metrics.epsilon.BoundTail; None: a bound of 0 or not
+    # known).
+    bound_tail: str | None = None
 
     def cells(self) -> list[str]:
         """The row's cells, in the order of :data:`TERMS`."""
@@ -46,7 +51,8 @@ class ManyRunsRow:
             f"{self.recipe} ({Path(self.source).name})",
             f"{self.runs} ({self.with_canary})",
             f"{self.claimed_epsilon:.2f} at δ={format_delta(self.delta)}",
-            f"{self.epsilon_lower_bound:.2f} ({self.bound_confidence:.0%})",
+            f"{self.epsilon_lower_bound:.2f} ({self.bound_confidence:.0%}"
+            + (f", {TAIL_NAMES[self.bound_tail]})" if self.bound_tail in TAIL_NAMES else ")"),
             f"{'REJECTED' if self.claim_rejected else 'not rejected'} "
             f"({self.claim_confidence:.0%})",
             "VIOLATION" if self.violation else "consistent",
@@ -67,6 +73,7 @@ def load_many_runs_rows(paths: Sequence[Path]) -> list[ManyRunsRow]:
             claim_rejected=bool(record.claim_test["violation"]),
             claim_confidence=float(record.claim_test["confidence"]),
             violation=record.violation,
+            bound_tail=epsilon_bound_tail(bound) if float(bound["epsilon"]) > 0 else None,
         ))
     return rows
 

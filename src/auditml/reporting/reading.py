@@ -17,6 +17,7 @@ from typing import TypeVar
 
 from auditml.errors import RunDirectoryError
 from auditml.metrics import MembershipMetrics, MetricsInputError, RocCurve, roc_curve
+from auditml.metrics.epsilon import epsilon_bound_tail
 from auditml.records import (
     AttackRecord,
     AttributeInferenceRecord,
@@ -24,7 +25,7 @@ from auditml.records import (
     ModelInversionRecord,
     TrainingRecord,
 )
-from auditml.reporting.rows import ComparisonRow
+from auditml.reporting.rows import ONE_PERCENT_FPR, ComparisonRow
 from auditml.reporting.verdict import canary_verdict
 from auditml.reporting.views import (
     AttackView,
@@ -37,8 +38,6 @@ from auditml.reporting.views import (
 )
 from auditml.run_directory import CONFIG_FILE, RunDirectory
 
-# The FPR target of the audit's ``metrics.tpr_at_fpr`` that reports lead with.
-ONE_PERCENT_FPR = 0.01
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -90,11 +89,13 @@ def _metrics(run: RunDirectory, record: AttackRecord) -> MembershipMetrics:
     return metrics
 
 
-def _bound(record: AttackRecord) -> tuple[float, float | None]:
-    """The ε lower bound and its confidence (1 − alpha, as recorded beside it)."""
+def _bound(record: AttackRecord) -> tuple[float, float | None, str | None]:
+    """The ε lower bound, its confidence (1 − alpha, as recorded beside it) and its tail (older
+    records: derived from their counts, :func:`auditml.metrics.epsilon.epsilon_bound_tail`)."""
     alpha = record.epsilon_lower_bound.get("alpha")
     confidence = 1 - float(alpha) if isinstance(alpha, int | float) else None
-    return record.epsilon_bound, confidence
+    tail = epsilon_bound_tail(record.epsilon_lower_bound) if record.epsilon_bound > 0 else None
+    return record.epsilon_bound, confidence, tail
 
 
 def _curve(run: RunDirectory, record: AttackRecord) -> RocCurve:
@@ -115,7 +116,7 @@ def load_comparison_row(run_dir: Path, attack: str) -> tuple[ComparisonRow, RocC
     curve = _curve(run, record)
     metrics = _metrics(run, record)
     facts = _facts(run, run.read_training())
-    bound, confidence = _bound(record)
+    bound, confidence, tail = _bound(record)
 
     strongest, strongest_metrics = attack, metrics
     for other in run.attack_names():
@@ -143,9 +144,14 @@ def load_comparison_row(run_dir: Path, attack: str) -> tuple[ComparisonRow, RocC
         tpr_at_1pct_fpr=metrics.tpr_at_fpr[ONE_PERCENT_FPR],
         epsilon_lower_bound=bound,
         bound_confidence=confidence,
+        bound_tail=tail,
+        members=metrics.members,
+        nonmembers=metrics.nonmembers,
         strongest_attack=strongest,
         strongest_auc=strongest_metrics.auc,
         strongest_tpr_at_1pct_fpr=strongest_metrics.tpr_at_fpr[ONE_PERCENT_FPR],
+        strongest_members=strongest_metrics.members,
+        strongest_nonmembers=strongest_metrics.nonmembers,
         **_telling_canary_audit(run, training_id, facts.dp_enabled),
         **_beyond_membership(run, training_id),
     )
@@ -210,7 +216,7 @@ def _gallery(run: RunDirectory, record: AttackRecord) -> bytes | None:
 def _attack_view(run: RunDirectory, record: AttackRecord) -> AttackView:
     curve = _curve(run, record)
     metrics = _metrics(run, record)
-    bound, confidence = _bound(record)
+    bound, confidence, tail = _bound(record)
     return AttackView(
         name=record.attack,
         settings=dict(record.settings),
@@ -228,6 +234,7 @@ def _attack_view(run: RunDirectory, record: AttackRecord) -> AttackView:
             ExposedExample(item.example, item.label, item.score) for item in record.most_exposed
         ],
         exposed_png=_gallery(run, record) if record.exposed_gallery else None,
+        bound_tail=tail,
     )
 
 
