@@ -26,7 +26,8 @@ from __future__ import annotations
 
 import dataclasses
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -35,7 +36,7 @@ from torch import nn
 from auditml.audit.canaries.assumptions import attach_time_findings
 from auditml.audit.canaries.base import CanaryEvidence, PrivacyClaim
 from auditml.audit.canaries.white_box import AllIteratesAudit, LastIterateAudit
-from auditml.errors import AuditMLError
+from auditml.errors import ArgumentError, AuditMLError
 from auditml.gradient_canary_record import GradientCanaryRecord
 from auditml.records import AssumptionCheck, CanaryRecord, HiddenStateProbe, RunFacts
 from auditml.training.clipping_probe import ClippingProbe, attach_through_clipping
@@ -62,6 +63,33 @@ class CanaryAuditResult:
     violation: bool
     threat_model: str
     record: CanaryRecord
+    # What save() keeps beside the record: the canaries' observations, the model's class name.
+    evidence: GradientCanaryRecord | None = field(default=None, repr=False, compare=False)
+    arch: str | None = field(default=None, repr=False, compare=False)
+
+    def save(self, path: str | Path, *, name: str | None = None) -> Path:
+        """Write the audit as a run directory at ``path`` that ``auditml report`` reads like
+        the canary audit of a trained run, and ``auditml compare --dp-audit`` shows beside
+        runs: its :class:`~auditml.records.CanaryRecord`, the canaries' observations
+        (``gradient_canaries.npz``) and ``model.json`` saying what is known of the model (the
+        engine's claim; no accuracy, no dataset). ``name`` (default: the directory's name)
+        names it in reports. ``path`` must be new, empty, or an earlier save (replaced whole);
+        anything else is refused and left untouched. Returns ``path``."""
+        from auditml.audit.saved import save_audit, with_run_facts
+        from auditml.records import AuditedModelRecord, Versions
+
+        destination = Path(path)
+        model = AuditedModelRecord(
+            source="CanaryAudit", experiment_name=name or destination.resolve().name,
+            arch=self.arch, dp_enabled=True, epsilon=self.claimed_epsilon,
+            delta=self.record.delta, versions=Versions.current(),
+        )
+        return save_audit(
+            destination, model,
+            lambda run, facts: run.write_canary(self.record.attack,
+                                                with_run_facts(self.record, facts)),
+            gradient_canaries=self.evidence,
+        )
 
     @property
     def checks(self) -> tuple[AssumptionCheck, ...]:
@@ -137,6 +165,7 @@ class CanaryAudit:
             raise AuditMLError(f"privacy_engine must be the opacus PrivacyEngine that made the "
                                f"optimiser private, got a {type(privacy_engine).__name__}")
         self.privacy_engine = privacy_engine
+        self.arch = None if model is None else type(getattr(model, "_module", model)).__name__
         self.facts = static_facts(
             model=model, loader=data_loader,
             secure_rng=None if privacy_engine is None else bool(privacy_engine.secure_mode),
@@ -195,7 +224,7 @@ class CanaryAudit:
                                "optimiser private (audit.result(privacy_engine, delta=1e-5))")
         if delta is None or isinstance(delta, bool) or not isinstance(delta, float | int) or not (
                 0 < delta < 1):
-            raise AuditMLError(f"delta must be in (0, 1), got {delta!r}")
+            raise ArgumentError(f"`delta` must be in (0, 1), got {delta!r}")
         accountant = engine.accountant
         if not accountant.history:
             raise AuditMLError("the privacy engine's accountant has no steps: train, then ask")
@@ -214,6 +243,7 @@ class CanaryAudit:
         return CanaryAuditResult(
             epsilon_lower_bound=record.epsilon_lower_bound, claimed_epsilon=claimed,
             violation=bool(record.violation), threat_model=threat_model, record=record,
+            evidence=evidence.gradient_canaries, arch=self.arch,
         )
 
     def state_dict(self) -> dict[str, Any]:

@@ -31,10 +31,15 @@ class ComparisonColumn:
 
 def _epsilon(row: ComparisonRow) -> str:
     # Without DP there is no finite guarantee, whatever metrics.json holds under "epsilon".
+    # None: a model audited in Python with no claim given (unknown, not "no DP").
+    if row.dp_enabled is None:
+        return "unknown"
     return format_epsilon(row.epsilon if row.dp_enabled else None)
 
 
 def _delta(row: ComparisonRow) -> str:
+    if row.dp_enabled is None:
+        return "unknown"
     return format_delta(row.delta if row.dp_enabled else None)
 
 
@@ -77,7 +82,8 @@ COLUMNS: tuple[ComparisonColumn, ...] = (
     ComparisonColumn(glossary.DELTA, True, _delta),
     ComparisonColumn(glossary.EPSILON_LOWER_BOUND, True, _bound),
     ComparisonColumn(glossary.CANARY_AUDIT, False, _canary),
-    ComparisonColumn(glossary.VAL_ACC, True, lambda row: f"{100 * row.val_acc:.1f}%"),
+    ComparisonColumn(glossary.VAL_ACC, True, lambda row: "unknown" if row.val_acc is None
+                     else f"{100 * row.val_acc:.1f}%"),
     ComparisonColumn(glossary.AUC, True, lambda row: f"{row.auc:.3f}"),
     ComparisonColumn(glossary.TPR_AT_1PCT_FPR, True, lambda row: f"{row.tpr_at_1pct_fpr:.3f}"),
     ComparisonColumn(glossary.STRONGEST_ATTACK, False, lambda row: row.strongest_attack),

@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-import platform
 import time
 import warnings
 from dataclasses import dataclass
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +22,7 @@ from auditml.fileio import staged_directory
 from auditml.formatting import dp_guarantee_line
 from auditml.gradient_canary_record import GradientCanaryRecord
 from auditml.models import accuracy, build_model, predict_logits
-from auditml.records import TrainingRecord
+from auditml.records import TrainingRecord, Versions
 from auditml.run_directory import RunDirectory
 from auditml.training.device import resolve_device
 from auditml.training.dp_sgd import PrivateTraining, make_private, plain_step
@@ -41,7 +39,6 @@ from auditml.training.recipe import (
     recipe_record,
 )
 from auditml.training.run_model import load_dataset
-from auditml.version import __version__
 
 
 @dataclass(frozen=True)
@@ -333,11 +330,5 @@ def _metrics(
         "steps": plan.steps if plan else None,
         "accountant": dp.accountant if dp.enabled else None,
         "recipe": recipe_record(config),
-        "versions": {
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "opacus": version("opacus"),
-            "auditml": __version__,
-            "numpy": np.__version__,
-        },
+        "versions": Versions.current().model_dump(),
     }
