@@ -458,8 +458,12 @@ def _as_arrays(examples: Examples, name: str) -> ArrayDataset:
             f"`{name}` must be (inputs, labels), a torch Dataset or an ArrayDataset, "
             f"got {type(examples).__name__}"
         )
-    x_array = _numpy(x).astype(np.float32, copy=False)
-    labels = _numpy(y)
+    try:
+        x_array = _numpy(x).astype(np.float32, copy=False)
+        labels = _numpy(y)
+    except (ValueError, TypeError, RuntimeError) as error:
+        raise ArgumentError(f"`{name}` inputs must be numbers (an array or tensor), and labels "
+                            f"class indices: {' '.join(str(error).split())[:160]}") from None
     if len(x_array) != len(labels) or len(x_array) == 0:
         raise ArgumentError(
             f"`{name}` needs as many labels as inputs and at least one example, "
