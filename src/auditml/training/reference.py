@@ -171,17 +171,9 @@ class ReferenceStore:
         trains_on = training_device(executor, config.training.device)
         examples = np.asarray(example_indices)
         fingerprint = _fingerprint(config, examples, torch.device(trains_on).type)
-        done = self._done(fingerprint)
-        keep = paired_keep(max(count, *(k + 1 for k in done), 0), len(examples), config.seed)
-        missing = [k for k in range(count) if k not in done]
+        done, keep, missing = self._start(fingerprint, count, len(examples), config.seed,
+                                          console, description)
         if missing:
-            if not done:  # a new fingerprint: forget the old set before writing any model
-                self._reset(fingerprint)
-            with atomic_path(self.directory / _KEEP) as tmp, tmp.open("wb") as file:
-                np.save(file, keep)
-            if done and console is not None:
-                console.print(f"{description}: {len(done)} already trained, resuming",
-                              highlight=False)
             recipe = config.resolved().model_dump(mode="json")
             # Every job, batched or not, trains where the fingerprint says (job_device).
             recipe["training"]["device"] = trains_on
@@ -229,17 +221,9 @@ class ReferenceStore:
             raise AuditMLError(f"reference model count must be at least 1, got {count}")
         fingerprint = {"factory": key, "examples": _examples_digest(examples),
                        "size": len(examples), "seed": seed}
-        done = self._done(fingerprint)
-        keep = paired_keep(max(count, *(k + 1 for k in done), 0), len(examples), seed)
-        missing = [k for k in range(count) if k not in done]
+        done, keep, missing = self._start(fingerprint, count, len(examples), seed, console,
+                                          description)
         if missing:
-            if not done:  # a new fingerprint: forget the old set before writing any model
-                self._reset(fingerprint)
-            with atomic_path(self.directory / _KEEP) as tmp, tmp.open("wb") as file:
-                np.save(file, keep)
-            if done and console is not None:
-                console.print(f"{description}: {len(done)} already trained, resuming",
-                              highlight=False)
             shapes = {name: tuple(t.shape) for name, t in build().state_dict().items()}
             with JobProgress(console, description, len(missing)) as advance:
                 for k in missing:
@@ -252,6 +236,25 @@ class ReferenceStore:
         self._check_keep(keep[:count])
         models = [self._load_model(k, build) for k in range(count)]
         return ReferenceModels(models, keep[:count], torch.device("cpu"))
+
+    def _start(
+        self, fingerprint: dict[str, Any], count: int, size: int, seed: int,
+        console: Console | None, description: str,
+    ) -> tuple[set[int], np.ndarray, list[int]]:
+        """The models already trained for ``fingerprint``, the keep matrix, and the numbers of
+        the missing ones; with some missing, the store is made ready to save them."""
+        done = self._done(fingerprint)
+        keep = paired_keep(max(count, *(k + 1 for k in done), 0), size, seed)
+        missing = [k for k in range(count) if k not in done]
+        if missing:
+            if not done:  # a new fingerprint: forget the old set before writing any model
+                self._reset(fingerprint)
+            with atomic_path(self.directory / _KEEP) as tmp, tmp.open("wb") as file:
+                np.save(file, keep)
+            if done and console is not None:
+                console.print(f"{description}: {len(done)} already trained, resuming",
+                              highlight=False)
+        return done, keep, missing
 
     def _corrupt(self, path: Path, reason: str) -> RunDirectoryError:
         return RunDirectoryError(
