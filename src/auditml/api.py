@@ -279,7 +279,7 @@ def audit(
     inputs = np.concatenate([member_set.x, nonmember_set.x])
     return AuditResults(
         results, is_member,
-        inference={name: outcome.record  # type: ignore[misc]
+        inference={name: outcome.record
                    for name, outcome in inference_outcomes.items()},
         model=audited_model, outcomes=outcomes, inputs=inputs if inputs.ndim == 4 else None,
         figures={name: dict(outcome.figures) for name, outcome in inference_outcomes.items()},
