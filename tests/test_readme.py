@@ -122,3 +122,35 @@ def test_own_model_in_the_cli_example(tmp_path: Path, monkeypatch: pytest.Monkey
     assert metrics["model_source"]["file"] == str((tmp_path / "my_models.py").resolve())
     audit = tmp_path / "results" / "my_model" / "audit"
     assert {"mia_threshold.json", "mia_lira.json"} <= {path.name for path in audit.iterdir()}
+
+
+@pytest.mark.slow
+def test_api_results_in_the_report_example(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The saved API audit is read by `auditml report` and `auditml compare` beside a CLI run,
+    as the README's commands say (a tiny CLI run stands in for the tutorial's baseline)."""
+    import yaml
+
+    from auditml.cli import main
+
+    monkeypatch.chdir(tmp_path)
+    namespace: dict[str, Any] = {}
+    exec(compile(_python_block_after("### API results in the report"), "README", "exec"),
+         namespace)
+    assert len(list((tmp_path / "references" / "audit").glob("model_*.safetensors"))) == 4
+    assert main(["report", "results/my_model", "--out", "results/my_model_report"]) == 0
+    report = json.loads((tmp_path / "results/my_model_report/run_report.json").read_text())
+    assert report["headline"].startswith("No DP claim given")
+    Path("baseline.yaml").write_text(yaml.safe_dump({
+        "experiment_name": "dp_tutorial_baseline", "output_dir": "results",
+        "data": {"dataset": "digits", "train_size": 100, "batch_size": 50},
+        "training": {"epochs": 1, "device": "cpu"},
+    }))
+    assert main(["train", "--config", "baseline.yaml"]) == 0
+    assert main(["audit", "--config", "baseline.yaml", "--attack", "mia_threshold"]) == 0
+    assert main(["compare", "results/dp_tutorial_baseline", "results/my_model",
+                 "--out", "results/with_mine"]) == 0
+    rows = json.loads((tmp_path / "results/with_mine/comparison.json").read_text())["rows"]
+    assert [row["run_name"] for row in rows] == ["dp_tutorial_baseline", "my_model"]
+    assert rows[1]["auc"] == namespace["results"].attacks["mia_threshold"].metrics.auc

@@ -62,7 +62,8 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--out", required=True, help="directory for the report")
     compare.add_argument("--attack", default="mia_threshold", help="which audit to compare")
     compare.add_argument("--dp-audit", nargs="+", default=[], metavar="FILE",
-                         help="auditml audit-dp results to show beside the runs")
+                         help="auditml audit-dp results (or run directories with white-box "
+                         "canary audits, e.g. a saved CanaryAuditResult) to show beside the runs")
 
     report = commands.add_parser(
         "report", help="one self-contained HTML report of an audited run"

@@ -10,6 +10,8 @@ file                           record              written by
 ============================== =================== ==========================================
 ``manifest.json``              :class:`RunManifest` ``train``: SHA-256 of every file it wrote
 ``metrics.json``               :class:`TrainingRecord` ``train``
+``model.json``                 :class:`AuditedModelRecord` a save of a Python-API audit, instead
+                                                   of ``metrics.json`` (and ``config.yaml``...)
 ``audit/<attack>.json``        :class:`AttackRecord` ``audit``, one per membership attack
 ``audit/canaries/<name>.json`` :class:`CanaryRecord` ``audit``, one per canary audit
 ============================== =================== ==========================================
@@ -74,6 +76,20 @@ class Versions(_Part):
     opacus: str
     auditml: str
     numpy: str
+
+    @classmethod
+    def current(cls) -> Versions:
+        """The versions running now."""
+        import platform
+        from importlib.metadata import version
+
+        import numpy as np
+        import torch
+
+        from auditml.version import __version__
+
+        return cls(python=platform.python_version(), torch=torch.__version__,
+                   opacus=version("opacus"), auditml=__version__, numpy=np.__version__)
 
 
 class RecipeRecord(Record):
@@ -165,6 +181,33 @@ class RunManifest(Record):
     auditml: str
     files: dict[str, str]
     training_id: str
+    # "train": ``auditml train`` wrote the run; "api": a Python-API audit was saved there
+    # (``AuditResults.save``, ``CanaryAuditResult.save``): its model is described by an
+    # :class:`AuditedModelRecord`, and it has no config, weights or split to audit again.
+    source: Literal["train", "api"] = "train"
+
+
+class AuditedModelRecord(Record):
+    """``model.json``: a model audited in Python (``auditml.api.audit``, or ``CanaryAudit`` on
+    the caller's own training loop), whose training auditml did not see.
+
+    Only what the audit was given or measured is recorded; ``None`` is *unknown*, never a
+    default: ``dp_enabled`` is None unless the caller stated a DP claim (``claimed_epsilon``);
+    ``train_acc`` and ``nonmember_acc`` are the model's accuracy on the given members and
+    non-members, measured when it was audited (None where the audit did not measure them).
+    """
+
+    source: Literal["api.audit", "CanaryAudit"]
+    experiment_name: str
+    arch: str | None = None  # the model's class name, when a model was given
+    members: int | None = Field(default=None, ge=0)
+    nonmembers: int | None = Field(default=None, ge=0)
+    train_acc: float | None = Field(default=None, ge=0, le=1)
+    nonmember_acc: float | None = Field(default=None, ge=0, le=1)
+    dp_enabled: bool | None = None
+    epsilon: float | None = Field(default=None, ge=0)
+    delta: float | None = Field(default=None, ge=0, lt=1)
+    versions: Versions
 
 
 # -- audits ---------------------------------------------------------------------------------------

@@ -32,10 +32,15 @@ class ComparisonColumn:
 
 def _epsilon(row: ComparisonRow) -> str:
     # Without DP there is no finite guarantee, whatever metrics.json holds under "epsilon".
+    # None: a model audited in Python with no claim given (unknown, not "no DP").
+    if row.dp_enabled is None:
+        return "unknown"
     return format_epsilon(row.epsilon if row.dp_enabled else None)
 
 
 def _delta(row: ComparisonRow) -> str:
+    if row.dp_enabled is None:
+        return "unknown"
     return format_delta(row.delta if row.dp_enabled else None)
 
 
@@ -83,7 +88,8 @@ COLUMNS: tuple[ComparisonColumn, ...] = (
     # Not numeric: the cell names its tail and must wrap on a phone.
     ComparisonColumn(glossary.EPSILON_LOWER_BOUND, False, _bound),
     ComparisonColumn(glossary.CANARY_AUDIT, False, _canary),
-    ComparisonColumn(glossary.VAL_ACC, True, lambda row: format_rate(row.val_acc)),
+    ComparisonColumn(glossary.VAL_ACC, True, lambda row: "unknown" if row.val_acc is None
+                     else format_rate(row.val_acc)),
     ComparisonColumn(glossary.AUC, True, lambda row: f"{row.auc:.3f}"),
     ComparisonColumn(glossary.TPR_AT_1PCT_FPR, True, lambda row: format_rate(row.tpr_at_1pct_fpr)),
     ComparisonColumn(glossary.STRONGEST_ATTACK, False, _strongest),

@@ -129,13 +129,15 @@ VIOLATION = Term(
 MANY_RUNS = (
     Term("Recipe", "the audited config's experiment name; the result file it was read from."),
     Term("Runs", "trainings of the recipe, each with one gradient canary included by a fair "
-         "coin; in parentheses, how many had it."),
+         "coin; in parentheses, how many had it. A one-run canary audit shows its canaries "
+         "instead, and how many were included."),
     Term("Claimed ε", "the ε the recipe's accountant claims for each run, at δ."),
     Term("ε lower bound (many runs)", "an ε the runs prove the recipe leaks at least, at δ "
          "(Clopper-Pearson at a threshold chosen on half the runs; holds with the stated "
          "confidence), and its tail: member tail when a high canary score flags the runs that "
          "had the canary, non-member tail when a low one flags the runs without it. Threat "
-         "model: all iterates (each run's noisy updates)."),
+         "model: all iterates (each run's noisy updates). For a one-run canary audit, the "
+         "one-run bound of its canaries (Steinke et al. 2023)."),
     Term("Claimed curve", "the test of the whole privacy curve the accountant claims against "
          "the runs' (score, coin) pairs: REJECTED when the runs contradict it."),
     Term("Verdict", "VIOLATION when the claimed-curve test rejects the claim (wrong with "

@@ -21,6 +21,7 @@ from auditml.metrics.epsilon import epsilon_bound_tail
 from auditml.records import (
     AttackRecord,
     AttributeInferenceRecord,
+    AuditedModelRecord,
     CanaryRecord,
     ModelInversionRecord,
     TrainingRecord,
@@ -46,8 +47,10 @@ def audit_command(run: RunDirectory, attack: str) -> str:
 
 
 def model_label(
-    dp_enabled: bool, target_epsilon: float | None, noise_multiplier: float | None
+    dp_enabled: bool | None, target_epsilon: float | None, noise_multiplier: float | None
 ) -> str:
+    if dp_enabled is None:
+        return "DP unknown"
     if not dp_enabled:
         return "No DP"
     if target_epsilon is not None:
@@ -57,11 +60,32 @@ def model_label(
     return "DP"
 
 
-def _open_trained(run_dir: Path) -> tuple[RunDirectory, str]:
-    """The run and its training id, once train's files are complete and unchanged."""
+def _open_audited(run_dir: Path) -> tuple[RunDirectory, str, RunFacts]:
+    """The run, its training id and its facts, once its files are complete and unchanged: a
+    run ``auditml train`` wrote, or a Python-API audit saved with ``.save()``."""
     run = RunDirectory(run_dir)
     config_hint = str(run.path / CONFIG_FILE) if (run.path / CONFIG_FILE).is_file() else None
-    return run, run.require_trained(config_hint).training_id
+    manifest = run.require_audited(config_hint)
+    facts = (_facts(run, run.read_training()) if manifest.source == "train"
+             else _saved_facts(run, run.read_audited_model()))
+    return run, manifest.training_id, facts
+
+
+def _saved_facts(run: RunDirectory, model: AuditedModelRecord) -> RunFacts:
+    """What a saved Python-API audit knows of its model; the rest stays unknown (None)."""
+    return RunFacts(
+        run_name=model.experiment_name,
+        run_dir=str(run.path),
+        label=model_label(model.dp_enabled, model.epsilon, None),
+        dataset=None,
+        arch=model.arch,
+        dp_enabled=model.dp_enabled,
+        epsilon=model.epsilon,
+        delta=model.delta,
+        val_acc=None,
+        train_acc=model.train_acc,
+        audited_in_python=True,
+    )
 
 
 def _facts(run: RunDirectory, training: TrainingRecord) -> RunFacts:
@@ -111,11 +135,10 @@ def _curve(run: RunDirectory, record: AttackRecord) -> RocCurve:
 
 def load_comparison_row(run_dir: Path, attack: str) -> tuple[ComparisonRow, RocCurve]:
     """One run's row of a comparison of ``attack``, and that attack's ROC curve."""
-    run, training_id = _open_trained(run_dir)
+    run, training_id, facts = _open_audited(run_dir)
     record = run.read_attack(attack, training_id=training_id)
     curve = _curve(run, record)
     metrics = _metrics(run, record)
-    facts = _facts(run, run.read_training())
     bound, confidence, tail = _bound(record)
 
     strongest, strongest_metrics = attack, metrics
@@ -264,8 +287,7 @@ def load_run_view(run_dir: Path) -> RunView:
     Stale or unreadable audits are left out and listed in ``skipped`` with the reason; a run
     with no usable audit at all raises :class:`RunDirectoryError` naming the command to run.
     """
-    run, training_id = _open_trained(run_dir)
-    facts = _facts(run, run.read_training())
+    run, training_id, facts = _open_audited(run_dir)
     attacks: list[AttackView] = []
     skipped: list[SkippedAudit] = []
     for name in run.attack_names():

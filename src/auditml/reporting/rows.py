@@ -43,10 +43,10 @@ class ComparisonRow:
     label: str
     run_name: str
     run_dir: str
-    dp_enabled: bool
+    dp_enabled: bool | None  # None: unknown (a model audited in Python, no claim given)
     epsilon: float | None
     delta: float | None
-    val_acc: float
+    val_acc: float | None  # None: no validation set (a model audited in Python)
     auc: float
     tpr_at_1pct_fpr: float
     # The run's strongest audit by TPR at 1% FPR (then AUC), among every attack it was audited

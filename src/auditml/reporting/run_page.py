@@ -79,6 +79,10 @@ def _summary(view: RunView, outcome: Verdict) -> page.Html:
         if facts.dp_enabled
         else page.Fact(glossary.EPSILON_CLAIMED, "∞", "trained without DP: no guarantee",
                        shown="ε claimed")
+        if facts.dp_enabled is False
+        else page.Fact(glossary.EPSILON_CLAIMED, "unknown",
+                       "audited in Python with no DP claim given; auditml did not see the "
+                       "training", shown="ε claimed")
     )
     items = [claimed]
     found = bounds(view)
@@ -113,8 +117,15 @@ def _summary(view: RunView, outcome: Verdict) -> page.Html:
             f"≈ {strongest.gdp_epsilon_estimate:.2f}",
             f"{strongest.name}; an estimate, not a bound",
         ))
-    items.append(page.Fact(glossary.VAL_ACC, format_rate(facts.val_acc), "validation accuracy",
-                           shown="Accuracy"))
+    if facts.val_acc is not None:
+        items.append(page.Fact(glossary.VAL_ACC, format_rate(facts.val_acc),
+                               "validation accuracy", shown="Accuracy"))
+    else:
+        measured = ("" if facts.train_acc is None
+                    else f"; {format_rate(facts.train_acc)} on the audited members")
+        items.append(page.Fact(glossary.VAL_ACC, "unknown",
+                               f"no validation set: audited in Python{measured}",
+                               shown="Accuracy"))
     return page.summary(outcome.kind.value, outcome.headline, items)
 
 

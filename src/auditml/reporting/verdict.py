@@ -15,14 +15,16 @@ from auditml.formatting import format_epsilon, format_rate
 
 
 def exceeds_claim(
-    *, dp_enabled: bool, claimed_epsilon: float | None, epsilon_lower_bound: float | None
+    *, dp_enabled: bool | None, claimed_epsilon: float | None,
+    epsilon_lower_bound: float | None,
 ) -> bool:
     """True when the audit's ε lower bound exceeds the accountant's ε of a DP run.
 
-    Without DP there is no claim to contradict, and a missing bound or claim flags nothing.
+    Without DP (or with no DP claim known: ``None``) there is no claim to contradict, and a
+    missing bound or claim flags nothing.
     """
     return (
-        dp_enabled
+        bool(dp_enabled)
         and claimed_epsilon is not None
         and epsilon_lower_bound is not None
         and epsilon_lower_bound > claimed_epsilon
@@ -30,7 +32,7 @@ def exceeds_claim(
 
 
 def canary_verdict(
-    violation: bool | None, *, dp_enabled: bool, claimed_epsilon: float | None,
+    violation: bool | None, *, dp_enabled: bool | None, claimed_epsilon: float | None,
     epsilon_lower_bound: float | None,
 ) -> bool:
     """A canary audit's verdict: its own when it recorded one (a white-box audit's is its claim
@@ -148,7 +150,7 @@ def _confidence(chosen: BoundSource, among: list[BoundSource]) -> str:
 
 def run_verdict(
     *,
-    dp_enabled: bool,
+    dp_enabled: bool | None,
     claimed_epsilon: float | None,
     bounds: list[BoundSource],
     strongest: StrongestAttack | None,
@@ -207,13 +209,15 @@ def run_verdict(
             VerdictKind.CONSISTENT,
             f"DP ε={format_epsilon(claimed_epsilon)} claimed; {shown} — consistent; {attack}",
         )
+    # None: a model audited in Python whose DP claim (if any) was not given.
+    claim = "No DP guarantee" if dp_enabled is False else "No DP claim given"
     if largest is not None and largest.epsilon > 0:
         return Verdict(
             VerdictKind.LEAKS,
-            f"No DP guarantee — leaks: {attack}; ε ≥ {largest.epsilon:.2f} "
+            f"{claim} — leaks: {attack}; ε ≥ {largest.epsilon:.2f} "
             f"({largest.source}, {largest.qualifiers(bounds)})",
         )
     return Verdict(
         VerdictKind.NO_LEAK_FOUND,
-        f"No DP guarantee — the audit found no leakage at its confidence; {attack}",
+        f"{claim} — the audit found no leakage at its confidence; {attack}",
     )

@@ -22,11 +22,14 @@ class RunFacts:
     label: str
     dataset: str | None
     arch: str | None
-    dp_enabled: bool
+    # None: unknown (a model audited in Python without a stated DP claim).
+    dp_enabled: bool | None
     epsilon: float | None
     delta: float | None
-    val_acc: float
+    val_acc: float | None  # None: no validation set (a model audited in Python)
     train_acc: float | None
+    # A Python-API audit saved with .save(): auditml did not see the training.
+    audited_in_python: bool = False
 
 
 @dataclass(frozen=True)

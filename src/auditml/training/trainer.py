@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-import platform
 import time
 import warnings
 from dataclasses import dataclass
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -25,7 +23,7 @@ from auditml.formatting import dp_guarantee_line
 from auditml.gradient_canary_record import GradientCanaryRecord
 from auditml.models import accuracy, build_model, predict_logits
 from auditml.models.user import model_source
-from auditml.records import TrainingRecord
+from auditml.records import TrainingRecord, Versions
 from auditml.run_directory import RunDirectory
 from auditml.training.device import resolve_device
 from auditml.training.dp_sgd import PrivateTraining, make_private, plain_step
@@ -42,7 +40,6 @@ from auditml.training.recipe import (
     recipe_record,
 )
 from auditml.training.run_model import load_dataset
-from auditml.version import __version__
 
 
 @dataclass(frozen=True)
@@ -355,11 +352,5 @@ def _metrics(
         "accountant": dp.accountant if dp.enabled else None,
         "recipe": recipe_record(config),
         "model_source": model_source(config.arch),
-        "versions": {
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "opacus": version("opacus"),
-            "auditml": __version__,
-            "numpy": np.__version__,
-        },
+        "versions": Versions.current().model_dump(),
     }
