@@ -24,7 +24,7 @@ def _python_block_after(heading: str) -> str:
 def test_bring_your_own_model_example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.chdir(tmp_path)
     namespace: dict[str, object] = {}
-    exec(compile(_python_block_after("### Bring your own model"), "README", "exec"), namespace)
+    exec(compile(_python_block_after("### Your own model in Python"), "README", "exec"), namespace)
     saved = json.loads((tmp_path / "my_audit.json").read_text())
     assert set(saved) == {"mia_threshold", "mia_lira"}
     assert saved["mia_lira"]["counts"] == {"members": 200, "nonmembers": 200}
@@ -74,8 +74,8 @@ def test_your_own_data_example(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     from auditml.cli import main
 
     monkeypatch.chdir(tmp_path)
-    exec(compile(_python_block_after("## Your own data"), "README", "exec"), {})
-    commands = _shell_block_after("## Your own data")
+    exec(compile(_python_block_after("### Your own data in the CLI"), "README", "exec"), {})
+    commands = _shell_block_after("### Your own data in the CLI")
     assert [command.split()[:2] for command in commands] == [
         ["auditml", "train"], ["auditml", "audit"]
     ]
