@@ -20,7 +20,7 @@ from torch.utils.data import TensorDataset
 
 import auditml.api
 from auditml.audit.own_loop import CanaryAudit
-from auditml.data import ArrayDataset
+from auditml.data import ArrayDataset, SensitiveAttribute
 from auditml.errors import AuditMLError
 
 FEATURES, CLASSES = 6, 3
@@ -85,6 +85,10 @@ AUDIT_CASES: list[tuple[str, dict[str, Any], str]] = [
     ("a canary audit", {"attacks": ["dp_audit_all_iterates"]}, "attacks"),
     ("attribute inference without the attribute", {"attacks": ["attribute_inference"]},
      "attacks"),
+    ("the attribute's values in other units than the inputs",
+     {"attacks": ["attribute_inference"], "population": (X, Y),
+      "sensitive": SensitiveAttribute("s", (0,), np.array([[-1.0], [1.0]]), ("s0", "s1"))},
+     "sensitive"),
     ("unknown setting", {"settings": {"mia_threshold": {"nope": 1}}}, "settings"),
     ("bad setting value", {"settings": {"mia_threshold": {"metric": "nope"}}}, "settings"),
     ("settings for an unknown attack", {"settings": {"mia_nope": {}}}, "settings"),

@@ -215,6 +215,14 @@ def audit(
                 f"`{name}` inputs have shape {examples.x.shape[1:]} per example, `members` "
                 f"{member_set.x.shape[1:]}: give examples of the same kind"
             )
+    if plan.inference_audits and sensitive is not None:
+        for name, examples in (("members", member_set), ("nonmembers", nonmember_set),
+                               ("population", population_set)):
+            if examples is not None:
+                try:
+                    sensitive.check_encodes(examples.x, f"`{name}`")
+                except ValueError as error:
+                    raise ArgumentError(f"`sensitive`: {error}") from None
     try:
         device = torch.device(device)
     except (RuntimeError, TypeError) as error:

@@ -58,7 +58,8 @@ class SensitiveAttribute:
 
     ``columns`` are the feature columns of ``x`` (flattened to ``(N, F)``) that encode it: one
     for a binary attribute, a one-hot block for a categorical one. ``values[c]`` is category
-    ``c``'s encoding in x-space (after the loader's standardisation), shape
+    ``c``'s encoding in the units of ``x`` as the model receives it (so after any
+    standardisation: for ``auditml.audit``, in the units of the inputs you pass), shape
     ``(k, len(columns))``, so ``x[:, columns] = values[c]`` sets the attribute to category
     ``c``; ``categories`` names the k categories. Attribute-inference attacks guess the category
     of a row from the model and the row's other columns.
@@ -111,6 +112,28 @@ class SensitiveAttribute:
         encoded = self._columns_of(x)
         distances = ((encoded[:, None, :] - self.values[None, :, :]) ** 2).sum(axis=2)
         return distances.argmin(axis=1).astype(np.int64)
+
+    def check_encodes(self, x: np.ndarray, where: str) -> None:
+        """Refuse inputs whose attribute columns hold none of the declared encodings.
+
+        :meth:`classes` takes the nearest encoding, so ``values`` given in other units than the
+        inputs (raw ages against standardised columns, say) would silently turn every row into
+        one category; the audit would then measure nothing. A row matches an encoding when each
+        of its columns is within 1e-4 of it, relative to the encoding's scale.
+        """
+        encoded = self._columns_of(x)
+        scale = 1e-4 * max(1.0, float(np.abs(self.values).max()))
+        matched = (np.abs(encoded[:, None, :] - self.values[None, :, :]) <= scale).all(axis=2)
+        unmatched = np.flatnonzero(~matched.any(axis=1))
+        if len(unmatched):
+            row = int(unmatched[0])
+            raise ValueError(
+                f"sensitive attribute {self.name!r}: {len(unmatched)} of {len(encoded)} rows of "
+                f"{where} hold none of its encodings (row {row} has "
+                f"{np.round(encoded[row], 4).tolist()} in columns {list(self.columns)}, the "
+                f"values are {np.round(self.values, 4).tolist()}); give values in the units of "
+                "the inputs you pass (after any standardisation you applied)"
+            )
 
     def with_class(self, x: np.ndarray, category: int) -> np.ndarray:
         """A copy of ``x`` with the attribute set to category ``category`` in every row."""
