@@ -4,6 +4,7 @@ import pytest
 
 from auditml.formatting import (
     dp_guarantee_line,
+    format_confidence,
     format_delta,
     format_epsilon,
     format_fpr_target,
@@ -31,3 +32,13 @@ def test_rates_are_percentages_with_one_decimal() -> None:
     assert [format_rate(rate) for rate in (0.00667, 0.0133, 0.1234, 1.0, None)] == [
         "0.7%", "1.3%", "12.3%", "100.0%", "—"]
     assert [format_fpr_target(fpr) for fpr in (0.001, 0.01, 0.1)] == ["0.1%", "1%", "10%"]
+
+
+@pytest.mark.parametrize(("confidence", "shown"), [
+    (0.95, "95%"), (0.9, "90%"), (0.995, "99.5%"), (0.9999, "99.99%"), (1 - 0.05 / 3, "98.33%"),
+    (0.99999, "99.999%"), (1.0, "100%"),
+])
+def test_confidence_has_the_decimals_it_needs(confidence: float, shown: str) -> None:
+    """95.0% in the terminal against 95% on the pages was two units for one figure; rounding
+    0.9999 to 100% would claim a certainty no bound has."""
+    assert format_confidence(confidence) == shown

@@ -212,6 +212,7 @@ def _dispatch(args: argparse.Namespace, console: Console, errors: Console) -> in
 
     if args.command == "audit-dp":
         from auditml.audit.many_runs import check_runs_and_workers, many_runs_audit
+        from auditml.formatting import format_confidence
         from auditml.metrics.epsilon import epsilon_bound_tail
         from auditml.reporting.verdict import tail_words
         from auditml.run_directory import check_many_runs_destination, write_many_runs
@@ -233,10 +234,10 @@ def _dispatch(args: argparse.Namespace, console: Console, errors: Console) -> in
         console.print(
             f"audit-dp ({record.runs} runs, {record.included} with the canary): ε lower bound "
             f"{bound['epsilon']:.2f} at δ={record.delta:g} "
-            f"({1 - bound['alpha']:.1%} confidence{', ' + tail if tail else ''}); "
+            f"({format_confidence(1 - bound['alpha'])} confidence{', ' + tail if tail else ''}); "
             f"claimed curve (ε="
             f"{record.claimed_epsilon:.2f}) {'REJECTED' if test['violation'] else 'not rejected'}"
-            f" ({test['confidence']:.1%} confidence)"
+            f" ({format_confidence(test['confidence'])} confidence)"
             f"; {'VIOLATION' if record.violation else 'consistent'}",
             highlight=False,
         )

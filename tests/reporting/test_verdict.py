@@ -120,8 +120,8 @@ def test_canary_summary_shows_a_rejected_claimed_curve_as_a_violation() -> None:
     }
     summary = canary_summary(record)
     assert summary.startswith("dp_audit_all_iterates (one run, threat model: all iterates,")
-    assert "at 95.0% confidence" in summary
-    assert ("claimed privacy curve: REJECTED (p=7.7e-07, 95.0% confidence; 190 of 200 guesses "
+    assert "at 95% confidence" in summary
+    assert ("claimed privacy curve: REJECTED (p=7.7e-07, 95% confidence; 190 of 200 guesses "
             "correct, the claim allows 171)") in summary
     assert ("ε lower bound 2.40 if the run's privacy curve is that of DP-SGD at sample rate "
             "0.3333, 90 steps, any noise (prv accountant) (an assumption") in summary

@@ -7,7 +7,13 @@ from typing import Any
 
 from rich.table import Table
 
-from auditml.formatting import format_delta, format_epsilon, format_fpr_target, format_rate
+from auditml.formatting import (
+    format_confidence,
+    format_delta,
+    format_epsilon,
+    format_fpr_target,
+    format_rate,
+)
 from auditml.metrics.epsilon import epsilon_bound_tail
 from auditml.reporting.verdict import (
     CHECK_STATUS_WORDS,
@@ -82,7 +88,8 @@ def canary_summary(result: dict[str, Any]) -> str:
     lines = [
         f"{result['attack']} (one run, threat model: {threat_model}, {result['canaries']} "
         f"canaries, {result['included']} trained on): ε lower bound "
-        f"{result['epsilon_lower_bound']:.2f} at {result['confidence']:.1%} confidence, "
+        f"{result['epsilon_lower_bound']:.2f} at {format_confidence(result['confidence'])} "
+        "confidence, "
         f"δ={result['delta']:g} (score: {result['best_score']}; "
         f"{best['correct']} of {best['guesses']} guesses correct)",
         f"  the most these canaries could show: ε={result['max_epsilon']:.2f}",
@@ -92,7 +99,7 @@ def canary_summary(result: dict[str, Any]) -> str:
         lines.append(
             f"  the accountant's claimed privacy curve: "
             f"{'REJECTED' if test['violation'] else 'not rejected'} (p={test['p_value']:.2g}, "
-            f"{test['confidence']:.1%} confidence{_counts(test)})"
+            f"{format_confidence(test['confidence'])} confidence{_counts(test)})"
         )
         if test.get("family_epsilon_lower_bound") is not None:
             lines.append(
@@ -143,7 +150,8 @@ def _mechanism_lines(check: dict[str, Any] | None) -> list[str]:
         return []
     noise, rate = check["noise"], check.get("sample_rate")
     lines = [
-        f"  mechanism check ({check['confidence']:.0%} confidence): noise multiplier ≤ "
+        f"  mechanism check ({format_confidence(check['confidence'])} confidence): noise "
+        "multiplier ≤ "
         f"{noise['upper']:.3f} (estimate {noise['estimate']:.3f} from {noise['observations']} "
         f"observations; the accountant assumed {noise['claimed']:.3f})"
         + ("" if rate is None else
@@ -183,7 +191,7 @@ def _counts(test: dict[str, Any]) -> str:
 
 def attribute_table(result: dict[str, Any]) -> Table:
     """An attribute-inference audit (``audit/attribute_inference.json``) as one table."""
-    level = f"{result['confidence']:.0%}"
+    level = f"{format_confidence(result['confidence'])}"
     table = Table(
         title=f"attribute_inference of {result['attribute']!r} "
         f"({len(result['categories'])} categories; {result['auxiliary_records']} auxiliary "

@@ -3,6 +3,7 @@ inversion): the same numbers as ``auditml audit`` prints, as HTML. Both are esti
 
 from __future__ import annotations
 
+from auditml.formatting import format_confidence
 from auditml.records import AttributeInferenceRecord, ModelInversionRecord
 from auditml.reporting import glossary, page
 from auditml.reporting.glossary import Term
@@ -17,7 +18,7 @@ def inference_section(view: InferenceView) -> page.Html:
 
 
 def _attribute_section(record: AttributeInferenceRecord) -> page.Html:
-    level = f"{record.confidence:.0%}"
+    level = f"{format_confidence(record.confidence)}"
     columns = [
         page.Column(Term("Attack", "the attribute attack (imputation never queries the model)."),
                     False),

@@ -23,7 +23,7 @@ from rich.table import Table
 from rich.text import Text
 
 from auditml.errors import RunDirectoryError
-from auditml.formatting import format_delta
+from auditml.formatting import format_confidence, format_delta
 from auditml.metrics.epsilon import epsilon_bound_tail
 from auditml.reporting import glossary
 from auditml.reporting.verdict import TAIL_NAMES
@@ -64,10 +64,10 @@ class ManyRunsRow:
             f"{self.runs} ({self.with_canary})" if self.canaries is None
             else f"1 run, {self.canaries} canaries ({self.with_canary} in)",
             f"{self.claimed_epsilon:.2f} at δ={format_delta(self.delta)}",
-            f"{self.epsilon_lower_bound:.2f} ({self.bound_confidence:.0%}"
+            f"{self.epsilon_lower_bound:.2f} ({format_confidence(self.bound_confidence)}"
             + (f", {TAIL_NAMES[self.bound_tail]})" if self.bound_tail in TAIL_NAMES else ")"),
             f"{'REJECTED' if self.claim_rejected else 'not rejected'} "
-            f"({self.claim_confidence:.0%})",
+            f"({format_confidence(self.claim_confidence)})",
             "VIOLATION" if self.violation else "consistent",
         ]
 

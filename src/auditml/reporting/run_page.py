@@ -5,7 +5,13 @@ from __future__ import annotations
 
 from typing import Any
 
-from auditml.formatting import format_delta, format_epsilon, format_fpr_target, format_rate
+from auditml.formatting import (
+    format_confidence,
+    format_delta,
+    format_epsilon,
+    format_fpr_target,
+    format_rate,
+)
 from auditml.records import AssumptionCheck
 from auditml.reporting import glossary, page
 from auditml.reporting.figures import run_roc_figure
@@ -90,7 +96,7 @@ def _summary(view: RunView, outcome: Verdict) -> page.Html:
         top = max(found, key=lambda bound: bound.epsilon)
         several = (
             f"; the largest of {len(found)} bounds, which all hold together with "
-            f"{joint_confidence(found):.0%} confidence"
+            f"{format_confidence(joint_confidence(found))} confidence"
             if len(found) > 1 else ""
         )
         tail = tail_words(top.tail)
@@ -98,7 +104,7 @@ def _summary(view: RunView, outcome: Verdict) -> page.Html:
         items.append(page.Fact(
             glossary.EPSILON_LOWER_BOUND,
             f"ε ≥ {top.epsilon:.2f}",
-            f"a bound with {top.confidence:.0%} confidence, from {top.source}"
+            f"a bound with {format_confidence(top.confidence)} confidence, from {top.source}"
             f"{' (' + tail + ')' if tail else ''}{several}{meaning}",
             shown="ε lower bound (audit)",
         ))
@@ -136,7 +142,7 @@ def _fpr_term(fpr: float) -> Term:
 def _bound_header(view: RunView) -> str:
     confidences = {attack.bound_confidence for attack in view.attacks}
     if len(confidences) == 1 and None not in confidences:
-        return f"ε lower bound ({confidences.pop():.0%})"
+        return f"ε lower bound ({format_confidence(confidences.pop())})"
     return "ε lower bound"
 
 
@@ -208,7 +214,8 @@ def _canary_section(view: RunView, canary: CanaryView) -> page.Html:
         page.Column(glossary.MAX_EPSILON, True),
     ]
     row = [
-        f"{canary.epsilon_lower_bound:.2f}", f"{canary.confidence:.0%}", str(canary.canaries),
+        f"{canary.epsilon_lower_bound:.2f}", format_confidence(canary.confidence),
+        str(canary.canaries),
         str(canary.included), format_delta(canary.delta) if canary.delta > 0 else "0",
         canary.best_score,
         f"{canary.max_epsilon:.2f}",
@@ -217,7 +224,8 @@ def _canary_section(view: RunView, canary: CanaryView) -> page.Html:
         f"One-run canary audit ({canary.name}, threat model: "
         f"{canary.threat_model.replace('_', ' ')})",
         page.paragraph(
-            f"ε ≥ {canary.epsilon_lower_bound:.2f} with {canary.confidence:.0%} confidence "
+            f"ε ≥ {canary.epsilon_lower_bound:.2f} with "
+            f"{format_confidence(canary.confidence)} confidence "
             f"(Steinke, Nasr and Jagielski 2023). {judged}"
             + _mechanism_sentence(canary.mechanism_check)
         ),
@@ -253,7 +261,8 @@ def _mechanism_sentence(check: dict[str, Any] | None) -> str:
         return ""
     noise, rate = check["noise"], check.get("sample_rate")
     return (
-        f" Mechanism check ({check['confidence']:.0%} confidence): the noisy updates carry a "
+        f" Mechanism check ({format_confidence(check['confidence'])} confidence): the noisy "
+        "updates carry a "
         f"noise multiplier of at most {noise['upper']:.3f} (the accountant assumed "
         f"{noise['claimed']:.3f})"
         + ("" if rate is None else

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from auditml.formatting import format_epsilon, format_rate
+from auditml.formatting import format_confidence, format_epsilon, format_rate
 
 
 def exceeds_claim(
@@ -141,9 +141,10 @@ def joint_confidence(bounds: list[BoundSource]) -> float:
 
 def _confidence(chosen: BoundSource, among: list[BoundSource]) -> str:
     if len(among) <= 1:
-        return f"{chosen.confidence:.0%} confidence"
+        return f"{format_confidence(chosen.confidence)} confidence"
     return (
-        f"{chosen.confidence:.0%} confidence for that bound, {joint_confidence(among):.0%} "
+        f"{format_confidence(chosen.confidence)} confidence for that bound, "
+        f"{format_confidence(joint_confidence(among))} "
         f"for the largest of {len(among)}"
     )
 

@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from auditml.config import AuditMLConfig
-from auditml.formatting import format_delta, format_epsilon, format_rate
+from auditml.formatting import format_confidence, format_delta, format_epsilon, format_rate
 from auditml.reporting import glossary
 from auditml.run_directory import RunDirectory, SweepDirectory
 
@@ -109,7 +109,7 @@ HEADERS = (
 
 
 def table_cells(row: SweepRow) -> list[str]:
-    bound = f"≥ {row.epsilon_lower_bound:.2f} ({row.bound_confidence:.0%} conf.)"
+    bound = f"≥ {row.epsilon_lower_bound:.2f} ({format_confidence(row.bound_confidence)} conf.)"
     return [
         format_epsilon(row.epsilon_target), format_epsilon(row.epsilon_claimed),
         format_delta(row.delta), format_rate(row.val_acc), row.attack, f"{row.auc:.3f}",

@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from auditml.fileio import write_text
-from auditml.formatting import format_rate
+from auditml.formatting import format_confidence, format_rate
 from auditml.metrics.noise import leakiest_beyond_noise
 from auditml.reporting import glossary, page
 from auditml.reporting.columns import columns_for, table_cells
@@ -89,7 +89,7 @@ def _bound_fact(bounded: list[ComparisonRow]) -> page.Fact:
     return page.Fact(
         glossary.EPSILON_LOWER_BOUND, f"ε ≥ {bound:.2f}",
         f"{top.run_name}{' (' + tail + ')' if tail else ''}; holds with "
-        f"{top.bound_confidence or 0.95:.0%} confidence{meaning}",
+        f"{format_confidence(top.bound_confidence or 0.95)} confidence{meaning}",
         shown="Largest ε lower bound",
     )
 
