@@ -192,6 +192,11 @@ def _dispatch(args: argparse.Namespace, console: Console, errors: Console) -> in
         )
         if report.outcomes:
             console.print(audit_table([outcome.result for outcome in report.outcomes]))
+        for outcome in report.outcomes:
+            fitted = outcome.record.fitted
+            if "variance_reason" in fitted:  # mia_lira: which variance, and why
+                console.print(f"{outcome.attack}: variance {fitted['variance']} "
+                              f"({fitted['variance_reason']})", highlight=False, markup=False)
         for record in report.canary_audits.values():
             console.print(canary_summary(record.model_dump(mode="json")), highlight=False)
         for record in report.inference_audits.values():
