@@ -95,6 +95,12 @@ def _parser() -> argparse.ArgumentParser:
     show = commands.add_parser("show-config", help="print the config with every default filled in")
     show.add_argument("--config", required=True, help="YAML experiment config")
 
+    init = commands.add_parser(
+        "init", help="write a starter config: every setting at its default, with what it means"
+    )
+    init.add_argument("path", nargs="?", default="auditml.yaml", metavar="PATH",
+                      help="the new file (default: auditml.yaml); an existing file is refused")
+
     demo = commands.add_parser(
         "demo", help="the DP tutorial end to end on the embedded digits data (about 1 minute)"
     )
@@ -166,6 +172,14 @@ def _dispatch(args: argparse.Namespace, console: Console, errors: Console) -> in
 
         config = _load(args.config, errors)
         console.print(resolved_config(config).to_yaml().rstrip(), highlight=False, markup=False)
+        return EXIT_OK
+
+    if args.command == "init":
+        from auditml.starter_config import write_starter_config
+
+        path = write_starter_config(args.path)
+        console.print(f"wrote {path}; edit it, then: auditml train --config {path}",
+                      highlight=False, markup=False)
         return EXIT_OK
 
     if args.command == "train":
