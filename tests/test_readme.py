@@ -56,3 +56,29 @@ def test_flagged_loop_example() -> None:
     shown = README.read_text(encoding="utf-8")
     assert f"ε ≥ {loader.epsilon_lower_bound:.3g} at δ = 1e-05" in shown
     assert "210 of 225 steps had exactly 128 examples" in result.checks[1].detail
+
+
+def test_install_comes_first_and_warns_about_the_namesake_on_the_package_index() -> None:
+    text = README.read_text(encoding="utf-8")
+    headings = re.findall(r"^## (.+)$", text, flags=re.MULTILINE)
+    assert headings[:2] == ["Install", "Quick start"]
+    install = text[text.index("## Install"):text.index("## Quick start")]
+    assert "`pip install auditml` from the package index installs a different, unrelated" in (
+        " ".join(install.split()))
+    assert "pip install -c constraints.txt -e ." in install
+    # The tutorial does not tell anyone to install the namesake either.
+    tutorial = (README.parent / "docs" / "tutorial.md").read_text(encoding="utf-8")
+    assert "pip install auditml" not in tutorial.replace("not `pip install auditml`", "")
+
+
+def test_the_quick_start_commands_are_make_targets_that_install_with_the_constraints() -> None:
+    text = README.read_text(encoding="utf-8")
+    quick = text[text.index("## Quick start"):]
+    block = re.search(r"```bash\n(.*?)```", quick, flags=re.DOTALL)
+    assert block is not None
+    commands = [line.split("#")[0].strip() for line in block.group(1).splitlines()]
+    assert commands == ["make demo", "make test"]
+    makefile = (README.parent / "Makefile").read_text(encoding="utf-8")
+    assert re.search(r"^demo: \$\(STAMP\)\n\t\$\(BIN\)/auditml demo$", makefile, re.MULTILINE)
+    assert re.search(r"^test: \$\(STAMP\)\n", makefile, re.MULTILINE)
+    assert "pip install --quiet -c constraints.txt -e '.[test,ray]'" in makefile
