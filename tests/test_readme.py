@@ -82,3 +82,15 @@ def test_the_quick_start_commands_are_make_targets_that_install_with_the_constra
     assert re.search(r"^demo: \$\(STAMP\)\n\t\$\(BIN\)/auditml demo$", makefile, re.MULTILINE)
     assert re.search(r"^test: \$\(STAMP\)\n", makefile, re.MULTILINE)
     assert "pip install --quiet -c constraints.txt -e '.[test,ray]'" in makefile
+
+
+def test_every_tutorial_step_says_how_long_it_takes() -> None:
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("## The tutorial"):]
+    block = re.search(r"```bash\n(.*?)```", section, flags=re.DOTALL)
+    assert block is not None
+    tutorial = (README.parent / "docs" / "tutorial.md").read_text(encoding="utf-8")
+    steps = [line for source in (block.group(1), tutorial) for line in source.splitlines()
+             if line.startswith(("auditml train", "auditml audit", "auditml report"))]
+    assert len(steps) == 11  # README: 4; tutorial: 3 trainings and audits, a report
+    assert all(re.search(r"# about \d+ (s|min|minutes)\b", step) for step in steps), steps
