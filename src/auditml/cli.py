@@ -102,7 +102,7 @@ def _parser() -> argparse.ArgumentParser:
                       help="the new file (default: auditml.yaml); an existing file is refused")
 
     demo = commands.add_parser(
-        "demo", help="the DP tutorial end to end on the embedded digits data (about 1 minute)"
+        "demo", help="the DP tutorial end to end on the embedded digits data (about 2 minutes)"
     )
     demo.add_argument("--output-dir", default="results/demo", help="where runs and report go")
     return parser
