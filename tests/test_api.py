@@ -152,3 +152,37 @@ def test_rmia_records_how_it_chose_a(data: tuple[torch.Tensor, torch.Tensor]) ->
     best = max(fitted["auc_by_a"].values())
     assert fitted["auc_by_a"][repr(fitted["a"])] == best
     assert all(float(a) >= fitted["a"] for a, auc in fitted["auc_by_a"].items() if auc == best)
+
+
+def test_auditml_audit_is_the_function_even_after_the_subpackage_is_imported() -> None:
+    """``help(auditml.audit)`` documents the function, not the audit package, and importing the
+    package's modules by name (before and after) neither replaces it nor fails."""
+    import inspect
+    import pydoc
+    import subprocess
+    import sys
+
+    import auditml.api
+
+    script = (
+        "import inspect, pydoc, sys, auditml\n"
+        "assert 'auditml.api' not in sys.modules  # still lazy\n"
+        "first = auditml.audit\n"
+        "import auditml.audit.core\n"
+        "from auditml.audit.core import run_attacks\n"
+        "from auditml.audit import runner\n"
+        "import auditml.audit.plan\n"
+        "assert auditml.audit is first, auditml.audit\n"
+        "print(inspect.isfunction(auditml.audit), run_attacks.__module__, runner.__name__)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["True", "auditml.audit.core", "auditml.audit.runner"]
+    # In this process the audit package was imported long ago (conftest, other tests).
+    assert "auditml.audit.core" in sys.modules
+    assert auditml.audit is auditml.api.audit
+    assert inspect.signature(auditml.audit) == inspect.signature(auditml.api.audit)
+    assert "nonmembers" in str(inspect.signature(auditml.audit))
+    shown = pydoc.render_doc(auditml.audit, renderer=pydoc.plaintext)
+    assert "function audit in module auditml.api" in shown and "reference_factory" in shown

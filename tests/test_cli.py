@@ -213,3 +213,21 @@ def test_audit_help_lists_every_attack_and_audit(capsys: pytest.CaptureFixture[s
     for name in [*ATTACKS.available(), *CANARY_AUDITS.available(),
                  *INFERENCE_AUDITS.available()]:
         assert name in shown, name
+
+
+def test_lira_audit_prints_and_records_its_variance_choice(
+    capsys: pytest.CaptureFixture[str], tiny_config: Callable[..., dict[str, Any]],
+    write_config: Callable[..., Path], tmp_path: Path,
+) -> None:
+    config = write_config(tiny_config(
+        experiment_name="lira", data={"train_size": 40, "batch_size": 20},
+        training={"epochs": 2}, audit={"reference_models": 2, "workers": 1},
+    ), "lira")
+    assert _run(capsys, "train", "--config", str(config))[0] == 0
+    code, out, err = _run(capsys, "audit", "--config", str(config), "--attack", "mia_lira")
+    assert code == 0, err
+    assert ("mia_lira: variance fixed (auto: 2 reference models are fewer than 64" in
+            " ".join(out.split()))
+    record = json.loads((tmp_path / "results" / "lira" / "audit" / "mia_lira.json").read_text())
+    assert record["settings"]["variance"] == "auto"
+    assert record["fitted"]["variance"] == "fixed"

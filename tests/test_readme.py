@@ -154,3 +154,41 @@ def test_api_results_in_the_report_example(
     rows = json.loads((tmp_path / "results/with_mine/comparison.json").read_text())["rows"]
     assert [row["run_name"] for row in rows] == ["dp_tutorial_baseline", "my_model"]
     assert rows[1]["auc"] == namespace["results"].attacks["mia_threshold"].metrics.auc
+
+
+def test_install_comes_first_and_warns_about_the_namesake_on_the_package_index() -> None:
+    text = README.read_text(encoding="utf-8")
+    headings = re.findall(r"^## (.+)$", text, flags=re.MULTILINE)
+    assert headings[:2] == ["Install", "Quick start"]
+    install = text[text.index("## Install"):text.index("## Quick start")]
+    assert "`pip install auditml` from the package index installs a different, unrelated" in (
+        " ".join(install.split()))
+    assert "pip install -c constraints.txt -e ." in install
+    # The tutorial does not tell anyone to install the namesake either.
+    tutorial = (README.parent / "docs" / "tutorial.md").read_text(encoding="utf-8")
+    assert "pip install auditml" not in tutorial.replace("not `pip install auditml`", "")
+
+
+def test_the_quick_start_commands_are_make_targets_that_install_with_the_constraints() -> None:
+    text = README.read_text(encoding="utf-8")
+    quick = text[text.index("## Quick start"):]
+    block = re.search(r"```bash\n(.*?)```", quick, flags=re.DOTALL)
+    assert block is not None
+    commands = [line.split("#")[0].strip() for line in block.group(1).splitlines()]
+    assert commands == ["make demo", "make test"]
+    makefile = (README.parent / "Makefile").read_text(encoding="utf-8")
+    assert re.search(r"^demo: \$\(STAMP\)\n\t\$\(BIN\)/auditml demo$", makefile, re.MULTILINE)
+    assert re.search(r"^test: \$\(STAMP\)\n", makefile, re.MULTILINE)
+    assert "pip install --quiet -c constraints.txt -e '.[test,ray]'" in makefile
+
+
+def test_every_tutorial_step_says_how_long_it_takes() -> None:
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("## The tutorial"):]
+    block = re.search(r"```bash\n(.*?)```", section, flags=re.DOTALL)
+    assert block is not None
+    tutorial = (README.parent / "docs" / "tutorial.md").read_text(encoding="utf-8")
+    steps = [line for source in (block.group(1), tutorial) for line in source.splitlines()
+             if line.startswith(("auditml train", "auditml audit", "auditml report"))]
+    assert len(steps) == 11  # README: 4; tutorial: 3 trainings and audits, a report
+    assert all(re.search(r"# about \d+ (s|min|minutes)\b", step) for step in steps), steps

@@ -74,6 +74,6 @@ def test_an_os_error_during_the_work_is_one_line(
     def full_disk(*_: object, **__: object) -> None:
         raise OSError(28, "No space left on device", str(tmp_path / "x.yaml"))
 
-    monkeypatch.setattr(auditml.demo, "write_text", full_disk)
+    monkeypatch.setattr(auditml.demo, "install_owned_files", full_disk)
     assert main(["demo", "--output-dir", str(tmp_path / "demo")]) == 2
     _one_error_line(capsys, "No space left on device")

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import sys
+import types
 from typing import Any
 
 from auditml.errors import AuditMLError
@@ -10,13 +12,37 @@ from auditml.version import __version__
 __all__ = ["AssumptionWarning", "AuditMLError", "CanaryAudit", "__version__", "audit"]
 
 
-def __getattr__(name: str) -> Any:
-    # ``auditml.audit`` pulls in torch; importing it lazily keeps ``auditml --help`` fast. It is
-    # the audit package, callable as the bring-your-own-model function (auditml.api.audit).
-    if name == "audit":
-        import importlib
+class _Package(types.ModuleType):
+    """The ``auditml`` module, whose ``audit`` is the function :func:`auditml.api.audit`.
 
-        return importlib.import_module("auditml.audit")
+    The audit *subpackage* shares the name, and importing any of its modules makes the import
+    system bind ``auditml.audit`` to the subpackage. The property below keeps the function in
+    that place: the subpackage stays importable by its dotted name (``import auditml.audit.core``,
+    ``from auditml.audit.core import run_attacks``, ``from auditml.audit import core``), which
+    goes through ``sys.modules``, not through this attribute. The function is imported on first
+    use: it pulls in torch, and ``auditml --help`` must stay fast.
+    """
+
+    @property
+    def audit(self) -> Any:
+        replaced = vars(self).get("_audit_replaced")  # e.g. monkeypatch.setattr(auditml, ...)
+        if replaced is not None:
+            return replaced
+        from auditml.api import audit
+
+        return audit
+
+    @audit.setter
+    def audit(self, value: Any) -> None:
+        if isinstance(value, types.ModuleType) and value.__name__ == "auditml.audit":
+            return  # the import system binding the subpackage: it stays in sys.modules
+        vars(self)["_audit_replaced"] = value
+
+
+sys.modules[__name__].__class__ = _Package
+
+
+def __getattr__(name: str) -> Any:
     if name in ("CanaryAudit", "AssumptionWarning"):  # gradient canaries in your own loop
         from auditml.audit import own_loop
 

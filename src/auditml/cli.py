@@ -96,8 +96,14 @@ def _parser() -> argparse.ArgumentParser:
     show = commands.add_parser("show-config", help="print the config with every default filled in")
     show.add_argument("--config", required=True, help="YAML experiment config")
 
+    init = commands.add_parser(
+        "init", help="write a starter config: every setting at its default, with what it means"
+    )
+    init.add_argument("path", nargs="?", default="auditml.yaml", metavar="PATH",
+                      help="the new file (default: auditml.yaml); an existing file is refused")
+
     demo = commands.add_parser(
-        "demo", help="the DP tutorial end to end on the embedded digits data (about 1 minute)"
+        "demo", help="the DP tutorial end to end on the embedded digits data (about 2 minutes)"
     )
     demo.add_argument("--output-dir", default="results/demo", help="where runs and report go")
     return parser
@@ -179,6 +185,14 @@ def _dispatch(args: argparse.Namespace, console: Console, errors: Console) -> in
         console.print(resolved_config(config).to_yaml().rstrip(), highlight=False, markup=False)
         return EXIT_OK
 
+    if args.command == "init":
+        from auditml.starter_config import write_starter_config
+
+        path = write_starter_config(args.path)
+        console.print(f"wrote {path}; edit it, then: auditml train --config {path}",
+                      highlight=False, markup=False)
+        return EXIT_OK
+
     if args.command == "train":
         from auditml.training import train
 
@@ -203,6 +217,11 @@ def _dispatch(args: argparse.Namespace, console: Console, errors: Console) -> in
         )
         if report.outcomes:
             console.print(audit_table([outcome.result for outcome in report.outcomes]))
+        for outcome in report.outcomes:
+            fitted = outcome.record.fitted
+            if "variance_reason" in fitted:  # mia_lira: which variance, and why
+                console.print(f"{outcome.attack}: variance {fitted['variance']} "
+                              f"({fitted['variance_reason']})", highlight=False, markup=False)
         for record in report.canary_audits.values():
             console.print(canary_summary(record.model_dump(mode="json")), highlight=False)
         for record in report.inference_audits.values():

@@ -7,10 +7,16 @@ and the configs are written next to the runs so every step can be repeated by ha
 The settings differ from the tutorial's MNIST ones where digits needs it: the dataset is small
 (1,797 images of 8x8 pixels, easy to generalise on), so the members are few and the baseline
 trains long enough to memorise them; that is what makes the non-private model leak measurably.
+
+The demo writes only what is its own in ``--output-dir``: the configs under ``configs/``
+replace only files an earlier demo wrote there, as it wrote them (listed with their SHA-256 in
+``.auditml-report.json``), the runs only earlier runs, the report only an earlier comparison.
+Anything else in the way is refused before the first model trains.
 """
 
 from __future__ import annotations
 
+import functools
 import time
 from pathlib import Path
 from typing import Any
@@ -20,8 +26,10 @@ from rich.console import Console
 
 from auditml.audit.runner import run_audit
 from auditml.config import load_config
-from auditml.fileio import check_writable, write_text
+from auditml.fileio import sha256_of_file
 from auditml.reporting import compare_runs, comparison_table
+from auditml.reporting.output import check_out_dir, check_owned_files, install_owned_files
+from auditml.run_directory import RunDirectory
 from auditml.training import train
 
 DEMO_TRAIN_SIZE = 150
@@ -65,14 +73,22 @@ def run_demo(output_dir: Path, *, console: Console | None = None) -> Path:
     """Run the tutorial on digits under ``output_dir``; return the report directory."""
     console = console or Console()
     started = time.perf_counter()
-    check_writable(Path(output_dir), "--output-dir")
-    config_dir = output_dir / "configs"
-    run_dirs = []
-    for name, raw in demo_configs(output_dir).items():
-        path = config_dir / f"{name}.yaml"
-        write_text(path, yaml.safe_dump(raw, sort_keys=False))
+    output_dir = Path(output_dir)
+    configs = {f"configs/{name}.yaml": yaml.safe_dump(raw, sort_keys=False).encode()
+               for name, raw in demo_configs(output_dir).items()}
+    report_dir = output_dir / "dp_comparison"
+    # Every refusal before the first model trains (module docstring).
+    legacy = functools.partial(_earlier_configs, configs)
+    check_owned_files(output_dir, list(configs), kind="demo", what="--output-dir", legacy=legacy)
+    run_dirs = [output_dir / name for name in demo_configs(output_dir)]
+    for run_dir in run_dirs:
+        RunDirectory(run_dir).check_can_train()
+    check_out_dir(report_dir, run_dirs, kind="comparison")
+    install_owned_files(output_dir, configs, kind="demo", what="--output-dir", legacy=legacy)
+    for name in configs:
+        path = output_dir / name
         config = load_config(path)
-        console.rule(f"[bold]{name}")
+        console.rule(f"[bold]{config.experiment_name}")
         console.print(f"$ auditml train --config {path}", highlight=False)
         step = time.perf_counter()
         result = train(config, console=console)
@@ -87,8 +103,6 @@ def run_demo(output_dir: Path, *, console: Console | None = None) -> Path:
             f"MIA AUC={report.outcomes[0].metrics.auc:.3f}  ({time.perf_counter() - step:.1f}s)",
             highlight=False,
         )
-        run_dirs.append(config.run_dir)
-    report_dir = output_dir / "dp_comparison"
     console.rule("[bold]compare")
     comparison = compare_runs(run_dirs, report_dir)
     console.print(comparison_table(comparison))
@@ -98,3 +112,10 @@ def run_demo(output_dir: Path, *, console: Console | None = None) -> Path:
         highlight=False,
     )
     return report_dir
+
+
+def _earlier_configs(configs: dict[str, bytes], directory: Path) -> dict[str, list[str]]:
+    """The configs a demo wrote before it listed them: those whose content is exactly what it
+    writes now (so replacing them changes nothing)."""
+    return {name: [sha256_of_file(directory / name)] for name, content in configs.items()
+            if (directory / name).is_file() and (directory / name).read_bytes() == content}

@@ -316,9 +316,46 @@ def test_settings_checked() -> None:
     # Unknown keys, missing resources, fit-before-score: tests/attacks/test_contract.py.
     assert ATTACKS.get("mia_lira") is LiraAttack
     assert LiraAttack().settings() == {
-        "mode": "online", "variance": "per_example", "augmentations": "none"
+        "mode": "online", "variance": "auto", "augmentations": "none"
     }
     with pytest.raises(ConfigError, match="mia_lira: mode='both'"):
         LiraAttack(mode="both")
     with pytest.raises(ConfigError, match="mia_lira: variance="):
         LiraAttack(variance="global")
+
+
+def test_auto_variance_is_fixed_below_64_reference_models_and_says_why(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    used: list[str] = []
+
+    def spy(*args: Any, variance: str, **kwargs: Any) -> np.ndarray:
+        used.append(variance)
+        return lira_scores(*args, variance=variance, **kwargs)
+
+    monkeypatch.setattr(lira_module, "lira_scores", spy)
+    attack = LiraAttack()
+    assert attack.fitted_values() == {}
+    attack.fit(_target())  # 4 reference models
+    with_auto = attack.score()
+    assert used == ["fixed"]
+    assert attack.fitted_values()["variance"] == "fixed"
+    assert "4 reference models are fewer than 64" in attack.fitted_values()["variance_reason"]
+    np.testing.assert_array_equal(with_auto, LiraAttack(variance="fixed").fit(_target()).score())
+    assert LiraAttack(variance="fixed").fit(_target()).fitted_values() == {
+        "variance": "fixed", "variance_reason": "as configured"}
+
+
+def test_auto_variance_is_per_example_from_64_reference_models() -> None:
+    assert lira_module.choose_variance("auto", 63)[0] == "fixed"
+    chosen, reason = lira_module.choose_variance("auto", 64)
+    assert chosen == "per_example" and "64 reference models" in reason
+    assert lira_module.choose_variance("per_example", 2) == ("per_example", "as configured")
+    assert lira_module.choose_variance("fixed", 256) == ("fixed", "as configured")
+
+
+def test_per_example_variance_with_few_reference_models_warns() -> None:
+    with pytest.warns(UserWarning, match="variance per_example with 4 reference models"):
+        attack = LiraAttack(variance="per_example").fit(_target())
+    assert attack.fitted_values()["variance"] == "per_example"
+    assert np.isfinite(attack.score()).all()

@@ -111,7 +111,7 @@ def _forget_target_outputs(run_dir: Path) -> None:
 def test_an_outputs_only_audit_reads_the_saved_outputs_and_never_loads_the_model(
     tiny_config: Callable[..., dict[str, Any]], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    import auditml.audit.runner as runner
+    from auditml.audit import runner
 
     config = parse_config(tiny_config(data={"train_size": 60, "batch_size": 20}))
     train(config, console=Console(file=io.StringIO()))

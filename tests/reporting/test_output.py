@@ -123,3 +123,48 @@ def test_a_file_an_earlier_report_wrote_and_this_one_does_not_is_removed(
     with report_directory(out, kind="comparison") as staging:
         (staging / "report.html").write_text("second", encoding="utf-8")
     assert sorted(p.name for p in out.iterdir()) == [OWNERSHIP_FILE, "report.html"]
+
+
+# Sweep and demo own only the files they list in a directory that holds other things too.
+
+
+def test_owned_files_replace_only_their_own_and_keep_everything_else(tmp_path: Path) -> None:
+    from auditml.reporting.output import install_owned_files
+
+    shared = tmp_path / "shared"
+    install_owned_files(shared, {"table.md": b"one", "sub/a.yaml": b"a"}, kind="sweep",
+                        what="--out")
+    (shared / "notes.txt").write_text("mine", encoding="utf-8")
+    install_owned_files(shared, {"table.md": b"two", "sub/a.yaml": b"a"}, kind="sweep",
+                        what="--out")
+    assert (shared / "table.md").read_bytes() == b"two"
+    assert (shared / "notes.txt").read_text(encoding="utf-8") == "mine"
+    listed = json.loads((shared / OWNERSHIP_FILE).read_text())
+    assert listed["kind"] == "sweep" and sorted(listed["files"]) == ["sub/a.yaml", "table.md"]
+    assert all(len(digests) == 1 for digests in listed["files"].values())
+
+    (shared / "table.md").write_bytes(b"edited by hand")
+    with pytest.raises(ReportError, match=r"--out .*: table.md changed since auditml sweep"):
+        install_owned_files(shared, {"table.md": b"three"}, kind="sweep", what="--out")
+    assert (shared / "table.md").read_bytes() == b"edited by hand"
+    with pytest.raises(ReportError, match=r"notes\.txt is not a file an earlier auditml sweep"):
+        install_owned_files(shared, {"notes.txt": b"x"}, kind="sweep", what="--out")
+    with pytest.raises(ReportError, match="holds a sweep, not a demo"):
+        install_owned_files(shared, {"other": b"x"}, kind="demo", what="--output-dir")
+    assert (shared / "notes.txt").read_text(encoding="utf-8") == "mine"
+
+
+def test_owned_files_of_an_earlier_version_are_recognised_by_the_legacy_rule(
+    tmp_path: Path,
+) -> None:
+    from auditml.fileio import sha256_of_file
+    from auditml.reporting.output import check_owned_files
+
+    shared = tmp_path / "shared"
+    shared.mkdir()
+    (shared / "table.md").write_bytes(b"old")
+    with pytest.raises(ReportError, match=r"table\.md is not a file"):
+        check_owned_files(shared, ["table.md"], kind="sweep", what="--out")
+    owned = check_owned_files(shared, ["table.md"], kind="sweep", what="--out",
+                              legacy=lambda d: {"table.md": [sha256_of_file(d / "table.md")]})
+    assert list(owned) == ["table.md"]

@@ -137,3 +137,48 @@ def test_bad_input_is_one_line_and_exit_2_before_any_training(
     assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), err
     assert fragment in lines[0]
     assert not (tmp_path / "results").exists()  # nothing trained, nothing written
+
+
+def test_a_users_file_in_the_sweeps_place_is_refused_before_any_training(
+    sweep_config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "sweep.md").write_text("my notes", encoding="utf-8")
+    code, _, err = _sweep(capsys, "--config", str(sweep_config), "--epsilons", "inf",
+                          "--out", str(out))
+    lines = [line for line in err.splitlines() if line.strip()]
+    assert code == 2 and len(lines) == 1 and lines[0].startswith("error: "), err
+    assert "sweep.md is not a file an earlier auditml sweep wrote" in lines[0]
+    assert "move it away or choose another --out" in lines[0]
+    assert (out / "sweep.md").read_text(encoding="utf-8") == "my notes"
+    assert sorted(p.name for p in out.iterdir()) == ["sweep.md"]  # nothing trained
+
+
+def test_a_rerun_replaces_only_the_sweeps_own_unchanged_files(
+    sweep_config: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    argv = ("--config", str(sweep_config), "--epsilons", "inf", "--workers", "1")
+    code, _, err = _sweep(capsys, *argv)
+    assert code == 0, err
+    sweep = tmp_path / "results" / "sw_sweep"
+    listed = json.loads((sweep / ".auditml-report.json").read_text())
+    assert listed["kind"] == "sweep"
+    assert sorted(listed["files"]) == sorted(["sweep.json", "sweep.md",
+                                              *(f"{name}.png" for name in FIGURES)])
+    (sweep / "notes.txt").write_text("mine", encoding="utf-8")
+    code, _, err = _sweep(capsys, *argv)  # over its own files: fine, the user's file kept
+    assert code == 0, err
+    assert (sweep / "notes.txt").read_text(encoding="utf-8") == "mine"
+
+    (sweep / "sweep.md").write_text("edited", encoding="utf-8")
+    code, _, err = _sweep(capsys, *argv)
+    assert code == 2 and "sweep.md changed since auditml sweep wrote it" in err
+    assert (sweep / "sweep.md").read_text(encoding="utf-8") == "edited"
+
+    # A sweep written before sweeps listed their files (no list) is still recognised.
+    (sweep / "sweep.md").unlink()
+    (sweep / ".auditml-report.json").unlink()
+    code, _, err = _sweep(capsys, *argv)
+    assert code == 0, err
+    assert (sweep / "sweep.md").is_file() and (sweep / ".auditml-report.json").is_file()

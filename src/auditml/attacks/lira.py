@@ -22,6 +22,11 @@ Estimates (one set per augmented copy, below):
 
 - μ_side,i is the mean of the example's signals in that side's models (the paper's Algorithm 1;
   its reference code takes the median, which for two models is the same).
+- ``variance="auto"`` (the default): ``fixed`` with fewer than :data:`PER_EXAMPLE_MIN_MODELS`
+  (64) reference models, ``per_example`` from there on — the paper's advice (per-example
+  variances need many models; below 64 a global variance per side works better). The choice and
+  its reason are recorded in the attack's ``fitted`` values; ``per_example`` asked for with
+  fewer models warns.
 - ``variance="per_example"``: σ²_side,i is their unbiased sample variance (needs two models on
   that side; otherwise the fixed variance below is used).
 - ``variance="fixed"``: one variance per side for all examples, the pooled within-example
@@ -48,7 +53,8 @@ ratio orders examples the same way as the mean), as its reference code averages 
 
 from __future__ import annotations
 
-from typing import Literal
+import warnings
+from typing import Any, Literal
 
 import numpy as np
 from numpy.typing import ArrayLike
@@ -60,7 +66,8 @@ from auditml.errors import AuditMLError
 from auditml.models import predict_logits
 
 LiraMode = Literal["online", "offline"]
-LiraVariance = Literal["per_example", "fixed"]
+LiraVariance = Literal["auto", "per_example", "fixed"]
+FittedVariance = Literal["per_example", "fixed"]
 Augmentations = Literal["none", "flip", "shift", "flip_shift"]
 
 MIN_STD = 1e-3
@@ -68,12 +75,17 @@ MIN_STD = 1e-3
 confidences across training runs (of order 1), so it only acts when signals are identical."""
 
 # One-pixel shifts (rows, columns) in the four directions; (0, 0) is the unshifted image.
+PER_EXAMPLE_MIN_MODELS = 64
+"""Fewest reference models for which ``variance="auto"`` fits per-example variances: Carlini et
+al. 2022 find a global (fixed) variance better with fewer (each example's variance is estimated
+from about half of the models)."""
+
 _SHIFTS: tuple[tuple[int, int], ...] = ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1))
 
 
 class LiraSettings(AttackSettings):
     mode: LiraMode = "online"
-    variance: LiraVariance = "per_example"
+    variance: LiraVariance = "auto"
     augmentations: Augmentations = "none"
 
 
@@ -83,12 +95,23 @@ class LiraAttack(MembershipAttack):
     name = "mia_lira"
     Settings = LiraSettings
     requires = frozenset({"reference"})
+    _variance: FittedVariance | None = None  # chosen by fit (choose_variance)
+    _variance_reason = ""
 
     def _fit(self, target: AuditTarget) -> None:
         reference = target.reference
         if reference is None:  # fit() has checked; this narrows the type
             raise MissingResourceError(f"{self.name} needs reference models")
         keep = self.reference_keep(target)
+        self._variance, self._variance_reason = choose_variance(self.params.variance, len(keep))
+        if self.params.variance == "per_example" and len(keep) < PER_EXAMPLE_MIN_MODELS:
+            warnings.warn(
+                f"{self.name}: variance per_example with {len(keep)} reference models: "
+                f"per-example variances from fewer than {PER_EXAMPLE_MIN_MODELS} models are "
+                "noisy and weaken the attack (Carlini et al. 2022); use variance: auto (fixed "
+                f"here) or train at least {PER_EXAMPLE_MIN_MODELS} reference models",
+                UserWarning, stacklevel=3,
+            )
         x, y = target.examples.x, np.asarray(target.examples.y)
         self.check_inputs(x.shape[1:])
         copies = augmentation_copies(self.params.augmentations)
@@ -98,6 +121,12 @@ class LiraAttack(MembershipAttack):
             [logit_confidence(reference.logits(augment(x, *copy)), labels) for copy in copies]
         )
         self._keep = keep
+
+    def fitted_values(self) -> dict[str, Any]:
+        """The variance used and why (``auto`` chooses by the number of reference models)."""
+        if self._variance is None:  # not fitted yet
+            return {}
+        return {"variance": self._variance, "variance_reason": self._variance_reason}
 
     def check_inputs(self, input_shape: tuple[int, ...]) -> None:
         if self.params.augmentations != "none" and len(input_shape) != 3:
@@ -117,8 +146,24 @@ class LiraAttack(MembershipAttack):
         ])
         return lira_scores(
             target_signal, self._reference_signal, self._keep,
-            mode=self.params.mode, variance=self.params.variance,
+            mode=self.params.mode, variance=self._variance,
         )
+
+
+def choose_variance(variance: LiraVariance, models: int) -> tuple[FittedVariance, str]:
+    """The variance LiRA fits with ``models`` reference models when ``variance`` is asked for,
+    and the reason, in words."""
+    if variance == "per_example" or variance == "fixed":
+        return variance, "as configured"
+    if models < PER_EXAMPLE_MIN_MODELS:
+        return "fixed", (
+            f"auto: {models} reference models are fewer than {PER_EXAMPLE_MIN_MODELS}, too few "
+            "for per-example variances, so one variance per side (Carlini et al. 2022)"
+        )
+    return "per_example", (
+        f"auto: {models} reference models (at least {PER_EXAMPLE_MIN_MODELS}) are enough for "
+        "per-example variances"
+    )
 
 
 def augmentation_copies(augmentations: str) -> list[tuple[bool, int, int]]:
@@ -160,7 +205,7 @@ def lira_scores(
     keep: ArrayLike,
     *,
     mode: LiraMode,
-    variance: LiraVariance,
+    variance: FittedVariance,
 ) -> np.ndarray:
     """LiRA scores ``(N,)`` from signals (see the module docstring for the math).
 

@@ -17,25 +17,43 @@ a list that covers every file auditml wrote at every moment (the old and the new
 the last step), so an interruption leaves a directory the next report still recognises.
 Reports written before the list existed are recognised when the directory holds nothing but
 the files such a report wrote and its marker file is JSON.
+
+``auditml sweep`` and ``auditml demo`` write a few files of their own into a directory that also
+holds other things (run directories, a report, the user's files): they keep the same list
+(kinds ``sweep`` and ``demo``) but own only the files it names. :func:`check_owned_files`
+refuses, before any work, a file they would write that is not listed or changed since they wrote
+it; :func:`install_owned_files` writes them, each replaced atomically, under the same list.
 """
 
 from __future__ import annotations
 
 import functools
+import hashlib
 import json
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from auditml.fileio import check_writable, sha256_of_file, staged_directory, write_json
+from auditml.fileio import (
+    check_writable,
+    sha256_of_file,
+    staged_directory,
+    write_bytes,
+    write_json,
+)
 from auditml.reporting.rows import ReportError
 
 OWNERSHIP_FILE = ".auditml-report.json"
 ReportKind = Literal["run_report", "comparison"]
+# Commands that own only the files they list in a directory holding other things too.
+OwnedKind = Literal["sweep", "demo"]
+# The files ``kind`` owns in ``directory`` that it wrote before the list existed, by name, with
+# their digests (recognised by their content or by a marker file that only ``kind`` writes).
+LegacyFiles = Callable[[Path], dict[str, list[str]]]
 # What reports wrote before the list existed: their marker file first.
 _LEGACY_FILES: dict[str, tuple[str, ...]] = {
     "run_report": ("run_report.json", "report.html"),
@@ -50,7 +68,7 @@ class ReportFiles(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    kind: ReportKind
+    kind: ReportKind | OwnedKind
     files: dict[str, list[str]]
 
 
@@ -102,15 +120,7 @@ def _earlier_report(out_dir: Path, kind: ReportKind) -> ReportFiles | None:
             f"{shown}); auditml writes only into a new or empty directory or over its own "
             "report: choose another out_dir"
         )
-    try:
-        files = ReportFiles.model_validate_json(listed.read_bytes())
-    except (OSError, ValidationError, ValueError) as error:
-        reason = " ".join(str(error).split())[:160]
-        raise ReportError(f"out_dir {out_dir}: its {OWNERSHIP_FILE} is unreadable ({reason}); "
-                          "choose another out_dir") from None
-    if files.kind != kind:
-        raise ReportError(f"out_dir {out_dir} holds a {files.kind.replace('_', ' ')}, not a "
-                          f"{kind.replace('_', ' ')}: choose another out_dir")
+    files = _read_listing(out_dir, kind, "out_dir")
     changed = [name for name, digests in files.files.items()
                if (out_dir / name).is_file() and sha256_of_file(out_dir / name) not in digests]
     if changed:
@@ -118,6 +128,20 @@ def _earlier_report(out_dir: Path, kind: ReportKind) -> ReportFiles | None:
             f"out_dir {out_dir}: {', '.join(changed)} changed since auditml wrote it; a new "
             "report would replace it: move it away or choose another out_dir"
         )
+    return files
+
+
+def _read_listing(directory: Path, kind: ReportKind | OwnedKind, what: str) -> ReportFiles:
+    """``directory``'s list, which must be one of ``kind``."""
+    try:
+        files = ReportFiles.model_validate_json((directory / OWNERSHIP_FILE).read_bytes())
+    except (OSError, ValidationError, ValueError) as error:
+        reason = " ".join(str(error).split())[:160]
+        raise ReportError(f"{what} {directory}: its {OWNERSHIP_FILE} is unreadable ({reason}); "
+                          f"choose another {what}") from None
+    if files.kind != kind:
+        raise ReportError(f"{what} {directory} holds a {files.kind.replace('_', ' ')}, not a "
+                          f"{kind.replace('_', ' ')}: choose another {what}")
     return files
 
 
@@ -163,5 +187,64 @@ def _install(staging: Path, final: Path, kind: ReportKind) -> None:
     write_json(final / OWNERSHIP_FILE, _listing(kind, {n: [d] for n, d in new.items()}))
 
 
-def _listing(kind: ReportKind, files: dict[str, list[str]]) -> dict[str, object]:
+def _listing(kind: ReportKind | OwnedKind, files: dict[str, list[str]]) -> dict[str, object]:
     return ReportFiles(kind=kind, files=dict(sorted(files.items()))).model_dump()
+
+
+def check_owned_files(
+    directory: Path, names: Sequence[str], *, kind: OwnedKind, what: str,
+    legacy: LegacyFiles | None = None,
+) -> dict[str, list[str]]:
+    """The files an earlier ``kind`` wrote in ``directory`` (by name, with their digests), after
+    checking that each of ``names`` there is absent or one of them, unchanged; otherwise a
+    :class:`ReportError` naming the file and the fix (``what`` names the option that chose
+    ``directory``, e.g. ``--out``). Every other file of the directory is left alone."""
+    directory = Path(directory)
+    if directory.exists() and not directory.is_dir():
+        raise ReportError(f"{what} {directory} exists and is not a directory; choose another "
+                          f"{what}")
+    if (directory / OWNERSHIP_FILE).is_file():
+        owned = _read_listing(directory, kind, what).files
+    else:
+        owned = legacy(directory) if legacy is not None and directory.is_dir() else {}
+    for name in names:
+        path = directory / name
+        if not (path.exists() or path.is_symlink()):
+            continue
+        if path.is_symlink() or not path.is_file() or name not in owned:
+            raise ReportError(
+                f"{what} {directory}: {name} is not a file an earlier auditml {kind} wrote there, "
+                f"and the {kind} would replace it: move it away or choose another {what}"
+            )
+        if sha256_of_file(path) not in owned[name]:
+            raise ReportError(
+                f"{what} {directory}: {name} changed since auditml {kind} wrote it, and the "
+                f"{kind} would replace it: move it away or choose another {what}"
+            )
+    check_writable(directory, what)
+    return owned
+
+
+def install_owned_files(
+    directory: Path, contents: Mapping[str, bytes], *, kind: OwnedKind, what: str,
+    legacy: LegacyFiles | None = None,
+) -> None:
+    """Write ``contents`` (file name -> bytes) into ``directory``, each file replaced atomically,
+    after :func:`check_owned_files`; the list names every file ``kind`` wrote there. While files
+    are written it holds their old and new digests, so an interruption leaves a directory the
+    next ``kind`` still recognises."""
+    directory = Path(directory)
+    owned = check_owned_files(directory, list(contents), kind=kind, what=what, legacy=legacy)
+    new = {name: hashlib.sha256(data).hexdigest() for name, data in contents.items()}
+    # Files written earlier and not now stay listed while they are as written.
+    kept = {name: digests for name, digests in owned.items() if name not in new
+            and (directory / name).is_file() and sha256_of_file(directory / name) in digests}
+    merged = {**kept, **{name: sorted({*owned.get(name, []), digest})
+                         for name, digest in new.items()}}
+    directory.mkdir(parents=True, exist_ok=True)
+    write_json(directory / OWNERSHIP_FILE, _listing(kind, merged))
+    for name, data in contents.items():
+        (directory / name).parent.mkdir(parents=True, exist_ok=True)
+        write_bytes(directory / name, data)
+    write_json(directory / OWNERSHIP_FILE,
+               _listing(kind, {**kept, **{name: [digest] for name, digest in new.items()}}))

@@ -20,6 +20,10 @@ from auditml.sweep.report import SweepRecord, SweepRow
 INFINITY_LABEL = "∞ (no DP)"
 
 
+FIGURES = ("accuracy_vs_epsilon", "tpr_vs_epsilon", "bound_vs_epsilon")
+"""The figures' file stems, in the order :func:`sweep_figures` draws them."""
+
+
 def claimed_position(rows: Sequence[SweepRow]) -> dict[str, float]:
     """Each run's x position: its accountant's ε, or the labelled ∞ position without DP."""
     finite = [row.epsilon_claimed for row in rows if row.epsilon_claimed is not None]
@@ -61,8 +65,8 @@ def sweep_figures(record: SweepRecord) -> dict[str, bytes]:
         axes.plot(*zip(*series, strict=True), marker="o", label=f"{attack} (95% bound)")
     axes.legend(loc="upper left", fontsize="small")
     _epsilon_axis(axes, record.rows, x)
-    return {"accuracy_vs_epsilon": png_bytes(accuracy), "tpr_vs_epsilon": png_bytes(tpr),
-            "bound_vs_epsilon": png_bytes(bound)}
+    return dict(zip(FIGURES, (png_bytes(accuracy), png_bytes(tpr), png_bytes(bound)),
+                    strict=True))
 
 
 def _figure(title: str, ylabel: str) -> tuple[Figure, Axes]:

@@ -5,6 +5,11 @@ the configured executor (``audit.executor``: a local process pool, serial, or Ra
 through the one audit core (:func:`auditml.audit.runner.run_audit`). A finished run whose stored
 config is the one wanted is reused, as is a current audit result with the same settings; an
 interrupted run (no manifest) is trained again.
+
+The sweep's own files (the table, the figures, ``tuning.json``) replace only the ones an earlier
+sweep wrote in that directory, as it wrote them (``.auditml-report.json`` lists them with their
+SHA-256: :func:`auditml.reporting.output.install_owned_files`); a user's file in the way is
+refused before any model trains.
 """
 
 from __future__ import annotations
@@ -22,11 +27,12 @@ from auditml.audit.plan import plan_audit
 from auditml.audit.runner import run_audit
 from auditml.config import AuditMLConfig, parse_config
 from auditml.errors import AuditMLError, ConfigError, RunDirectoryError
-from auditml.fileio import write_bytes, write_text
+from auditml.fileio import sha256_of_file
+from auditml.reporting.output import check_owned_files, install_owned_files
 from auditml.run_directory import RunDirectory, SweepDirectory
-from auditml.sweep.figures import sweep_figures
+from auditml.sweep.figures import FIGURES, sweep_figures
 from auditml.sweep.plan import parse_epsilons, run_config, sweep_attacks
-from auditml.sweep.report import SweepRecord, markdown, sweep_rows
+from auditml.sweep.report import SweepRecord, markdown, read_sweep_record, sweep_rows
 from auditml.sweep.tuner import Trial, parse_tuning, plan_trials, tuning_result
 from auditml.training.executors import default_workers, make_executor
 from auditml.training.privacy import check_noise_plan
@@ -77,6 +83,8 @@ def run_sweep(
     sweep = SweepDirectory(out if out is not None else SweepDirectory.default_path(config))
     if sweep.path.exists() and not sweep.path.is_dir():
         raise RunDirectoryError(f"--out {sweep.path} exists and is not a directory")
+    check_owned_files(sweep.path, sweep_files(sweep, tuning=bool(tune)), kind="sweep",
+                      what="--out", legacy=_earlier_sweep_files)
     names = sweep_attacks(config, attacks)
     configs = {epsilon: run_config(config, epsilon, sweep) for epsilon in values}
     rule, trials = _plan_tuning(config, values, sweep, tune, tune_stopping)
@@ -105,7 +113,6 @@ def run_sweep(
         tuning = {"candidates": [t.candidate for ts in trials.values() for t in ts],
                   "results": [result.model_dump(mode="json") for result in results],
                   "summary": [result.summary() for result in results]}
-        write_text(sweep.tuning_path, json.dumps(tuning, indent=2) + "\n")
         record = record.model_copy(update={"tuning": tuning})
     write_sweep_report(sweep, record)
     return SweepResult(sweep, record, todo)
@@ -165,12 +172,37 @@ def audit_run(config: AuditMLConfig, attacks: Sequence[str], console: Console) -
         run_audit(run.path, missing, given_config=config)
 
 
+def sweep_files(sweep: SweepDirectory, *, tuning: bool) -> list[str]:
+    """The names of the files the sweep writes in its directory (the runs are apart)."""
+    paths = [sweep.table_path("json"), sweep.table_path("md"),
+             *(sweep.figure_path(name) for name in FIGURES)]
+    return [path.name for path in [*paths, *([sweep.tuning_path] if tuning else [])]]
+
+
 def write_sweep_report(sweep: SweepDirectory, record: SweepRecord) -> None:
-    """``sweep.json``, ``sweep.md`` and the figures; each file replaced atomically."""
-    write_text(sweep.table_path("json"), record.model_dump_json(indent=2) + "\n")
-    write_text(sweep.table_path("md"), markdown(record))
-    for name, png in sweep_figures(record).items():
-        write_bytes(sweep.figure_path(name), png)
+    """``sweep.json``, ``sweep.md``, the figures and, after ``--tune``, ``tuning.json``; each
+    file replaced atomically, and only over a file an earlier sweep wrote there."""
+    contents = {
+        sweep.table_path("json").name: (record.model_dump_json(indent=2) + "\n").encode(),
+        sweep.table_path("md").name: markdown(record).encode(),
+        **{sweep.figure_path(name).name: png for name, png in sweep_figures(record).items()},
+    }
+    if record.tuning is not None:
+        contents[sweep.tuning_path.name] = (json.dumps(record.tuning, indent=2) + "\n").encode()
+    install_owned_files(sweep.path, contents, kind="sweep", what="--out",
+                        legacy=_earlier_sweep_files)
+
+
+def _earlier_sweep_files(directory: Path) -> dict[str, list[str]]:
+    """The files of a sweep written before sweeps listed them: recognised by a ``sweep.json``
+    that is a sweep's table (a folder merely holding a file of that name is no sweep)."""
+    sweep = SweepDirectory(directory)
+    try:
+        read_sweep_record(sweep)
+    except (OSError, ValueError):
+        return {}
+    return {name: [sha256_of_file(directory / name)]
+            for name in sweep_files(sweep, tuning=True) if (directory / name).is_file()}
 
 
 def _training_part(config: AuditMLConfig) -> dict[str, Any]:
