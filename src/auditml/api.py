@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,14 +32,20 @@ from auditml.attacks import ReferenceModels
 from auditml.audit.core import run_attacks
 from auditml.audit.inference import InferenceEvidence
 from auditml.audit.plan import plan_audit
+from auditml.config import MAX_SEED
+from auditml.config_errors import one_line
 from auditml.data import ArrayDataset, SensitiveAttribute
-from auditml.errors import AuditMLError
+from auditml.errors import AuditMLError, ConfigError
 from auditml.fileio import write_json
 from auditml.metrics import MembershipMetrics
 from auditml.models import predict_logits
 from auditml.records import InferenceRecord, RunFacts
 from auditml.reporting.console import audit_table, inference_summary
+from auditml.training.device import resolve_device
 from auditml.training.reference import ReferenceFactory, train_with_factory
+
+MAX_REFERENCE_MODELS = 10_000
+"""More reference models than this is no plan: each is one call of ``reference_factory``."""
 
 Examples = tuple[Any, Any] | Dataset | ArrayDataset
 """``(inputs, labels)`` as tensors or arrays, a torch ``Dataset`` of ``(input, label)``
@@ -120,23 +126,33 @@ def audit(
     auxiliary records); ``model_inversion`` needs ``population`` (the data's range, and the
     evaluation classifier's training data).
     """
+    device = _check_arguments(model, attacks, settings, reference_factory, reference_models,
+                              seed, delta, device, console)
     if isinstance(attacks, str):  # one attack by name, not its letters
         attacks = [attacks]
-    plan = plan_audit(attacks, None, settings)
+    try:
+        plan = plan_audit(attacks, None, settings)
+    except ConfigError as error:  # the settings' errors name them as the config's audit: keys
+        message = str(error)
+        if message.startswith("audit."):
+            raise ConfigError(f"`settings`: {message.removeprefix('audit.')}") from None
+        raise
     if plan.canary_audits:
         raise AuditMLError(
-            f"{plan.canary_audits[0].name} audits a training run's canaries; audit a run "
-            "directory with `auditml audit` for it"
+            f"`attacks`: {plan.canary_audits[0].name} audits a training run's canaries; audit a "
+            "run directory with `auditml audit` for it"
         )
     for inference_audit in plan.inference_audits:
         inference_audit.check("the given data", sensitive)
     member_set, nonmember_set = _as_arrays(members, "members"), _as_arrays(nonmembers, "nonmembers")
     population_set = _as_arrays(population, "population") if population is not None else None
-    device = torch.device(device)
     model = model.to(device).eval()
-    num_classes = int(predict_logits(model, member_set.x[:1], device=device).shape[1])
+    num_classes = _number_of_outputs(model, member_set.x[:1], device)
     for name, examples in (("members", member_set), ("nonmembers", nonmember_set),
                            ("population", population_set)):
+        if examples is not None and examples.x.shape[1:] != member_set.x.shape[1:]:
+            raise AuditMLError(f"`{name}` inputs have shape {examples.x.shape[1:]} each, those of "
+                               f"`members` {member_set.x.shape[1:]}: give the same kind of data")
         if examples is not None and len(examples.y) and int(examples.y.max()) >= num_classes:
             raise AuditMLError(
                 f"`{name}` has label {int(examples.y.max())}, but the model has {num_classes} "
@@ -146,6 +162,10 @@ def audit(
     results: dict[str, AttackResults] = {}
     is_member = np.r_[np.ones(len(member_set), bool), np.zeros(len(nonmember_set), bool)]
     if plan.attacks:
+        for name, examples in (("members", member_set), ("nonmembers", nonmember_set)):
+            if len(examples) < 2:  # the ε lower bound splits each side into two halves
+                raise AuditMLError(f"`{name}` needs at least 2 examples for a membership "
+                                   f"attack, got {len(examples)}")
         resources = FactoryResources(
             reference_factory, reference_models, population_set, seed, console, num_classes)
         audited = run_attacks(
@@ -191,16 +211,25 @@ class FactoryResources:
     def reference(self, examples: ArrayDataset) -> ReferenceModels | None:
         if self.factory is None:
             return None
-        return self._checked(train_with_factory(
-            self.factory, examples, self.count, seed=self.seed, console=self.console
-        ), examples)
+        return self._checked(self._train(examples, self.seed), examples)
 
     def shadow(self) -> ReferenceModels | None:
         if self.factory is None or self._population is None:
             return None
-        return self._checked(train_with_factory(
-            self.factory, self._population, self.count, seed=self.seed + 1, console=self.console
-        ), self._population)
+        return self._checked(self._train(self._population, self.seed + 1), self._population)
+
+    def _train(self, examples: ArrayDataset, seed: int) -> ReferenceModels:
+        assert self.factory is not None
+        try:
+            return train_with_factory(self.factory, examples, self.count, seed=seed,
+                                      console=self.console)
+        except AuditMLError:
+            raise
+        except Exception as error:  # the caller's code: named, with its traceback as the cause
+            raise AuditMLError(
+                f"`reference_factory` failed: {type(error).__name__}: {one_line(str(error))}; "
+                "it is called as reference_factory(train_set, seed) and must return a model"
+            ) from error
 
     def _checked(self, models: ReferenceModels, examples: ArrayDataset) -> ReferenceModels:
         """Refuse models whose outputs do not match the audited model's classes."""
@@ -215,6 +244,62 @@ class FactoryResources:
                     f"audited model has {self.num_classes}: train the reference models like it"
                 )
         return models
+
+
+def _check_arguments(
+    model: object, attacks: object, settings: object, reference_factory: object,
+    reference_models: object, seed: object, delta: object, device: object, console: object,
+) -> torch.device:
+    """Refuse an argument of the wrong type or range, naming it, before any work; the device."""
+    if not isinstance(model, nn.Module):
+        raise AuditMLError(f"`model` must be a torch.nn.Module, got {type(model).__name__}")
+    names = [attacks] if isinstance(attacks, str) else attacks
+    if not isinstance(names, list | tuple) or not all(isinstance(n, str) for n in names):
+        raise AuditMLError(f"`attacks` must be an attack name or a list of names, got "
+                           f"{attacks!r:.80}")
+    if settings is not None and not (isinstance(settings, Mapping) and all(
+            isinstance(name, str) and isinstance(value, Mapping)
+            for name, value in settings.items())):
+        raise AuditMLError("`settings` must map attack names to their settings, e.g. "
+                           f"{{'mia_threshold': {{'metric': 'loss'}}}}, got {settings!r:.80}")
+    if reference_factory is not None and not callable(reference_factory):
+        raise AuditMLError(f"`reference_factory` must be callable (train_set, seed) -> model, "
+                           f"got {type(reference_factory).__name__}")
+    for name, value, high in (("reference_models", reference_models, MAX_REFERENCE_MODELS),
+                              ("seed", seed, MAX_SEED)):
+        low = 1 if name == "reference_models" else 0
+        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+            raise AuditMLError(f"`{name}` must be an integer in [{low}, {high}], got {value!r}")
+    if delta is not None and (isinstance(delta, bool) or not isinstance(delta, float | int)
+                              or not 0 <= delta < 1):
+        raise AuditMLError(f"`delta` must be the model's DP δ in [0, 1), or None, got {delta!r}")
+    if console is not None and not isinstance(console, Console):
+        raise AuditMLError(f"`console` must be a rich Console or None, got "
+                           f"{type(console).__name__}")
+    if not isinstance(device, str | torch.device):
+        raise AuditMLError(f"`device` must be a device name such as 'cpu', got {device!r}")
+    try:
+        resolved = resolve_device(str(device))
+    except (AuditMLError, RuntimeError, ValueError) as error:
+        raise AuditMLError(f"`device`: {one_line(str(error))}") from None
+    if resolved.type not in ("cpu", "cuda", "mps"):  # e.g. meta: tensors without data
+        raise AuditMLError(f"`device` must be cpu, cuda or mps, got {device!r}")
+    return resolved
+
+
+def _number_of_outputs(model: nn.Module, first: np.ndarray, device: torch.device) -> int:
+    """The classes ``model`` scores, from its output on one input; its failure, named."""
+    try:
+        outputs = predict_logits(model, first, device=device)
+    except Exception as error:  # the caller's model: any failure means it does not fit the data
+        raise AuditMLError(
+            f"`model` failed on one input of `members` (shape {first.shape[1:]}): "
+            f"{type(error).__name__}: {one_line(str(error))}"
+        ) from None
+    if outputs.ndim != 2 or outputs.shape[1] < 2:
+        raise AuditMLError(f"`model` must return one score per class (at least 2) for each "
+                           f"input, got outputs of shape {tuple(outputs.shape)}")
+    return int(outputs.shape[1])
 
 
 def _as_arrays(examples: Examples, name: str) -> ArrayDataset:
@@ -234,8 +319,15 @@ def _as_arrays(examples: Examples, name: str) -> ArrayDataset:
             f"`{name}` must be (inputs, labels), a torch Dataset or an ArrayDataset, "
             f"got {type(examples).__name__}"
         )
-    x_array = _numpy(x).astype(np.float32, copy=False)
-    labels = _numpy(y)
+    try:
+        x_array = _numpy(x).astype(np.float32, copy=False)
+        labels = _numpy(y)
+    except (TypeError, ValueError) as error:  # e.g. text, ragged lists, None
+        raise AuditMLError(f"`{name}` inputs and labels must be numeric arrays: "
+                           f"{one_line(str(error))}") from None
+    if x_array.ndim == 0 or labels.ndim == 0:
+        raise AuditMLError(f"`{name}` must be (inputs, labels) arrays with one row per "
+                           f"example, got shapes {x_array.shape} and {labels.shape}")
     if len(x_array) != len(labels) or len(x_array) == 0:
         raise AuditMLError(
             f"`{name}` needs as many labels as inputs and at least one example, "
