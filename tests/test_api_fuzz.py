@@ -232,6 +232,8 @@ CANARY_HOSTILE: dict[str, list[Any]] = {
     "through_clipping": ["yes", 5, None],
     "canary_norm": [0, -1, math.nan, math.inf, "10", None, 1e308],
 }
+CANARY_ARGUMENTS = list(inspect.signature(auditml.CanaryAudit).parameters)
+RESULT_ARGUMENTS = list(inspect.signature(auditml.CanaryAudit.result).parameters)
 RESULT_HOSTILE: dict[str, list[Any]] = {
     "delta": [None, 0, 1, -1, math.nan, math.inf, "x", 2, True, 1e-300, 1e-5, [1e-5]],
     "privacy_engine": ["engine", 5, object()],
@@ -244,7 +246,7 @@ def test_fuzzed_canary_audits_fail_cleanly() -> None:
     tally: Counter[str] = Counter()
     start = time.perf_counter()
 
-    @_fuzz_settings(300)
+    @_fuzz_settings(120)  # each case builds an Opacus loop and trains it (about 0.3 s)
     @given(_seeds())
     def fuzz(rng: random.Random) -> None:
         model, optimizer, loader, engine = _private_loop(rng.randrange(2**32))
@@ -255,7 +257,7 @@ def test_fuzzed_canary_audits_fail_cleanly() -> None:
             kwargs[name] = rng.choice(CANARY_HOSTILE[name])
         tally["cases"] += 1
         audit = _call(lambda: auditml.CanaryAudit(**kwargs),
-                      {name: kwargs[name] for name in replaced}, tally)
+                      {name: kwargs[name] for name in replaced}, tally, CANARY_ARGUMENTS)
         if audit is None:
             return
         for _ in range(rng.randint(0, 3)):
@@ -269,14 +271,14 @@ def test_fuzzed_canary_audits_fail_cleanly() -> None:
             arguments[name] = rng.choice(RESULT_HOSTILE[name])
         tally["results"] += 1
         result = _call(lambda: audit.result(**arguments),
-                       {name: arguments[name] for name in asked}, tally)
+                       {name: arguments[name] for name in asked}, tally, RESULT_ARGUMENTS)
         audit.detach()
         if result is not None:
             assert math.isfinite(result.claimed_epsilon) and result.epsilon_lower_bound >= 0
 
     fuzz()
     print(dict(tally), f"{time.perf_counter() - start:.1f} s")
-    assert tally["cases"] >= 300 and tally["results"] >= 100, tally
+    assert tally["cases"] >= 120 and tally["results"] >= 40, tally
 
 
 # --- auditml.metrics -------------------------------------------------------------------------

@@ -35,6 +35,7 @@ from torch import nn
 from auditml.audit.canaries.assumptions import attach_time_findings
 from auditml.audit.canaries.base import CanaryEvidence, PrivacyClaim
 from auditml.audit.canaries.white_box import AllIteratesAudit, LastIterateAudit
+from auditml.config import MAX_SEED
 from auditml.errors import AuditMLError
 from auditml.gradient_canary_record import GradientCanaryRecord
 from auditml.records import AssumptionCheck, CanaryRecord, HiddenStateProbe, RunFacts
@@ -116,6 +117,10 @@ class CanaryAudit:
         through_clipping: bool = False,
         canary_norm: float = 10.0,
     ) -> None:
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise AuditMLError(f"count must be a positive integer (canaries), got {count!r}")
+        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+            raise AuditMLError(f"seed must be an integer in [0, 2**63 - 1], got {seed!r}")
         if dataset_size is not None and (
             isinstance(dataset_size, bool) or not isinstance(dataset_size, int) or dataset_size < 1
         ):
@@ -124,7 +129,8 @@ class CanaryAudit:
         for needed in ("add_noise", "noise_multiplier", "max_grad_norm", "params"):
             if not hasattr(optimizer, needed):
                 raise AuditMLError(
-                    "CanaryAudit needs the Opacus DPOptimizer that PrivacyEngine.make_private "
+                    "optimizer: CanaryAudit needs the Opacus DPOptimizer that "
+                    "PrivacyEngine.make_private "
                     f"returned (this {type(optimizer).__name__} has no {needed!r})"
                 )
         if data_loader is not None and not hasattr(data_loader, "batch_sampler"):
