@@ -221,9 +221,10 @@ def _private_loop(seed: int) -> tuple[Any, Any, Any, Any]:
 CANARY_HOSTILE: dict[str, list[Any]] = {
     "optimizer": [None, "optimizer", 5, torch.optim.SGD([torch.zeros(2, requires_grad=True)],
                                                         lr=0.1)],
-    "count": [0, -1, 1, 15, 16, 10**12, 2**63, 1.5, math.nan, "10", None, True, [10]],
+    "count": [0, -1, 1, 15, 16, 10**7, 10**12, 2**63, 1.5, math.nan, "10", None, True, [10]],
     "seed": [-1, 2**64, 1.5, math.nan, "0", None, True, -(2**70)],
-    "direction": ["nope", "", None, 5, "DIRAC", ["dirac"]],
+    "direction": ["nope", "", None, 5, "DIRAC", ["dirac"], "random_direction",
+                  "random_direction"],
     "sample_rate": [0, -0.1, 1.5, math.nan, math.inf, "0.25", True, 1, 1e-300],
     "dataset_size": [0, -1, 1.5, "16", True, 10**30, math.nan],
     "data_loader": ["loader", 5, [1, 2], object()],
@@ -252,7 +253,10 @@ def test_fuzzed_canary_audits_fail_cleanly() -> None:
         model, optimizer, loader, engine = _private_loop(rng.randrange(2**32))
         kwargs: dict[str, Any] = {"optimizer": optimizer, "count": 8, "model": model,
                                   "data_loader": loader, "privacy_engine": engine}
-        replaced = rng.sample(list(CANARY_HOSTILE), 1 if rng.random() < 0.6 else 0)
+        # None replaced (so that result() is reached often), one, or two (e.g. 10^7 canaries
+        # in random directions: set up for minutes before they were capped).
+        roll = rng.random()
+        replaced = rng.sample(list(CANARY_HOSTILE), 0 if roll < 0.3 else 1 if roll < 0.8 else 2)
         for name in replaced:
             kwargs[name] = rng.choice(CANARY_HOSTILE[name])
         tally["cases"] += 1
