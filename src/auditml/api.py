@@ -19,6 +19,7 @@ import io
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from numbers import Integral, Real
 from pathlib import Path
 from typing import Any
 
@@ -268,9 +269,9 @@ def _check_arguments(
     for name, value, high in (("reference_models", reference_models, MAX_REFERENCE_MODELS),
                               ("seed", seed, MAX_SEED)):
         low = 1 if name == "reference_models" else 0
-        if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= high:
+        if isinstance(value, bool) or not isinstance(value, Integral) or not low <= value <= high:
             raise AuditMLError(f"`{name}` must be an integer in [{low}, {high}], got {value!r}")
-    if delta is not None and (isinstance(delta, bool) or not isinstance(delta, float | int)
+    if delta is not None and (isinstance(delta, bool) or not isinstance(delta, Real)
                               or not 0 <= delta < 1):
         raise AuditMLError(f"`delta` must be the model's DP δ in [0, 1), or None, got {delta!r}")
     if console is not None and not isinstance(console, Console):

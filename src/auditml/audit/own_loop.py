@@ -27,6 +27,7 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from dataclasses import dataclass
+from numbers import Integral
 from typing import Any
 
 import torch
@@ -117,9 +118,9 @@ class CanaryAudit:
         through_clipping: bool = False,
         canary_norm: float = 10.0,
     ) -> None:
-        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+        if isinstance(count, bool) or not isinstance(count, Integral) or count < 1:
             raise AuditMLError(f"count must be a positive integer (canaries), got {count!r}")
-        if isinstance(seed, bool) or not isinstance(seed, int) or not 0 <= seed <= MAX_SEED:
+        if isinstance(seed, bool) or not isinstance(seed, Integral) or not 0 <= seed <= MAX_SEED:
             raise AuditMLError(f"seed must be an integer in [0, 2**63 - 1], got {seed!r}")
         if dataset_size is not None and (
             isinstance(dataset_size, bool) or not isinstance(dataset_size, int) or dataset_size < 1
