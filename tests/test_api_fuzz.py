@@ -285,6 +285,32 @@ def test_fuzzed_canary_audits_fail_cleanly() -> None:
     assert tally["cases"] >= 120 and tally["results"] >= 40, tally
 
 
+@pytest.mark.slow
+def test_fuzzed_canary_audit_arguments_fail_cleanly() -> None:
+    """The constructor alone, on one loop (each audit is detached again): many cases, quickly."""
+    tally: Counter[str] = Counter()
+    start = time.perf_counter()
+    model, optimizer, loader, engine = _private_loop(0)
+
+    @_fuzz_settings(1_000)
+    @given(_seeds())
+    def fuzz(rng: random.Random) -> None:
+        kwargs: dict[str, Any] = {"optimizer": optimizer, "count": 8, "model": model,
+                                  "data_loader": loader, "privacy_engine": engine}
+        replaced = rng.sample(list(CANARY_HOSTILE), 1 if rng.random() < 0.8 else 2)
+        for name in replaced:
+            kwargs[name] = rng.choice(CANARY_HOSTILE[name])
+        tally["cases"] += 1
+        audit = _call(lambda: auditml.CanaryAudit(**kwargs),
+                      {name: kwargs[name] for name in replaced}, tally, CANARY_ARGUMENTS)
+        if audit is not None:
+            audit.detach()
+
+    fuzz()
+    print(dict(tally), f"{time.perf_counter() - start:.1f} s")
+    assert tally["cases"] >= 1_000 and tally["clean error"] >= 500, tally
+
+
 # --- auditml.metrics -------------------------------------------------------------------------
 
 def _metric_arguments() -> dict[str, list[Any]]:

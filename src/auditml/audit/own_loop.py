@@ -27,7 +27,7 @@ from __future__ import annotations
 import dataclasses
 import warnings
 from dataclasses import dataclass
-from numbers import Integral
+from numbers import Integral, Real
 from typing import Any
 
 import torch
@@ -122,6 +122,10 @@ class CanaryAudit:
             raise AuditMLError(f"count must be a positive integer (canaries), got {count!r}")
         if isinstance(seed, bool) or not isinstance(seed, Integral) or not 0 <= seed <= MAX_SEED:
             raise AuditMLError(f"seed must be an integer in [0, 2**63 - 1], got {seed!r}")
+        if sample_rate is not None and (isinstance(sample_rate, bool) or not isinstance(
+                sample_rate, Real) or not 0 < sample_rate <= 1):
+            raise AuditMLError(f"sample_rate must be the loop's Poisson sampling rate in (0, 1], "
+                               f"got {sample_rate!r}")
         if dataset_size is not None and (
             isinstance(dataset_size, bool) or not isinstance(dataset_size, int) or dataset_size < 1
         ):
