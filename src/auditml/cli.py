@@ -62,7 +62,8 @@ def _parser() -> argparse.ArgumentParser:
     compare.add_argument("--out", required=True, help="directory for the report")
     compare.add_argument("--attack", default="mia_threshold", help="which audit to compare")
     compare.add_argument("--dp-audit", nargs="+", default=[], metavar="FILE",
-                         help="auditml audit-dp results to show beside the runs")
+                         help="auditml audit-dp results (or run directories with white-box "
+                         "canary audits, e.g. a saved CanaryAuditResult) to show beside the runs")
 
     report = commands.add_parser(
         "report", help="one self-contained HTML report of an audited run"
@@ -129,7 +130,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     console = Console(soft_wrap=True)
     if not console.is_terminal:
         console.width = 160  # tables in log files need not fit an 80-column default
-    errors = Console(stderr=True, soft_wrap=True)
+    # emoji=False: a message quoting model.arch='a:b:c' must not print ':b:' as an emoji.
+    errors = Console(stderr=True, soft_wrap=True, emoji=False)
     try:
         return _dispatch(args, console, errors)
     except AuditMLError as error:
@@ -154,8 +156,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _load(path: str, errors: Console) -> AuditMLConfig:
     from auditml.audit.plan import check_audit_config
     from auditml.config import load_config
+    from auditml.models.user import import_factory, is_reference
 
     config = load_config(path)
+    arch = config.model.arch
+    if arch is not None and is_reference(arch):
+        # The user's own factory, imported now (from here or beside the config) so that a
+        # missing module is one line before any work; building the model finds it imported.
+        try:
+            import_factory(arch, Path(path).parent)
+        except AuditMLError as error:
+            raise type(error)(f"{path}: {error}") from None
     # The audit: section is checked up front for every command, so a typo in it is reported
     # by `train` too, not only hours later by `audit`.
     try:
@@ -208,6 +219,8 @@ def _dispatch(args: argparse.Namespace, console: Console, errors: Console) -> in
 
     if args.command == "audit-dp":
         from auditml.audit.many_runs import check_runs_and_workers, many_runs_audit
+        from auditml.metrics.epsilon import epsilon_bound_tail
+        from auditml.reporting.verdict import tail_words
         from auditml.run_directory import check_many_runs_destination, write_many_runs
         from auditml.training.executors import default_workers
 
@@ -222,10 +235,13 @@ def _dispatch(args: argparse.Namespace, console: Console, errors: Console) -> in
         record = many_runs_audit(config, args.runs, workers=workers, console=console)
         write_many_runs(out, record)
         test = record.claim_test
+        bound = record.epsilon_lower_bound
+        tail = tail_words(epsilon_bound_tail(bound) if bound["epsilon"] > 0 else None)
         console.print(
             f"audit-dp ({record.runs} runs, {record.included} with the canary): ε lower bound "
-            f"{record.epsilon_lower_bound['epsilon']:.2f} at δ={record.delta:g} "
-            f"({1 - record.epsilon_lower_bound['alpha']:.1%} confidence); claimed curve (ε="
+            f"{bound['epsilon']:.2f} at δ={record.delta:g} "
+            f"({1 - bound['alpha']:.1%} confidence{', ' + tail if tail else ''}); "
+            f"claimed curve (ε="
             f"{record.claimed_epsilon:.2f}) {'REJECTED' if test['violation'] else 'not rejected'}"
             f" ({test['confidence']:.1%} confidence)"
             f"; {'VIOLATION' if record.violation else 'consistent'}",

@@ -26,10 +26,12 @@ from pydantic import (
 )
 
 from auditml.config_errors import KeyError_, cut, describe, one_line, yaml_problem
-from auditml.data import DATASETS
+from auditml.data import DATASETS, DatasetSpec, DataSource, dataset_spec
 from auditml.data.base import MIN_VALIDATION_SIZE
+from auditml.data.files import FileFormat
 from auditml.errors import AuditMLError, ConfigError
 from auditml.models import MODELS
+from auditml.models.user import is_reference, parse_reference
 from auditml.safe_yaml import load_yaml
 
 _SAFE_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
@@ -221,7 +223,9 @@ class DPConfig(_Section):
 
 
 class DataConfig(_Section):
-    dataset: str = "digits"
+    dataset: str = Field(
+        default="digits", description="a built-in dataset, or csv / npz to read data.path"
+    )
     train_size: int = Field(default=500, gt=0, description="members; as many non-members")
     batch_size: int = Field(default=64, gt=0, description="expected batch size (Poisson with DP)")
     data_dir: Path = Path("data")
@@ -230,27 +234,53 @@ class DataConfig(_Section):
         description="fetch missing dataset files from the official mirrors (MD5-checked); "
         "false forbids any download",
     )
+    path: Path | None = Field(
+        default=None, description="dataset csv or npz: your file (relative to the working "
+        "directory, as output_dir)",
+    )
+    label_column: str | None = Field(default=None, description="dataset csv: the label's column")
+    sensitive_column: str | None = Field(
+        default=None, description="dataset csv: the column attribute inference guesses",
+    )
+
+    def source(self) -> DataSource:
+        """The file options, as the dataset registry's entries read them."""
+        return DataSource(
+            path=self.path, label_column=self.label_column, sensitive_column=self.sensitive_column
+        )
 
     @field_validator("dataset")
     @classmethod
     def _known_dataset(cls, name: str) -> str:
         if name not in DATASETS:
-            raise ValueError(DATASETS.unknown_message(cut(name)))
+            # `dataset: breast_cancer.csv`: a file where a format's name belongs.
+            suffix = Path(name).suffix.lower().removeprefix(".")
+            is_format = suffix in DATASETS and isinstance(DATASETS.get(suffix), FileFormat)
+            hint = (f"; to read your own file set data.dataset: {suffix} and data.path: "
+                    f"{cut(name)}" if is_format else "")
+            raise ValueError(DATASETS.unknown_message(cut(name)) + hint)
         return name
 
-    @field_validator("data_dir")
+    @field_validator("data_dir", "path")
     @classmethod
-    def _printable_data_dir(cls, path: Path) -> Path:
-        return _printable_path(path)
+    def _printable_data_dir(cls, path: Path | None) -> Path | None:
+        return None if path is None else _printable_path(path)
 
 
 class ModelConfig(_Section):
-    arch: str | None = Field(default=None, description="null = the dataset's default model")
+    arch: str | None = Field(
+        default=None, description="a registered name, or module.path:factory for a model of "
+        "your own (auditml imports and runs that module); null = the dataset's default model",
+    )
 
     @field_validator("arch")
     @classmethod
     def _known_arch(cls, arch: str | None) -> str | None:
-        if arch is not None and arch not in MODELS:
+        # A factory of the user's own is only parsed here: importing it (running its code) waits
+        # until a command builds the model (auditml.models.user).
+        if arch is not None and is_reference(arch):
+            parse_reference(arch)
+        elif arch is not None and arch not in MODELS:
             raise ValueError(MODELS.unknown_message(cut(arch)))
         return arch
 
@@ -410,13 +440,15 @@ class AuditMLConfig(_Section):
 
     @model_validator(mode="after")
     def _sizes(self) -> AuditMLConfig:
-        spec = DATASETS.get(self.data.dataset)
+        spec = self.dataset_spec  # a file format reads data.path here: bad files fail first
         if self.data.train_size > spec.max_train_size:
+            needed = 2 * self.data.train_size + (0 if spec.has_test_split else MIN_VALIDATION_SIZE)
             raise KeyError_(
                 "data.train_size",
                 self.data.train_size,
                 f"{spec.name} has {spec.pool_size} training examples, enough for at most "
-                f"{spec.max_train_size} members plus as many non-members",
+                f"{spec.max_train_size} members plus as many non-members ({needed} are needed "
+                "for this train_size); lower it",
             )
         spare = spec.pool_size - 2 * self.data.train_size
         if not spec.has_test_split:
@@ -448,12 +480,18 @@ class AuditMLConfig(_Section):
         return self
 
     @property
+    def dataset_spec(self) -> DatasetSpec:
+        """The configured dataset's spec (for ``csv`` and ``npz``: of the file data.path names,
+        read once per process while it is unchanged)."""
+        return dataset_spec(self.data.dataset, self.data.source())
+
+    @property
     def arch(self) -> str:
         """The model architecture, with the dataset's default filled in: its DP architecture
         when DP-SGD is on and the recipe uses it (``training.dp.recipe.architecture``)."""
         if self.model.arch is not None:
             return self.model.arch
-        spec = DATASETS.get(self.data.dataset)
+        spec = self.dataset_spec
         dp = self.training.dp
         if dp.enabled and dp.recipe.resolved().architecture and spec.dp_arch is not None:
             return spec.dp_arch
@@ -464,11 +502,15 @@ class AuditMLConfig(_Section):
         return self.output_dir / self.experiment_name
 
     def resolved(self) -> AuditMLConfig:
-        """A copy with the derived model arch and DP recipe written out (the settings of each
+        """A copy with the derived model arch and DP recipe written out, and data.path made
+        absolute (the settings of each
         attack are filled in by :func:`auditml.audit.plan.resolved_config`, which knows the
         attacks)."""
         resolved = self.model_copy(update={"model": ModelConfig(arch=self.arch)}, deep=True)
         resolved.training.dp.recipe = self.training.dp.recipe.resolved()
+        if self.data.path is not None:
+            # The run's config is read again by audit, possibly from another directory.
+            resolved.data.path = self.data.path.absolute()
         return resolved
 
     def warnings(self) -> list[str]:

@@ -28,3 +28,8 @@ class ModelError(AuditMLError):
 
 class UnknownNameError(AuditMLError):
     """A name is not in a registry (dataset, model, attack, ...)."""
+
+
+class ArgumentError(AuditMLError, ValueError):
+    """An argument of a Python-API call is invalid; the message names it. Also a ValueError,
+    as Python code calling a function expects of a bad argument."""

@@ -23,3 +23,17 @@ def format_epsilon(epsilon: float | None) -> str:
 
 def dp_guarantee_line(epsilon: float, delta: float) -> str:
     return f"Achieved DP guarantee: ε={format_epsilon(epsilon)}, δ={format_delta(delta)}"
+
+
+def format_rate(rate: float | None) -> str:
+    """A rate — TPR, FPR, accuracy, advantage — as a percentage to 1 decimal: 0.9%, 12.3%; "—"
+    when absent. Every page and the terminal write rates with this, so one figure never appears
+    as 0.006 in one place and 0.6% in another."""
+    if rate is None:
+        return "—"
+    return f"{rate:.1%}"
+
+
+def format_fpr_target(fpr: float) -> str:
+    """An FPR target as a column name writes it: 1%, 0.1%, 10%."""
+    return f"{100 * fpr:g}%"

@@ -10,6 +10,8 @@ file                           record              written by
 ============================== =================== ==========================================
 ``manifest.json``              :class:`RunManifest` ``train``: SHA-256 of every file it wrote
 ``metrics.json``               :class:`TrainingRecord` ``train``
+``model.json``                 :class:`AuditedModelRecord` a save of a Python-API audit, instead
+                                                   of ``metrics.json`` (and ``config.yaml``...)
 ``audit/<attack>.json``        :class:`AttackRecord` ``audit``, one per membership attack
 ``audit/canaries/<name>.json`` :class:`CanaryRecord` ``audit``, one per canary audit
 ============================== =================== ==========================================
@@ -75,6 +77,20 @@ class Versions(_Part):
     auditml: str
     numpy: str
 
+    @classmethod
+    def current(cls) -> Versions:
+        """The versions running now."""
+        import platform
+        from importlib.metadata import version
+
+        import numpy as np
+        import torch
+
+        from auditml.version import __version__
+
+        return cls(python=platform.python_version(), torch=torch.__version__,
+                   opacus=version("opacus"), auditml=__version__, numpy=np.__version__)
+
 
 class RecipeRecord(Record):
     """The DP recipe a run trained with (``training.dp.recipe`` written out, see
@@ -89,6 +105,24 @@ class RecipeRecord(Record):
     augmentation_multiplicity: int = Field(default=1, ge=1)
     arch: str
     learning_rate: float = Field(gt=0)
+
+
+class DataFileRecord(_Part):
+    """The user's file a run's dataset was read from (``data.dataset: csv`` or ``npz``): its
+    absolute path and SHA-256, so ``audit`` notices a file changed since ``train``."""
+
+    path: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
+
+
+class ModelSource(_Part):
+    """Where a model of the user's own (``model.arch: module.path:factory``) was loaded from:
+    the module's source file and its SHA-256, so a run can be traced to the code it trained."""
+
+    module: str
+    factory: str
+    file: str
+    sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
 
 
 class TrainingRecord(Record):
@@ -130,6 +164,10 @@ class TrainingRecord(Record):
     versions: Versions
     # None when the run has no gradient canaries; ``canaries`` counts the input-space ones.
     gradient_canaries: GradientCanaryCounts | None = None
+    # The user's data file (csv or npz datasets); None for the built-in datasets.
+    data_file: DataFileRecord | None = None
+    # Only for ``model.arch: module.path:factory``; None for a registered architecture.
+    model_source: ModelSource | None = None
 
 
 class RunManifest(Record):
@@ -143,6 +181,33 @@ class RunManifest(Record):
     auditml: str
     files: dict[str, str]
     training_id: str
+    # "train": ``auditml train`` wrote the run; "api": a Python-API audit was saved there
+    # (``AuditResults.save``, ``CanaryAuditResult.save``): its model is described by an
+    # :class:`AuditedModelRecord`, and it has no config, weights or split to audit again.
+    source: Literal["train", "api"] = "train"
+
+
+class AuditedModelRecord(Record):
+    """``model.json``: a model audited in Python (``auditml.api.audit``, or ``CanaryAudit`` on
+    the caller's own training loop), whose training auditml did not see.
+
+    Only what the audit was given or measured is recorded; ``None`` is *unknown*, never a
+    default: ``dp_enabled`` is None unless the caller stated a DP claim (``claimed_epsilon``);
+    ``train_acc`` and ``nonmember_acc`` are the model's accuracy on the given members and
+    non-members, measured when it was audited (None where the audit did not measure them).
+    """
+
+    source: Literal["api.audit", "CanaryAudit"]
+    experiment_name: str
+    arch: str | None = None  # the model's class name, when a model was given
+    members: int | None = Field(default=None, ge=0)
+    nonmembers: int | None = Field(default=None, ge=0)
+    train_acc: float | None = Field(default=None, ge=0, le=1)
+    nonmember_acc: float | None = Field(default=None, ge=0, le=1)
+    dp_enabled: bool | None = None
+    epsilon: float | None = Field(default=None, ge=0)
+    delta: float | None = Field(default=None, ge=0, lt=1)
+    versions: Versions
 
 
 # -- audits ---------------------------------------------------------------------------------------

@@ -21,6 +21,13 @@
     audit/canaries/<name>.json   a CanaryRecord (one-run canary audits)
     reference/<set>/             reference models (auditml.training.reference)
 
+A Python-API audit saved with ``AuditResults.save`` or ``CanaryAuditResult.save`` is a run
+directory without train's files: ``model.json`` (an AuditedModelRecord: what the caller gave and
+the audit measured, None for the unknown) and, for a canary audit, ``gradient_canaries.npz``,
+fingerprinted in a manifest whose ``source`` is ``api``, beside the same ``audit/`` records.
+Reports read it like a trained run (:meth:`RunDirectory.require_audited`); ``auditml audit``
+refuses it (there is no config or weights to audit again).
+
 This class builds every path and is the only reader and writer of these files. A run directory
 on disk is untrusted: every record is validated, every trained file is checked against the
 manifest, and each audit result against its scores file, so a file edited, truncated or mixed
@@ -34,7 +41,7 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, Literal, TypeVar
 
 import numpy as np
 import yaml
@@ -49,6 +56,7 @@ from auditml.records import (
     INFERENCE_RECORDS,
     SCHEMA_VERSION,
     AttackRecord,
+    AuditedModelRecord,
     CanaryRecord,
     InferenceRecord,
     ManyRunsRecord,
@@ -72,10 +80,15 @@ REFERENCE_DIR = "reference"
 OVERLAY_FILE = "roc_overlay.png"
 GRADIENT_CANARY_FILE = "gradient_canaries.npz"
 TARGET_OUTPUTS_FILE = "target_outputs.npz"
+AUDITED_MODEL_FILE = "model.json"
 TRAINED_FILES = (CONFIG_FILE, MODEL_FILE, SPLIT_FILE, METRICS_FILE)
 # Written by some trainings only (runs of older versions lack the outputs); fingerprinted in the
 # manifest when they are.
 OPTIONAL_TRAINED_FILES = (GRADIENT_CANARY_FILE, TARGET_OUTPUTS_FILE)
+# What a save of a Python-API audit holds in their place (source "api" in its manifest).
+SAVED_FILES = (AUDITED_MODEL_FILE,)
+OPTIONAL_SAVED_FILES = (GRADIENT_CANARY_FILE,)
+SAVE_COMMAND = "audit the model in Python again and save the results (results.save(path))"
 
 R = TypeVar("R", bound=Record)
 
@@ -175,6 +188,12 @@ class RunDirectory:
             raise RunDirectoryError(
                 f"no trained run at {self.path} (it {what}): run `{command}` first"
             )
+        if self.saved_manifest() is not None:
+            raise RunDirectoryError(
+                f"{self.path} holds a Python-API audit saved with .save(), not a run trained by "
+                "auditml: it has no config or weights to audit again; report it with `auditml "
+                f"report {self.path} --out DIR`, or {SAVE_COMMAND}"
+            )
         missing = [name for name in TRAINED_FILES if not (self.path / name).is_file()]
         if missing:
             raise RunDirectoryError(
@@ -194,17 +213,91 @@ class RunDirectory:
                 f"{manifest_path} is corrupt (it names {sorted(unknown)[0]!r}, no file of a "
                 f"run): run `{command}` again"
             )
-        optional = [name for name in OPTIONAL_TRAINED_FILES
-                    if name in manifest.files or (self.path / name).exists()]
-        for name in [*TRAINED_FILES, *optional]:
+        self._check_fingerprints(manifest, TRAINED_FILES, OPTIONAL_TRAINED_FILES,
+                                 "training", f"run `{command}` again")
+        return manifest
+
+    def require_audited(self, config_hint: str | None = None) -> RunManifest:
+        """What a reader of audits (a report) checks: a run as :meth:`require_trained` wants it,
+        or a Python-API audit saved here whose files are as it saved them. Returns the
+        manifest (``source`` says which)."""
+        manifest = self.saved_manifest()
+        if manifest is None:
+            return self.require_trained(config_hint)
+        unknown = set(manifest.files) - {*SAVED_FILES, *OPTIONAL_SAVED_FILES}
+        if unknown or not set(SAVED_FILES) <= set(manifest.files):
+            raise RunDirectoryError(
+                f"{self.path / MANIFEST_FILE} is corrupt (it does not list the files of a saved "
+                f"audit): {SAVE_COMMAND}"
+            )
+        self._check_fingerprints(manifest, SAVED_FILES, OPTIONAL_SAVED_FILES, "the save",
+                                 SAVE_COMMAND)
+        return manifest
+
+    def _check_fingerprints(self, manifest: RunManifest, required: tuple[str, ...],
+                            optional: tuple[str, ...], since: str, fix: str) -> None:
+        present = [name for name in optional
+                   if name in manifest.files or (self.path / name).exists()]
+        for name in [*required, *present]:
             path = self.path / name
             if manifest.files.get(name) != (sha256_of_file(path) if path.is_file() else None):
                 raise RunDirectoryError(
-                    f"{self.path / name} was changed after training (it no longer matches "
-                    f"{MANIFEST_FILE}); the audit would describe another model: run "
-                    f"`{command}` again"
+                    f"{self.path / name} was changed after {since} (it no longer matches "
+                    f"{MANIFEST_FILE}); the audit would describe another model: {fix}"
                 )
-        return manifest
+
+    def saved_manifest(self) -> RunManifest | None:
+        """The manifest of a Python-API audit saved here; None when there is none (a trained
+        run, or no manifest at all). A manifest that says it is one but is corrupt raises."""
+        path = self.path / MANIFEST_FILE
+        if not path.is_file():
+            return None
+        try:
+            source = json.loads(path.read_bytes()).get("source")
+        except (OSError, ValueError, AttributeError, RecursionError):
+            return None  # not readable as a saved audit's; require_trained says what is wrong
+        if source != "api":
+            return None
+        return self._read_record(path, RunManifest, SAVE_COMMAND)
+
+    def check_can_save(self) -> None:
+        """Raise unless a Python-API audit may be saved here: a new or empty directory, or an
+        earlier save holding nothing but what a save writes (it is replaced whole). A run
+        trained by ``auditml train``, or a directory holding anything else, is refused and
+        left as it is."""
+        check_writable(self.path, "`path`")
+        if self.path.is_symlink() or (self.path.exists() and not self.path.is_dir()):
+            raise RunDirectoryError(
+                f"`path` {self.path} exists and is not a directory (or is a symbolic link); "
+                "save into a new or empty directory"
+            )
+        if not self.path.exists() or not any(self.path.iterdir()):
+            return
+        foreign = self._not_saved_files()
+        if self.saved_manifest() is None or foreign:
+            held = foreign or sorted(entry.name for entry in self.path.iterdir())
+            shown = ", ".join(held[:3]) + (", ..." if len(held) > 3 else "")
+            raise RunDirectoryError(
+                f"`path` {self.path} is not empty and is not an earlier save of an auditml "
+                f"audit (it holds {shown}); a save replaces its directory whole, so choose a "
+                "new or empty directory"
+            )
+
+    def _not_saved_files(self) -> list[str]:
+        """The files under the directory that no save writes (the user's own, or a run's)."""
+        top = {MANIFEST_FILE, *SAVED_FILES, *OPTIONAL_SAVED_FILES}
+        foreign = []
+        for path in sorted(self.path.rglob("*")):
+            relative = path.relative_to(self.path)
+            if path.is_dir() and not path.is_symlink() and relative.parts[0] == AUDIT_DIR:
+                continue
+            if relative.parts[0] == AUDIT_DIR and path.is_file() and not path.is_symlink() and (
+                    path.suffix in (".json", ".png") or path.name.endswith("_scores.npz")):
+                continue
+            if len(relative.parts) == 1 and path.name in top and path.is_file():
+                continue
+            foreign.append(relative.as_posix())
+        return foreign
 
     def check_audit_dir(self) -> None:
         """Raise if ``audit/`` (or ``audit/canaries/``) exists but is not a directory."""
@@ -338,12 +431,24 @@ class RunDirectory:
 
         return read_npz(self.path / TARGET_OUTPUTS_FILE, "target outputs", build)
 
-    def write_manifest(self) -> RunManifest:
-        """Fingerprint the trained files; written last, so a run with a manifest is complete."""
-        present = [name for name in OPTIONAL_TRAINED_FILES if (self.path / name).is_file()]
-        files = {name: sha256_of_file(self.path / name) for name in [*TRAINED_FILES, *present]}
+    def write_audited_model(self, record: AuditedModelRecord) -> None:
+        write_json(self.path / AUDITED_MODEL_FILE, record.model_dump(mode="json"))
+
+    def read_audited_model(self) -> AuditedModelRecord:
+        return self._read_record(self.path / AUDITED_MODEL_FILE, AuditedModelRecord,
+                                 SAVE_COMMAND)
+
+    def write_manifest(self, source: Literal["train", "api"] = "train") -> RunManifest:
+        """Fingerprint the trained files (a saved audit's for ``source="api"``); written last, so
+        a run with a manifest is complete. A save is written in a staging directory, and its
+        manifest before its audit records, which carry the manifest's ``training_id``."""
+        required, optional = ((TRAINED_FILES, OPTIONAL_TRAINED_FILES) if source == "train"
+                              else (SAVED_FILES, OPTIONAL_SAVED_FILES))
+        present = [name for name in optional if (self.path / name).is_file()]
+        files = {name: sha256_of_file(self.path / name) for name in [*required, *present]}
         training_id = hashlib.sha256(json.dumps(files, sort_keys=True).encode()).hexdigest()
-        manifest = RunManifest(auditml=__version__, files=files, training_id=training_id[:16])
+        manifest = RunManifest(auditml=__version__, files=files, training_id=training_id[:16],
+                               source=source)
         write_json(self.path / MANIFEST_FILE, manifest.model_dump(mode="json"))
         return manifest
 

@@ -172,5 +172,5 @@ def test_bring_your_own_model_gets_both_audits() -> None:
     assert isinstance(results.inference["model_inversion"], ModelInversionRecord)
     assert "attribute_inference of 's'" in results.summary()
     assert set(results.to_dict()) == {"attribute_inference", "model_inversion"}
-    with pytest.raises(auditml.errors.ConfigError, match="declares no sensitive attribute"):
+    with pytest.raises(auditml.errors.ArgumentError, match="declares no sensitive attribute"):
         auditml.audit(model, members, nonmembers, attacks=["attribute_inference"])

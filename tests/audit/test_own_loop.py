@@ -136,9 +136,9 @@ def test_what_is_wrong_before_the_first_step_is_said_at_once() -> None:
 
 
 @pytest.mark.parametrize(("argument", "value", "words"), [
-    ("data_loader", [1, 2], "data_loader must be the torch DataLoader"),
-    ("model", "net", "model must be the torch.nn.Module"),
-    ("privacy_engine", object(), "privacy_engine must be the opacus PrivacyEngine"),
+    ("data_loader", [1, 2], "`data_loader` must be the torch DataLoader"),
+    ("model", "net", "`model` must be the torch.nn.Module"),
+    ("privacy_engine", object(), "`privacy_engine` must be the opacus PrivacyEngine"),
 ])
 def test_a_wrong_object_is_refused_naming_the_argument(
     argument: str, value: object, words: str,
@@ -151,9 +151,9 @@ def test_a_wrong_object_is_refused_naming_the_argument(
 def test_result_needs_an_engine_and_a_delta() -> None:
     engine, _, optimizer, _ = _made_private()
     audit = auditml.CanaryAudit(optimizer, count=50)
-    with pytest.raises(AuditMLError, match="privacy_engine: pass the opacus PrivacyEngine"):
+    with pytest.raises(AuditMLError, match="`privacy_engine`: pass the opacus PrivacyEngine"):
         audit.result(delta=1e-5)
-    with pytest.raises(AuditMLError, match=r"delta must be in \(0, 1\), got None"):
+    with pytest.raises(AuditMLError, match=r"`delta` must be in \(0, 1\), got None"):
         audit.result(engine)
 
 

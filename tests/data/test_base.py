@@ -111,3 +111,13 @@ def test_declarations_compare_by_value_and_cannot_be_changed_in_place() -> None:
     assert sex.values[1, 0] == 1.0
     with pytest.raises(ValueError, match="read-only"):
         sex.values[0, 0] = 3.0
+
+
+def test_check_encodes_refuses_values_in_other_units() -> None:
+    """A binary attribute stored as 0/1 but declared standardised (±1) matched nothing: the
+    nearest-encoding rule made every row one category, silently."""
+    attribute = SensitiveAttribute("s", (1,), np.array([[-1.0], [1.0]]), ("a", "b"))
+    raw = np.array([[0.3, 0.0], [0.1, 0.0], [0.2, 1.0]], dtype=np.float32)
+    with pytest.raises(ValueError, match=r"2 of 3 rows of x hold none of its encodings"):
+        attribute.check_encodes(raw, "x")
+    attribute.check_encodes(raw * [1, 2] - [0, 1], "x")  # the same rows, standardised: fine

@@ -31,6 +31,7 @@ from auditml.metrics.epsilon import (
     _gaussian_mu,
     _gdp_epsilon,
     _raw_epsilon,
+    epsilon_bound_tail,
 )
 from auditml.metrics.threshold import _stratified_halves
 
@@ -508,3 +509,52 @@ def test_a_million_scores(policy: str) -> None:
     result = epsilon_lower_bound(scores, is_member, delta=1e-5, policy=policy)
     assert 0 < result.epsilon < gaussian_true_epsilon(0.5, 1e-5)
     assert result.negatives + result.positives == (10**6 if policy == "bonferroni" else 500_000)
+
+
+# --- which tail gave the bound ----------------------------------------------------------------
+
+
+def _quantiles(count: int) -> np.ndarray:
+    return stats.norm.ppf((np.arange(count) + 0.5) / count)
+
+
+@pytest.mark.parametrize("policy", POLICIES)
+def test_the_tail_of_the_bound_is_recorded(policy: str) -> None:
+    members = _quantiles(200)
+    is_member = np.concatenate([np.ones(200, bool), np.zeros(200, bool)])
+    # A few members far above everyone: high scores flag members.
+    high = members.copy()
+    high[-40:] += 10
+    member_side = epsilon_lower_bound(np.concatenate([high, members]), is_member, policy=policy)
+    # A few non-members far below everyone, the rest like the members: ROC near the diagonal at
+    # low FPR, yet low scores flag non-members (the reverse test).
+    low = members.copy()
+    low[:40] -= 10
+    nonmember_side = epsilon_lower_bound(np.concatenate([members, low]), is_member,
+                                         policy=policy)
+    chance = epsilon_lower_bound(np.concatenate([members, members]), is_member, policy=policy)
+    assert member_side.epsilon > 0.5 and member_side.tail == "member"
+    assert nonmember_side.epsilon > 0.5 and nonmember_side.tail == "nonmember"
+    assert chance.epsilon == 0 and chance.tail is None
+    for bound in (member_side, nonmember_side, chance):
+        assert json.loads(json.dumps(bound.to_dict()))["tail"] == bound.tail
+        if policy == "split" and bound.epsilon > 0:
+            # The tail is the larger term of the theorem at the recorded counts (scipy's Beta).
+            fpr = stats.beta.isf(0.025, bound.false_positives + 1,
+                                 bound.negatives - bound.false_positives)
+            fnr = stats.beta.isf(0.025, bound.false_negatives + 1,
+                                 bound.positives - bound.false_negatives)
+            forward, backward = math.log((1 - fnr) / fpr), math.log((1 - fpr) / fnr)
+            assert bound.tail == ("member" if forward >= backward else "nonmember")
+
+
+def test_an_older_record_s_tail_is_derived_from_its_counts() -> None:
+    is_member = np.concatenate([np.ones(200, bool), np.zeros(200, bool)])
+    low = _quantiles(200)
+    low[:40] -= 10
+    bound = epsilon_lower_bound(np.concatenate([_quantiles(200), low]), is_member).to_dict()
+    older = {key: value for key, value in bound.items() if key != "tail"}
+    assert epsilon_bound_tail(older) == "nonmember"
+    # Without the level (Bonferroni's depends on the number of distinct scores): not known.
+    assert epsilon_bound_tail({**older, "threshold_policy": "bonferroni"}) is None
+    assert epsilon_bound_tail({"epsilon": 1.0}) is None

@@ -5,7 +5,8 @@ import torch
 from opacus.validators import ModuleValidator
 from torch import nn
 
-from auditml.data import DATASETS
+from auditml.data import DATASETS, DatasetSpec
+from auditml.data.files import default_architectures
 from auditml.errors import ConfigError
 from auditml.models import MODELS, build_model, predict_logits
 
@@ -26,8 +27,19 @@ def test_every_model_has_no_batchnorm_and_suits_dp_sgd(arch: str) -> None:
 def test_dataset_default_models_fit_their_shapes() -> None:
     for name in DATASETS.available():
         spec = DATASETS.get(name)
+        if not isinstance(spec, DatasetSpec):
+            continue  # a file format: its defaults are checked below
         model = build_model(spec.default_arch, spec.input_shape, spec.num_classes)
         assert model(torch.zeros(2, *spec.input_shape)).shape == (2, spec.num_classes)
+
+
+@pytest.mark.parametrize(
+    "shape", [(30,), (1, 28, 28), (3, 28, 28), (1, 8, 8), (2, 8, 8), (3, 32, 32), (5, 7)]
+)
+def test_file_default_models_fit_their_shapes(shape: tuple[int, ...]) -> None:
+    default, dp_arch, _ = default_architectures(shape)
+    for arch in (default, dp_arch) if dp_arch is not None else (default,):
+        assert build_model(arch, shape, 3)(torch.zeros(2, *shape)).shape == (2, 3)
 
 
 def test_predict_logits_batches_and_restores_mode() -> None:

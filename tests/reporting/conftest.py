@@ -85,12 +85,22 @@ def _facts(run: RunDirectory) -> RunFacts:
     )
 
 
-def write_audit(run_dir: Path, attack: str, shift: float, *, gallery: bool = False) -> None:
-    """Write ``attack``'s result as the audit would (with an exposed-examples PNG if asked)."""
+def write_audit(
+    run_dir: Path, attack: str, shift: float, *, gallery: bool = False,
+    scores: tuple[np.ndarray, np.ndarray] | None = None, older_bound: bool = False,
+) -> None:
+    """Write ``attack``'s result as the audit would (with an exposed-examples PNG if asked).
+
+    ``scores`` (scores, is_member) replace the planted ones; ``older_bound`` writes the bound
+    as auditml did before it recorded the bound's tail.
+    """
     run = RunDirectory(run_dir)
-    scores, is_member = planted_scores(shift)
+    scores, is_member = planted_scores(shift) if scores is None else scores
     delta = run.read_training().delta
     bound = epsilon_lower_bound(scores, is_member, delta=delta or 0.0, alpha=0.05, policy="split")
+    recorded_bound = bound.to_dict()
+    if older_bound:
+        recorded_bound.pop("tail", None)
     exposed = np.argsort(-np.where(is_member, scores, -np.inf))[:8]
     gallery_name = None
     if gallery:
@@ -105,7 +115,7 @@ def write_audit(run_dir: Path, attack: str, shift: float, *, gallery: bool = Fal
         attack=attack, settings={"metric": "loss"}, fitted={},
         counts={"members": int(is_member.sum()), "nonmembers": int((~is_member).sum())},
         metrics=membership_metrics(scores, is_member).to_dict(),
-        epsilon_lower_bound=bound.to_dict(),
+        epsilon_lower_bound=recorded_bound,
         gdp_estimate=gdp_epsilon_estimate(scores, is_member, delta=delta or 1e-5).to_dict(),
         per_class={},
         most_exposed=[

@@ -122,8 +122,8 @@ def test_table_cells_are_formatted_as_documented() -> None:
         "Val Acc", "MIA AUC", "TPR@1%FPR", "Strongest attack", "Its AUC", "Its TPR@1%FPR",
     )
     assert table_cells(_row()) == [
-        "ε=5", "eps5", "4.87", "2e-04", "0.31", "—", "98.8%", "0.632", "0.030", "mia_lira",
-        "0.701", "0.123",
+        "ε=5", "eps5", "4.87", "2e-04", "0.31", "—", "98.8%", "0.632", "3.0%", "mia_lira",
+        "0.701", "12.3%",
     ]
 
 

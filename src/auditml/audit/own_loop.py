@@ -25,9 +25,10 @@ with every assumption checked.
 from __future__ import annotations
 
 import dataclasses
+import math
 import warnings
-from dataclasses import dataclass
-from numbers import Integral, Real
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -36,15 +37,19 @@ from torch import nn
 from auditml.audit.canaries.assumptions import attach_time_findings
 from auditml.audit.canaries.base import CanaryEvidence, PrivacyClaim
 from auditml.audit.canaries.white_box import AllIteratesAudit, LastIterateAudit
-from auditml.config import MAX_SEED
-from auditml.errors import AuditMLError
+from auditml.errors import ArgumentError, AuditMLError
 from auditml.gradient_canary_record import GradientCanaryRecord
 from auditml.records import AssumptionCheck, CanaryRecord, HiddenStateProbe, RunFacts
 from auditml.training.clipping_probe import ClippingProbe, attach_through_clipping
-from auditml.training.gradient_canaries import GradientCanaries, attach_to_dp_optimizer
+from auditml.training.gradient_canaries import (
+    DIRECTIONS,
+    GradientCanaries,
+    attach_to_dp_optimizer,
+)
 from auditml.training.loop_inspection import LoopInspector, static_facts
 
 _THREAT_MODELS = {"all_iterates": AllIteratesAudit, "last_iterate": LastIterateAudit}
+_DIRECTIONS = DIRECTIONS
 
 
 class AssumptionWarning(UserWarning):
@@ -64,6 +69,33 @@ class CanaryAuditResult:
     violation: bool
     threat_model: str
     record: CanaryRecord
+    # What save() keeps beside the record: the canaries' observations, the model's class name.
+    evidence: GradientCanaryRecord | None = field(default=None, repr=False, compare=False)
+    arch: str | None = field(default=None, repr=False, compare=False)
+
+    def save(self, path: str | Path, *, name: str | None = None) -> Path:
+        """Write the audit as a run directory at ``path`` that ``auditml report`` reads like
+        the canary audit of a trained run, and ``auditml compare --dp-audit`` shows beside
+        runs: its :class:`~auditml.records.CanaryRecord`, the canaries' observations
+        (``gradient_canaries.npz``) and ``model.json`` saying what is known of the model (the
+        engine's claim; no accuracy, no dataset). ``name`` (default: the directory's name)
+        names it in reports. ``path`` must be new, empty, or an earlier save (replaced whole);
+        anything else is refused and left untouched. Returns ``path``."""
+        from auditml.audit.saved import save_audit, with_run_facts
+        from auditml.records import AuditedModelRecord, Versions
+
+        destination = Path(path)
+        model = AuditedModelRecord(
+            source="CanaryAudit", experiment_name=name or destination.resolve().name,
+            arch=self.arch, dp_enabled=True, epsilon=self.claimed_epsilon,
+            delta=self.record.delta, versions=Versions.current(),
+        )
+        return save_audit(
+            destination, model,
+            lambda run, facts: run.write_canary(self.record.attack,
+                                                with_run_facts(self.record, facts)),
+            gradient_canaries=self.evidence,
+        )
 
     @property
     def checks(self) -> tuple[AssumptionCheck, ...]:
@@ -118,36 +150,26 @@ class CanaryAudit:
         through_clipping: bool = False,
         canary_norm: float = 10.0,
     ) -> None:
-        if isinstance(count, bool) or not isinstance(count, Integral) or count < 1:
-            raise AuditMLError(f"count must be a positive integer (canaries), got {count!r}")
-        if isinstance(seed, bool) or not isinstance(seed, Integral) or not 0 <= seed <= MAX_SEED:
-            raise AuditMLError(f"seed must be an integer in [0, 2**63 - 1], got {seed!r}")
-        if sample_rate is not None and (isinstance(sample_rate, bool) or not isinstance(
-                sample_rate, Real) or not 0 < sample_rate <= 1):
-            raise AuditMLError(f"sample_rate must be the loop's Poisson sampling rate in (0, 1], "
-                               f"got {sample_rate!r}")
-        if dataset_size is not None and (
-            isinstance(dataset_size, bool) or not isinstance(dataset_size, int) or dataset_size < 1
-        ):
-            raise AuditMLError(f"dataset_size must be a positive integer (len(dataset)), got "
-                               f"{dataset_size!r}")
+        _check_settings(count=count, seed=seed, direction=direction, sample_rate=sample_rate,
+                        dataset_size=dataset_size, canary_norm=canary_norm)
         for needed in ("add_noise", "noise_multiplier", "max_grad_norm", "params"):
             if not hasattr(optimizer, needed):
-                raise AuditMLError(
-                    "optimizer: CanaryAudit needs the Opacus DPOptimizer that "
-                    "PrivacyEngine.make_private "
-                    f"returned (this {type(optimizer).__name__} has no {needed!r})"
+                raise ArgumentError(
+                    "`optimizer`: CanaryAudit needs the Opacus DPOptimizer that "
+                    "PrivacyEngine.make_private returned (this "
+                    f"{type(optimizer).__name__} has no {needed!r})"
                 )
         if data_loader is not None and not hasattr(data_loader, "batch_sampler"):
-            raise AuditMLError(f"data_loader must be the torch DataLoader the loop iterates, got "
-                               f"a {type(data_loader).__name__}")
+            raise ArgumentError(f"`data_loader` must be the torch DataLoader the loop iterates, "
+                                f"got a {type(data_loader).__name__}")
         if model is not None and not isinstance(model, nn.Module):
-            raise AuditMLError(f"model must be the torch.nn.Module the loop trains, got a "
-                               f"{type(model).__name__}")
+            raise ArgumentError(f"`model` must be the torch.nn.Module the loop trains, got a "
+                                f"{type(model).__name__}")
         if privacy_engine is not None and not hasattr(privacy_engine, "accountant"):
-            raise AuditMLError(f"privacy_engine must be the opacus PrivacyEngine that made the "
-                               f"optimiser private, got a {type(privacy_engine).__name__}")
+            raise ArgumentError(f"`privacy_engine` must be the opacus PrivacyEngine that made "
+                                f"the optimiser private, got a {type(privacy_engine).__name__}")
         self.privacy_engine = privacy_engine
+        self.arch = None if model is None else type(getattr(model, "_module", model)).__name__
         self.facts = static_facts(
             model=model, loader=data_loader,
             secure_rng=None if privacy_engine is None else bool(privacy_engine.secure_mode),
@@ -197,16 +219,16 @@ class CanaryAudit:
         """Audit what the loop did so far against ``privacy_engine``'s accountant at ``delta``
         (the engine given to the constructor when None)."""
         if threat_model not in _THREAT_MODELS:
-            raise AuditMLError(
-                f"threat_model must be one of {', '.join(_THREAT_MODELS)}, got {threat_model!r}"
+            raise ArgumentError(
+                f"`threat_model` must be one of {', '.join(_THREAT_MODELS)}, got {threat_model!r}"
             )
         engine = privacy_engine if privacy_engine is not None else self.privacy_engine
         if engine is None or not hasattr(engine, "accountant"):
-            raise AuditMLError("privacy_engine: pass the opacus PrivacyEngine that made the "
-                               "optimiser private (audit.result(privacy_engine, delta=1e-5))")
+            raise ArgumentError("`privacy_engine`: pass the opacus PrivacyEngine that made the "
+                                "optimiser private (audit.result(privacy_engine, delta=1e-5))")
         if delta is None or isinstance(delta, bool) or not isinstance(delta, float | int) or not (
                 0 < delta < 1):
-            raise AuditMLError(f"delta must be in (0, 1), got {delta!r}")
+            raise ArgumentError(f"`delta` must be in (0, 1), got {delta!r}")
         accountant = engine.accountant
         if not accountant.history:
             raise AuditMLError("the privacy engine's accountant has no steps: train, then ask")
@@ -225,6 +247,7 @@ class CanaryAudit:
         return CanaryAuditResult(
             epsilon_lower_bound=record.epsilon_lower_bound, claimed_epsilon=claimed,
             violation=bool(record.violation), threat_model=threat_model, record=record,
+            evidence=evidence.gradient_canaries, arch=self.arch,
         )
 
     def state_dict(self) -> dict[str, Any]:
@@ -261,6 +284,33 @@ class CanaryAudit:
             return record
         probe, probe_sampled = self.probe.arrays()
         return dataclasses.replace(record, probe=probe, probe_sampled=probe_sampled)
+
+
+def _check_settings(*, count: object, seed: object, direction: object, sample_rate: object,
+                    dataset_size: object, canary_norm: object) -> None:
+    """Refuse a bad setting by name before anything is attached to the optimiser."""
+    def whole(value: object) -> bool:
+        return isinstance(value, int) and not isinstance(value, bool)
+
+    def number(value: object) -> bool:
+        return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(
+            value)
+
+    if not whole(count) or count < 1:  # type: ignore[operator]
+        raise ArgumentError(f"`count` must be a positive integer (canaries), got {count!r}")
+    if not whole(seed) or seed < 0:  # type: ignore[operator]
+        raise ArgumentError(f"`seed` must be a non-negative integer, got {seed!r}")
+    if direction not in _DIRECTIONS:
+        raise ArgumentError(f"`direction` must be one of {', '.join(_DIRECTIONS)}, got "
+                            f"{direction!r}")
+    if sample_rate is not None and (not number(sample_rate) or not 0 < sample_rate <= 1):  # type: ignore[operator]
+        raise ArgumentError(f"`sample_rate` must be in (0, 1] (the loop's Poisson rate), got "
+                            f"{sample_rate!r}")
+    if dataset_size is not None and (not whole(dataset_size) or dataset_size < 1):  # type: ignore[operator]
+        raise ArgumentError(f"`dataset_size` must be a positive integer (len(dataset)), got "
+                            f"{dataset_size!r}")
+    if not number(canary_norm) or canary_norm <= 0:  # type: ignore[operator]
+        raise ArgumentError(f"`canary_norm` must be a positive number, got {canary_norm!r}")
 
 
 def _hooked_sample_rate(optimizer: torch.optim.Optimizer, loader_rate: float | None) -> float:

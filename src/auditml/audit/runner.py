@@ -25,9 +25,16 @@ from auditml.audit.core import run_attacks
 from auditml.audit.plan import AuditPlan, plan_audit
 from auditml.audit.results import AttackOutcome, write_outcome, write_overlay
 from auditml.config import AuditConfig, AuditMLConfig
-from auditml.data import DATASETS, ArrayDataset, LoadedDataset, MembershipSplit, select
-from auditml.errors import RunDirectoryError
-from auditml.records import CanaryRecord, InferenceRecord, RunFacts, TrainingRecord
+from auditml.data import ArrayDataset, LoadedDataset, MembershipSplit, select
+from auditml.data.base import DataFile
+from auditml.errors import DataError, RunDirectoryError
+from auditml.records import (
+    CanaryRecord,
+    DataFileRecord,
+    InferenceRecord,
+    RunFacts,
+    TrainingRecord,
+)
 from auditml.run_directory import RunDirectory
 from auditml.training import build_run_model, load_dataset
 from auditml.training.executors import default_workers, make_executor, training_device
@@ -87,12 +94,13 @@ def run_audit(
         )
     plan = plan_audit(list(attacks) if attacks else audit.attacks, audit.attack_sections(),
                       settings)
-    spec = DATASETS.get(config.data.dataset)
+    spec = config.dataset_spec
     for inference_audit in plan.inference_audits:
         # e.g. no sensitive attribute: refused before any loading
         inference_audit.check(f"dataset {spec.name}", spec.sensitive)
     split = run.read_split()
     training = run.read_training()
+    _check_data_file(training.data_file, spec.source_file, config_hint or str(run.path))
     run.check_audit_dir()
     with run.lock():
         loaded = load_dataset(config)
@@ -242,6 +250,21 @@ def _claim(training: TrainingRecord) -> PrivacyClaim | None:
         history=[(float(training.noise_multiplier or 0), float(training.sample_rate or 0),
                   int(training.steps or 0))],
         epsilon=float(training.epsilon or 0), delta=float(training.delta or 0),
+    )
+
+
+def _check_data_file(
+    recorded: DataFileRecord | None, current: DataFile | None, config_hint: str
+) -> None:
+    """Refuse a data file whose content changed since ``train``: the split's indices name rows
+    of the file as it was, so members and non-members would be other examples now."""
+    if recorded is None or current is None or recorded.sha256 == current.sha256:
+        return
+    raise DataError(
+        f"data file {current.path} changed since the run was trained (SHA-256 "
+        f"{recorded.sha256[:12]}… at train, {current.sha256[:12]}… now), so the run's members "
+        f"are no longer the file's rows: restore the file, or retrain with `auditml train "
+        f"--config {config_hint}`"
     )
 
 

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
 from pathlib import Path
+from typing import Protocol
 
 import numpy as np
+
+from auditml.errors import DataError
 
 # A dataset without an official test split keeps at least this many examples for validation.
 MIN_VALIDATION_SIZE = 100
@@ -55,7 +58,8 @@ class SensitiveAttribute:
 
     ``columns`` are the feature columns of ``x`` (flattened to ``(N, F)``) that encode it: one
     for a binary attribute, a one-hot block for a categorical one. ``values[c]`` is category
-    ``c``'s encoding in x-space (after the loader's standardisation), shape
+    ``c``'s encoding in the units of ``x`` as the model receives it (so after any
+    standardisation: for ``auditml.audit``, in the units of the inputs you pass), shape
     ``(k, len(columns))``, so ``x[:, columns] = values[c]`` sets the attribute to category
     ``c``; ``categories`` names the k categories. Attribute-inference attacks guess the category
     of a row from the model and the row's other columns.
@@ -109,6 +113,28 @@ class SensitiveAttribute:
         distances = ((encoded[:, None, :] - self.values[None, :, :]) ** 2).sum(axis=2)
         return distances.argmin(axis=1).astype(np.int64)
 
+    def check_encodes(self, x: np.ndarray, where: str) -> None:
+        """Refuse inputs whose attribute columns hold none of the declared encodings.
+
+        :meth:`classes` takes the nearest encoding, so ``values`` given in other units than the
+        inputs (raw ages against standardised columns, say) would silently turn every row into
+        one category; the audit would then measure nothing. A row matches an encoding when each
+        of its columns is within 1e-4 of it, relative to the encoding's scale.
+        """
+        encoded = self._columns_of(x)
+        scale = 1e-4 * max(1.0, float(np.abs(self.values).max()))
+        matched = (np.abs(encoded[:, None, :] - self.values[None, :, :]) <= scale).all(axis=2)
+        unmatched = np.flatnonzero(~matched.any(axis=1))
+        if len(unmatched):
+            row = int(unmatched[0])
+            raise ValueError(
+                f"sensitive attribute {self.name!r}: {len(unmatched)} of {len(encoded)} rows of "
+                f"{where} hold none of its encodings (row {row} has "
+                f"{np.round(encoded[row], 4).tolist()} in columns {list(self.columns)}, the "
+                f"values are {np.round(self.values, 4).tolist()}); give values in the units of "
+                "the inputs you pass (after any standardisation you applied)"
+            )
+
     def with_class(self, x: np.ndarray, category: int) -> np.ndarray:
         """A copy of ``x`` with the attribute set to category ``category`` in every row."""
         if not 0 <= category < len(self.categories):
@@ -138,6 +164,43 @@ class SensitiveAttribute:
 
 
 @dataclass(frozen=True)
+class DataSource:
+    """The config's ``data.path`` and the options that say how to read that file.
+
+    Only file formats (``dataset: csv``, ``dataset: npz``) read them; each names the options it
+    takes. ``path`` is used as given: relative paths are relative to the working directory, like
+    ``output_dir`` and ``data_dir``.
+    """
+
+    path: Path | None = None
+    label_column: str | None = None
+    sensitive_column: str | None = None
+
+    def given(self) -> list[str]:
+        """The names of the options that are set, in declaration order."""
+        return [field.name for field in fields(self) if getattr(self, field.name) is not None]
+
+
+@dataclass(frozen=True)
+class DataFile:
+    """The file a dataset was read from: its absolute path and the SHA-256 of its bytes."""
+
+    path: str
+    sha256: str
+
+
+class DatasetEntry(Protocol):
+    """What the dataset registry holds: a name, and the spec it gives for the config's source."""
+
+    @property
+    def name(self) -> str: ...
+
+    def bind(self, source: DataSource) -> DatasetSpec:
+        """The spec of the data ``source`` describes; raises ``DataError`` for bad input."""
+        ...
+
+
+@dataclass(frozen=True)
 class DatasetSpec:
     """A registry entry: facts known without loading, and the loader.
 
@@ -157,6 +220,22 @@ class DatasetSpec:
     dp_arch: str | None = None
     # The attribute attribute-inference attacks target (tabular datasets; None for images).
     sensitive: SensitiveAttribute | None = None
+    # The user's file the data came from (file formats); None for the built-in datasets.
+    source_file: DataFile | None = None
+    # Why ``default_arch`` suits the data, said at training when it is used (file formats, whose
+    # default depends on the file's shape); None for the built-in datasets.
+    default_arch_reason: str | None = None
+
+    def bind(self, source: DataSource) -> DatasetSpec:
+        """This spec: a built-in dataset reads no file the config names, so options are refused."""
+        given = source.given()
+        if given:
+            raise DataError(
+                f"data.{given[0]} is set but dataset {self.name!r} is built in and reads no file "
+                f"of yours: remove data.{given[0]}, or set data.dataset: csv (or npz) to read "
+                "your own file"
+            )
+        return self
 
     @property
     def max_train_size(self) -> int:

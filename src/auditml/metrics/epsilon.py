@@ -30,7 +30,7 @@ sort (:func:`auditml.metrics.roc._roc_counts`), the Clopper-Pearson bounds from 
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from functools import partial
 from typing import Any, Literal, get_args
@@ -46,6 +46,10 @@ ThresholdPolicy = Literal["split", "bonferroni"]
 """How the threshold of an ε lower bound is chosen; see :func:`epsilon_lower_bound`."""
 
 _POLICIES: tuple[str, ...] = get_args(ThresholdPolicy)
+
+BoundTail = Literal["member", "nonmember"]
+"""Which test gave an ε lower bound: "member when the score is high" (the member tail) or
+"non-member when the score is low" (the non-member tail); see :class:`EpsilonLowerBound`."""
 
 # The Gaussian estimate has no confidence level of its own. Its threshold is the one with the
 # largest lower confidence bound on μ on the calibration half, at this customary level: that
@@ -77,6 +81,13 @@ class EpsilonLowerBound:
     ``false_negatives`` of ``positives`` members predicted non-members. Under ``"split"`` these are
     counts on the evaluation half only; under ``"bonferroni"``, on all examples.
     ``epsilon == 0`` means the scores show no evidence against (0, δ)-DP at this confidence.
+
+    ``tail`` says which of the two inequalities of the theorem gave the bound (:data:`BoundTail`):
+    ``"member"`` when high scores flag members (``ln((1 - δ - FNR) / FPR)``, few non-members above
+    the threshold), ``"nonmember"`` when low scores flag non-members (``ln((1 - δ - FPR) / FNR)``,
+    few members below it: the reverse test); ``None`` when ``epsilon == 0`` (neither shows
+    anything). A bound from the non-member tail is as valid as one from the member tail, and can
+    exist while the ROC curve hugs the diagonal: a few non-members stand out, most members do not.
     """
 
     epsilon: float
@@ -89,9 +100,10 @@ class EpsilonLowerBound:
     negatives: int
     false_negatives: int
     positives: int
+    tail: BoundTail | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (every value is a finite number or a string)."""
+        """JSON-ready form (every value is a finite number, a string, or ``None`` for ``tail``)."""
         return asdict(self)
 
 
@@ -287,6 +299,45 @@ def _bound_at(counts: _OutcomeCounts, delta: float, level: float) -> float:
     return max(float(raw[0]), 0.0)
 
 
+def _tail_at(counts: _OutcomeCounts, delta: float, level: float) -> BoundTail | None:
+    """Which of the two terms of :func:`_raw_epsilon` is the bound at these counts (None: 0)."""
+    fpr = _clopper_pearson_upper(np.array([counts.false_positives]), counts.negatives, level)
+    fnr = _clopper_pearson_upper(np.array([counts.false_negatives]), counts.positives, level)
+    with np.errstate(divide="ignore"):
+        forward = float((np.log(np.maximum(1 - delta - fnr, 0)) - np.log(fpr))[0])
+        backward = float((np.log(np.maximum(1 - delta - fpr, 0)) - np.log(fnr))[0])
+    if max(forward, backward) <= 0:
+        return None
+    return "member" if forward >= backward else "nonmember"
+
+
+def epsilon_bound_tail(bound: Mapping[str, Any]) -> BoundTail | None:
+    """The tail of a recorded bound (:meth:`EpsilonLowerBound.to_dict`), also for records written
+    before the tail was recorded.
+
+    Older records hold the counts, ``alpha``, ``delta`` and the policy; under ``"split"`` the level
+    of each rate was ``alpha / 2``, so the tail follows from them as :func:`epsilon_lower_bound`
+    found it. Under ``"bonferroni"`` the level depended on the number of distinct scores, which
+    the record lacks: None, as for a bound of 0 or a record that is malformed.
+    """
+    recorded = bound.get("tail")
+    if recorded in get_args(BoundTail):
+        return recorded  # type: ignore[no-any-return]
+    if "tail" in bound or bound.get("threshold_policy") != "split":
+        return None
+    try:
+        counts = _OutcomeCounts(*(int(bound[key]) for key in (
+            "false_positives", "negatives", "false_negatives", "positives")))
+        alpha, delta = float(bound["alpha"]), float(bound["delta"])
+    except (KeyError, TypeError, ValueError):
+        return None
+    if not (0 < alpha < 1 and 0 <= delta < 1 and counts.negatives > 0 and counts.positives > 0
+            and 0 <= counts.false_positives <= counts.negatives
+            and 0 <= counts.false_negatives <= counts.positives):
+        return None
+    return _tail_at(counts, delta, alpha / 2)
+
+
 # --- the lower bound ------------------------------------------------------------------------
 
 
@@ -363,6 +414,7 @@ def epsilon_lower_bound(
             checked_scores, checked_members, level, partial(_raw_epsilon, delta=delta), floor=0.0
         )
         counts = _counts_at(checked_scores, checked_members, threshold)
+        tail = _tail_at(counts, delta, level) if epsilon > 0 else None
     else:
         _check_splittable(checked_members)
         calibration, evaluation = _stratified_halves(checked_members, seed)
@@ -375,6 +427,7 @@ def epsilon_lower_bound(
         )
         counts = _counts_at(checked_scores[evaluation], checked_members[evaluation], threshold)
         epsilon = _bound_at(counts, delta, alpha / 2)
+        tail = _tail_at(counts, delta, alpha / 2)
 
     return EpsilonLowerBound(
         epsilon=epsilon,
@@ -387,6 +440,7 @@ def epsilon_lower_bound(
         negatives=counts.negatives,
         false_negatives=counts.false_negatives,
         positives=counts.positives,
+        tail=tail,
     )
 
 

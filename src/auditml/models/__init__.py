@@ -9,10 +9,12 @@ cached outputs audited) without it.
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from auditml.errors import ConfigError
 from auditml.lazy import lazy_attributes
+from auditml.models.user import import_factory, is_reference
 from auditml.registry import Registry
 
 if TYPE_CHECKING:
@@ -37,35 +39,67 @@ __getattr__ = lazy_attributes(__name__, {
 })
 
 
-def build_model(arch: str, input_shape: tuple[int, ...], num_classes: int) -> nn.Module:
+def build_model(
+    arch: str, input_shape: tuple[int, ...], num_classes: int, *, config_dir: Path | None = None
+) -> nn.Module:
     """The architecture ``arch`` for inputs of one example's ``input_shape``.
 
-    An architecture that cannot take such inputs (a CNN given tabular rows, layers sized for
-    another input) is refused here, with a ``ConfigError``, instead of failing mid-training:
-    the model is built and run once on two zero inputs (in eval mode, without gradients, so no
-    state such as BatchNorm statistics changes).
+    ``arch`` is a registered name or ``module.path:factory``, a factory of the user's own
+    (:mod:`auditml.models.user`; ``config_dir`` is where its module may also be, beside the
+    current directory). An architecture that cannot take such inputs (a CNN given tabular rows,
+    layers sized for another input) is refused here, with a ``ConfigError``, instead of failing
+    mid-training: the model is built and run once on two zero inputs (in eval mode, without
+    gradients, so no state such as BatchNorm statistics changes).
     """
     import torch
 
-    factory = MODELS.get(arch)
+    own = is_reference(arch)
+    factory = import_factory(arch, config_dir) if own else MODELS.get(arch)
+    # The user's factory may raise anything; a registered one only what a shape mismatch raises.
+    expected: tuple[type[BaseException], ...] = (
+        (Exception,) if own else (ValueError, RuntimeError, TypeError, IndexError)
+    )
     try:
         model = factory(input_shape, num_classes)
+    except expected as err:
+        raise _unusable(arch, input_shape, "building it", err) from err
+    if not isinstance(model, torch.nn.Module):
+        raise ConfigError(
+            f"model.arch={arch!r} returned an object of type {type(model).__name__}, not a "
+            "torch.nn.Module; "
+            "the factory must return the model (factory(input_shape, num_classes) -> nn.Module)"
+        )
+    try:
         was_training = model.training
         with torch.no_grad():
             outputs = model.eval()(torch.zeros(2, *input_shape))
         model.train(was_training)
-    except (ValueError, RuntimeError, TypeError, IndexError) as err:
+    except expected as err:
+        raise _unusable(arch, input_shape, "running it on two zero inputs", err) from err
+    shape = tuple(outputs.shape) if isinstance(outputs, torch.Tensor) else None
+    if shape != (2, num_classes):
+        got = f"shape {shape[1:]}" if shape is not None else f"type {type(outputs).__name__}"
         raise ConfigError(
-            f"model.arch={arch!r} cannot take inputs of shape {tuple(input_shape)} "
-            f"({_one_line(err)}); choose an architecture for them, or leave model.arch unset "
-            "for the dataset's default"
-        ) from err
-    if tuple(outputs.shape) != (2, num_classes):
-        raise ConfigError(
-            f"model.arch={arch!r} gives outputs of shape {tuple(outputs.shape[1:])} for inputs "
-            f"of shape {tuple(input_shape)}, not ({num_classes},) class scores"
+            f"model.arch={arch!r} gives outputs of {got} for inputs of shape "
+            f"{tuple(input_shape)}, not ({num_classes},) class scores: the model must return "
+            f"logits of shape (batch, {num_classes})"
         )
     return model
+
+
+def _unusable(
+    arch: str, input_shape: tuple[int, ...], doing: str, err: BaseException
+) -> ConfigError:
+    if is_reference(arch):
+        return ConfigError(
+            f"model.arch={arch!r}: {doing} for inputs of shape {tuple(input_shape)} raised "
+            f"{type(err).__name__}: {_one_line(err)}; fix the factory"
+        )
+    return ConfigError(
+        f"model.arch={arch!r} cannot take inputs of shape {tuple(input_shape)} "
+        f"({_one_line(err)}); choose an architecture for them, or leave model.arch unset "
+        "for the dataset's default"
+    )
 
 
 def _one_line(err: BaseException) -> str:

@@ -12,10 +12,11 @@ from dataclasses import dataclass
 from rich.table import Table
 from rich.text import Text
 
-from auditml.formatting import format_delta, format_epsilon
+from auditml.formatting import format_delta, format_epsilon, format_rate
 from auditml.reporting import glossary
 from auditml.reporting.glossary import Term
 from auditml.reporting.rows import Comparison, ComparisonRow
+from auditml.reporting.verdict import bound_cell
 
 
 @dataclass(frozen=True)
@@ -31,10 +32,15 @@ class ComparisonColumn:
 
 def _epsilon(row: ComparisonRow) -> str:
     # Without DP there is no finite guarantee, whatever metrics.json holds under "epsilon".
+    # None: a model audited in Python with no claim given (unknown, not "no DP").
+    if row.dp_enabled is None:
+        return "unknown"
     return format_epsilon(row.epsilon if row.dp_enabled else None)
 
 
 def _delta(row: ComparisonRow) -> str:
+    if row.dp_enabled is None:
+        return "unknown"
     return format_delta(row.delta if row.dp_enabled else None)
 
 
@@ -49,9 +55,13 @@ def _canary(row: ComparisonRow) -> str:
 
 
 def _bound(row: ComparisonRow) -> str:
-    if row.epsilon_lower_bound is None:
-        return "—"
-    return f"{row.epsilon_lower_bound:.2f}" + (" VIOLATION" if row.violation else "")
+    return bound_cell(row.epsilon_lower_bound, row.bound_tail, violation=row.violation)
+
+
+def _strongest(row: ComparisonRow) -> str:
+    # An attack at chance is only the best of several noisy figures: say so beside its name.
+    return row.strongest_attack + (" (within noise)" if row.strongest_beats_chance is False
+                                   else "")
 
 
 def _attribute(row: ComparisonRow) -> str:
@@ -75,15 +85,17 @@ COLUMNS: tuple[ComparisonColumn, ...] = (
     ComparisonColumn(glossary.RUN, False, lambda row: row.run_name),
     ComparisonColumn(glossary.EPSILON_CLAIMED, True, _epsilon),
     ComparisonColumn(glossary.DELTA, True, _delta),
-    ComparisonColumn(glossary.EPSILON_LOWER_BOUND, True, _bound),
+    # Not numeric: the cell names its tail and must wrap on a phone.
+    ComparisonColumn(glossary.EPSILON_LOWER_BOUND, False, _bound),
     ComparisonColumn(glossary.CANARY_AUDIT, False, _canary),
-    ComparisonColumn(glossary.VAL_ACC, True, lambda row: f"{100 * row.val_acc:.1f}%"),
+    ComparisonColumn(glossary.VAL_ACC, True, lambda row: "unknown" if row.val_acc is None
+                     else format_rate(row.val_acc)),
     ComparisonColumn(glossary.AUC, True, lambda row: f"{row.auc:.3f}"),
-    ComparisonColumn(glossary.TPR_AT_1PCT_FPR, True, lambda row: f"{row.tpr_at_1pct_fpr:.3f}"),
-    ComparisonColumn(glossary.STRONGEST_ATTACK, False, lambda row: row.strongest_attack),
+    ComparisonColumn(glossary.TPR_AT_1PCT_FPR, True, lambda row: format_rate(row.tpr_at_1pct_fpr)),
+    ComparisonColumn(glossary.STRONGEST_ATTACK, False, _strongest),
     ComparisonColumn(glossary.STRONGEST_AUC, True, lambda row: f"{row.strongest_auc:.3f}"),
     ComparisonColumn(
-        glossary.STRONGEST_TPR, True, lambda row: f"{row.strongest_tpr_at_1pct_fpr:.3f}"
+        glossary.STRONGEST_TPR, True, lambda row: format_rate(row.strongest_tpr_at_1pct_fpr)
     ),
 )
 

@@ -7,8 +7,14 @@ from typing import Any
 
 from rich.table import Table
 
-from auditml.formatting import format_delta, format_epsilon
-from auditml.reporting.verdict import CHECK_STATUS_WORDS, canary_verdict
+from auditml.formatting import format_delta, format_epsilon, format_fpr_target, format_rate
+from auditml.metrics.epsilon import epsilon_bound_tail
+from auditml.reporting.verdict import (
+    CHECK_STATUS_WORDS,
+    TAIL_WORDS,
+    bound_cell,
+    canary_verdict,
+)
 
 
 def audit_table(results: Sequence[dict[str, Any]]) -> Table:
@@ -27,7 +33,7 @@ def audit_table(results: Sequence[dict[str, Any]]) -> Table:
         table.add_column(header, justify="right" if header == "AUC" else "left")
     fprs = list(results[0]["metrics"]["tpr_at_fpr"])
     for fpr in fprs:
-        table.add_column(f"TPR@{float(fpr):.1%}FPR", justify="right")
+        table.add_column(f"TPR@{format_fpr_target(float(fpr))}FPR", justify="right")
     table.add_column("advantage", justify="right")
     table.add_column("accuracy*", justify="right")
     table.add_column("ε lower bound†", justify="right")
@@ -39,18 +45,29 @@ def audit_table(results: Sequence[dict[str, Any]]) -> Table:
             result["attack"],
             settings,
             f"{metrics['auc']:.3f}",
-            *(f"{metrics['tpr_at_fpr'][fpr]:.2%}" for fpr in fprs),
-            f"{metrics['advantage']:.3f}",
-            f"{metrics['calibrated_accuracy']['accuracy']:.1%}",
-            _number(result.get("epsilon_lower_bound", {}).get("epsilon")),
+            *(format_rate(metrics["tpr_at_fpr"][fpr]) for fpr in fprs),
+            format_rate(metrics["advantage"]),
+            format_rate(metrics["calibrated_accuracy"]["accuracy"]),
+            _bound(result.get("epsilon_lower_bound", {})),
             _number(result.get("gdp_estimate", {}).get("epsilon")),
         )
     table.caption = (
         "* balanced accuracy of a threshold chosen on the other half of the examples\n"
-        "† holds with 95% confidence (Clopper-Pearson, threshold chosen on the other half)\n"
+        "† holds with 95% confidence (Clopper-Pearson, threshold chosen on the other half); "
+        f"{TAIL_WORDS['member']}; {TAIL_WORDS['nonmember']} (valid too, even with an ROC curve "
+        "on the diagonal)\n"
         "‡ an estimate, not a bound: assumes a Gaussian privacy curve"
     )
     return table
+
+
+def _bound(bound: dict[str, Any]) -> str:
+    """The attack's ε lower bound with the tail it comes from."""
+    epsilon = bound.get("epsilon")
+    if not isinstance(epsilon, int | float):
+        return "—"
+    tail = epsilon_bound_tail(bound) if epsilon > 0 else None
+    return bound_cell(float(epsilon), tail, violation=False)
 
 
 def _number(value: Any) -> str:

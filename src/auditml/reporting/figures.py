@@ -54,6 +54,8 @@ def comparison_figures(data: ComparisonData) -> list[NamedFigure]:
         [
             LeakagePoint(label, row.auc, row.val_acc)
             for label, row in zip(labels, comparison.rows, strict=True)
+            # A model audited in Python has no validation accuracy to place it by.
+            if row.val_acc is not None
         ],
         attack=comparison.attack,
     )

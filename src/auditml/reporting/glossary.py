@@ -38,7 +38,10 @@ EPSILON_LOWER_BOUND = Term(
     "a lower bound on ε that holds with 95% confidence, from the attack's scores "
     "(Clopper-Pearson intervals at a threshold chosen on one half of the audited examples, bound "
     "computed on the other half). If it exceeds the accountant's ε, the training or the "
-    "accounting is broken: the row is flagged VIOLATION.",
+    "accounting is broken: the row is flagged VIOLATION. It comes from one of two tails: the "
+    "member tail (high scores flag members) or the non-member tail (low scores flag "
+    "non-members, the reverse test); both are valid, and the non-member tail can give a bound "
+    "while the ROC curve lies on the diagonal.",
 )
 VAL_ACC = Term(
     "Val Acc", "accuracy on the held-out validation set: the utility the model keeps."
@@ -50,27 +53,29 @@ AUC = Term(
 )
 TPR_AT_1PCT_FPR = Term(
     "TPR@1%FPR",
-    "the fraction of training members the attack identifies while wrongly flagging only 1% of "
-    "non-members; confident identification of a few members is the leakage that matters even "
+    "the share of training members (in %) the attack identifies while wrongly flagging only 1% "
+    "of non-members; confident identification of a few members is the leakage that matters even "
     "when the AUC is near 0.5 (Carlini et al., 2022, “Membership Inference Attacks From First "
     "Principles”).",
 )
 STRONGEST_ATTACK = Term(
     "Strongest attack",
     "of all attacks the run was audited with, the one with the highest TPR at 1% FPR (ties: "
-    "higher AUC); a model can pass the loss threshold and still leak to LiRA or RMIA.",
+    "higher AUC); a model can pass the loss threshold and still leak to LiRA or RMIA. “within "
+    "noise” when even its TPR is not beyond what an attack at chance shows (95%, "
+    "Clopper-Pearson on the audited members and non-members).",
 )
 STRONGEST_AUC = Term("Its AUC", "the strongest attack's AUC.")
 STRONGEST_TPR = Term("Its TPR@1%FPR", "the strongest attack's TPR at 1% FPR.")
 TPR_AT_FPR = Term(
     "TPR@FPR",
-    "the fraction of training members an attack identifies while wrongly flagging at most the "
-    "stated fraction of non-members (the false positive rate).",
+    "the share of training members (in %) an attack identifies while wrongly flagging at most "
+    "the stated share of non-members (the false positive rate).",
 )
 ADVANTAGE = Term(
     "Advantage",
-    "the membership advantage max(TPR − FPR) over all thresholds: 0 is guessing, 1 is a perfect "
-    "attack.",
+    "the membership advantage max(TPR − FPR) over all thresholds, in %: 0% is guessing, 100% is "
+    "a perfect attack.",
 )
 GDP_ESTIMATE = Term(
     "GDP ε estimate",
@@ -124,11 +129,15 @@ VIOLATION = Term(
 MANY_RUNS = (
     Term("Recipe", "the audited config's experiment name; the result file it was read from."),
     Term("Runs", "trainings of the recipe, each with one gradient canary included by a fair "
-         "coin; in parentheses, how many had it."),
+         "coin; in parentheses, how many had it. A one-run canary audit shows its canaries "
+         "instead, and how many were included."),
     Term("Claimed ε", "the ε the recipe's accountant claims for each run, at δ."),
     Term("ε lower bound (many runs)", "an ε the runs prove the recipe leaks at least, at δ "
          "(Clopper-Pearson at a threshold chosen on half the runs; holds with the stated "
-         "confidence). Threat model: all iterates (each run's noisy updates)."),
+         "confidence), and its tail: member tail when a high canary score flags the runs that "
+         "had the canary, non-member tail when a low one flags the runs without it. Threat "
+         "model: all iterates (each run's noisy updates). For a one-run canary audit, the "
+         "one-run bound of its canaries (Steinke et al. 2023)."),
     Term("Claimed curve", "the test of the whole privacy curve the accountant claims against "
          "the runs' (score, coin) pairs: REJECTED when the runs contradict it."),
     Term("Verdict", "VIOLATION when the claimed-curve test rejects the claim (wrong with "

@@ -5,6 +5,12 @@ each), not one trained run, so it is its own table in the report: one :class:`Ma
 result file given to ``auditml compare --dp-audit FILE``, with the same cells in every format.
 The numbers are copied from the file (read through :func:`auditml.run_directory.read_many_runs`),
 never recomputed.
+
+``--dp-audit`` also takes a run directory holding white-box canary audits of one run (a
+``CanaryAuditResult.save`` of the caller's own loop, or ``auditml audit --attack
+dp_audit_all_iterates``): one row per audit, marked as one run, its bound the one-run bound of
+its canaries (:mod:`auditml.audit.canaries.white_box`), its claim test that of the whole
+claimed curve against them.
 """
 
 from __future__ import annotations
@@ -16,9 +22,12 @@ from pathlib import Path
 from rich.table import Table
 from rich.text import Text
 
+from auditml.errors import RunDirectoryError
 from auditml.formatting import format_delta
+from auditml.metrics.epsilon import epsilon_bound_tail
 from auditml.reporting import glossary
-from auditml.run_directory import read_many_runs
+from auditml.reporting.verdict import TAIL_NAMES
+from auditml.run_directory import RunDirectory, read_many_runs
 
 TITLE = "Many-runs DP audits (auditml audit-dp)"
 TERMS = glossary.MANY_RUNS
@@ -39,14 +48,24 @@ class ManyRunsRow:
     claim_rejected: bool
     claim_confidence: float
     violation: bool
+    # Which tail gave the bound (auditml.metrics.epsilon.BoundTail; None: a bound of 0 or not
+    # known).
+    bound_tail: str | None = None
+    # A one-run canary audit (a run directory): its name and how many canaries it had.
+    canary_audit: str | None = None
+    canaries: int | None = None
 
     def cells(self) -> list[str]:
         """The row's cells, in the order of :data:`TERMS`."""
+        where = (Path(self.source).name if self.canary_audit is None
+                 else f"{self.canary_audit}, {Path(self.source).name}")
         return [
-            f"{self.recipe} ({Path(self.source).name})",
-            f"{self.runs} ({self.with_canary})",
+            f"{self.recipe} ({where})",
+            f"{self.runs} ({self.with_canary})" if self.canaries is None
+            else f"1 run, {self.canaries} canaries ({self.with_canary} in)",
             f"{self.claimed_epsilon:.2f} at δ={format_delta(self.delta)}",
-            f"{self.epsilon_lower_bound:.2f} ({self.bound_confidence:.0%})",
+            f"{self.epsilon_lower_bound:.2f} ({self.bound_confidence:.0%}"
+            + (f", {TAIL_NAMES[self.bound_tail]})" if self.bound_tail in TAIL_NAMES else ")"),
             f"{'REJECTED' if self.claim_rejected else 'not rejected'} "
             f"({self.claim_confidence:.0%})",
             "VIOLATION" if self.violation else "consistent",
@@ -54,9 +73,13 @@ class ManyRunsRow:
 
 
 def load_many_runs_rows(paths: Sequence[Path]) -> list[ManyRunsRow]:
-    """Read each result file; a missing or corrupt one is one :class:`RunDirectoryError`."""
-    rows = []
+    """Read each result file (or run directory of canary audits); a missing or corrupt one is
+    one :class:`RunDirectoryError`."""
+    rows: list[ManyRunsRow] = []
     for path in paths:
+        if Path(path).is_dir():
+            rows += _canary_rows(Path(path))
+            continue
         record = read_many_runs(path)
         bound = record.epsilon_lower_bound
         rows.append(ManyRunsRow(
@@ -67,7 +90,37 @@ def load_many_runs_rows(paths: Sequence[Path]) -> list[ManyRunsRow]:
             claim_rejected=bool(record.claim_test["violation"]),
             claim_confidence=float(record.claim_test["confidence"]),
             violation=record.violation,
+            bound_tail=epsilon_bound_tail(bound) if float(bound["epsilon"]) > 0 else None,
         ))
+    return rows
+
+
+def _canary_rows(path: Path) -> list[ManyRunsRow]:
+    """A row per current white-box canary audit of the run at ``path`` that tested a claim."""
+    run = RunDirectory(path)
+    training_id = run.require_audited().training_id
+    rows = []
+    for name in run.canary_names():
+        record = run.read_canary(name)
+        test = record.claim_test
+        if record.run.training_id not in (None, training_id) or test is None or (
+                record.run.epsilon is None):
+            continue  # stale, or no claim was tested: nothing to show in this table
+        rows.append(ManyRunsRow(
+            source=str(path), recipe=record.run.experiment_name, runs=1,
+            with_canary=record.included, claimed_epsilon=record.run.epsilon,
+            delta=record.delta, epsilon_lower_bound=record.epsilon_lower_bound,
+            bound_confidence=record.confidence,
+            claim_rejected=bool(test.get("violation")),
+            claim_confidence=float(test.get("confidence", record.confidence)),
+            violation=bool(record.violation), canary_audit=name, canaries=record.canaries,
+        ))
+    if not rows:
+        raise RunDirectoryError(
+            f"--dp-audit {path} holds no canary audit that tested a DP claim: give an `auditml "
+            "audit-dp` result file, or a run directory audited with dp_audit_all_iterates (or "
+            "a saved CanaryAuditResult)"
+        )
     return rows
 
 

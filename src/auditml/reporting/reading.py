@@ -17,14 +17,16 @@ from typing import TypeVar
 
 from auditml.errors import RunDirectoryError
 from auditml.metrics import MembershipMetrics, MetricsInputError, RocCurve, roc_curve
+from auditml.metrics.epsilon import epsilon_bound_tail
 from auditml.records import (
     AttackRecord,
     AttributeInferenceRecord,
+    AuditedModelRecord,
     CanaryRecord,
     ModelInversionRecord,
     TrainingRecord,
 )
-from auditml.reporting.rows import ComparisonRow
+from auditml.reporting.rows import ONE_PERCENT_FPR, ComparisonRow
 from auditml.reporting.verdict import canary_verdict
 from auditml.reporting.views import (
     AttackView,
@@ -37,8 +39,6 @@ from auditml.reporting.views import (
 )
 from auditml.run_directory import CONFIG_FILE, RunDirectory
 
-# The FPR target of the audit's ``metrics.tpr_at_fpr`` that reports lead with.
-ONE_PERCENT_FPR = 0.01
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
@@ -47,8 +47,10 @@ def audit_command(run: RunDirectory, attack: str) -> str:
 
 
 def model_label(
-    dp_enabled: bool, target_epsilon: float | None, noise_multiplier: float | None
+    dp_enabled: bool | None, target_epsilon: float | None, noise_multiplier: float | None
 ) -> str:
+    if dp_enabled is None:
+        return "DP unknown"
     if not dp_enabled:
         return "No DP"
     if target_epsilon is not None:
@@ -58,11 +60,32 @@ def model_label(
     return "DP"
 
 
-def _open_trained(run_dir: Path) -> tuple[RunDirectory, str]:
-    """The run and its training id, once train's files are complete and unchanged."""
+def _open_audited(run_dir: Path) -> tuple[RunDirectory, str, RunFacts]:
+    """The run, its training id and its facts, once its files are complete and unchanged: a
+    run ``auditml train`` wrote, or a Python-API audit saved with ``.save()``."""
     run = RunDirectory(run_dir)
     config_hint = str(run.path / CONFIG_FILE) if (run.path / CONFIG_FILE).is_file() else None
-    return run, run.require_trained(config_hint).training_id
+    manifest = run.require_audited(config_hint)
+    facts = (_facts(run, run.read_training()) if manifest.source == "train"
+             else _saved_facts(run, run.read_audited_model()))
+    return run, manifest.training_id, facts
+
+
+def _saved_facts(run: RunDirectory, model: AuditedModelRecord) -> RunFacts:
+    """What a saved Python-API audit knows of its model; the rest stays unknown (None)."""
+    return RunFacts(
+        run_name=model.experiment_name,
+        run_dir=str(run.path),
+        label=model_label(model.dp_enabled, model.epsilon, None),
+        dataset=None,
+        arch=model.arch,
+        dp_enabled=model.dp_enabled,
+        epsilon=model.epsilon,
+        delta=model.delta,
+        val_acc=None,
+        train_acc=model.train_acc,
+        audited_in_python=True,
+    )
 
 
 def _facts(run: RunDirectory, training: TrainingRecord) -> RunFacts:
@@ -90,11 +113,13 @@ def _metrics(run: RunDirectory, record: AttackRecord) -> MembershipMetrics:
     return metrics
 
 
-def _bound(record: AttackRecord) -> tuple[float, float | None]:
-    """The ε lower bound and its confidence (1 − alpha, as recorded beside it)."""
+def _bound(record: AttackRecord) -> tuple[float, float | None, str | None]:
+    """The ε lower bound, its confidence (1 − alpha, as recorded beside it) and its tail (older
+    records: derived from their counts, :func:`auditml.metrics.epsilon.epsilon_bound_tail`)."""
     alpha = record.epsilon_lower_bound.get("alpha")
     confidence = 1 - float(alpha) if isinstance(alpha, int | float) else None
-    return record.epsilon_bound, confidence
+    tail = epsilon_bound_tail(record.epsilon_lower_bound) if record.epsilon_bound > 0 else None
+    return record.epsilon_bound, confidence, tail
 
 
 def _curve(run: RunDirectory, record: AttackRecord) -> RocCurve:
@@ -110,12 +135,11 @@ def _curve(run: RunDirectory, record: AttackRecord) -> RocCurve:
 
 def load_comparison_row(run_dir: Path, attack: str) -> tuple[ComparisonRow, RocCurve]:
     """One run's row of a comparison of ``attack``, and that attack's ROC curve."""
-    run, training_id = _open_trained(run_dir)
+    run, training_id, facts = _open_audited(run_dir)
     record = run.read_attack(attack, training_id=training_id)
     curve = _curve(run, record)
     metrics = _metrics(run, record)
-    facts = _facts(run, run.read_training())
-    bound, confidence = _bound(record)
+    bound, confidence, tail = _bound(record)
 
     strongest, strongest_metrics = attack, metrics
     for other in run.attack_names():
@@ -143,9 +167,14 @@ def load_comparison_row(run_dir: Path, attack: str) -> tuple[ComparisonRow, RocC
         tpr_at_1pct_fpr=metrics.tpr_at_fpr[ONE_PERCENT_FPR],
         epsilon_lower_bound=bound,
         bound_confidence=confidence,
+        bound_tail=tail,
+        members=metrics.members,
+        nonmembers=metrics.nonmembers,
         strongest_attack=strongest,
         strongest_auc=strongest_metrics.auc,
         strongest_tpr_at_1pct_fpr=strongest_metrics.tpr_at_fpr[ONE_PERCENT_FPR],
+        strongest_members=strongest_metrics.members,
+        strongest_nonmembers=strongest_metrics.nonmembers,
         **_telling_canary_audit(run, training_id, facts.dp_enabled),
         **_beyond_membership(run, training_id),
     )
@@ -210,7 +239,7 @@ def _gallery(run: RunDirectory, record: AttackRecord) -> bytes | None:
 def _attack_view(run: RunDirectory, record: AttackRecord) -> AttackView:
     curve = _curve(run, record)
     metrics = _metrics(run, record)
-    bound, confidence = _bound(record)
+    bound, confidence, tail = _bound(record)
     return AttackView(
         name=record.attack,
         settings=dict(record.settings),
@@ -228,6 +257,7 @@ def _attack_view(run: RunDirectory, record: AttackRecord) -> AttackView:
             ExposedExample(item.example, item.label, item.score) for item in record.most_exposed
         ],
         exposed_png=_gallery(run, record) if record.exposed_gallery else None,
+        bound_tail=tail,
     )
 
 
@@ -257,8 +287,7 @@ def load_run_view(run_dir: Path) -> RunView:
     Stale or unreadable audits are left out and listed in ``skipped`` with the reason; a run
     with no usable audit at all raises :class:`RunDirectoryError` naming the command to run.
     """
-    run, training_id = _open_trained(run_dir)
-    facts = _facts(run, run.read_training())
+    run, training_id, facts = _open_audited(run_dir)
     attacks: list[AttackView] = []
     skipped: list[SkippedAudit] = []
     for name in run.attack_names():

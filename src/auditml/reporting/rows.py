@@ -12,6 +12,7 @@ from typing import Any
 
 from auditml.errors import AuditMLError
 from auditml.metrics import RocCurve
+from auditml.metrics.noise import tpr_above_chance
 from auditml.reporting.many_runs import ManyRunsRow
 from auditml.reporting.verdict import exceeds_claim
 
@@ -22,6 +23,8 @@ ROC_OVERLAY_PNG = "roc_overlay.png"
 ACCURACY_VS_LEAKAGE_PNG = "accuracy_vs_leakage.png"
 
 DEFAULT_ATTACK = "mia_threshold"
+# The FPR target of the TPR a comparison leads with.
+ONE_PERCENT_FPR = 0.01
 
 
 class ReportError(AuditMLError):
@@ -40,10 +43,10 @@ class ComparisonRow:
     label: str
     run_name: str
     run_dir: str
-    dp_enabled: bool
+    dp_enabled: bool | None  # None: unknown (a model audited in Python, no claim given)
     epsilon: float | None
     delta: float | None
-    val_acc: float
+    val_acc: float | None  # None: no validation set (a model audited in Python)
     auc: float
     tpr_at_1pct_fpr: float
     # The run's strongest audit by TPR at 1% FPR (then AUC), among every attack it was audited
@@ -54,8 +57,16 @@ class ComparisonRow:
     # The compared attack's statistically valid ε lower bound (None for audits made before
     # bounds were recorded); a DP run whose bound exceeds its accountant ε is a violation.
     epsilon_lower_bound: float | None = None
-    # The bound's confidence (1 − alpha as recorded with it).
+    # The bound's confidence (1 − alpha as recorded with it), and which tail gave it
+    # (auditml.metrics.epsilon.BoundTail; None: a bound of 0, or not known).
     bound_confidence: float | None = None
+    bound_tail: str | None = None
+    # How many members and non-members the compared attack and the strongest one audited (None
+    # in rows made without them): what says whether a TPR is beyond noise.
+    members: int | None = None
+    nonmembers: int | None = None
+    strongest_members: int | None = None
+    strongest_nonmembers: int | None = None
     # The run's most telling canary audit (one that contradicts the claim, else the strongest
     # threat model: all iterates, last iterate, black box), when it has one.
     canary_audit: str | None = None
@@ -73,6 +84,15 @@ class ComparisonRow:
     attribute_leak: bool | None = None
     inversion_recognised: float | None = None
     inversion_member_closer: tuple[int, int, float] | None = None
+
+    @property
+    def strongest_beats_chance(self) -> bool | None:
+        """The strongest attack's TPR at 1% FPR is beyond noise above chance (95%); None when
+        the row lacks the counts."""
+        if not self.strongest_members or not self.strongest_nonmembers:
+            return None
+        return tpr_above_chance(self.strongest_tpr_at_1pct_fpr, ONE_PERCENT_FPR,
+                                self.strongest_members, self.strongest_nonmembers)
 
     @property
     def violation(self) -> bool:

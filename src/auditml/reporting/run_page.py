@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from auditml.formatting import format_delta, format_epsilon
+from auditml.formatting import format_delta, format_epsilon, format_fpr_target, format_rate
 from auditml.records import AssumptionCheck
 from auditml.reporting import glossary, page
 from auditml.reporting.figures import run_roc_figure
@@ -14,12 +14,15 @@ from auditml.reporting.inference_page import inference_section
 from auditml.reporting.plots import svg_element
 from auditml.reporting.verdict import (
     CHECK_STATUS_WORDS,
+    NONMEMBER_TAIL_MEANING,
     BoundSource,
     StrongestAttack,
     Verdict,
+    bound_cell,
     exceeds_claim,
     joint_confidence,
     run_verdict,
+    tail_words,
 )
 from auditml.reporting.views import AttackView, CanaryView, RunView
 
@@ -27,7 +30,8 @@ from auditml.reporting.views import AttackView, CanaryView, RunView
 def bounds(view: RunView) -> list[BoundSource]:
     """Every ε lower bound of the run: one per attack, one per canary audit."""
     found = [
-        BoundSource(attack.name, attack.epsilon_lower_bound, attack.bound_confidence or 0.95)
+        BoundSource(attack.name, attack.epsilon_lower_bound, attack.bound_confidence or 0.95,
+                    attack.bound_tail)
         for attack in view.attacks
     ]
     found += [
@@ -46,7 +50,8 @@ def verdict(view: RunView) -> Verdict:
         bounds=bounds(view),
         strongest=None
         if strongest is None
-        else StrongestAttack(strongest.name, strongest.tpr_at_fpr[0.01], strongest.auc),
+        else StrongestAttack(strongest.name, strongest.tpr_at_fpr[0.01], strongest.auc,
+                             strongest.beats_chance),
         rejections=[canary.name for canary in view.canaries
                     if canary.violation and (canary.curve_rejected or not canary.failed_checks)],
         broken=sorted({check.check for canary in view.canaries
@@ -74,6 +79,10 @@ def _summary(view: RunView, outcome: Verdict) -> page.Html:
         if facts.dp_enabled
         else page.Fact(glossary.EPSILON_CLAIMED, "∞", "trained without DP: no guarantee",
                        shown="ε claimed")
+        if facts.dp_enabled is False
+        else page.Fact(glossary.EPSILON_CLAIMED, "unknown",
+                       "audited in Python with no DP claim given; auditml did not see the "
+                       "training", shown="ε claimed")
     )
     items = [claimed]
     found = bounds(view)
@@ -84,31 +93,44 @@ def _summary(view: RunView, outcome: Verdict) -> page.Html:
             f"{joint_confidence(found):.0%} confidence"
             if len(found) > 1 else ""
         )
+        tail = tail_words(top.tail)
+        meaning = f". {NONMEMBER_TAIL_MEANING}" if top.tail == "nonmember" else ""
         items.append(page.Fact(
             glossary.EPSILON_LOWER_BOUND,
             f"ε ≥ {top.epsilon:.2f}",
-            f"a bound with {top.confidence:.0%} confidence, from {top.source}{several}",
+            f"a bound with {top.confidence:.0%} confidence, from {top.source}"
+            f"{' (' + tail + ')' if tail else ''}{several}{meaning}",
             shown="ε lower bound (audit)",
         ))
     strongest = view.strongest
     if strongest is not None:
+        found = f"{strongest.name}: {format_rate(strongest.tpr_at_fpr[0.01])}"
         items.append(page.Fact(
             glossary.STRONGEST_ATTACK,
-            f"{strongest.name}: {strongest.tpr_at_fpr[0.01]:.1%}",
-            f"of members found at 1% FPR; AUC {strongest.auc:.3f}",
+            found if strongest.beats_chance else "none beyond chance",
+            f"of members found at 1% FPR; AUC {strongest.auc:.3f}" if strongest.beats_chance
+            else f"best: {found} of members found at 1% FPR, AUC {strongest.auc:.3f} — within "
+            "the noise of an attack at chance (95%)",
         ))
         items.append(page.Fact(
             glossary.GDP_ESTIMATE,
             f"≈ {strongest.gdp_epsilon_estimate:.2f}",
             f"{strongest.name}; an estimate, not a bound",
         ))
-    items.append(page.Fact(glossary.VAL_ACC, f"{facts.val_acc:.1%}", "validation accuracy",
-                           shown="Accuracy"))
+    if facts.val_acc is not None:
+        items.append(page.Fact(glossary.VAL_ACC, format_rate(facts.val_acc),
+                               "validation accuracy", shown="Accuracy"))
+    else:
+        measured = ("" if facts.train_acc is None
+                    else f"; {format_rate(facts.train_acc)} on the audited members")
+        items.append(page.Fact(glossary.VAL_ACC, "unknown",
+                               f"no validation set: audited in Python{measured}",
+                               shown="Accuracy"))
     return page.summary(outcome.kind.value, outcome.headline, items)
 
 
 def _fpr_term(fpr: float) -> Term:
-    return Term(f"TPR@{100 * fpr:g}%FPR", glossary.TPR_AT_FPR.definition)
+    return Term(f"TPR@{format_fpr_target(fpr)}FPR", glossary.TPR_AT_FPR.definition)
 
 
 def _bound_header(view: RunView) -> str:
@@ -125,18 +147,19 @@ def _attacks_table(view: RunView) -> page.Html:
         page.Column(glossary.AUC, True, shown="AUC"),
         *(page.Column(_fpr_term(fpr), True) for fpr in fprs),
         page.Column(glossary.ADVANTAGE, True),
-        page.Column(glossary.EPSILON_LOWER_BOUND, True, shown=_bound_header(view)),
+        # Not numeric: the cell names its tail and must wrap on a phone.
+        page.Column(glossary.EPSILON_LOWER_BOUND, False, shown=_bound_header(view)),
         page.Column(glossary.GDP_ESTIMATE, True, shown="GDP ε (estimate)"),
     ]
 
     def cells(attack: AttackView) -> list[str]:
         bound = attack.epsilon_lower_bound
-        shown_bound = f"{bound:.2f}" + (" VIOLATION" if _violates(view, bound) else "")
+        shown_bound = bound_cell(bound, attack.bound_tail, violation=_violates(view, bound))
         return [
             attack.name,
             f"{attack.auc:.3f}",
-            *(f"{attack.tpr_at_fpr[fpr]:.1%}" if fpr in attack.tpr_at_fpr else "—" for fpr in fprs),
-            f"{attack.advantage:.3f}",
+            *(format_rate(attack.tpr_at_fpr.get(fpr)) for fpr in fprs),
+            format_rate(attack.advantage),
             shown_bound,
             f"{attack.gdp_epsilon_estimate:.2f}",
         ]
@@ -247,8 +270,18 @@ def _mechanism_sentence(check: dict[str, Any] | None) -> str:
 
 
 def _exposed_section(view: RunView) -> page.Html | None:
-    strongest = view.strongest
-    if strongest is None or not strongest.most_exposed:
+    strongest = view.exposing
+    if strongest is None:
+        if view.strongest is None or not view.strongest.most_exposed:
+            return None
+        best = view.strongest
+        return page.section("Most exposed training examples", page.paragraph(
+            "None shown: no attack finds members beyond chance at 1% FPR (the best, "
+            f"{best.name}, finds {format_rate(best.tpr_at_fpr.get(0.01, 0.0))} of them, AUC "
+            f"{best.auc:.3f}: within the noise of an attack at chance, 95%). Its highest-scoring "
+            "members are no more exposed than any others, so listing them would show noise."
+        ))
+    if not strongest.most_exposed:
         return None
     blocks: list[str] = [page.paragraph(
         f"The training examples {strongest.name} is most sure were trained on (highest scores "

@@ -55,7 +55,8 @@ class RunReport:
             "delta": facts.delta,
             "val_acc": facts.val_acc,
             "epsilon_lower_bounds": [
-                {"source": b.source, "epsilon": b.epsilon, "confidence": b.confidence}
+                {"source": b.source, "epsilon": b.epsilon, "confidence": b.confidence,
+                 "tail": b.tail}
                 for b in bounds(self.view)
             ],
             "attacks": [
@@ -64,11 +65,15 @@ class RunReport:
                     "auc": attack.auc,
                     "tpr_at_fpr": {repr(fpr): tpr for fpr, tpr in attack.tpr_at_fpr.items()},
                     "epsilon_lower_bound": attack.epsilon_lower_bound,
+                    "epsilon_lower_bound_tail": attack.bound_tail,
+                    "beats_chance": attack.beats_chance,
                     "gdp_epsilon_estimate": attack.gdp_epsilon_estimate,
                 }
                 for attack in self.view.attacks
             ],
             "strongest_attack": None if self.view.strongest is None else self.view.strongest.name,
+            # The attack whose most exposed members the page shows (None: none beats chance).
+            "exposed_from": None if self.view.exposing is None else self.view.exposing.name,
             "skipped": [{"audit": s.name, "reason": s.reason} for s in self.view.skipped],
         }
 

@@ -11,18 +11,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import Enum
 
-from auditml.formatting import format_epsilon
+from auditml.formatting import format_epsilon, format_rate
 
 
 def exceeds_claim(
-    *, dp_enabled: bool, claimed_epsilon: float | None, epsilon_lower_bound: float | None
+    *, dp_enabled: bool | None, claimed_epsilon: float | None,
+    epsilon_lower_bound: float | None,
 ) -> bool:
     """True when the audit's ε lower bound exceeds the accountant's ε of a DP run.
 
-    Without DP there is no claim to contradict, and a missing bound or claim flags nothing.
+    Without DP (or with no DP claim known: ``None``) there is no claim to contradict, and a
+    missing bound or claim flags nothing.
     """
     return (
-        dp_enabled
+        bool(dp_enabled)
         and claimed_epsilon is not None
         and epsilon_lower_bound is not None
         and epsilon_lower_bound > claimed_epsilon
@@ -30,7 +32,7 @@ def exceeds_claim(
 
 
 def canary_verdict(
-    violation: bool | None, *, dp_enabled: bool, claimed_epsilon: float | None,
+    violation: bool | None, *, dp_enabled: bool | None, claimed_epsilon: float | None,
     epsilon_lower_bound: float | None,
 ) -> bool:
     """A canary audit's verdict: its own when it recorded one (a white-box audit's is its claim
@@ -54,20 +56,71 @@ class VerdictKind(Enum):
     NO_LEAK_FOUND = "no-leak-found"
 
 
+TAIL_NAMES = {"member": "member tail", "nonmember": "non-member tail"}
+"""Which test of a membership attack gave its ε lower bound, as a table cell says it
+(:data:`auditml.metrics.epsilon.BoundTail`)."""
+
+TAIL_WORDS = {
+    "member": f"{TAIL_NAMES['member']}: high scores flag members",
+    "nonmember": f"{TAIL_NAMES['nonmember']}: low scores flag non-members, the reverse test",
+}
+"""The same, as a sentence says it."""
+
+NONMEMBER_TAIL_MEANING = (
+    "A bound from the non-member tail is valid: the attack's lowest scores are almost all "
+    "non-members', so the rule “non-member when the score is low” is a test DP limits like any "
+    "other. It can hold while the ROC curve lies on the diagonal (AUC near 0.5, no member found "
+    "at a low FPR): a few non-members stand out, and telling them apart reveals who was not "
+    "trained on, while most members stay hidden."
+)
+"""What a bound from the non-member tail means, where a page shows one."""
+
+
+def tail_words(tail: str | None) -> str:
+    """The words of :data:`TAIL_WORDS`; empty without a tail (a canary audit, a bound of 0)."""
+    return TAIL_WORDS.get(tail or "", "")
+
+
+def bound_cell(bound: float | None, tail: str | None, *, violation: bool) -> str:
+    """A membership attack's ε lower bound in a table: "1.85 (non-member tail) VIOLATION"."""
+    if bound is None:
+        return "—"
+    name = TAIL_NAMES.get(tail or "")
+    return f"{bound:.2f}" + (f" ({name})" if name else "") + (" VIOLATION" if violation else "")
+
+
 @dataclass(frozen=True)
 class BoundSource:
-    """One ε lower bound and where it comes from (an attack, or the one-run canary audit)."""
+    """One ε lower bound and where it comes from (an attack, or the one-run canary audit), with
+    the tail of a membership attack's bound (None for canary audits and bounds of 0)."""
 
     source: str
     epsilon: float
     confidence: float
+    tail: str | None = None
+
+    def qualifiers(self, among: list[BoundSource]) -> str:
+        """"non-member tail: …, 95% confidence": which tail, and how sure among ``among``."""
+        tail = tail_words(self.tail)
+        return f"{tail + ', ' if tail else ''}{_confidence(self, among)}"
 
 
 @dataclass(frozen=True)
 class StrongestAttack:
+    """The attack with the highest TPR at 1% FPR; ``beats_chance`` whether that TPR is beyond
+    noise above chance (:func:`auditml.metrics.noise.tpr_above_chance`; None: not known)."""
+
     name: str
     tpr_at_1pct_fpr: float
     auc: float
+    beats_chance: bool | None = None
+
+    def described(self) -> str:
+        figures = f"TPR@1%FPR {format_rate(self.tpr_at_1pct_fpr)}, AUC {self.auc:.3f}"
+        if self.beats_chance is False:
+            return (f"no attack finds members beyond chance at 1% FPR (best, {self.name}: "
+                    f"{figures}, within noise)")
+        return f"strongest attack {self.name}: {figures}"
 
 
 @dataclass(frozen=True)
@@ -97,7 +150,7 @@ def _confidence(chosen: BoundSource, among: list[BoundSource]) -> str:
 
 def run_verdict(
     *,
-    dp_enabled: bool,
+    dp_enabled: bool | None,
     claimed_epsilon: float | None,
     bounds: list[BoundSource],
     strongest: StrongestAttack | None,
@@ -121,18 +174,13 @@ def run_verdict(
             epsilon_lower_bound=bound.epsilon,
         )
     ]
-    attack = (
-        f"strongest attack {strongest.name}: TPR@1%FPR {strongest.tpr_at_1pct_fpr:.1%}, "
-        f"AUC {strongest.auc:.3f}"
-        if strongest is not None
-        else "no membership attack audited"
-    )
+    attack = strongest.described() if strongest is not None else "no membership attack audited"
     if violated:
         worst = max(violated, key=lambda bound: bound.epsilon)
         return Verdict(
             VerdictKind.VIOLATION,
             f"VIOLATION — DP ε={format_epsilon(claimed_epsilon)} claimed, but the {worst.source} "
-            f"audit proves ε ≥ {worst.epsilon:.2f} ({_confidence(worst, bounds)}): the "
+            f"audit proves ε ≥ {worst.epsilon:.2f} ({worst.qualifiers(bounds)}): the "
             "training or its accounting is broken",
         )
     if dp_enabled and broken:
@@ -152,8 +200,8 @@ def run_verdict(
         )
     if dp_enabled:
         shown = (
-            f"audit lower bound {largest.epsilon:.2f} ({largest.source}, "
-            f"{_confidence(largest, bounds)})"
+            f"audit lower bound {largest.epsilon:.2f} "
+            f"({largest.source}, {largest.qualifiers(bounds)})"
             if largest is not None
             else "no ε lower bound recorded"
         )
@@ -161,13 +209,15 @@ def run_verdict(
             VerdictKind.CONSISTENT,
             f"DP ε={format_epsilon(claimed_epsilon)} claimed; {shown} — consistent; {attack}",
         )
+    # None: a model audited in Python whose DP claim (if any) was not given.
+    claim = "No DP guarantee" if dp_enabled is False else "No DP claim given"
     if largest is not None and largest.epsilon > 0:
         return Verdict(
             VerdictKind.LEAKS,
-            f"No DP guarantee — leaks: {attack}; ε ≥ {largest.epsilon:.2f} "
-            f"({largest.source}, {_confidence(largest, bounds)})",
+            f"{claim} — leaks: {attack}; ε ≥ {largest.epsilon:.2f} "
+            f"({largest.source}, {largest.qualifiers(bounds)})",
         )
     return Verdict(
         VerdictKind.NO_LEAK_FOUND,
-        f"No DP guarantee — the audit found no leakage at its confidence; {attack}",
+        f"{claim} — the audit found no leakage at its confidence; {attack}",
     )

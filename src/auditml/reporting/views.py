@@ -8,7 +8,9 @@ from typing import Any
 
 import numpy as np
 
+from auditml.metrics.noise import tpr_above_chance
 from auditml.records import AssumptionCheck, InferenceRecord
+from auditml.reporting.rows import ONE_PERCENT_FPR
 
 
 @dataclass(frozen=True)
@@ -20,11 +22,14 @@ class RunFacts:
     label: str
     dataset: str | None
     arch: str | None
-    dp_enabled: bool
+    # None: unknown (a model audited in Python without a stated DP claim).
+    dp_enabled: bool | None
     epsilon: float | None
     delta: float | None
-    val_acc: float
+    val_acc: float | None  # None: no validation set (a model audited in Python)
     train_acc: float | None
+    # A Python-API audit saved with .save(): auditml did not see the training.
+    audited_in_python: bool = False
 
 
 @dataclass(frozen=True)
@@ -56,6 +61,15 @@ class AttackView:
     most_exposed: list[ExposedExample] = field(default_factory=list)
     # audit/<attack>_exposed.png, when the audit drew one (image data only).
     exposed_png: bytes | None = None
+    # Which tail gave the ε lower bound (auditml.metrics.epsilon.BoundTail; None: bound 0 or
+    # not known).
+    bound_tail: str | None = None
+
+    @property
+    def beats_chance(self) -> bool:
+        """Its TPR at 1% FPR is beyond noise above an attack at chance (95%)."""
+        return tpr_above_chance(self.tpr_at_fpr.get(ONE_PERCENT_FPR, 0.0), ONE_PERCENT_FPR,
+                                max(self.members, 1), max(self.nonmembers, 1))
 
 
 @dataclass(frozen=True)
@@ -124,9 +138,20 @@ class RunView:
 
     @property
     def strongest(self) -> AttackView | None:
-        """The attack with the highest TPR at 1% FPR (ties: higher AUC)."""
-        return max(
-            self.attacks,
-            key=lambda attack: (attack.tpr_at_fpr.get(0.01, 0.0), attack.auc),
-            default=None,
-        )
+        """The attack with the highest TPR at 1% FPR (ties: higher AUC); whether that is beyond
+        noise is :attr:`AttackView.beats_chance`."""
+        return _strongest(self.attacks)
+
+    @property
+    def exposing(self) -> AttackView | None:
+        """The strongest attack whose TPR at 1% FPR is beyond chance: the only kind whose
+        highest-scoring members are shown as exposed (None when no attack beats chance)."""
+        return _strongest([attack for attack in self.attacks if attack.beats_chance])
+
+
+def _strongest(attacks: list[AttackView]) -> AttackView | None:
+    return max(
+        attacks,
+        key=lambda attack: (attack.tpr_at_fpr.get(ONE_PERCENT_FPR, 0.0), attack.auc),
+        default=None,
+    )

@@ -16,7 +16,6 @@ from typing import Any
 from auditml.attacks import ATTACKS
 from auditml.audit.plan import expand_names, plan_audit
 from auditml.config import AuditMLConfig, parse_config
-from auditml.data import DATASETS
 from auditml.errors import ConfigError
 from auditml.run_directory import SweepDirectory
 
@@ -131,7 +130,7 @@ def sweep_attacks(config: AuditMLConfig, requested: Sequence[str] | None) -> lis
                 f"{', '.join(ATTACKS.available())}); run canary audits with `auditml audit`"
             )
     # Bad settings, and settings the dataset's inputs cannot take, fail now, not per run.
-    input_shape = DATASETS.get(config.data.dataset).input_shape
+    input_shape = config.dataset_spec.input_shape
     for attack in plan_audit(names, config.audit.attack_sections()).attacks:
         attack.check_inputs(input_shape)
     return names

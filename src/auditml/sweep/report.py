@@ -14,7 +14,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from auditml.config import AuditMLConfig
-from auditml.formatting import format_delta, format_epsilon
+from auditml.formatting import format_delta, format_epsilon, format_rate
 from auditml.reporting import glossary
 from auditml.run_directory import RunDirectory, SweepDirectory
 
@@ -112,8 +112,8 @@ def table_cells(row: SweepRow) -> list[str]:
     bound = f"≥ {row.epsilon_lower_bound:.2f} ({row.bound_confidence:.0%} conf.)"
     return [
         format_epsilon(row.epsilon_target), format_epsilon(row.epsilon_claimed),
-        format_delta(row.delta), f"{100 * row.val_acc:.1f}%", row.attack, f"{row.auc:.3f}",
-        f"{row.tpr_at_1pct_fpr:.3f}", bound + (" VIOLATION" if row.violation else ""),
+        format_delta(row.delta), format_rate(row.val_acc), row.attack, f"{row.auc:.3f}",
+        format_rate(row.tpr_at_1pct_fpr), bound + (" VIOLATION" if row.violation else ""),
         f"{row.gdp_epsilon_estimate:.2f}",
     ]
 

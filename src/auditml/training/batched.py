@@ -46,7 +46,7 @@ from torch.func import functional_call, grad, stack_module_state, vmap
 from torch.utils.data import DataLoader, TensorDataset
 
 from auditml.config import AuditMLConfig, DPConfig
-from auditml.data import DATASETS, ArrayDataset
+from auditml.data import ArrayDataset
 from auditml.errors import AuditMLError
 from auditml.models import build_model
 from auditml.training.per_example import PerExampleClipper, covered_layers, fast_path_problems
@@ -143,7 +143,7 @@ class _BatchedFit:
     def _initial_model(self, seed: int) -> tuple[nn.Module, torch.Tensor]:
         """The model ``fit_model`` would start from, and the global RNG state after building it."""
         torch.manual_seed(seed)
-        spec = DATASETS.get(self.config.data.dataset)
+        spec = self.config.dataset_spec
         model = build_model(self.config.arch, spec.input_shape, spec.num_classes)
         if self.dp is not None:
             model = prepare_for_dp(model, fix=self.dp.fix_model, report=lambda _: None)

@@ -23,7 +23,6 @@ from torch import nn
 from torch.func import functional_call, grad, stack_module_state, vmap
 
 from auditml.config import AuditConfig, AuditMLConfig, parse_config
-from auditml.data import DATASETS
 from auditml.errors import AuditMLError
 from auditml.models import build_model
 from auditml.training.device import resolve_device
@@ -79,7 +78,7 @@ def layer_rules_cover(config: AuditMLConfig) -> bool:
 def _recipe_model(config: AuditMLConfig) -> nn.Module:
     """``config``'s model as its trainer builds it (prepared for DP-SGD when DP is on), without
     touching the caller's RNG or printing library notices; AuditMLError if it cannot be built."""
-    spec = DATASETS.get(config.data.dataset)
+    spec = config.dataset_spec
     dp = config.training.dp
     with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
         warnings.simplefilter("ignore")
@@ -115,7 +114,7 @@ def why_not_batched(config: AuditMLConfig) -> str | None:
         names = sorted({type(m).__name__ for m in model.modules() if any(
             True for _ in m.buffers(recurse=False))})
         return f"{', '.join(names)} keep running statistics, which are not per model"
-    spec = DATASETS.get(config.data.dataset)
+    spec = config.dataset_spec
     with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
         warnings.simplefilter("ignore")
         try:

@@ -99,7 +99,8 @@ def prepare_for_dp(model: nn.Module, *, fix: bool, report: Callable[[str], None]
         raise ModelError(
             f"DP-SGD cannot train this model: {'; '.join(problems)}. Replace BatchNorm with "
             "GroupNorm (per-example gradients are undefined for layers that mix examples), or "
-            "set training.dp.fix_model: true to let auditml replace them"
+            "set training.dp.fix_model: true to let auditml replace them (Opacus's "
+            "ModuleValidator.fix)"
         )
     before = {name: type(module).__name__ for name, module in model.named_modules()}
     from opacus.validators import ModuleValidator

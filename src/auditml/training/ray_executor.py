@@ -16,12 +16,14 @@ executors bit for bit on the same hardware and thread count.
 
 from __future__ import annotations
 
+import os
 import socket
 from collections.abc import Callable, Sequence
 from types import ModuleType
 from typing import Any, Protocol, TypeVar
 
 from auditml.errors import ConfigError
+from auditml.training import ray_watchdog
 
 R = TypeVar("R")
 R_co = TypeVar("R_co", covariant=True)
@@ -126,13 +128,21 @@ def import_ray() -> ModuleType:
 
 
 def _connect(ray: ModuleType, address: str | None) -> None:
-    """Join the cluster at ``address``, reuse this process's Ray, or start a local one."""
+    """Join the cluster at ``address``, reuse this process's Ray, or start a local one.
+
+    A local Ray started here runs without the dashboard (nothing here uses it: one process fewer
+    to start and to leave behind) and ends with this process even when it is killed with SIGKILL
+    (:mod:`auditml.training.ray_watchdog`). Only the processes ``ray.init`` started as this
+    process's children are watched, so a cluster the user started is never touched.
+    """
     if ray.is_initialized():
         return
     if address is not None:
         _probe(address)
+    before = ray_watchdog.child_pids(os.getpid())
     try:
-        ray.init(address=address, logging_level="warning", log_to_driver=False)
+        ray.init(address=address, include_dashboard=False, logging_level="warning",
+                 log_to_driver=False)
     except Exception as error:  # Ray's many connection errors end in one line
         reason = (str(error).strip().splitlines() or [type(error).__name__])[0]
         where = f"at {address!r}" if address is not None else "on this machine"
@@ -140,6 +150,9 @@ def _connect(ray: ModuleType, address: str | None) -> None:
             f"could not start or join Ray {where}: {reason}; start a cluster with "
             "`ray start --head` and set audit.ray_address (see docs/ray.md)"
         ) from None
+    # The children that appeared during ray.init are the local Ray it started (GCS server,
+    # raylet, monitors); none when it joined a running cluster, which is then not watched.
+    ray_watchdog.start(os.getpid(), ray_watchdog.child_pids(os.getpid()) - before)
 
 
 def _probe(address: str) -> None:

@@ -17,6 +17,7 @@ so a killed audit loses only the models still training; the next audit trains th
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -170,17 +171,9 @@ class ReferenceStore:
         trains_on = training_device(executor, config.training.device)
         examples = np.asarray(example_indices)
         fingerprint = _fingerprint(config, examples, torch.device(trains_on).type)
-        done = self._done(fingerprint)
-        keep = paired_keep(max(count, *(k + 1 for k in done), 0), len(examples), config.seed)
-        missing = [k for k in range(count) if k not in done]
+        done, keep, missing = self._start(fingerprint, count, len(examples), config.seed,
+                                          console, description)
         if missing:
-            if not done:  # a new fingerprint: forget the old set before writing any model
-                self._reset(fingerprint)
-            with atomic_path(self.directory / _KEEP) as tmp, tmp.open("wb") as file:
-                np.save(file, keep)
-            if done and console is not None:
-                console.print(f"{description}: {len(done)} already trained, resuming",
-                              highlight=False)
             recipe = config.resolved().model_dump(mode="json")
             # Every job, batched or not, trains where the fingerprint says (job_device).
             recipe["training"]["device"] = trains_on
@@ -204,6 +197,64 @@ class ReferenceStore:
         self._check_keep(keep[:count])
         models = [self._load_model(k, build).to(device) for k in range(count)]
         return ReferenceModels(models, keep[:count], device)
+
+    def ensure_from_factory(
+        self,
+        factory: ReferenceFactory,
+        examples: ArrayDataset,
+        count: int,
+        *,
+        seed: int,
+        key: dict[str, Any],
+        build: Callable[[], nn.Module],
+        console: Console | None,
+        description: str,
+    ) -> ReferenceModels:
+        """:meth:`ensure` for models the caller's ``factory(train_half, seed)`` trains (the
+        Python API's ``reference_dir``). The set is reused when the examples (their bytes), the
+        seed and ``key`` (what the caller and the API know of the recipe) are the same; the
+        factory's code is not knowable, so ``key`` is all that stands for it. ``build`` makes a
+        module of the models' architecture to load saved weights into; a factory model of
+        another architecture is refused before it is saved. The models are the ones
+        :func:`train_with_factory` trains (same halves, same seeds)."""
+        if count < 1:
+            raise AuditMLError(f"reference model count must be at least 1, got {count}")
+        fingerprint = {"factory": key, "examples": _examples_digest(examples),
+                       "size": len(examples), "seed": seed}
+        done, keep, missing = self._start(fingerprint, count, len(examples), seed, console,
+                                          description)
+        if missing:
+            shapes = {name: tuple(t.shape) for name, t in build().state_dict().items()}
+            with JobProgress(console, description, len(missing)) as advance:
+                for k in missing:
+                    model = factory(examples.subset(np.flatnonzero(keep[k])), _model_seed(seed, k))
+                    self._save_model(k, _factory_weights(model, shapes))
+                    done.add(k)
+                    write_json(self.directory / _MANIFEST,
+                               {"fingerprint": fingerprint, "done": sorted(done)})
+                    advance()
+        self._check_keep(keep[:count])
+        models = [self._load_model(k, build) for k in range(count)]
+        return ReferenceModels(models, keep[:count], torch.device("cpu"))
+
+    def _start(
+        self, fingerprint: dict[str, Any], count: int, size: int, seed: int,
+        console: Console | None, description: str,
+    ) -> tuple[set[int], np.ndarray, list[int]]:
+        """The models already trained for ``fingerprint``, the keep matrix, and the numbers of
+        the missing ones; with some missing, the store is made ready to save them."""
+        done = self._done(fingerprint)
+        keep = paired_keep(max(count, *(k + 1 for k in done), 0), size, seed)
+        missing = [k for k in range(count) if k not in done]
+        if missing:
+            if not done:  # a new fingerprint: forget the old set before writing any model
+                self._reset(fingerprint)
+            with atomic_path(self.directory / _KEEP) as tmp, tmp.open("wb") as file:
+                np.save(file, keep)
+            if done and console is not None:
+                console.print(f"{description}: {len(done)} already trained, resuming",
+                              highlight=False)
+        return done, keep, missing
 
     def _corrupt(self, path: Path, reason: str) -> RunDirectoryError:
         return RunDirectoryError(
@@ -322,6 +373,32 @@ def _same_models(saved: Any, fingerprint: dict[str, Any]) -> bool:
     if isinstance(dp, dict) and isinstance(dp.get("recipe"), dict):
         training["dp"] = {**dp, "recipe": {**RECIPE_PARTS_ADDED, **dp["recipe"]}}
     return upgraded == fingerprint
+
+
+def _examples_digest(examples: ArrayDataset) -> str:
+    """SHA-256 of the examples' inputs and labels (values, shapes and dtypes)."""
+    digest = hashlib.sha256()
+    for array in (examples.x, examples.y):
+        contiguous = np.ascontiguousarray(array)
+        digest.update(f"{contiguous.dtype.str}{contiguous.shape}".encode())
+        digest.update(contiguous.tobytes())
+    return digest.hexdigest()
+
+
+def _factory_weights(model: object, shapes: dict[str, tuple[int, ...]]) -> Weights:
+    """A factory model's weights as numpy, refused unless it is a module of the architecture
+    the store loads into (its tensors' names and shapes)."""
+    if not isinstance(model, nn.Module):
+        raise AuditMLError(f"`reference_factory` must return an nn.Module, got "
+                           f"{type(model).__name__}")
+    state = model.state_dict()
+    if {name: tuple(t.shape) for name, t in state.items()} != shapes:
+        raise AuditMLError(
+            "`reference_dir` keeps reference models built like `model`, but `reference_factory` "
+            f"returned a {type(model).__name__} of another architecture: return models like "
+            "`model`, or leave reference_dir out"
+        )
+    return {name: t.detach().cpu().numpy() for name, t in state.items()}
 
 
 def _model_seed(run_seed: int, k: int) -> int:

@@ -11,7 +11,7 @@ from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from auditml.config import AuditMLConfig, parse_config
-from auditml.data import DATASETS, ArrayDataset, LoadedDataset
+from auditml.data import ArrayDataset, LoadedDataset
 from auditml.errors import DataError
 from auditml.models import build_model
 
@@ -21,7 +21,7 @@ if TYPE_CHECKING:
 
 def build_run_model(config: AuditMLConfig) -> nn.Module:
     """The run's architecture, untrained, exactly as ``train`` built it (fixes included)."""
-    spec = DATASETS.get(config.data.dataset)
+    spec = config.dataset_spec
     model = build_model(config.arch, spec.input_shape, spec.num_classes)
     if config.training.dp.enabled and config.training.dp.fix_model:
         from opacus.validators import ModuleValidator
@@ -32,7 +32,7 @@ def build_run_model(config: AuditMLConfig) -> nn.Module:
 
 def load_dataset(config: AuditMLConfig) -> LoadedDataset:
     """Load the configured dataset and check it has the shape its spec promises."""
-    spec = DATASETS.get(config.data.dataset)
+    spec = config.dataset_spec
     loaded = spec.load(config.data.data_dir, config.data.download)
     if tuple(loaded.pool.x.shape[1:]) != spec.input_shape:
         raise DataError(

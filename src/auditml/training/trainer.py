@@ -3,11 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
-import platform
 import time
 import warnings
 from dataclasses import dataclass
-from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -18,13 +16,14 @@ from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
 from auditml.config import AuditMLConfig
-from auditml.data import DATASETS, ArrayDataset, SplitData, make_split, select
+from auditml.data import ArrayDataset, SplitData, make_split, select
 from auditml.errors import ConfigError
 from auditml.fileio import staged_directory
 from auditml.formatting import dp_guarantee_line
 from auditml.gradient_canary_record import GradientCanaryRecord
 from auditml.models import accuracy, build_model, predict_logits
-from auditml.records import TrainingRecord
+from auditml.models.user import model_source
+from auditml.records import TrainingRecord, Versions
 from auditml.run_directory import RunDirectory
 from auditml.training.device import resolve_device
 from auditml.training.dp_sgd import PrivateTraining, make_private, plain_step
@@ -41,7 +40,6 @@ from auditml.training.recipe import (
     recipe_record,
 )
 from auditml.training.run_model import load_dataset
-from auditml.version import __version__
 
 
 @dataclass(frozen=True)
@@ -74,8 +72,15 @@ def train(config: AuditMLConfig, *, console: Console | None = None) -> TrainResu
     target.check_can_train()
     check_noise_plan(config)  # an ε, δ or σ the accountant cannot handle: refused before the data
     check_gradient_canaries(config)
+    check_model(config)  # the architecture (the user's own factory too) and DP-SGD can train it
     device = resolve_device(config.training.device)
     loaded = load_dataset(config)
+    spec = config.dataset_spec
+    if config.model.arch is None and spec.default_arch_reason is not None:
+        console.print(
+            f"model: {config.arch} (the default for {spec.default_arch_reason}; set model.arch "
+            "to choose another)", highlight=False, markup=False,
+        )
     with target.lock():
         split = make_split(
             loaded.pool.y, config.data.train_size, config.seed,
@@ -120,6 +125,17 @@ def train(config: AuditMLConfig, *, console: Console | None = None) -> TrainResu
     if epsilon is not None:
         console.print(dp_guarantee_line(epsilon, config.training.dp.delta), highlight=False)
     return TrainResult(config.run_dir, metrics)
+
+
+def check_model(config: AuditMLConfig) -> None:
+    """Build the configured model once, before any data is loaded: an architecture that cannot
+    take the dataset's inputs, a factory of the user's own that fails, or (with DP-SGD) a layer
+    Opacus cannot train is refused in one line before the work starts."""
+    spec = config.dataset_spec
+    model = build_model(config.arch, spec.input_shape, spec.num_classes)
+    dp = config.training.dp
+    if dp.enabled:
+        prepare_for_dp(model, fix=dp.fix_model, report=lambda _: None)
 
 
 def training_seed(config: AuditMLConfig) -> int:
@@ -194,7 +210,7 @@ def _fit(
 ) -> FitResult:
     settings, dp = config.training, config.training.dp
     check_gradient_canaries(config)
-    spec = DATASETS.get(config.data.dataset)
+    spec = config.dataset_spec
     model = build_model(config.arch, spec.input_shape, spec.num_classes)
     if dp.enabled:
         report = console.print if console is not None else (lambda _: None)
@@ -304,9 +320,11 @@ def _metrics(
     epsilon: float | None,
 ) -> dict[str, Any]:
     dp = config.training.dp
+    source_file = config.dataset_spec.source_file
     return {
         "experiment_name": config.experiment_name,
         "dataset": config.data.dataset,
+        "data_file": dataclasses.asdict(source_file) if source_file is not None else None,
         "arch": config.arch,
         "train_size": config.data.train_size,
         "seed": config.seed,
@@ -333,11 +351,6 @@ def _metrics(
         "steps": plan.steps if plan else None,
         "accountant": dp.accountant if dp.enabled else None,
         "recipe": recipe_record(config),
-        "versions": {
-            "python": platform.python_version(),
-            "torch": torch.__version__,
-            "opacus": version("opacus"),
-            "auditml": __version__,
-            "numpy": np.__version__,
-        },
+        "model_source": model_source(config.arch),
+        "versions": Versions.current().model_dump(),
     }

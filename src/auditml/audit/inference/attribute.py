@@ -104,6 +104,10 @@ class AttributeInferenceAudit(InferenceAudit):
         )
         is_member = np.r_[np.ones(len(evidence.members), bool),
                           np.zeros(len(evidence.nonmembers), bool)]
+        try:
+            attribute.check_encodes(records.x, "the audited examples")
+        except ValueError as error:
+            raise ConfigError(str(error)) from None
         truth = attribute.classes(records.x.reshape(len(records), -1))
         model = evidence.model.to(evidence.device).eval()
         target = AttributeTarget(

@@ -5,20 +5,30 @@ from __future__ import annotations
 from pathlib import Path
 
 from auditml.fileio import write_text
+from auditml.formatting import format_rate
+from auditml.metrics.noise import leakiest_beyond_noise
 from auditml.reporting import glossary, page
 from auditml.reporting.columns import columns_for, table_cells
 from auditml.reporting.figures import comparison_figures
 from auditml.reporting.many_runs import TERMS as MANY_RUNS_TERMS
 from auditml.reporting.many_runs import TITLE as MANY_RUNS_TITLE
 from auditml.reporting.plots import svg_element
-from auditml.reporting.rows import REPORT_HTML, ComparisonData, ComparisonRow
-from auditml.reporting.verdict import BoundSource, StrongestAttack, Verdict, run_verdict
+from auditml.reporting.rows import ONE_PERCENT_FPR, REPORT_HTML, ComparisonData, ComparisonRow
+from auditml.reporting.verdict import (
+    NONMEMBER_TAIL_MEANING,
+    BoundSource,
+    StrongestAttack,
+    Verdict,
+    run_verdict,
+    tail_words,
+)
 from auditml.reporting.writers.markdown import intro
 
 
 def row_verdict(row: ComparisonRow, attack: str) -> Verdict:
     bounds = (
-        [BoundSource(attack, row.epsilon_lower_bound, row.bound_confidence or 0.95)]
+        [BoundSource(attack, row.epsilon_lower_bound, row.bound_confidence or 0.95,
+                     row.bound_tail)]
         if row.epsilon_lower_bound is not None
         else []
     )
@@ -27,8 +37,60 @@ def row_verdict(row: ComparisonRow, attack: str) -> Verdict:
         claimed_epsilon=row.epsilon,
         bounds=bounds,
         strongest=StrongestAttack(
-            row.strongest_attack, row.strongest_tpr_at_1pct_fpr, row.strongest_auc
+            row.strongest_attack, row.strongest_tpr_at_1pct_fpr, row.strongest_auc,
+            row.strongest_beats_chance,
         ),
+    )
+
+
+def _leakage_fact(rows: list[ComparisonRow]) -> page.Fact:
+    """The run that leaks most, only when that is beyond noise: above chance and above every
+    other run (:func:`auditml.metrics.noise.leakiest_beyond_noise`); otherwise that in words."""
+    shown = "Most leakage: TPR@1%FPR"
+    counted = all(row.strongest_members and row.strongest_nonmembers for row in rows)
+    index = leakiest_beyond_noise(
+        [row.strongest_tpr_at_1pct_fpr for row in rows], ONE_PERCENT_FPR,
+        [row.strongest_members or 0 for row in rows],
+        [row.strongest_nonmembers or 0 for row in rows],
+    ) if counted else None
+    if index is not None:
+        top = rows[index]
+        others = " and above every other run's" if len(rows) > 1 else ""
+        return page.Fact(
+            glossary.STRONGEST_TPR, format_rate(top.strongest_tpr_at_1pct_fpr),
+            f"{top.strongest_attack} against {top.run_name} ({top.label}); beyond noise above "
+            f"chance{others} (95%)", shown=shown,
+        )
+    tprs = sorted(row.strongest_tpr_at_1pct_fpr for row in rows)
+    span = (format_rate(tprs[0]) if tprs[0] == tprs[-1]
+            else f"{format_rate(tprs[0])} to {format_rate(tprs[-1])}")
+    beyond = [row.run_name for row in rows if row.strongest_beats_chance]
+    if not counted:
+        note = "the rows lack the counts that say whether these differ beyond noise"
+    elif not beyond:
+        note = ("no run's attack finds members beyond the noise of an attack at chance (95%): "
+                "all within noise")
+    else:
+        note = ("no run leaks measurably more than the others: the differences are within the "
+                f"noise of TPR at 1% FPR on this many examples (95%); beyond chance: "
+                f"{', '.join(beyond)}")
+    return page.Fact(glossary.STRONGEST_TPR, span, note, shown=shown)
+
+
+def _bound_fact(bounded: list[ComparisonRow]) -> page.Fact:
+    top = max(bounded, key=lambda row: row.epsilon_lower_bound or 0.0)
+    bound = top.epsilon_lower_bound or 0.0
+    if bound <= 0:
+        return page.Fact(glossary.EPSILON_LOWER_BOUND, "none above 0",
+                         "no run's audit shows ε > 0 at its confidence",
+                         shown="Largest ε lower bound")
+    tail = tail_words(top.bound_tail)
+    meaning = f". {NONMEMBER_TAIL_MEANING}" if top.bound_tail == "nonmember" else ""
+    return page.Fact(
+        glossary.EPSILON_LOWER_BOUND, f"ε ≥ {bound:.2f}",
+        f"{top.run_name}{' (' + tail + ')' if tail else ''}; holds with "
+        f"{top.bound_confidence or 0.95:.0%} confidence{meaning}",
+        shown="Largest ε lower bound",
     )
 
 
@@ -44,26 +106,10 @@ def _summary(data: ComparisonData) -> page.Html:
         )
     else:
         kind, headline = "consistent", "No audit contradicts a run's claimed DP guarantee"
-    leakiest = max(comparison.rows, key=lambda row: (row.strongest_tpr_at_1pct_fpr, row.auc))
     bounded = [row for row in comparison.rows if row.epsilon_lower_bound is not None]
-    facts = [
-        page.Fact(
-            glossary.STRONGEST_TPR,
-            f"{leakiest.strongest_tpr_at_1pct_fpr:.1%}",
-            f"{leakiest.strongest_attack} against {leakiest.run_name} ({leakiest.label})",
-            shown="Most leakage: TPR@1%FPR",
-        ),
-    ]
+    facts = [_leakage_fact(comparison.rows)]
     if bounded:
-        top = max(bounded, key=lambda row: row.epsilon_lower_bound or 0.0)
-        facts.append(
-            page.Fact(
-                glossary.EPSILON_LOWER_BOUND,
-                f"ε ≥ {top.epsilon_lower_bound:.2f}",
-                f"{top.run_name}; holds with {top.bound_confidence or 0.95:.0%} confidence",
-                shown="Largest ε lower bound",
-            )
-        )
+        facts.append(_bound_fact(bounded))
     lines = [f"{row.run_name} ({row.label}): {verdict.headline}"
              for row, verdict in zip(comparison.rows, verdicts, strict=True)]
     return page.summary(kind, headline, facts, extra=[page.bullet_list(lines)])
