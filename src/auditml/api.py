@@ -25,6 +25,7 @@ import json
 import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from numbers import Integral
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +41,8 @@ from auditml.audit.inference import InferenceEvidence
 from auditml.audit.plan import expand_names, plan_audit
 from auditml.audit.results import AttackOutcome, write_outcome, write_overlay
 from auditml.audit.saved import save_audit, with_run_facts
+from auditml.config import MAX_SEED
+from auditml.config_errors import one_line
 from auditml.data import ArrayDataset, SensitiveAttribute
 from auditml.errors import ArgumentError, AuditMLError, ConfigError
 from auditml.fileio import write_json
@@ -48,7 +51,11 @@ from auditml.models import predict_logits
 from auditml.records import AuditedModelRecord, InferenceRecord, RunFacts, Versions
 from auditml.reporting.console import audit_table, inference_summary
 from auditml.run_directory import RunDirectory
+from auditml.training.device import resolve_device
 from auditml.training.reference import ReferenceFactory, ReferenceStore, train_with_factory
+
+MAX_REFERENCE_MODELS = 10_000
+"""More reference models than this is no plan: each is one call of ``reference_factory``."""
 
 Examples = tuple[Any, Any] | Dataset | ArrayDataset
 """``(inputs, labels)`` as tensors or arrays, a torch ``Dataset`` of ``(input, label)``
@@ -226,7 +233,14 @@ def audit(
     try:
         device = torch.device(device)
     except (RuntimeError, TypeError) as error:
-        raise ArgumentError(f"`device` {device!r} is not a torch device ({error})") from None
+        raise ArgumentError(f"`device` {device!r} is not a torch device "
+                            f"({one_line(str(error), 200)})") from None
+    if device.type not in ("cpu", "cuda", "mps"):  # e.g. meta: tensors without data
+        raise ArgumentError(f"`device` must be cpu, cuda or mps, got {device}")
+    try:
+        resolve_device(str(device))  # a CUDA or MPS device must exist on this machine
+    except AuditMLError as error:
+        raise ArgumentError(f"`device`: {error}") from None
     model = model.to(device).eval()
     num_classes = _num_classes(model, member_set, device)
     for name, examples in (("members", member_set), ("nonmembers", nonmember_set),
@@ -305,7 +319,8 @@ def _plan(attacks: Sequence[str] | str, settings: dict[str, dict[str, Any]] | No
     except AuditMLError as error:
         raise ArgumentError(f"`attacks`: {error}") from None
     if settings is not None and (not isinstance(settings, dict) or not all(
-            isinstance(value, dict) for value in settings.values())):
+            isinstance(name, str) and isinstance(value, dict)
+            for name, value in settings.items())):
         raise ArgumentError("`settings` must map attack names to their settings (a dict of "
                             f"dicts), got {settings!r}")
     try:
@@ -324,10 +339,12 @@ def _check_arguments(
     if factory is not None and not callable(factory):
         raise ArgumentError("`reference_factory` must be a function (train_set, seed) -> model, "
                             f"got {type(factory).__name__}")
-    if isinstance(count, bool) or not isinstance(count, int) or count < 1:
-        raise ArgumentError(f"`reference_models` must be a positive integer, got {count!r}")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ArgumentError(f"`seed` must be a non-negative integer, got {seed!r}")
+    if (isinstance(count, bool) or not isinstance(count, Integral)
+            or not 1 <= count <= MAX_REFERENCE_MODELS):  # each one is a factory call
+        raise ArgumentError(f"`reference_models` must be an integer in [1, "
+                            f"{MAX_REFERENCE_MODELS:,}], got {count!r}")
+    if isinstance(seed, bool) or not isinstance(seed, Integral) or not 0 <= seed <= MAX_SEED:
+        raise ArgumentError(f"`seed` must be an integer in [0, 2**63 - 1], got {seed!r}")
     for name, value, high in (("delta", delta, 1.0), ("claimed_epsilon", claimed_epsilon, None)):
         if value is None:
             continue
@@ -397,12 +414,20 @@ class FactoryResources:
                 ) -> ReferenceModels | None:
         if self.factory is None:
             return None
-        if self.store is None:
-            models = train_with_factory(self.factory, examples, self.count, seed=seed,
-                                        console=self.console)
-        else:
-            models = self.store.models(name, examples, self.count, seed=seed,
-                                       console=self.console, description=description)
+        try:
+            if self.store is None:
+                models = train_with_factory(self.factory, examples, self.count, seed=seed,
+                                            console=self.console)
+            else:
+                models = self.store.models(name, examples, self.count, seed=seed,
+                                           console=self.console, description=description)
+        except AuditMLError:
+            raise
+        except Exception as error:  # the caller's code: named, with its traceback as the cause
+            raise ArgumentError(
+                f"`reference_factory` failed: {type(error).__name__}: {one_line(str(error))}; "
+                "it is called as reference_factory(train_set, seed) and must return a model"
+            ) from error
         return self._checked(models, examples)
 
     def _checked(self, models: ReferenceModels, examples: ArrayDataset) -> ReferenceModels:
@@ -472,6 +497,9 @@ def _as_arrays(examples: Examples, name: str) -> ArrayDataset:
     except (ValueError, TypeError, RuntimeError) as error:
         raise ArgumentError(f"`{name}` inputs must be numbers (an array or tensor), and labels "
                             f"class indices: {' '.join(str(error).split())[:160]}") from None
+    if x_array.ndim == 0 or labels.ndim == 0:  # e.g. (x, None): len() would fail
+        raise ArgumentError(f"`{name}` must be (inputs, labels) arrays with one row per "
+                            f"example, got shapes {x_array.shape} and {labels.shape}")
     if len(x_array) != len(labels) or len(x_array) == 0:
         raise ArgumentError(
             f"`{name}` needs as many labels as inputs and at least one example, "

@@ -124,7 +124,14 @@ def _attack_help() -> str:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    parser = _parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    for before, token in zip(["", *argv], argv, strict=False):
+        if isinstance(token, str) and "\0" in token:
+            # No path or name holds one; the OS would fail later with a bare ValueError.
+            where = f"{before} " if before.startswith("-") else ""
+            parser.error(f"argument {where}{token!r} holds a NUL character; remove it")
+    args = parser.parse_args(argv)
     # soft_wrap: log lines and paths stay whole when the output is a file or a narrow terminal.
     console = Console(soft_wrap=True)
     if not console.is_terminal:

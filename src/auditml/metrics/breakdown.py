@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from auditml.metrics.roc import MetricsInputError, check_scores, roc_auc, tpr_at_fprs
+from auditml.metrics.roc import MetricsInputError, _array, check_scores, roc_auc, tpr_at_fprs
 from auditml.metrics.summary import DEFAULT_FPRS
 
 
@@ -25,7 +25,7 @@ def per_class_metrics(
     out. Within-class numbers rest on fewer examples, so their low-FPR values are coarse.
     """
     scores, is_member = check_scores(scores, is_member)
-    labels = np.asarray(labels)
+    labels = _array(labels, "labels")
     if labels.shape != scores.shape:
         raise MetricsInputError(
             f"`labels` must have one entry per score, got {labels.shape} for {scores.shape}."
@@ -53,8 +53,8 @@ def most_exposed_members(scores: ArrayLike, is_member: ArrayLike, count: int) ->
     adversary would single out. Ties keep the original order.
     """
     scores, is_member = check_scores(scores, is_member)
-    if count < 0:
-        raise MetricsInputError(f"`count` must be non-negative, got {count}.")
+    if isinstance(count, bool) or not isinstance(count, int | np.integer) or count < 0:
+        raise MetricsInputError(f"`count` must be a non-negative integer, got {count!r}.")
     members = np.flatnonzero(is_member)
     order = np.argsort(-scores[members], kind="stable")
     return members[order[:count]]

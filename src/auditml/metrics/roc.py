@@ -52,6 +52,13 @@ class _RocCounts:
     nonmembers: int
 
 
+def _array(values: ArrayLike, name: str) -> np.ndarray:
+    try:
+        return np.asarray(values)
+    except ValueError as error:  # ragged nested lists
+        raise MetricsInputError(f"`{name}` must be a 1-D array: {error}") from None
+
+
 def check_scores(
     scores: ArrayLike,
     is_member: ArrayLike,
@@ -67,8 +74,7 @@ def check_scores(
     name errors use for ``is_member`` (the one-run audit calls it ``included``).
     Raises :class:`MetricsInputError` naming the offending argument.
     """
-    score_array = np.asarray(scores)
-    member_array = np.asarray(is_member)
+    score_array, member_array = _array(scores, "scores"), _array(is_member, labels_name)
     for name, array in (("scores", score_array), (labels_name, member_array)):
         if array.ndim != 1:
             raise MetricsInputError(

@@ -126,8 +126,12 @@ def profile_tradeoff(
     Raises :class:`MetricsInputError` unless both are non-empty 1-D arrays of the same length,
     with every ε finite and >= 0 and every δ in [0, 1).
     """
-    epsilon_array = np.atleast_1d(np.asarray(epsilons, dtype=float))
-    delta_array = np.atleast_1d(np.asarray(deltas, dtype=float))
+    try:
+        epsilon_array = np.atleast_1d(np.asarray(epsilons, dtype=float))
+        delta_array = np.atleast_1d(np.asarray(deltas, dtype=float))
+    except (TypeError, ValueError) as error:  # text, mappings, ragged lists
+        raise MetricsInputError(f"`epsilons` and `deltas` must be arrays of numbers: {error}"
+                                ) from None
     if (
         epsilon_array.ndim != 1
         or epsilon_array.shape != delta_array.shape

@@ -45,6 +45,9 @@ _FLAT_DIMENSION = 1 << 20
 # The divisor of a step is read off this many coordinates of its noisy sum (each carries noise, so
 # the ratio is exact to rounding; a few hundred make it robust to coordinates that are 0).
 _DIVISOR_COORDINATES = 256
+# More canaries than this is no plan: every step regenerates and projects on each of them (10^7
+# random directions took minutes to set up on a 15-parameter model; 10^12 would not fit in memory).
+MAX_CANARIES = 100_000
 
 
 class GradientCanaries:
@@ -75,8 +78,9 @@ class GradientCanaries:
                 f"gradient canary direction must be one of {', '.join(DIRECTIONS)}, got "
                 f"{direction!r}"
             )
-        if count < 1:
-            raise ConfigError(f"gradient canaries: count must be at least 1, got {count}")
+        if not 1 <= count <= MAX_CANARIES:
+            raise ConfigError(f"gradient canaries: count must be in [1, {MAX_CANARIES:,}], got "
+                              f"{count}")
         if direction == "dirac" and count > dimension:
             raise ConfigError(
                 f"{count} dirac canaries need as many trainable coordinates, the model has "

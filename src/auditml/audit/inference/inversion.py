@@ -19,6 +19,7 @@ from auditml.attacks.inversion import InversionSettings, inversion_notes, invert
 from auditml.audit.inference.base import InferenceAudit, InferenceEvidence, InferenceOutcome
 from auditml.errors import ConfigError
 from auditml.metrics.inversion import evaluation_accuracy, fit_evaluator, member_vs_nonmember
+from auditml.metrics.roc import MetricsInputError
 from auditml.records import InversionClassRecord, ModelInversionRecord
 
 
@@ -43,7 +44,10 @@ class ModelInversionAudit(InferenceAudit):
             model, classes, evidence.input_shape, self.params, device=evidence.device,
             lower=lower, upper=upper,
         )
-        evaluator = fit_evaluator(population.x, population.y, evidence.seed)
+        try:
+            evaluator = fit_evaluator(population.x, population.y, evidence.seed)
+        except MetricsInputError as error:  # the caller's data, named as the caller knows it
+            raise MetricsInputError(f"population: {error}") from None
         predicted = evaluator.predict(reconstructions)
         members, nonmembers = evidence.members, evidence.nonmembers
         nearest = member_vs_nonmember(
