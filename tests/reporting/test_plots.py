@@ -38,6 +38,14 @@ def test_roc_overlay_is_log_log_with_chance_line_and_auc_legend() -> None:
     assert legend == ["No DP (AUC 0.750)", "ε=5 (AUC 0.500)", "chance"]
 
 
+def test_roc_overlay_writes_rates_in_percent_like_the_tables() -> None:
+    """The tables say 1.0% where the ROC axes said 10^-2: one unit for each figure."""
+    [axes] = roc_overlay_figure(_series(), attack="mia_threshold").axes
+    for axis in (axes.xaxis, axes.yaxis):
+        shown = {axis.get_major_formatter()(value, 0) for value in (0.001, 0.01, 1.0)}
+        assert shown == {"0.1%", "1%", "100%"}
+
+
 def test_roc_overlay_starts_a_decade_below_the_smallest_rate() -> None:
     # The smallest non-zero rate is 0.25, so the axes start at 0.1 and zeros are drawn there.
     [axes] = roc_overlay_figure(_series(), attack="mia_threshold").axes

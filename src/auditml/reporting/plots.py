@@ -17,7 +17,9 @@ from matplotlib import rc_context
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.backends.backend_svg import FigureCanvasSVG
 from matplotlib.figure import Figure
-from matplotlib.ticker import PercentFormatter
+from matplotlib.ticker import FuncFormatter, PercentFormatter
+
+from auditml.formatting import format_fpr_target
 
 # Log axes cannot show 0, and every ROC curve starts at (0, 0): rates below the axes' lower end
 # are drawn on it. That end is never below 1e-5, far below the smallest non-zero rate an audit
@@ -25,6 +27,10 @@ from matplotlib.ticker import PercentFormatter
 LOG_FLOOR = 1e-5
 # Gallery geometry, in inches: one tile per image, a band for the title.
 _TILE_WIDTH, _TILE_HEIGHT, _TITLE_BAND = 1.3, 1.5, 0.4
+
+
+RATE_TICKS = FuncFormatter(lambda value, _: format_fpr_target(value))
+"""Tick labels of a rate axis in percent with the digits they need (log axes included)."""
 
 
 @dataclass(frozen=True)
@@ -78,6 +84,9 @@ def roc_overlay_figure(
     axes.set_yscale("log")
     axes.set_xlim(low, 1.0)
     axes.set_ylim(low, 1.0)
+    # Rates in percent, as every table and the terminal write them (0.1%, 1%, 100%).
+    axes.xaxis.set_major_formatter(RATE_TICKS)
+    axes.yaxis.set_major_formatter(RATE_TICKS)
     axes.set_xlabel("False positive rate")
     axes.set_ylabel("True positive rate")
     axes.set_title(f"{attack}: ROC curves (log-log)")

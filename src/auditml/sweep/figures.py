@@ -49,6 +49,7 @@ def sweep_figures(record: SweepRecord) -> dict[str, bytes]:
         series = sorted((x[r.run], r.tpr_at_1pct_fpr) for r in record.rows if r.attack == attack)
         axes.plot(*zip(*series, strict=True), marker="o", label=attack)
     axes.axhline(0.01, linestyle="--", color="gray", linewidth=1.0, label="chance (1%)")
+    axes.yaxis.set_major_formatter(PercentFormatter(xmax=1.0))
     axes.legend(loc="best", fontsize="small")
     _epsilon_axis(axes, record.rows, x)
 

@@ -15,7 +15,9 @@ from pydantic import BaseModel, ConfigDict
 
 from auditml.config import AuditMLConfig
 from auditml.formatting import format_confidence, format_delta, format_epsilon, format_rate
+from auditml.metrics.epsilon import epsilon_bound_tail
 from auditml.reporting import glossary
+from auditml.reporting.verdict import TAIL_NAMES
 from auditml.run_directory import RunDirectory, SweepDirectory
 
 # The FPR at which the table reports the TPR (a key of MembershipMetrics.tpr_at_fpr).
@@ -57,6 +59,9 @@ class SweepRow(_Frozen):
     bound_confidence: float
     gdp_epsilon_estimate: float
     violation: bool
+    # Which tail the bound came from (auditml.metrics.epsilon.BoundTail); None for a bound of 0,
+    # or not known (a sweep.json written before tails were recorded).
+    bound_tail: str | None = None
 
 
 class SweepRecord(_Frozen):
@@ -96,6 +101,7 @@ def sweep_rows(
                 bound_confidence=1 - float(bound["alpha"]),
                 gdp_epsilon_estimate=float(result.gdp_estimate["epsilon"]),
                 violation=claimed is not None and float(bound["epsilon"]) > claimed,
+                bound_tail=epsilon_bound_tail(bound) if float(bound["epsilon"]) > 0 else None,
             ))
     return SweepRecord(experiment_name=config.experiment_name, attacks=list(attacks), rows=rows,
                        tuning_statement=TUNING_STATEMENT)
@@ -109,7 +115,9 @@ HEADERS = (
 
 
 def table_cells(row: SweepRow) -> list[str]:
-    bound = f"≥ {row.epsilon_lower_bound:.2f} ({format_confidence(row.bound_confidence)} conf.)"
+    tail = TAIL_NAMES.get(row.bound_tail or "")
+    bound = (f"≥ {row.epsilon_lower_bound:.2f} ({format_confidence(row.bound_confidence)} conf."
+             f"{', ' + tail if tail else ''})")
     return [
         format_epsilon(row.epsilon_target), format_epsilon(row.epsilon_claimed),
         format_delta(row.delta), format_rate(row.val_acc), row.attack, f"{row.auc:.3f}",
