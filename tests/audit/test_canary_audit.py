@@ -39,6 +39,9 @@ def test_memorised_canaries_give_a_positive_bound(
     assert saved["epsilon_lower_bound"] == result["epsilon_lower_bound"]
     assert result["canaries"] == 200 and 60 <= result["included"] <= 140
     assert set(result["by_score"]) == {"loss", "gradient_norm"}
+    # The bound is the f-DP test's (no 2 m δ term), and the record says so.
+    assert {bound["method"] for bound in result["by_score"].values()} == {
+        "mahloujifar_melis_chaudhuri_2024"}
     # A model without DP that memorised its mislabeled canaries: clear evidence of leakage.
     assert result["epsilon_lower_bound"] > 0.5
     assert result["epsilon_lower_bound"] <= result["max_epsilon"]

@@ -325,7 +325,9 @@ def test_result_serialises_to_json() -> None:
         "k_positive",
         "k_negative",
         "candidates",
+        "method",
     }
+    assert loaded["method"] == "steinke_nasr_jagielski_2023"  # which theorem gave the number
     assert loaded["epsilon"] <= loaded["max_epsilon"]
     counts_only = one_run_epsilon_lower_bound(3, 4, 10).to_dict()
     assert counts_only["k_positive"] is None and counts_only["candidates"] == 1

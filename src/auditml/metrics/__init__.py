@@ -17,6 +17,7 @@ from auditml.metrics.fdp import (
     FDPClaimTest,
     fdp_audit,
     fdp_claim_test,
+    fdp_epsilon_audit,
     fdp_epsilon_lower_bound,
 )
 from auditml.metrics.one_run import OneRunBound, one_run_audit, one_run_epsilon_lower_bound
@@ -61,6 +62,7 @@ __all__ = [
     "epsilon_lower_bound",
     "fdp_audit",
     "fdp_claim_test",
+    "fdp_epsilon_audit",
     "fdp_epsilon_lower_bound",
     "gaussian_tradeoff",
     "gdp_epsilon_estimate",

@@ -82,7 +82,10 @@ class OneRunBound:
     when only counts were given (:func:`one_run_epsilon_lower_bound`). ``candidates`` is the
     number of (k_positive, k_negative) choices tried, each at level ``(1 - confidence) /
     candidates`` (Bonferroni); 1 when the guesses were fixed in advance.
-    ``epsilon == 0`` means no evidence against (0, δ)-DP at this confidence.
+    ``epsilon == 0`` means no evidence against (0, δ)-DP at this confidence. ``method`` names
+    the theorem that gave the bound: ``"steinke_nasr_jagielski_2023"`` (this module) or
+    ``"mahloujifar_melis_chaudhuri_2024"`` (the f-DP test of :mod:`auditml.metrics.fdp` with
+    the (ε, δ)-DP curve); both hold for every (ε, δ)-DP algorithm.
     """
 
     epsilon: float
@@ -95,6 +98,7 @@ class OneRunBound:
     k_positive: int | None = None
     k_negative: int | None = None
     candidates: int = 1
+    method: str = "steinke_nasr_jagielski_2023"
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (numbers, and ``None`` for an unknown IN/OUT split)."""

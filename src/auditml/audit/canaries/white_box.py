@@ -12,8 +12,12 @@ fair coin, and recorded what an adversary of each threat model sees of them
 
 Each audit reports, each at :data:`CONFIDENCE` on its own:
 
-- the assumption-free ε lower bound of Steinke, Nasr and Jagielski (2023) at the run's δ
-  (:func:`auditml.metrics.one_run_audit`, best of its fixed grid of guess counts, Bonferroni);
+- the assumption-free ε lower bound at the run's δ: the largest ε whose (ε, δ)-DP curve the
+  f-DP test of Mahloujifar, Melis and Chaudhuri (2024) rejects
+  (:func:`auditml.metrics.fdp_epsilon_audit`, best of the fixed grid of guess counts of
+  Steinke, Nasr and Jagielski's :func:`auditml.metrics.one_run_audit`, Bonferroni). It holds
+  for every (ε, δ)-DP algorithm and has no ``2 m δ`` term, so it is higher than Steinke et
+  al.'s when ``m δ`` is not small; the record's ``by_score`` names the ``method``;
 - for a DP run, the test of the whole privacy curve the run's accountant claims (Mahloujifar,
   Melis and Chaudhuri 2024; :mod:`auditml.metrics.fdp`), on guesses fixed before looking at the
   scores: IN on the top :data:`CLAIM_GUESS_FRACTION` of the canaries, OUT on the bottom as many.
@@ -67,7 +71,7 @@ from auditml.audit.canaries.scores import (
 )
 from auditml.errors import AuditMLError
 from auditml.gradient_canary_record import GradientCanaryRecord, tensor_owners
-from auditml.metrics import claimed_tradeoff, fdp_audit, one_run_audit
+from auditml.metrics import claimed_tradeoff, fdp_audit, fdp_epsilon_audit
 from auditml.metrics.fdp_family import (
     mechanism_epsilon_lower_bound,
     noise_family_epsilon_lower_bound,
@@ -116,7 +120,7 @@ class GradientCanaryAudit(CanaryAuditKind):
                 "and train again"
             )
         scores = self.scores(record)
-        bound = one_run_audit(
+        bound = fdp_epsilon_audit(
             scores, record.included, delta=evidence.delta, confidence=CONFIDENCE
         )
         claim_test: dict[str, Any] | None = None
