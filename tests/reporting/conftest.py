@@ -18,6 +18,7 @@ from scipy.stats import norm
 
 from auditml.config import parse_config
 from auditml.data.split import make_split
+from auditml.figures.plots import gallery_figure, png_bytes
 from auditml.metrics import epsilon_lower_bound, gdp_epsilon_estimate, membership_metrics
 from auditml.records import (
     AssumptionCheck,
@@ -28,7 +29,6 @@ from auditml.records import (
     TrainingRecord,
     Versions,
 )
-from auditml.reporting.plots import gallery_figure, png_bytes
 from auditml.run_directory import RunDirectory
 
 ATTACK = "mia_threshold"
