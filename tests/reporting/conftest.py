@@ -121,7 +121,8 @@ def write_audit(
         most_exposed=[
             {"example": int(i), "label": int(i) % 10, "score": float(scores[i])} for i in exposed
         ],
-        compute={}, run=_facts(run), exposed_gallery=gallery_name,
+        compute={"seconds": 0.0, "reference_models": 0}, run=_facts(run),
+        exposed_gallery=gallery_name,
     )
     run.write_attack(record, scores, is_member)
 
