@@ -242,7 +242,7 @@ def compare_inversion(art: ModuleType, target: Target, output_dir: Path, max_ite
                       ) -> None:
     from art.attacks.inference.model_inversion import MIFace
 
-    from auditml.reporting.inversion_gallery import render_gallery
+    from auditml.figures.inversion_gallery import render_gallery
 
     spec, seed = target.spec, target.seed
     classes = np.arange(spec.num_classes)

@@ -62,7 +62,7 @@ def _row(
     metrics = outcome.metrics
     table.add_row(
         name, f"{metrics.auc:.3f}", f"{metrics.tpr_at_fpr[0.001]:.2%}",
-        f"{metrics.tpr_at_fpr[0.01]:.2%}", str(models), f"{outcome.record.compute['seconds']:.1f}",
+        f"{metrics.tpr_at_fpr[0.01]:.2%}", str(models), f"{outcome.record.compute.seconds:.1f}",
     )
 
 

@@ -86,12 +86,111 @@ def test_the_cycle_finder_finds_a_planted_loop() -> None:
 def test_lower_layers_never_import_the_pipeline() -> None:
     graph = import_graph()
     lower = ("auditml.config", "auditml.records", "auditml.run_directory", "auditml.metrics",
-             "auditml.data", "auditml.models", "auditml.training", "auditml.attacks")
+             "auditml.data", "auditml.models", "auditml.training", "auditml.attacks",
+             "auditml.figures")
     for module, edges in graph.items():
         if module.startswith(lower):
             wrong = sorted(e for e in edges if e.startswith(("auditml.audit", "auditml.api",
                                                              "auditml.cli", "auditml.reporting")))
             assert not wrong, f"{module} imports {wrong}"
+
+
+def _external_imports(path: Path) -> set[str]:
+    """Every module ``path`` imports (``import a.b`` and ``from a.b import c`` give ``a.b``), at
+    any level: a lazy import inside a function counts, as in :func:`import_graph`."""
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
+            names.add(node.module)
+        elif isinstance(node, ast.Import):
+            names.update(alias.name for alias in node.names)
+    return names
+
+
+def _within(name: str, *packages: str) -> bool:
+    return any(name == package or name.startswith(package + ".") for package in packages)
+
+
+def audit_imports_of_reporting(graph: dict[str, set[str]]) -> list[str]:
+    return sorted(f"{module} -> {edge}" for module, edges in graph.items()
+                  if _within(module, "auditml.audit")
+                  for edge in edges if _within(edge, "auditml.reporting"))
+
+
+def test_the_audit_never_imports_reporting() -> None:
+    # The audit writes the run directory; reports read it. What both need (the VIOLATION rule,
+    # the figures) lives below both (auditml.metrics.violation, auditml.figures).
+    graph = import_graph()
+    assert not audit_imports_of_reporting(graph), audit_imports_of_reporting(graph)
+    graph["auditml.audit.results"] = graph["auditml.audit.results"] | {"auditml.reporting.verdict"}
+    assert audit_imports_of_reporting(graph) == [
+        "auditml.audit.results -> auditml.reporting.verdict"]
+
+
+def metrics_violations(graph: dict[str, set[str]], imports: dict[str, set[str]]) -> list[str]:
+    """What a metrics module imports that it must not: torch, or the layers above it."""
+    wrong = []
+    for module, path in _modules().items():
+        if not _within(module, "auditml.metrics"):
+            continue
+        for name in sorted(imports.get(module, _external_imports(path))):
+            if _within(name, "torch"):
+                wrong.append(f"{module} imports {name}")
+        for edge in sorted(graph[module]):
+            if _within(edge, "auditml.audit", "auditml.training", "auditml.reporting"):
+                wrong.append(f"{module} imports {edge}")
+    return wrong
+
+
+def test_metrics_are_pure_numpy_and_scipy() -> None:
+    # (scores, ...) -> numbers: no torch, nothing from the layers that train, audit or report.
+    graph = import_graph()
+    assert not metrics_violations(graph, {}), metrics_violations(graph, {})
+    planted = {"auditml.metrics.roc": {"torch.nn"}}
+    graph["auditml.metrics.tradeoff"] = graph["auditml.metrics.tradeoff"] | {
+        "auditml.training.dp_sgd"}
+    assert metrics_violations(graph, planted) == [
+        "auditml.metrics.roc imports torch.nn",
+        "auditml.metrics.tradeoff imports auditml.training.dp_sgd"]
+
+
+def test_importing_the_metrics_loads_no_torch() -> None:
+    # Transitively too (a metrics module importing a module that imports torch): only the
+    # accounting module's calls load Opacus, and with it torch.
+    import subprocess
+    import sys
+
+    names = sorted(name for name in _modules() if _within(name, "auditml.metrics"))
+    code = (f"import importlib, sys\nfor name in {names!r}: importlib.import_module(name)\n"
+            "print(sorted(m for m in ('torch', 'opacus') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip() == "[]", result.stdout
+
+
+ACCOUNTING = "auditml.metrics.accounting"
+
+
+def accountant_importers(imports: dict[str, set[str]]) -> list[str]:
+    return sorted(module for module, names in imports.items()
+                  if module != ACCOUNTING and any(_within(name, "opacus.accountants")
+                                                  for name in names))
+
+
+def test_one_module_computes_epsilon() -> None:
+    # Every ε (and Opacus' private PRV API) goes through auditml.metrics.accounting: no other
+    # module imports Opacus' accountants, lazily or not.
+    imports = {module: _external_imports(path) for module, path in _modules().items()}
+    assert any(_within(name, "opacus.accountants") for name in imports[ACCOUNTING])
+    assert accountant_importers(imports) == []
+    imports["auditml.training.dp_sgd"] = imports["auditml.training.dp_sgd"] | {
+        "opacus.accountants.analysis.rdp"}
+    assert accountant_importers(imports) == ["auditml.training.dp_sgd"]
+    # Opacus' private names appear in that module alone.
+    private = re.compile(r"\._get_dprv\b|\._get_domain\b")
+    users = sorted(module for module, path in _modules().items()
+                   if private.search(path.read_text(encoding="utf-8")))
+    assert users == [ACCOUNTING]
 
 
 def test_attacks_are_fitted_in_one_place() -> None:

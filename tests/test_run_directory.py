@@ -3,6 +3,7 @@ untrusted (edited, torn, foreign, locked, symlinked or malformed files end in on
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import shutil
@@ -14,10 +15,19 @@ from typing import Any
 import numpy as np
 import pytest
 import yaml
+from pydantic import ValidationError
 
 from auditml.cli import main
 from auditml.errors import RunDirectoryError
-from auditml.records import AttackRecord, CanaryRecord, RunFacts, TrainingRecord
+from auditml.records import (
+    AttackRecord,
+    CanaryRecord,
+    ClassMetricsRecord,
+    ComputeRecord,
+    MembershipMetricsRecord,
+    RunFacts,
+    TrainingRecord,
+)
 from auditml.run_directory import RunDirectory
 
 pytestmark = pytest.mark.slow
@@ -102,6 +112,32 @@ def test_every_key_written_is_in_the_record(trained: Path) -> None:
     assert set(metrics) == set(TrainingRecord.model_fields)
     result = json.loads((trained / "audit" / "mia_threshold.json").read_text())
     assert set(result) == set(AttackRecord.model_fields)
+
+
+def test_an_attack_record_is_typed_all_the_way_down(trained: Path) -> None:
+    # Its parts are records too, not free-form dicts checked by hand, and the JSON on disk is
+    # read and written back key for key (run directories written before stay readable).
+    raw = json.loads((trained / "audit" / "mia_threshold.json").read_text())
+    record = AttackRecord.model_validate(raw)
+    assert isinstance(record.metrics, MembershipMetricsRecord)
+    assert isinstance(record.compute, ComputeRecord)
+    assert record.per_class and all(
+        isinstance(entry, ClassMetricsRecord) for entry in record.per_class.values())
+    assert json.loads(record.model_dump_json()) == raw
+    label = next(iter(raw["per_class"]))
+    for path in (["metrics", "calibrated_accuracy", "threshold"], ["compute", "seconds"],
+                 ["per_class", label, "auc"]):
+        broken = copy.deepcopy(raw)
+        part = broken
+        for key in path[:-1]:
+            part = part[key]
+        del part[path[-1]]
+        with pytest.raises(ValidationError, match=path[-1]):
+            AttackRecord.model_validate(broken)
+        part[path[-1]] = 0.5
+        part["unknown"] = 1
+        with pytest.raises(ValidationError, match="unknown"):
+            AttackRecord.model_validate(broken)
 
 
 def test_a_record_of_another_version_says_what_to_rerun(trained: Path, tmp_path: Path) -> None:

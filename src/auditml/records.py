@@ -25,7 +25,7 @@ from __future__ import annotations
 import math
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from auditml.metrics import MembershipMetrics, MetricsInputError
 
@@ -304,6 +304,57 @@ def _finite_number(value: Any, what: str) -> float:
     return float(value)
 
 
+class CalibratedAccuracyRecord(_Part):
+    """:class:`auditml.metrics.CalibratedAccuracy`: the threshold chosen on one half, its
+    accuracy on the other."""
+
+    threshold: float
+    accuracy: float
+    calibration_size: int = Field(ge=0)
+    evaluation_size: int = Field(ge=0)
+
+
+class MembershipMetricsRecord(_Part):
+    """:meth:`auditml.metrics.MembershipMetrics.to_dict`, the same keys: ``tpr_at_fpr`` keyed by
+    the ``repr`` of each FPR (``"0.001"``)."""
+
+    auc: float
+    tpr_at_fpr: dict[str, float]
+    advantage: float
+    calibrated_accuracy: CalibratedAccuracyRecord
+    members: int = Field(ge=0)
+    nonmembers: int = Field(ge=0)
+
+    @model_validator(mode="after")
+    def _metrics_complete(self) -> MembershipMetricsRecord:
+        self.membership_metrics()  # rates are rates, FPR keys are numbers
+        return self
+
+    def membership_metrics(self) -> MembershipMetrics:
+        """As :class:`auditml.metrics.MembershipMetrics` (``ValueError`` when malformed)."""
+        try:
+            return MembershipMetrics.from_dict(self.model_dump())
+        except MetricsInputError as error:
+            raise ValueError(str(error)) from None
+
+
+class ClassMetricsRecord(_Part):
+    """One class's entry of :func:`auditml.metrics.per_class_metrics`."""
+
+    auc: float
+    tpr_at_fpr: dict[str, float]
+    members: int = Field(ge=0)
+    nonmembers: int = Field(ge=0)
+
+
+class ComputeRecord(_Part):
+    """What one attack cost: wall seconds fitting and scoring, and the reference or shadow
+    models it used."""
+
+    seconds: float = Field(ge=0)
+    reference_models: int = Field(ge=0)
+
+
 class AttackRecord(Record):
     """``audit/<attack>.json``: one membership attack's result on one model.
 
@@ -319,26 +370,17 @@ class AttackRecord(Record):
     settings: dict[str, Any]
     fitted: dict[str, Any]
     counts: Counts
-    metrics: dict[str, Any]
+    metrics: MembershipMetricsRecord
     epsilon_lower_bound: dict[str, Any]
     gdp_estimate: dict[str, Any]
-    per_class: dict[str, dict[str, Any]]
+    per_class: dict[str, ClassMetricsRecord]
     most_exposed: list[ExposedExample]
-    compute: dict[str, Any]
+    compute: ComputeRecord
     run: RunFacts
     scores_file: str | None = None
     scores_sha256: str | None = None
     roc_plot: str | None = None
     exposed_gallery: str | None = None
-
-    @field_validator("metrics")
-    @classmethod
-    def _metrics_complete(cls, metrics: dict[str, Any]) -> dict[str, Any]:
-        try:
-            MembershipMetrics.from_dict(metrics)
-        except MetricsInputError as error:
-            raise ValueError(str(error)) from None
-        return metrics
 
     @field_validator("epsilon_lower_bound", "gdp_estimate")
     @classmethod
@@ -348,7 +390,7 @@ class AttackRecord(Record):
 
     def membership_metrics(self) -> MembershipMetrics:
         """The metrics as :class:`auditml.metrics.MembershipMetrics`."""
-        return MembershipMetrics.from_dict(self.metrics)
+        return self.metrics.membership_metrics()
 
     @property
     def epsilon_bound(self) -> float:

@@ -16,7 +16,12 @@ from scipy.special import logsumexp
 from scipy.stats import norm
 
 from auditml.metrics.accounting import (
+    PRVGridTooLarge,
+    _opacus_discrete_prv,
     accountant_epsilon,
+    prv_composition,
+    prv_epsilon_lower,
+    prv_grid_spacing,
     rdp_history_epsilon,
     shuffle_delta_lower_bound,
     shuffle_epsilon_lower_bound,
@@ -45,6 +50,53 @@ def test_a_prv_history_is_opacus_prv_accountant() -> None:
     accountant.history = [(1.1, 0.01, 500)]
     expected = accountant.get_epsilon(delta=1e-5)
     assert accountant_epsilon(accountant.history, mechanism="prv", delta=1e-5) == expected
+
+
+def test_opacus_private_prv_api_is_what_the_wrapper_expects() -> None:
+    # The one use of Opacus' private API (`PRVAccountant._get_dprv`, its `_get_domain` hook and
+    # the DiscretePRV it returns): same names and keywords, the grid it is given, and the
+    # interval it returns brackets the exact ε of a one-step Gaussian (sample rate 1: N(1, σ²)
+    # against N(0, σ²)), a closed form.
+    import inspect
+
+    names = lambda f: list(inspect.signature(f).parameters)  # noqa: E731
+    assert names(PRVAccountant._get_dprv) == ["self", "eps_error", "delta_error"]
+    assert names(PRVAccountant._get_domain) == [
+        "self", "prvs", "num_self_compositions", "eps_error", "delta_error"]
+    for sigma, delta in ((0.8, 1e-5), (2.0, 1e-3), (5.0, 1e-6)):
+        exact = _gaussian_epsilon(delta, sigma)
+        composition = prv_composition([(sigma, 1.0, 1)], delta_error=delta / 1000)
+        lower, estimate, upper = composition.epsilon_interval(delta)
+        assert all(isinstance(value, float) for value in (lower, estimate, upper))
+        assert lower <= exact <= upper and upper - lower <= 0.05, (sigma, lower, exact, upper)
+        assert prv_epsilon_lower([(sigma, 1.0, 1)], delta=delta) == lower
+    # The half-width given is the grid used (Opacus calls `_get_domain` to size it).
+    spacing = prv_grid_spacing(1, delta_error=1e-8)
+    for half_width in (6.0, 9.0):
+        discrete = _opacus_discrete_prv([(1.0, 1.0, 1)], eps_error=0.01, delta_error=1e-8,
+                                        half_width=half_width)
+        domain = discrete.domain
+        assert len(discrete.pmf) == domain.size
+        assert abs(domain.t_min + half_width) <= 2 * spacing
+        assert abs(domain.t_max - half_width) <= 2 * spacing
+
+
+@pytest.mark.parametrize("history", [[(1.1, 0.01, 500)], [(0.9, 0.05, 40), (1.5, 0.1, 25)]])
+def test_the_sized_prv_composition_is_opacus_prv_accountant_bit_for_bit(
+    history: list[tuple[float, float, int]]
+) -> None:
+    accountant = PRVAccountant()
+    accountant.history = list(history)
+    for delta in (1e-5, 1e-3):
+        expected = accountant.get_epsilon(delta=delta)
+        composition = prv_composition(history, delta_error=delta / 1000)
+        assert composition.epsilon_interval(delta)[2] == expected
+
+
+def test_a_prv_grid_too_large_is_refused_before_it_is_built() -> None:
+    with pytest.raises(PRVGridTooLarge) as raised:
+        prv_composition([(0.05, 0.1, 20)], delta_error=1e-8, max_grid_points=1e6)
+    assert raised.value.points > 1e6
 
 
 # Shuffled fixed-size batches: the certified lower bound of Chua et al. (2024).

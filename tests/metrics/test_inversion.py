@@ -198,7 +198,7 @@ def test_bad_inputs_are_one_clear_error(call: object, fragment: str) -> None:
 def test_importing_the_inversion_modules_imports_no_heavy_library() -> None:
     code = (
         "import sys, auditml.metrics.inversion, auditml.attacks.inversion, "
-        "auditml.reporting.inversion_gallery; "
+        "auditml.figures.inversion_gallery; "
         "print([m for m in ('matplotlib', 'scipy.stats', 'sklearn') if m in sys.modules])"
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,

@@ -18,6 +18,7 @@ from scipy.stats import norm
 
 from auditml.config import parse_config
 from auditml.data.split import make_split
+from auditml.figures.plots import gallery_figure, png_bytes
 from auditml.metrics import epsilon_lower_bound, gdp_epsilon_estimate, membership_metrics
 from auditml.records import (
     AssumptionCheck,
@@ -28,7 +29,6 @@ from auditml.records import (
     TrainingRecord,
     Versions,
 )
-from auditml.reporting.plots import gallery_figure, png_bytes
 from auditml.run_directory import RunDirectory
 
 ATTACK = "mia_threshold"
@@ -121,7 +121,8 @@ def write_audit(
         most_exposed=[
             {"example": int(i), "label": int(i) % 10, "score": float(scores[i])} for i in exposed
         ],
-        compute={}, run=_facts(run), exposed_gallery=gallery_name,
+        compute={"seconds": 0.0, "reference_models": 0}, run=_facts(run),
+        exposed_gallery=gallery_name,
     )
     run.write_attack(record, scores, is_member)
 

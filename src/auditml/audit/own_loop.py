@@ -39,6 +39,7 @@ from auditml.audit.canaries.base import CanaryEvidence, PrivacyClaim
 from auditml.audit.canaries.white_box import AllIteratesAudit, LastIterateAudit
 from auditml.errors import ArgumentError, AuditMLError
 from auditml.gradient_canary_record import GradientCanaryRecord
+from auditml.metrics.accounting import spent_epsilon
 from auditml.records import AssumptionCheck, CanaryRecord, HiddenStateProbe, RunFacts
 from auditml.training.clipping_probe import ClippingProbe, attach_through_clipping
 from auditml.training.gradient_canaries import (
@@ -232,7 +233,7 @@ class CanaryAudit:
         accountant = engine.accountant
         if not accountant.history:
             raise AuditMLError("the privacy engine's accountant has no steps: train, then ask")
-        claimed = float(accountant.get_epsilon(delta=delta))
+        claimed = spent_epsilon(accountant, delta)
         claim = PrivacyClaim(
             accountant=accountant.mechanism(), history=list(accountant.history),
             epsilon=claimed, delta=float(delta),

@@ -103,7 +103,7 @@ def write_outcome(
     run: RunDirectory, outcome: AttackOutcome, *, images: np.ndarray, pool_indices: np.ndarray
 ) -> AttackOutcome:
     """Write the attack's figures, scores and record into ``run``; the outcome as written."""
-    from auditml.reporting.plots import (
+    from auditml.figures.plots import (
         RocSeries,
         gallery_figure,
         png_bytes,
@@ -147,7 +147,7 @@ def write_overlay(run: RunDirectory, outcomes: list[AttackOutcome], title: str) 
         if drawn.is_file():
             write_bytes(path, drawn.read_bytes())
             return path
-    from auditml.reporting.plots import RocSeries, png_bytes, roc_overlay_figure
+    from auditml.figures.plots import RocSeries, png_bytes, roc_overlay_figure
 
     series = []
     for outcome in outcomes:

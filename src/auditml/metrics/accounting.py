@@ -1,11 +1,22 @@
-"""The ε an Opacus accountant certifies for a history of DP-SGD phases, computed once per (q, σ).
+"""Every ε this package computes from a DP-SGD history: the one accounting module.
 
-A history is Opacus' list of ``(noise_multiplier, sample_rate, steps)``. Opacus' RDP accountant
-recomputes the whole RDP vector on every ``get_epsilon``, and a run asks for its ε every epoch:
-at q = 0.5 one ``compute_rdp`` costs 0.6 s (the fractional orders' series converge slowly), 4 of
-the 5 s of a small audit-dp run. ``compute_rdp`` is the one-step vector times ``steps``, so the
-one-step vector is kept per (q, σ) and the arithmetic is Opacus' own, bit for bit. Opacus is
-imported on first use: an audit that needs no accountant never pays for it.
+A history is Opacus' list of ``(noise_multiplier, sample_rate, steps)``, one entry per phase of
+Poisson-subsampled Gaussian steps. Everything that turns a history (or an RDP curve) into an ε
+lives here: the ε a run spends (training, calibration, the own-loop audit), the curve a run
+claims (:mod:`auditml.metrics.tradeoff`), the RDP of a random-stopping tuner
+(:mod:`auditml.training.tuning_privacy`) and certified *lower* bounds. Nothing else in
+``auditml`` imports ``opacus.accountants`` (``tests/test_architecture.py`` checks it), and
+Opacus' private API is touched in one function, :func:`_opacus_discrete_prv`, whose test
+(``tests/metrics/test_accounting.py``) fails if Opacus changes it.
+
+Opacus' RDP accountant recomputes the whole RDP vector on every ``get_epsilon``, and a run asks
+for its ε every epoch: at q = 0.5 one ``compute_rdp`` costs 0.6 s (the fractional orders'
+series converge slowly), 4 of the 5 s of a small audit-dp run. ``compute_rdp`` is the one-step
+vector times ``steps``, so the one-step vector is kept per (q, σ) and the arithmetic is Opacus'
+own, bit for bit. The PRV accountant sizes its grid from the same RDP bound (Gopi, Lee and
+Wutschitz 2021, remark 5.6), computed here from the kept vectors, so a grid too large to
+evaluate is refused before it is built. Opacus is imported on first use: an audit that needs
+no accountant never pays for it.
 
 :func:`shuffle_epsilon_lower_bound` (and :func:`shuffle_delta_lower_bound`) go the other way: a
 certified *lower* bound on the ε of DP-SGD that shuffles the data into fixed-size batches, which
@@ -17,15 +28,29 @@ from __future__ import annotations
 
 import math
 import numbers
+import warnings
 from collections.abc import Sequence
+from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from numpy.typing import ArrayLike
 
 from auditml.metrics.roc import MetricsInputError
 
+if TYPE_CHECKING:
+    from opacus.accountants import IAccountant
+
 History = Sequence[tuple[float, float, int]]
+
+PRV_EPSILON_ERROR = 0.01
+"""The PRV accountant's ε error: Opacus' default (``PRVAccountant.get_epsilon``)."""
+
+
+def prv_delta_error(delta: float) -> float:
+    """The PRV accountant's δ error for the (smallest) δ asked: Opacus' δ / 1000."""
+    return delta / 1000
 
 
 def rdp_orders() -> list[float]:
@@ -35,59 +60,208 @@ def rdp_orders() -> list[float]:
     return list(RDPAccountant.DEFAULT_ALPHAS)
 
 
-@lru_cache(maxsize=1024)
-def _rdp_one_step(sample_rate: float, sigma: float) -> tuple[float, ...]:
+def _rdp_one_step_at(sample_rate: float, sigma: float, orders: Sequence[float]) -> np.ndarray:
     from opacus.accountants.analysis import rdp as rdp_analysis
 
-    return tuple(rdp_analysis.compute_rdp(
-        q=sample_rate, noise_multiplier=sigma, steps=1, orders=rdp_orders()
-    ))
+    return np.asarray(rdp_analysis.compute_rdp(
+        q=sample_rate, noise_multiplier=sigma, steps=1, orders=list(orders)
+    ), dtype=float)
 
 
-def rdp_of_history(history: History) -> np.ndarray:
-    """The RDP vector (over :func:`rdp_orders`) of ``history``, as ``RDPAccountant`` sums it."""
+@lru_cache(maxsize=1024)
+def _rdp_one_step(sample_rate: float, sigma: float) -> tuple[float, ...]:
+    return tuple(_rdp_one_step_at(sample_rate, sigma, rdp_orders()))
+
+
+def rdp_of_history(history: History, orders: ArrayLike | None = None) -> np.ndarray:
+    """The RDP vector of ``history`` over ``orders`` (default :func:`rdp_orders`, memoised per
+    (q, σ)), as ``RDPAccountant`` sums it."""
+    if orders is None:
+        return sum(  # type: ignore[return-value]
+            np.asarray(_rdp_one_step(float(rate), float(sigma))) * steps
+            for sigma, rate, steps in history
+        )
+    chosen = [float(order) for order in np.atleast_1d(np.asarray(orders, dtype=float))]
     return sum(  # type: ignore[return-value]
-        np.asarray(_rdp_one_step(float(rate), float(sigma))) * steps
+        _rdp_one_step_at(float(rate), float(sigma), chosen) * steps
         for sigma, rate, steps in history
     )
 
 
-def rdp_history_epsilon(history: History, delta: float) -> float:
-    """``RDPAccountant`` with ``history`` ``.get_epsilon(delta)``, bit for bit."""
+def rdp_epsilon(rdp: ArrayLike, delta: float, *, orders: ArrayLike | None = None
+                ) -> tuple[float, float]:
+    """(ε at ``delta``, the order that gives it) of the RDP curve ``rdp`` over ``orders``
+    (default :func:`rdp_orders`): Opacus' conversion (Balle et al. 2020)."""
     from opacus.accountants.analysis import rdp as rdp_analysis
 
-    epsilon, _ = rdp_analysis.get_privacy_spent(
-        orders=rdp_orders(), rdp=rdp_of_history(history), delta=delta
+    epsilon, order = rdp_analysis.get_privacy_spent(
+        orders=rdp_orders() if orders is None else orders, rdp=rdp, delta=delta
     )
-    return float(epsilon)
+    return float(epsilon), float(order)
+
+
+def rdp_history_epsilon(history: History, delta: float) -> float:
+    """``RDPAccountant`` with ``history`` ``.get_epsilon(delta)``, bit for bit."""
+    return rdp_epsilon(rdp_of_history(history), delta)[0]
 
 
 def accountant_epsilon(history: History, *, mechanism: str, delta: float) -> float:
     """The ε at ``delta`` that Opacus' ``mechanism`` accountant certifies for ``history``
-    (``rdp`` through :func:`rdp_history_epsilon`)."""
+    (``rdp`` through :func:`rdp_history_epsilon`, ``prv`` through :func:`prv_composition`,
+    both equal to Opacus' ``get_epsilon``)."""
     if mechanism == "rdp":
         return rdp_history_epsilon(history, delta)
-    from opacus.accountants import create_accountant
-
-    accountant = create_accountant(mechanism=mechanism)
+    if mechanism == "prv":
+        composition = prv_composition(history, delta_error=prv_delta_error(delta))
+        return composition.epsilon_interval(delta)[2]
+    accountant = new_accountant(mechanism)
     accountant.history = list(history)
     return float(accountant.get_epsilon(delta=delta))
 
 
-def prv_epsilon_lower(history: History, *, delta: float, eps_error: float = 0.01) -> float:
+def new_accountant(mechanism: str) -> IAccountant:
+    """A fresh Opacus accountant (``rdp``, ``prv`` or ``gdp``) that records a history step by
+    step (``accountant.step(noise_multiplier=..., sample_rate=...)``); read its ε with
+    :func:`spent_epsilon`."""
+    from opacus.accountants import create_accountant
+
+    return create_accountant(mechanism=mechanism)
+
+
+def spent_epsilon(accountant: IAccountant, delta: float) -> float:
+    """``accountant.get_epsilon(delta)`` of an Opacus accountant (one of a ``PrivacyEngine``'s, or
+    :func:`new_accountant`'s), its RDP computed once per (q, σ) (module docstring)."""
+    mechanism = accountant.mechanism()
+    if mechanism in ("rdp", "prv"):
+        return accountant_epsilon(list(accountant.history), mechanism=mechanism, delta=delta)
+    return float(accountant.get_epsilon(delta=delta))
+
+
+def certified_epsilons(history: History, deltas: ArrayLike, *, mechanism: str) -> np.ndarray:
+    """The ε(δ) that the ``mechanism`` (``prv`` or ``rdp``) accountant certifies for
+    ``history`` at each of ``deltas``, reusing one accountant computation for the whole grid;
+    ``inf`` where it certifies none (a δ outside the PRV discretisation's reach)."""
+    grid = np.asarray(deltas, dtype=float)
+    if mechanism == "prv":
+        # One discretised, composed PRV serves every δ of the grid: its error guarantee (Gopi et
+        # al. 2021, Theorem 10) is uniform in δ, and the upper end adds both error terms, exactly
+        # as `PRVAccountant.get_epsilon` does for one δ. (`compute_delta_estimate` has no error
+        # term, so it is not an upper bound and is not used.)
+        composition = prv_composition(
+            history, delta_error=prv_delta_error(float(np.min(grid)))
+        )
+        epsilons = np.full(len(grid), np.inf)
+        for index, delta in enumerate(grid):
+            try:
+                epsilons[index] = composition.epsilon_interval(float(delta))[2]
+            except (ValueError, RuntimeError):
+                continue  # δ outside the discretisation's reach: no ε certified there
+        return epsilons
+    # The RDP curve is computed once; each δ is then Opacus' own conversion (Balle et al. 2020).
+    rdp = rdp_of_history(history)
+    with warnings.catch_warnings():
+        # "Optimal order is the largest alpha" warnings: the ε is still an upper bound.
+        warnings.simplefilter("ignore")
+        return np.array([rdp_epsilon(rdp, float(delta))[0] for delta in grid], dtype=float)
+
+
+# --- the PRV accountant (Gopi, Lee and Wutschitz 2021) ---------------------------------------
+
+
+class PRVGridTooLarge(ValueError):
+    """The PRV grid a history needs has more points than the caller allows (``points``)."""
+
+    def __init__(self, points: float) -> None:
+        self.points = points
+        super().__init__(f"the PRV grid would need {points:.2g} points")
+
+
+def prv_grid_spacing(total_steps: int, *, delta_error: float,
+                     eps_error: float = PRV_EPSILON_ERROR) -> float:
+    """The PRV accountant's grid spacing (Opacus' ``PRVAccountant`` domain mesh)."""
+    return float(eps_error / np.sqrt(total_steps * np.log(12 / delta_error) / 2))
+
+
+def prv_half_width(history: History, *, delta_error: float,
+                   eps_error: float = PRV_EPSILON_ERROR) -> float:
+    """The half-width ``L`` of the PRV accountant's grid [-L, L] (Opacus'
+    ``compute_safe_domain_size``: the composed RDP bound at δ_err/4 and each phase's one-step
+    bound at δ_err/(8T), at least ``eps_error``, plus 3), from the memoised RDP vectors."""
+    total = sum(int(steps) for _, _, steps in history)
+    bound = rdp_history_epsilon(history, delta_error / 4)
+    for sigma, rate, _ in history:
+        bound = max(bound, rdp_history_epsilon([(sigma, rate, 1)], delta_error / (8 * total)))
+    return max(bound, eps_error) + 3
+
+
+@dataclass(frozen=True, eq=False)
+class PRVComposition:
+    """The discretised, composed privacy loss of a history (Gopi et al. 2021), to read ε from."""
+
+    discrete_prv: Any  # Opacus' DiscretePRV
+    delta_error: float
+    eps_error: float
+
+    def epsilon_interval(self, delta: float) -> tuple[float, float, float]:
+        """(certified lower bound, estimate, certified upper bound) of the true ε at ``delta``;
+        Opacus' ``PRVAccountant.get_epsilon`` reports the upper end. Raises ``ValueError`` or
+        ``RuntimeError`` where the discretisation cannot reach ``delta``."""
+        lower, estimate, upper = self.discrete_prv.compute_epsilon(
+            delta, self.delta_error, self.eps_error
+        )
+        return float(lower), float(estimate), float(upper)
+
+
+def prv_composition(history: History, *, delta_error: float,
+                    eps_error: float = PRV_EPSILON_ERROR,
+                    max_grid_points: float = math.inf) -> PRVComposition:
+    """The PRV accountant's composition of ``history``, as Opacus' ``PRVAccountant`` builds
+    it, its grid sized first: :class:`PRVGridTooLarge` when it would have more than
+    ``max_grid_points`` points (the time and memory follow the grid: 2.3e6 points take ~4 s,
+    σ = 1e-3 would ask for 237 GiB)."""
+    half_width = prv_half_width(history, delta_error=delta_error, eps_error=eps_error)
+    total = sum(int(steps) for _, _, steps in history)
+    points = 2 * half_width / prv_grid_spacing(total, delta_error=delta_error,
+                                               eps_error=eps_error)
+    if not points <= max_grid_points:
+        raise PRVGridTooLarge(points)
+    discrete = _opacus_discrete_prv(history, eps_error=eps_error, delta_error=delta_error,
+                                    half_width=half_width)
+    return PRVComposition(discrete, delta_error, eps_error)
+
+
+def _opacus_discrete_prv(history: History, *, eps_error: float, delta_error: float,
+                         half_width: float) -> Any:
+    """Opacus' ``PRVAccountant._get_dprv`` for ``history`` on the grid [-half_width,
+    half_width] (its ``_get_domain`` given the half-width computed already, so the RDP bound is
+    not computed twice): the one use of Opacus' private API in ``auditml``.
+    ``test_opacus_private_prv_api_is_what_the_wrapper_expects`` fails if Opacus changes it."""
+    from opacus.accountants import PRVAccountant
+    from opacus.accountants.analysis.prv import Domain
+
+    class _SizedPRVAccountant(PRVAccountant):
+        def _get_domain(self, prvs: Any, num_self_compositions: Sequence[int],
+                        eps_error: float, delta_error: float) -> Any:
+            spacing = prv_grid_spacing(sum(num_self_compositions), delta_error=delta_error,
+                                       eps_error=eps_error)
+            return Domain.create_aligned(-half_width, half_width, spacing)
+
+    accountant = _SizedPRVAccountant()
+    accountant.history = [(float(s), float(q), int(t)) for s, q, t in history]
+    with np.errstate(divide="ignore"):  # Opacus takes log(1 - q) = log(0) at sample rate 1
+        return accountant._get_dprv(eps_error=eps_error, delta_error=delta_error)
+
+
+def prv_epsilon_lower(history: History, *, delta: float,
+                      eps_error: float = PRV_EPSILON_ERROR) -> float:
     """A certified *lower* bound on the true ε at ``delta`` of the Poisson-subsampled Gaussian
     composition ``history``: the ``eps_lower`` end of the interval that the PRV accountant of
     Gopi, Lee and Wutschitz (2021) proves around the truth (Opacus' ``PRVAccountant`` reports
     the upper end). Raises ``ValueError``/``RuntimeError`` where the PRV cannot be discretised.
     """
-    from opacus.accountants import PRVAccountant
-
-    accountant = PRVAccountant()
-    accountant.history = list(history)
-    delta_error = delta / 1000
-    dprv = accountant._get_dprv(eps_error=eps_error, delta_error=delta_error)
-    lower, _, _ = dprv.compute_epsilon(delta, delta_error, eps_error)
-    return float(lower)
+    composition = prv_composition(history, delta_error=prv_delta_error(delta),
+                                  eps_error=eps_error)
+    return composition.epsilon_interval(delta)[0]
 
 
 # ---------------------------------------------------------------------------------------------

@@ -30,7 +30,6 @@ equal to ``f(1 - y)`` for symmetric ``f``), computed without the rounding of ``1
 from __future__ import annotations
 
 import math
-import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
@@ -39,7 +38,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import special
 
-from auditml.metrics.accounting import rdp_of_history, rdp_orders
+from auditml.metrics.accounting import certified_epsilons
 from auditml.metrics.epsilon import _check_number, _shown
 from auditml.metrics.roc import MetricsInputError
 
@@ -49,11 +48,6 @@ log δ. Small δ shape the curve near α = 0 (few, confident guesses); large δ 
 
 # The accountants whose ε(δ) is an upper bound on the mechanism's ε (Opacus' own names).
 CLAIM_ACCOUNTANTS: tuple[str, ...] = ("prv", "rdp")
-
-# The PRV accountant's error settings: Opacus' default ε error; its δ error is this fraction of
-# the smallest δ of the grid (Opacus uses δ / 1000 for a single δ).
-_PRV_EPSILON_ERROR = 0.01
-_PRV_DELTA_ERROR_FRACTION = 1e-3
 
 
 @dataclass(frozen=True, eq=False)
@@ -205,42 +199,6 @@ def _check_history(history: object) -> list[tuple[float, float, int]]:
     return checked
 
 
-def _prv_epsilons(history: list[tuple[float, float, int]], deltas: np.ndarray) -> np.ndarray:
-    from opacus.accountants import PRVAccountant
-
-    accountant = PRVAccountant()
-    accountant.history = list(history)
-    delta_error = float(np.min(deltas)) * _PRV_DELTA_ERROR_FRACTION
-    # One discretised, composed PRV serves every δ of the grid: its error guarantee (Gopi et al.
-    # 2021, Theorem 10) is uniform in δ, and `eps_upper` adds both error terms, exactly as
-    # `PRVAccountant.get_epsilon` does for one δ. (`compute_delta_estimate` has no error term,
-    # so it is not an upper bound and is not used.)
-    with np.errstate(divide="ignore"):  # Opacus takes log(1 - q) = log(0) at sample rate 1
-        composed = accountant._get_dprv(eps_error=_PRV_EPSILON_ERROR, delta_error=delta_error)
-    epsilons = np.full(len(deltas), np.inf)
-    for index, delta in enumerate(deltas):
-        try:
-            epsilons[index] = composed.compute_epsilon(delta, delta_error, _PRV_EPSILON_ERROR)[2]
-        except (ValueError, RuntimeError):
-            continue  # δ outside the discretisation's reach: that pair is dropped (tightness only)
-    return epsilons
-
-
-def _rdp_epsilons(history: list[tuple[float, float, int]], deltas: np.ndarray) -> np.ndarray:
-    from opacus.accountants.analysis import rdp as rdp_analysis
-
-    orders = rdp_orders()
-    # The RDP curve is computed once; each δ is then Opacus' own conversion (Balle et al. 2020).
-    rdp = rdp_of_history(history)
-    with warnings.catch_warnings():
-        # "Optimal order is the largest alpha" warnings: the ε is still an upper bound.
-        warnings.simplefilter("ignore")
-        return np.array(
-            [rdp_analysis.get_privacy_spent(orders=orders, rdp=rdp, delta=d)[0] for d in deltas],
-            dtype=float,
-        )
-
-
 def claimed_tradeoff(
     accountant: object,
     *,
@@ -284,8 +242,7 @@ def claimed_tradeoff(
     if not len(grid) or not np.all((grid > 0) & (grid < 1)):
         raise MetricsInputError(f"`deltas` must be values in (0, 1), got {_shown(grid.tolist())}.")
     grid = np.unique(grid)
-    compute = _prv_epsilons if mechanism == "prv" else _rdp_epsilons
-    epsilons = compute(checked_history, grid)
+    epsilons = certified_epsilons(checked_history, grid, mechanism=mechanism)
     kept = np.isfinite(epsilons)
     if not np.any(kept):
         raise MetricsInputError(

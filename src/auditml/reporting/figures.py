@@ -1,5 +1,5 @@
 """Which figures a report draws, from its values (the drawing itself is in
-:mod:`auditml.reporting.plots`)."""
+:mod:`auditml.figures.plots`)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from dataclasses import dataclass
 
 from matplotlib.figure import Figure
 
-from auditml.reporting.plots import (
+from auditml.figures.plots import (
     LeakagePoint,
     RocSeries,
     accuracy_vs_leakage_figure,

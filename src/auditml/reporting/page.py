@@ -2,7 +2,7 @@
 
 Inline CSS, figures as inline SVG or ``data:`` URIs; no script, no font, no link, nothing loaded
 from anywhere. Every text is escaped here: callers pass plain strings, and only the builders of
-this module (and :func:`auditml.reporting.plots.svg_element`) produce markup, typed :class:`Html`.
+this module (and :func:`auditml.figures.plots.svg_element`) produce markup, typed :class:`Html`.
 
 Layout: the summary comes first; tables are as wide as the page and wrap their headers, and
 below 44rem each row becomes a card (label: value), so no table pushes the page sideways.
@@ -177,7 +177,7 @@ def _cell(cell: str) -> str:
 
 
 def svg_figure(svg: str, caption: str) -> Html:
-    """A figure from :func:`auditml.reporting.plots.svg_element` (already safe markup)."""
+    """A figure from :func:`auditml.figures.plots.svg_element` (already safe markup)."""
     return Html(f"<figure>{svg}<figcaption>{escape(caption)}</figcaption></figure>")
 
 

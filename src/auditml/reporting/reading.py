@@ -31,11 +31,10 @@ from auditml.reporting.verdict import canary_verdict
 from auditml.reporting.views import (
     AttackView,
     CanaryView,
-    ExposedExample,
     InferenceView,
-    RunFacts,
     RunView,
     SkippedAudit,
+    TrainingView,
 )
 from auditml.run_directory import CONFIG_FILE, RunDirectory
 
@@ -60,7 +59,7 @@ def model_label(
     return "DP"
 
 
-def _open_audited(run_dir: Path) -> tuple[RunDirectory, str, RunFacts]:
+def _open_audited(run_dir: Path) -> tuple[RunDirectory, str, TrainingView]:
     """The run, its training id and its facts, once its files are complete and unchanged: a
     run ``auditml train`` wrote, or a Python-API audit saved with ``.save()``."""
     run = RunDirectory(run_dir)
@@ -71,9 +70,9 @@ def _open_audited(run_dir: Path) -> tuple[RunDirectory, str, RunFacts]:
     return run, manifest.training_id, facts
 
 
-def _saved_facts(run: RunDirectory, model: AuditedModelRecord) -> RunFacts:
+def _saved_facts(run: RunDirectory, model: AuditedModelRecord) -> TrainingView:
     """What a saved Python-API audit knows of its model; the rest stays unknown (None)."""
-    return RunFacts(
+    return TrainingView(
         run_name=model.experiment_name,
         run_dir=str(run.path),
         label=model_label(model.dp_enabled, model.epsilon, None),
@@ -88,8 +87,8 @@ def _saved_facts(run: RunDirectory, model: AuditedModelRecord) -> RunFacts:
     )
 
 
-def _facts(run: RunDirectory, training: TrainingRecord) -> RunFacts:
-    return RunFacts(
+def _facts(run: RunDirectory, training: TrainingRecord) -> TrainingView:
+    return TrainingView(
         run_name=training.experiment_name,
         run_dir=str(run.path),
         label=model_label(training.dp_enabled, training.target_epsilon, training.noise_multiplier),
@@ -253,9 +252,7 @@ def _attack_view(run: RunDirectory, record: AttackRecord) -> AttackView:
         gdp_epsilon_estimate=float(record.gdp_estimate["epsilon"]),
         fpr=curve.fpr,
         tpr=curve.tpr,
-        most_exposed=[
-            ExposedExample(item.example, item.label, item.score) for item in record.most_exposed
-        ],
+        most_exposed=list(record.most_exposed),
         exposed_png=_gallery(run, record) if record.exposed_gallery else None,
         bound_tail=tail,
     )

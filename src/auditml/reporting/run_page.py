@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from auditml.figures.plots import svg_element
 from auditml.formatting import (
     format_confidence,
     format_delta,
@@ -17,7 +18,6 @@ from auditml.reporting import glossary, page
 from auditml.reporting.figures import run_roc_figure
 from auditml.reporting.glossary import Term
 from auditml.reporting.inference_page import inference_section
-from auditml.reporting.plots import svg_element
 from auditml.reporting.verdict import (
     CHECK_STATUS_WORDS,
     NONMEMBER_TAIL_MEANING,

@@ -3,7 +3,9 @@
 A DP run claims (ε, δ)-DP; an audit's ε lower bound says, with its stated confidence, that the
 training algorithm is *not* (ε', δ)-DP for any ε' below the bound. A bound above the claim
 therefore contradicts the claim: the training or its accounting is broken. Every report and the
-terminal summary of the one-run canary audit decide this with :func:`exceeds_claim`.
+terminal summary of the one-run canary audit decide this with
+:func:`auditml.metrics.violation.exceeds_claim` (a metric the audit records too, so it lives
+below both).
 """
 
 from __future__ import annotations
@@ -12,23 +14,7 @@ from dataclasses import dataclass
 from enum import Enum
 
 from auditml.formatting import format_confidence, format_epsilon, format_rate
-
-
-def exceeds_claim(
-    *, dp_enabled: bool | None, claimed_epsilon: float | None,
-    epsilon_lower_bound: float | None,
-) -> bool:
-    """True when the audit's ε lower bound exceeds the accountant's ε of a DP run.
-
-    Without DP (or with no DP claim known: ``None``) there is no claim to contradict, and a
-    missing bound or claim flags nothing.
-    """
-    return (
-        bool(dp_enabled)
-        and claimed_epsilon is not None
-        and epsilon_lower_bound is not None
-        and epsilon_lower_bound > claimed_epsilon
-    )
+from auditml.metrics.violation import exceeds_claim as exceeds_claim  # the reports' import
 
 
 def canary_verdict(

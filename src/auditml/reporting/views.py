@@ -9,13 +9,15 @@ from typing import Any
 import numpy as np
 
 from auditml.metrics.noise import tpr_above_chance
-from auditml.records import AssumptionCheck, InferenceRecord
+from auditml.records import AssumptionCheck, ExposedExample, InferenceRecord
 from auditml.reporting.rows import ONE_PERCENT_FPR
 
 
 @dataclass(frozen=True)
-class RunFacts:
-    """How the run was trained, from ``metrics.json``."""
+class TrainingView:
+    """How the run was trained, from ``metrics.json`` (or a saved Python-API audit's
+    ``model.json``): what the report says of the model, beside the audits' views. Not
+    :class:`auditml.records.RunFacts`, the few facts each audit record copies."""
 
     run_name: str
     run_dir: str
@@ -30,15 +32,6 @@ class RunFacts:
     train_acc: float | None
     # A Python-API audit saved with .save(): auditml did not see the training.
     audited_in_python: bool = False
-
-
-@dataclass(frozen=True)
-class ExposedExample:
-    """A member the attack scored highest: its index in the dataset's pool, label and score."""
-
-    example: int
-    label: int
-    score: float
 
 
 @dataclass(frozen=True)
@@ -130,7 +123,7 @@ class InferenceView:
 class RunView:
     """Everything the one-run report shows; ``attacks`` are in file-name order."""
 
-    facts: RunFacts
+    facts: TrainingView
     attacks: list[AttackView]
     canaries: list[CanaryView]
     skipped: list[SkippedAudit]

@@ -14,7 +14,7 @@ from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 from matplotlib.ticker import NullLocator, PercentFormatter
 
-from auditml.reporting.plots import png_bytes
+from auditml.figures.plots import png_bytes
 from auditml.sweep.report import SweepRecord, SweepRow
 
 INFINITY_LABEL = "∞ (no DP)"

@@ -34,7 +34,15 @@ from functools import lru_cache
 import numpy as np
 
 from auditml.config import MAX_NOISE_MULTIPLIER
-from auditml.metrics.accounting import rdp_history_epsilon, rdp_of_history, rdp_orders
+from auditml.metrics.accounting import (
+    PRVGridTooLarge,
+    prv_composition,
+    prv_delta_error,
+    prv_grid_spacing,
+    rdp_epsilon,
+    rdp_history_epsilon,
+    rdp_orders,
+)
 
 # ~1.5 s per ε on one core and 8 MB per array; on the tutorial's schedule (q=0.05, 400 steps,
 # δ=2e-4) PRV reaches ε≈45 within it. RDP has no grid and handles any target quickly.
@@ -42,7 +50,6 @@ MAX_PRV_GRID_POINTS = 1_000_000
 # The most noise calibration tries, as the config allows (see MAX_NOISE_MULTIPLIER there).
 MAX_SIGMA = MAX_NOISE_MULTIPLIER
 EPSILON_TOLERANCE = 0.01  # as Opacus's get_noise_multiplier
-_PRV_EPS_ERROR = 0.01  # PRVAccountant.get_epsilon's default
 _MAX_EVALUATIONS = 40
 # What the accountants raise on inputs they cannot handle (PRV's "Cannot compute epsilon" is a
 # RuntimeError; huge grids a MemoryError; σ=0 an OverflowError).
@@ -84,47 +91,20 @@ def _rdp_epsilon(sigma: float, sample_rate: float, steps: int, delta: float) -> 
 
 
 def _prv_epsilon(sigma: float, sample_rate: float, steps: int, delta: float) -> float:
-    """PRVAccountant.get_epsilon for one (σ, q, steps) history entry, step for step, except that
-    the grid is sized before it is built, and the RDP bound it is sized from is computed once
-    (Opacus's compute_safe_domain_size computes the same RDP vector twice)."""
-    # Opacus on first use, not with the module: a run without DP never pays for it (~2 s).
-    from opacus.accountants.analysis import rdp as rdp_analysis
-    from opacus.accountants.analysis.prv import (
-        Domain,
-        PoissonSubsampledGaussianPRV,
-        TruncatedPrivacyRandomVariable,
-        compose_heterogeneous,
-        discretize,
-    )
-
-    eps_error, delta_error = _PRV_EPS_ERROR, delta / 1000
-    orders = rdp_orders()
-    single = rdp_of_history([(sigma, sample_rate, 1)])
-    # compute_safe_domain_size: the composed bound at δ_err/4, and one step's at δ_err/(8 T).
-    composed, _ = rdp_analysis.get_privacy_spent(
-        orders=orders, rdp=single * steps, delta=delta_error / 4
-    )
-    one_step, _ = rdp_analysis.get_privacy_spent(
-        orders=orders, rdp=single, delta=delta_error / (8 * steps)
-    )
-    half_width = max(composed, one_step, eps_error) + 3
-    mesh = _prv_mesh(steps, delta)
-    points = 2 * half_width / mesh
-    if not points <= MAX_PRV_GRID_POINTS:
-        raise AccountingError(_grid_message(points))
-    domain = Domain.create_aligned(-half_width, half_width, mesh)
-    prv = PoissonSubsampledGaussianPRV(sample_rate, sigma)
-    truncated = TruncatedPrivacyRandomVariable(prv, domain.t_min, domain.t_max)
-    composed_prv = compose_heterogeneous(
-        dprvs=[discretize(truncated, domain)], num_self_compositions=[steps]
-    )
-    _, _, eps_upper = composed_prv.compute_epsilon(delta, delta_error, eps_error)
-    return float(eps_upper)
+    """PRVAccountant.get_epsilon for one (σ, q, steps) history entry, except that the grid is
+    sized before it is built (:func:`~auditml.metrics.accounting.prv_composition`)."""
+    try:
+        composition = prv_composition([(sigma, sample_rate, steps)],
+                                      delta_error=prv_delta_error(delta),
+                                      max_grid_points=MAX_PRV_GRID_POINTS)
+    except PRVGridTooLarge as error:
+        raise AccountingError(_grid_message(error.points)) from None
+    return composition.epsilon_interval(delta)[2]
 
 
 def _prv_mesh(steps: int, delta: float) -> float:
-    """PRVAccountant's grid spacing (its _get_domain, with eps_error 0.01, δ_err = δ/1000)."""
-    return _PRV_EPS_ERROR / math.sqrt(steps * math.log(12 / (delta / 1000)) / 2)
+    """PRVAccountant's grid spacing (with eps_error 0.01, δ_err = δ/1000)."""
+    return prv_grid_spacing(steps, delta_error=prv_delta_error(delta))
 
 
 def _grid_message(points: float) -> str:
@@ -140,13 +120,9 @@ def calibrate_noise(
 ) -> float:
     """σ with ``target - 0.01 < ε <= target``, or :class:`AccountingError` saying why none is
     reachable (target below the accountant's floor, or beyond what PRV can evaluate)."""
-    from opacus.accountants.analysis import rdp as rdp_analysis
-
     if accountant == "rdp":
         # RDP's ε with infinite noise (rdp = 0): its conversion alone, over its orders.
-        floor, _ = rdp_analysis.get_privacy_spent(
-            orders=rdp_orders(), rdp=np.zeros(len(rdp_orders())), delta=delta
-        )
+        floor, _ = rdp_epsilon(np.zeros(len(rdp_orders())), delta)
         if target_epsilon <= floor:
             raise AccountingError(
                 f"the rdp accountant cannot certify less than ε={floor:.3g} at δ={delta:g}, "

@@ -21,21 +21,17 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import torch
 from torch import nn
 from torch.utils.data import DataLoader
 
 from auditml.config import DPConfig
-from auditml.metrics.accounting import accountant_epsilon
+from auditml.metrics.accounting import new_accountant, spent_epsilon
 from auditml.training.augmentation import average_copies, shifted_copies
 from auditml.training.gradient_canaries import GradientCanaries, attach_to_dp_optimizer
 from auditml.training.per_example import PerExampleClipper, covered_layers
 from auditml.training.privacy import NoisePlan
-
-if TYPE_CHECKING:
-    from opacus.accountants import IAccountant
 
 # (inputs, labels) -> (logits, mean loss over the batch); one optimiser step.
 TrainingStep = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
@@ -137,7 +133,7 @@ def make_private(
             detach_canaries()
 
     return PrivateTraining(
-        step, private_loader, lambda delta: _spent(_epsilon(engine.accountant, delta)),
+        step, private_loader, lambda delta: _spent(spent_epsilon(engine.accountant, delta)),
         mode, close,
     )
 
@@ -150,7 +146,6 @@ def _fast(
     dp: DPConfig,
     canaries: GradientCanaries | None,
 ) -> PrivateTraining:
-    from opacus.accountants import create_accountant
     from opacus.data_loader import DPDataLoader
 
     private_loader = DPDataLoader.from_data_loader(loader)
@@ -161,7 +156,7 @@ def _fast(
         expected_batch_size=int(len(loader.dataset) * sample_rate),  # type: ignore[arg-type]
         canaries=canaries,
     )
-    accountant = create_accountant(mechanism=dp.accountant)
+    accountant = new_accountant(dp.accountant)
 
     def step(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         logits = model(x)
@@ -172,14 +167,8 @@ def _fast(
 
     return PrivateTraining(
         step, private_loader,
-        lambda delta: _spent(_epsilon(accountant, delta)), "fast", step_with_noise.close,
+        lambda delta: _spent(spent_epsilon(accountant, delta)), "fast", step_with_noise.close,
     )
-
-
-def _epsilon(accountant: IAccountant, delta: float) -> float:
-    """``accountant.get_epsilon(delta)``, its RDP computed once per (q, σ) (see
-    :mod:`auditml.metrics.accounting`)."""
-    return accountant_epsilon(accountant.history, mechanism=accountant.mechanism(), delta=delta)
 
 
 def _spent(epsilon: float) -> float:

@@ -34,13 +34,12 @@ import math
 from dataclasses import dataclass
 
 import numpy as np
-from opacus.accountants import RDPAccountant
-from opacus.accountants.analysis.rdp import compute_rdp, get_privacy_spent
 
 from auditml.errors import ConfigError
+from auditml.metrics.accounting import rdp_epsilon, rdp_of_history, rdp_orders
 
 # Opacus's orders, extended upwards: the best λ̂ grows with log(1/γ) and the noise.
-ORDERS = np.array([*RDPAccountant.DEFAULT_ALPHAS, 80, 96, 128, 192, 256, 512, 1024], float)
+ORDERS = np.array([*rdp_orders(), 80, 96, 128, 192, 256, 512, 1024], float)
 
 
 MAX_EXPECTED_TRIALS = 10_000
@@ -155,10 +154,7 @@ def random_stopping_epsilon(
     """
     if not schedules:
         raise ValueError("`schedules` must name at least one DP-SGD schedule.")
-    rdp = np.max([np.asarray(compute_rdp(q=rate, noise_multiplier=sigma, steps=steps,
-                                         orders=list(ORDERS)), float)
-                  for sigma, rate, steps in schedules], axis=0)
-    trial, _ = get_privacy_spent(orders=ORDERS, rdp=rdp, delta=delta)
-    tuned, order = get_privacy_spent(orders=ORDERS, rdp=random_stopping_rdp(ORDERS, rdp, rule),
-                                     delta=delta)
-    return TunedPrivacy(float(trial), float(tuned), delta, float(order), rule.expected_trials)
+    rdp = np.max([rdp_of_history([schedule], ORDERS) for schedule in schedules], axis=0)
+    trial, _ = rdp_epsilon(rdp, delta, orders=ORDERS)
+    tuned, order = rdp_epsilon(random_stopping_rdp(ORDERS, rdp, rule), delta, orders=ORDERS)
+    return TunedPrivacy(trial, tuned, delta, order, rule.expected_trials)

@@ -29,9 +29,9 @@ from auditml.audit.canaries.base import CanaryAuditKind, CanaryEvidence
 from auditml.data import ArrayDataset
 from auditml.errors import AuditMLError
 from auditml.metrics import fdp_epsilon_audit
+from auditml.metrics.violation import exceeds_claim
 from auditml.models import predict_logits
 from auditml.records import CanaryRecord
-from auditml.reporting.verdict import exceeds_claim
 
 CONFIDENCE = 0.95
 SCORES = ("loss", "gradient_norm")

@@ -78,7 +78,7 @@ class ModelInversionAudit(InferenceAudit):
         nearest_members = members.x[nearest.member_indices]
 
         def gallery(path: Path) -> None:
-            from auditml.reporting.inversion_gallery import render_gallery
+            from auditml.figures.inversion_gallery import render_gallery
 
             render_gallery(
                 path, reconstructions, nearest_members, [str(c) for c in classes],

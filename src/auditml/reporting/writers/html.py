@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from auditml.figures.plots import svg_element
 from auditml.fileio import write_text
 from auditml.formatting import format_confidence, format_rate
 from auditml.metrics.noise import leakiest_beyond_noise
@@ -12,7 +13,6 @@ from auditml.reporting.columns import columns_for, table_cells
 from auditml.reporting.figures import comparison_figures
 from auditml.reporting.many_runs import TERMS as MANY_RUNS_TERMS
 from auditml.reporting.many_runs import TITLE as MANY_RUNS_TITLE
-from auditml.reporting.plots import svg_element
 from auditml.reporting.rows import ONE_PERCENT_FPR, REPORT_HTML, ComparisonData, ComparisonRow
 from auditml.reporting.verdict import (
     NONMEMBER_TAIL_MEANING,

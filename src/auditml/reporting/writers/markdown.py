@@ -4,13 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from auditml.figures.plots import png_bytes
 from auditml.fileio import write_bytes, write_text
 from auditml.reporting import glossary
 from auditml.reporting.columns import columns_for, table_cells
 from auditml.reporting.figures import comparison_figures
 from auditml.reporting.many_runs import TERMS as MANY_RUNS_TERMS
 from auditml.reporting.many_runs import TITLE as MANY_RUNS_TITLE
-from auditml.reporting.plots import png_bytes
 from auditml.reporting.rows import REPORT_MD, Comparison, ComparisonData
 from auditml.run_directory import METRICS_FILE
 

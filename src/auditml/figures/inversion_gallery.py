@@ -1,6 +1,6 @@
 """The model-inversion gallery: each class's reconstruction beside its nearest training example.
 
-Drawn with matplotlib's object API and rendered by :func:`auditml.reporting.plots.png_bytes` (Agg
+Drawn with matplotlib's object API and rendered by :func:`auditml.figures.plots.png_bytes` (Agg
 canvas, never ``pyplot``), imported when a gallery is drawn: starting an audit must not import
 matplotlib. The PNG is written atomically, so a failed drawing never leaves half a file.
 """
@@ -51,7 +51,7 @@ def render_gallery(
 
     from matplotlib.figure import Figure
 
-    from auditml.reporting.plots import png_bytes
+    from auditml.figures.plots import png_bytes
 
     if recon.ndim == 4:
         figure = _image_figure(Figure, recon, members, names, distances)

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from matplotlib.figure import Figure
 
-from auditml.reporting.plots import (
+from auditml.figures.plots import (
     LOG_FLOOR,
     LeakagePoint,
     RocSeries,
@@ -95,7 +95,7 @@ def test_png_bytes_are_a_png() -> None:
 def test_drawing_never_imports_pyplot() -> None:
     code = (
         "import sys, numpy as np\n"
-        "from auditml.reporting.plots import *\n"
+        "from auditml.figures.plots import *\n"
         "s = [RocSeries('a', np.array([0., 1.]), np.array([0., 1.]), 0.5)]\n"
         "png_bytes(roc_overlay_figure(s, attack='x'))\n"
         "png_bytes(accuracy_vs_leakage_figure([LeakagePoint('a', 0.5, 0.9)], attack='x'))\n"

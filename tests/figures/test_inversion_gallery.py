@@ -10,7 +10,7 @@ import pytest
 from matplotlib.figure import Figure
 from matplotlib.image import imread
 
-from auditml.reporting.inversion_gallery import GalleryInputError, render_gallery
+from auditml.figures.inversion_gallery import GalleryInputError, render_gallery
 
 
 def pixels(path: Path) -> np.ndarray:
