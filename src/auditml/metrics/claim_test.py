@@ -13,7 +13,7 @@ with probability at least 1 − α both hold, and then a claim that is true sati
 
 So ``FNR_u < f(FPR_u)`` rejects the claim at confidence 1 − α. The threshold must not be chosen
 on the observations it is tested on: it is chosen on a stratified half (as
-:func:`auditml.metrics.epsilon_lower_bound` does with ``policy="split"``) to maximise
+:func:`auditml.metrics.epsilon_lower_bound` does with ``threshold=Split()``) to maximise
 ``f(FPR) − FNR``, and tested on the other half.
 """
 

@@ -76,8 +76,11 @@ class BonferroniHull(ThresholdStrategy):
     ``jax_privacy`` auditing module uses it as its default without a proof. Assumptions: those of
     the bound (i.i.d. canaries), and enough examples of each class for the normal approximation
     (hundreds); the simulations in ``tests/metrics/test_reference_auditing.py`` find at most
-    ``level`` failures on Gaussian mechanisms with a known curve, including ε = 0. Use
-    :class:`MultiSplit` or :class:`Split` when a proof is required.
+    ``level`` failures on Gaussian mechanisms with a known curve, including ε = 0. The margin is
+    smallest when one class is much larger than the other (there the two-rate split adds little):
+    with ε = 0 and 50 members against 10,000 non-members, 3.9 % of 1,000 draws failed at level
+    5 % (0.1 % with 1,000 of each). Use :class:`MultiSplit` or :class:`Split` when a proof is
+    required.
     """
 
     name: ClassVar[str] = "bonferroni_hull"
