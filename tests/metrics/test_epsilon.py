@@ -34,7 +34,7 @@ from auditml.metrics.epsilon import (
     epsilon_bound_tail,
 )
 from auditml.metrics.threshold import _stratified_halves
-from auditml.metrics.thresholds import Split
+from auditml.metrics.thresholds import BonferroniAllScores, Split
 
 POLICIES = ("split", "bonferroni")
 
@@ -561,3 +561,19 @@ def test_an_older_record_s_tail_is_derived_from_its_counts() -> None:
     # Without the level (Bonferroni's depends on the number of distinct scores): not known.
     assert epsilon_bound_tail({**older, "threshold_policy": "bonferroni"}) is None
     assert epsilon_bound_tail({"epsilon": 1.0}) is None
+
+
+def test_old_setting_names_warn_and_keep_their_meaning() -> None:
+    scores, is_member = gaussian_random_scores(1.5, 301, np.random.default_rng(8))
+    with pytest.warns(DeprecationWarning, match="`policy` is deprecated"):
+        old = epsilon_lower_bound(scores, is_member, confidence=0.9, policy="split", seed=3)
+    assert old == epsilon_lower_bound(scores, is_member, confidence=0.9, threshold=Split(seed=3))
+    with pytest.warns(DeprecationWarning, match="`alpha` is deprecated"):
+        old = epsilon_lower_bound(scores, is_member, alpha=0.1, policy="bonferroni")
+    assert old.epsilon == epsilon_lower_bound(
+        scores, is_member, confidence=0.9, threshold=BonferroniAllScores()).epsilon
+    assert old.alpha == 0.1
+    with pytest.raises(MetricsInputError, match="not both"):
+        epsilon_lower_bound(scores, is_member, confidence=0.9, alpha=0.1)
+    with pytest.raises(MetricsInputError, match=re.escape("`confidence` must be in (0.5, 1)")):
+        epsilon_lower_bound(scores, is_member, confidence=0.3)

@@ -39,7 +39,6 @@ from auditml.training.executors import JobProgress, make_executor
 from auditml.training.trainer import load_dataset
 
 CONFIDENCE = 0.95
-_ALPHA = 1 - CONFIDENCE
 
 
 @dataclass(frozen=True)
@@ -128,7 +127,8 @@ def many_runs_audit(
     bound = epsilon_lower_bound(scores, included, delta=dp.delta, confidence=CONFIDENCE,
                                 threshold=Split(seed=config.seed))
     curve = claimed_tradeoff([(sigma, rate, int(steps))], mechanism=dp.accountant)
-    test = tradeoff_claim_test(scores, included, curve, alpha=_ALPHA, seed=config.seed)
+    test = tradeoff_claim_test(scores, included, curve, confidence=CONFIDENCE,
+                               threshold=Split(seed=config.seed))
     violation = test.violation
     return ManyRunsRecord(
         experiment_name=config.experiment_name, runs=runs, included=int(included.sum()),
