@@ -32,7 +32,11 @@ from numpy.typing import ArrayLike
 
 from auditml.metrics.epsilon import _clopper_pearson_upper, _resolve_settings
 from auditml.metrics.roc import _roc_counts, check_scores
-from auditml.metrics.thresholds import ThresholdStrategy, choose_threshold, hull_corners
+from auditml.metrics.thresholds import (
+    ThresholdStrategy,
+    choose_threshold,
+    hull_corners,
+)
 
 Tradeoff = Callable[[np.ndarray], np.ndarray]
 """A claimed trade-off function ``f``: FPR values in, the smallest FNR the claim allows out."""
@@ -110,14 +114,8 @@ def tradeoff_claim_test(
     ) -> float:
         return float(margin(*upper_bounds(some_scores, some_members, np.array([at]), level))[0])
 
-    def count_candidates(some_scores: np.ndarray, some_members: np.ndarray,
-                         hull_only: bool) -> int:
-        if hull_only:
-            return len(hull_corners(_roc_counts(some_scores, some_members))) - 2
-        return len(np.unique(some_scores)) - 1
-
     choice = choose_threshold(strategy, values, membership, alpha, find_best=find_best,
-                              bound_at=bound_at, count_candidates=count_candidates)
+                              bound_at=bound_at)
     tested = choice.evaluated
     fpr_upper, fnr_upper = upper_bounds(values[tested], membership[tested],
                                         np.array([choice.threshold]), choice.level)

@@ -362,14 +362,6 @@ def epsilon_bound_tail(bound: Mapping[str, Any]) -> BoundTail | None:
 # --- the lower bound ------------------------------------------------------------------------
 
 
-def _candidate_count(scores: np.ndarray, is_member: np.ndarray, hull_only: bool) -> int:
-    """Thresholds that can give a bound: the hull's corners or the distinct scores, less those
-    at +inf and at the lowest score (everyone one class: FPR or FNR is 1, which proves nothing)."""
-    if hull_only:
-        return len(hull_corners(_roc_counts(scores, is_member))) - 2
-    return len(np.unique(scores)) - 1
-
-
 def _resolve_settings(
     confidence: float | None, alpha: float | None, threshold: object, policy: object,
     seed: int | None,
@@ -483,8 +475,7 @@ def epsilon_lower_bound(
         return _bound_at(_counts_at(some_scores, some_members, at), delta, level / 2)
 
     choice = choose_threshold(
-        strategy, checked_scores, checked_members, alpha, find_best=find_best, bound_at=bound_at,
-        count_candidates=_candidate_count,
+        strategy, checked_scores, checked_members, alpha, find_best=find_best, bound_at=bound_at
     )
     counts = _counts_at(checked_scores[choice.evaluated], checked_members[choice.evaluated],
                         choice.threshold)

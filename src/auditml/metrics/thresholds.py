@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from auditml.metrics.roc import MetricsInputError, _RocCounts
+from auditml.metrics.roc import MetricsInputError, _roc_counts, _RocCounts
 from auditml.metrics.threshold import _check_seed, _check_splittable
 
 # The vectorised hull pass removes every locally non-convex point at once; a handful of passes
@@ -251,6 +251,14 @@ def hull_corners(counts: _RocCounts) -> np.ndarray:
     return np.array(hull, dtype=np.int64)
 
 
+def candidate_count(scores: np.ndarray, is_member: np.ndarray, hull_only: bool) -> int:
+    """Thresholds that can give a bound: the hull's corners or the distinct scores, less those
+    at +inf and at the lowest score (everyone one class: FPR or FNR is 1, which proves nothing)."""
+    if hull_only:
+        return len(hull_corners(_roc_counts(scores, is_member))) - 2
+    return len(np.unique(scores)) - 1
+
+
 # --- splits and the shared search -----------------------------------------------------------
 
 
@@ -304,10 +312,6 @@ among all distinct scores, or among the hull's corners when ``hull_only``."""
 BoundAt = Callable[[np.ndarray, np.ndarray, float, float], float]
 """(scores, is_member, threshold, level) -> the bound at one threshold."""
 
-CountCandidates = Callable[[np.ndarray, np.ndarray, bool], int]
-"""(scores, is_member, hull_only) -> the number of candidates that can give a bound."""
-
-
 def choose_threshold(
     strategy: ThresholdStrategy,
     scores: np.ndarray,
@@ -316,7 +320,6 @@ def choose_threshold(
     *,
     find_best: FindBest,
     bound_at: BoundAt,
-    count_candidates: CountCandidates,
 ) -> ThresholdChoice:
     """Apply ``strategy`` to a bound: the threshold, and the bound's value at total ``level``.
 
@@ -330,7 +333,7 @@ def choose_threshold(
                                everyone, None)
     if isinstance(strategy, (BonferroniHull, BonferroniAllScores)):
         hull_only = isinstance(strategy, BonferroniHull)
-        candidates = max(count_candidates(scores, is_member, hull_only), 1)
+        candidates = max(candidate_count(scores, is_member, hull_only), 1)
         threshold, value = find_best(scores, is_member, level / candidates, hull_only)
         return ThresholdChoice(threshold, value, level / candidates, everyone, candidates)
     if isinstance(strategy, (Split, MultiSplit)):
