@@ -312,6 +312,7 @@ among all distinct scores, or among the hull's corners when ``hull_only``."""
 BoundAt = Callable[[np.ndarray, np.ndarray, float, float], float]
 """(scores, is_member, threshold, level) -> the bound at one threshold."""
 
+
 def choose_threshold(
     strategy: ThresholdStrategy,
     scores: np.ndarray,
