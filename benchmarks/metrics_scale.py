@@ -18,6 +18,7 @@ from collections.abc import Callable
 import numpy as np
 
 from auditml.metrics import (
+    Split,
     advantage,
     calibrated_accuracy,
     epsilon_lower_bound,
@@ -53,14 +54,15 @@ def main() -> None:
     audit_calls: dict[str, Callable[[], object]] = {
         "membership_metrics (AUC, TPR@FPR, advantage, calibrated accuracy)":
             lambda: membership_metrics(scores, is_member),
-        "epsilon_lower_bound (split)": lambda: epsilon_lower_bound(scores, is_member, delta=1e-5),
+        "epsilon_lower_bound (bonferroni_hull, the audit's)":
+            lambda: epsilon_lower_bound(scores, is_member, delta=1e-5),
         "gdp_epsilon_estimate": lambda: gdp_epsilon_estimate(scores, is_member, delta=1e-5),
         "per_class_metrics (10 classes)": lambda: per_class_metrics(scores, is_member, labels),
         "most_exposed_members (20)": lambda: most_exposed_members(scores, is_member, 20),
     }
     building_blocks: dict[str, Callable[[], object]] = {
-        "epsilon_lower_bound (bonferroni; not the audit's policy)":
-            lambda: epsilon_lower_bound(scores, is_member, delta=1e-5, policy="bonferroni"),
+        "epsilon_lower_bound (split; not the audit's strategy)":
+            lambda: epsilon_lower_bound(scores, is_member, delta=1e-5, threshold=Split()),
         "roc_curve": lambda: roc_curve(scores, is_member),
         "roc_auc": lambda: roc_auc(scores, is_member),
         "tpr_at_fprs (3)": lambda: tpr_at_fprs(scores, is_member, fprs),

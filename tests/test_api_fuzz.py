@@ -331,7 +331,7 @@ def _metric_arguments() -> dict[str, list[Any]]:
 
 ARRAYS = {"scores", "is_member", "included", "labels", "epsilons", "deltas"}
 COUNTS = {"count", "correct", "guesses", "canaries", "k_positive", "k_negative", "seed"}
-NAMES = {"policy", "mechanism", "source", "labels_name"}
+NAMES = {"policy", "threshold", "mechanism", "source", "labels_name"}
 SEQUENCES = {"fprs"}
 CURVES = {"claim"}
 

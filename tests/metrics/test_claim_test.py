@@ -2,12 +2,22 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from scipy.stats import binom, norm
 
 from auditml.metrics import MetricsInputError
 from auditml.metrics.claim_test import tradeoff_claim_test
+from auditml.metrics.thresholds import (
+    BonferroniAllScores,
+    BonferroniHull,
+    Explicit,
+    MultiSplit,
+    Split,
+    ThresholdStrategy,
+)
 
 
 def gaussian_tradeoff(mu: float):
@@ -55,14 +65,48 @@ def test_the_test_is_conservative_at_the_boundary() -> None:
 def test_the_bounds_are_clopper_pearson_on_the_evaluation_half() -> None:
     scores = np.array([3.0, 2.0, 1.0, 0.0, 2.5, -1.0, -2.0, -3.0])
     is_member = np.array([True, True, True, True, False, False, False, False])
-    result = tradeoff_claim_test(scores, is_member, lambda a: 1 - np.asarray(a), alpha=0.1)
+    result = tradeoff_claim_test(scores, is_member, lambda a: 1 - np.asarray(a),
+                                 confidence=0.9)
     assert 0 < result.false_positive_upper <= 1 and 0 < result.false_negative_upper <= 1
     # The trivial claim f(α) = 1 − α (no privacy) can never be violated.
     assert not result.violation
     assert result.allowed_false_negative == pytest.approx(1 - result.false_positive_upper)
 
 
-def test_bad_alpha_is_refused() -> None:
-    with pytest.raises(MetricsInputError, match="alpha"):
+def test_bad_confidence_is_refused() -> None:
+    with pytest.raises(MetricsInputError, match=r"`confidence` must be in \(0.5, 1\), got 1.5."):
+        tradeoff_claim_test([1.0, 0.0, 1.0, 0.0], [True, True, False, False],
+                            gaussian_tradeoff(1.0), confidence=1.5)
+    # The old name still works for one release, with a warning.
+    with pytest.warns(DeprecationWarning, match="alpha"), pytest.raises(MetricsInputError,
+                                                                       match="`alpha`"):
         tradeoff_claim_test([1.0, 0.0, 1.0, 0.0], [True, True, False, False],
                             gaussian_tradeoff(1.0), alpha=1.5)
+
+
+STRATEGIES = [BonferroniHull(), BonferroniAllScores(), Split(), MultiSplit(splits=9),
+              Explicit(threshold=1.0)]
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES, ids=lambda strategy: strategy.name)
+def test_every_strategy_rejects_a_true_claim_at_most_alpha_of_the_time(
+    strategy: ThresholdStrategy,
+) -> None:
+    # At confidence 0.8 the 20 % allowance is measurable in 200 trials.
+    rng = np.random.default_rng(3)
+    trials = 200
+    rejected = 0
+    for trial in range(trials):
+        each = replace(strategy, seed=trial) if hasattr(strategy, "seed") else strategy
+        rejected += tradeoff_claim_test(*_runs(1.0, 400, rng), gaussian_tradeoff(1.0),
+                                        confidence=0.8, threshold=each).violation
+    assert rejected <= binom.ppf(0.999, trials, 0.2)
+
+
+@pytest.mark.parametrize("strategy", STRATEGIES[:4], ids=lambda strategy: strategy.name)
+def test_every_searching_strategy_catches_a_false_claim(strategy: ThresholdStrategy) -> None:
+    rng = np.random.default_rng(4)
+    result = tradeoff_claim_test(*_runs(3.0, 1000, rng), gaussian_tradeoff(1.0), threshold=strategy)
+    assert result.violation
+    assert result.threshold_strategy == strategy.to_dict()
+    assert result.false_negative_upper < result.allowed_false_negative

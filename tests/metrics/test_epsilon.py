@@ -34,6 +34,7 @@ from auditml.metrics.epsilon import (
     epsilon_bound_tail,
 )
 from auditml.metrics.threshold import _stratified_halves
+from auditml.metrics.thresholds import BonferroniAllScores, Split
 
 POLICIES = ("split", "bonferroni")
 
@@ -281,7 +282,7 @@ def test_pruning_is_exact(seed: int, objective: str) -> None:
 
 def test_split_chooses_on_calibration_and_bounds_on_evaluation() -> None:
     scores, is_member = gaussian_random_scores(1.5, 301, np.random.default_rng(3))
-    result = epsilon_lower_bound(scores, is_member, delta=1e-5, seed=7)
+    result = epsilon_lower_bound(scores, is_member, delta=1e-5, threshold=Split(seed=7))
     calibration, evaluation = _stratified_halves(is_member, 7)
     threshold, _ = _best_threshold(
         scores[calibration],
@@ -467,7 +468,7 @@ def test_results_serialise_to_json() -> None:
         assert isinstance(result, (EpsilonLowerBound, GaussianDPEstimate))
         assert json.loads(json.dumps(result.to_dict(), allow_nan=False)) == result.to_dict()
     record = epsilon_lower_bound(scores, is_member).to_dict()
-    assert record["method"] == "clopper_pearson" and record["threshold_policy"] == "split"
+    assert record["method"] == "clopper_pearson" and record["threshold_policy"] == "bonferroni_hull"
 
 
 @pytest.mark.parametrize(
@@ -492,8 +493,9 @@ def test_invalid_settings(settings: dict[str, object], message: str) -> None:
 
 def test_invalid_inputs() -> None:
     with pytest.raises(MetricsInputError, match="at least 2 members and 2 non-members"):
-        epsilon_lower_bound([0.1, 0.2, 0.3], [0, 1, 1])
+        epsilon_lower_bound([0.1, 0.2, 0.3], [0, 1, 1], threshold=Split())
     # Bonferroni needs no split: one of each is enough.
+    assert epsilon_lower_bound([0.1, 0.2], [0, 1]).epsilon == 0.0
     assert epsilon_lower_bound([0.1, 0.2], [0, 1], policy="bonferroni").epsilon == 0.0
     with pytest.raises(MetricsInputError, match="`scores` must be finite"):
         epsilon_lower_bound([0.1, np.nan, 0.3, 0.4], [0, 0, 1, 1])
@@ -552,9 +554,26 @@ def test_an_older_record_s_tail_is_derived_from_its_counts() -> None:
     is_member = np.concatenate([np.ones(200, bool), np.zeros(200, bool)])
     low = _quantiles(200)
     low[:40] -= 10
-    bound = epsilon_lower_bound(np.concatenate([_quantiles(200), low]), is_member).to_dict()
+    bound = epsilon_lower_bound(np.concatenate([_quantiles(200), low]), is_member,
+                                threshold=Split()).to_dict()
     older = {key: value for key, value in bound.items() if key != "tail"}
     assert epsilon_bound_tail(older) == "nonmember"
     # Without the level (Bonferroni's depends on the number of distinct scores): not known.
     assert epsilon_bound_tail({**older, "threshold_policy": "bonferroni"}) is None
     assert epsilon_bound_tail({"epsilon": 1.0}) is None
+
+
+def test_old_setting_names_warn_and_keep_their_meaning() -> None:
+    scores, is_member = gaussian_random_scores(1.5, 301, np.random.default_rng(8))
+    with pytest.warns(DeprecationWarning, match="`policy` is deprecated"):
+        old = epsilon_lower_bound(scores, is_member, confidence=0.9, policy="split", seed=3)
+    assert old == epsilon_lower_bound(scores, is_member, confidence=0.9, threshold=Split(seed=3))
+    with pytest.warns(DeprecationWarning, match="`alpha` is deprecated"):
+        old = epsilon_lower_bound(scores, is_member, alpha=0.1, policy="bonferroni")
+    assert old.epsilon == epsilon_lower_bound(
+        scores, is_member, confidence=0.9, threshold=BonferroniAllScores()).epsilon
+    assert old.alpha == 0.1
+    with pytest.raises(MetricsInputError, match="not both"):
+        epsilon_lower_bound(scores, is_member, confidence=0.9, alpha=0.1)
+    with pytest.raises(MetricsInputError, match=re.escape("`confidence` must be in (0.5, 1)")):
+        epsilon_lower_bound(scores, is_member, confidence=0.3)

@@ -19,7 +19,12 @@ from scipy.stats import norm
 from auditml.config import parse_config
 from auditml.data.split import make_split
 from auditml.figures.plots import gallery_figure, png_bytes
-from auditml.metrics import epsilon_lower_bound, gdp_epsilon_estimate, membership_metrics
+from auditml.metrics import (
+    Split,
+    epsilon_lower_bound,
+    gdp_epsilon_estimate,
+    membership_metrics,
+)
 from auditml.records import (
     AssumptionCheck,
     AttackRecord,
@@ -97,7 +102,8 @@ def write_audit(
     run = RunDirectory(run_dir)
     scores, is_member = planted_scores(shift) if scores is None else scores
     delta = run.read_training().delta
-    bound = epsilon_lower_bound(scores, is_member, delta=delta or 0.0, alpha=0.05, policy="split")
+    bound = epsilon_lower_bound(scores, is_member, delta=delta or 0.0, confidence=0.95,
+                                threshold=Split())
     recorded_bound = bound.to_dict()
     if older_bound:
         recorded_bound.pop("tail", None)

@@ -32,14 +32,13 @@ from auditml.audit.canaries.scores import all_iterates_scores
 from auditml.config import AuditMLConfig, parse_config
 from auditml.data import make_split
 from auditml.errors import ConfigError
-from auditml.metrics import claimed_tradeoff, epsilon_lower_bound
+from auditml.metrics import Split, claimed_tradeoff, epsilon_lower_bound
 from auditml.metrics.claim_test import tradeoff_claim_test
 from auditml.records import ManyRunsRecord
 from auditml.training.executors import JobProgress, make_executor
 from auditml.training.trainer import load_dataset
 
 CONFIDENCE = 0.95
-_ALPHA = 1 - CONFIDENCE
 
 
 @dataclass(frozen=True)
@@ -123,10 +122,13 @@ def many_runs_audit(
             f"audit-dp drew {int(included.sum())} runs with the canary and "
             f"{int((~included).sum())} without; use more --runs"
         )
-    bound = epsilon_lower_bound(scores, included, delta=dp.delta, alpha=_ALPHA,
-                                policy="split", seed=config.seed)
+    # A few hundred runs at most: the split's guarantee is exact at any size, where the hull's
+    # is asymptotic (see BonferroniHull).
+    bound = epsilon_lower_bound(scores, included, delta=dp.delta, confidence=CONFIDENCE,
+                                threshold=Split(seed=config.seed))
     curve = claimed_tradeoff([(sigma, rate, int(steps))], mechanism=dp.accountant)
-    test = tradeoff_claim_test(scores, included, curve, alpha=_ALPHA, seed=config.seed)
+    test = tradeoff_claim_test(scores, included, curve, confidence=CONFIDENCE,
+                               threshold=Split(seed=config.seed))
     violation = test.violation
     return ManyRunsRecord(
         experiment_name=config.experiment_name, runs=runs, included=int(included.sum()),

@@ -15,6 +15,7 @@ import numpy as np
 from auditml.attacks import MembershipAttack
 from auditml.fileio import write_bytes
 from auditml.metrics import (
+    DEFAULT_STRATEGY,
     MembershipMetrics,
     epsilon_lower_bound,
     gdp_epsilon_estimate,
@@ -70,8 +71,8 @@ def summarize_attack(
     """
     metrics = membership_metrics(scores, is_member, seed=seed)
     bound = epsilon_lower_bound(
-        scores, is_member, delta=delta or 0.0, alpha=EPSILON_BOUND_ALPHA, policy="split",
-        seed=seed,
+        scores, is_member, delta=delta or 0.0, confidence=1 - EPSILON_BOUND_ALPHA,
+        threshold=DEFAULT_STRATEGY,
     )
     estimate = gdp_epsilon_estimate(
         scores, is_member, delta=delta or GDP_DELTA_WITHOUT_DP, seed=seed

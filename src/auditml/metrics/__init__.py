@@ -33,6 +33,15 @@ from auditml.metrics.roc import (
 )
 from auditml.metrics.summary import DEFAULT_FPRS, MembershipMetrics, membership_metrics
 from auditml.metrics.threshold import CalibratedAccuracy, best_threshold, calibrated_accuracy
+from auditml.metrics.thresholds import (
+    DEFAULT_STRATEGY,
+    BonferroniAllScores,
+    BonferroniHull,
+    Explicit,
+    MultiSplit,
+    Split,
+    ThresholdStrategy,
+)
 from auditml.metrics.tradeoff import (
     TradeoffCurve,
     approximate_dp_tradeoff,
@@ -43,15 +52,22 @@ from auditml.metrics.tradeoff import (
 
 __all__ = [
     "DEFAULT_FPRS",
+    "DEFAULT_STRATEGY",
+    "BonferroniAllScores",
+    "BonferroniHull",
     "CalibratedAccuracy",
     "EpsilonLowerBound",
+    "Explicit",
     "FDPAudit",
     "FDPClaimTest",
     "GaussianDPEstimate",
     "MembershipMetrics",
     "MetricsInputError",
+    "MultiSplit",
     "OneRunBound",
     "RocCurve",
+    "Split",
+    "ThresholdStrategy",
     "TradeoffCurve",
     "advantage",
     "approximate_dp_tradeoff",

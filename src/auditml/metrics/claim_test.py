@@ -12,9 +12,13 @@ with probability at least 1 − α both hold, and then a claim that is true sati
     FNR_u >= FNR >= f(FPR) >= f(FPR_u)            (f non-increasing).
 
 So ``FNR_u < f(FPR_u)`` rejects the claim at confidence 1 − α. The threshold must not be chosen
-on the observations it is tested on: it is chosen on a stratified half (as
-:func:`auditml.metrics.epsilon_lower_bound` does with ``policy="split"``) to maximise
-``f(FPR) − FNR``, and tested on the other half.
+on the observations it is tested on without paying for it: a threshold strategy
+(:mod:`auditml.metrics.thresholds`) says how, as for :func:`auditml.metrics.epsilon_lower_bound`.
+The candidates maximise the margin ``f(FPR_u) − FNR_u``. Under the Bonferroni strategies the best
+candidate is a corner of the ROC curve's convex hull, for observed rates: ``f`` is convex, so
+along a hull segment ``f(FPR) + TPR`` is convex and largest at an end, and points below the hull
+have a smaller TPR at the same FPR. :class:`~auditml.metrics.thresholds.MultiSplit` rejects when
+at least half of its splits reject at α/2 (the upper median of their margins is positive).
 """
 
 from __future__ import annotations
@@ -26,9 +30,13 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from auditml.metrics.epsilon import _clopper_pearson_upper
-from auditml.metrics.roc import MetricsInputError, _roc_counts, check_scores
-from auditml.metrics.threshold import _check_seed, _check_splittable, _stratified_halves
+from auditml.metrics.epsilon import _clopper_pearson_upper, _resolve_settings
+from auditml.metrics.roc import _roc_counts, check_scores
+from auditml.metrics.thresholds import (
+    ThresholdStrategy,
+    choose_threshold,
+    hull_corners,
+)
 
 Tradeoff = Callable[[np.ndarray], np.ndarray]
 """A claimed trade-off function ``f``: FPR values in, the smallest FNR the claim allows out."""
@@ -40,8 +48,10 @@ class ClaimTest:
 
     ``violation`` is True when, with confidence ``confidence``, the observations contradict the
     claimed curve. ``false_positive_upper`` and ``false_negative_upper`` are the Clopper-Pearson
-    bounds at ``threshold`` on the evaluation half, ``allowed_false_negative`` is
-    ``f(false_positive_upper)``: the claim is rejected when the FNR bound is below it.
+    bounds at ``threshold`` on the examples the strategy tested on (the evaluation part under
+    the split strategies), ``allowed_false_negative`` is ``f(false_positive_upper)``: the claim
+    is rejected when the FNR bound is below it. ``threshold_strategy`` names the strategy and its
+    settings (``None`` in records written before strategies were types).
     """
 
     violation: bool
@@ -50,6 +60,7 @@ class ClaimTest:
     false_positive_upper: float
     false_negative_upper: float
     allowed_false_negative: float
+    threshold_strategy: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -60,39 +71,61 @@ def tradeoff_claim_test(
     is_member: ArrayLike,
     tradeoff: Tradeoff,
     *,
-    alpha: float = 0.05,
-    seed: int = 0,
+    confidence: float | None = None,
+    threshold: ThresholdStrategy | str | None = None,
+    seed: int | None = None,
+    alpha: float | None = None,
 ) -> ClaimTest:
-    """Test the claim "the mechanism is ``tradeoff``-DP" with independent (score, in/out) pairs;
-    see the module docstring for the theorem."""
+    """Test the claim "the mechanism is ``tradeoff``-DP" with independent (score, in/out) pairs,
+    at ``confidence`` (default 0.95), the threshold chosen by ``threshold`` (default
+    :data:`~auditml.metrics.thresholds.DEFAULT_STRATEGY`; a strategy's name takes ``seed``);
+    see the module docstring for the theorem. ``alpha`` (= 1 - confidence) is the old name,
+    accepted with a warning for one release."""
+    alpha, strategy = _resolve_settings(confidence, alpha, threshold, None, seed)
     values, membership = check_scores(scores, is_member)
-    _check_seed(seed)
-    _check_splittable(membership)
-    if not (isinstance(alpha, float | int) and 0 < alpha < 1):
-        raise MetricsInputError(f"`alpha` must be in (0, 1), got {alpha!r}.")
-    calibration, evaluation = _stratified_halves(membership, seed)
-    threshold = _best_threshold(values[calibration], membership[calibration], tradeoff)
-    test_scores, test_members = values[evaluation], membership[evaluation]
-    positives, negatives = int(test_members.sum()), int((~test_members).sum())
-    false_positives = int((test_scores[~test_members] >= threshold).sum())
-    false_negatives = int((test_scores[test_members] < threshold).sum())
-    fpr_upper = float(_clopper_pearson_upper(np.array([false_positives]), negatives, alpha / 2)[0])
-    fnr_upper = float(_clopper_pearson_upper(np.array([false_negatives]), positives, alpha / 2)[0])
-    allowed = float(np.asarray(tradeoff(np.array([fpr_upper])), dtype=np.float64)[0])
+
+    def upper_bounds(
+        some_scores: np.ndarray, some_members: np.ndarray, at: np.ndarray, level: float
+    ) -> tuple[np.ndarray, np.ndarray]:
+        predicted = some_scores[:, None] >= at[None, :]
+        false_positives = predicted[~some_members].sum(axis=0)
+        false_negatives = (~predicted[some_members]).sum(axis=0)
+        return (_clopper_pearson_upper(false_positives, int((~some_members).sum()), level / 2),
+                _clopper_pearson_upper(false_negatives, int(some_members.sum()), level / 2))
+
+    def margin(fpr_upper: np.ndarray, fnr_upper: np.ndarray) -> np.ndarray:
+        return np.asarray(tradeoff(fpr_upper), dtype=np.float64) - fnr_upper
+
+    def find_best(
+        some_scores: np.ndarray, some_members: np.ndarray, level: float, hull_only: bool
+    ) -> tuple[float, float]:
+        counts = _roc_counts(some_scores, some_members)
+        points = hull_corners(counts)[1:] if hull_only else np.arange(1, len(counts.thresholds))
+        fpr_upper = _clopper_pearson_upper(counts.false_positives[points], counts.nonmembers,
+                                           level / 2)
+        fnr_upper = _clopper_pearson_upper(counts.members - counts.true_positives[points],
+                                           counts.members, level / 2)
+        gaps = margin(fpr_upper, fnr_upper)
+        best = int(np.argmax(gaps))  # the first maximum: the highest threshold among ties
+        return float(counts.thresholds[points[best]]), float(gaps[best])
+
+    def bound_at(
+        some_scores: np.ndarray, some_members: np.ndarray, at: float, level: float
+    ) -> float:
+        return float(margin(*upper_bounds(some_scores, some_members, np.array([at]), level))[0])
+
+    choice = choose_threshold(strategy, values, membership, alpha, find_best=find_best,
+                              bound_at=bound_at)
+    tested = choice.evaluated
+    fpr_upper, fnr_upper = upper_bounds(values[tested], membership[tested],
+                                        np.array([choice.threshold]), choice.level)
+    allowed = float(np.asarray(tradeoff(fpr_upper), dtype=np.float64)[0])
     return ClaimTest(
-        violation=fnr_upper < allowed,
+        violation=bool(choice.value > 0),
         confidence=1 - alpha,
-        threshold=threshold,
-        false_positive_upper=fpr_upper,
-        false_negative_upper=fnr_upper,
+        threshold=choice.threshold,
+        false_positive_upper=float(fpr_upper[0]),
+        false_negative_upper=float(fnr_upper[0]),
         allowed_false_negative=allowed,
+        threshold_strategy=strategy.to_dict(),
     )
-
-
-def _best_threshold(scores: np.ndarray, is_member: np.ndarray, tradeoff: Tradeoff) -> float:
-    """The threshold whose (FPR, FNR) lies furthest below the claimed curve on these scores."""
-    counts = _roc_counts(scores, is_member)
-    fpr = counts.false_positives / counts.nonmembers
-    fnr = 1.0 - counts.true_positives / counts.members
-    gap = np.asarray(tradeoff(fpr), dtype=np.float64) - fnr
-    return float(counts.thresholds[int(np.argmax(gap))])

@@ -16,10 +16,12 @@ Learning" (IEEE S&P) turn this into an audit: replace FPR and FNR by one-sided C
 upper confidence bounds computed from the observed counts, and the right-hand side is, with
 probability at least ``1 - alpha``, at most the true ε.
 
-**The threshold is a named policy** (see :data:`ThresholdPolicy`). Taking the best threshold on the
-same examples the bound is computed from, without correction, would make the bound invalid: it
-is the best of many tries. ``"split"`` chooses on one half and bounds on the other;
-``"bonferroni"`` bounds every candidate at a level divided by their number.
+**The threshold is chosen by a named strategy** (:mod:`auditml.metrics.thresholds`). Taking the
+best threshold on the same examples the bound is computed from, without correction, would make
+the bound invalid: it is the best of many tries. :class:`~auditml.metrics.thresholds.Split`
+chooses on one part and bounds on the other; the Bonferroni strategies bound every candidate at
+a level divided by their number, the corners of the ROC convex hull
+(:class:`~auditml.metrics.thresholds.BonferroniHull`, the default) or every distinct score.
 
 Everything is numpy/scipy on (scores, is_member); the counts at every threshold come from one
 sort (:func:`auditml.metrics.roc._roc_counts`), the Clopper-Pearson bounds from vectorised
@@ -30,6 +32,7 @@ sort (:func:`auditml.metrics.roc._roc_counts`), the Clopper-Pearson bounds from 
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import asdict, dataclass
 from functools import partial
@@ -41,9 +44,17 @@ from scipy import special
 
 from auditml.metrics.roc import MetricsInputError, _roc_counts, check_scores
 from auditml.metrics.threshold import _check_seed, _check_splittable, _stratified_halves
+from auditml.metrics.thresholds import (
+    DEFAULT_STRATEGY,
+    ThresholdStrategy,
+    as_threshold_strategy,
+    choose_threshold,
+    hull_corners,
+)
 
 ThresholdPolicy = Literal["split", "bonferroni"]
-"""How the threshold of an ε lower bound is chosen; see :func:`epsilon_lower_bound`."""
+"""The old names of threshold strategies (``policy=``), kept as aliases for one release:
+``"split"`` is ``Split(seed=seed)``, ``"bonferroni"`` is ``BonferroniAllScores()``."""
 
 _POLICIES: tuple[str, ...] = get_args(ThresholdPolicy)
 
@@ -74,12 +85,17 @@ _GDP_NOTE = (
 class EpsilonLowerBound:
     """An ε lower bound and the counts it was computed from.
 
-    With probability at least ``1 - alpha`` (over the audited examples, and the split when
-    ``threshold_policy == "split"``) the training algorithm is not (ε', δ)-DP for any
-    ε' < ``epsilon``. ``threshold`` is the rule "member when score >= threshold" whose counts gave
-    the bound: ``false_positives`` of ``negatives`` non-members predicted members and
-    ``false_negatives`` of ``positives`` members predicted non-members. Under ``"split"`` these are
-    counts on the evaluation half only; under ``"bonferroni"``, on all examples.
+    With probability at least ``1 - alpha`` (the confidence; over the audited examples, and the
+    split under the split strategies) the training algorithm is not (ε', δ)-DP for any
+    ε' < ``epsilon``. ``threshold_policy`` names the threshold strategy
+    (:mod:`auditml.metrics.thresholds`) and ``threshold_strategy`` holds its settings (``None`` in
+    records written before strategies were types). ``threshold`` is the rule "member when score
+    >= threshold" whose counts gave the bound: ``false_positives`` of ``negatives`` non-members
+    predicted members and ``false_negatives`` of ``positives`` members predicted non-members.
+    Under the split strategies these are counts on the evaluation part only (for
+    ``"multi_split"``, of the split whose bound was reported); otherwise on all examples.
+    ``candidates`` is the number of thresholds the level was divided among under the Bonferroni
+    strategies (``None`` otherwise).
     ``epsilon == 0`` means the scores show no evidence against (0, δ)-DP at this confidence.
 
     ``tail`` says which of the two inequalities of the theorem gave the bound (:data:`BoundTail`):
@@ -101,9 +117,11 @@ class EpsilonLowerBound:
     false_negatives: int
     positives: int
     tail: BoundTail | None = None
+    threshold_strategy: dict[str, Any] | None = None
+    candidates: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (every value is a finite number, a string, or ``None`` for ``tail``)."""
+        """JSON-ready form (finite numbers, strings, ``None``, and the strategy's settings)."""
         return asdict(self)
 
 
@@ -221,10 +239,12 @@ def _best_threshold(
     objective: Callable[[np.ndarray, np.ndarray], np.ndarray],
     *,
     floor: float,
+    hull_only: bool = False,
     exact_counts: int = _EXACT_COUNTS,
     growth: float = _GRID_GROWTH,
 ) -> tuple[float, float]:
-    """(threshold, value) maximising ``max(objective(FPR_ub, FNR_ub), floor)`` over the scores.
+    """(threshold, value) maximising ``max(objective(FPR_ub, FNR_ub), floor)`` over the scores
+    (over the corners of the ROC curve's convex hull when ``hull_only``).
 
     ``FPR_ub`` and ``FNR_ub`` are the one-sided Clopper-Pearson upper bounds at ``level`` each,
     for the rule "member when score >= t" at every distinct score ``t``; ``objective`` must be
@@ -239,9 +259,10 @@ def _best_threshold(
     """
     counts = _roc_counts(scores, is_member)
     # Finite thresholds only: +inf (nobody a member) proves nothing, like the lowest score.
-    thresholds = counts.thresholds[1:]
-    false_positives = counts.false_positives[1:]
-    false_negatives = counts.members - counts.true_positives[1:]
+    points = hull_corners(counts)[1:] if hull_only else np.arange(1, len(counts.thresholds))
+    thresholds = counts.thresholds[points]
+    false_positives = counts.false_positives[points]
+    false_negatives = counts.members - counts.true_positives[points]
     fpr_low, fpr_high = _bracketed_upper_bounds(
         false_positives, counts.nonmembers, level, exact_counts, growth
     )
@@ -341,20 +362,54 @@ def epsilon_bound_tail(bound: Mapping[str, Any]) -> BoundTail | None:
 # --- the lower bound ------------------------------------------------------------------------
 
 
+def _resolve_settings(
+    confidence: float | None, alpha: float | None, threshold: object, policy: object,
+    seed: int | None,
+) -> tuple[float, ThresholdStrategy]:
+    """(alpha, strategy) from the settings and their deprecated aliases ``alpha`` and ``policy``."""
+    if alpha is not None:
+        if confidence is not None:
+            raise MetricsInputError("Pass `confidence` or its old name `alpha` (= 1 - confidence), "
+                                    "not both.")
+        warnings.warn("`alpha` is deprecated: pass `confidence=1 - alpha`.", DeprecationWarning,
+                      stacklevel=3)
+        alpha = _check_number(alpha, "alpha", 0.0, 0.5, low_closed=False)
+    else:
+        confidence = 0.95 if confidence is None else confidence
+        confidence = _check_number(confidence, "confidence", 0.5, 1.0, low_closed=False)
+        # 1 - 0.95 is 0.050000000000000044 in floats; records and reports show alpha as given.
+        alpha = round(1 - confidence, 15)
+    if policy is not None:
+        if threshold is not None:
+            raise MetricsInputError("Pass `threshold` or its old name `policy`, not both.")
+        warnings.warn("`policy` is deprecated: pass `threshold=Split(seed=...)` or another "
+                      "strategy of auditml.metrics.thresholds.", DeprecationWarning, stacklevel=3)
+        _check_policy(policy)
+        threshold = policy
+    if seed is not None:
+        _check_seed(seed)
+    if threshold is None:
+        return alpha, DEFAULT_STRATEGY
+    return alpha, as_threshold_strategy(threshold, seed=0 if seed is None else seed)
+
+
 def epsilon_lower_bound(
     scores: ArrayLike,
     is_member: ArrayLike,
     *,
     delta: float = 0.0,
-    alpha: float = 0.05,
-    policy: ThresholdPolicy = "split",
-    seed: int = 0,
+    confidence: float | None = None,
+    threshold: ThresholdStrategy | str | None = None,
+    seed: int | None = None,
+    alpha: float | None = None,
+    policy: ThresholdPolicy | None = None,
 ) -> EpsilonLowerBound:
-    """A lower bound on ε, valid with probability at least ``1 - alpha``, from membership scores.
+    """A lower bound on ε, valid with probability at least ``confidence``, from membership scores.
 
-    **Bound at one threshold.** For the rule "member when score >= t", let FP of the N
-    non-members be predicted members and FN of the P members predicted non-members. The
-    one-sided Clopper-Pearson upper bounds, each failing with probability at most ``alpha / 2``,
+    **Bound at one threshold.** Write ``alpha = 1 - confidence``. For the rule "member when
+    score >= t", let FP of the N non-members be predicted members and FN of the P members
+    predicted non-members. The one-sided Clopper-Pearson upper bounds, each failing with
+    probability at most ``alpha / 2``,
 
         FPR_ub = Beta(FP + 1, N - FP) quantile at 1 - alpha/2   (1 when FP = N),
         FNR_ub = Beta(FN + 1, P - FN) quantile at 1 - alpha/2   (1 when FN = P),
@@ -375,72 +430,70 @@ def epsilon_lower_bound(
     Higher scores must mean "member": only the rules "member when score >= t" are tried, so an
     attack whose members score lower shows ε = 0 until its scores are negated.
 
-    **Threshold policy** (``policy``):
+    **Threshold strategy** (``threshold``, a :class:`~auditml.metrics.thresholds.
+    ThresholdStrategy`; each type's docstring says why its bound is valid):
 
-    - ``"split"`` (default): split the examples into two halves, stratified by membership, with
-      ``seed`` (the split of :func:`~auditml.metrics.threshold.calibrated_accuracy`, which depends
-      on ``is_member`` and ``seed`` only). On the calibration half choose the threshold maximising
-      ``ε_lb`` computed on that half (the highest among ties; a threshold with too few counts
-      has a loose ε_lb and is not chosen, where a point estimate would be infinite). Then compute
-      ``ε_lb`` at that one threshold on the evaluation half. The evaluation half is independent
-      of the choice, so the guarantee above applies as it is. Needs 2 members and 2 non-members;
-      uses only half the examples for the bound.
-    - ``"bonferroni"``: every distinct score is a candidate threshold, on all examples. With m
-      distinct scores, the m - 1 candidates other than the lowest (which predicts everyone a
-      member and proves nothing) each get level ``alpha / (m - 1)`` (``alpha / (2 (m - 1))`` per
-      rate) and the largest ``ε_lb`` is returned; by the union bound all of them hold together
-      with probability ``>= 1 - alpha``. The candidates come from the data, so strictly the union
-      bound covers two cases: scores whose possible values are fixed in advance and all appear
-      (e.g. 0/1 answers), and scores without ties (m = n): then, by the order statistics of the
-      scores, the rate bound with a given count fails at some threshold with probability at most
-      its level, and the ``n`` possible counts give a total at most
-      ``n alpha / (2 (n - 1)) <= alpha``. Better than ``"split"`` when there are few candidates.
+    - ``BonferroniHull()`` (default): all examples; the corners of the ROC convex hull are the
+      candidates, each at level ``alpha / m`` for ``m`` corners (less the two ends, which prove
+      nothing); the largest ``ε_lb`` is returned. Justified asymptotically and by simulation,
+      not by a union bound over a fixed set (see the class).
+    - ``BonferroniAllScores()``: the same over every distinct score (m - 1 of them).
+    - ``Split(fraction, seed)``: choose on ``fraction`` of the examples (stratified), bound at
+      that one threshold on the rest at level ``alpha``.
+    - ``MultiSplit(splits, fraction, seed)``: the upper median of ``splits`` split bounds at
+      ``alpha / 2`` each.
+    - ``Explicit(threshold)``: the bound at a threshold fixed in advance, on all examples.
 
-    Never "the best threshold on the same data without correction".
+    Among equally good thresholds the highest is chosen; a threshold with too few counts has a
+    loose ε_lb and is not chosen, where a point estimate would be infinite. Never "the best
+    threshold on the same data without correction".
 
-    Raises :class:`MetricsInputError` for bad inputs: ``alpha`` must be in (0, 0.5), ``delta`` in
-    [0, 1), ``policy`` one of the names above, ``seed`` a non-negative integer.
+    **Old names**, accepted for one release: ``alpha`` (= 1 - ``confidence``) and ``policy``
+    (``"split"`` = ``Split(seed=seed)``, ``"bonferroni"`` = ``BonferroniAllScores()``); both
+    warn. ``threshold`` also accepts a strategy's name (:func:`~auditml.metrics.thresholds.
+    available`), with ``seed`` for the split strategies.
+
+    Raises :class:`MetricsInputError` for bad inputs: ``confidence`` must be in (0.5, 1)
+    (``alpha`` in (0, 0.5)), ``delta`` in [0, 1), ``threshold`` a strategy or its name,
+    ``seed`` a non-negative integer; the split strategies need 2 members and 2 non-members on
+    each side.
     """
-    _check_policy(policy)
-    alpha = _check_number(alpha, "alpha", 0.0, 0.5, low_closed=False)
+    alpha, strategy = _resolve_settings(confidence, alpha, threshold, policy, seed)
     delta = _check_number(delta, "delta", 0.0, 1.0, low_closed=True)
-    _check_seed(seed)
     checked_scores, checked_members = check_scores(scores, is_member)
+    objective = partial(_raw_epsilon, delta=delta)
 
-    if policy == "bonferroni":
-        candidates = max(len(np.unique(checked_scores)) - 1, 1)
-        level = alpha / (2 * candidates)
-        threshold, epsilon = _best_threshold(
-            checked_scores, checked_members, level, partial(_raw_epsilon, delta=delta), floor=0.0
-        )
-        counts = _counts_at(checked_scores, checked_members, threshold)
-        tail = _tail_at(counts, delta, level) if epsilon > 0 else None
-    else:
-        _check_splittable(checked_members)
-        calibration, evaluation = _stratified_halves(checked_members, seed)
-        threshold, _ = _best_threshold(
-            checked_scores[calibration],
-            checked_members[calibration],
-            alpha / 2,
-            partial(_raw_epsilon, delta=delta),
-            floor=0.0,
-        )
-        counts = _counts_at(checked_scores[evaluation], checked_members[evaluation], threshold)
-        epsilon = _bound_at(counts, delta, alpha / 2)
-        tail = _tail_at(counts, delta, alpha / 2)
+    def find_best(
+        some_scores: np.ndarray, some_members: np.ndarray, level: float, hull_only: bool
+    ) -> tuple[float, float]:
+        return _best_threshold(some_scores, some_members, level / 2, objective, floor=0.0,
+                               hull_only=hull_only)
 
+    def bound_at(
+        some_scores: np.ndarray, some_members: np.ndarray, at: float, level: float
+    ) -> float:
+        return _bound_at(_counts_at(some_scores, some_members, at), delta, level / 2)
+
+    choice = choose_threshold(
+        strategy, checked_scores, checked_members, alpha, find_best=find_best, bound_at=bound_at
+    )
+    counts = _counts_at(checked_scores[choice.evaluated], checked_members[choice.evaluated],
+                        choice.threshold)
+    tail = _tail_at(counts, delta, choice.level / 2) if choice.value > 0 else None
     return EpsilonLowerBound(
-        epsilon=epsilon,
+        epsilon=choice.value,
         alpha=alpha,
         delta=delta,
         method="clopper_pearson",
-        threshold_policy=policy,
-        threshold=threshold,
+        threshold_policy=strategy.name,
+        threshold=choice.threshold,
         false_positives=counts.false_positives,
         negatives=counts.negatives,
         false_negatives=counts.false_negatives,
         positives=counts.positives,
         tail=tail,
+        threshold_strategy=strategy.to_dict(),
+        candidates=choice.candidates,
     )
 
 
