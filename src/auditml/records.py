@@ -310,9 +310,11 @@ class AttackRecord(Record):
     ``metrics`` is :meth:`auditml.metrics.MembershipMetrics.to_dict`; ``epsilon_lower_bound``
     (a bound, 95% confidence) and ``gdp_estimate`` (an estimate, not a bound) are the
     ``to_dict`` of :class:`auditml.metrics.EpsilonLowerBound` and
-    :class:`auditml.metrics.GaussianDPEstimate`. ``scores_file`` and ``scores_sha256`` name the
-    scores this result was computed from; a reader refuses a result whose scores file has
-    another hash (an interrupted or concurrent audit).
+    :class:`auditml.metrics.GaussianDPEstimate` (records before 2026-12 measured μ at one
+    threshold: a ``threshold`` key instead of ``auc`` and ``method``); ``gdp_lower_bound`` is the
+    ``to_dict`` of :class:`auditml.metrics.GaussianDPLowerBound` (absent in older records).
+    ``scores_file`` and ``scores_sha256`` name the scores this result was computed from; a reader
+    refuses a result whose scores file has another hash (an interrupted or concurrent audit).
     """
 
     attack: str
@@ -322,6 +324,7 @@ class AttackRecord(Record):
     metrics: dict[str, Any]
     epsilon_lower_bound: dict[str, Any]
     gdp_estimate: dict[str, Any]
+    gdp_lower_bound: dict[str, Any] | None = None
     per_class: dict[str, dict[str, Any]]
     most_exposed: list[ExposedExample]
     compute: dict[str, Any]
@@ -340,10 +343,11 @@ class AttackRecord(Record):
             raise ValueError(str(error)) from None
         return metrics
 
-    @field_validator("epsilon_lower_bound", "gdp_estimate")
+    @field_validator("epsilon_lower_bound", "gdp_estimate", "gdp_lower_bound")
     @classmethod
-    def _has_epsilon(cls, value: dict[str, Any]) -> dict[str, Any]:
-        _finite_number(value.get("epsilon"), "epsilon")
+    def _has_epsilon(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            _finite_number(value.get("epsilon"), "epsilon")
         return value
 
     def membership_metrics(self) -> MembershipMetrics:

@@ -18,6 +18,7 @@ from auditml.metrics import (
     MembershipMetrics,
     epsilon_lower_bound,
     gdp_epsilon_estimate,
+    gdp_lower_bound,
     membership_metrics,
     most_exposed_members,
     per_class_metrics,
@@ -73,9 +74,9 @@ def summarize_attack(
         scores, is_member, delta=delta or 0.0, alpha=EPSILON_BOUND_ALPHA, policy="split",
         seed=seed,
     )
-    estimate = gdp_epsilon_estimate(
-        scores, is_member, delta=delta or GDP_DELTA_WITHOUT_DP, seed=seed
-    )
+    gdp_delta = delta or GDP_DELTA_WITHOUT_DP
+    estimate = gdp_epsilon_estimate(scores, is_member, delta=gdp_delta)
+    gdp_bound = gdp_lower_bound(scores, is_member, delta=gdp_delta, alpha=EPSILON_BOUND_ALPHA)
     exposed = most_exposed_members(scores, is_member, EXPOSED_COUNT)
     record = AttackRecord(
         attack=attack.name,
@@ -85,6 +86,7 @@ def summarize_attack(
         metrics=metrics.to_dict(),
         epsilon_lower_bound=bound.to_dict(),
         gdp_estimate=estimate.to_dict(),
+        gdp_lower_bound=gdp_bound.to_dict(),
         per_class={
             str(label): values
             for label, values in per_class_metrics(scores, is_member, labels).items()

@@ -6,18 +6,20 @@ are importable on their own.
 """
 
 from auditml.metrics.breakdown import most_exposed_members, per_class_metrics
-from auditml.metrics.epsilon import (
-    EpsilonLowerBound,
-    GaussianDPEstimate,
-    epsilon_lower_bound,
-    gdp_epsilon_estimate,
-)
+from auditml.metrics.epsilon import EpsilonLowerBound, epsilon_lower_bound
 from auditml.metrics.fdp import (
     FDPAudit,
     FDPClaimTest,
     fdp_audit,
     fdp_claim_test,
     fdp_epsilon_lower_bound,
+)
+from auditml.metrics.gdp import (
+    GaussianDPEstimate,
+    GaussianDPLowerBound,
+    gdp_epsilon,
+    gdp_epsilon_estimate,
+    gdp_lower_bound,
 )
 from auditml.metrics.one_run import OneRunBound, one_run_audit, one_run_epsilon_lower_bound
 from auditml.metrics.roc import (
@@ -47,6 +49,7 @@ __all__ = [
     "FDPAudit",
     "FDPClaimTest",
     "GaussianDPEstimate",
+    "GaussianDPLowerBound",
     "MembershipMetrics",
     "MetricsInputError",
     "OneRunBound",
@@ -63,7 +66,9 @@ __all__ = [
     "fdp_claim_test",
     "fdp_epsilon_lower_bound",
     "gaussian_tradeoff",
+    "gdp_epsilon",
     "gdp_epsilon_estimate",
+    "gdp_lower_bound",
     "membership_metrics",
     "most_exposed_members",
     "one_run_audit",
