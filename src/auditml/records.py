@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from auditml.metrics import MembershipMetrics, MetricsInputError
+from auditml.metrics import MembershipIntervals, MembershipMetrics, MetricsInputError
 
 # Bump when a record changes incompatibly; readers refuse other versions with a clear message.
 SCHEMA_VERSION = 1
@@ -312,7 +312,9 @@ class AttackRecord(Record):
     ``to_dict`` of :class:`auditml.metrics.EpsilonLowerBound` and
     :class:`auditml.metrics.GaussianDPEstimate` (records before 2026-12 measured μ at one
     threshold: a ``threshold`` key instead of ``auc`` and ``method``); ``gdp_lower_bound`` is the
-    ``to_dict`` of :class:`auditml.metrics.GaussianDPLowerBound` (absent in older records).
+    ``to_dict`` of :class:`auditml.metrics.GaussianDPLowerBound` and ``intervals`` (BCa
+    bootstrap intervals on the AUC and TPRs) that of :class:`auditml.metrics.MembershipIntervals`
+    (both absent in older records).
     ``scores_file`` and ``scores_sha256`` name the scores this result was computed from; a reader
     refuses a result whose scores file has another hash (an interrupted or concurrent audit).
     """
@@ -325,6 +327,7 @@ class AttackRecord(Record):
     epsilon_lower_bound: dict[str, Any]
     gdp_estimate: dict[str, Any]
     gdp_lower_bound: dict[str, Any] | None = None
+    intervals: dict[str, Any] | None = None
     per_class: dict[str, dict[str, Any]]
     most_exposed: list[ExposedExample]
     compute: dict[str, Any]
@@ -343,6 +346,16 @@ class AttackRecord(Record):
             raise ValueError(str(error)) from None
         return metrics
 
+    @field_validator("intervals")
+    @classmethod
+    def _intervals_complete(cls, intervals: dict[str, Any] | None) -> dict[str, Any] | None:
+        if intervals is not None:
+            try:
+                MembershipIntervals.from_dict(intervals)
+            except MetricsInputError as error:
+                raise ValueError(str(error)) from None
+        return intervals
+
     @field_validator("epsilon_lower_bound", "gdp_estimate", "gdp_lower_bound")
     @classmethod
     def _has_epsilon(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -353,6 +366,10 @@ class AttackRecord(Record):
     def membership_metrics(self) -> MembershipMetrics:
         """The metrics as :class:`auditml.metrics.MembershipMetrics`."""
         return MembershipMetrics.from_dict(self.metrics)
+
+    def membership_intervals(self) -> MembershipIntervals | None:
+        """The bootstrap intervals, or None for a record written before they existed."""
+        return None if self.intervals is None else MembershipIntervals.from_dict(self.intervals)
 
     @property
     def epsilon_bound(self) -> float:

@@ -5,6 +5,7 @@ truth. :func:`membership_metrics` computes everything an audit records; the func
 are importable on their own.
 """
 
+from auditml.metrics.bootstrap import MembershipIntervals, membership_intervals
 from auditml.metrics.breakdown import most_exposed_members, per_class_metrics
 from auditml.metrics.epsilon import EpsilonLowerBound, epsilon_lower_bound
 from auditml.metrics.fdp import (
@@ -50,6 +51,7 @@ __all__ = [
     "FDPClaimTest",
     "GaussianDPEstimate",
     "GaussianDPLowerBound",
+    "MembershipIntervals",
     "MembershipMetrics",
     "MetricsInputError",
     "OneRunBound",
@@ -69,6 +71,7 @@ __all__ = [
     "gdp_epsilon",
     "gdp_epsilon_estimate",
     "gdp_lower_bound",
+    "membership_intervals",
     "membership_metrics",
     "most_exposed_members",
     "one_run_audit",
