@@ -204,3 +204,10 @@ def test_results_serialise_and_inputs_are_checked() -> None:
         gdp_lower_bound(scores, is_member, delta=1e-5, alpha=0.7)
     with pytest.raises(MetricsInputError, match="at least one member"):
         gdp_lower_bound([0.1, 0.2], [1, 1], delta=1e-5)
+
+
+def test_gdp_epsilon_checks_its_arguments() -> None:
+    with pytest.raises(MetricsInputError, match=re.escape("`mu` must be a finite number, got nan")):
+        gdp_epsilon(float("nan"), 1e-5)
+    with pytest.raises(MetricsInputError, match=re.escape("`delta` must be in (0, 1)")):
+        gdp_epsilon(1.0, 1.0)

@@ -38,7 +38,7 @@ from numpy.typing import ArrayLike
 from scipy import special
 
 from auditml.metrics.epsilon import _check_number, _clopper_pearson_upper, _gaussian_mu
-from auditml.metrics.roc import _auc, _roc_counts, check_scores
+from auditml.metrics.roc import MetricsInputError, _auc, _roc_counts, check_scores
 
 # The threshold search evaluates Clopper-Pearson bounds on a table of counts: every count up to
 # _EXACT_COUNTS, then counts growing by _GRID_GROWTH. A count between two table entries takes the
@@ -121,8 +121,14 @@ def gdp_epsilon(mu: float, delta: float) -> float:
     """The ε at which μ-GDP is (ε, δ)-DP: the root of δ(ε) = δ, 0 when μ <= 0 or δ(0) <= δ.
 
     Found by bisection to 1e-12 relative (plain bisection, not scipy.optimize: importing that
-    costs every audit ~0.5 s).
+    costs every audit ~0.5 s). ``mu`` must be a finite number, ``delta`` in (0, 1).
     """
+    delta = _check_delta(delta)
+    if isinstance(mu, bool) or not isinstance(mu, (int, float, np.integer, np.floating)) or (
+        not math.isfinite(mu)
+    ):
+        raise MetricsInputError(f"`mu` must be a finite number, got {mu!r}.")
+    mu = float(mu)
     if mu <= 0 or _gdp_delta(0.0, mu) <= delta:
         return 0.0
     # δ(ε) decreases to 0, so doubling finds a bracket.
