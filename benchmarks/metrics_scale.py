@@ -23,6 +23,8 @@ from auditml.metrics import (
     calibrated_accuracy,
     epsilon_lower_bound,
     gdp_epsilon_estimate,
+    gdp_lower_bound,
+    membership_intervals,
     membership_metrics,
     most_exposed_members,
     per_class_metrics,
@@ -57,6 +59,9 @@ def main() -> None:
         "epsilon_lower_bound (bonferroni_hull, the audit's)":
             lambda: epsilon_lower_bound(scores, is_member, delta=1e-5),
         "gdp_epsilon_estimate": lambda: gdp_epsilon_estimate(scores, is_member, delta=1e-5),
+        "gdp_lower_bound": lambda: gdp_lower_bound(scores, is_member, delta=1e-5),
+        "membership_intervals (BCa, 1,000 resamples)":
+            lambda: membership_intervals(scores, is_member, fprs=fprs),
         "per_class_metrics (10 classes)": lambda: per_class_metrics(scores, is_member, labels),
         "most_exposed_members (20)": lambda: most_exposed_members(scores, is_member, 20),
     }

@@ -66,6 +66,12 @@ def test_train_audit_compare(
     assert bound["threshold_policy"] == "bonferroni_hull"
     assert bound["epsilon"] >= 0.0
     assert "estimate" in result["gdp_estimate"]["note"]
+    # The BCa intervals surround the recorded AUC and TPRs; the GDP bound is at δ = 1e-5 here.
+    intervals = result["intervals"]
+    assert intervals["auc"][0] <= result["metrics"]["auc"] <= intervals["auc"][1]
+    assert set(intervals["tpr_at_fpr"]) == set(result["metrics"]["tpr_at_fpr"])
+    assert (intervals["resamples"], intervals["method"]) == (1000, "bca")
+    assert result["gdp_lower_bound"]["delta"] == 1e-5
     private_result = json.loads(
         (tmp_path / "results" / "dp" / "audit" / "mia_threshold.json").read_text()
     )

@@ -49,3 +49,19 @@ def format_confidence(confidence: float) -> str:
 def format_fpr_target(fpr: float) -> str:
     """An FPR target as a column name writes it: 1%, 0.1%, 10%."""
     return f"{100 * fpr:g}%"
+
+
+def format_auc(auc: float, interval: tuple[float, float] | None = None) -> str:
+    """An AUC to 3 decimals, with its confidence interval when there is one: 0.612 [0.590,
+    0.634]."""
+    if interval is None:
+        return f"{auc:.3f}"
+    return f"{auc:.3f} [{interval[0]:.3f}, {interval[1]:.3f}]"
+
+
+def format_rate_interval(rate: float | None, interval: tuple[float, float] | None = None) -> str:
+    """:func:`format_rate`, with its confidence interval when there is one: 12.3% [10.1%,
+    14.6%]."""
+    if rate is None or interval is None:
+        return format_rate(rate)
+    return f"{format_rate(rate)} [{format_rate(interval[0])}, {format_rate(interval[1])}]"

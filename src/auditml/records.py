@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from auditml.metrics import MembershipMetrics, MetricsInputError
+from auditml.metrics import MembershipIntervals, MembershipMetrics, MetricsInputError
 
 # Bump when a record changes incompatibly; readers refuse other versions with a clear message.
 SCHEMA_VERSION = 1
@@ -361,9 +361,13 @@ class AttackRecord(Record):
     ``metrics`` is :meth:`auditml.metrics.MembershipMetrics.to_dict`; ``epsilon_lower_bound``
     (a bound, 95% confidence) and ``gdp_estimate`` (an estimate, not a bound) are the
     ``to_dict`` of :class:`auditml.metrics.EpsilonLowerBound` and
-    :class:`auditml.metrics.GaussianDPEstimate`. ``scores_file`` and ``scores_sha256`` name the
-    scores this result was computed from; a reader refuses a result whose scores file has
-    another hash (an interrupted or concurrent audit).
+    :class:`auditml.metrics.GaussianDPEstimate` (records before 2026-12 measured μ at one
+    threshold: a ``threshold`` key instead of ``auc`` and ``method``); ``gdp_lower_bound`` is the
+    ``to_dict`` of :class:`auditml.metrics.GaussianDPLowerBound` and ``intervals`` (BCa
+    bootstrap intervals on the AUC and TPRs) that of :class:`auditml.metrics.MembershipIntervals`
+    (both absent in older records).
+    ``scores_file`` and ``scores_sha256`` name the scores this result was computed from; a reader
+    refuses a result whose scores file has another hash (an interrupted or concurrent audit).
     """
 
     attack: str
@@ -374,6 +378,8 @@ class AttackRecord(Record):
     epsilon_lower_bound: dict[str, Any]
     gdp_estimate: dict[str, Any]
     per_class: dict[str, ClassMetricsRecord]
+    gdp_lower_bound: dict[str, Any] | None = None
+    intervals: dict[str, Any] | None = None
     most_exposed: list[ExposedExample]
     compute: ComputeRecord
     run: RunFacts
@@ -382,15 +388,30 @@ class AttackRecord(Record):
     roc_plot: str | None = None
     exposed_gallery: str | None = None
 
-    @field_validator("epsilon_lower_bound", "gdp_estimate")
+    @field_validator("intervals")
     @classmethod
-    def _has_epsilon(cls, value: dict[str, Any]) -> dict[str, Any]:
-        _finite_number(value.get("epsilon"), "epsilon")
+    def _intervals_complete(cls, intervals: dict[str, Any] | None) -> dict[str, Any] | None:
+        if intervals is not None:
+            try:
+                MembershipIntervals.from_dict(intervals)
+            except MetricsInputError as error:
+                raise ValueError(str(error)) from None
+        return intervals
+
+    @field_validator("epsilon_lower_bound", "gdp_estimate", "gdp_lower_bound")
+    @classmethod
+    def _has_epsilon(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
+        if value is not None:
+            _finite_number(value.get("epsilon"), "epsilon")
         return value
 
     def membership_metrics(self) -> MembershipMetrics:
         """The metrics as :class:`auditml.metrics.MembershipMetrics`."""
         return self.metrics.membership_metrics()
+
+    def membership_intervals(self) -> MembershipIntervals | None:
+        """The bootstrap intervals, or None for a record written before they existed."""
+        return None if self.intervals is None else MembershipIntervals.from_dict(self.intervals)
 
     @property
     def epsilon_bound(self) -> float:

@@ -23,6 +23,8 @@ from auditml.metrics import (
     Split,
     epsilon_lower_bound,
     gdp_epsilon_estimate,
+    gdp_lower_bound,
+    membership_intervals,
     membership_metrics,
 )
 from auditml.records import (
@@ -93,6 +95,7 @@ def _facts(run: RunDirectory) -> RunFacts:
 def write_audit(
     run_dir: Path, attack: str, shift: float, *, gallery: bool = False,
     scores: tuple[np.ndarray, np.ndarray] | None = None, older_bound: bool = False,
+    intervals: bool = False,
 ) -> None:
     """Write ``attack``'s result as the audit would (with an exposed-examples PNG if asked).
 
@@ -129,6 +132,10 @@ def write_audit(
         ],
         compute={"seconds": 0.0, "reference_models": 0}, run=_facts(run),
         exposed_gallery=gallery_name,
+        # As the audit records them since bootstrap intervals and the GDP bound (else as before).
+        intervals=membership_intervals(scores, is_member, seed=0).to_dict() if intervals else None,
+        gdp_lower_bound=gdp_lower_bound(scores, is_member, delta=delta or 1e-5).to_dict()
+        if intervals else None,
     )
     run.write_attack(record, scores, is_member)
 

@@ -5,13 +5,9 @@ truth. :func:`membership_metrics` computes everything an audit records; the func
 are importable on their own.
 """
 
+from auditml.metrics.bootstrap import MembershipIntervals, membership_intervals
 from auditml.metrics.breakdown import most_exposed_members, per_class_metrics
-from auditml.metrics.epsilon import (
-    EpsilonLowerBound,
-    GaussianDPEstimate,
-    epsilon_lower_bound,
-    gdp_epsilon_estimate,
-)
+from auditml.metrics.epsilon import EpsilonLowerBound, epsilon_lower_bound
 from auditml.metrics.fdp import (
     FDPAudit,
     FDPClaimTest,
@@ -19,6 +15,13 @@ from auditml.metrics.fdp import (
     fdp_claim_test,
     fdp_epsilon_audit,
     fdp_epsilon_lower_bound,
+)
+from auditml.metrics.gdp import (
+    GaussianDPEstimate,
+    GaussianDPLowerBound,
+    gdp_epsilon,
+    gdp_epsilon_estimate,
+    gdp_lower_bound,
 )
 from auditml.metrics.one_run import OneRunBound, one_run_audit, one_run_epsilon_lower_bound
 from auditml.metrics.roc import (
@@ -61,6 +64,8 @@ __all__ = [
     "FDPAudit",
     "FDPClaimTest",
     "GaussianDPEstimate",
+    "GaussianDPLowerBound",
+    "MembershipIntervals",
     "MembershipMetrics",
     "MetricsInputError",
     "MultiSplit",
@@ -81,7 +86,10 @@ __all__ = [
     "fdp_epsilon_audit",
     "fdp_epsilon_lower_bound",
     "gaussian_tradeoff",
+    "gdp_epsilon",
     "gdp_epsilon_estimate",
+    "gdp_lower_bound",
+    "membership_intervals",
     "membership_metrics",
     "most_exposed_members",
     "one_run_audit",

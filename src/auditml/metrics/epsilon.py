@@ -1,4 +1,6 @@
-"""Empirical ε from membership scores: a statistically valid lower bound, and a Gaussian estimate.
+"""Empirical ε from membership scores: a statistically valid lower bound.
+
+The Gaussian-DP lower bound and estimate are in :mod:`auditml.metrics.gdp`.
 
 **The theorem.** Let ``M`` be an (ε, δ)-differentially private training algorithm and consider any
 test that, from the trained model, guesses whether one example was in the training set. Write
@@ -43,7 +45,7 @@ from numpy.typing import ArrayLike
 from scipy import special
 
 from auditml.metrics.roc import MetricsInputError, _roc_counts, check_scores
-from auditml.metrics.threshold import _check_seed, _check_splittable, _stratified_halves
+from auditml.metrics.threshold import _check_seed
 from auditml.metrics.thresholds import (
     DEFAULT_STRATEGY,
     ThresholdStrategy,
@@ -62,23 +64,11 @@ BoundTail = Literal["member", "nonmember"]
 """Which test gave an ε lower bound: "member when the score is high" (the member tail) or
 "non-member when the score is low" (the non-member tail); see :class:`EpsilonLowerBound`."""
 
-# The Gaussian estimate has no confidence level of its own. Its threshold is the one with the
-# largest lower confidence bound on μ on the calibration half, at this customary level: that
-# avoids thresholds with too few counts, where a measured rate (and so μ) is mostly noise.
-_GDP_SELECTION_ALPHA = 0.05
-
 # Pruning constants of _best_threshold (exactness does not depend on them, only speed): counts up
 # to _EXACT_COUNTS get their exact Clopper-Pearson bound in a table; above it the table holds
 # counts growing by a factor _GRID_GROWTH, and monotonicity brackets the counts in between.
 _EXACT_COUNTS = 1000
 _GRID_GROWTH = 1.002
-
-_GDP_NOTE = (
-    "An estimate, not a bound: assumes the attack's trade-off curve is Gaussian (mu-GDP, Dong, "
-    "Roth and Su 2019) and measures mu at one threshold on held-out examples, without a "
-    "confidence interval. It can exceed the true epsilon; use epsilon_lower_bound for a valid "
-    "lower bound."
-)
 
 
 @dataclass(frozen=True)
@@ -122,25 +112,6 @@ class EpsilonLowerBound:
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form (finite numbers, strings, ``None``, and the strategy's settings)."""
-        return asdict(self)
-
-
-@dataclass(frozen=True)
-class GaussianDPEstimate:
-    """A Gaussian-DP point estimate: μ measured at one threshold, and the ε it implies at δ.
-
-    Not a bound; ``note`` says so in words, for whoever reads the record without this docstring.
-    ``mu <= 0`` (the evaluation half shows no separation) gives ``epsilon == 0``.
-    """
-
-    mu: float
-    epsilon: float
-    delta: float
-    threshold: float
-    note: str
-
-    def to_dict(self) -> dict[str, Any]:
-        """JSON-ready form (every value is a finite number or a string)."""
         return asdict(self)
 
 
@@ -494,105 +465,4 @@ def epsilon_lower_bound(
         tail=tail,
         threshold_strategy=strategy.to_dict(),
         candidates=choice.candidates,
-    )
-
-
-# --- the Gaussian estimate ------------------------------------------------------------------
-
-
-def _gdp_delta(epsilon: float, mu: float) -> float:
-    # δ(ε) = Φ(-ε/μ + μ/2) - e^ε Φ(-ε/μ - μ/2); the second term in logs so e^ε cannot overflow.
-    return float(
-        special.ndtr(-epsilon / mu + mu / 2)
-        - math.exp(epsilon + special.log_ndtr(-epsilon / mu - mu / 2))
-    )
-
-
-def _gdp_epsilon(mu: float, delta: float) -> float:
-    """The ε at which μ-GDP is (ε, δ)-DP: the root of δ(ε) = δ, 0 when μ <= 0 or δ(0) <= δ."""
-    if mu <= 0 or _gdp_delta(0.0, mu) <= delta:
-        return 0.0
-    # δ(ε) decreases to 0, so doubling finds a bracket; bisection then halves it to 1e-12 of its
-    # width (plain bisection, not scipy.optimize: importing that costs every audit ~0.5 s).
-    low, high = 0.0, 1.0
-    while _gdp_delta(high, mu) > delta:
-        low, high = high, high * 2
-    while high - low > 1e-12 * max(1.0, high):
-        middle = (low + high) / 2
-        if _gdp_delta(middle, mu) > delta:
-            low = middle
-        else:
-            high = middle
-    return (low + high) / 2
-
-
-def gdp_epsilon_estimate(
-    scores: ArrayLike, is_member: ArrayLike, *, delta: float, seed: int = 0
-) -> GaussianDPEstimate:
-    """An ESTIMATE of ε at ``delta``, assuming the privacy curve is Gaussian. Not a bound.
-
-    **Model.** A mechanism is μ-GDP (Dong, Roth and Su 2019, "Gaussian Differential Privacy",
-    JRSS-B 2022) when telling member from non-member is no easier than telling N(0, 1) from
-    N(μ, 1): every test has ``FNR >= Φ(Φ⁻¹(1 - FPR) - μ)``. The Gaussian mechanism with
-    sensitivity 1 and noise σ is exactly (1/σ)-GDP, and DP-SGD is approximately μ-GDP by their
-    central limit theorem. If the bound is attained at a threshold,
-
-        μ = Φ⁻¹(1 - FPR) - Φ⁻¹(FNR),
-
-    and μ-GDP is (ε, δ)-DP exactly for the ε solving (their Corollary 2.13; the same curve as the
-    analytic Gaussian mechanism of Balle and Wang 2018)
-
-        δ = Φ(-ε/μ + μ/2) - e^ε Φ(-ε/μ - μ/2),
-
-    found by bisection (to 1e-12 relative); ε = 0 when μ <= 0 or δ(0) = 2Φ(μ/2) - 1 <= δ.
-
-    **Procedure.** The split of :func:`epsilon_lower_bound` (stratified halves with ``seed``).
-    The threshold is the one maximising, on the calibration half, the lower confidence bound
-    ``Φ⁻¹(1 - FPR_ub) - Φ⁻¹(FNR_ub)`` on μ, with the Clopper-Pearson bounds of
-    :func:`epsilon_lower_bound` at alpha 0.05 (so thresholds with too few counts to measure a
-    rate are avoided, where the point estimate is mostly noise). FPR and FNR are measured at it
-    on the evaluation half, clipped to ``[1/(2n), 1 - 1/(2n)]`` (n the non-members, resp.
-    members, in that half) so that μ is finite when a count is 0 or n.
-
-    **Why only an estimate.** There is no confidence interval, and real attacks' trade-off curves
-    are not Gaussian: the ε it reports can be above the true ε. Use :func:`epsilon_lower_bound`
-    for a claim that holds with known probability; this number is for comparison with the
-    accountant's ε at the same δ.
-
-    ``delta`` must be in (0, 1): at δ = 0, μ-GDP with μ > 0 is not (ε, 0)-DP for any finite ε,
-    so asking for it raises :class:`MetricsInputError` rather than returning an infinite ε.
-    """
-    delta = _check_number(
-        delta,
-        "delta",
-        0.0,
-        1.0,
-        low_closed=False,
-        why=" (at δ = 0 a Gaussian curve with μ > 0 has ε = ∞)",
-    )
-    _check_seed(seed)
-    checked_scores, checked_members = check_scores(scores, is_member)
-    _check_splittable(checked_members)
-    calibration, evaluation = _stratified_halves(checked_members, seed)
-    threshold, _ = _best_threshold(
-        checked_scores[calibration],
-        checked_members[calibration],
-        _GDP_SELECTION_ALPHA / 2,
-        _gaussian_mu,
-        floor=-math.inf,
-    )
-    counts = _counts_at(checked_scores[evaluation], checked_members[evaluation], threshold)
-
-    def clipped_rate(count: int, total: int) -> float:
-        return min(max(count / total, 1 / (2 * total)), 1 - 1 / (2 * total))
-
-    false_positive_rate = clipped_rate(counts.false_positives, counts.negatives)
-    false_negative_rate = clipped_rate(counts.false_negatives, counts.positives)
-    mu = float(_gaussian_mu(np.array(false_positive_rate), np.array(false_negative_rate)))
-    return GaussianDPEstimate(
-        mu=mu,
-        epsilon=_gdp_epsilon(mu, delta),
-        delta=delta,
-        threshold=threshold,
-        note=_GDP_NOTE,
     )

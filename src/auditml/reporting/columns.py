@@ -12,7 +12,13 @@ from dataclasses import dataclass
 from rich.table import Table
 from rich.text import Text
 
-from auditml.formatting import format_delta, format_epsilon, format_rate
+from auditml.formatting import (
+    format_auc,
+    format_delta,
+    format_epsilon,
+    format_rate,
+    format_rate_interval,
+)
 from auditml.reporting import glossary
 from auditml.reporting.glossary import Term
 from auditml.reporting.rows import Comparison, ComparisonRow
@@ -90,8 +96,10 @@ COLUMNS: tuple[ComparisonColumn, ...] = (
     ComparisonColumn(glossary.CANARY_AUDIT, False, _canary),
     ComparisonColumn(glossary.VAL_ACC, True, lambda row: "unknown" if row.val_acc is None
                      else format_rate(row.val_acc)),
-    ComparisonColumn(glossary.AUC, True, lambda row: f"{row.auc:.3f}"),
-    ComparisonColumn(glossary.TPR_AT_1PCT_FPR, True, lambda row: format_rate(row.tpr_at_1pct_fpr)),
+    ComparisonColumn(glossary.AUC, True, lambda row: format_auc(row.auc, row.auc_interval)),
+    ComparisonColumn(glossary.TPR_AT_1PCT_FPR, True,
+                     lambda row: format_rate_interval(row.tpr_at_1pct_fpr,
+                                                      row.tpr_at_1pct_fpr_interval)),
     ComparisonColumn(glossary.STRONGEST_ATTACK, False, _strongest),
     ComparisonColumn(glossary.STRONGEST_AUC, True, lambda row: f"{row.strongest_auc:.3f}"),
     ComparisonColumn(

@@ -8,11 +8,13 @@ from typing import Any
 from rich.table import Table
 
 from auditml.formatting import (
+    format_auc,
     format_confidence,
     format_delta,
     format_epsilon,
     format_fpr_target,
     format_rate,
+    format_rate_interval,
 )
 from auditml.metrics.epsilon import epsilon_bound_tail
 from auditml.reporting.verdict import (
@@ -46,12 +48,15 @@ def audit_table(results: Sequence[dict[str, Any]]) -> Table:
     table.add_column("ε GDP estimate‡", justify="right")
     for result in results:
         metrics = result["metrics"]
+        intervals = result.get("intervals") or {}
+        tpr_intervals = intervals.get("tpr_at_fpr", {})
         settings = ", ".join(f"{key}={value}" for key, value in result["settings"].items())
         table.add_row(
             result["attack"],
             settings,
-            f"{metrics['auc']:.3f}",
-            *(format_rate(metrics["tpr_at_fpr"][fpr]) for fpr in fprs),
+            format_auc(metrics["auc"], _pair(intervals.get("auc"))),
+            *(format_rate_interval(metrics["tpr_at_fpr"][fpr], _pair(tpr_intervals.get(fpr)))
+              for fpr in fprs),
             format_rate(metrics["advantage"]),
             format_rate(metrics["calibrated_accuracy"]["accuracy"]),
             _bound(result.get("epsilon_lower_bound", {})),
@@ -62,7 +67,8 @@ def audit_table(results: Sequence[dict[str, Any]]) -> Table:
         "† holds with 95% confidence (Clopper-Pearson, threshold chosen on the other half); "
         f"{TAIL_WORDS['member']}; {TAIL_WORDS['nonmember']} (valid too, even with an ROC curve "
         "on the diagonal)\n"
-        "‡ an estimate, not a bound: assumes a Gaussian privacy curve"
+        "‡ an estimate, not a bound: assumes a Gaussian privacy curve\n"
+        "[low, high]: 95% bootstrap (BCa) interval of the AUC or TPR (sampling noise)"
     )
     return table
 
@@ -74,6 +80,13 @@ def _bound(bound: dict[str, Any]) -> str:
         return "—"
     tail = epsilon_bound_tail(bound) if epsilon > 0 else None
     return bound_cell(float(epsilon), tail, violation=False)
+
+
+def _pair(value: Any) -> tuple[float, float] | None:
+    """An interval ``[low, high]`` as recorded, or None when absent (older audits)."""
+    if isinstance(value, list | tuple) and len(value) == 2:
+        return float(value[0]), float(value[1])
+    return None
 
 
 def _number(value: Any) -> str:

@@ -79,9 +79,10 @@ ADVANTAGE = Term(
 )
 GDP_ESTIMATE = Term(
     "GDP ε estimate",
-    "an estimate, not a bound: the ε implied by a Gaussian privacy curve fitted at one threshold "
-    "(μ-GDP, Dong, Roth and Su 2019). It can exceed the true ε; only the ε lower bound is a "
-    "statistically valid statement.",
+    "an estimate, not a bound: the ε implied by a Gaussian privacy curve with the attack's AUC "
+    "(μ-GDP, Dong, Roth and Su 2019; AUC = Φ(μ/√2)). It can exceed the true ε; only the ε "
+    "lower bound is a statistically valid statement. The GDP lower bound beside it (“≥ … if "
+    "Gaussian”) holds with 95% confidence if the privacy curve is Gaussian.",
 )
 CANARY_AUDIT = Term(
     "Canary audit",

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from auditml.errors import RunDirectoryError
 from auditml.metrics import MembershipMetrics, MetricsInputError, RocCurve, roc_curve
@@ -121,6 +121,27 @@ def _bound(record: AttackRecord) -> tuple[float, float | None, str | None]:
     return record.epsilon_bound, confidence, tail
 
 
+def _view_intervals(record: AttackRecord) -> dict[str, Any]:
+    """The bootstrap intervals and the GDP lower bound of an attack page (absent: None)."""
+    intervals = record.membership_intervals()
+    gdp_bound = record.gdp_lower_bound
+    return {
+        "auc_interval": None if intervals is None else intervals.auc,
+        "tpr_intervals": {} if intervals is None else dict(intervals.tpr_at_fpr),
+        "gdp_lower_bound": None if gdp_bound is None else float(gdp_bound["epsilon"]),
+    }
+
+
+def _row_intervals(record: AttackRecord) -> dict[str, Any]:
+    """The compared attack's intervals on its AUC and TPR at 1% FPR (absent: None)."""
+    intervals = record.membership_intervals()
+    return {
+        "auc_interval": None if intervals is None else intervals.auc,
+        "tpr_at_1pct_fpr_interval": None if intervals is None
+        else intervals.tpr_at_fpr.get(ONE_PERCENT_FPR),
+    }
+
+
 def _curve(run: RunDirectory, record: AttackRecord) -> RocCurve:
     scores, is_member = run.read_scores(record)
     try:
@@ -167,6 +188,7 @@ def load_comparison_row(run_dir: Path, attack: str) -> tuple[ComparisonRow, RocC
         epsilon_lower_bound=bound,
         bound_confidence=confidence,
         bound_tail=tail,
+        **_row_intervals(record),
         members=metrics.members,
         nonmembers=metrics.nonmembers,
         strongest_attack=strongest,
@@ -255,6 +277,7 @@ def _attack_view(run: RunDirectory, record: AttackRecord) -> AttackView:
         most_exposed=list(record.most_exposed),
         exposed_png=_gallery(run, record) if record.exposed_gallery else None,
         bound_tail=tail,
+        **_view_intervals(record),
     )
 
 

@@ -54,6 +54,10 @@ class ComparisonRow:
     strongest_attack: str
     strongest_auc: float
     strongest_tpr_at_1pct_fpr: float
+    # BCa bootstrap intervals on ``auc`` and ``tpr_at_1pct_fpr`` (None: audited before they
+    # were recorded).
+    auc_interval: tuple[float, float] | None = None
+    tpr_at_1pct_fpr_interval: tuple[float, float] | None = None
     # The compared attack's statistically valid ε lower bound (None for audits made before
     # bounds were recorded); a DP run whose bound exceeds its accountant ε is a violation.
     epsilon_lower_bound: float | None = None

@@ -7,11 +7,13 @@ from typing import Any
 
 from auditml.figures.plots import svg_element
 from auditml.formatting import (
+    format_auc,
     format_confidence,
     format_delta,
     format_epsilon,
     format_fpr_target,
     format_rate,
+    format_rate_interval,
 )
 from auditml.records import AssumptionCheck
 from auditml.reporting import glossary, page
@@ -146,6 +148,13 @@ def _bound_header(view: RunView) -> str:
     return "ε lower bound"
 
 
+def _gdp_cell(attack: AttackView) -> str:
+    """The GDP ε estimate, and the GDP lower bound beside it when the audit recorded one."""
+    if attack.gdp_lower_bound is None:
+        return f"{attack.gdp_epsilon_estimate:.2f}"
+    return f"{attack.gdp_epsilon_estimate:.2f} (≥ {attack.gdp_lower_bound:.2f} if Gaussian)"
+
+
 def _attacks_table(view: RunView) -> page.Html:
     fprs = sorted({fpr for attack in view.attacks for fpr in attack.tpr_at_fpr})
     columns = [
@@ -163,18 +172,21 @@ def _attacks_table(view: RunView) -> page.Html:
         shown_bound = bound_cell(bound, attack.bound_tail, violation=_violates(view, bound))
         return [
             attack.name,
-            f"{attack.auc:.3f}",
-            *(format_rate(attack.tpr_at_fpr.get(fpr)) for fpr in fprs),
+            format_auc(attack.auc, attack.auc_interval),
+            *(format_rate_interval(attack.tpr_at_fpr.get(fpr), attack.tpr_intervals.get(fpr))
+              for fpr in fprs),
             format_rate(attack.advantage),
             shown_bound,
-            f"{attack.gdp_epsilon_estimate:.2f}",
+            _gdp_cell(attack),
         ]
 
     return page.table(
         columns,
         [cells(attack) for attack in view.attacks],
         caption=f"{view.attacks[0].members} members and {view.attacks[0].nonmembers} "
-        "non-members audited. Hover a header for its definition.",
+        "non-members audited. Hover a header for its definition."
+        + (" [low, high]: 95% bootstrap (BCa) interval, the sampling noise of the audit."
+           if any(attack.auc_interval is not None for attack in view.attacks) else ""),
         flagged_rows=[
             index
             for index, attack in enumerate(view.attacks)

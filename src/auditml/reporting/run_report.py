@@ -68,6 +68,11 @@ class RunReport:
                     "epsilon_lower_bound_tail": attack.bound_tail,
                     "beats_chance": attack.beats_chance,
                     "gdp_epsilon_estimate": attack.gdp_epsilon_estimate,
+                    "gdp_epsilon_lower_bound": attack.gdp_lower_bound,
+                    "auc_interval": attack.auc_interval,
+                    "tpr_at_fpr_interval": {
+                        repr(fpr): pair for fpr, pair in attack.tpr_intervals.items()
+                    },
                 }
                 for attack in self.view.attacks
             ],

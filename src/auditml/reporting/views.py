@@ -57,6 +57,11 @@ class AttackView:
     # Which tail gave the ε lower bound (auditml.metrics.epsilon.BoundTail; None: bound 0 or
     # not known).
     bound_tail: str | None = None
+    # BCa bootstrap intervals (auditml.metrics.MembershipIntervals) and the GDP ε lower bound;
+    # None / empty for audits recorded before they existed.
+    auc_interval: tuple[float, float] | None = None
+    tpr_intervals: dict[float, tuple[float, float]] = field(default_factory=dict)
+    gdp_lower_bound: float | None = None
 
     @property
     def beats_chance(self) -> bool:
