@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 from auditml.metrics import fdp_epsilon_audit, one_run_audit
-from auditml.metrics.epsilon import _gdp_epsilon
+from auditml.metrics.gdp import gdp_epsilon as _gdp_epsilon
 from auditml.metrics.one_run_limits import gaussian_one_run_ceiling
 
 

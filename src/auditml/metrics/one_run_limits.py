@@ -54,7 +54,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from auditml.metrics.epsilon import _check_number, _gdp_epsilon, _shown
+from auditml.metrics.epsilon import _check_number, _shown
+from auditml.metrics.gdp import gdp_epsilon
 from auditml.metrics.one_run import _check_settings
 from auditml.metrics.roc import MetricsInputError
 
@@ -79,4 +80,4 @@ def gaussian_one_run_ceiling(
         raise MetricsInputError(f"`canaries` must be a positive integer, got {_shown(canaries)}.")
     checked_delta, checked_confidence = _check_settings(delta, confidence)
     slack = (0.5 - (1 - checked_confidence)) / canaries
-    return _gdp_epsilon(checked_mu, checked_delta + slack)
+    return gdp_epsilon(checked_mu, checked_delta + slack)
