@@ -192,3 +192,19 @@ def test_every_tutorial_step_says_how_long_it_takes() -> None:
              if line.startswith(("auditml train", "auditml audit", "auditml report"))]
     assert len(steps) == 11  # README: 4; tutorial: 3 trainings and audits, a report
     assert all(re.search(r"# about \d+ (s|min|minutes)\b", step) for step in steps), steps
+
+
+def test_the_map_of_claims_names_functions_that_exist() -> None:
+    """Every name in the README's 'Which function to quote for which claim' resolves in
+    auditml.metrics, so the map cannot point a researcher at a function that is gone."""
+    import importlib
+
+    text = README.read_text(encoding="utf-8")
+    section = text[text.index("### Which function to quote for which claim"):]
+    rows = [line for line in section.split("\n\n")[1].splitlines()[2:] if line.startswith("|")]
+    cells = [re.sub(r"\(.*?\)", "", row.split("|")[2]) for row in rows]  # (a result's field)
+    names = [name for cell in cells for name in re.findall(r"`([\w.]+)`", cell)]
+    assert len(rows) >= 10 and len(names) >= 15
+    for name in names:
+        *modules, attribute = f"auditml.metrics.{name}".split(".")
+        assert hasattr(importlib.import_module(".".join(modules)), attribute), name
