@@ -64,7 +64,8 @@ def audit_table(results: Sequence[dict[str, Any]]) -> Table:
         )
     table.caption = (
         "* balanced accuracy of a threshold chosen on the other half of the examples\n"
-        "† holds with 95% confidence (Clopper-Pearson, threshold chosen on the other half); "
+        "† holds with 95% confidence (Clopper-Pearson at a threshold chosen by the recorded "
+        "strategy; by default the level is divided among the ROC hull's corners); "
         f"{TAIL_WORDS['member']}; {TAIL_WORDS['nonmember']} (valid too, even with an ROC curve "
         "on the diagonal)\n"
         "‡ an estimate, not a bound: assumes a Gaussian privacy curve\n"

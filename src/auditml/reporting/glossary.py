@@ -36,8 +36,10 @@ DELTA = Term(
 EPSILON_LOWER_BOUND = Term(
     "ε lower bound (audit)",
     "a lower bound on ε that holds with 95% confidence, from the attack's scores "
-    "(Clopper-Pearson intervals at a threshold chosen on one half of the audited examples, bound "
-    "computed on the other half). If it exceeds the accountant's ε, the training or the "
+    "(Clopper-Pearson intervals at a threshold; how it is chosen is recorded beside the bound: "
+    "by default the 95% is shared among the corners of the ROC curve's convex hull, where the "
+    "best threshold lies, else chosen on one half of the examples and measured on the other). "
+    "If it exceeds the accountant's ε, the training or the "
     "accounting is broken: the row is flagged VIOLATION. It comes from one of two tails: the "
     "member tail (high scores flag members) or the non-member tail (low scores flag "
     "non-members, the reverse test); both are valid, and the non-member tail can give a bound "
