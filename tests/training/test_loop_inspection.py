@@ -107,6 +107,21 @@ def _probe_without_train(model: nn.Module, x: torch.Tensor) -> HiddenStateProbe:
     return inspector.probe
 
 
+def test_the_probe_waits_for_a_batch_of_two_past_empty_poisson_batches() -> None:
+    """An empty first Poisson batch reached torch's reshape error (found by the API fuzz); a
+    batch of one has nothing to compare. The probe runs on the first batch of two or more."""
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(6, 4), MeanCentred()).train()
+    inspector = LoopInspector(model)
+    model(torch.randn(0, 6))
+    model(torch.randn(1, 6))
+    assert inspector.probe is None
+    model(torch.randn(8, 6))
+    inspector.close()
+    assert inspector.probe is not None and inspector.probe.ran
+    assert inspector.probe.batch == 8 and inspector.probe.mixing is True
+
+
 def test_the_probe_leaves_training_exactly_as_without_it() -> None:
     """The same seed trains the same weights and buffers with and without the inspector: the
     probe puts back the random state (dropout) and the buffers (batch norm) it found."""

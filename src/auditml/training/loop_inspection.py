@@ -141,7 +141,8 @@ class LoopInspector:
                    if name in self._start and not torch.equal(buffer.detach(), self._start[name])]
         return static.model_copy(update={
             "probe": self.probe or HiddenStateProbe(
-                ran=False, reason="the model ran no training forward pass while it was watched"),
+                ran=False, reason="the model ran no training forward pass of two or more "
+                "examples while it was watched"),
             "buffers_changed": changed,
         })
 
@@ -156,7 +157,10 @@ class LoopInspector:
         first = args[0] if args else None
         if isinstance(first, torch.Tensor) and first.dim() > 0:
             self.rows += len(first)
-        if self.probe is None:
+        # A Poisson batch can be empty or hold one example: nothing to compare there, so the
+        # probe waits for the first batch of two or more.
+        small = isinstance(first, torch.Tensor) and first.dim() > 0 and len(first) < 2
+        if self.probe is None and not small:
             self.probe = self._run_probe(module, args, kwargs)
 
     def _run_probe(
@@ -212,7 +216,10 @@ class LoopInspector:
 
 
 def _differing_row(batch: torch.Tensor) -> int | None:
-    """An index of a row of ``batch`` that differs from row 0 (None if all are equal)."""
+    """An index of a row of ``batch`` that differs from row 0 (None if all are equal, or if the
+    batch has fewer than two rows: a Poisson batch can be empty)."""
+    if len(batch) < 2:
+        return None
     flat = batch.reshape(len(batch), -1)
     differs = (flat[1:] != flat[:1]).any(dim=1).nonzero()
     return int(differs[0]) + 1 if len(differs) else None
