@@ -60,14 +60,14 @@ def _null_tprs(rng: np.random.Generator, trials: int, members: int, nonmembers: 
 def test_an_attack_at_chance_is_called_beyond_chance_at_most_alpha_of_the_time() -> None:
     rng = np.random.default_rng(0)
     tprs = _null_tprs(rng, 2000, 200, 150)
-    rejected = np.mean([tpr_above_chance(tpr, 0.01, 200, 150, alpha=0.2) for tpr in tprs])
+    rejected = np.mean([tpr_above_chance(tpr, 0.01, 200, 150, confidence=0.8) for tpr in tprs])
     # At alpha = 0.2 the test must reject at most 20% (+ simulation error) of chance attacks.
     assert rejected <= 0.2 + 3 * np.sqrt(0.2 * 0.8 / 2000)
 
 
-def _exceeds(first: np.ndarray, second: np.ndarray, count: int, alpha: float = 0.05) -> float:
+def _exceeds(first: np.ndarray, second: np.ndarray, count: int, confidence: float = 0.95) -> float:
     return float(np.mean([
-        tpr_exceeds(a, count, count, b, count, count, fpr=0.01, alpha=alpha)
+        tpr_exceeds(a, count, count, b, count, count, fpr=0.01, confidence=confidence)
         for a, b in zip(first, second, strict=True)
     ]))
 
@@ -79,7 +79,7 @@ def test_a_run_is_called_leakier_than_an_equal_one_at_most_alpha_of_the_time(
     # Gaussian scores: the ROC curve of a likelihood-ratio test, concave as assumed.
     rng = np.random.default_rng(1)
     first, second = (_null_tprs(rng, 1000, 200, 200, shift=shift) for _ in range(2))
-    assert _exceeds(first, second, 200, alpha=0.2) <= 0.2 + 3 * np.sqrt(0.2 * 0.8 / 1000)
+    assert _exceeds(first, second, 200, confidence=0.8) <= 0.2 + 3 * np.sqrt(0.2 * 0.8 / 1000)
 
 
 def test_comparing_runs_has_power_where_they_differ_a_lot() -> None:

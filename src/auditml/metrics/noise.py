@@ -47,8 +47,9 @@ from scipy import special
 from auditml.metrics.epsilon import _check_number, _clopper_pearson_upper
 from auditml.metrics.roc import MetricsInputError
 
-NOISE_ALPHA = 0.05
-"""The level of every test here unless told otherwise: a claim is wrong at most 5 % of the time."""
+NOISE_CONFIDENCE = 0.95
+"""The confidence of every test here unless told otherwise (``alpha = 1 − confidence`` below): a
+claim is wrong at most 5 % of the time. ``confidence`` is the knob's name in every metric."""
 
 
 def _check_count(value: object, name: str) -> int:
@@ -81,24 +82,26 @@ def clopper_pearson_upper(count: int, trials: int, level: float) -> float:
     return float(_clopper_pearson_upper(np.array([count]), trials, level)[0])
 
 
-def _level(alpha: float) -> float:
-    return _check_number(alpha, "alpha", 0.0, 0.5, low_closed=False) / 2
+def _level(confidence: float) -> float:
+    """``alpha / 2`` for ``alpha = 1 − confidence``."""
+    return (1 - _check_number(confidence, "confidence", 0.5, 1.0, low_closed=False)) / 2
 
 
 def tpr_above_chance(
-    tpr: float, fpr: float, members: int, nonmembers: int, *, alpha: float = NOISE_ALPHA
+    tpr: float, fpr: float, members: int, nonmembers: int, *, confidence: float = NOISE_CONFIDENCE
 ) -> bool:
     """Whether a recorded TPR at the FPR target ``fpr`` is beyond what an attack at chance shows.
 
     True when the one-sided Clopper-Pearson lower bound on the TPR (``round(tpr · members)`` of
     ``members``) exceeds the upper bound on the threshold's true FPR (``⌊fpr · nonmembers⌋`` of
-    ``nonmembers``), each at ``alpha / 2``: under chance, True with probability at most ``alpha``
+    ``nonmembers``), each at ``alpha / 2``: under chance, True with probability at most
+    ``alpha = 1 − confidence``
     (module docstring). False says "within noise", not "no leakage".
     """
     members = _check_count(members, "members")
     nonmembers = _check_count(nonmembers, "nonmembers")
     target = _check_number(fpr, "fpr", 0.0, 1.0, low_closed=False)
-    level = _level(alpha)
+    level = _level(confidence)
     false_positives = math.floor(target * nonmembers + 1e-9)
     return clopper_pearson_lower(_successes(tpr, members, "tpr"), members, level) > (
         clopper_pearson_upper(false_positives, nonmembers, level)
@@ -129,17 +132,17 @@ def _tpr_at_target_bounds(
 def tpr_exceeds(
     tpr: float, members: int, nonmembers: int,
     other_tpr: float, other_members: int, other_nonmembers: int, *,
-    fpr: float, alpha: float = NOISE_ALPHA,
+    fpr: float, confidence: float = NOISE_CONFIDENCE,
 ) -> bool:
     """Whether one audit's TPR at the FPR target ``fpr`` is beyond noise above another's
     (independent audits, concave ROC curves; module docstring).
 
     True when the lower bound on the first curve at ``fpr`` exceeds the upper bound on the
     second's: when the first's true TPR at ``fpr`` is at most the second's, True with probability
-    at most ``alpha``.
+    at most ``1 − confidence``.
     """
     target = _check_number(fpr, "fpr", 0.0, 1.0, low_closed=False)
-    level = _level(alpha) / 2
+    level = _level(confidence) / 2
     lower, _ = _tpr_at_target_bounds(tpr, target, members, nonmembers, level, "")
     _, upper = _tpr_at_target_bounds(other_tpr, target, other_members, other_nonmembers, level,
                                      "other_")
@@ -148,13 +151,13 @@ def tpr_exceeds(
 
 def leakiest_beyond_noise(
     tprs: Sequence[float], fpr: float, members: Sequence[int], nonmembers: Sequence[int], *,
-    alpha: float = NOISE_ALPHA,
+    confidence: float = NOISE_CONFIDENCE,
 ) -> int | None:
     """The index of the audit whose TPR at ``fpr`` is beyond noise above chance *and* above every
     other's, or None when no audit is (then none may be called the leakiest).
 
     An intersection-union test (module docstring): the index returned is wrong — its TPR is at
-    chance or not above some other's — with probability at most ``alpha``.
+    chance or not above some other's — with probability at most ``1 − confidence``.
     """
     if not len(tprs) == len(members) == len(nonmembers):
         raise MetricsInputError(
@@ -164,10 +167,10 @@ def leakiest_beyond_noise(
     if not tprs:
         return None
     top = max(range(len(tprs)), key=lambda index: tprs[index])
-    if not tpr_above_chance(tprs[top], fpr, members[top], nonmembers[top], alpha=alpha):
+    if not tpr_above_chance(tprs[top], fpr, members[top], nonmembers[top], confidence=confidence):
         return None
     if all(tpr_exceeds(tprs[top], members[top], nonmembers[top], tprs[other], members[other],
-                       nonmembers[other], fpr=fpr, alpha=alpha)
+                       nonmembers[other], fpr=fpr, confidence=confidence)
            for other in range(len(tprs)) if other != top):
         return top
     return None
