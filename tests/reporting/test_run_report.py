@@ -202,3 +202,13 @@ def test_a_record_without_assumption_checks_shows_no_table(
     report = write_run_report(run, tmp_path / "report")
     assert report.verdict.kind is VerdictKind.CONSISTENT
     assert "The accountant assumes" not in report.report_html.read_text(encoding="utf-8")
+
+
+def test_the_attacks_table_says_how_each_bound_chose_its_threshold(
+    audited: Path, tmp_path: Path
+) -> None:
+    """The glossary said 'chosen on one half' for every bound; the page now says what each
+    recorded bound did (here the fixture's split halves)."""
+    page = write_run_report(audited, tmp_path / "report").report_html.read_text(encoding="utf-8")
+    assert ("ε lower bound: threshold chosen on one half of the examples, bound on the other."
+            in page)

@@ -216,3 +216,26 @@ def test_canary_summary_lists_the_assumptions_and_names_the_broken_ones(
     assert not any("steps:" in line for line in lines)  # a passed check is named, not detailed
     plain = canary_summary({**record, "assumptions": None, "violation": False})
     assert "assumptions" not in plain and plain.endswith("consistent")
+
+
+@pytest.mark.parametrize(("bound", "words"), [
+    ({"threshold_policy": "bonferroni_hull", "candidates": 6},
+     "level shared among the 6 corners of the ROC curve's convex hull"),
+    ({"threshold_policy": "bonferroni", "candidates": 438},
+     "level shared among 438 candidate thresholds"),
+    ({"threshold_policy": "split"},
+     "threshold chosen on one half of the examples, bound on the other"),
+    ({"threshold_policy": "multi_split",
+      "threshold_strategy": {"name": "multi_split", "splits": 100}},
+     "median over 100 random splits"),
+    ({"threshold_policy": "explicit"}, "a threshold fixed in advance"),
+    ({}, None),
+])
+def test_threshold_words_say_how_each_bound_chose_its_threshold(
+    bound: dict[str, object], words: str | None
+) -> None:
+    """The default changed from split halves to the ROC hull's corners; a page that said 'chosen
+    on one half' for every bound would misdescribe most of them."""
+    from auditml.reporting.verdict import threshold_words
+
+    assert threshold_words(bound) == words

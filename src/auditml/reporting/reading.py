@@ -27,7 +27,7 @@ from auditml.records import (
     TrainingRecord,
 )
 from auditml.reporting.rows import ONE_PERCENT_FPR, ComparisonRow
-from auditml.reporting.verdict import canary_verdict
+from auditml.reporting.verdict import canary_verdict, threshold_words
 from auditml.reporting.views import (
     AttackView,
     CanaryView,
@@ -277,6 +277,7 @@ def _attack_view(run: RunDirectory, record: AttackRecord) -> AttackView:
         most_exposed=list(record.most_exposed),
         exposed_png=_gallery(run, record) if record.exposed_gallery else None,
         bound_tail=tail,
+        threshold=threshold_words(record.epsilon_lower_bound),
         **_view_intervals(record),
     )
 

@@ -186,13 +186,25 @@ def _attacks_table(view: RunView) -> page.Html:
         caption=f"{view.attacks[0].members} members and {view.attacks[0].nonmembers} "
         "non-members audited. Hover a header for its definition."
         + (" [low, high]: 95% bootstrap (BCa) interval, the sampling noise of the audit."
-           if any(attack.auc_interval is not None for attack in view.attacks) else ""),
+           if any(attack.auc_interval is not None for attack in view.attacks) else "")
+        + _thresholds_sentence(view),
         flagged_rows=[
             index
             for index, attack in enumerate(view.attacks)
             if _violates(view, attack.epsilon_lower_bound)
         ],
     )
+
+
+def _thresholds_sentence(view: RunView) -> str:
+    """How each ε lower bound chose its threshold: one clause when all attacks share it."""
+    chosen = {attack.name: attack.threshold for attack in view.attacks if attack.threshold}
+    if not chosen:
+        return ""
+    if len(set(chosen.values())) == 1:
+        return f" ε lower bound: {next(iter(chosen.values()))}."
+    each = "; ".join(f"{name}: {words}" for name, words in chosen.items())
+    return f" ε lower bound: {each}."
 
 
 def _canary_section(view: RunView, canary: CanaryView) -> page.Html:

@@ -10,8 +10,10 @@ below both).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from enum import Enum
+from typing import Any
 
 from auditml.formatting import format_confidence, format_epsilon, format_rate
 from auditml.metrics.violation import exceeds_claim as exceeds_claim  # the reports' import
@@ -65,6 +67,24 @@ NONMEMBER_TAIL_MEANING = (
 def tail_words(tail: str | None) -> str:
     """The words of :data:`TAIL_WORDS`; empty without a tail (a canary audit, a bound of 0)."""
     return TAIL_WORDS.get(tail or "", "")
+
+
+def threshold_words(bound: Mapping[str, Any]) -> str | None:
+    """How a recorded ε lower bound chose its threshold (``threshold_policy``, ``candidates``,
+    ``threshold_strategy``; :mod:`auditml.metrics.thresholds`), in words; None when the record
+    does not say (written before strategies were recorded)."""
+    name = bound.get("threshold_policy")
+    candidates = bound.get("candidates")
+    settings = bound.get("threshold_strategy") or {}
+    among = f" {candidates:,}" if isinstance(candidates, int) else ""
+    words = {
+        "bonferroni_hull": f"level shared among the{among} corners of the ROC curve's convex hull",
+        "bonferroni": f"level shared among{among or ' all'} candidate thresholds",
+        "split": "threshold chosen on one half of the examples, bound on the other",
+        "multi_split": f"median over {settings.get('splits', 'many')} random splits",
+        "explicit": "a threshold fixed in advance",
+    }
+    return words.get(name) if isinstance(name, str) else None
 
 
 def bound_cell(bound: float | None, tail: str | None, *, violation: bool) -> str:

@@ -62,6 +62,8 @@ class AttackView:
     auc_interval: tuple[float, float] | None = None
     tpr_intervals: dict[float, tuple[float, float]] = field(default_factory=dict)
     gdp_lower_bound: float | None = None
+    # How the ε lower bound's threshold was chosen, in words (verdict.threshold_words).
+    threshold: str | None = None
 
     @property
     def beats_chance(self) -> bool:
