@@ -402,7 +402,14 @@ class AttackRecord(Record):
     @classmethod
     def _has_epsilon(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
         if value is not None:
-            _finite_number(value.get("epsilon"), "epsilon")
+            epsilon = _finite_number(value.get("epsilon"), "epsilon")
+            interval = value.get("interval")  # the GDP estimate's, since it is recorded
+            if interval is not None:
+                if not isinstance(interval, list) or len(interval) != 2:
+                    raise ValueError(f"interval must be [low, high], got {interval!r}")
+                low, high = (_finite_number(end, "interval") for end in interval)
+                if not 0 <= low <= epsilon <= high:
+                    raise ValueError(f"interval must hold the estimate {epsilon}, got {interval}")
         return value
 
     def membership_metrics(self) -> MembershipMetrics:

@@ -211,3 +211,22 @@ def test_gdp_epsilon_checks_its_arguments() -> None:
         gdp_epsilon(float("nan"), 1e-5)
     with pytest.raises(MetricsInputError, match=re.escape("`delta` must be in (0, 1)")):
         gdp_epsilon(1.0, 1.0)
+
+
+def test_the_estimates_interval_is_the_auc_interval_mapped_through_the_estimate() -> None:
+    """BCa respects monotone maps (Efron 1987): ε̂'s interval is ε̂ at the AUC interval's ends,
+    it holds ε̂ whenever the AUC interval holds the AUC, and μ <= 0 maps to 0."""
+    from auditml.metrics import gdp_estimate_interval, membership_intervals
+
+    rng = np.random.default_rng(3)
+    scores = np.r_[rng.normal(1.0, 1.0, 400), rng.normal(0.0, 1.0, 400)]
+    is_member = np.r_[np.ones(400, bool), np.zeros(400, bool)]
+    estimate = gdp_epsilon_estimate(scores, is_member, delta=1e-5)
+    auc_interval = membership_intervals(scores, is_member, resamples=400, seed=0).auc
+    low, high = gdp_estimate_interval(auc_interval, 400, 400, delta=1e-5)
+    assert low <= estimate.epsilon <= high
+    expected_high = gdp_epsilon(math.sqrt(2) * float(stats.norm.ppf(auc_interval[1])), 1e-5)
+    assert high == pytest.approx(expected_high, rel=1e-12)
+    assert gdp_estimate_interval((0.3, 0.5), 400, 400, delta=1e-5) == (0.0, 0.0)
+    with pytest.raises(MetricsInputError, match="auc_interval"):
+        gdp_estimate_interval((0.7, 0.6), 400, 400, delta=1e-5)

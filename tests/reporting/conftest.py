@@ -23,6 +23,7 @@ from auditml.metrics import (
     Split,
     epsilon_lower_bound,
     gdp_epsilon_estimate,
+    gdp_estimate_interval,
     gdp_lower_bound,
     membership_intervals,
     membership_metrics,
@@ -92,6 +93,17 @@ def _facts(run: RunDirectory) -> RunFacts:
     )
 
 
+def _gdp_estimate(scores: np.ndarray, is_member: np.ndarray, delta: float, *,
+                  with_interval: bool) -> dict[str, object]:
+    """The GDP estimate as the audit records it: with its interval since intervals exist."""
+    estimate = gdp_epsilon_estimate(scores, is_member, delta=delta).to_dict()
+    if with_interval:
+        auc = membership_intervals(scores, is_member, seed=0).auc
+        estimate["interval"] = list(gdp_estimate_interval(
+            auc, int(is_member.sum()), int((~is_member).sum()), delta=delta))
+    return estimate
+
+
 def write_audit(
     run_dir: Path, attack: str, shift: float, *, gallery: bool = False,
     scores: tuple[np.ndarray, np.ndarray] | None = None, older_bound: bool = False,
@@ -125,7 +137,7 @@ def write_audit(
         counts={"members": int(is_member.sum()), "nonmembers": int((~is_member).sum())},
         metrics=membership_metrics(scores, is_member).to_dict(),
         epsilon_lower_bound=recorded_bound,
-        gdp_estimate=gdp_epsilon_estimate(scores, is_member, delta=delta or 1e-5).to_dict(),
+        gdp_estimate=_gdp_estimate(scores, is_member, delta or 1e-5, with_interval=intervals),
         per_class={},
         most_exposed=[
             {"example": int(i), "label": int(i) % 10, "score": float(scores[i])} for i in exposed

@@ -7,6 +7,7 @@ import json
 from collections.abc import Callable
 from pathlib import Path
 
+import pytest
 from rich.console import Console
 
 from auditml.formatting import format_auc, format_rate_interval
@@ -34,6 +35,9 @@ def test_intervals_and_the_gdp_bound_are_shown_everywhere(
     page = report.report_html.read_text(encoding="utf-8")
     assert auc_cell in page and tpr_cell in page
     assert f"≥ {record.gdp_lower_bound['epsilon']:.2f} if Gaussian" in page
+    low, high = record.gdp_estimate["interval"]
+    gdp_cell = f"{record.gdp_estimate['epsilon']:.2f} [{low:.2f}, {high:.2f}]"
+    assert gdp_cell in page
     assert "bootstrap (BCa) interval" in page
     saved = json.loads(report.run_report_json.read_text(encoding="utf-8"))["attacks"][0]
     assert saved["auc_interval"] == list(intervals.auc)
@@ -49,7 +53,7 @@ def test_intervals_and_the_gdp_bound_are_shown_everywhere(
     console.print(comparison_table(comparison))
     console.print(audit_table([record.model_dump(mode="json")]))
     text = console.export_text()
-    assert text.count(auc_cell) == 2 and tpr_cell in text
+    assert text.count(auc_cell) == 2 and tpr_cell in text and gdp_cell in text
     assert "bootstrap (BCa) interval" in text
 
 
@@ -72,3 +76,20 @@ def test_records_from_before_the_intervals_are_read_and_shown(
     text_console.print(audit_table([record.model_dump(mode="json")]))
     text = text_console.export_text()
     assert f"{record.membership_metrics().auc:.3f} " in text and "5.10" in text
+
+
+def test_a_gdp_interval_that_does_not_hold_its_estimate_is_refused(
+    tmp_path: Path, make_run: Callable[..., Path], add_audit: Callable[..., None]
+) -> None:
+    """A run directory is untrusted: an edited interval would be shown as the audit's."""
+    import pydantic
+
+    from auditml.records import AttackRecord
+
+    run = make_run(tmp_path / "results", "baseline", val_acc=0.98, shift=1.0)
+    add_audit(run, ATTACK, 1.0, intervals=True)
+    data = RunDirectory(run).read_attack(ATTACK).model_dump(mode="json")
+    for bad in ([9.0, 10.0], [0.0], ["a", 1.0], [-1.0, 99.0]):
+        data["gdp_estimate"]["interval"] = bad
+        with pytest.raises(pydantic.ValidationError, match="interval"):
+            AttackRecord.model_validate(data)

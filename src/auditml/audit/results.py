@@ -19,6 +19,7 @@ from auditml.metrics import (
     MembershipMetrics,
     epsilon_lower_bound,
     gdp_epsilon_estimate,
+    gdp_estimate_interval,
     gdp_lower_bound,
     membership_intervals,
     membership_metrics,
@@ -93,7 +94,9 @@ def summarize_attack(
         metrics=metrics.to_dict(),
         intervals=intervals.to_dict(),
         epsilon_lower_bound=bound.to_dict(),
-        gdp_estimate=estimate.to_dict(),
+        # With the interval the AUC's bootstrap interval implies (gdp_estimate_interval).
+        gdp_estimate={**estimate.to_dict(), "interval": list(gdp_estimate_interval(
+            intervals.auc, int(is_member.sum()), int((~is_member).sum()), delta=gdp_delta))},
         gdp_lower_bound=gdp_bound.to_dict(),
         per_class={
             str(label): values

@@ -21,6 +21,7 @@ from auditml.metrics.gdp import (
     GaussianDPLowerBound,
     gdp_epsilon,
     gdp_epsilon_estimate,
+    gdp_estimate_interval,
     gdp_lower_bound,
 )
 from auditml.metrics.one_run import OneRunBound, one_run_audit, one_run_epsilon_lower_bound
@@ -88,6 +89,7 @@ __all__ = [
     "gaussian_tradeoff",
     "gdp_epsilon",
     "gdp_epsilon_estimate",
+    "gdp_estimate_interval",
     "gdp_lower_bound",
     "membership_intervals",
     "membership_metrics",

@@ -291,11 +291,34 @@ def gdp_epsilon_estimate(
     )
 
 
+def gdp_estimate_interval(
+    auc_interval: tuple[float, float], members: int, nonmembers: int, *, delta: float
+) -> tuple[float, float]:
+    """The interval of :func:`gdp_epsilon_estimate` that a bootstrap interval of the AUC implies.
+
+    ε̂ = :func:`gdp_epsilon` (√2 Φ⁻¹(AUC), δ) is a non-decreasing function of the AUC (0 while
+    μ ≤ 0), and the BCa interval respects monotone transformations (Efron 1987, "Better
+    bootstrap confidence intervals", §4): the BCa interval of g(AUC) is g applied to the AUC's
+    BCa interval (:func:`auditml.metrics.membership_intervals`). So this is the estimate's
+    sampling noise at the AUC interval's confidence, under the same Gaussian-curve assumption as
+    the estimate itself — an interval around an estimate, not a bound on ε.
+    """
+    low, high = (float(value) for value in auc_interval)
+    if not 0.0 <= low <= high <= 1.0:
+        raise MetricsInputError(
+            f"`auc_interval` must be (low, high) with 0 <= low <= high <= 1, got {auc_interval!r}."
+        )
+    delta = _check_delta(delta)
+    mus = gdp_mu_from_auc(np.array([low, high]), members, nonmembers)
+    return gdp_epsilon(float(mus[0]), delta), gdp_epsilon(float(mus[1]), delta)
+
+
 __all__ = [
     "GaussianDPEstimate",
     "GaussianDPLowerBound",
     "gdp_epsilon",
     "gdp_epsilon_estimate",
+    "gdp_estimate_interval",
     "gdp_lower_bound",
     "gdp_mu_from_auc",
 ]

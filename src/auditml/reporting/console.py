@@ -60,7 +60,7 @@ def audit_table(results: Sequence[dict[str, Any]]) -> Table:
             format_rate(metrics["advantage"]),
             format_rate(metrics["calibrated_accuracy"]["accuracy"]),
             _bound(result.get("epsilon_lower_bound", {})),
-            _number(result.get("gdp_estimate", {}).get("epsilon")),
+            _gdp(result.get("gdp_estimate", {})),
         )
     table.caption = (
         "* balanced accuracy of a threshold chosen on the other half of the examples\n"
@@ -92,6 +92,13 @@ def _pair(value: Any) -> tuple[float, float] | None:
 
 def _number(value: Any) -> str:
     return f"{value:.2f}" if isinstance(value, int | float) else "—"
+
+
+def _gdp(estimate: dict[str, Any]) -> str:
+    """The GDP ε estimate with the interval its AUC's implies, when recorded."""
+    interval = _pair(estimate.get("interval"))
+    shown = _number(estimate.get("epsilon"))
+    return shown if interval is None else f"{shown} [{interval[0]:.2f}, {interval[1]:.2f}]"
 
 
 def canary_summary(result: dict[str, Any]) -> str:

@@ -125,10 +125,13 @@ def _view_intervals(record: AttackRecord) -> dict[str, Any]:
     """The bootstrap intervals and the GDP lower bound of an attack page (absent: None)."""
     intervals = record.membership_intervals()
     gdp_bound = record.gdp_lower_bound
+    gdp_interval = record.gdp_estimate.get("interval")  # [low, high], checked by the record
     return {
         "auc_interval": None if intervals is None else intervals.auc,
         "tpr_intervals": {} if intervals is None else dict(intervals.tpr_at_fpr),
         "gdp_lower_bound": None if gdp_bound is None else float(gdp_bound["epsilon"]),
+        "gdp_interval": None if gdp_interval is None else (float(gdp_interval[0]),
+                                                           float(gdp_interval[1])),
     }
 
 
@@ -373,3 +376,4 @@ def _gallery_png(run: RunDirectory, name: str) -> bytes | None:
 
 
 _PNG = b"\x89PNG\r\n\x1a\n"
+

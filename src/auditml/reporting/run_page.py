@@ -150,9 +150,12 @@ def _bound_header(view: RunView) -> str:
 
 def _gdp_cell(attack: AttackView) -> str:
     """The GDP ε estimate, and the GDP lower bound beside it when the audit recorded one."""
+    shown = f"{attack.gdp_epsilon_estimate:.2f}"
+    if attack.gdp_interval is not None:
+        shown += f" [{attack.gdp_interval[0]:.2f}, {attack.gdp_interval[1]:.2f}]"
     if attack.gdp_lower_bound is None:
-        return f"{attack.gdp_epsilon_estimate:.2f}"
-    return f"{attack.gdp_epsilon_estimate:.2f} (≥ {attack.gdp_lower_bound:.2f} if Gaussian)"
+        return shown
+    return f"{shown} (≥ {attack.gdp_lower_bound:.2f} if Gaussian)"
 
 
 def _attacks_table(view: RunView) -> page.Html:

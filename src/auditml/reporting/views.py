@@ -64,6 +64,8 @@ class AttackView:
     gdp_lower_bound: float | None = None
     # How the ε lower bound's threshold was chosen, in words (verdict.threshold_words).
     threshold: str | None = None
+    # The GDP estimate's interval implied by the AUC's (None for audits recorded before it).
+    gdp_interval: tuple[float, float] | None = None
 
     @property
     def beats_chance(self) -> bool:
