@@ -356,6 +356,8 @@ def _valid_metric_call(name: str, rng: np.random.Generator) -> dict[str, Any] | 
         "epsilon_lower_bound": {"scores": scores, "is_member": is_member, "delta": 1e-5},
         "gdp_epsilon_estimate": {"scores": scores, "is_member": is_member, "delta": 1e-5},
         "gdp_lower_bound": {"scores": scores, "is_member": is_member, "delta": 1e-5},
+        "gdp_estimate_interval": {"auc_interval": (0.55, 0.7), "members": 8, "nonmembers": 8,
+                                  "delta": 1e-5},
         "gdp_epsilon": {"mu": 1.0, "delta": 1e-5},
         "membership_intervals": {"scores": scores, "is_member": is_member, "resamples": 20},
         "membership_metrics": {"scores": scores, "is_member": is_member},

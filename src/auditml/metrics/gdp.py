@@ -303,11 +303,17 @@ def gdp_estimate_interval(
     sampling noise at the AUC interval's confidence, under the same Gaussian-curve assumption as
     the estimate itself — an interval around an estimate, not a bound on ε.
     """
-    low, high = (float(value) for value in auc_interval)
+    try:
+        low, high = (float(value) for value in auc_interval)
+    except (TypeError, ValueError):
+        low = high = math.nan
     if not 0.0 <= low <= high <= 1.0:
         raise MetricsInputError(
             f"`auc_interval` must be (low, high) with 0 <= low <= high <= 1, got {auc_interval!r}."
         )
+    for name, count in (("members", members), ("nonmembers", nonmembers)):
+        if isinstance(count, bool) or not isinstance(count, int | np.integer) or count < 1:
+            raise MetricsInputError(f"`{name}` must be a positive integer, got {count!r}.")
     delta = _check_delta(delta)
     mus = gdp_mu_from_auc(np.array([low, high]), members, nonmembers)
     return gdp_epsilon(float(mus[0]), delta), gdp_epsilon(float(mus[1]), delta)
