@@ -38,6 +38,7 @@ from numpy.typing import ArrayLike
 from scipy import special
 
 from auditml.metrics.epsilon import _check_number, _clopper_pearson_upper, _gaussian_mu
+from auditml.metrics.noise import _check_count
 from auditml.metrics.roc import MetricsInputError, _auc, _roc_counts, check_scores
 
 # The threshold search evaluates Clopper-Pearson bounds on a table of counts: every count up to
@@ -311,9 +312,7 @@ def gdp_estimate_interval(
         raise MetricsInputError(
             f"`auc_interval` must be (low, high) with 0 <= low <= high <= 1, got {auc_interval!r}."
         )
-    for name, count in (("members", members), ("nonmembers", nonmembers)):
-        if isinstance(count, bool) or not isinstance(count, int | np.integer) or count < 1:
-            raise MetricsInputError(f"`{name}` must be a positive integer, got {count!r}.")
+    members, nonmembers = _check_count(members, "members"), _check_count(nonmembers, "nonmembers")
     delta = _check_delta(delta)
     mus = gdp_mu_from_auc(np.array([low, high]), members, nonmembers)
     return gdp_epsilon(float(mus[0]), delta), gdp_epsilon(float(mus[1]), delta)
