@@ -216,10 +216,7 @@ class LoopInspector:
 
 
 def _differing_row(batch: torch.Tensor) -> int | None:
-    """An index of a row of ``batch`` that differs from row 0 (None if all are equal, or if the
-    batch has fewer than two rows: a Poisson batch can be empty)."""
-    if len(batch) < 2:
-        return None
+    """An index of a row of ``batch`` that differs from row 0 (None if all are equal)."""
     flat = batch.reshape(len(batch), -1)
     differs = (flat[1:] != flat[:1]).any(dim=1).nonzero()
     return int(differs[0]) + 1 if len(differs) else None
