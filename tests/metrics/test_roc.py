@@ -8,6 +8,7 @@ from scipy import stats
 from sklearn import metrics as sklearn_metrics
 
 from auditml.errors import AuditMLError
+from auditml.metrics.roc import check_count
 from auditml.metrics import (
     MetricsInputError,
     advantage,
@@ -332,3 +333,34 @@ def test_million_scores() -> None:
     fpr, tpr, _ = sklearn_metrics.roc_curve(is_member, scores, drop_intermediate=False)
     expected = [tpr[fpr <= target].max() for target in fprs]
     np.testing.assert_allclose(tpr_at_fprs(scores, is_member, fprs), expected, rtol=0, atol=1e-12)
+
+
+# --- check_count: the one validator of counts in auditml.metrics ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "kwargs", "message"),
+    [
+        (0, {}, "`n` must be a positive integer, got 0."),
+        (True, {}, "`n` must be a positive integer, got True."),
+        (np.bool_(True), {}, "`n` must be a positive integer, got np.True_."),
+        (3.0, {}, "`n` must be a positive integer, got 3.0."),
+        ("3", {}, "`n` must be a positive integer, got '3'."),
+        (np.int64(-2), {}, "`n` must be a positive integer, got -2."),
+        (1, {"minimum": 2}, "`n` must be an integer >= 2, got 1."),
+        (5, {"minimum": 0, "maximum": 4, "why": " (at most `k`)"},
+         "`n` must be an integer in [0, 4] (at most `k`), got 5."),
+        (-1, {"minimum": 0, "maximum": 4}, "`n` must be an integer in [0, 4], got -1."),
+    ],
+)
+def test_check_count_refuses(value: object, kwargs: dict, message: str) -> None:
+    with pytest.raises(MetricsInputError) as caught:
+        check_count(value, "n", **kwargs)
+    assert str(caught.value) == message
+
+
+def test_check_count_accepts_and_names_with_backticks() -> None:
+    assert check_count(np.int32(7), "n") == 7 and type(check_count(np.int32(7), "n")) is int
+    assert check_count(0, "n", minimum=0, maximum=0) == 0
+    with pytest.raises(MetricsInputError, match=r"^`history\[0\]`'s steps must be a positive"):
+        check_count(0, "`history[0]`'s steps")

@@ -37,7 +37,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from auditml.metrics.roc import MetricsInputError
+from auditml.metrics.roc import MetricsInputError, _shown, check_count
 
 if TYPE_CHECKING:
     from opacus.accountants import IAccountant
@@ -311,12 +311,6 @@ _UNIT_ROUNDOFF = 2.0**-53
 _FFT_CONSTANT = 32.0
 
 
-def _shown(value: object) -> str:
-    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
-        return str(value)
-    return repr(value)
-
-
 def _check_shuffle_args(
     noise_multiplier: object, steps_per_epoch: object, epochs: object, reshuffle: object
 ) -> tuple[float, int, int]:
@@ -326,13 +320,10 @@ def _check_shuffle_args(
         raise MetricsInputError(
             f"`noise_multiplier` must be a positive number, got {_shown(noise_multiplier)}."
         )
-    for name, value in (("steps_per_epoch", steps_per_epoch), ("epochs", epochs)):
-        if (isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer))
-                or value < 1):
-            raise MetricsInputError(f"`{name}` must be a positive integer, got {_shown(value)}.")
+    steps, count = check_count(steps_per_epoch, "steps_per_epoch"), check_count(epochs, "epochs")
     if not isinstance(reshuffle, (bool, np.bool_)):
         raise MetricsInputError(f"`reshuffle` must be True or False, got {_shown(reshuffle)}.")
-    return float(noise_multiplier), int(steps_per_epoch), int(epochs)  # type: ignore[arg-type]
+    return float(noise_multiplier), steps, count
 
 
 def _log_cdf_of_max(cap: np.ndarray, mean: float, sigma: float, steps: int) -> np.ndarray:

@@ -44,7 +44,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import special
 
-from auditml.metrics.roc import MetricsInputError, _roc_counts, check_scores
+from auditml.metrics.roc import MetricsInputError, _roc_counts, _shown, check_scores
 from auditml.metrics.threshold import _check_seed
 from auditml.metrics.thresholds import (
     DEFAULT_STRATEGY,
@@ -116,13 +116,6 @@ class EpsilonLowerBound:
 
 
 # --- settings -------------------------------------------------------------------------------
-
-
-def _shown(value: object) -> str:
-    # str() of a numpy float is "0.7" where repr() is "np.float64(0.7)".
-    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
-        return str(value)
-    return repr(value)
 
 
 def _check_number(

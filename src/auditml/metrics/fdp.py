@@ -60,11 +60,10 @@ from numpy.typing import ArrayLike
 from auditml.metrics.one_run import (
     OneRunBound,
     _check_canaries,
-    _check_count,
     _check_settings,
     guess_counts_to_try,
 )
-from auditml.metrics.roc import MetricsInputError
+from auditml.metrics.roc import MetricsInputError, check_count
 from auditml.metrics.threshold import _check_seed
 from auditml.metrics.tradeoff import TradeoffCurve
 
@@ -201,13 +200,16 @@ class FDPClaimTest:
 
 
 def _check_counts(correct: object, guesses: object, canaries: object) -> tuple[int, int, int]:
-    if isinstance(canaries, bool) or not isinstance(canaries, (int, np.integer)) or canaries < 1:
-        raise MetricsInputError(f"`canaries` must be a positive integer, got {canaries!r}.")
-    checked_guesses = _check_count(guesses, "guesses", int(canaries), " (at most `canaries`)")
+    checked_canaries = check_count(canaries, "canaries")
+    checked_guesses = check_count(
+        guesses, "guesses", minimum=0, maximum=checked_canaries, why=" (at most `canaries`)"
+    )
     if checked_guesses < 1:
         raise MetricsInputError("`guesses` must be at least 1, got 0.")
-    checked_correct = _check_count(correct, "correct", checked_guesses, " (at most `guesses`)")
-    return checked_correct, checked_guesses, int(canaries)
+    checked_correct = check_count(
+        correct, "correct", minimum=0, maximum=checked_guesses, why=" (at most `guesses`)"
+    )
+    return checked_correct, checked_guesses, checked_canaries
 
 
 def _check_curve(curve: object) -> TradeoffCurve:

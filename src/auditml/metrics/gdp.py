@@ -38,8 +38,7 @@ from numpy.typing import ArrayLike
 from scipy import special
 
 from auditml.metrics.epsilon import _check_number, _clopper_pearson_upper, _gaussian_mu
-from auditml.metrics.noise import _check_count
-from auditml.metrics.roc import MetricsInputError, _auc, _roc_counts, check_scores
+from auditml.metrics.roc import MetricsInputError, _auc, _roc_counts, check_count, check_scores
 
 # The threshold search evaluates Clopper-Pearson bounds on a table of counts: every count up to
 # _EXACT_COUNTS, then counts growing by _GRID_GROWTH. A count between two table entries takes the
@@ -312,7 +311,7 @@ def gdp_estimate_interval(
         raise MetricsInputError(
             f"`auc_interval` must be (low, high) with 0 <= low <= high <= 1, got {auc_interval!r}."
         )
-    members, nonmembers = _check_count(members, "members"), _check_count(nonmembers, "nonmembers")
+    members, nonmembers = check_count(members, "members"), check_count(nonmembers, "nonmembers")
     delta = _check_delta(delta)
     mus = gdp_mu_from_auc(np.array([low, high]), members, nonmembers)
     return gdp_epsilon(float(mus[0]), delta), gdp_epsilon(float(mus[1]), delta)

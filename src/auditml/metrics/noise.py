@@ -45,17 +45,11 @@ import numpy as np
 from scipy import special
 
 from auditml.metrics.epsilon import _check_number, _clopper_pearson_upper
-from auditml.metrics.roc import MetricsInputError
+from auditml.metrics.roc import MetricsInputError, check_count
 
 NOISE_CONFIDENCE = 0.95
 """The confidence of every test here unless told otherwise (``alpha = 1 − confidence`` below): a
 claim is wrong at most 5 % of the time. ``confidence`` is the knob's name in every metric."""
-
-
-def _check_count(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
-        raise MetricsInputError(f"`{name}` must be a positive integer, got {value!r}.")
-    return int(value)
 
 
 def _successes(rate: object, trials: int, name: str) -> int:
@@ -98,8 +92,8 @@ def tpr_above_chance(
     ``alpha = 1 − confidence``
     (module docstring). False says "within noise", not "no leakage".
     """
-    members = _check_count(members, "members")
-    nonmembers = _check_count(nonmembers, "nonmembers")
+    members = check_count(members, "members")
+    nonmembers = check_count(nonmembers, "nonmembers")
     target = _check_number(fpr, "fpr", 0.0, 1.0, low_closed=False)
     level = _level(confidence)
     false_positives = math.floor(target * nonmembers + 1e-9)
@@ -118,8 +112,8 @@ def _tpr_at_target_bounds(
 ) -> tuple[float, float]:
     """Bounds on a concave ROC curve at ``fpr`` from the TPR measured at the threshold of
     :func:`~auditml.metrics.roc.tpr_at_fpr`; each side fails with probability <= 2 · level."""
-    members = _check_count(members, f"{name}members")
-    nonmembers = _check_count(nonmembers, f"{name}nonmembers")
+    members = check_count(members, f"{name}members")
+    nonmembers = check_count(nonmembers, f"{name}nonmembers")
     false_positives = math.floor(fpr * nonmembers + 1e-9)
     true_positives = _successes(tpr, members, f"{name}tpr")
     fpr_high = _threshold_fpr_quantile(false_positives, nonmembers, 1 - level)

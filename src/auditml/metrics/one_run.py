@@ -53,8 +53,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import special
 
-from auditml.metrics.epsilon import _check_number, _shown
-from auditml.metrics.roc import MetricsInputError, check_scores
+from auditml.metrics.epsilon import _check_number
+from auditml.metrics.roc import MetricsInputError, check_count, check_scores
 from auditml.metrics.threshold import _check_seed
 
 GUESS_FRACTIONS: tuple[float, ...] = (0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0)
@@ -106,19 +106,6 @@ class OneRunBound:
 
 
 # --- settings -------------------------------------------------------------------------------
-
-
-def _check_count(value: object, name: str, high: int, why: str = "") -> int:
-    """``value`` as an int, or :class:`MetricsInputError` unless it is an integer in [0, high]."""
-    if (
-        isinstance(value, bool)
-        or not isinstance(value, (int, np.integer))
-        or not 0 <= value <= high
-    ):
-        raise MetricsInputError(
-            f"`{name}` must be an integer in [0, {high}]{why}, got {_shown(value)}."
-        )
-    return int(value)
 
 
 def _check_settings(delta: object, confidence: object) -> tuple[float, float]:
@@ -223,10 +210,13 @@ def one_run_epsilon_lower_bound(
     ``confidence`` is in (0.5, 1) and ``delta`` in [0, 1).
     """
     delta, confidence = _check_settings(delta, confidence)
-    if isinstance(canaries, bool) or not isinstance(canaries, (int, np.integer)) or canaries < 1:
-        raise MetricsInputError(f"`canaries` must be a positive integer, got {_shown(canaries)}.")
-    guesses = _check_count(guesses, "guesses", int(canaries), " (at most `canaries`)")
-    correct = _check_count(correct, "correct", guesses, " (at most `guesses`)")
+    canaries = check_count(canaries, "canaries")
+    guesses = check_count(
+        guesses, "guesses", minimum=0, maximum=canaries, why=" (at most `canaries`)"
+    )
+    correct = check_count(
+        correct, "correct", minimum=0, maximum=guesses, why=" (at most `guesses`)"
+    )
     level = 1 - confidence
     return OneRunBound(
         epsilon=_epsilon(int(canaries), guesses, correct, delta, level),
@@ -272,8 +262,10 @@ def guess_counts_to_try(
     when both are None (then each is tested at a Bonferroni-corrected level by the caller)."""
     if k_positive is None and k_negative is None:
         return _guess_grid(canaries)
-    positive = 0 if k_positive is None else _check_count(k_positive, "k_positive", canaries)
-    negative = 0 if k_negative is None else _check_count(k_negative, "k_negative", canaries)
+    positive, negative = (
+        0 if value is None else check_count(value, name, minimum=0, maximum=canaries)
+        for value, name in ((k_positive, "k_positive"), (k_negative, "k_negative"))
+    )
     if not 1 <= positive + negative <= canaries:
         raise MetricsInputError(
             f"`k_positive + k_negative` must be in [1, {canaries}] (the number of canaries), "

@@ -52,12 +52,10 @@ audits reach 0.26–0.48 × there (``benchmarks/one_run_ceiling.py``).
 
 from __future__ import annotations
 
-import numpy as np
-
-from auditml.metrics.epsilon import _check_number, _shown
+from auditml.metrics.epsilon import _check_number
 from auditml.metrics.gdp import gdp_epsilon
 from auditml.metrics.one_run import _check_settings
-from auditml.metrics.roc import MetricsInputError
+from auditml.metrics.roc import check_count
 
 
 def gaussian_one_run_ceiling(
@@ -76,8 +74,7 @@ def gaussian_one_run_ceiling(
     positive integer, ``delta`` in [0, 1) and ``confidence`` in (0.5, 1).
     """
     checked_mu = _check_number(mu, "mu", 0.0, 1e6, low_closed=False)
-    if isinstance(canaries, bool) or not isinstance(canaries, (int, np.integer)) or canaries < 1:
-        raise MetricsInputError(f"`canaries` must be a positive integer, got {_shown(canaries)}.")
+    check_count(canaries, "canaries")
     checked_delta, checked_confidence = _check_settings(delta, confidence)
     slack = (0.5 - (1 - checked_confidence)) / canaries
     return gdp_epsilon(checked_mu, checked_delta + slack)

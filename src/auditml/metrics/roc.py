@@ -59,6 +59,50 @@ def _array(values: ArrayLike, name: str) -> np.ndarray:
         raise MetricsInputError(f"`{name}` must be a 1-D array: {error}") from None
 
 
+def _shown(value: object) -> str:
+    """A value as an error message shows it: numbers plainly, anything else by ``repr``."""
+    # str() of a numpy float is "0.7" where repr() is "np.float64(0.7)".
+    if isinstance(value, (int, float, np.integer, np.floating)) and not isinstance(value, bool):
+        return str(value)
+    return repr(value)
+
+
+def check_count(
+    value: object,
+    name: str,
+    *,
+    minimum: int = 1,
+    maximum: int | None = None,
+    why: str = "",
+) -> int:
+    """``value`` as an int, or :class:`MetricsInputError` unless it is an integer in
+    ``[minimum, maximum]`` (no upper end when ``maximum`` is None).
+
+    The one validator of every count in :mod:`auditml.metrics` (members, canaries, guesses,
+    steps...). Booleans are refused although Python counts them as integers, and so are floats
+    even when whole (``10.0``): a count is never a rounded number. The message names the
+    argument: ``name`` in backticks (as given when it holds its own backticks, e.g.
+    ``"`history[0]`'s steps"``), then "must be a positive integer" (``minimum=1``, no
+    ``maximum``), "an integer >= m" or "an integer in [m, M]", then ``why`` (e.g.
+    ``" (at most `guesses`)"``) and the value it got.
+    """
+    if (
+        isinstance(value, (bool, np.bool_))
+        or not isinstance(value, (int, np.integer))
+        or value < minimum
+        or (maximum is not None and value > maximum)
+    ):
+        if maximum is not None:
+            wanted = f"an integer in [{minimum}, {maximum}]"
+        elif minimum == 1:
+            wanted = "a positive integer"
+        else:
+            wanted = f"an integer >= {minimum}"
+        shown_name = name if "`" in name else f"`{name}`"
+        raise MetricsInputError(f"{shown_name} must be {wanted}{why}, got {_shown(value)}.")
+    return int(value)
+
+
 def check_scores(
     scores: ArrayLike,
     is_member: ArrayLike,

@@ -31,7 +31,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from auditml.metrics.roc import MetricsInputError, _roc_counts, _RocCounts
+from auditml.metrics.roc import MetricsInputError, _roc_counts, _RocCounts, check_count
 from auditml.metrics.threshold import _check_seed, _check_splittable
 
 # The vectorised hull pass removes every locally non-convex point at once; a handful of passes
@@ -198,10 +198,7 @@ def _check_strategy(strategy: ThresholdStrategy) -> None:
                 f"`{type(strategy).__name__}.fraction` must be in (0, 1), got {fraction!r}.")
         _check_seed(strategy.seed)
     if isinstance(strategy, MultiSplit):
-        splits = strategy.splits
-        if isinstance(splits, bool) or not isinstance(splits, (int, np.integer)) or splits < 1:
-            raise MetricsInputError(
-                f"`MultiSplit.splits` must be a positive integer, got {splits!r}.")
+        check_count(strategy.splits, "MultiSplit.splits")
     if isinstance(strategy, Explicit):
         threshold = strategy.threshold
         if (isinstance(threshold, bool) or not isinstance(threshold, (int, float, np.number))

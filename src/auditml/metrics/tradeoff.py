@@ -40,7 +40,7 @@ from scipy import special
 
 from auditml.metrics.accounting import certified_epsilons
 from auditml.metrics.epsilon import _check_number, _shown
-from auditml.metrics.roc import MetricsInputError
+from auditml.metrics.roc import MetricsInputError, check_count
 
 CLAIM_DELTAS: tuple[float, ...] = tuple(float(d) for d in np.logspace(-10, -0.05, 80))
 """The δ grid of :func:`claimed_tradeoff`: 80 values from 1e-10 to about 0.89, evenly spaced in
@@ -190,12 +190,8 @@ def _check_history(history: object) -> list[tuple[float, float, int]]:
             low_closed=False,
             why=" (at most 1)",
         )
-        steps = entry[2]
-        if isinstance(steps, bool) or not isinstance(steps, (int, np.integer)) or steps < 1:
-            raise MetricsInputError(
-                f"{where}'s steps must be a positive integer, got {_shown(steps)}."
-            )
-        checked.append((noise, min(rate, 1.0), int(steps)))
+        steps = check_count(entry[2], f"{where}'s steps")
+        checked.append((noise, min(rate, 1.0), steps))
     return checked
 
 
