@@ -8,7 +8,6 @@ from scipy import stats
 from sklearn import metrics as sklearn_metrics
 
 from auditml.errors import AuditMLError
-from auditml.metrics.roc import check_count
 from auditml.metrics import (
     MetricsInputError,
     advantage,
@@ -18,6 +17,7 @@ from auditml.metrics import (
     tpr_at_fpr,
     tpr_at_fprs,
 )
+from auditml.metrics.roc import check_count
 
 # scikit-learn's classic example: members at 0.35 and 0.8; thresholds inf, 0.8, 0.4, 0.35, 0.1.
 SMALL_SCORES = np.array([0.1, 0.4, 0.35, 0.8])
