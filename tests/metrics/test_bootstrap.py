@@ -154,3 +154,31 @@ def test_invalid_settings(settings: dict[str, object], message: str) -> None:
     with pytest.raises(MetricsInputError, match="must be 0 <= low <= high <= 1"):
         MembershipIntervals.from_dict({"auc": [0.7, 0.6], "tpr_at_fpr": {}, "confidence": 0.95,
                                        "resamples": 10, "seed": 0})
+
+
+def test_tpr_where_fpr_times_the_total_rounds_across_an_integer() -> None:
+    # 0.29 * 100 is 28.999999999999996 and 0.57 * 100 is 56.99999999999999: the flagged count
+    # allowed is the largest d with d / total <= f (29 and 57), not floor(f * total).
+    # Members and non-members alternate, so every flagged non-member more finds one more member.
+    members, nonmembers = np.arange(100) + 0.5, np.arange(100.0)
+    scores, is_member = np.r_[members, nonmembers], np.r_[np.ones(100, bool), np.zeros(100, bool)]
+    data = _sorted(scores, is_member)
+    fprs = np.array([0.07, 0.29, 0.57])
+    _, tprs = _weighted_statistics(
+        data, np.ones((1, 100), np.int64), np.ones((1, 100), np.int64), fprs
+    )
+    expected = tpr_at_fprs(scores, is_member, fprs)
+    np.testing.assert_array_equal(tprs[0], expected)
+
+
+def test_intervals_are_those_of_the_reference_implementation() -> None:
+    # Pinned from the first implementation (before the per-row binary search and tail sums):
+    # faster code must give the same floats, bit for bit, from the same resamples.
+    rng = np.random.default_rng(7)
+    is_member = np.arange(4000) % 2 == 0
+    scores = np.round(rng.normal(size=4000) + 0.3 * is_member, 2)
+    intervals = membership_intervals(scores, is_member, fprs=(0.001, 0.01, 0.1), seed=3)
+    assert intervals.auc == (0.593977845369025, 0.6280784469729682)
+    assert intervals.tpr_at_fpr == {
+        0.001: (0.0, 0.01), 0.01: (0.0115, 0.0335), 0.1: (0.17143616536509462, 0.2255)
+    }

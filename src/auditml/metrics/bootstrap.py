@@ -19,7 +19,12 @@ These intervals describe the sampling noise of the measurement; they are not pri
 
 **Computation.** A resample is a vector of multiplicities (how many times each example is drawn),
 so the statistics of many resamples are weighted cumulative sums over the scores sorted once:
-vectorised over resamples, in blocks that bound memory. The jackknife values have closed forms.
+vectorised over resamples, in blocks that bound memory. The jackknife values have closed forms
+(O(n log n) from one sort, not n refits). The cost is O(B · n) for B resamples of n examples:
+at 2 × 10⁵ examples it is drawing the resamples (about 40 %: the random draws and counting them)
+and a few passes over the multiplicities (about 60 %); the jackknife and the BCa step are under
+5 %. Everything is exact integer counting, so the intervals do not depend on how the work is
+arranged: the same seed gives the same floats at every size.
 """
 
 from __future__ import annotations
@@ -132,33 +137,64 @@ def _weighted_statistics(
     ``member_weights`` (R × members, ascending order) and ``nonmember_weights`` (R × non-members,
     ascending order) are multiplicities; the definitions are those of :mod:`auditml.metrics.roc`
     applied to the sample in which each example appears that many times.
+
+    Every count is an exact integer, so the order they are summed in does not change a result.
+    The cost is a few passes over the weights: their cumulative sums, one gather at the members'
+    places (a second only for members tied with a non-member), and for the TPRs a binary search
+    per row, not a pass per FPR.
     """
     member_total = member_weights.sum(axis=1)
     nonmember_total = nonmember_weights.sum(axis=1)
     ascending = _cumulative(nonmember_weights)
-    # Non-members below each member, ties counting one half (the Mann-Whitney count).
-    twice_below = ascending[:, data.below] + ascending[:, data.at_or_below]
-    auc = (member_weights * twice_below).sum(axis=1) / (2.0 * member_total * nonmember_total)
+    # Non-members below each member, ties counting one half (the Mann-Whitney count): twice it
+    # is A[below] + A[at_or_below] with A the cumulative non-member weights; the two differ only
+    # for members tied with a non-member.
+    tied = np.flatnonzero(data.below != data.at_or_below)
+    twice_count = 2 * np.einsum("ij,ij->i", member_weights, ascending[:, data.below])
+    if len(tied):
+        twice_count += np.einsum(
+            "ij,ij->i",
+            member_weights[:, tied],
+            ascending[:, data.at_or_below[tied]] - ascending[:, data.below[tied]],
+        )
+    auc = twice_count / (2.0 * member_total * nonmember_total)
     # TPR at FPR f: the threshold may go down to just above the first non-member (descending)
     # at which the flagged non-members' share exceeds f; members above that score are found.
-    descending = np.cumsum(nonmember_weights[:, ::-1], axis=1)
-    member_cumulative = _cumulative(member_weights)
-    rows = np.arange(len(member_total))
-    tprs = np.empty((len(member_total), len(fprs)))
-    for column, fpr in enumerate(fprs):
-        allowed = (descending / nonmember_total[:, None] <= fpr).sum(axis=1)
-        everything = allowed == descending.shape[1]
-        next_score = data.nonmembers_descending[np.minimum(allowed, descending.shape[1] - 1)]
-        position = np.searchsorted(data.members, next_score, side="right")
-        found = member_total - member_cumulative[rows, position]
-        tprs[:, column] = np.where(everything, 1.0, found / member_total)
+    # The flagged count d (the first k non-members, descending) is allowed while d / total <= f;
+    # ``limit`` is the largest such integer, computed with the same division so that the
+    # comparison is the same one: floor(f · total), moved by one where it rounded across.
+    count = nonmember_weights.shape[1]
+    limit = np.floor(np.multiply.outer(nonmember_total, fprs)).astype(np.int64)
+    limit += (limit + 1) / nonmember_total[:, None] <= fprs
+    limit -= limit / nonmember_total[:, None] > fprs
+    # The first k non-members (descending) weigh total - A[count - k]: allowed while that is at
+    # most the limit, i.e. while A[count - k] >= total - limit; A is sorted along each row.
+    needed = nonmember_total[:, None] - limit
+    allowed = np.stack([
+        count - np.searchsorted(row[:count], wanted, side="left")
+        for row, wanted in zip(ascending, needed, strict=True)
+    ]) if len(ascending) else np.zeros(limit.shape, np.int64)
+    everything = allowed == count
+    next_score = data.nonmembers_descending[np.minimum(allowed, count - 1)]
+    position = np.searchsorted(data.members, next_score, side="right")
+    # Members at or after ``position`` (ascending) are found: sums of the tails, from the
+    # lowest position any row needs.
+    lowest = int(position.min()) if position.size else 0
+    tail = _cumulative(member_weights[:, lowest:])
+    rows = np.arange(len(member_total))[:, None]
+    found = tail[:, -1:] - tail[rows, position - lowest]
+    tprs = np.where(everything, 1.0, found / member_total[:, None])
     return auc, tprs
 
 
 def _multiplicities(rng: np.random.Generator, rows: int, size: int) -> np.ndarray:
     """``rows`` bootstrap resamples of ``size`` items, as multiplicities (rows × size)."""
-    draws = rng.integers(0, size, size=(rows, size)) + size * np.arange(rows)[:, None]
-    return np.bincount(draws.ravel(), minlength=rows * size).reshape(rows, size)
+    draws = rng.integers(0, size, size=(rows, size))
+    # Counted row by row: each count array stays small enough for the cache.
+    out = np.empty((rows, size), dtype=np.int64)
+    for row, drawn in enumerate(draws):
+        out[row] = np.bincount(drawn, minlength=size)
+    return out
 
 
 def _blocks(resamples: int, width: int) -> Iterator[int]:
