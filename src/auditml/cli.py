@@ -102,6 +102,13 @@ def _parser() -> argparse.ArgumentParser:
     init.add_argument("path", nargs="?", default="auditml.yaml", metavar="PATH",
                       help="the new file (default: auditml.yaml); an existing file is refused")
 
+    modes = commands.add_parser(
+        "mode-cache", help="show (or --clear) which per-example clipping mode "
+        "grad_sample_mode: auto measured fastest on this machine",
+    )
+    modes.add_argument("--clear", action="store_true",
+                       help="remove the cache: the next DP run measures the modes again")
+
     demo = commands.add_parser(
         "demo", help="the DP tutorial end to end on the embedded digits data (about 2 minutes)"
     )
@@ -191,6 +198,11 @@ def _dispatch(args: argparse.Namespace, console: Console, errors: Console) -> in
         config = _load(args.config, errors)
         console.print(resolved_config(config).to_yaml().rstrip(), highlight=False, markup=False)
         return EXIT_OK
+
+    if args.command == "mode-cache":
+        from auditml.training.mode_cache_command import show_mode_cache
+
+        return show_mode_cache(console, clear=args.clear)
 
     if args.command == "init":
         from auditml.starter_config import write_starter_config

@@ -20,11 +20,12 @@ from __future__ import annotations
 
 import copy
 import functools
+import os
 import statistics
 import time
 import warnings
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -32,37 +33,73 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from auditml.config import DPConfig
 from auditml.training.dp_sgd import TrainingStep, make_private
-from auditml.training.grad_sample_cache import CONCRETE_MODES, CachedChoice, ModeCache, mode_key
+from auditml.training.grad_sample_cache import (
+    CONCRETE_MODES,
+    CachedChoice,
+    ModeCache,
+    ModeKey,
+    mode_key,
+)
 from auditml.training.per_example import fast_path_problems
 from auditml.training.privacy import NoisePlan
 
-# modes -> seconds per DP-SGD step of each (the default times real steps: measure_step_seconds).
-MeasureModes = Callable[[Sequence[str]], dict[str, float]]
+# modes -> each mode's seconds per DP-SGD step, one figure per timed round (rounds interleave
+# the modes; a mode dropped as hopeless has fewer). The default times real steps
+# (measure_step_seconds).
+MeasureModes = Callable[[Sequence[str]], dict[str, list[float]]]
+# Whether the machine is too busy for a measurement to be kept: a description, or None.
+BusyCheck = Callable[[], str | None]
 
-# One timed step of every mode always runs (after a warm-up step, except on a CPU); more timed
-# rounds, up to TIMED_ROUNDS (their median is kept), only while the timed rounds are projected
-# to stay within MEASURE_BUDGET_S. A GPU step takes milliseconds and gets them all; on two CPU
-# cores the tutorial CNN at batch 256 gets one step of each mode. A smaller probe batch would
-# be cheaper but would not do: on a CPU the ranking changes with the batch (resnet_groupnorm:
-# fast wins at 64, hooks at 256).
+# Timed rounds: at least MIN_ROUNDS (a mode replaces the default only by winning every one of
+# them), then more, up to TIMED_ROUNDS, while the rounds are projected to stay within
+# MEASURE_BUDGET_S. On two CPU cores the tutorial CNN at batch 256 takes about 4 s, once per
+# set-up. A smaller probe batch would be cheaper but would not do: on a CPU the ranking changes
+# with the batch (resnet_groupnorm: fast wins at 64, hooks at 256).
+MIN_ROUNDS = 3
 TIMED_ROUNDS = 5
 MEASURE_BUDGET_S = 0.4
-# On a CPU, a mode whose first step took this many times the quickest one's is not timed
-# again (or re-timed to confirm a pick): it cannot win, and hooks' step is the costliest part
-# of measuring the tutorial CNN at batch 256.
+# On a CPU, a mode other than the default whose first step took this many times the quickest
+# one's is not timed again: it cannot win, and hooks' step is the costliest part of measuring
+# the tutorial CNN at batch 256. The default is never dropped: a burst of load on its first
+# step must not hand the choice to another mode.
 DROP_SLOWER_THAN = 2.5
 # Another mode replaces the default (the first candidate: fast where it covers the model) only
-# when it is at least this much faster: a ranking within the noise of a one-round measurement
-# on a busy machine must not turn a fast default into a slower choice, cached for good.
+# when it is at least this much faster in every timed round.
 REQUIRED_GAIN = 0.10
+# A run whose steps took this many times the cached figure contradicts the cache (the choice
+# was measured on a busy machine, or the machine changed): the entry is dropped and measured
+# again by the next run. Only steps of at least CONFIRM_MIN_STEP_S are compared: below that a
+# run's step is mostly data loading and bookkeeping the measurement leaves out.
+STALE_FACTOR = 2.0
+CONFIRM_MIN_STEP_S = 0.05
+# Other processes' load (the 1-minute load average less this process's threads) above this
+# fraction of the CPUs makes a CPU measurement too busy to cache.
+BUSY_LOAD_FRACTION = 0.5
 
 
 @dataclass(frozen=True)
 class ModeChoice:
-    """The concrete mode to train with, and why (shown to the user)."""
+    """The concrete mode to train with, and why (shown to the user).
+
+    ``key`` and ``step_seconds`` are set for a choice read from the cache, so that a run can
+    check its own steps against the figure (:func:`confirm_choice`).
+    """
 
     mode: str
     reason: str
+    key: ModeKey | None = None
+    step_seconds: float | None = None
+    cache: ModeCache | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Decision:
+    """What a measurement decided: the mode, and whether the rounds agreed clearly enough for
+    the choice to be kept (``conclusive``); ``why`` says which way it went."""
+
+    mode: str
+    conclusive: bool
+    why: str
 
 
 def candidate_modes(model: nn.Module) -> list[str]:
@@ -81,14 +118,19 @@ def resolve_grad_sample_mode(
     device: torch.device,
     cache: ModeCache | None = None,
     measure: MeasureModes | None = None,
+    busy: BusyCheck | None = None,
+    now: float | None = None,
 ) -> ModeChoice:
     """The mode ``requested`` stands for when training ``model`` (registered as ``arch``).
 
-    ``auto`` looks the key up in ``cache`` (default: the user's cache file) and otherwise
-    measures with ``measure`` (default: :func:`measure_step_seconds` on ``device``), picks with
-    :func:`pick_fastest` (a pick other than the default is timed twice) and records the pick.
-    A mode whose probe fails is left out; if all fail, the first candidate is used so that
-    training reports the real error.
+    ``auto`` looks the key up in ``cache`` (default: the user's cache file; entries expire) and
+    otherwise measures with ``measure`` (default: :func:`measure_step_seconds` on ``device``:
+    every mode, interleaved round by round) and decides with :func:`decide`: the default (the
+    first candidate) stays unless another mode wins every round clearly. The choice is cached
+    only when the rounds were conclusive and, on a CPU, the machine was not busy (``busy``,
+    default :func:`cpu_busy`, asked before and after measuring): a busy moment decides at most
+    the run at hand. A mode whose probe fails is left out; if all fail, the first candidate is
+    used so that training reports the real error.
     """
     if requested != "auto":
         return ModeChoice(requested, "set by training.dp.grad_sample_mode")
@@ -96,44 +138,114 @@ def resolve_grad_sample_mode(
     cache = cache if cache is not None else ModeCache()
     key = mode_key(model, arch=arch, input_shape=input_shape, batch_size=batch_size,
                    device=device)
-    cached = cache.get(key)
+    cached = cache.get(key, now=now)
     if cached is not None and cached.mode in candidates:
-        return ModeChoice(cached.mode, f"auto: {_timings(cached.step_seconds)} on {key.device}, "
-                          f"measured before and cached in {cache.path}")
+        age = cached.age_days(now)
+        return ModeChoice(
+            cached.mode,
+            f"auto: {_timings(cached.step_seconds)} on {key.device}, measured "
+            f"{_age(age)} and cached in {cache.path}",
+            key=key, step_seconds=cached.step_seconds.get(cached.mode), cache=cache,
+        )
     if measure is None:
-        def measure(modes: Sequence[str]) -> dict[str, float]:
+        def measure(modes: Sequence[str]) -> dict[str, list[float]]:
             return measure_step_seconds(model, modes, input_shape=input_shape,
                                         batch_size=batch_size, device=device)
+    if busy is None:
+        busy = cpu_busy if device.type == "cpu" else (lambda: None)
     default = candidates[0]
-    seconds = measure(candidates)
-    timed = {mode: seconds[mode] for mode in candidates if mode in seconds}
-    if not timed:
+    load_before = busy()
+    rounds = {mode: list(values) for mode, values in measure(candidates).items()
+              if mode in candidates and values}
+    load = load_before or busy()
+    if not rounds:
         return ModeChoice(default, f"auto: no mode could be timed; {default}")
-    chosen = pick_fastest(timed, default=default)
-    if chosen != default:
-        # Leaving the default is cached for good, so a burst of load from another process that
-        # slowed the default's step (or had it dropped as hopeless) must not decide it: time
-        # the two again and keep each one's faster figure (load only ever slows a step down).
-        again = measure([default, chosen])
-        for mode in (default, chosen):
-            figures = [f[mode] for f in (timed, again) if mode in f]
-            if figures:
-                timed[mode] = min(figures)
-        chosen = pick_fastest({m: timed[m] for m in (default, chosen) if m in timed},
-                              default=default)
-    stored = cache.put(key, CachedChoice(chosen, timed))
-    where = f"cached in {cache.path}" if stored else f"not cached: {cache.problem}"
-    return ModeChoice(chosen, f"auto: {_timings(timed)} on {key.device}, {where}")
+    decision = decide(rounds, default=next(m for m in candidates if m in rounds))
+    medians = {mode: statistics.median(values) for mode, values in rounds.items()}
+    if not decision.conclusive:
+        where = f"not cached: {decision.why}"
+    elif load is not None:
+        where = f"not cached: the machine was busy ({load}), so the next run measures again"
+    else:
+        stored = cache.put(key, CachedChoice(
+            decision.mode, medians, rounds=max(len(values) for values in rounds.values()),
+            measured_at=time.time() if now is None else now,
+        ))
+        where = f"cached in {cache.path}" if stored else f"not cached: {cache.problem}"
+    return ModeChoice(decision.mode, f"auto: {_timings(medians)} on {key.device}, {where}")
 
 
-def pick_fastest(step_seconds: Mapping[str, float], *, default: str) -> str:
-    """The fastest mode, unless ``default`` is within :data:`REQUIRED_GAIN` of it."""
-    fastest = min(step_seconds, key=step_seconds.__getitem__)
-    if default in step_seconds and (
-        step_seconds[fastest] > (1 - REQUIRED_GAIN) * step_seconds[default]
-    ):
-        return default
-    return fastest
+def decide(rounds: Mapping[str, Sequence[float]], *, default: str,
+           min_rounds: int = MIN_ROUNDS, gain: float = REQUIRED_GAIN) -> Decision:
+    """The mode to train with, from each mode's per-round step seconds.
+
+    Rounds are paired by position (round ``i`` timed every mode still in play, in turn). A mode
+    replaces ``default`` only if it was at least ``gain`` faster in every one of at least
+    ``min_rounds`` paired rounds; among several such, the one with the smallest median ratio.
+    Otherwise ``default`` stays, and the decision is conclusive only if every other mode lost
+    every paired round (or was dropped as hopeless after its first step): rounds that disagree,
+    or too few of them, are a measurement a burst of load may have decided, not to be kept.
+    """
+    timed = rounds.get(default, ())
+    winners: dict[str, float] = {}
+    unclear: list[str] = []
+    for mode, values in rounds.items():
+        if mode == default:
+            continue
+        paired = list(zip(timed, values, strict=False))
+        if len(paired) >= min_rounds and all(other <= (1 - gain) * base
+                                             for base, other in paired):
+            winners[mode] = statistics.median(other / base for base, other in paired)
+        elif len(values) < len(timed) and paired and paired[0][1] > paired[0][0]:
+            continue  # dropped as hopeless after a first step slower than the default's
+        elif len(paired) < min_rounds or any(other < base for base, other in paired):
+            unclear.append(mode)
+    if winners:
+        best = min(winners, key=winners.__getitem__)
+        return Decision(best, True, f"{best} beat {default} in every round")
+    if unclear:
+        return Decision(default, False, f"the rounds did not settle {default} against "
+                        f"{', '.join(unclear)}, so {default} (the default) is used and the "
+                        "next run measures again")
+    return Decision(default, True, f"{default} won every round")
+
+
+def confirm_choice(choice: ModeChoice, step_seconds: float) -> str | None:
+    """Check a cached choice against the run's own median DP-SGD step.
+
+    A step :data:`STALE_FACTOR` times slower than the cached figure contradicts the cache: its
+    entry is dropped, so the next run measures again; the note to print is returned (None when
+    the run agreed, or the choice was not read from the cache).
+    """
+    if choice.key is None or choice.cache is None or not choice.step_seconds:
+        return None
+    if step_seconds < CONFIRM_MIN_STEP_S or step_seconds <= STALE_FACTOR * choice.step_seconds:
+        return None
+    choice.cache.forget(choice.key)
+    return (f"note: this run's DP-SGD steps took {step_seconds * 1e3:.0f} ms, the cached "
+            f"measurement of {choice.mode} {choice.step_seconds * 1e3:.0f} ms; the cached choice "
+            "was dropped and the next run measures the modes again")
+
+
+def cpu_busy() -> str | None:
+    """Whether other processes keep this machine's CPUs busy: the 1-minute load average less
+    this process's threads, when above :data:`BUSY_LOAD_FRACTION` of the CPUs (None where the
+    load average is not available, e.g. on Windows)."""
+    try:
+        load = os.getloadavg()[0]
+    except (AttributeError, OSError):
+        return None
+    cpus = os.cpu_count() or 1
+    others = load - torch.get_num_threads()
+    if others <= BUSY_LOAD_FRACTION * cpus:
+        return None
+    return f"load {load:.1f} on {cpus} CPUs"
+
+
+def _age(days: float) -> str:
+    if days < 1:
+        return "today"
+    return f"{days:.0f} day{'s' if days >= 1.5 else ''} ago"
 
 
 def _timings(seconds: Mapping[str, float]) -> str:
@@ -151,8 +263,9 @@ def measure_step_seconds(
     batch_size: int,
     device: torch.device,
     clock: Callable[[], float] = time.perf_counter,
-) -> dict[str, float]:
-    """Median seconds of one DP-SGD step of a copy of ``model`` in each mode that runs.
+) -> dict[str, list[float]]:
+    """Seconds of each timed DP-SGD step of a copy of ``model`` in each mode that runs, round
+    by round (:func:`time_step_rounds`; ``modes[0]``, the default, is never dropped).
 
     Steps are interleaved mode by mode, round after round, so that a change in machine load hits
     every mode alike. A mode that fails (a layer its rules or hooks refuse) is left out.
@@ -178,10 +291,11 @@ def measure_step_seconds(
             # hooks 1481 vs 1194-1388, ghost 488 vs 457-569), so it is timed rather than
             # thrown away, and tells a mode that cannot win; elsewhere it is a warm-up only.
             cpu = device.type == "cpu"
-            return time_steps(
+            return time_step_rounds(
                 {mode: functools.partial(step, x, y) for mode, (step, _) in steps.items()},
                 device=device, warmup_rounds=0 if cpu else 1,
-                drop_slower_than=DROP_SLOWER_THAN if cpu else None, clock=clock,
+                drop_slower_than=DROP_SLOWER_THAN if cpu else None, keep=modes[:1],
+                clock=clock,
             )
         finally:
             for _, close in steps.values():
@@ -210,13 +324,36 @@ def time_steps(
     drop_slower_than: float | None = None,
     clock: Callable[[], float] = time.perf_counter,
 ) -> dict[str, float]:
-    """Median seconds of each step, timed in turn round after round (``device`` synchronised).
+    """The median of each step's timed rounds (:func:`time_step_rounds`, one round at least);
+    steps dropped as hopeless are left out."""
+    timed = time_step_rounds(steps, device=device, budget_s=budget_s, rounds=rounds,
+                             min_rounds=1, warmup_rounds=warmup_rounds,
+                             drop_slower_than=drop_slower_than, clock=clock)
+    most = max((len(values) for values in timed.values()), default=0)
+    return {name: statistics.median(values) for name, values in timed.items()
+            if len(values) == most}
+
+
+def time_step_rounds(
+    steps: Mapping[str, Callable[[], object]],
+    *,
+    device: torch.device,
+    budget_s: float = MEASURE_BUDGET_S,
+    rounds: int = TIMED_ROUNDS,
+    min_rounds: int = MIN_ROUNDS,
+    warmup_rounds: int = 1,
+    drop_slower_than: float | None = None,
+    keep: Sequence[str] = (),
+    clock: Callable[[], float] = time.perf_counter,
+) -> dict[str, list[float]]:
+    """Seconds of each step, timed in turn round after round (``device`` synchronised).
 
     ``warmup_rounds`` untimed rounds run first (first-step allocations, lazy kernel loading,
-    cuDNN's choice of algorithms), then one timed round always, and more (up to ``rounds``)
-    only while the timed rounds are projected to stay within ``budget_s``. A step that raises
-    is dropped (e.g. a layer run twice: the fast path sees it only when it runs), and so is one
-    whose first run took over ``drop_slower_than`` times the quickest first run.
+    cuDNN's choice of algorithms), then ``min_rounds`` timed rounds always, and more (up to
+    ``rounds``) only while the timed rounds are projected to stay within ``budget_s``. A step
+    that raises is dropped (e.g. a layer run twice: the fast path sees it only when it runs),
+    and so is one whose first run took over ``drop_slower_than`` times the quickest first run,
+    unless it is named in ``keep``.
     """
     working = dict(steps)
 
@@ -231,6 +368,7 @@ def time_steps(
                 seconds = clock() - before
             except Exception:
                 del working[name]
+                record.pop(name, None)
                 continue
             record.setdefault(name, []).append(seconds)
         return clock() - started
@@ -240,7 +378,7 @@ def time_steps(
             return
         quickest = min(values[0] for values in first_runs.values())
         for name, values in first_runs.items():
-            if values[0] > drop_slower_than * quickest:
+            if values[0] > drop_slower_than * quickest and name not in keep:
                 working.pop(name, None)
 
     warm: dict[str, list[float]] = {}
@@ -252,11 +390,12 @@ def time_steps(
     last = one_round(times)
     if not warmup_rounds:
         drop_slow(times)
-    for _ in range(rounds - 1):
-        if (clock() - began) + last > budget_s:
+    for done in range(1, rounds):
+        if done >= min_rounds and (clock() - began) + last > budget_s:
             break
         last = one_round(times)
-    return {name: statistics.median(times[name]) for name in working if name in times}
+    # Dropped-as-hopeless steps keep their one timed figure: they have fewer rounds.
+    return {name: times[name] for name in steps if name in times}
 
 
 def _synchronize(device: torch.device) -> None:

@@ -27,7 +27,7 @@ from auditml.records import TrainingRecord, Versions
 from auditml.run_directory import RunDirectory
 from auditml.training.device import resolve_device
 from auditml.training.dp_sgd import PrivateTraining, make_private, plain_step
-from auditml.training.grad_sample_choice import resolve_grad_sample_mode
+from auditml.training.grad_sample_choice import ModeChoice, confirm_choice, resolve_grad_sample_mode
 from auditml.training.gradient_canaries import GradientCanaries, optimizer_parameters
 from auditml.training.loop_inspection import LoopInspector, static_facts
 from auditml.training.privacy import NoisePlan, check_noise_plan, plan_noise, prepare_for_dp
@@ -229,6 +229,7 @@ def _fit(
     canaries: GradientCanaries | None = None
     inspector: LoopInspector | None = None
     step = plain_step(model, optimizer)
+    choice: ModeChoice | None = None
     if dp.enabled:
         plan = plan_noise(dp, batches_per_epoch=len(loader), epochs=settings.epochs)
         copies = (recipe.augmentation_multiplicity or 1) if recipe else 1
@@ -260,6 +261,7 @@ def _fit(
     history: list[dict[str, Any]] = []
     epsilon: float | None = None
     schedule = lr_schedule(optimizer, config, settings.epochs * len(loader))
+    step_seconds, steps_taken = 0.0, 0  # the DP-SGD steps alone, to check a cached mode choice
     with EpochProgress(console, settings.epochs, dp.enabled) as progress:
         for epoch in range(1, settings.epochs + 1):
             progress.start_epoch(epoch, len(loader), epsilon)
@@ -267,7 +269,10 @@ def _fit(
             loss_sum, correct, seen = 0.0, 0, 0
             for x, y in loader:
                 x, y = x.to(device), y.to(device)
+                started = time.perf_counter()
                 logits, loss = step(x, y)
+                step_seconds += time.perf_counter() - started
+                steps_taken += 1
                 if schedule is not None:
                     schedule.step()
                 if average.average:
@@ -295,6 +300,10 @@ def _fit(
             progress.end_epoch(epoch, record["loss"], record["train_acc"], val_acc, epsilon)
     if private is not None:
         private.close()
+    if choice is not None and steps_taken:
+        note = confirm_choice(choice, step_seconds / steps_taken)
+        if note is not None and console is not None:
+            console.print(note, highlight=False)
     canary_record = None
     if canaries is not None and inspector is not None:
         # auditml's noise is drawn from torch's default generator, as Opacus's without secure_mode.
