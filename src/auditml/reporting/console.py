@@ -22,6 +22,7 @@ from auditml.reporting.verdict import (
     TAIL_WORDS,
     bound_cell,
     canary_verdict,
+    threshold_words,
 )
 
 
@@ -46,7 +47,11 @@ def audit_table(results: Sequence[dict[str, Any]]) -> Table:
     table.add_column("accuracy*", justify="right")
     table.add_column("ε lower bound†", justify="right")
     table.add_column("ε GDP estimate‡", justify="right")
-    for result in results:
+    # How each bound chose its threshold, where the records say (written since 2026-12).
+    thresholds = [threshold_words(result.get("epsilon_lower_bound") or {}) for result in results]
+    if any(thresholds):
+        table.add_column("ε bound's threshold", justify="left")
+    for result, threshold in zip(results, thresholds, strict=True):
         metrics = result["metrics"]
         intervals = result.get("intervals") or {}
         tpr_intervals = intervals.get("tpr_at_fpr", {})
@@ -61,6 +66,7 @@ def audit_table(results: Sequence[dict[str, Any]]) -> Table:
             format_rate(metrics["calibrated_accuracy"]["accuracy"]),
             _bound(result.get("epsilon_lower_bound", {})),
             _gdp(result.get("gdp_estimate", {})),
+            *([threshold or "not recorded"] if any(thresholds) else []),
         )
     table.caption = (
         "* balanced accuracy of a threshold chosen on the other half of the examples\n"

@@ -191,6 +191,7 @@ def load_comparison_row(run_dir: Path, attack: str) -> tuple[ComparisonRow, RocC
         epsilon_lower_bound=bound,
         bound_confidence=confidence,
         bound_tail=tail,
+        bound_threshold=threshold_words(record.epsilon_lower_bound),
         **_row_intervals(record),
         members=metrics.members,
         nonmembers=metrics.nonmembers,
