@@ -121,7 +121,7 @@ def test_the_correct_mechanism_passes_the_mechanism_check(runs: dict, seed: int)
     assert record.violation is False
     # The curve test gets 3 % of the error budget beside the mechanism check's 1 % and the
     # statistical assumption checks' 1 % (the run's batch sizes are known: they are tested).
-    assert record.claim_test is not None and record.claim_test["confidence"] == pytest.approx(0.97)
+    assert record.claim_test is not None and record.claim_test.confidence == pytest.approx(0.97)
     assert record.assumptions is not None and record.failed_checks == []
 
 
