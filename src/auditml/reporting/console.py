@@ -47,11 +47,7 @@ def audit_table(results: Sequence[dict[str, Any]]) -> Table:
     table.add_column("accuracy*", justify="right")
     table.add_column("ε lower bound†", justify="right")
     table.add_column("ε GDP estimate‡", justify="right")
-    # How each bound chose its threshold, where the records say (written since 2026-12).
-    thresholds = [threshold_words(result.get("epsilon_lower_bound") or {}) for result in results]
-    if any(thresholds):
-        table.add_column("ε bound's threshold", justify="left")
-    for result, threshold in zip(results, thresholds, strict=True):
+    for result in results:
         metrics = result["metrics"]
         intervals = result.get("intervals") or {}
         tpr_intervals = intervals.get("tpr_at_fpr", {})
@@ -66,7 +62,6 @@ def audit_table(results: Sequence[dict[str, Any]]) -> Table:
             format_rate(metrics["calibrated_accuracy"]["accuracy"]),
             _bound(result.get("epsilon_lower_bound", {})),
             _gdp(result.get("gdp_estimate", {})),
-            *([threshold or "not recorded"] if any(thresholds) else []),
         )
     table.caption = (
         "* balanced accuracy of a threshold chosen on the other half of the examples\n"
@@ -76,8 +71,23 @@ def audit_table(results: Sequence[dict[str, Any]]) -> Table:
         "on the diagonal)\n"
         "‡ an estimate, not a bound: assumes a Gaussian privacy curve\n"
         "[low, high]: 95% bootstrap (BCa) interval of the AUC or TPR (sampling noise)"
+        + _thresholds_line(results)
     )
     return table
+
+
+def _thresholds_line(results: list[dict[str, Any]]) -> str:
+    """How each ε lower bound chose its threshold (one clause when all share it), from the
+    strategy recorded beside it; empty when no record says (written before 2026-12)."""
+    chosen = {result["attack"]: threshold_words(result.get("epsilon_lower_bound") or {})
+              for result in results}
+    said = {attack: words for attack, words in chosen.items() if words}
+    if not said:
+        return ""
+    if len(set(said.values())) == 1 and len(said) == len(chosen):
+        return f"\n† threshold of every ε lower bound: {next(iter(said.values()))}"
+    return "\n† threshold of each ε lower bound: " + "; ".join(
+        f"{attack}: {words or 'not recorded'}" for attack, words in chosen.items())
 
 
 def _bound(bound: dict[str, Any]) -> str:
