@@ -104,11 +104,11 @@ def main() -> None:
                         records = run_audit(config.run_dir, audits).canary_audits
                         audited = time.perf_counter() - start
                         for record in records.values():
-                            test = record.claim_test or {}
-                            p_value = test.get("p_value")
-                            family = test.get("family_epsilon_lower_bound")
+                            test = record.claim_test
+                            p_value = None if test is None else test.p_value
+                            family = None if test is None else test.family_epsilon_lower_bound
                             check = record.mechanism_check
-                            noise = None if check is None else check["noise"]
+                            noise = None if check is None else check.noise
                             flagged.setdefault((epsilon, label, record.threat_model), []).append(
                                 bool(record.violation))
                             table.add_row(
@@ -118,19 +118,20 @@ def main() -> None:
                                 "—" if family is None else f"{family:.2f}",
                                 "—" if p_value is None else f"{p_value:.2g}",
                                 "—" if noise is None else
-                                f"{noise['upper']:.3f} ({noise['claimed']:.3f})",
-                                "—" if noise is None else
-                                f"{check['family_epsilon_lower_bound']:.2f}",
+                                f"{noise.upper:.3f} ({noise.claimed:.3f})",
+                                "—" if check is None else
+                                f"{check.family_epsilon_lower_bound:.2f}",
                                 "VIOLATION" if record.violation else "consistent",
                                 f"{trained:.0f}", f"{audited:.1f}",
                             )
                         console.print(f"{name}: done", highlight=False)
                         for record in records.values():  # as it goes: long runs lose nothing
-                            test = record.claim_test or {}
+                            test = record.claim_test
                             console.print(
                                 f"  {record.threat_model}: ε lb {record.epsilon_lower_bound:.2f},"
-                                f" family {test.get('family_epsilon_lower_bound')}, p "
-                                f"{test.get('p_value')}, mechanism check {record.mechanism_check}, "
+                                f" family {test and test.family_epsilon_lower_bound}, p "
+                                f"{test and test.p_value}, mechanism check "
+                                f"{record.mechanism_check}, "
                                 f"violation {record.violation}, train "
                                 f"{trained:.0f} s, audit {audited:.1f} s", highlight=False)
     console.print(table)

@@ -78,13 +78,13 @@ def main() -> None:
                 start = time.perf_counter()
                 results = [audit(sigma, factor, canaries, seed) for seed in range(args.seeds)]
                 flagged = sum(bool(result.violation) for result in results)
-                curve = [result.claim_test or {} for result in results]
-                noise = [result.mechanism_check or {} for result in results]
-                rejects = sum(bool(test.get("violation")) for test in curve)
+                curve = [result.claim_test for result in results if result.claim_test]
+                noise = [result.mechanism_check for result in results if result.mechanism_check]
+                rejects = sum(test.violation for test in curve)
                 reported = np.median([result.epsilon_lower_bound for result in results])
-                free = np.median([test["epsilon_lower_bound"] for test in curve])
-                family = np.median([test["family_epsilon_lower_bound"] for test in curve])
-                measured = np.median([check["family_epsilon_lower_bound"] for check in noise])
+                free = np.median([test.epsilon_lower_bound for test in curve])
+                family = np.median([test.family_epsilon_lower_bound for test in curve])
+                measured = np.median([check.family_epsilon_lower_bound for check in noise])
                 print(f"{epsilon:g} | {canaries} | {label} | {flagged}/{args.seeds} | "
                       f"{rejects}/{args.seeds} | {reported / epsilon:.2f} | "
                       f"{free / epsilon:.2f} | {family / epsilon:.2f} | "

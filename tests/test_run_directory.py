@@ -99,7 +99,8 @@ def test_records_round_trip_through_the_directory(trained: Path, tmp_path: Path)
     canary = CanaryRecord(
         attack="dp_audit", canaries=10, included=4, delta=1e-5, confidence=0.95,
         epsilon_lower_bound=0.3, best_score="loss", max_epsilon=1.2,
-        by_score={"loss": {"epsilon": 0.3}}, run=RunFacts(experiment_name="x", dp_enabled=True),
+        by_score={"loss": {"epsilon": 0.3, "max_epsilon": 1.2, "correct": 3, "guesses": 4}},
+        run=RunFacts(experiment_name="x", dp_enabled=True),
     )
     copy.write_canary("dp_audit", canary)
     assert copy.read_canary("dp_audit") == canary and copy.canary_names() == ["dp_audit"]
@@ -304,6 +305,7 @@ def test_the_audit_config_s_own_audit_section_wins(
     assert code == 0 and "only the audit: section of the given config is used" in out
 
 
+_BOUND = {"epsilon": 0.3, "max_epsilon": 1.2, "correct": 3, "guesses": 4}
 _CHECK = {"violation": True, "confidence": 0.99, "family": "DP-SGD ...",
           "family_epsilon_lower_bound": 3.35,
           "noise": {"claimed": 1.0, "estimate": 1.0, "upper": 1.01, "observations": 500},
@@ -323,11 +325,12 @@ def test_a_tampered_mechanism_check_is_refused_on_reading(tmp_path: Path, broken
     run = RunDirectory(tmp_path)
     record = CanaryRecord(
         attack="gradient_canaries", canaries=10, included=4, delta=1e-5, confidence=0.95,
-        epsilon_lower_bound=0.3, best_score="lr", max_epsilon=1.2, by_score={"lr": {}},
+        epsilon_lower_bound=0.3, best_score="lr", max_epsilon=1.2, by_score={"lr": _BOUND},
         run=RunFacts(experiment_name="x", dp_enabled=True), mechanism_check=_CHECK,
     )
     run.write_canary("gradient_canaries", record)
-    assert run.read_canary("gradient_canaries").mechanism_check == _CHECK
+    read = run.read_canary("gradient_canaries").mechanism_check
+    assert read is not None and read.model_dump(mode="json") == _CHECK
     data = json.loads(run.canary_path("gradient_canaries").read_text())
     data["mechanism_check"] = {**_CHECK, **broken}
     run.canary_path("gradient_canaries").write_text(json.dumps(data))

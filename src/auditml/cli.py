@@ -268,14 +268,14 @@ def _dispatch(args: argparse.Namespace, console: Console, errors: Console) -> in
         write_many_runs(out, record)
         test = record.claim_test
         bound = record.epsilon_lower_bound
-        tail = tail_words(epsilon_bound_tail(bound) if bound["epsilon"] > 0 else None)
+        tail = tail_words(epsilon_bound_tail(bound.as_written()) if bound.epsilon > 0 else None)
         console.print(
             f"audit-dp ({record.runs} runs, {record.included} with the canary): ε lower bound "
-            f"{bound['epsilon']:.2f} at δ={record.delta:g} "
-            f"({format_confidence(1 - bound['alpha'])} confidence{', ' + tail if tail else ''}); "
+            f"{bound.epsilon:.2f} at δ={record.delta:g} "
+            f"({format_confidence(1 - bound.alpha)} confidence{', ' + tail if tail else ''}); "
             f"claimed curve (ε="
-            f"{record.claimed_epsilon:.2f}) {'REJECTED' if test['violation'] else 'not rejected'}"
-            f" ({format_confidence(test['confidence'])} confidence)"
+            f"{record.claimed_epsilon:.2f}) {'REJECTED' if test.violation else 'not rejected'}"
+            f" ({format_confidence(test.confidence)} confidence)"
             f"; {'VIOLATION' if record.violation else 'consistent'}",
             highlight=False,
         )

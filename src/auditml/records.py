@@ -23,9 +23,21 @@ by another version of auditml; the reader says which command regenerates it.
 from __future__ import annotations
 
 import math
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+import numpy as np
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    JsonValue,
+    SerializerFunctionWrapHandler,
+    StrictBool,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from auditml.metrics import MembershipIntervals, MembershipMetrics, MetricsInputError
 
@@ -298,12 +310,6 @@ class AssumptionCheck(_Part):
         return finding
 
 
-def _finite_number(value: Any, what: str) -> float:
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
-        raise ValueError(f"{what} must be a finite number, got {value!r}")
-    return float(value)
-
-
 class CalibratedAccuracyRecord(_Part):
     """:class:`auditml.metrics.CalibratedAccuracy`: the threshold chosen on one half, its
     accuracy on the other."""
@@ -355,6 +361,257 @@ class ComputeRecord(_Part):
     reference_models: int = Field(ge=0)
 
 
+# -- typed values of the audit records ----------------------------------------------------------
+
+
+def _finite(value: Any) -> float:
+    """A JSON number that is finite (not a text, a boolean, NaN or infinity)."""
+    if isinstance(value, bool) or not isinstance(value, int | float | np.integer | np.floating):
+        raise ValueError(f"must be a finite number, got {value!r}")
+    if not math.isfinite(float(value)):
+        raise ValueError(f"must be a finite number, got {value!r}")
+    return float(value)
+
+
+def _integer(value: Any) -> int:
+    """A JSON integer (not a text, a boolean or a fraction)."""
+    if isinstance(value, bool) or not isinstance(value, int | np.integer):
+        raise ValueError(f"must be an integer, got {value!r}")
+    return int(value)
+
+
+Finite = Annotated[float, BeforeValidator(_finite)]
+Integer = Annotated[int, BeforeValidator(_integer)]
+Count = Annotated[int, BeforeValidator(_integer), Field(ge=0)]
+Epsilon = Annotated[float, BeforeValidator(_finite), Field(ge=0)]
+Probability = Annotated[float, BeforeValidator(_finite), Field(ge=0, le=1)]
+Level = Annotated[float, BeforeValidator(_finite), Field(gt=0, lt=1)]  # a confidence, an alpha
+Delta = Annotated[float, BeforeValidator(_finite), Field(ge=0, lt=1)]
+
+
+class _Written(_Part):
+    """A part that mirrors a ``to_dict`` of :mod:`auditml.metrics`: keys that records of older
+    versions lack are optional, and a part is written back with the keys it was given, no more
+    (a record read and written again is the same JSON)."""
+
+    @model_serializer(mode="wrap")
+    def _as_given(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        return {key: value for key, value in data.items() if key in self.model_fields_set}
+
+
+class ThresholdStrategyRecord(_Written):
+    """:meth:`auditml.metrics.thresholds.ThresholdStrategy.to_dict`: the name and its settings."""
+
+    name: str
+    fraction: Annotated[float, BeforeValidator(_finite), Field(gt=0, lt=1)] | None = None
+    seed: Integer | None = None
+    splits: Annotated[int, BeforeValidator(_integer), Field(ge=1)] | None = None
+    threshold: Finite | None = None
+
+
+class EpsilonBoundRecord(_Written):
+    """:meth:`auditml.metrics.EpsilonLowerBound.to_dict`. Records before 2026-12 lack
+    ``threshold_strategy`` and ``candidates``, the oldest ``tail`` too."""
+
+    epsilon: Epsilon
+    alpha: Level
+    delta: Delta | None = None
+    method: str | None = None
+    threshold_policy: str | None = None
+    threshold: Finite | None = None
+    false_positives: Count | None = None
+    negatives: Count | None = None
+    false_negatives: Count | None = None
+    positives: Count | None = None
+    tail: Literal["member", "nonmember"] | None = None
+    threshold_strategy: ThresholdStrategyRecord | None = None
+    candidates: Count | None = None
+
+    def as_written(self) -> dict[str, Any]:
+        """The mapping of :meth:`~auditml.metrics.EpsilonLowerBound.to_dict`, as recorded."""
+        return self.model_dump(mode="json")
+
+
+class GdpEstimateRecord(_Written):
+    """:meth:`auditml.metrics.GaussianDPEstimate.to_dict`, with ``interval`` ``[low, high]``
+    (the AUC's BCa interval mapped through the estimate) since it is recorded. Records before
+    2026-12 measured μ at one threshold: a ``threshold`` key instead of ``auc`` and ``method``."""
+
+    mu: Finite
+    epsilon: Epsilon
+    delta: Delta | None = None
+    auc: Probability | None = None
+    method: str | None = None
+    threshold: Finite | None = None
+    note: str | None = None
+    interval: list[Finite] | None = None
+
+    @model_validator(mode="after")
+    def _interval_holds_the_estimate(self) -> GdpEstimateRecord:
+        if self.interval is not None:
+            if len(self.interval) != 2:
+                raise ValueError(f"interval must be [low, high], got {self.interval!r}")
+            low, high = self.interval
+            if not 0 <= low <= self.epsilon <= high:
+                raise ValueError(
+                    f"interval must hold the estimate {self.epsilon}, got {self.interval}"
+                )
+        return self
+
+
+class GdpLowerBoundRecord(_Written):
+    """:meth:`auditml.metrics.GaussianDPLowerBound.to_dict` (absent in records before 2026-12)."""
+
+    mu: Annotated[float, BeforeValidator(_finite), Field(ge=0)]
+    epsilon: Epsilon
+    delta: Delta
+    alpha: Level
+    threshold: Finite
+    false_positives: Count
+    negatives: Count
+    false_negatives: Count
+    positives: Count
+    note: str
+
+
+class IntervalsRecord(_Written):
+    """:meth:`auditml.metrics.MembershipIntervals.to_dict`: BCa intervals ``[low, high]`` of the
+    AUC and of the TPR at each FPR (keyed by its ``repr``); absent in records before 2026-12."""
+
+    auc: list[Finite]
+    tpr_at_fpr: dict[str, list[Finite]]
+    confidence: Level
+    resamples: Annotated[int, BeforeValidator(_integer), Field(ge=1)]
+    seed: Integer
+    method: str | None = None
+
+    @model_validator(mode="after")
+    def _intervals_complete(self) -> IntervalsRecord:
+        self.membership_intervals()  # pairs, each 0 <= low <= high <= 1; FPR keys are numbers
+        return self
+
+    def membership_intervals(self) -> MembershipIntervals:
+        """As :class:`auditml.metrics.MembershipIntervals` (``ValueError`` when malformed)."""
+        data = self.model_dump()
+        for pair in [data["auc"], *data["tpr_at_fpr"].values()]:
+            if len(pair) != 2:
+                raise ValueError(f"intervals must be [low, high], got {pair!r}")
+        try:
+            return MembershipIntervals.from_dict(data)
+        except MetricsInputError as error:
+            raise ValueError(str(error)) from None
+
+
+class OneRunBoundRecord(_Written):
+    """:meth:`auditml.metrics.OneRunBound.to_dict`: one score's bound of a canary audit
+    (``method`` is absent in records before 2026-12)."""
+
+    epsilon: Epsilon
+    max_epsilon: Epsilon
+    correct: Count
+    guesses: Count
+    confidence: Level | None = None
+    delta: Delta | None = None
+    canaries: Count | None = None
+    k_positive: Count | None = None
+    k_negative: Count | None = None
+    candidates: Count | None = None
+    method: str | None = None
+
+
+class CanaryClaimTestRecord(_Written):
+    """A canary audit's f-DP test of the accountant's claimed curve
+    (:func:`auditml.audit.canaries.white_box.check_claim`; also the keys of
+    :meth:`auditml.metrics.fdp.FDPClaimTest.to_dict`). Records of older versions hold only
+    ``violation``, ``p_value`` and ``confidence``."""
+
+    violation: StrictBool
+    p_value: Probability
+    confidence: Level
+    correct: Count | None = None
+    guesses: Count | None = None
+    canaries: Count | None = None
+    allowed_correct: Count | None = None
+    k_positive: Count | None = None
+    k_negative: Count | None = None
+    candidates: Count | None = None
+    claim: str | None = None
+    epsilon_lower_bound: Epsilon | None = None
+    family_epsilon_lower_bound: Epsilon | None = None
+    family: str | None = None
+    family_noise_scale: Finite | None = None
+
+
+class NoiseCheckRecord(_Written):
+    """The mechanism check's noise part: :meth:`auditml.metrics.mechanism_check.NoiseBound.
+    to_dict` and the noise multiplier the accountant assumed (``claimed``)."""
+
+    claimed: Finite
+    estimate: Finite
+    upper: Finite
+    observations: Count
+    confidence: Level | None = None
+
+
+class RateCheckRecord(_Written):
+    """The sampling-rate part: :meth:`~auditml.metrics.mechanism_check.RateBound.to_dict` and
+    the accountant's rate (``claimed``)."""
+
+    claimed: Finite
+    estimate: Finite
+    lower: Finite
+    batches: Count
+    dataset_size: Count | None = None
+    confidence: Level | None = None
+
+
+class SensitivityCheckRecord(_Written):
+    """The sensitivity part: :meth:`~auditml.metrics.mechanism_check.SensitivityBound.to_dict`
+    of the test whose rows moved the sums most, which tensor's canaries (``tensor``, None: all
+    pooled or the clipping ``probe``), out of how many ``tensors`` and ``tests``."""
+
+    estimate: Finite
+    lower: Finite
+    sampled: Count
+    tensors: Count
+    tensor: Integer | None = None
+    canaries: Count | None = None
+    tests: Count | None = None
+    probe: StrictBool = False
+    p_value: Probability | None = None
+    observations: Count | None = None
+    confidence: Level | None = None
+
+
+class MechanismCheckRecord(_Written):
+    """The all-iterates mechanism check (:func:`auditml.audit.canaries.white_box.
+    check_mechanism`): each part measured, the true ε of DP-SGD at those bounds from below
+    (``family_epsilon_lower_bound``), and whether it exceeds the claim. Records of older
+    versions have no ``sample_rate`` or ``sensitivity``."""
+
+    violation: StrictBool
+    confidence: Level
+    noise: NoiseCheckRecord
+    sample_rate: RateCheckRecord | None = None
+    sensitivity: SensitivityCheckRecord | None = None
+    family_epsilon_lower_bound: Epsilon
+    family: str
+
+
+class ManyRunsClaimTestRecord(_Written):
+    """:meth:`auditml.metrics.claim_test.ClaimTest.to_dict` (``threshold_strategy`` is absent in
+    records before 2026-12)."""
+
+    violation: StrictBool
+    confidence: Level
+    threshold: Finite | None = None
+    false_positive_upper: Probability | None = None
+    false_negative_upper: Probability | None = None
+    allowed_false_negative: Finite | None = None
+    threshold_strategy: ThresholdStrategyRecord | None = None
+
+
 class AttackRecord(Record):
     """``audit/<attack>.json``: one membership attack's result on one model.
 
@@ -371,15 +628,15 @@ class AttackRecord(Record):
     """
 
     attack: str
-    settings: dict[str, Any]
-    fitted: dict[str, Any]
+    settings: dict[str, JsonValue]
+    fitted: dict[str, JsonValue]
     counts: Counts
     metrics: MembershipMetricsRecord
-    epsilon_lower_bound: dict[str, Any]
-    gdp_estimate: dict[str, Any]
+    epsilon_lower_bound: EpsilonBoundRecord
+    gdp_estimate: GdpEstimateRecord
     per_class: dict[str, ClassMetricsRecord]
-    gdp_lower_bound: dict[str, Any] | None = None
-    intervals: dict[str, Any] | None = None
+    gdp_lower_bound: GdpLowerBoundRecord | None = None
+    intervals: IntervalsRecord | None = None
     most_exposed: list[ExposedExample]
     compute: ComputeRecord
     run: RunFacts
@@ -388,42 +645,18 @@ class AttackRecord(Record):
     roc_plot: str | None = None
     exposed_gallery: str | None = None
 
-    @field_validator("intervals")
-    @classmethod
-    def _intervals_complete(cls, intervals: dict[str, Any] | None) -> dict[str, Any] | None:
-        if intervals is not None:
-            try:
-                MembershipIntervals.from_dict(intervals)
-            except MetricsInputError as error:
-                raise ValueError(str(error)) from None
-        return intervals
-
-    @field_validator("epsilon_lower_bound", "gdp_estimate", "gdp_lower_bound")
-    @classmethod
-    def _has_epsilon(cls, value: dict[str, Any] | None) -> dict[str, Any] | None:
-        if value is not None:
-            epsilon = _finite_number(value.get("epsilon"), "epsilon")
-            interval = value.get("interval")  # the GDP estimate's, since it is recorded
-            if interval is not None:
-                if not isinstance(interval, list) or len(interval) != 2:
-                    raise ValueError(f"interval must be [low, high], got {interval!r}")
-                low, high = (_finite_number(end, "interval") for end in interval)
-                if not 0 <= low <= epsilon <= high:
-                    raise ValueError(f"interval must hold the estimate {epsilon}, got {interval}")
-        return value
-
     def membership_metrics(self) -> MembershipMetrics:
         """The metrics as :class:`auditml.metrics.MembershipMetrics`."""
         return self.metrics.membership_metrics()
 
     def membership_intervals(self) -> MembershipIntervals | None:
         """The bootstrap intervals, or None for a record written before they existed."""
-        return None if self.intervals is None else MembershipIntervals.from_dict(self.intervals)
+        return None if self.intervals is None else self.intervals.membership_intervals()
 
     @property
     def epsilon_bound(self) -> float:
         """The ε lower bound (holds with the confidence recorded beside it)."""
-        return float(self.epsilon_lower_bound["epsilon"])
+        return self.epsilon_lower_bound.epsilon
 
 
 class CanaryRecord(Record):
@@ -442,15 +675,15 @@ class CanaryRecord(Record):
     epsilon_lower_bound: float = Field(ge=0)
     best_score: str
     max_epsilon: float = Field(ge=0)
-    by_score: dict[str, dict[str, Any]]
+    by_score: dict[str, OneRunBoundRecord]
     run: RunFacts
     # black_box: only the trained model's outputs; all_iterates: every noisy DP-SGD update (the
     # DP-SGD threat model); last_iterate: the final weights.
     threat_model: Literal["black_box", "all_iterates", "last_iterate"] = "black_box"
     # The f-DP test of the accountant's whole claimed curve (auditml.metrics.fdp), when run.
-    claim_test: dict[str, Any] | None = None
+    claim_test: CanaryClaimTestRecord | None = None
     # The all-iterates mechanism check (auditml.audit.canaries.white_box.check_mechanism).
-    mechanism_check: dict[str, Any] | None = None
+    mechanism_check: MechanismCheckRecord | None = None
     # True when the audit contradicts the run's DP claim; None without a claim.
     violation: bool | None = None
     # Each assumption of the accountant, checked (auditml.audit.canaries.assumptions); None in
@@ -462,36 +695,12 @@ class CanaryRecord(Record):
         """The assumptions the training broke (empty when none, or none were checked)."""
         return [check.check for check in self.assumptions or [] if check.status == "failed"]
 
-    @field_validator("mechanism_check")
-    @classmethod
-    def _mechanism_readable(cls, check: dict[str, Any] | None) -> dict[str, Any] | None:
-        """What a report reads of the check is there and typed (a run directory is untrusted)."""
-        if check is None:
-            return None
-        if not isinstance(check.get("violation"), bool) or not isinstance(
-            check.get("family"), str
-        ):
-            raise ValueError("mechanism_check needs a boolean violation and a family text")
-        for what in ("confidence", "family_epsilon_lower_bound"):
-            _finite_number(check.get(what), f"mechanism_check.{what}")
-        parts = {"noise": ("upper", "estimate", "claimed", "observations"),
-                 "sample_rate": ("lower", "estimate", "claimed", "batches"),
-                 "sensitivity": ("lower", "estimate", "sampled", "tensors")}
-        for part, keys in parts.items():
-            value = check.get(part)
-            if value is None and part != "noise":
-                continue  # not measured in this run (or an older record)
-            if not isinstance(value, dict):
-                raise ValueError(f"mechanism_check.{part} must be a mapping")
-            for key in keys:
-                _finite_number(value.get(key), f"mechanism_check.{part}.{key}")
-        tensor = (check.get("sensitivity") or {}).get("tensor")
-        if tensor is not None and (isinstance(tensor, bool) or not isinstance(tensor, int)):
-            raise ValueError(f"mechanism_check.sensitivity.tensor must be an integer, got "
-                             f"{tensor!r}")
-        if not isinstance((check.get("sensitivity") or {}).get("probe", False), bool):
-            raise ValueError("mechanism_check.sensitivity.probe must be true or false")
-        return check
+    @model_validator(mode="after")
+    def _best_score_recorded(self) -> CanaryRecord:
+        if self.best_score not in self.by_score:
+            raise ValueError(f"best_score {self.best_score!r} is not one of by_score's scores "
+                             f"{sorted(self.by_score)}")
+        return self
 
 
 class ManyRunsRecord(Record):
@@ -510,8 +719,8 @@ class ManyRunsRecord(Record):
     delta: float
     claimed_epsilon: float
     confidence: float
-    epsilon_lower_bound: dict[str, Any]
-    claim_test: dict[str, Any]
+    epsilon_lower_bound: EpsilonBoundRecord
+    claim_test: ManyRunsClaimTestRecord
     violation: bool
     scores: list[float]
     coins: list[bool]
@@ -547,7 +756,7 @@ class MemberGapRecord(_Part):
 
 
 class AttributeAttackResult(_Part):
-    settings: dict[str, Any]
+    settings: dict[str, JsonValue]
     members: AttributeScoreRecord
     nonmembers: AttributeScoreRecord
     member_gap: MemberGapRecord
@@ -604,7 +813,7 @@ class ModelInversionRecord(Record):
 
     attack: Literal["model_inversion"] = "model_inversion"
     kind: Literal["estimate"] = "estimate"
-    settings: dict[str, Any]
+    settings: dict[str, JsonValue]
     notes: list[str]
     evaluator_held_out_accuracy: float = Field(ge=0, le=1)
     evaluator_train_size: int = Field(ge=1)

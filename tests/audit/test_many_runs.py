@@ -37,7 +37,7 @@ def test_a_correct_recipe_is_consistent_and_a_noiseless_one_is_caught(
     correct = many_runs_audit(config, 40)
     assert correct.violation is False and correct.runs == 40
     assert 8 <= correct.included <= 32 and len(correct.scores) == len(correct.coins) == 40
-    assert correct.epsilon_lower_bound["epsilon"] <= correct.claimed_epsilon
+    assert correct.epsilon_lower_bound.epsilon <= correct.claimed_epsilon
 
     original = dp_sgd.FastDPSGD.__init__
 
@@ -50,7 +50,7 @@ def test_a_correct_recipe_is_consistent_and_a_noiseless_one_is_caught(
     # (15 + 15) the Clopper-Pearson bounds were too wide to reject this bug. workers=1: the
     # patch applies in this process.
     broken = many_runs_audit(config, 100)
-    assert broken.violation is True and broken.claim_test["violation"] is True
+    assert broken.violation is True and broken.claim_test.violation is True
     assert broken.claimed_epsilon == correct.claimed_epsilon
 
 

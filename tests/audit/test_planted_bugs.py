@@ -106,7 +106,8 @@ def test_half_the_noise_fails_the_mechanism_check(runs: dict, seed: int) -> None
     assert check["noise"]["upper"] < 0.6
     assert check["family_epsilon_lower_bound"] > 2 * run.claimed_epsilon
     record = _audited(run)
-    assert record.violation is True and record.mechanism_check == check
+    assert record.mechanism_check is not None
+    assert record.violation is True and record.mechanism_check.model_dump() == check
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -121,7 +122,7 @@ def test_the_correct_mechanism_passes_the_mechanism_check(runs: dict, seed: int)
     assert record.violation is False
     # The curve test gets 3 % of the error budget beside the mechanism check's 1 % and the
     # statistical assumption checks' 1 % (the run's batch sizes are known: they are tested).
-    assert record.claim_test is not None and record.claim_test["confidence"] == pytest.approx(0.97)
+    assert record.claim_test is not None and record.claim_test.confidence == pytest.approx(0.97)
     assert record.assumptions is not None and record.failed_checks == []
 
 
@@ -143,8 +144,9 @@ def test_an_accountant_told_half_the_rate_is_caught_by_the_batch_sizes(seed: int
     assert result["family_epsilon_lower_bound"] < run.claimed_epsilon * 1.5
     # The real batches say the rate is about 0.05, not the 0.025 the accountant was told.
     record = _audited(run)
-    check = record.mechanism_check
-    assert check is not None and check["sample_rate"]["lower"] > 0.045
+    assert record.mechanism_check is not None
+    check = record.mechanism_check.model_dump()
+    assert check["sample_rate"]["lower"] > 0.045
     assert check["violation"] is True and record.violation is True
     assert check["family_epsilon_lower_bound"] > run.claimed_epsilon
     # Without the batch sizes (an older record, or a loop that did not say) it is not seen.
@@ -158,8 +160,9 @@ def test_a_parameter_left_unclipped_is_caught_by_the_sensitivity(seed: int) -> N
     run = train_planted("unclipped_parameter", seed=seed, canaries=CANARIES, accountant="rdp",
                         canary_norm=10.0)
     record = _audited(run)
-    check = record.mechanism_check
-    assert check is not None and check["violation"] is True and record.violation is True
+    assert record.mechanism_check is not None
+    check = record.mechanism_check.model_dump()
+    assert check["violation"] is True and record.violation is True
     sensitivity = check["sensitivity"]
     # The last layer's bias (tensor 3 of 4: weight, bias, weight, bias) is the one left out.
     assert sensitivity["tensor"] == 3 and sensitivity["tensors"] == 4

@@ -77,7 +77,7 @@ def test_a_correct_dp_sgd_is_consistent_with_its_claim(
         record = audited["correct"][audit]
         assert record.threat_model == audit.removeprefix("dp_audit_")
         assert record.violation is False and record.claim_test is not None
-        assert record.claim_test["violation"] is False
+        assert record.claim_test.violation is False
         assert record.epsilon_lower_bound <= 1.0
         assert record.canaries == 1000 and 400 <= record.included <= 600
         # auditml's own trainer is checked by the code that checks a user's loop: every
@@ -98,12 +98,12 @@ def test_a_dp_sgd_with_a_quarter_of_the_noise_is_caught(
     for audit in AUDITS:
         record = audited["quarter_noise"][audit]
         assert record.violation is True
-        assert record.claim_test is not None and record.claim_test["p_value"] < 1e-3
-        assert record.claim_test["epsilon_lower_bound"] > 1.0  # the f-DP bound exceeds the claim
+        assert record.claim_test is not None and record.claim_test.p_value < 1e-3
+        assert record.claim_test.epsilon_lower_bound > 1.0  # the f-DP bound exceeds the claim
     # The all-iterates adversary sees more than the last-iterate one.
     assert (
-        audited["quarter_noise"]["dp_audit_all_iterates"].claim_test["p_value"]  # type: ignore[index]
-        <= audited["quarter_noise"]["dp_audit_last_iterate"].claim_test["p_value"]  # type: ignore[index]
+        audited["quarter_noise"]["dp_audit_all_iterates"].claim_test.p_value  # type: ignore[union-attr]
+        <= audited["quarter_noise"]["dp_audit_last_iterate"].claim_test.p_value  # type: ignore[union-attr]
     )
 
 

@@ -34,14 +34,15 @@ def test_intervals_and_the_gdp_bound_are_shown_everywhere(
     report = write_run_report(run, tmp_path / "page")
     page = report.report_html.read_text(encoding="utf-8")
     assert auc_cell in page and tpr_cell in page
-    assert f"≥ {record.gdp_lower_bound['epsilon']:.2f} if Gaussian" in page
-    low, high = record.gdp_estimate["interval"]
-    gdp_cell = f"{record.gdp_estimate['epsilon']:.2f} [{low:.2f}, {high:.2f}]"
+    assert f"≥ {record.gdp_lower_bound.epsilon:.2f} if Gaussian" in page
+    assert record.gdp_estimate.interval is not None
+    low, high = record.gdp_estimate.interval
+    gdp_cell = f"{record.gdp_estimate.epsilon:.2f} [{low:.2f}, {high:.2f}]"
     assert gdp_cell in page
     assert "bootstrap (BCa) interval" in page
     saved = json.loads(report.run_report_json.read_text(encoding="utf-8"))["attacks"][0]
     assert saved["auc_interval"] == list(intervals.auc)
-    assert saved["gdp_epsilon_lower_bound"] == record.gdp_lower_bound["epsilon"]
+    assert saved["gdp_epsilon_lower_bound"] == record.gdp_lower_bound.epsilon
 
     comparison = compare_runs([run], tmp_path / "comparison")
     markdown = comparison.report_md.read_text(encoding="utf-8")

@@ -148,7 +148,11 @@ def test_cli_report_of_a_missing_run_is_one_error_line(
 
 
 def test_the_mechanism_check_is_said_in_words() -> None:
-    from auditml.reporting.run_page import _mechanism_sentence
+    from auditml.records import MechanismCheckRecord
+    from auditml.reporting.run_page import _mechanism_sentence as sentence
+
+    def _mechanism_sentence(check: dict | None) -> str:
+        return sentence(None if check is None else MechanismCheckRecord.model_validate(check))
 
     check = {"violation": True, "confidence": 0.99,
              "noise": {"claimed": 1.0, "estimate": 0.518, "upper": 0.521,

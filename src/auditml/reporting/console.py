@@ -22,6 +22,7 @@ from auditml.reporting.verdict import (
     TAIL_WORDS,
     bound_cell,
     canary_verdict,
+    threshold_words,
 )
 
 
@@ -70,8 +71,23 @@ def audit_table(results: Sequence[dict[str, Any]]) -> Table:
         "on the diagonal)\n"
         "‡ an estimate, not a bound: assumes a Gaussian privacy curve\n"
         "[low, high]: 95% bootstrap (BCa) interval of the AUC or TPR (sampling noise)"
+        + _thresholds_line(results)
     )
     return table
+
+
+def _thresholds_line(results: list[dict[str, Any]]) -> str:
+    """How each ε lower bound chose its threshold (one clause when all share it), from the
+    strategy recorded beside it; empty when no record says (written before 2026-12)."""
+    chosen = {result["attack"]: threshold_words(result.get("epsilon_lower_bound") or {})
+              for result in results}
+    said = {attack: words for attack, words in chosen.items() if words}
+    if not said:
+        return ""
+    if len(set(said.values())) == 1 and len(said) == len(chosen):
+        return f"\n† threshold of every ε lower bound: {next(iter(said.values()))}"
+    return "\n† threshold of each ε lower bound: " + "; ".join(
+        f"{attack}: {words or 'not recorded'}" for attack, words in chosen.items())
 
 
 def _bound(bound: dict[str, Any]) -> str:

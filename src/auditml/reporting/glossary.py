@@ -102,6 +102,13 @@ ATTRIBUTE_INFERENCE = Term(
     "non-members' (members − non-members). LEAK when some attack beats imputation on members and "
     "some attack does better on members than on non-members, each at 95% confidence.",
 )
+BOUND_THRESHOLD = Term(
+    "ε bound's threshold",
+    "how the compared attack's ε lower bound chose the threshold it counts errors at, as recorded "
+    "beside the bound: the level shared among the corners of the ROC curve's convex hull (the "
+    "default), among all candidate thresholds, chosen on one half of the examples and measured "
+    "on the other, a median over random splits, or a threshold fixed in advance.",
+)
 MODEL_INVERSION = Term(
     "Model inversion",
     "the model-inversion audit's estimate (not a bound): the share of per-class reconstructions "

@@ -85,12 +85,12 @@ def load_many_runs_rows(paths: Sequence[Path]) -> list[ManyRunsRow]:
         rows.append(ManyRunsRow(
             source=str(path), recipe=record.experiment_name, runs=record.runs,
             with_canary=record.included, claimed_epsilon=record.claimed_epsilon,
-            delta=record.delta, epsilon_lower_bound=float(bound["epsilon"]),
-            bound_confidence=1 - float(bound["alpha"]),
-            claim_rejected=bool(record.claim_test["violation"]),
-            claim_confidence=float(record.claim_test["confidence"]),
+            delta=record.delta, epsilon_lower_bound=bound.epsilon,
+            bound_confidence=1 - bound.alpha,
+            claim_rejected=record.claim_test.violation,
+            claim_confidence=record.claim_test.confidence,
             violation=record.violation,
-            bound_tail=epsilon_bound_tail(bound) if float(bound["epsilon"]) > 0 else None,
+            bound_tail=epsilon_bound_tail(bound.as_written()) if bound.epsilon > 0 else None,
         ))
     return rows
 
@@ -111,8 +111,8 @@ def _canary_rows(path: Path) -> list[ManyRunsRow]:
             with_canary=record.included, claimed_epsilon=record.run.epsilon,
             delta=record.delta, epsilon_lower_bound=record.epsilon_lower_bound,
             bound_confidence=record.confidence,
-            claim_rejected=bool(test.get("violation")),
-            claim_confidence=float(test.get("confidence", record.confidence)),
+            claim_rejected=test.violation,
+            claim_confidence=test.confidence,
             violation=bool(record.violation), canary_audit=name, canaries=record.canaries,
         ))
     if not rows:

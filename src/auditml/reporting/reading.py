@@ -115,9 +115,9 @@ def _metrics(run: RunDirectory, record: AttackRecord) -> MembershipMetrics:
 def _bound(record: AttackRecord) -> tuple[float, float | None, str | None]:
     """The ε lower bound, its confidence (1 − alpha, as recorded beside it) and its tail (older
     records: derived from their counts, :func:`auditml.metrics.epsilon.epsilon_bound_tail`)."""
-    alpha = record.epsilon_lower_bound.get("alpha")
-    confidence = 1 - float(alpha) if isinstance(alpha, int | float) else None
-    tail = epsilon_bound_tail(record.epsilon_lower_bound) if record.epsilon_bound > 0 else None
+    confidence = 1 - record.epsilon_lower_bound.alpha
+    tail = (epsilon_bound_tail(record.epsilon_lower_bound.as_written())
+            if record.epsilon_bound > 0 else None)
     return record.epsilon_bound, confidence, tail
 
 
@@ -125,11 +125,11 @@ def _view_intervals(record: AttackRecord) -> dict[str, Any]:
     """The bootstrap intervals and the GDP lower bound of an attack page (absent: None)."""
     intervals = record.membership_intervals()
     gdp_bound = record.gdp_lower_bound
-    gdp_interval = record.gdp_estimate.get("interval")  # [low, high], checked by the record
+    gdp_interval = record.gdp_estimate.interval  # [low, high], checked by the record
     return {
         "auc_interval": None if intervals is None else intervals.auc,
         "tpr_intervals": {} if intervals is None else dict(intervals.tpr_at_fpr),
-        "gdp_lower_bound": None if gdp_bound is None else float(gdp_bound["epsilon"]),
+        "gdp_lower_bound": None if gdp_bound is None else gdp_bound.epsilon,
         "gdp_interval": None if gdp_interval is None else (float(gdp_interval[0]),
                                                            float(gdp_interval[1])),
     }
@@ -191,6 +191,7 @@ def load_comparison_row(run_dir: Path, attack: str) -> tuple[ComparisonRow, RocC
         epsilon_lower_bound=bound,
         bound_confidence=confidence,
         bound_tail=tail,
+        bound_threshold=threshold_words(record.epsilon_lower_bound),
         **_row_intervals(record),
         members=metrics.members,
         nonmembers=metrics.nonmembers,
@@ -274,7 +275,7 @@ def _attack_view(run: RunDirectory, record: AttackRecord) -> AttackView:
         advantage=metrics.advantage,
         epsilon_lower_bound=bound,
         bound_confidence=confidence,
-        gdp_epsilon_estimate=float(record.gdp_estimate["epsilon"]),
+        gdp_epsilon_estimate=record.gdp_estimate.epsilon,
         fpr=curve.fpr,
         tpr=curve.tpr,
         most_exposed=list(record.most_exposed),
@@ -297,11 +298,10 @@ def _canary_view(name: str, record: CanaryRecord) -> CanaryView:
         max_epsilon=record.max_epsilon,
         threat_model=record.threat_model,
         violation=record.violation,
-        claim_p_value=None if record.claim_test is None else record.claim_test.get("p_value"),
+        claim_p_value=None if record.claim_test is None else record.claim_test.p_value,
         mechanism_check=record.mechanism_check,
         assumptions=record.assumptions,
-        claim_rejected=None if record.claim_test is None else bool(
-            record.claim_test.get("violation")),
+        claim_rejected=None if record.claim_test is None else record.claim_test.violation,
     )
 
 

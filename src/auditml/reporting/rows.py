@@ -65,6 +65,8 @@ class ComparisonRow:
     # (auditml.metrics.epsilon.BoundTail; None: a bound of 0, or not known).
     bound_confidence: float | None = None
     bound_tail: str | None = None
+    # How the bound chose its threshold, in words (verdict.threshold_words; None: not recorded).
+    bound_threshold: str | None = None
     # How many members and non-members the compared attack and the strongest one audited (None
     # in rows made without them): what says whether a TPR is beyond noise.
     members: int | None = None

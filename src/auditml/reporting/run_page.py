@@ -3,8 +3,6 @@ the most exposed training examples and the glossary."""
 
 from __future__ import annotations
 
-from typing import Any
-
 from auditml.figures.plots import svg_element
 from auditml.formatting import (
     format_auc,
@@ -15,7 +13,7 @@ from auditml.formatting import (
     format_rate,
     format_rate_interval,
 )
-from auditml.records import AssumptionCheck
+from auditml.records import AssumptionCheck, MechanismCheckRecord
 from auditml.reporting import glossary, page
 from auditml.reporting.figures import run_roc_figure
 from auditml.reporting.glossary import Term
@@ -282,26 +280,26 @@ def _assumptions_table(checks: list[AssumptionCheck]) -> page.Html:
         index for index, check in enumerate(checks) if check.status == "failed"])
 
 
-def _mechanism_sentence(check: dict[str, Any] | None) -> str:
+def _mechanism_sentence(check: MechanismCheckRecord | None) -> str:
     """The mechanism check in words (empty where it did not run)."""
-    if not check:
+    if check is None:
         return ""
-    noise, rate = check["noise"], check.get("sample_rate")
+    noise, rate, sensitivity = check.noise, check.sample_rate, check.sensitivity
     return (
-        f" Mechanism check ({format_confidence(check['confidence'])} confidence): the noisy "
+        f" Mechanism check ({format_confidence(check.confidence)} confidence): the noisy "
         "updates carry a "
-        f"noise multiplier of at most {noise['upper']:.3f} (the accountant assumed "
-        f"{noise['claimed']:.3f})"
+        f"noise multiplier of at most {noise.upper:.3f} (the accountant assumed "
+        f"{noise.claimed:.3f})"
         + ("" if rate is None else
-           f" and the batches were sampled at a rate of at least {rate['lower']:.4g} (the "
-           f"accountant assumed {rate['claimed']:.4g})")
-        + ("" if not check.get("sensitivity") else
-           f"; {'the clipping probe' if check['sensitivity'].get('probe') else 'a sampled canary'}"
-           f" moves the sum by at least {check['sensitivity']['lower']:.3g} "
+           f" and the batches were sampled at a rate of at least {rate.lower:.4g} (the "
+           f"accountant assumed {rate.claimed:.4g})")
+        + ("" if sensitivity is None else
+           f"; {'the clipping probe' if sensitivity.probe else 'a sampled canary'}"
+           f" moves the sum by at least {sensitivity.lower:.3g} "
            "× the clipping norm (clipping allows 1)")
-        + f", so if the run is {check['family']}, its ε is at least "
-        f"{check['family_epsilon_lower_bound']:.2f} (a bound within that family)"
-        + (": more than claimed." if check["violation"] else ".")
+        + f", so if the run is {check.family}, its ε is at least "
+        f"{check.family_epsilon_lower_bound:.2f} (a bound within that family)"
+        + (": more than claimed." if check.violation else ".")
     )
 
 

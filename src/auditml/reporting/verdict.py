@@ -17,6 +17,7 @@ from typing import Any
 
 from auditml.formatting import format_confidence, format_epsilon, format_rate
 from auditml.metrics.violation import exceeds_claim as exceeds_claim  # the reports' import
+from auditml.records import EpsilonBoundRecord
 
 
 def canary_verdict(
@@ -69,10 +70,12 @@ def tail_words(tail: str | None) -> str:
     return TAIL_WORDS.get(tail or "", "")
 
 
-def threshold_words(bound: Mapping[str, Any]) -> str | None:
+def threshold_words(bound: EpsilonBoundRecord | Mapping[str, Any]) -> str | None:
     """How a recorded ε lower bound chose its threshold (``threshold_policy``, ``candidates``,
     ``threshold_strategy``; :mod:`auditml.metrics.thresholds`), in words; None when the record
     does not say (written before strategies were recorded)."""
+    if isinstance(bound, EpsilonBoundRecord):
+        bound = bound.as_written()
     name = bound.get("threshold_policy")
     candidates = bound.get("candidates")
     settings = bound.get("threshold_strategy") or {}

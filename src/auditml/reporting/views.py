@@ -4,12 +4,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 import numpy as np
 
 from auditml.metrics.noise import tpr_above_chance
-from auditml.records import AssumptionCheck, ExposedExample, InferenceRecord
+from auditml.records import (
+    AssumptionCheck,
+    ExposedExample,
+    InferenceRecord,
+    MechanismCheckRecord,
+)
 from auditml.reporting.rows import ONE_PERCENT_FPR
 
 
@@ -92,7 +96,7 @@ class CanaryView:
     violation: bool | None = None
     claim_p_value: float | None = None
     # The all-iterates mechanism check (auditml.audit.canaries.white_box.check_mechanism).
-    mechanism_check: dict[str, Any] | None = None
+    mechanism_check: MechanismCheckRecord | None = None
     # Each assumption of the accountant, checked (None in records older than the checks).
     assumptions: list[AssumptionCheck] | None = None
     # The curve test's own verdict (None without one).
@@ -108,7 +112,8 @@ class CanaryView:
         """The audit's observations contradict the claimed privacy (the curve test or the
         mechanism check), as distinct from a broken assumption."""
         return bool(self.violation) and (
-            bool(self.claim_rejected) or bool((self.mechanism_check or {}).get("violation")))
+            bool(self.claim_rejected)
+            or (self.mechanism_check is not None and self.mechanism_check.violation))
 
 
 @dataclass(frozen=True)

@@ -97,11 +97,11 @@ def sweep_rows(
                 attack=attack,
                 auc=result.membership_metrics().auc,
                 tpr_at_1pct_fpr=result.membership_metrics().tpr_at_fpr[TABLE_FPR],
-                epsilon_lower_bound=float(bound["epsilon"]),
-                bound_confidence=1 - float(bound["alpha"]),
-                gdp_epsilon_estimate=float(result.gdp_estimate["epsilon"]),
-                violation=claimed is not None and float(bound["epsilon"]) > claimed,
-                bound_tail=epsilon_bound_tail(bound) if float(bound["epsilon"]) > 0 else None,
+                epsilon_lower_bound=bound.epsilon,
+                bound_confidence=1 - bound.alpha,
+                gdp_epsilon_estimate=result.gdp_estimate.epsilon,
+                violation=claimed is not None and bound.epsilon > claimed,
+                bound_tail=epsilon_bound_tail(bound.as_written()) if bound.epsilon > 0 else None,
             ))
     return SweepRecord(experiment_name=config.experiment_name, attacks=list(attacks), rows=rows,
                        tuning_statement=TUNING_STATEMENT)
