@@ -220,30 +220,28 @@ def test_one_module_computes_epsilon() -> None:
     assert users == [ACCOUNTING]
 
 
-def test_attacks_are_fitted_in_one_place() -> None:
-    # The audit core is the only code that fits and scores attacks: the CLI, the Python API and
-    # the benchmarks all go through it (no second orchestrator).
-    calls = re.compile(r"\battack\w*\.fit\(|\.fit\(target\)")
+def _files_calling(pattern: str) -> list[str]:
+    """The source and benchmark files in which ``pattern`` (a call) occurs."""
+    calls = re.compile(pattern)
     roots = [PACKAGE, SOURCE.parent / "benchmarks"]
-    found = sorted(
+    return sorted(
         str(path.relative_to(SOURCE.parent))
         for root in roots for path in root.rglob("*.py")
         if calls.search(path.read_text(encoding="utf-8"))
     )
-    assert found == ["src/auditml/audit/core.py"]
+
+
+def test_attacks_are_fitted_in_one_place() -> None:
+    # The audit core is the only code that fits and scores attacks: the CLI, the Python API and
+    # the benchmarks all go through it (no second orchestrator).
+    assert _files_calling(r"\battack\w*\.fit\(|\.fit\(target\)") == [
+        "src/auditml/audit/core.py"]
 
 
 def test_every_kind_of_audit_runs_in_one_place() -> None:
     # Canary audits and the audits beyond membership run in the audit core too (run_plan):
     # `auditml audit` and auditml.audit(...) have no loop of their own over any kind.
-    calls = re.compile(r"\b\w*audit\w*\.run\(")
-    roots = [PACKAGE, SOURCE.parent / "benchmarks"]
-    found = sorted(
-        str(path.relative_to(SOURCE.parent))
-        for root in roots for path in root.rglob("*.py")
-        if calls.search(path.read_text(encoding="utf-8"))
-    )
-    assert found == ["src/auditml/audit/core.py"]
+    assert _files_calling(r"\b\w*audit\w*\.run\(") == ["src/auditml/audit/core.py"]
 
 
 def test_starting_an_audit_imports_none_of_the_heavy_libraries() -> None:

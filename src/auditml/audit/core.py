@@ -21,7 +21,7 @@ import contextlib
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import numpy as np
 
@@ -38,6 +38,9 @@ if TYPE_CHECKING:
     from auditml.audit.canaries.base import CanaryAuditKind, CanaryEvidence
     from auditml.audit.inference.base import InferenceAudit, InferenceEvidence, InferenceOutcome
     from auditml.records import CanaryRecord
+
+E = TypeVar("E", contravariant=True)
+R = TypeVar("R", covariant=True)
 
 
 class Resources(Protocol):
@@ -252,21 +255,32 @@ def run_plan(
         )
         if on_attacks_done is not None:
             on_attacks_done(attacked)
-    canaries: dict[str, CanaryRecord] = {}
-    if plan.canary_audits and evidence.canaries is not None:
-        canary_evidence = evidence.canaries()
-        for canary_audit in plan.canary_audits:
-            canaries[canary_audit.name] = record = canary_audit.run(canary_evidence)
-            if on_canary is not None:
-                on_canary(canary_audit.name, record)
-    inference: dict[str, InferenceOutcome] = {}
-    if plan.inference_audits and evidence.inference is not None:
-        inference_evidence = evidence.inference()
-        for inference_audit in plan.inference_audits:
-            inference[inference_audit.name] = outcome = inference_audit.run(inference_evidence)
-            if on_inference is not None:
-                on_inference(inference_audit.name, outcome)
+    canaries = _run_each(plan.canary_audits, evidence.canaries, on_canary)
+    inference = _run_each(plan.inference_audits, evidence.inference, on_inference)
     return PlanRun(attacked, canaries, inference)
+
+
+class _Audit(Protocol[E, R]):
+    """A canary or inference audit: named, run on its kind's evidence."""
+
+    @property
+    def name(self) -> str: ...
+
+    def run(self, evidence: E, /) -> R: ...
+
+
+def _run_each(audits: Sequence[_Audit[E, R]], build: Callable[[], E] | None,
+              on_done: Callable[[str, R], None] | None) -> dict[str, R]:
+    """Each audit's result by name, on evidence built once (not at all when none is planned)."""
+    results: dict[str, R] = {}
+    if not audits or build is None:
+        return results
+    found = build()
+    for audit in audits:
+        results[audit.name] = result = audit.run(found)
+        if on_done is not None:
+            on_done(audit.name, result)
+    return results
 
 
 @contextlib.contextmanager
