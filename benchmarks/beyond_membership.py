@@ -83,6 +83,7 @@ from rich.console import Console
 from auditml.audit.runner import run_audit
 from auditml.config import parse_config
 from auditml.demo import demo_configs
+from auditml.figures.audit_figures import draw_figure
 from auditml.training import train
 
 TRAIN_SIZE = 150
@@ -197,7 +198,7 @@ def inversion_benchmark(output_dir: Path, epsilons: list[int]) -> list[dict[str,
         for method in ("miface", "tv"):
             started = time.perf_counter()
             report = run_audit(run_dir, ["model_inversion"],
-                               {"model_inversion": {"method": method}})
+                               {"model_inversion": {"method": method}}, draw=draw_figure)
             seconds = time.perf_counter() - started
             record: Any = report.inference_audits["model_inversion"]
             gallery = gallery_dir / f"{name}_{method}.png"

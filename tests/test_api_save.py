@@ -24,6 +24,7 @@ from auditml.cli import main
 from auditml.data import ArrayDataset
 from auditml.data.digits import load_digits
 from auditml.errors import RunDirectoryError
+from auditml.figure_data import InversionGallery
 from auditml.run_directory import RunDirectory
 
 
@@ -223,3 +224,19 @@ def test_a_saved_canary_audit_is_reported_and_compared_as_a_dp_audit(
     assert audits[0]["claimed_epsilon"] == pytest.approx(result.claimed_epsilon)
     assert audits[0]["violation"] == result.violation
     assert "1 run, 200 canaries" in (tmp_path / "cmp" / "report.md").read_text(encoding="utf-8")
+
+
+def test_model_inversion_returns_its_gallery_as_data_and_save_draws_it(
+    digits: ArrayDataset, tmp_path: Path
+) -> None:
+    # The audit computes the gallery's images; saving draws them (the audit never draws).
+    results = _audit(digits, attacks=["model_inversion"], population=digits,
+                     settings={"model_inversion": {"steps": 10, "restarts": 1}})
+    gallery = results.figures["model_inversion"]["gallery"]
+    assert isinstance(gallery, InversionGallery)
+    assert gallery.reconstructions.shape == gallery.nearest_members.shape == (10, 1, 8, 8)
+    assert list(gallery.class_names) == [str(label) for label in range(10)]
+    saved = RunDirectory(results.save(tmp_path / "inverted"))
+    assert saved.inference_figure_path("model_inversion", "gallery").read_bytes().startswith(
+        b"\x89PNG")
+    assert saved.inference_names() == ["model_inversion"]

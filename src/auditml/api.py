@@ -23,7 +23,7 @@ import copy
 import io
 import json
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from numbers import Integral
 from pathlib import Path
@@ -36,15 +36,17 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from auditml.attacks import ReferenceModels
-from auditml.audit.core import run_attacks
+from auditml.audit.core import MembershipEvidence, PlanEvidence, run_plan
 from auditml.audit.inference import InferenceEvidence
 from auditml.audit.plan import expand_names, plan_audit
-from auditml.audit.results import AttackOutcome, write_outcome, write_overlay
+from auditml.audit.results import AttackOutcome, write_inference, write_outcome, write_overlay
 from auditml.audit.saved import save_audit, with_run_facts
 from auditml.config import MAX_SEED
 from auditml.config_errors import one_line
 from auditml.data import ArrayDataset, SensitiveAttribute
 from auditml.errors import ArgumentError, AuditMLError, ConfigError
+from auditml.figure_data import FigureData
+from auditml.figures.audit_figures import draw_figure
 from auditml.fileio import write_json
 from auditml.metrics import MembershipMetrics
 from auditml.models import predict_logits
@@ -85,7 +87,7 @@ class AuditResults:
     model: AuditedModelRecord | None = field(default=None, repr=False, compare=False)
     outcomes: list[AttackOutcome] = field(default_factory=list, repr=False, compare=False)
     inputs: np.ndarray | None = field(default=None, repr=False, compare=False)
-    figures: dict[str, dict[str, Callable[[Path], None]]] = field(
+    figures: dict[str, dict[str, FigureData]] = field(
         default_factory=dict, repr=False, compare=False)
 
     def summary(self) -> str:
@@ -141,15 +143,14 @@ class AuditResults:
                     outcome.attack, outcome.metrics,
                     with_run_facts(outcome.record, facts), outcome.scores,
                     outcome.is_member, outcome.exposed,
-                ), images=images, pool_indices=ids)
+                ), images=images, pool_indices=ids, draw=draw_figure)
                 for outcome in self.outcomes
             ]
             if written:
-                write_overlay(run, written, title)
+                write_overlay(run, written, title, draw=draw_figure)
             for audit_name, record in self.inference.items():
-                for suffix, write_figure in self.figures.get(audit_name, {}).items():
-                    write_figure(run.inference_figure_path(audit_name, suffix))
-                run.write_inference(with_run_facts(record, facts))
+                write_inference(run, audit_name, with_run_facts(record, facts),
+                                self.figures.get(audit_name, {}), draw=draw_figure)
 
         return save_audit(destination, model, write)
 
@@ -255,28 +256,35 @@ def audit(
     facts = RunFacts(experiment_name="model",
                      dp_enabled=None if claimed_epsilon is None else True,
                      epsilon=claimed_epsilon, delta=delta)
-    results: dict[str, AttackResults] = {}
-    outcomes: list[AttackOutcome] = []
     is_member = np.r_[np.ones(len(member_set), bool), np.zeros(len(nonmember_set), bool)]
-    logits: np.ndarray | None = None
-    if plan.attacks:
-        resources = FactoryResources(
-            reference_factory, reference_models, population_set, seed,
-            console if progress else None, num_classes,
-            store=None if reference_dir is None else ReferenceKeeper(
-                Path(reference_dir), model, reference_factory, reference_key),
+
+    def membership() -> MembershipEvidence:
+        return MembershipEvidence(
+            model, member_set, nonmember_set, num_classes=num_classes, device=device, seed=seed,
+            delta=delta, run_facts=facts,
+            resources=FactoryResources(
+                reference_factory, reference_models, population_set, seed,
+                console if progress else None, num_classes,
+                store=None if reference_dir is None else ReferenceKeeper(
+                    Path(reference_dir), model, reference_factory, reference_key),
+            ),
         )
-        audited = run_attacks(
-            model, member_set, nonmember_set, plan.attacks,
-            num_classes=num_classes, device=device, seed=seed, delta=delta, run_facts=facts,
-            resources=resources,
+
+    def inference() -> InferenceEvidence:
+        return InferenceEvidence(
+            model=model, members=member_set, nonmembers=nonmember_set,
+            population=population_set, input_shape=tuple(member_set.x.shape[1:]),
+            num_classes=num_classes, device=device, seed=seed, run_facts=facts,
+            sensitive=sensitive, dataset="the given data",
         )
-        outcomes = audited.outcomes
-        results = {
-            outcome.attack: AttackResults(outcome.metrics, outcome.scores, outcome.result)
-            for outcome in outcomes
-        }
-        logits = audited.target.logits()
+
+    done = run_plan(plan, PlanEvidence(membership=membership, inference=inference))
+    outcomes = [] if done.attacks is None else done.attacks.outcomes
+    results = {
+        outcome.attack: AttackResults(outcome.metrics, outcome.scores, outcome.result)
+        for outcome in outcomes
+    }
+    logits = (done.attacks.target.logits() if done.attacks is not None else None)
     if logits is None:
         logits = predict_logits(model, np.concatenate([member_set.x, nonmember_set.x]),
                                 device=device)
@@ -289,22 +297,12 @@ def audit(
         dp_enabled=facts.dp_enabled, epsilon=claimed_epsilon, delta=delta,
         versions=Versions.current(),
     )
-    evidence = InferenceEvidence(
-        model=model, members=member_set, nonmembers=nonmember_set, population=population_set,
-        input_shape=tuple(member_set.x.shape[1:]), num_classes=num_classes, device=device,
-        seed=seed, run_facts=facts, sensitive=sensitive, dataset="the given data",
-    )
-    inference_outcomes = {
-        inference_audit.name: inference_audit.run(evidence)
-        for inference_audit in plan.inference_audits
-    }
     inputs = np.concatenate([member_set.x, nonmember_set.x])
     return AuditResults(
         results, is_member,
-        inference={name: outcome.record
-                   for name, outcome in inference_outcomes.items()},
+        inference={name: outcome.record for name, outcome in done.inference_audits.items()},
         model=audited_model, outcomes=outcomes, inputs=inputs if inputs.ndim == 4 else None,
-        figures={name: dict(outcome.figures) for name, outcome in inference_outcomes.items()},
+        figures={name: dict(outcome.figures) for name, outcome in done.inference_audits.items()},
     )
 
 

@@ -226,13 +226,14 @@ def _dispatch(args: argparse.Namespace, console: Console, errors: Console) -> in
 
     if args.command == "audit":
         from auditml.audit.runner import run_audit
+        from auditml.figures.audit_figures import draw_figure
         from auditml.reporting.console import audit_table, canary_summary, inference_summary
 
         config = _load(args.config, errors)
         settings = {"mia_threshold": {"metric": args.metric}} if args.metric is not None else {}
         report = run_audit(
             config.run_dir, args.attack, settings, given_config=config,
-            config_hint=args.config, console=console,
+            config_hint=args.config, console=console, draw=draw_figure,
         )
         if report.outcomes:
             console.print(audit_table([outcome.result for outcome in report.outcomes]))

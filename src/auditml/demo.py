@@ -26,6 +26,7 @@ from rich.console import Console
 
 from auditml.audit.runner import run_audit
 from auditml.config import load_config
+from auditml.figures.audit_figures import draw_figure
 from auditml.fileio import sha256_of_file
 from auditml.reporting import compare_runs, comparison_table
 from auditml.reporting.output import check_out_dir, check_owned_files, install_owned_files
@@ -98,7 +99,8 @@ def run_demo(output_dir: Path, *, console: Console | None = None) -> Path:
         )
         console.print(f"$ auditml audit --config {path} --attack mia_threshold", highlight=False)
         step = time.perf_counter()
-        report = run_audit(config.run_dir, ["mia_threshold"], config_hint=str(path))
+        report = run_audit(config.run_dir, ["mia_threshold"], config_hint=str(path),
+                           draw=draw_figure)
         console.print(
             f"MIA AUC={report.outcomes[0].metrics.auc:.3f}  ({time.perf_counter() - step:.1f}s)",
             highlight=False,

@@ -16,6 +16,7 @@ from sklearn.metrics import roc_auc_score
 from auditml.attacks import ATTACKS
 from auditml.audit.runner import run_audit
 from auditml.config import parse_config
+from auditml.figures.audit_figures import draw_figure
 from auditml.training import train
 
 pytestmark = pytest.mark.slow
@@ -31,7 +32,7 @@ def test_every_attack_on_one_run(tiny_config: Callable[..., dict[str, Any]]) -> 
     config = parse_config(raw)
     train(config, console=Console(file=io.StringIO()))
     log = io.StringIO()
-    report = run_audit(config.run_dir, console=Console(file=log, width=200))
+    report = run_audit(config.run_dir, console=Console(file=log, width=200), draw=draw_figure)
     assert [outcome.attack for outcome in report.outcomes] == ATTACKS.available()
     audit = config.run_dir / "audit"
     for outcome in report.outcomes:
@@ -93,11 +94,26 @@ def test_a_one_attack_overlay_is_the_attacks_own_figure(
 ) -> None:
     config = parse_config(tiny_config(data={"train_size": 60, "batch_size": 20}))
     train(config, console=Console(file=io.StringIO()))
-    report = run_audit(config.run_dir, ["mia_threshold"], console=Console(file=io.StringIO()))
+    # Without a draw (benchmarks, library callers): the records alone, naming no figure.
+    plain = run_audit(config.run_dir, ["mia_threshold"], console=Console(file=io.StringIO()))
+    audit = config.run_dir / "audit"
+    assert plain.roc_plot is None and not list(audit.glob("*.png"))
+    undrawn = json.loads((audit / "mia_threshold.json").read_text())
+    assert undrawn["roc_plot"] is None and undrawn["exposed_gallery"] is None
+    report = run_audit(config.run_dir, ["mia_threshold"], console=Console(file=io.StringIO()),
+                       draw=draw_figure)
     assert report.roc_plot is not None
-    own = config.run_dir / "audit" / "mia_threshold_roc.png"
+    own = audit / "mia_threshold_roc.png"
     assert report.roc_plot.read_bytes() == own.read_bytes()  # drawn once, written twice
     assert report.roc_plot.read_bytes().startswith(b"\x89PNG")
+    drawn = json.loads((audit / "mia_threshold.json").read_text())
+    assert drawn["roc_plot"] == own.name
+    assert (audit / drawn["exposed_gallery"]).read_bytes().startswith(b"\x89PNG")
+    # The figures are all that differs: the same numbers either way.
+    for record in (undrawn, drawn):
+        for key in ("roc_plot", "exposed_gallery", "compute"):
+            record.pop(key)
+    assert undrawn == drawn
 
 
 def _forget_target_outputs(run_dir: Path) -> None:

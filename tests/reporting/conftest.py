@@ -16,14 +16,13 @@ import pytest
 import torch
 from scipy.stats import norm
 
+from auditml.audit.results import gdp_estimate_record
 from auditml.config import parse_config
 from auditml.data.split import make_split
 from auditml.figures.plots import gallery_figure, png_bytes
 from auditml.metrics import (
     Split,
     epsilon_lower_bound,
-    gdp_epsilon_estimate,
-    gdp_estimate_interval,
     gdp_lower_bound,
     membership_intervals,
     membership_metrics,
@@ -93,17 +92,6 @@ def _facts(run: RunDirectory) -> RunFacts:
     )
 
 
-def _gdp_estimate(scores: np.ndarray, is_member: np.ndarray, delta: float, *,
-                  with_interval: bool) -> dict[str, object]:
-    """The GDP estimate as the audit records it: with its interval since intervals exist."""
-    estimate = gdp_epsilon_estimate(scores, is_member, delta=delta).to_dict()
-    if with_interval:
-        auc = membership_intervals(scores, is_member, seed=0).auc
-        estimate["interval"] = list(gdp_estimate_interval(
-            auc, int(is_member.sum()), int((~is_member).sum()), delta=delta))
-    return estimate
-
-
 def write_audit(
     run_dir: Path, attack: str, shift: float, *, gallery: bool = False,
     scores: tuple[np.ndarray, np.ndarray] | None = None, older_bound: bool = False,
@@ -122,6 +110,7 @@ def write_audit(
     recorded_bound = bound.to_dict()
     if older_bound:
         recorded_bound.pop("tail", None)
+    bootstrap = membership_intervals(scores, is_member, seed=0) if intervals else None
     exposed = np.argsort(-np.where(is_member, scores, -np.inf))[:8]
     gallery_name = None
     if gallery:
@@ -137,7 +126,8 @@ def write_audit(
         counts={"members": int(is_member.sum()), "nonmembers": int((~is_member).sum())},
         metrics=membership_metrics(scores, is_member).to_dict(),
         epsilon_lower_bound=recorded_bound,
-        gdp_estimate=_gdp_estimate(scores, is_member, delta or 1e-5, with_interval=intervals),
+        # As the audit records it: with its interval since intervals exist.
+        gdp_estimate=gdp_estimate_record(scores, is_member, bootstrap, delta=delta or 1e-5),
         per_class={},
         most_exposed=[
             {"example": int(i), "label": int(i) % 10, "score": float(scores[i])} for i in exposed
@@ -145,7 +135,7 @@ def write_audit(
         compute={"seconds": 0.0, "reference_models": 0}, run=_facts(run),
         exposed_gallery=gallery_name,
         # As the audit records them since bootstrap intervals and the GDP bound (else as before).
-        intervals=membership_intervals(scores, is_member, seed=0).to_dict() if intervals else None,
+        intervals=bootstrap.to_dict() if bootstrap is not None else None,
         gdp_lower_bound=gdp_lower_bound(scores, is_member, delta=delta or 1e-5).to_dict()
         if intervals else None,
     )

@@ -1,11 +1,18 @@
-"""The one audit core: members and non-members in, each attack's scores and numbers out.
+"""The one audit core: every kind of audit an :class:`~auditml.audit.plan.AuditPlan` holds, run.
 
-:func:`run_attacks` is what every caller runs — ``auditml audit`` on a run directory
-(:mod:`auditml.audit.runner`), ``auditml.audit(model, ...)`` on any model (:mod:`auditml.api`),
-the benchmarks and sweeps. It concatenates the examples, builds the membership labels, asks the
-caller's :class:`Resources` for exactly what the attacks need (reference models, shadow models,
+:func:`run_plan` is what every caller runs — ``auditml audit`` on a run directory
+(:mod:`auditml.audit.runner`) and ``auditml.audit(model, ...)`` on any model (:mod:`auditml.api`).
+It runs the plan's membership attacks (:func:`run_attacks`, which the benchmarks also call on
+their own), then its canary audits, then its audits beyond membership, building each kind's
+evidence only when the plan has that kind (evidence needs the model: an audit of the model's
+stored outputs alone never loads it, nor torch), and hands each result to the caller's callback
+as it finishes. Where results are written, and whether figures are drawn, is the caller's
+concern: this package computes (figures as data, :mod:`auditml.figure_data`), never draws.
+
+:func:`run_attacks` concatenates the examples, builds the membership labels, asks the caller's
+:class:`Resources` for exactly what the attacks need (reference models, shadow models,
 population data), fits and scores each attack under a fixed seed, and hands the scores to
-:mod:`auditml.audit.results` for the numbers. Where results are written is the caller's concern.
+:mod:`auditml.audit.results` for the numbers.
 """
 
 from __future__ import annotations
@@ -13,8 +20,8 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 import numpy as np
 
@@ -28,6 +35,12 @@ if TYPE_CHECKING:
     from torch import nn
 
     from auditml.attacks.attribute import AttributeAttack, AttributeTarget
+    from auditml.audit.canaries.base import CanaryAuditKind, CanaryEvidence
+    from auditml.audit.inference.base import InferenceAudit, InferenceEvidence, InferenceOutcome
+    from auditml.records import CanaryRecord
+
+E = TypeVar("E", contravariant=True)
+R = TypeVar("R", covariant=True)
 
 
 class Resources(Protocol):
@@ -154,6 +167,120 @@ def run_attacks(
             on_outcome(outcome)
         outcomes.append(outcome)
     return AuditRun(outcomes, target, is_member)
+
+
+@dataclass(frozen=True)
+class AuditPlan:
+    """The membership attacks, canary audits and audits beyond membership to run, configured,
+    in the order they run (:func:`auditml.audit.plan.plan_audit` makes it from names)."""
+
+    attacks: list[MembershipAttack]
+    canary_audits: list[CanaryAuditKind]
+    inference_audits: list[InferenceAudit] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class MembershipEvidence:
+    """What membership attacks judge: :func:`run_attacks`'s arguments but the attacks."""
+
+    model: nn.Module | None
+    members: ArrayDataset
+    nonmembers: ArrayDataset
+    num_classes: int
+    device: torch.device | None
+    seed: int
+    delta: float | None
+    run_facts: RunFacts
+    resources: Resources | None = None
+    example_ids: np.ndarray | None = None
+    outputs: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class PlanEvidence:
+    """How to build each kind's evidence. :func:`run_plan` calls a builder once, and only when
+    the plan has that kind; a kind the caller cannot audit is left None."""
+
+    membership: Callable[[], MembershipEvidence] | None = None
+    canaries: Callable[[], CanaryEvidence] | None = None
+    inference: Callable[[], InferenceEvidence] | None = None
+
+
+@dataclass(frozen=True)
+class PlanRun:
+    """What :func:`run_plan` computed: the membership attacks' run (None when the plan has no
+    attack), each canary audit's record and each inference audit's outcome, by name, in the
+    order they ran."""
+
+    attacks: AuditRun | None
+    canary_audits: dict[str, CanaryRecord]
+    inference_audits: dict[str, InferenceOutcome]
+
+
+def run_plan(
+    plan: AuditPlan,
+    evidence: PlanEvidence,
+    *,
+    on_attack: Callable[[AttackOutcome], None] | None = None,
+    on_attacks_done: Callable[[AuditRun], None] | None = None,
+    on_canary: Callable[[str, CanaryRecord], None] | None = None,
+    on_inference: Callable[[str, InferenceOutcome], None] | None = None,
+) -> PlanRun:
+    """Run every audit of ``plan``: membership attacks, then canary audits, then the audits
+    beyond membership, each kind on the evidence ``evidence`` builds for it.
+
+    Each callback is called as its result is ready, so a caller writes results one by one:
+    ``on_attack`` after each membership attack, ``on_attacks_done`` once they all have run (e.g.
+    for the figure of them all), ``on_canary(name, record)`` after each canary audit and
+    ``on_inference(name, outcome)`` after each inference audit. A planned kind whose builder is
+    None raises ValueError before anything runs (a caller's mistake: a caller that cannot
+    audit a kind refuses it, in its own words, when it plans).
+    """
+    planned = {"membership": plan.attacks, "canaries": plan.canary_audits,
+               "inference": plan.inference_audits}
+    for kind, audits in planned.items():
+        if audits and getattr(evidence, kind) is None:
+            raise ValueError(
+                f"the plan has {kind} audits ({', '.join(a.name for a in audits)}) but no "
+                f"{kind} evidence to run them on: give PlanEvidence.{kind}"
+            )
+    attacked = None
+    if plan.attacks and evidence.membership is not None:
+        found = evidence.membership()
+        attacked = run_attacks(
+            found.model, found.members, found.nonmembers, plan.attacks,
+            num_classes=found.num_classes, device=found.device, seed=found.seed,
+            delta=found.delta, run_facts=found.run_facts, resources=found.resources,
+            example_ids=found.example_ids, on_outcome=on_attack, outputs=found.outputs,
+        )
+        if on_attacks_done is not None:
+            on_attacks_done(attacked)
+    canaries = _run_each(plan.canary_audits, evidence.canaries, on_canary)
+    inference = _run_each(plan.inference_audits, evidence.inference, on_inference)
+    return PlanRun(attacked, canaries, inference)
+
+
+class _Audit(Protocol[E, R]):
+    """A canary or inference audit: named, run on its kind's evidence."""
+
+    @property
+    def name(self) -> str: ...
+
+    def run(self, evidence: E, /) -> R: ...
+
+
+def _run_each(audits: Sequence[_Audit[E, R]], build: Callable[[], E] | None,
+              on_done: Callable[[str, R], None] | None) -> dict[str, R]:
+    """Each audit's result by name, on evidence built once (not at all when none is planned)."""
+    results: dict[str, R] = {}
+    if not audits or build is None:
+        return results
+    found = build()
+    for audit in audits:
+        results[audit.name] = result = audit.run(found)
+        if on_done is not None:
+            on_done(audit.name, result)
+    return results
 
 
 @contextlib.contextmanager

@@ -11,11 +11,11 @@ from __future__ import annotations
 
 import difflib
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from auditml.attacks import ATTACKS, MembershipAttack
 from auditml.audit.canaries import CANARY_AUDITS
+from auditml.audit.core import AuditPlan
 from auditml.audit.inference import INFERENCE_AUDITS
 from auditml.config import AuditConfig, AuditMLConfig
 from auditml.errors import ConfigError, UnknownNameError
@@ -25,15 +25,6 @@ if TYPE_CHECKING:
     from auditml.audit.inference import InferenceAudit
 
 ALL = "all"
-
-
-@dataclass(frozen=True)
-class AuditPlan:
-    """The attacks and canary audits to run, configured, in the order they run."""
-
-    attacks: list[MembershipAttack]
-    canary_audits: list[CanaryAuditKind]
-    inference_audits: list[InferenceAudit] = field(default_factory=list)
 
 
 def known_names() -> list[str]:

@@ -1,11 +1,13 @@
-"""One attack's scores turned into its :class:`~auditml.records.AttackRecord` and figures.
+"""One attack's scores turned into its :class:`~auditml.records.AttackRecord`, and written.
 
 Every number comes from :mod:`auditml.metrics`; this module only assembles, and writes through
-:class:`~auditml.run_directory.RunDirectory`.
+:class:`~auditml.run_directory.RunDirectory`. Figures are computed here as data
+(:mod:`auditml.figure_data`) and drawn by the ``draw`` the caller passes (none: no PNG).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -13,9 +15,11 @@ from typing import Any
 import numpy as np
 
 from auditml.attacks import MembershipAttack
+from auditml.figure_data import Draw, FigureData, ImageGallery, RocFigure, RocSeries
 from auditml.fileio import write_bytes
 from auditml.metrics import (
     DEFAULT_STRATEGY,
+    MembershipIntervals,
     MembershipMetrics,
     epsilon_lower_bound,
     gdp_epsilon_estimate,
@@ -27,7 +31,7 @@ from auditml.metrics import (
     per_class_metrics,
     roc_curve,
 )
-from auditml.records import AttackRecord, RunFacts
+from auditml.records import AttackRecord, InferenceRecord, RunFacts
 from auditml.run_directory import RunDirectory
 
 EXPOSED_COUNT = 16
@@ -83,7 +87,6 @@ def summarize_attack(
         threshold=DEFAULT_STRATEGY,
     )
     gdp_delta = delta or GDP_DELTA_WITHOUT_DP
-    estimate = gdp_epsilon_estimate(scores, is_member, delta=gdp_delta)
     gdp_bound = gdp_lower_bound(scores, is_member, delta=gdp_delta, alpha=EPSILON_BOUND_ALPHA)
     exposed = most_exposed_members(scores, is_member, EXPOSED_COUNT)
     record = AttackRecord(
@@ -94,9 +97,7 @@ def summarize_attack(
         metrics=metrics.to_dict(),
         intervals=intervals.to_dict(),
         epsilon_lower_bound=bound.to_dict(),
-        # With the interval the AUC's bootstrap interval implies (gdp_estimate_interval).
-        gdp_estimate={**estimate.to_dict(), "interval": list(gdp_estimate_interval(
-            intervals.auc, int(is_member.sum()), int((~is_member).sum()), delta=gdp_delta))},
+        gdp_estimate=gdp_estimate_record(scores, is_member, intervals, delta=gdp_delta),
         gdp_lower_bound=gdp_bound.to_dict(),
         per_class={
             str(label): values
@@ -112,37 +113,39 @@ def summarize_attack(
     return AttackOutcome(attack.name, metrics, record, scores, is_member, exposed)
 
 
-def write_outcome(
-    run: RunDirectory, outcome: AttackOutcome, *, images: np.ndarray, pool_indices: np.ndarray
-) -> AttackOutcome:
-    """Write the attack's figures, scores and record into ``run``; the outcome as written."""
-    from auditml.figures.plots import (
-        RocSeries,
-        gallery_figure,
-        png_bytes,
-        roc_overlay_figure,
-    )
+def gdp_estimate_record(
+    scores: np.ndarray, is_member: np.ndarray, intervals: MembershipIntervals | None, *,
+    delta: float,
+) -> dict[str, Any]:
+    """The Gaussian-DP ε estimate as an attack record holds it (``gdp_estimate``): with the
+    interval the AUC's bootstrap interval implies (:func:`~auditml.metrics.gdp_estimate_interval`),
+    or without one when ``intervals`` is None (as records were before intervals)."""
+    estimate: dict[str, Any] = gdp_epsilon_estimate(scores, is_member, delta=delta).to_dict()
+    if intervals is not None:
+        estimate["interval"] = list(gdp_estimate_interval(
+            intervals.auc, int(is_member.sum()), int((~is_member).sum()), delta=delta))
+    return estimate
 
+
+def write_outcome(
+    run: RunDirectory, outcome: AttackOutcome, *, images: np.ndarray, pool_indices: np.ndarray,
+    draw: Draw | None = None,
+) -> AttackOutcome:
+    """Write the attack's scores and record into ``run``, and its figures when given a ``draw``
+    (:mod:`auditml.figure_data`); the outcome as written, its record naming the figures drawn."""
     name, record = outcome.attack, outcome.record
-    curve = roc_curve(outcome.scores, outcome.is_member)
-    plot_path = run.roc_plot_path(name)
-    write_bytes(plot_path, png_bytes(roc_overlay_figure(
-        [RocSeries(record.run.experiment_name, curve.fpr, curve.tpr, outcome.metrics.auc)],
-        attack=name,
-    )))
+    plot: Path | None = None
     gallery: Path | None = None
-    if images.ndim == 4 and len(outcome.exposed):
-        gallery = run.gallery_path(name)
-        labels = [example.label for example in record.most_exposed]
-        captions = [
-            f"#{int(pool_indices[i])} y={label}"
-            for i, label in zip(outcome.exposed, labels, strict=True)
-        ]
-        write_bytes(gallery, png_bytes(gallery_figure(
-            images[outcome.exposed], captions, title=f"{name}: most exposed"
-        )))
+    if draw is not None:
+        plot = run.roc_plot_path(name)
+        draw(attack_roc_figure(outcome), plot)
+        exposed = exposed_gallery(outcome, images, pool_indices)
+        if exposed is not None:
+            gallery = run.gallery_path(name)
+            draw(exposed, gallery)
     record = record.model_copy(update={
-        "roc_plot": plot_path.name, "exposed_gallery": gallery.name if gallery else None,
+        "roc_plot": plot.name if plot else None,
+        "exposed_gallery": gallery.name if gallery else None,
     })
     record = run.write_attack(record, outcome.scores, outcome.is_member)
     return AttackOutcome(
@@ -150,21 +153,58 @@ def write_outcome(
     )
 
 
-def write_overlay(run: RunDirectory, outcomes: list[AttackOutcome], title: str) -> Path:
-    """All attacks of one audit on one log-log ROC plot. With one attack that plot is the
-    attack's own, already drawn by :func:`write_outcome`: its bytes are written again rather
-    than the same figure rendered twice (a fifth of a one-attack audit's fixed cost)."""
+def write_overlay(
+    run: RunDirectory, outcomes: list[AttackOutcome], title: str, *, draw: Draw | None = None
+) -> Path | None:
+    """All attacks of one audit on one log-log ROC plot (None without a ``draw``: no figure).
+
+    With one attack that plot is the attack's own, already drawn by :func:`write_outcome`: its
+    bytes are written again rather than the same figure rendered twice (a fifth of a one-attack
+    audit's fixed cost)."""
+    if draw is None:
+        return None
     path = run.overlay_path()
     if len(outcomes) == 1 and outcomes[0].record.roc_plot is not None:
         drawn = run.roc_plot_path(outcomes[0].attack)
         if drawn.is_file():
             write_bytes(path, drawn.read_bytes())
             return path
-    from auditml.figures.plots import RocSeries, png_bytes, roc_overlay_figure
-
     series = []
     for outcome in outcomes:
         curve = roc_curve(outcome.scores, outcome.is_member)
         series.append(RocSeries(outcome.attack, curve.fpr, curve.tpr, outcome.metrics.auc))
-    write_bytes(path, png_bytes(roc_overlay_figure(series, attack=title)))
+    draw(RocFigure(series, title), path)
     return path
+
+
+def attack_roc_figure(outcome: AttackOutcome) -> RocFigure:
+    """The attack's ROC curve, labelled with the audited model's name."""
+    curve = roc_curve(outcome.scores, outcome.is_member)
+    return RocFigure([RocSeries(outcome.record.run.experiment_name, curve.fpr, curve.tpr,
+                                outcome.metrics.auc)], outcome.attack)
+
+
+def exposed_gallery(
+    outcome: AttackOutcome, images: np.ndarray, pool_indices: np.ndarray
+) -> ImageGallery | None:
+    """The images of the members the attack finds most exposed, captioned with their pool
+    index and label; None when the inputs are not images (or none is exposed)."""
+    if images.ndim != 4 or not len(outcome.exposed):
+        return None
+    labels = [example.label for example in outcome.record.most_exposed]
+    captions = [
+        f"#{int(pool_indices[i])} y={label}"
+        for i, label in zip(outcome.exposed, labels, strict=True)
+    ]
+    return ImageGallery(images[outcome.exposed], captions, f"{outcome.attack}: most exposed")
+
+
+def write_inference(
+    run: RunDirectory, name: str, record: InferenceRecord, figures: Mapping[str, FigureData], *,
+    draw: Draw | None = None,
+) -> None:
+    """Write an inference audit's figures (with a ``draw``) and its ``record`` into ``run``."""
+    if draw is not None:
+        for suffix, figure in figures.items():
+            draw(figure, run.inference_figure_path(name, suffix))
+    run.write_inference(record)

@@ -2,8 +2,9 @@
 
 This module connects a run directory to the audit core: it checks the run (complete, unchanged
 since training, not being written by another process), resolves the attacks, loads the model
-and its members, provides reference and shadow models from the run's store, calls
-:func:`~auditml.audit.core.run_attacks`, and writes each result as it finishes.
+and its members, provides reference and shadow models from the run's store, calls the audit core
+(:func:`~auditml.audit.core.run_plan`), and writes each result as it finishes (its figures too,
+when the caller passes a ``draw``: the CLI does; this package never draws).
 
 When every planned audit needs only the model's outputs (``mia_threshold``) and the run kept
 them from training time (``target_outputs.npz``, fingerprinted in its manifest), neither the
@@ -21,9 +22,9 @@ import numpy as np
 from rich.console import Console
 
 from auditml.attacks import AuditTarget, ReferenceModels
-from auditml.audit.core import run_attacks
+from auditml.audit.core import AuditRun, MembershipEvidence, PlanEvidence, run_plan
 from auditml.audit.plan import AuditPlan, plan_audit
-from auditml.audit.results import AttackOutcome, write_outcome, write_overlay
+from auditml.audit.results import AttackOutcome, write_inference, write_outcome, write_overlay
 from auditml.config import AuditConfig, AuditMLConfig
 from auditml.data import ArrayDataset, LoadedDataset, MembershipSplit, select
 from auditml.data.base import DataFile
@@ -42,7 +43,9 @@ from auditml.training.executors import default_workers, make_executor, training_
 if TYPE_CHECKING:
     import torch
 
-    from auditml.audit.canaries.base import PrivacyClaim
+    from auditml.audit.canaries.base import CanaryEvidence, PrivacyClaim
+    from auditml.audit.inference.base import InferenceEvidence
+    from auditml.figure_data import Draw
 
 
 @dataclass(frozen=True)
@@ -70,6 +73,7 @@ def run_audit(
     given_config: AuditMLConfig | None = None,
     config_hint: str | None = None,
     console: Console | None = None,
+    draw: Draw | None = None,
 ) -> AuditReport:
     """Attack the model in ``run_dir`` with its saved members and non-members.
 
@@ -78,6 +82,8 @@ def run_audit(
     settings describe the model; if F's other sections differ, a note says so). ``attacks``
     defaults to their ``attacks`` list; ``settings`` maps an attack name to settings that
     override the config's. ``config_hint`` is the config path quoted in error messages.
+    ``draw`` draws the figures (:func:`auditml.figures.audit_figures.draw_figure`, what
+    ``auditml audit`` passes); without it no PNG is written, and records name no figure.
     """
     run = RunDirectory(run_dir)
     manifest = run.require_trained(config_hint)
@@ -122,26 +128,20 @@ def run_audit(
         pool_indices = np.concatenate([split.members, split.nonmembers])
         images = np.concatenate([data.members.x, data.nonmembers.x])
         outcomes: list[AttackOutcome] = []
-        target = is_member = None
-        if plan.attacks:
-            attacked = run_attacks(
-                model, data.members, data.nonmembers, plan.attacks,
-                num_classes=spec.num_classes, device=device,
-                seed=config.seed, delta=training.delta, run_facts=facts,
+        overlay: list[Path | None] = [None]
+
+        def membership() -> MembershipEvidence:
+            return MembershipEvidence(
+                model, data.members, data.nonmembers, num_classes=spec.num_classes,
+                device=device, seed=config.seed, delta=training.delta, run_facts=facts,
                 resources=RunResources(run, config, audit, split, loaded, console),
-                example_ids=pool_indices,
-                on_outcome=lambda outcome: outcomes.append(
-                    write_outcome(run, outcome, images=images, pool_indices=pool_indices)
-                ),
-                outputs=outputs,
+                example_ids=pool_indices, outputs=outputs,
             )
-            target, is_member = attacked.target, attacked.is_member
-        roc_plot = write_overlay(run, outcomes, config.experiment_name) if outcomes else None
-        canaries = {}
-        if plan.canary_audits:
+
+        def canaries() -> CanaryEvidence:
             from auditml.audit.canaries.base import CanaryEvidence
 
-            evidence = CanaryEvidence(
+            return CanaryEvidence(
                 model=model, device=device, delta=training.delta or 0.0, run_facts=facts,
                 input_canaries=data.canaries, input_included=data.canary_included,
                 gradient_canaries=(
@@ -149,29 +149,38 @@ def run_audit(
                 ),
                 claim=_claim(training),
             )
-        for canary_audit in plan.canary_audits:
-            record = canary_audit.run(evidence)
-            run.write_canary(canary_audit.name, record)
-            canaries[canary_audit.name] = record
-        inference: dict[str, InferenceRecord] = {}
-        if plan.inference_audits:
+
+        def inference() -> InferenceEvidence:
             from auditml.audit.inference import InferenceEvidence
 
             # Only the population: RunResources would also build the executor (and Ray).
             population = _population(loaded, split, config.seed, audit, console)
-            found = InferenceEvidence(
+            return InferenceEvidence(
                 model=model, members=data.members, nonmembers=data.nonmembers,
                 population=population, input_shape=spec.input_shape,
                 num_classes=spec.num_classes, device=device, seed=config.seed,
                 run_facts=facts, sensitive=spec.sensitive, dataset=f"dataset {spec.name}",
             )
-            for inference_audit in plan.inference_audits:
-                outcome = inference_audit.run(found)
-                for suffix, write_figure in outcome.figures.items():
-                    write_figure(run.inference_figure_path(inference_audit.name, suffix))
-                run.write_inference(outcome.record)
-                inference[inference_audit.name] = outcome.record
-    return AuditReport(outcomes, canaries, roc_plot, target, is_member, inference)
+
+        def on_attacks_done(_: AuditRun) -> None:
+            overlay[0] = write_overlay(run, outcomes, config.experiment_name, draw=draw)
+
+        done = run_plan(
+            plan, PlanEvidence(membership, canaries, inference),
+            on_attack=lambda outcome: outcomes.append(write_outcome(
+                run, outcome, images=images, pool_indices=pool_indices, draw=draw)),
+            on_attacks_done=on_attacks_done,
+            on_canary=run.write_canary,
+            on_inference=lambda name, outcome: write_inference(
+                run, name, outcome.record, outcome.figures, draw=draw),
+        )
+    attacked = done.attacks
+    return AuditReport(
+        outcomes, done.canary_audits, overlay[0],
+        None if attacked is None else attacked.target,
+        None if attacked is None else attacked.is_member,
+        {name: outcome.record for name, outcome in done.inference_audits.items()},
+    )
 
 
 class RunResources:

@@ -19,6 +19,7 @@ from matplotlib.backends.backend_svg import FigureCanvasSVG
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, PercentFormatter
 
+from auditml.figure_data import RocSeries
 from auditml.formatting import format_fpr_target
 
 # Log axes cannot show 0, and every ROC curve starts at (0, 0): rates below the axes' lower end
@@ -31,16 +32,6 @@ _TILE_WIDTH, _TILE_HEIGHT, _TITLE_BAND = 1.3, 1.5, 0.4
 
 RATE_TICKS = FuncFormatter(lambda value, _: format_fpr_target(value))
 """Tick labels of a rate axis in percent with the digits they need (log axes included)."""
-
-
-@dataclass(frozen=True)
-class RocSeries:
-    """One run's ROC curve for the overlay; ``auc`` is the value reported, shown in the legend."""
-
-    label: str
-    fpr: np.ndarray
-    tpr: np.ndarray
-    auc: float
 
 
 @dataclass(frozen=True)

@@ -27,6 +27,7 @@ from auditml.audit.plan import plan_audit
 from auditml.audit.runner import run_audit
 from auditml.config import AuditMLConfig, parse_config
 from auditml.errors import AuditMLError, ConfigError, RunDirectoryError
+from auditml.figures.audit_figures import draw_figure
 from auditml.fileio import sha256_of_file
 from auditml.reporting.output import check_owned_files, install_owned_files
 from auditml.run_directory import RunDirectory, SweepDirectory
@@ -169,7 +170,7 @@ def audit_run(config: AuditMLConfig, attacks: Sequence[str], console: Console) -
             missing.append(attack.name)
     if missing:
         console.print(f"auditing {run.path.name}: {', '.join(missing)}", highlight=False)
-        run_audit(run.path, missing, given_config=config)
+        run_audit(run.path, missing, given_config=config, draw=draw_figure)
 
 
 def sweep_files(sweep: SweepDirectory, *, tuning: bool) -> list[str]:

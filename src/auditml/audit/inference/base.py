@@ -4,15 +4,14 @@ An inference audit asks another privacy question of the model than "was this exa
 (attribute inference: "what is this member's sensitive attribute?"; model inversion: "what do
 the training data look like?"). Each is an :class:`InferenceAudit` registered in
 :data:`auditml.audit.inference.INFERENCE_AUDITS`; its record is written to
-``audit/<name>.json`` (and its figures beside it) by :mod:`auditml.audit.runner`.
+``audit/<name>.json`` (and its figures beside it, when the caller draws them) by
+:mod:`auditml.audit.runner`.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, ClassVar
 
 import torch
@@ -21,6 +20,7 @@ from torch import nn
 
 from auditml.attacks.base import validated_settings
 from auditml.data import ArrayDataset, SensitiveAttribute
+from auditml.figure_data import FigureData
 from auditml.records import Record, RunFacts
 
 
@@ -51,10 +51,11 @@ class InferenceEvidence:
 
 @dataclass(frozen=True)
 class InferenceOutcome:
-    """An audit's record, and its figures: file suffix -> a function writing the figure."""
+    """An audit's record, and what its figures show: file suffix -> the figure's data (drawn,
+    or not, by the caller: :mod:`auditml.figure_data`)."""
 
     record: Record
-    figures: dict[str, Callable[[Path], None]] = field(default_factory=dict)
+    figures: dict[str, FigureData] = field(default_factory=dict)
 
 
 class InferenceAudit(ABC):

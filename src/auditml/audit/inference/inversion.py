@@ -11,13 +11,12 @@ balanced subsamples, with a one-sided sign test. The numbers are estimates, not 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import numpy as np
 
 from auditml.attacks.inversion import InversionSettings, inversion_notes, invert
 from auditml.audit.inference.base import InferenceAudit, InferenceEvidence, InferenceOutcome
 from auditml.errors import ConfigError
+from auditml.figure_data import InversionGallery
 from auditml.metrics.inversion import evaluation_accuracy, fit_evaluator, member_vs_nonmember
 from auditml.metrics.roc import MetricsInputError
 from auditml.records import InversionClassRecord, ModelInversionRecord
@@ -75,16 +74,12 @@ class ModelInversionAudit(InferenceAudit):
             p_value=nearest.p_value,
             run=evidence.run_facts,
         )
-        nearest_members = members.x[nearest.member_indices]
-
-        def gallery(path: Path) -> None:
-            from auditml.figures.inversion_gallery import render_gallery
-
-            render_gallery(
-                path, reconstructions, nearest_members, [str(c) for c in classes],
-                member_distances=nearest.member_distances,
-                title=f"{evidence.run_facts.experiment_name}: model inversion "
-                f"({self.params.method}) above each class's nearest member",
-            )
-
+        gallery = InversionGallery(
+            reconstructions=reconstructions,
+            nearest_members=members.x[nearest.member_indices],
+            class_names=[str(c) for c in classes],
+            member_distances=nearest.member_distances,
+            title=f"{evidence.run_facts.experiment_name}: model inversion "
+            f"({self.params.method}) above each class's nearest member",
+        )
         return InferenceOutcome(record, {"gallery": gallery})
