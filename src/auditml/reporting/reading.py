@@ -302,6 +302,8 @@ def _canary_view(name: str, record: CanaryRecord) -> CanaryView:
         assumptions=record.assumptions,
         claim_rejected=None if record.claim_test is None else bool(
             record.claim_test.get("violation")),
+        gaussian_bound=None if record.gaussian_bound is None
+        else record.gaussian_bound.model_dump(),
     )
 
 

@@ -14,6 +14,7 @@ from auditml.formatting import (
     format_fpr_target,
     format_rate,
     format_rate_interval,
+    gaussian_bound_words,
 )
 from auditml.records import AssumptionCheck
 from auditml.reporting import glossary, page
@@ -255,10 +256,20 @@ def _canary_section(view: RunView, canary: CanaryView) -> page.Html:
             f"{format_confidence(canary.confidence)} confidence "
             f"(Steinke, Nasr and Jagielski 2023). {judged}"
             + _mechanism_sentence(canary.mechanism_check)
+            + _gaussian_sentence(canary.gaussian_bound)
         ),
         page.table(columns, [row]),
         *([] if not canary.assumptions else [_assumptions_table(canary.assumptions)]),
     )
+
+
+def _gaussian_sentence(bound: dict[str, Any] | None) -> str:
+    """The bound under the Gaussian assumption, labelled as such and outside the verdict."""
+    if bound is None:
+        return ""
+    return (f" Beside it, not part of the verdict: {gaussian_bound_words(bound)}; it holds only "
+            "if the canaries' scores are normal with equal variances, which small p-values "
+            "contradict.")
 
 
 def _assumptions_table(checks: list[AssumptionCheck]) -> page.Html:

@@ -97,6 +97,8 @@ class CanaryView:
     assumptions: list[AssumptionCheck] | None = None
     # The curve test's own verdict (None without one).
     claim_rejected: bool | None = None
+    # The ε lower bound under the Gaussian assumption (beside the verdict, never in it).
+    gaussian_bound: dict[str, Any] | None = None
 
     @property
     def failed_checks(self) -> list[AssumptionCheck]:
