@@ -136,6 +136,7 @@ def main() -> None:
                                 f"  {record.threat_model}: ε lb {record.epsilon_lower_bound:.2f},"
                                 f" family {test.get('family_epsilon_lower_bound')}, p "
                                 f"{test.get('p_value')}, mechanism check {record.mechanism_check}, "
+                                f"Gaussian {record.gaussian_bound}, "
                                 f"violation {record.violation}, train "
                                 f"{trained:.0f} s, audit {audited:.1f} s", highlight=False)
     console.print(table)
