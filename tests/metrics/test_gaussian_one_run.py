@@ -141,3 +141,26 @@ def test_bad_inputs_are_refused_naming_the_argument(kwargs: dict, names: str) ->
     call = {"scores": [0.3, 1.2, 2.0, -0.5, 0.1, 0.4], "included": [1, 1, 1, 0, 0, 0], **kwargs}
     with pytest.raises(MetricsInputError, match=names):
         gaussian_one_run_audit(**call)
+
+
+def test_the_bound_ignores_the_scores_units_down_to_the_floats_limits() -> None:
+    scores, included = _ideal(1.0, 400, seed=2)
+    bound = gaussian_one_run_audit(scores, included)
+    for factor, offset in ((1e-300, 0.0), (1e300, 0.0), (3.0, 1e6), (-1.0, 0.0)):
+        moved = gaussian_one_run_audit(factor * scores + offset, included)
+        if factor > 0:
+            assert moved.mu == pytest.approx(bound.mu, rel=1e-6), (factor, offset)
+            assert moved.t_statistic == pytest.approx(bound.t_statistic, rel=1e-6)
+        else:
+            assert moved.mu == 0.0 and moved.t_statistic == pytest.approx(-bound.t_statistic)
+
+
+def test_a_huge_separation_gives_a_finite_bound_below_the_estimate() -> None:
+    # t ≈ 1e12 is beyond what scipy's noncentral t computes; the bound is taken at t = 1e4,
+    # which can only lower it (λ_lb increases with t).
+    scores, included = _ideal(0.0, 40, seed=0)
+    bound = gaussian_one_run_audit(scores + 1e12 * included, included)
+    assert bound.t_statistic > 1e11
+    assert math.isfinite(bound.epsilon) and 1000 < bound.mu < bound.mu_estimate
+    smaller = gaussian_one_run_audit(scores + 100 * included, included)
+    assert smaller.t_statistic < 1e4 and 10 < smaller.mu < bound.mu

@@ -71,6 +71,9 @@ that needs no assumption."""
 
 # Shapiro-Wilk's p-value is only computed reliably up to this many scores (scipy's own limit).
 _SHAPIRO_MAX = 5000
+# scipy's noncentral t is accurate up to here (checked to |t| = 1e4 at 4 to 20000 degrees of
+# freedom); a larger observed t is treated as this one, which only lowers the bound.
+_T_MAX = 1e4
 # Each group needs this many canaries: a variance, and a normality test, need three points.
 _MIN_PER_GROUP = 3
 
@@ -184,8 +187,13 @@ def gaussian_one_run_audit(
             f"{_MIN_PER_GROUP} excluded (a variance needs them), got {len(inside)} and "
             f"{len(outside)}."
         )
-    # Centre first, so a large common offset cannot cost precision in the variances.
-    centre = float(np.median(score_array))
+    # T is invariant to shifting and scaling the scores: scaled to [-1, 1] first (no overflow
+    # at 1e308, no underflow at 1e-300), then centred, so a large common offset cannot cost
+    # precision in the variances.
+    largest_score = float(np.max(np.abs(score_array)))
+    if largest_score > 0:
+        inside, outside = inside / largest_score, outside / largest_score
+    centre = float(np.median(np.concatenate([inside, outside])))
     inside, outside = inside - centre, outside - centre
     freedom = len(inside) + len(outside) - 2
     residuals_in, residuals_out = inside - inside.mean(), outside - outside.mean()
@@ -201,8 +209,13 @@ def gaussian_one_run_audit(
     pooled_sd = math.sqrt(float(pooled_variance))
     t_observed = difference / (pooled_sd * scale)
 
-    lower = _noncentrality_lower(t_observed, freedom, 1 - confidence)
-    mu = max(lower * scale, 0.0)
+    if t_observed <= -_T_MAX:
+        mu = 0.0  # the included canaries score far lower: no evidence of leakage
+    else:
+        # Beyond _T_MAX scipy's noncentral t loses accuracy; the root λ_lb increases with the
+        # observed t, so inverting at the smaller _T_MAX gives a smaller bound, still valid.
+        lower = _noncentrality_lower(min(t_observed, _T_MAX), freedom, 1 - confidence)
+        mu = max(lower * scale, 0.0)
 
     from scipy import stats
 
