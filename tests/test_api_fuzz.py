@@ -372,6 +372,7 @@ def _valid_metric_call(name: str, rng: np.random.Generator) -> dict[str, Any] | 
                           "k_negative": 5, "delta": 0.0},
         "fdp_epsilon_audit": {"scores": scores, "included": is_member, "k_positive": 5,
                               "k_negative": 5, "delta": 0.0},
+        "gaussian_one_run_audit": {"scores": scores, "included": is_member, "delta": 1e-5},
         "one_run_epsilon_lower_bound": {"correct": 8, "guesses": 10, "canaries": 40},
         "fdp_epsilon_lower_bound": {"correct": 8, "guesses": 10, "canaries": 40},
         "fdp_claim_test": {"claim": auditml.metrics.gaussian_tradeoff(1.0), "correct": 8,

@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import math
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from auditml.records import GaussianBoundRecord
 
 
 def format_delta(delta: float | None) -> str:
@@ -44,6 +49,21 @@ def format_confidence(confidence: float) -> str:
         if abs(float(text) - percent) < 0.005 and (float(text) < 100 or confidence >= 1):
             return f"{text}%"
     return f"{percent}%"
+
+
+def gaussian_bound_words(bound: Mapping[str, Any] | GaussianBoundRecord) -> str:
+    """A canary audit's bound under the Gaussian assumption, labelled and with its checks:
+    "ε ≥ 3.10 under the Gaussian assumption (95% confidence, loss score; normality p = 0.41,
+    equal variances p = 0.73)". ``bound`` is a ``gaussian_bound`` record, or its JSON form."""
+    if not isinstance(bound, Mapping):
+        bound = bound.model_dump()
+    normality = min(bound["normality_p_included"], bound["normality_p_excluded"])
+    return (
+        f"ε ≥ {bound['epsilon']:.2f} under the Gaussian assumption "
+        f"({format_confidence(bound['confidence'])} confidence, "
+        f"{str(bound['score']).replace('_', ' ')} score; normality p = {normality:.2g}, "
+        f"equal variances p = {bound['equal_variance_p']:.2g})"
+    )
 
 
 def format_fpr_target(fpr: float) -> str:

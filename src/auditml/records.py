@@ -659,6 +659,38 @@ class AttackRecord(Record):
         return self.epsilon_lower_bound.epsilon
 
 
+class GaussianBoundRecord(_Part):
+    """A canary audit's ε lower bound **under the Gaussian assumption**
+    (:meth:`auditml.metrics.GaussianOneRunBound.to_dict`, plus the ``score`` it came from).
+
+    Reported beside the assumption-free bound, never in the verdict: it holds only if the
+    canaries' IN and OUT scores are normal with equal variances, which the p-values check.
+    """
+
+    model_config = ConfigDict(extra="forbid", frozen=True, allow_inf_nan=False)
+
+    kind: Literal["bound under the Gaussian assumption"]
+    score: str
+    epsilon: float = Field(ge=0)
+    mu: float = Field(ge=0)
+    mu_estimate: float
+    confidence: float = Field(gt=0, lt=1)
+    delta: float = Field(gt=0, lt=1)
+    canaries: int = Field(ge=0)
+    included: int = Field(ge=0)
+    excluded: int = Field(ge=0)
+    t_statistic: float
+    normality_p_included: float = Field(ge=0, le=1)
+    normality_p_excluded: float = Field(ge=0, le=1)
+    normality_test: str
+    equal_variance_p: float = Field(ge=0, le=1)
+
+    @property
+    def normality_p(self) -> float:
+        """The smaller of the two groups' normality p-values."""
+        return min(self.normality_p_included, self.normality_p_excluded)
+
+
 class CanaryRecord(Record):
     """``audit/canaries/<name>.json``: one canary audit's ε lower bound on one trained model.
 
@@ -689,6 +721,9 @@ class CanaryRecord(Record):
     # Each assumption of the accountant, checked (auditml.audit.canaries.assumptions); None in
     # records written before the checks existed. A failed check makes ``violation`` true.
     assumptions: list[AssumptionCheck] | None = None
+    # The ε lower bound under the Gaussian assumption, beside the verdict (not in it); None in
+    # records written before it existed, or when the canaries cannot fit the model.
+    gaussian_bound: GaussianBoundRecord | None = None
 
     @property
     def failed_checks(self) -> list[str]:

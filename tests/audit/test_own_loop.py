@@ -63,6 +63,11 @@ def test_a_correct_loop_is_consistent(monkeypatch: pytest.MonkeyPatch) -> None:
     assert result.violation is False and result.epsilon_lower_bound <= result.claimed_epsilon
     assert result.claimed_epsilon == pytest.approx(1.0, abs=0.01)
     assert result.record.claim_test is not None and result.record.claim_test.p_value > 0.5
+    # Beside the verdict, the bound under the Gaussian assumption (measured: 0.43, normality
+    # p = 0.08): below the claim, as it must be when the loop is correct and the scores normal.
+    gaussian = result.gaussian_bound
+    assert gaussian is not None and gaussian.score == "all_iterates"
+    assert 0 < gaussian.epsilon <= result.claimed_epsilon
 
 
 def test_a_loop_with_a_quarter_of_the_noise_is_caught(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -70,6 +75,10 @@ def test_a_loop_with_a_quarter_of_the_noise_is_caught(monkeypatch: pytest.Monkey
     # Measured: p = 0.002 (seed 0); the correct loop has p = 1.
     assert result.violation is True
     assert result.claimed_epsilon == pytest.approx(1.0, abs=0.01)  # the accountant is fooled
+    # Measured: 3.53 under the Gaussian assumption, which the checks doubt (normality p ~ 1e-17).
+    assert result.gaussian_bound is not None
+    assert result.gaussian_bound.epsilon > result.claimed_epsilon
+    assert result.gaussian_bound.normality_p < 1e-6
 
 
 def test_an_accountant_told_half_the_rate_is_caught_given_the_dataset_size(

@@ -80,6 +80,9 @@ def test_a_correct_dp_sgd_is_consistent_with_its_claim(
         assert record.claim_test.violation is False
         assert record.epsilon_lower_bound <= 1.0
         assert record.canaries == 1000 and 400 <= record.included <= 600
+        # The bound under the Gaussian assumption rides along, labelled, outside the verdict.
+        assert record.gaussian_bound is not None
+        assert record.gaussian_bound.score == record.threat_model
         # auditml's own trainer is checked by the code that checks a user's loop: every
         # assumption holds; its noise comes from torch's generator (a warning, not a failure).
         assert record.assumptions is not None and record.failed_checks == []

@@ -230,3 +230,10 @@ def test_the_estimates_interval_is_the_auc_interval_mapped_through_the_estimate(
     assert gdp_estimate_interval((0.3, 0.5), 400, 400, delta=1e-5) == (0.0, 0.0)
     with pytest.raises(MetricsInputError, match="auc_interval"):
         gdp_estimate_interval((0.7, 0.6), 400, 400, delta=1e-5)
+
+
+def test_gdp_epsilon_of_a_huge_mu_is_finite() -> None:
+    # μ = 1e30 (found by the API fuzz): rounding in the log of e^ε Φ(-ε/μ - μ/2), two ~1e59
+    # terms, used to overflow math.exp; ε is about μ²/2 there.
+    for mu in (1e30, 1e10):
+        assert gdp_epsilon(mu, 1e-5) == pytest.approx(mu**2 / 2, rel=1e-6)

@@ -40,7 +40,13 @@ from auditml.audit.canaries.white_box import AllIteratesAudit, LastIterateAudit
 from auditml.errors import ArgumentError, AuditMLError
 from auditml.gradient_canary_record import GradientCanaryRecord
 from auditml.metrics.accounting import spent_epsilon
-from auditml.records import AssumptionCheck, CanaryRecord, HiddenStateProbe, RunFacts
+from auditml.records import (
+    AssumptionCheck,
+    CanaryRecord,
+    GaussianBoundRecord,
+    HiddenStateProbe,
+    RunFacts,
+)
 from auditml.training.clipping_probe import ClippingProbe, attach_through_clipping
 from auditml.training.gradient_canaries import (
     DIRECTIONS,
@@ -107,6 +113,12 @@ class CanaryAuditResult:
     def failed_checks(self) -> tuple[str, ...]:
         """The assumptions of the accountant the loop broke."""
         return tuple(self.record.failed_checks)
+
+    @property
+    def gaussian_bound(self) -> GaussianBoundRecord | None:
+        """The ε lower bound under the Gaussian assumption (the record's, with its normality
+        and equal-variance p-values): reported beside ``violation``, never part of it."""
+        return self.record.gaussian_bound
 
     @property
     def claim_applies(self) -> bool:

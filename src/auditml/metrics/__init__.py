@@ -16,6 +16,7 @@ from auditml.metrics.fdp import (
     fdp_epsilon_audit,
     fdp_epsilon_lower_bound,
 )
+from auditml.metrics.gaussian_one_run import GaussianOneRunBound, gaussian_one_run_audit
 from auditml.metrics.gdp import (
     GaussianDPEstimate,
     GaussianDPLowerBound,
@@ -66,6 +67,7 @@ __all__ = [
     "FDPClaimTest",
     "GaussianDPEstimate",
     "GaussianDPLowerBound",
+    "GaussianOneRunBound",
     "MembershipIntervals",
     "MembershipMetrics",
     "MetricsInputError",
@@ -86,6 +88,7 @@ __all__ = [
     "fdp_claim_test",
     "fdp_epsilon_audit",
     "fdp_epsilon_lower_bound",
+    "gaussian_one_run_audit",
     "gaussian_tradeoff",
     "gdp_epsilon",
     "gdp_epsilon_estimate",

@@ -111,9 +111,11 @@ class GaussianDPLowerBound:
 
 def _gdp_delta(epsilon: float, mu: float) -> float:
     # δ(ε) = Φ(-ε/μ + μ/2) - e^ε Φ(-ε/μ - μ/2); the second term in logs so e^ε cannot overflow.
+    # That term is at most Φ(-ε/μ + μ/2) <= 1, so its log is <= 0; at μ ~ 1e30 rounding in the
+    # sum of two ~1e59 terms made it positive enough to overflow, hence the min.
     return float(
         special.ndtr(-epsilon / mu + mu / 2)
-        - math.exp(epsilon + special.log_ndtr(-epsilon / mu - mu / 2))
+        - math.exp(min(epsilon + special.log_ndtr(-epsilon / mu - mu / 2), 0.0))
     )
 
 

@@ -15,6 +15,7 @@ from auditml.formatting import (
     format_fpr_target,
     format_rate,
     format_rate_interval,
+    gaussian_bound_words,
 )
 from auditml.metrics.epsilon import epsilon_bound_tail
 from auditml.reporting.verdict import (
@@ -143,6 +144,8 @@ def canary_summary(result: dict[str, Any]) -> str:
                 f"  ε lower bound {test['family_epsilon_lower_bound']:.2f} if the run's privacy "
                 f"curve is that of {test['family']} (an assumption: a bound within that family)"
             )
+    if result.get("gaussian_bound"):
+        lines.append(f"  {gaussian_bound_words(result['gaussian_bound'])}, not in the verdict")
     lines.extend(_mechanism_lines(result.get("mechanism_check")))
     checks = result.get("assumptions") or []
     lines.extend(_assumption_lines(checks))

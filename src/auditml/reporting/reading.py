@@ -302,6 +302,7 @@ def _canary_view(name: str, record: CanaryRecord) -> CanaryView:
         mechanism_check=record.mechanism_check,
         assumptions=record.assumptions,
         claim_rejected=None if record.claim_test is None else record.claim_test.violation,
+        gaussian_bound=record.gaussian_bound,
     )
 
 

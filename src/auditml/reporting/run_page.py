@@ -12,8 +12,9 @@ from auditml.formatting import (
     format_fpr_target,
     format_rate,
     format_rate_interval,
+    gaussian_bound_words,
 )
-from auditml.records import AssumptionCheck, MechanismCheckRecord
+from auditml.records import AssumptionCheck, GaussianBoundRecord, MechanismCheckRecord
 from auditml.reporting import glossary, page
 from auditml.reporting.figures import run_roc_figure
 from auditml.reporting.glossary import Term
@@ -253,10 +254,20 @@ def _canary_section(view: RunView, canary: CanaryView) -> page.Html:
             f"{format_confidence(canary.confidence)} confidence "
             f"(Steinke, Nasr and Jagielski 2023). {judged}"
             + _mechanism_sentence(canary.mechanism_check)
+            + _gaussian_sentence(canary.gaussian_bound)
         ),
         page.table(columns, [row]),
         *([] if not canary.assumptions else [_assumptions_table(canary.assumptions)]),
     )
+
+
+def _gaussian_sentence(bound: GaussianBoundRecord | None) -> str:
+    """The bound under the Gaussian assumption, labelled as such and outside the verdict."""
+    if bound is None:
+        return ""
+    return (f" Beside it, not part of the verdict: {gaussian_bound_words(bound)}; it holds only "
+            "if the canaries' scores are normal with equal variances, which small p-values "
+            "contradict.")
 
 
 def _assumptions_table(checks: list[AssumptionCheck]) -> page.Html:

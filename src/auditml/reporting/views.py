@@ -11,6 +11,7 @@ from auditml.metrics.noise import tpr_above_chance
 from auditml.records import (
     AssumptionCheck,
     ExposedExample,
+    GaussianBoundRecord,
     InferenceRecord,
     MechanismCheckRecord,
 )
@@ -101,6 +102,8 @@ class CanaryView:
     assumptions: list[AssumptionCheck] | None = None
     # The curve test's own verdict (None without one).
     claim_rejected: bool | None = None
+    # The ε lower bound under the Gaussian assumption (beside the verdict, never in it).
+    gaussian_bound: GaussianBoundRecord | None = None
 
     @property
     def failed_checks(self) -> list[AssumptionCheck]:

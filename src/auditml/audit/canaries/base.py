@@ -12,7 +12,8 @@ from torch import nn
 
 from auditml.data import ArrayDataset
 from auditml.errors import ConfigError
-from auditml.records import CanaryRecord, RunFacts
+from auditml.metrics import MetricsInputError, gaussian_one_run_audit
+from auditml.records import CanaryRecord, GaussianBoundRecord, RunFacts
 
 
 @dataclass(frozen=True)
@@ -65,3 +66,31 @@ class CanaryAuditKind(ABC):
     @abstractmethod
     def run(self, evidence: CanaryEvidence) -> CanaryRecord:
         """Audit the run from its ``evidence``."""
+
+
+def gaussian_bound(
+    scores: dict[str, np.ndarray], included: np.ndarray, *, delta: float, confidence: float
+) -> GaussianBoundRecord | None:
+    """The largest ε lower bound under the Gaussian assumption over the named scores
+    (:func:`auditml.metrics.gaussian_one_run_audit`), each at ``1 - (1 - confidence) / k`` for
+    ``k`` scores (Bonferroni), so the largest holds at ``confidence`` if the assumption does.
+
+    None where the model cannot be fitted: fewer than 3 canaries IN or OUT, scores constant
+    within both groups, or δ = 0 (where a Gaussian curve's ε is infinite). It is reported
+    beside the assumption-free bound and never enters the verdict.
+    """
+    per_score = 1 - (1 - confidence) / len(scores)
+    bounds = {}
+    for name, values in scores.items():
+        try:
+            bounds[name] = gaussian_one_run_audit(
+                values, included, delta=delta, confidence=per_score
+            )
+        except MetricsInputError:
+            continue
+    if not bounds:
+        return None
+    best = max(bounds, key=lambda name: bounds[name].epsilon)
+    return GaussianBoundRecord(
+        **{**bounds[best].to_dict(), "confidence": confidence}, score=best
+    )

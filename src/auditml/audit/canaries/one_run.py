@@ -25,7 +25,7 @@ import torch
 from torch import nn
 
 from auditml.attacks.signals import membership_signal
-from auditml.audit.canaries.base import CanaryAuditKind, CanaryEvidence
+from auditml.audit.canaries.base import CanaryAuditKind, CanaryEvidence, gaussian_bound
 from auditml.data import ArrayDataset
 from auditml.errors import AuditMLError
 from auditml.metrics import fdp_epsilon_audit
@@ -88,6 +88,7 @@ class OneRunAudit(CanaryAuditKind):
             by_score=bounds,
             run=evidence.run_facts,
             threat_model="black_box",
+            gaussian_bound=gaussian_bound(scores, included, delta=delta, confidence=CONFIDENCE),
             violation=None if evidence.claim is None else exceeds_claim(
                 dp_enabled=True, claimed_epsilon=evidence.claim.epsilon,
                 epsilon_lower_bound=bounds[best]["epsilon"],

@@ -63,7 +63,12 @@ from auditml.audit.canaries.assumptions import (
     check_assumptions,
     statistical_checks,
 )
-from auditml.audit.canaries.base import CanaryAuditKind, CanaryEvidence, PrivacyClaim
+from auditml.audit.canaries.base import (
+    CanaryAuditKind,
+    CanaryEvidence,
+    PrivacyClaim,
+    gaussian_bound,
+)
 from auditml.audit.canaries.scores import (
     all_iterates_scores,
     estimate_noise_multiplier,
@@ -157,6 +162,8 @@ class GradientCanaryAudit(CanaryAuditKind):
             mechanism_check=mechanism,
             violation=violation,
             assumptions=assumptions,
+            gaussian_bound=gaussian_bound({self.threat_model: scores}, record.included,
+                                          delta=evidence.delta, confidence=CONFIDENCE),
         )
 
     def mechanism_check(
