@@ -135,19 +135,19 @@ def _weakened(bug: str | None, seed: int) -> CanaryAuditResult:
 def test_clipping_after_the_sum_is_caught_by_the_probe(seed: int) -> None:
     result = _result("clip_after_sum", seed)
     check = result.record.mechanism_check
-    assert check is not None and check["sensitivity"]["probe"] is True
-    assert check["sensitivity"]["estimate"] > 1.6 and check["sensitivity"]["lower"] > 1.2
-    assert check["violation"] is True and result.violation is True
+    assert check is not None and check.sensitivity.probe is True
+    assert check.sensitivity.estimate > 1.6 and check.sensitivity.lower > 1.2
+    assert check.violation is True and result.violation is True
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])
 def test_a_correct_clipping_is_consistent(seed: int) -> None:
     result = _result(None, seed)
     check = result.record.mechanism_check
-    assert check is not None and check["violation"] is False and result.violation is False
-    assert check["sensitivity"]["lower"] < 1.0
+    assert check is not None and check.violation is False and result.violation is False
+    assert check.sensitivity.lower < 1.0
     # Correct per-example clipping turns the canaries of norm 10 into canaries of norm 1.
-    assert check["noise"]["estimate"] == pytest.approx(1.0, abs=0.05)
+    assert check.noise.estimate == pytest.approx(1.0, abs=0.05)
 
 
 @pytest.mark.parametrize("seed", [0, 1])
@@ -156,13 +156,13 @@ def test_without_the_probe_clipping_after_the_sum_goes_unseen(seed: int) -> None
     result = _weakened("clip_after_sum", seed)
     assert result.violation is False
     check = result.record.mechanism_check
-    assert check is not None and not check["sensitivity"]["probe"]
+    assert check is not None and not check.sensitivity.probe
 
 
 def test_a_parameter_left_unclipped_is_caught() -> None:
     result = _result("unclipped_bias", 0)
     check = result.record.mechanism_check
-    assert check is not None and check["sensitivity"]["lower"] > 5
+    assert check is not None and check.sensitivity.lower > 5
     assert result.violation is True
 
 
