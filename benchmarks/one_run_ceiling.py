@@ -7,7 +7,7 @@ each (δ, μ, m) it prints, as medians over seeds divided by the true ε: Steink
 Jagielski's bound (``one_run_audit``), the f-DP test's (ε, δ) bound (``fdp_epsilon_audit``, what
 the canary audits report), the bound under the Gaussian assumption (``gaussian_one_run_audit``,
 exact here since the ideal mechanism's scores are Gaussian; beyond the ceiling because it is not
-assumption-free), and the ceiling of :mod:`auditml.metrics.one_run_limits` (the most any audit
+assumption-free), and the ceiling of :mod:`auditml.metrics.dp.one_run_limits` (the most any audit
 valid for every (ε, δ)-DP algorithm can show in median; a proof, not a measurement). All at 95 %.
 
     python benchmarks/one_run_ceiling.py [--mus 0.5 1 2] [--canaries 1000 10000] [--seeds 9]
@@ -21,8 +21,8 @@ import time
 import numpy as np
 
 from auditml.metrics import fdp_epsilon_audit, gaussian_one_run_audit, one_run_audit
-from auditml.metrics.gdp import gdp_epsilon as _gdp_epsilon
-from auditml.metrics.one_run_limits import gaussian_one_run_ceiling
+from auditml.metrics.dp.gdp import gdp_epsilon as _gdp_epsilon
+from auditml.metrics.dp.one_run_limits import gaussian_one_run_ceiling
 
 
 def main() -> None:

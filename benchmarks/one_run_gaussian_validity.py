@@ -24,7 +24,7 @@ from opacus.accountants.utils import get_noise_multiplier
 from auditml.audit.canaries.base import gaussian_bound
 from auditml.audit.canaries.white_box import AllIteratesAudit
 from auditml.gradient_canary_record import GradientCanaryRecord
-from auditml.metrics.accounting import accountant_epsilon
+from auditml.metrics.dp.accounting import accountant_epsilon
 
 RATE, STEPS, DELTA, MEMBERS = 1 / 3, 90, 1e-4, 150
 

@@ -130,7 +130,7 @@ def test_the_audit_never_draws_nor_imports_reporting() -> None:
     # The audit computes and writes the run directory; reports read it; figures are drawn by
     # the audit's callers (the CLI, the API's save, the sweep) with what the audit computed
     # (auditml.figure_data). What the audit and the reports both need (the VIOLATION rule)
-    # lives below both (auditml.metrics.violation). A lazy import inside a function, or a
+    # lives below both (auditml.metrics.dp.violation). A lazy import inside a function, or a
     # module named to a lazy registry, counts.
     modules = _modules()
     graph = {name: edges | _module_names_in_strings(modules[name], modules)
@@ -174,11 +174,11 @@ def test_metrics_are_pure_numpy_and_scipy() -> None:
     graph = import_graph()
     assert not metrics_violations(graph, {}), metrics_violations(graph, {})
     planted = {"auditml.metrics.roc": {"torch.nn"}}
-    graph["auditml.metrics.tradeoff"] = graph["auditml.metrics.tradeoff"] | {
+    graph["auditml.metrics.dp.tradeoff"] = graph["auditml.metrics.dp.tradeoff"] | {
         "auditml.training.dp_sgd"}
     assert metrics_violations(graph, planted) == [
         "auditml.metrics.roc imports torch.nn",
-        "auditml.metrics.tradeoff imports auditml.training.dp_sgd"]
+        "auditml.metrics.dp.tradeoff imports auditml.training.dp_sgd"]
 
 
 def test_importing_the_metrics_loads_no_torch() -> None:
@@ -195,7 +195,7 @@ def test_importing_the_metrics_loads_no_torch() -> None:
     assert result.stdout.strip() == "[]", result.stdout
 
 
-ACCOUNTING = "auditml.metrics.accounting"
+ACCOUNTING = "auditml.metrics.dp.accounting"
 
 
 def accountant_importers(imports: dict[str, set[str]]) -> list[str]:
@@ -205,7 +205,7 @@ def accountant_importers(imports: dict[str, set[str]]) -> list[str]:
 
 
 def test_one_module_computes_epsilon() -> None:
-    # Every ε (and Opacus' private PRV API) goes through auditml.metrics.accounting: no other
+    # Every ε (and Opacus' private PRV API) goes through auditml.metrics.dp.accounting: no other
     # module imports Opacus' accountants, lazily or not.
     imports = {module: _external_imports(path) for module, path in _modules().items()}
     assert any(_within(name, "opacus.accountants") for name in imports[ACCOUNTING])

@@ -12,8 +12,8 @@ import pytest
 
 from auditml.audit.results import summarize_attack
 from auditml.metrics import claimed_tradeoff, epsilon_lower_bound, fdp_epsilon_audit
-from auditml.metrics.claim_test import tradeoff_claim_test
-from auditml.metrics.thresholds import BonferroniAllScores, Explicit, MultiSplit, Split
+from auditml.metrics.dp.thresholds import BonferroniAllScores, Explicit, MultiSplit, Split
+from auditml.metrics.dp.trials_claim_test import tradeoff_claim_test
 from auditml.records import (
     AttackRecord,
     CanaryClaimTestRecord,

@@ -252,7 +252,7 @@ def _dispatch(args: argparse.Namespace, console: Console, errors: Console) -> in
     if args.command == "audit-dp":
         from auditml.audit.many_runs import check_runs_and_workers, many_runs_audit
         from auditml.formatting import format_confidence
-        from auditml.metrics.epsilon import epsilon_bound_tail
+        from auditml.metrics.dp.trials_epsilon import epsilon_bound_tail
         from auditml.reporting.verdict import tail_words
         from auditml.run_directory import check_many_runs_destination, write_many_runs
         from auditml.training.executors import default_workers

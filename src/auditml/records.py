@@ -401,7 +401,8 @@ class _Written(_Part):
 
 
 class ThresholdStrategyRecord(_Written):
-    """:meth:`auditml.metrics.thresholds.ThresholdStrategy.to_dict`: the name and its settings."""
+    """:meth:`auditml.metrics.dp.thresholds.ThresholdStrategy.to_dict`: the name and its
+    settings."""
 
     name: str
     fraction: Annotated[float, BeforeValidator(_finite), Field(gt=0, lt=1)] | None = None
@@ -523,7 +524,8 @@ class OneRunBoundRecord(_Written):
 class CanaryClaimTestRecord(_Written):
     """A canary audit's f-DP test of the accountant's claimed curve
     (:func:`auditml.audit.canaries.white_box.check_claim`; also the keys of
-    :meth:`auditml.metrics.fdp.FDPClaimTest.to_dict`). Records of older versions hold only
+    :meth:`auditml.metrics.dp.one_run_fdp.FDPClaimTest.to_dict`). Records of older versions hold
+    only
     ``violation``, ``p_value`` and ``confidence``."""
 
     violation: StrictBool
@@ -544,7 +546,7 @@ class CanaryClaimTestRecord(_Written):
 
 
 class NoiseCheckRecord(_Written):
-    """The mechanism check's noise part: :meth:`auditml.metrics.mechanism_check.NoiseBound.
+    """The mechanism check's noise part: :meth:`auditml.metrics.dp.mechanism_check.NoiseBound.
     to_dict` and the noise multiplier the accountant assumed (``claimed``)."""
 
     claimed: Finite
@@ -555,7 +557,7 @@ class NoiseCheckRecord(_Written):
 
 
 class RateCheckRecord(_Written):
-    """The sampling-rate part: :meth:`~auditml.metrics.mechanism_check.RateBound.to_dict` and
+    """The sampling-rate part: :meth:`~auditml.metrics.dp.mechanism_check.RateBound.to_dict` and
     the accountant's rate (``claimed``)."""
 
     claimed: Finite
@@ -567,7 +569,7 @@ class RateCheckRecord(_Written):
 
 
 class SensitivityCheckRecord(_Written):
-    """The sensitivity part: :meth:`~auditml.metrics.mechanism_check.SensitivityBound.to_dict`
+    """The sensitivity part: :meth:`~auditml.metrics.dp.mechanism_check.SensitivityBound.to_dict`
     of the test whose rows moved the sums most, which tensor's canaries (``tensor``, None: all
     pooled or the clipping ``probe``), out of how many ``tensors`` and ``tests``."""
 
@@ -600,7 +602,8 @@ class MechanismCheckRecord(_Written):
 
 
 class ManyRunsClaimTestRecord(_Written):
-    """:meth:`auditml.metrics.claim_test.ClaimTest.to_dict` (``threshold_strategy`` is absent in
+    """:meth:`auditml.metrics.dp.trials_claim_test.ClaimTest.to_dict` (``threshold_strategy`` is
+    absent in
     records before 2026-12)."""
 
     violation: StrictBool
@@ -712,7 +715,8 @@ class CanaryRecord(Record):
     # black_box: only the trained model's outputs; all_iterates: every noisy DP-SGD update (the
     # DP-SGD threat model); last_iterate: the final weights.
     threat_model: Literal["black_box", "all_iterates", "last_iterate"] = "black_box"
-    # The f-DP test of the accountant's whole claimed curve (auditml.metrics.fdp), when run.
+    # The f-DP test of the accountant's whole claimed curve (auditml.metrics.dp.one_run_fdp), when
+    # run.
     claim_test: CanaryClaimTestRecord | None = None
     # The all-iterates mechanism check (auditml.audit.canaries.white_box.check_mechanism).
     mechanism_check: MechanismCheckRecord | None = None
@@ -742,7 +746,7 @@ class ManyRunsRecord(Record):
     """``auditml audit-dp``: K runs of a DP recipe, one gradient canary each, audited together.
 
     ``epsilon_lower_bound`` (:meth:`auditml.metrics.EpsilonLowerBound.to_dict`, its ``alpha``
-    inside) and ``claim_test`` (:meth:`auditml.metrics.claim_test.ClaimTest.to_dict`, its
+    inside) and ``claim_test`` (:meth:`auditml.metrics.dp.trials_claim_test.ClaimTest.to_dict`, its
     ``confidence`` inside) each hold at their own level; ``violation`` holds at ``confidence``
     (the claim test alone; records written before 2026-12 OR-ed both tests at 97.5 % each).
     ``scores`` and ``coins`` are each run's canary score and whether its canary was included.

@@ -16,8 +16,8 @@ from auditml.audit.canaries.assumptions import (
 from auditml.audit.canaries.base import PrivacyClaim
 from auditml.audit.canaries.white_box import CONFIDENCE, MECHANISM_CHECK_LEVEL, claim_test_level
 from auditml.gradient_canary_record import GradientCanaryRecord
-from auditml.metrics.accounting import shuffle_epsilon_lower_bound
-from auditml.metrics.mechanism_check import RateBound
+from auditml.metrics.dp.accounting import shuffle_epsilon_lower_bound
+from auditml.metrics.dp.mechanism_check import RateBound
 from auditml.records import AssumptionCheck, HiddenStateProbe, LoopFacts
 
 N, Q, SIGMA = 1000, 0.1, 1.0

@@ -15,7 +15,7 @@ from scipy.optimize import brentq
 from scipy.special import logsumexp
 from scipy.stats import norm
 
-from auditml.metrics.accounting import (
+from auditml.metrics.dp.accounting import (
     PRVGridTooLarge,
     _opacus_discrete_prv,
     accountant_epsilon,
@@ -239,7 +239,7 @@ def test_bad_shuffle_arguments_are_named(changes: dict[str, object], message: st
 @pytest.mark.parametrize(("first", "second"), [(2000, 3000), (100, 7000)])
 def test_the_fft_round_off_bound_covers_the_round_off(first: int, second: int) -> None:
     # The ℓ1 bound that _convolved subtracts, against a long-double direct convolution.
-    from auditml.metrics.accounting import _convolved
+    from auditml.metrics.dp.accounting import _convolved
 
     rng = np.random.default_rng(7)
     a = np.exp(-0.5 * ((np.arange(first) - first / 2) / (first / 8)) ** 2)

@@ -9,8 +9,7 @@ import pytest
 from scipy.stats import binom, norm
 
 from auditml.metrics import MetricsInputError
-from auditml.metrics.claim_test import tradeoff_claim_test
-from auditml.metrics.thresholds import (
+from auditml.metrics.dp.thresholds import (
     BonferroniAllScores,
     BonferroniHull,
     Explicit,
@@ -18,6 +17,7 @@ from auditml.metrics.thresholds import (
     Split,
     ThresholdStrategy,
 )
+from auditml.metrics.dp.trials_claim_test import tradeoff_claim_test
 
 
 def gaussian_tradeoff(mu: float):

@@ -25,16 +25,16 @@ from auditml.metrics import (
     epsilon_lower_bound,
     gdp_epsilon_estimate,
 )
-from auditml.metrics.epsilon import (
+from auditml.metrics.dp.gdp import gdp_epsilon as _gdp_epsilon
+from auditml.metrics.dp.thresholds import BonferroniAllScores, Split
+from auditml.metrics.dp.trials_epsilon import (
     _best_threshold,
     _clopper_pearson_upper,
     _gaussian_mu,
     _raw_epsilon,
     epsilon_bound_tail,
 )
-from auditml.metrics.gdp import gdp_epsilon as _gdp_epsilon
 from auditml.metrics.threshold import _stratified_halves
-from auditml.metrics.thresholds import BonferroniAllScores, Split
 
 POLICIES = ("split", "bonferroni")
 

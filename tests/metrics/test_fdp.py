@@ -38,8 +38,8 @@ from auditml.metrics import (
     one_run_audit,
     one_run_epsilon_lower_bound,
 )
-from auditml.metrics.fdp import _epsilon_bounds, _guess_counts, _rejects
-from auditml.metrics.one_run import _guess_grid
+from auditml.metrics.dp.one_run_epsilon import _guess_grid
+from auditml.metrics.dp.one_run_fdp import _epsilon_bounds, _guess_counts, _rejects
 
 CANARIES = 1000
 TRIALS = 200

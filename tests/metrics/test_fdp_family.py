@@ -7,9 +7,13 @@ import numpy as np
 import pytest
 
 from auditml.audit.canaries.scores import all_iterates_scores, estimate_noise_multiplier
-from auditml.metrics import MetricsInputError, claimed_tradeoff, fdp_claim_test, fdp_family
-from auditml.metrics.fdp import _guess_counts
-from auditml.metrics.fdp_family import accountant_epsilon, noise_family_epsilon_lower_bound
+from auditml.metrics import MetricsInputError, claimed_tradeoff, fdp_claim_test
+from auditml.metrics.dp import one_run_fdp_family as fdp_family
+from auditml.metrics.dp.one_run_fdp import _guess_counts
+from auditml.metrics.dp.one_run_fdp_family import (
+    accountant_epsilon,
+    noise_family_epsilon_lower_bound,
+)
 
 STEPS, RATE, CANARIES, DELTA = 40, 0.25, 400, 1e-4
 SIGMA = 2.0  # the claimed noise; RDP ε at δ=1e-4 is about 3.0

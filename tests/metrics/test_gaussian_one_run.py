@@ -10,7 +10,7 @@ import pytest
 from scipy import stats
 
 from auditml.metrics import GaussianOneRunBound, MetricsInputError, gaussian_one_run_audit
-from auditml.metrics.gdp import gdp_epsilon
+from auditml.metrics.dp.gdp import gdp_epsilon
 
 
 def _ideal(mu: float, canaries: int, seed: int) -> tuple[np.ndarray, np.ndarray]:

@@ -1,4 +1,4 @@
-"""auditml.metrics.gdp: hand values, the reference's tight test, validity by simulation."""
+"""auditml.metrics.dp.gdp: hand values, the reference's tight test, validity by simulation."""
 
 from __future__ import annotations
 

@@ -14,13 +14,13 @@ import pytest
 from scipy import optimize, stats
 
 from auditml.metrics import MetricsInputError
-from auditml.metrics.accounting import accountant_epsilon, prv_epsilon_lower
-from auditml.metrics.fdp_family import mechanism_epsilon_lower_bound
-from auditml.metrics.mechanism_check import (
+from auditml.metrics.dp.accounting import accountant_epsilon, prv_epsilon_lower
+from auditml.metrics.dp.mechanism_check import (
     noise_upper_bound,
     sample_rate_lower_bound,
     sensitivity_lower_bound,
 )
+from auditml.metrics.dp.one_run_fdp_family import mechanism_epsilon_lower_bound
 
 TRIALS = 400
 

@@ -23,7 +23,7 @@ from auditml.metrics import (
     one_run_audit,
     one_run_epsilon_lower_bound,
 )
-from auditml.metrics.one_run import GUESS_FRACTIONS, _guess_grid
+from auditml.metrics.dp.one_run_epsilon import GUESS_FRACTIONS, _guess_grid
 
 # --- reference implementations, written independently of the module -----------------------
 

@@ -10,8 +10,8 @@ import pytest
 from scipy import optimize, stats
 
 from auditml.metrics import MetricsInputError, fdp_audit, one_run_audit
-from auditml.metrics.one_run_limits import gaussian_one_run_ceiling
-from auditml.metrics.tradeoff import approximate_dp_tradeoff
+from auditml.metrics.dp.one_run_limits import gaussian_one_run_ceiling
+from auditml.metrics.dp.tradeoff import approximate_dp_tradeoff
 
 
 def gaussian_delta(epsilon: float, mu: float) -> float:

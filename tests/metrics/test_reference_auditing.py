@@ -3,7 +3,7 @@
 jax_privacy (``jax_privacy/auditing.py``, ``CanaryScoreAuditor.epsilon_clopper_pearson``) takes
 in- and out-scores, a significance and a threshold strategy; here the same cases go through
 :func:`auditml.metrics.epsilon_lower_bound` with ``confidence = 1 - significance`` and the
-strategies of :mod:`auditml.metrics.thresholds`. auditml's bound always takes the better of the
+strategies of :mod:`auditml.metrics.dp.thresholds`. auditml's bound always takes the better of the
 two tails (their ``one_sided=False``); the one-sided bound is never larger, so the tightness
 tolerances are at least as hard here.
 
@@ -25,7 +25,7 @@ import pytest
 from scipy import optimize, special, stats
 
 from auditml.metrics import epsilon_lower_bound
-from auditml.metrics.thresholds import (
+from auditml.metrics.dp.thresholds import (
     BonferroniAllScores,
     BonferroniHull,
     Explicit,

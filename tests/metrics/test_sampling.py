@@ -16,7 +16,7 @@ import pytest
 from scipy import stats
 
 from auditml.metrics import MetricsInputError
-from auditml.metrics.sampling import (
+from auditml.metrics.dp.sampling import (
     FORMS,
     _lag1_permutation_variance,
     poisson_batch_test,

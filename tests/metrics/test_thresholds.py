@@ -1,4 +1,4 @@
-"""Tests of auditml.metrics.thresholds: the ROC hull, the strategies' settings and the splits."""
+"""Tests of auditml.metrics.dp.thresholds: the ROC hull, the strategies' settings and the splits."""
 
 from __future__ import annotations
 
@@ -9,9 +9,7 @@ import numpy as np
 import pytest
 
 from auditml.metrics import MetricsInputError
-from auditml.metrics.roc import _roc_counts, _RocCounts
-from auditml.metrics.threshold import _stratified_halves
-from auditml.metrics.thresholds import (
+from auditml.metrics.dp.thresholds import (
     STRATEGIES,
     BonferroniAllScores,
     BonferroniHull,
@@ -23,6 +21,8 @@ from auditml.metrics.thresholds import (
     hull_corners,
     stratified_split,
 )
+from auditml.metrics.roc import _roc_counts, _RocCounts
+from auditml.metrics.threshold import _stratified_halves
 
 
 def points(xy: list[tuple[int, int]]) -> _RocCounts:

@@ -18,7 +18,7 @@ from auditml.metrics import (
     gaussian_tradeoff,
     profile_tradeoff,
 )
-from auditml.metrics.tradeoff import CLAIM_DELTAS
+from auditml.metrics.dp.tradeoff import CLAIM_DELTAS
 
 ALPHAS = np.concatenate([[0.0], np.logspace(-9, -1, 60), np.linspace(0.1, 1.0, 61)])
 

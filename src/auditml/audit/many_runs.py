@@ -10,7 +10,7 @@ mechanism's privacy game, so the classical tests apply without the one-run theor
 - an ε lower bound at the run's δ (:func:`auditml.metrics.epsilon_lower_bound`, Clopper-Pearson
   at a threshold chosen on the other half), and
 - the test of the whole privacy curve the run's accountant claims
-  (:func:`auditml.metrics.claim_test.tradeoff_claim_test`).
+  (:func:`auditml.metrics.dp.trials_claim_test.tradeoff_claim_test`).
 
 Each holds at 95 % on its own. **The verdict ``violation`` is the claim test alone**, so it is
 wrong with probability at most 5 % when the claim holds; it needs no second test, because an ε
@@ -33,7 +33,7 @@ from auditml.config import AuditMLConfig, parse_config
 from auditml.data import make_split
 from auditml.errors import ConfigError
 from auditml.metrics import Split, claimed_tradeoff, epsilon_lower_bound
-from auditml.metrics.claim_test import tradeoff_claim_test
+from auditml.metrics.dp.trials_claim_test import tradeoff_claim_test
 from auditml.records import ManyRunsRecord
 from auditml.training.executors import JobProgress, make_executor
 from auditml.training.trainer import load_dataset

@@ -39,7 +39,7 @@ from auditml.audit.canaries.base import CanaryEvidence, PrivacyClaim
 from auditml.audit.canaries.white_box import AllIteratesAudit, LastIterateAudit
 from auditml.errors import ArgumentError, AuditMLError
 from auditml.gradient_canary_record import GradientCanaryRecord
-from auditml.metrics.accounting import spent_epsilon
+from auditml.metrics.dp.accounting import spent_epsilon
 from auditml.records import (
     AssumptionCheck,
     CanaryRecord,

@@ -7,17 +7,7 @@ are importable on their own.
 
 from auditml.metrics.bootstrap import MembershipIntervals, membership_intervals
 from auditml.metrics.breakdown import most_exposed_members, per_class_metrics
-from auditml.metrics.epsilon import EpsilonLowerBound, epsilon_lower_bound
-from auditml.metrics.fdp import (
-    FDPAudit,
-    FDPClaimTest,
-    fdp_audit,
-    fdp_claim_test,
-    fdp_epsilon_audit,
-    fdp_epsilon_lower_bound,
-)
-from auditml.metrics.gaussian_one_run import GaussianOneRunBound, gaussian_one_run_audit
-from auditml.metrics.gdp import (
+from auditml.metrics.dp.gdp import (
     GaussianDPEstimate,
     GaussianDPLowerBound,
     gdp_epsilon,
@@ -25,7 +15,37 @@ from auditml.metrics.gdp import (
     gdp_estimate_interval,
     gdp_lower_bound,
 )
-from auditml.metrics.one_run import OneRunBound, one_run_audit, one_run_epsilon_lower_bound
+from auditml.metrics.dp.one_run_epsilon import (
+    OneRunBound,
+    one_run_audit,
+    one_run_epsilon_lower_bound,
+)
+from auditml.metrics.dp.one_run_fdp import (
+    FDPAudit,
+    FDPClaimTest,
+    fdp_audit,
+    fdp_claim_test,
+    fdp_epsilon_audit,
+    fdp_epsilon_lower_bound,
+)
+from auditml.metrics.dp.one_run_gaussian import GaussianOneRunBound, gaussian_one_run_audit
+from auditml.metrics.dp.thresholds import (
+    DEFAULT_STRATEGY,
+    BonferroniAllScores,
+    BonferroniHull,
+    Explicit,
+    MultiSplit,
+    Split,
+    ThresholdStrategy,
+)
+from auditml.metrics.dp.tradeoff import (
+    TradeoffCurve,
+    approximate_dp_tradeoff,
+    claimed_tradeoff,
+    gaussian_tradeoff,
+    profile_tradeoff,
+)
+from auditml.metrics.dp.trials_epsilon import EpsilonLowerBound, epsilon_lower_bound
 from auditml.metrics.roc import (
     MetricsInputError,
     RocCurve,
@@ -38,22 +58,6 @@ from auditml.metrics.roc import (
 )
 from auditml.metrics.summary import DEFAULT_FPRS, MembershipMetrics, membership_metrics
 from auditml.metrics.threshold import CalibratedAccuracy, best_threshold, calibrated_accuracy
-from auditml.metrics.thresholds import (
-    DEFAULT_STRATEGY,
-    BonferroniAllScores,
-    BonferroniHull,
-    Explicit,
-    MultiSplit,
-    Split,
-    ThresholdStrategy,
-)
-from auditml.metrics.tradeoff import (
-    TradeoffCurve,
-    approximate_dp_tradeoff,
-    claimed_tradeoff,
-    gaussian_tradeoff,
-    profile_tradeoff,
-)
 
 __all__ = [
     "DEFAULT_FPRS",

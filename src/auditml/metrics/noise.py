@@ -44,7 +44,7 @@ from collections.abc import Sequence
 import numpy as np
 from scipy import special
 
-from auditml.metrics.epsilon import _check_number, _clopper_pearson_upper
+from auditml.metrics.dp.trials_epsilon import _check_number, _clopper_pearson_upper
 from auditml.metrics.roc import MetricsInputError, check_count
 
 NOISE_CONFIDENCE = 0.95

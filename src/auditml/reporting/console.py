@@ -17,7 +17,7 @@ from auditml.formatting import (
     format_rate_interval,
     gaussian_bound_words,
 )
-from auditml.metrics.epsilon import epsilon_bound_tail
+from auditml.metrics.dp.trials_epsilon import epsilon_bound_tail
 from auditml.reporting.verdict import (
     CHECK_STATUS_WORDS,
     TAIL_WORDS,

@@ -24,7 +24,7 @@ from rich.text import Text
 
 from auditml.errors import RunDirectoryError
 from auditml.formatting import format_confidence, format_delta
-from auditml.metrics.epsilon import epsilon_bound_tail
+from auditml.metrics.dp.trials_epsilon import epsilon_bound_tail
 from auditml.reporting import glossary
 from auditml.reporting.verdict import TAIL_NAMES
 from auditml.run_directory import RunDirectory, read_many_runs
@@ -48,7 +48,8 @@ class ManyRunsRow:
     claim_rejected: bool
     claim_confidence: float
     violation: bool
-    # Which tail gave the bound (auditml.metrics.epsilon.BoundTail; None: a bound of 0 or not
+    # Which tail gave the bound (auditml.metrics.dp.trials_epsilon.BoundTail; None: a bound of 0 or
+    # not
     # known).
     bound_tail: str | None = None
     # A one-run canary audit (a run directory): its name and how many canaries it had.

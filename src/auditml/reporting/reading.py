@@ -17,7 +17,7 @@ from typing import Any, TypeVar
 
 from auditml.errors import RunDirectoryError
 from auditml.metrics import MembershipMetrics, MetricsInputError, RocCurve, roc_curve
-from auditml.metrics.epsilon import epsilon_bound_tail
+from auditml.metrics.dp.trials_epsilon import epsilon_bound_tail
 from auditml.records import (
     AttackRecord,
     AttributeInferenceRecord,
@@ -114,7 +114,8 @@ def _metrics(run: RunDirectory, record: AttackRecord) -> MembershipMetrics:
 
 def _bound(record: AttackRecord) -> tuple[float, float | None, str | None]:
     """The ε lower bound, its confidence (1 − alpha, as recorded beside it) and its tail (older
-    records: derived from their counts, :func:`auditml.metrics.epsilon.epsilon_bound_tail`)."""
+    records: derived from their counts,
+    :func:`auditml.metrics.dp.trials_epsilon.epsilon_bound_tail`)."""
     confidence = 1 - record.epsilon_lower_bound.alpha
     tail = (epsilon_bound_tail(record.epsilon_lower_bound.as_written())
             if record.epsilon_bound > 0 else None)

@@ -62,7 +62,7 @@ class ComparisonRow:
     # bounds were recorded); a DP run whose bound exceeds its accountant ε is a violation.
     epsilon_lower_bound: float | None = None
     # The bound's confidence (1 − alpha as recorded with it), and which tail gave it
-    # (auditml.metrics.epsilon.BoundTail; None: a bound of 0, or not known).
+    # (auditml.metrics.dp.trials_epsilon.BoundTail; None: a bound of 0, or not known).
     bound_confidence: float | None = None
     bound_tail: str | None = None
     # How the bound chose its threshold, in words (verdict.threshold_words; None: not recorded).

@@ -4,7 +4,7 @@ A DP run claims (ε, δ)-DP; an audit's ε lower bound says, with its stated con
 training algorithm is *not* (ε', δ)-DP for any ε' below the bound. A bound above the claim
 therefore contradicts the claim: the training or its accounting is broken. Every report and the
 terminal summary of the one-run canary audit decide this with
-:func:`auditml.metrics.violation.exceeds_claim` (a metric the audit records too, so it lives
+:func:`auditml.metrics.dp.violation.exceeds_claim` (a metric the audit records too, so it lives
 below both).
 """
 
@@ -16,7 +16,7 @@ from enum import Enum
 from typing import Any
 
 from auditml.formatting import format_confidence, format_epsilon, format_rate
-from auditml.metrics.violation import exceeds_claim as exceeds_claim  # the reports' import
+from auditml.metrics.dp.violation import exceeds_claim as exceeds_claim  # the reports' import
 from auditml.records import EpsilonBoundRecord
 
 
@@ -47,7 +47,7 @@ class VerdictKind(Enum):
 
 TAIL_NAMES = {"member": "member tail", "nonmember": "non-member tail"}
 """Which test of a membership attack gave its ε lower bound, as a table cell says it
-(:data:`auditml.metrics.epsilon.BoundTail`)."""
+(:data:`auditml.metrics.dp.trials_epsilon.BoundTail`)."""
 
 TAIL_WORDS = {
     "member": f"{TAIL_NAMES['member']}: high scores flag members",
@@ -72,7 +72,7 @@ def tail_words(tail: str | None) -> str:
 
 def threshold_words(bound: EpsilonBoundRecord | Mapping[str, Any]) -> str | None:
     """How a recorded ε lower bound chose its threshold (``threshold_policy``, ``candidates``,
-    ``threshold_strategy``; :mod:`auditml.metrics.thresholds`), in words; None when the record
+    ``threshold_strategy``; :mod:`auditml.metrics.dp.thresholds`), in words; None when the record
     does not say (written before strategies were recorded)."""
     if isinstance(bound, EpsilonBoundRecord):
         bound = bound.as_written()

@@ -15,7 +15,7 @@ from pydantic import BaseModel, ConfigDict
 
 from auditml.config import AuditMLConfig
 from auditml.formatting import format_confidence, format_delta, format_epsilon, format_rate
-from auditml.metrics.epsilon import epsilon_bound_tail
+from auditml.metrics.dp.trials_epsilon import epsilon_bound_tail
 from auditml.reporting import glossary
 from auditml.reporting.verdict import TAIL_NAMES
 from auditml.run_directory import RunDirectory, SweepDirectory
@@ -59,7 +59,8 @@ class SweepRow(_Frozen):
     bound_confidence: float
     gdp_epsilon_estimate: float
     violation: bool
-    # Which tail the bound came from (auditml.metrics.epsilon.BoundTail); None for a bound of 0,
+    # Which tail the bound came from (auditml.metrics.dp.trials_epsilon.BoundTail); None for a
+    # bound of 0,
     # or not known (a sweep.json written before tails were recorded).
     bound_tail: str | None = None
 

@@ -34,7 +34,7 @@ from functools import lru_cache
 import numpy as np
 
 from auditml.config import MAX_NOISE_MULTIPLIER
-from auditml.metrics.accounting import (
+from auditml.metrics.dp.accounting import (
     PRVGridTooLarge,
     prv_composition,
     prv_delta_error,
@@ -92,7 +92,7 @@ def _rdp_epsilon(sigma: float, sample_rate: float, steps: int, delta: float) -> 
 
 def _prv_epsilon(sigma: float, sample_rate: float, steps: int, delta: float) -> float:
     """PRVAccountant.get_epsilon for one (σ, q, steps) history entry, except that the grid is
-    sized before it is built (:func:`~auditml.metrics.accounting.prv_composition`)."""
+    sized before it is built (:func:`~auditml.metrics.dp.accounting.prv_composition`)."""
     try:
         composition = prv_composition([(sigma, sample_rate, steps)],
                                       delta_error=prv_delta_error(delta),

@@ -27,7 +27,7 @@ probe moves the sum along w by exactly C. Clipping after the sum: without the pr
 ≈ ``−C·s_t·w``: the probe moves it by ≈ 2C. Each step keeps ``y_t = 1 − s_t·⟨noisy sum, w⟩/C``
 (centred: about 0 without the probe and 1 with it under a correct mechanism) and the probe's
 coin; the mechanism check bounds from below how far the probe moves the sum
-(:func:`auditml.metrics.mechanism_check.sensitivity_lower_bound`, at the coin's rate ½) and flags
+(:func:`auditml.metrics.dp.mechanism_check.sensitivity_lower_bound`, at the coin's rate ½) and flags
 a bound above 1. The real batch adds ``s_t·⟨Σ clip(g_i), w⟩`` to ``y_t``: of mean zero (the sign)
 and small, since w is a random direction. The decoy and the probe share the canaries' call, so
 a clipping of each call's sum (of the micro-batch) shows as well as one of the whole step's.

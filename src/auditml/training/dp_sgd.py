@@ -27,7 +27,7 @@ from torch import nn
 from torch.utils.data import DataLoader
 
 from auditml.config import DPConfig
-from auditml.metrics.accounting import new_accountant, spent_epsilon
+from auditml.metrics.dp.accounting import new_accountant, spent_epsilon
 from auditml.training.augmentation import average_copies, shifted_copies
 from auditml.training.gradient_canaries import GradientCanaries, attach_to_dp_optimizer
 from auditml.training.per_example import PerExampleClipper, covered_layers

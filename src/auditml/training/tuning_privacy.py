@@ -36,7 +36,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from auditml.errors import ConfigError
-from auditml.metrics.accounting import rdp_epsilon, rdp_of_history, rdp_orders
+from auditml.metrics.dp.accounting import rdp_epsilon, rdp_of_history, rdp_orders
 
 # Opacus's orders, extended upwards: the best λ̂ grows with log(1/γ) and the noise.
 ORDERS = np.array([*rdp_orders(), 80, 96, 128, 192, 256, 512, 1024], float)

@@ -37,7 +37,7 @@ probability. The statistical ones share :data:`ASSUMPTION_CHECK_LEVEL` of the ve
 (Bonferroni between them): under a loop that keeps every assumption they fail with at most that
 probability together. Where the literature gives the privacy of what the loop really did, the
 check reports it from below: for fixed-size batches in shuffled or fixed order, the lower bound of
-Chua et al. (2024) (:func:`auditml.metrics.accounting.shuffle_epsilon_lower_bound`).
+Chua et al. (2024) (:func:`auditml.metrics.dp.accounting.shuffle_epsilon_lower_bound`).
 
 What these checks cannot see is listed in the README ("What auditml catches"): they see batch
 sizes and one probe batch, not which examples each batch held.
@@ -53,9 +53,9 @@ import numpy as np
 
 from auditml.audit.canaries.base import PrivacyClaim
 from auditml.gradient_canary_record import GradientCanaryRecord
-from auditml.metrics.accounting import shuffle_epsilon_lower_bound
-from auditml.metrics.mechanism_check import RateBound, sample_rate_lower_bound
-from auditml.metrics.sampling import poisson_batch_test
+from auditml.metrics.dp.accounting import shuffle_epsilon_lower_bound
+from auditml.metrics.dp.mechanism_check import RateBound, sample_rate_lower_bound
+from auditml.metrics.dp.sampling import poisson_batch_test
 from auditml.records import AssumptionCheck, LoopFacts
 
 ASSUMPTION_CHECK_LEVEL = 0.01

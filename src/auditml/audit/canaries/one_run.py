@@ -29,7 +29,7 @@ from auditml.audit.canaries.base import CanaryAuditKind, CanaryEvidence, gaussia
 from auditml.data import ArrayDataset
 from auditml.errors import AuditMLError
 from auditml.metrics import fdp_epsilon_audit
-from auditml.metrics.violation import exceeds_claim
+from auditml.metrics.dp.violation import exceeds_claim
 from auditml.models import predict_logits
 from auditml.records import CanaryRecord
 

@@ -19,17 +19,19 @@ Each audit reports, each at :data:`CONFIDENCE` on its own:
   for every (ε, δ)-DP algorithm and has no ``2 m δ`` term, so it is higher than Steinke et
   al.'s when ``m δ`` is not small; the record's ``by_score`` names the ``method``;
 - for a DP run, the test of the whole privacy curve the run's accountant claims (Mahloujifar,
-  Melis and Chaudhuri 2024; :mod:`auditml.metrics.fdp`), on guesses fixed before looking at the
+  Melis and Chaudhuri 2024; :mod:`auditml.metrics.dp.one_run_fdp`), on guesses fixed before looking
+  at the
   scores: IN on the top :data:`CLAIM_GUESS_FRACTION` of the canaries, OUT on the bottom as many.
   **The verdict is this test alone**: ``violation`` is wrong with probability at most 5 % when
   the claim holds. (It needs no second test: a rejected (ε, δ) curve implies a rejected claimed
   curve, which lies above it.) With it, the ε lower bound within the DP-SGD family
-  (:mod:`auditml.metrics.fdp_family`): a bound that assumes the run's curve is DP-SGD's at its
+  (:mod:`auditml.metrics.dp.one_run_fdp_family`): a bound that assumes the run's curve is DP-SGD's
+  at its
   sampling rate and steps for some noise level, labelled so wherever it is shown.
 - for a DP run audited under all iterates with Dirac canaries, the **mechanism check**
   (:func:`check_mechanism`): an upper confidence bound on the noise the sums really carry, read
   off the canaries training never added, and (where the run recorded its real batch sizes) a
-  lower one on its real sampling rate (:mod:`auditml.metrics.mechanism_check`); then the true ε
+  lower one on its real sampling rate (:mod:`auditml.metrics.dp.mechanism_check`); then the true ε
   of DP-SGD at those bounds, from below (a bound within the DP-SGD family). It flags the run
   when that ε exceeds the claim. It is a second test, so the verdict splits its 5 %:
   :data:`CLAIM_TEST_LEVEL` to the curve test, :data:`MECHANISM_CHECK_LEVEL` to the mechanism
@@ -77,15 +79,15 @@ from auditml.audit.canaries.scores import (
 from auditml.errors import AuditMLError
 from auditml.gradient_canary_record import GradientCanaryRecord, tensor_owners
 from auditml.metrics import claimed_tradeoff, fdp_audit, fdp_epsilon_audit
-from auditml.metrics.fdp_family import (
-    mechanism_epsilon_lower_bound,
-    noise_family_epsilon_lower_bound,
-)
-from auditml.metrics.mechanism_check import (
+from auditml.metrics.dp.mechanism_check import (
     RateBound,
     noise_upper_bound,
     sample_rate_lower_bound,
     sensitivity_lower_bound,
+)
+from auditml.metrics.dp.one_run_fdp_family import (
+    mechanism_epsilon_lower_bound,
+    noise_family_epsilon_lower_bound,
 )
 from auditml.records import AssumptionCheck, CanaryRecord
 
@@ -253,7 +255,7 @@ def check_mechanism(
     canaries, whose noises are correlated, or no canary left out).
 
     It measures, each part at an equal share of the check's error level
-    (:mod:`auditml.metrics.mechanism_check` for each theorem):
+    (:mod:`auditml.metrics.dp.mechanism_check` for each theorem):
 
     - **noise**: the observations of the canaries training never added, one per coordinate (the
       Dirac coordinates are distinct, so their noises are independent), bound the noise
@@ -268,7 +270,8 @@ def check_mechanism(
       over the tensors and the probe.
 
     Then the true ε of DP-SGD at those bounds, from below
-    (:func:`~auditml.metrics.fdp_family.mechanism_epsilon_lower_bound`, with the noise divided
+    (:func:`~auditml.metrics.dp.one_run_fdp_family.mechanism_epsilon_lower_bound`, with the noise
+    divided
     by the sensitivity where it exceeds 1); ``violation``: that ε exceeds the claimed ε.
     """
     left_out = np.flatnonzero(~record.included)

@@ -13,11 +13,11 @@ with probability at least 1 − α both hold, and then a claim that is true sati
 
 So ``FNR_u < f(FPR_u)`` rejects the claim at confidence 1 − α. The threshold must not be chosen
 on the observations it is tested on without paying for it: a threshold strategy
-(:mod:`auditml.metrics.thresholds`) says how, as for :func:`auditml.metrics.epsilon_lower_bound`.
+(:mod:`auditml.metrics.dp.thresholds`) says how, as for :func:`auditml.metrics.epsilon_lower_bound`.
 The candidates maximise the margin ``f(FPR_u) − FNR_u``. Under the Bonferroni strategies the best
 candidate is a corner of the ROC curve's convex hull, for observed rates: ``f`` is convex, so
 along a hull segment ``f(FPR) + TPR`` is convex and largest at an end, and points below the hull
-have a smaller TPR at the same FPR. :class:`~auditml.metrics.thresholds.MultiSplit` rejects when
+have a smaller TPR at the same FPR. :class:`~auditml.metrics.dp.thresholds.MultiSplit` rejects when
 at least half of its splits reject at α/2 (the upper median of their margins is positive).
 """
 
@@ -30,13 +30,13 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from auditml.metrics.epsilon import _clopper_pearson_upper, _resolve_settings
-from auditml.metrics.roc import _roc_counts, check_scores
-from auditml.metrics.thresholds import (
+from auditml.metrics.dp.thresholds import (
     ThresholdStrategy,
     choose_threshold,
     hull_corners,
 )
+from auditml.metrics.dp.trials_epsilon import _clopper_pearson_upper, _resolve_settings
+from auditml.metrics.roc import _roc_counts, check_scores
 
 Tradeoff = Callable[[np.ndarray], np.ndarray]
 """A claimed trade-off function ``f``: FPR values in, the smallest FNR the claim allows out."""
@@ -78,7 +78,7 @@ def tradeoff_claim_test(
 ) -> ClaimTest:
     """Test the claim "the mechanism is ``tradeoff``-DP" with independent (score, in/out) pairs,
     at ``confidence`` (default 0.95), the threshold chosen by ``threshold`` (default
-    :data:`~auditml.metrics.thresholds.DEFAULT_STRATEGY`; a strategy's name takes ``seed``);
+    :data:`~auditml.metrics.dp.thresholds.DEFAULT_STRATEGY`; a strategy's name takes ``seed``);
     see the module docstring for the theorem. ``alpha`` (= 1 - confidence) is the old name,
     accepted with a warning for one release."""
     alpha, strategy = _resolve_settings(confidence, alpha, threshold, None, seed)

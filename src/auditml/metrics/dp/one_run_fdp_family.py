@@ -1,6 +1,6 @@
 """The one-run f-DP ε lower bound within the family of DP-SGD curves a run could have had.
 
-The assumption-free bounds (:mod:`auditml.metrics.one_run`, and :func:`fdp_epsilon_lower_bound`
+The assumption-free bounds (:mod:`.one_run_epsilon`, and :func:`fdp_epsilon_lower_bound`
 over the (ε, δ)-DP curves) say "the algorithm is not (ε, δ)-DP". An (ε, δ) curve is linear near
 α = 0 and far below a Gaussian-like curve of the same ε(δ) in its bulk, so a test that sees the
 bulk (many moderately confident guesses) rejects only a small ε. Mahloujifar, Melis and Chaudhuri
@@ -13,7 +13,7 @@ run's accountant history with each noise multiplier scaled by ``s > 0``.
 **Statement.** Let ``f_s`` be the accountant's curve for the history scaled by ``s``
 (:func:`claimed_tradeoff`); a larger ``s`` claims more noise, so ``f_s`` is larger and "the
 algorithm is ``f_s``-DP" is a stronger claim, rejected on at least the same counts (the test's
-recursion is monotone in ``f̄^{-1}``: :mod:`auditml.metrics.fdp`). Let ``s*`` be the smallest
+recursion is monotone in ``f̄^{-1}``: :mod:`.one_run_fdp`). Let ``s*`` be the smallest
 rejected scale found. If the algorithm *is* ``f_{s0}``-DP, then ``s* < s0`` requires ``s0`` to
 be rejected, which has probability at most β = 1 − confidence. So, with probability at least
 ``confidence``: **if the run's privacy curve is that of DP-SGD with its sampling rates and steps
@@ -41,11 +41,11 @@ from typing import Any
 
 import numpy as np
 
-from auditml.metrics.accounting import accountant_epsilon
-from auditml.metrics.fdp import _check_counts, _rejects
-from auditml.metrics.one_run import _check_settings
+from auditml.metrics.dp.accounting import accountant_epsilon
+from auditml.metrics.dp.one_run_epsilon import _check_settings
+from auditml.metrics.dp.one_run_fdp import _check_counts, _rejects
+from auditml.metrics.dp.tradeoff import CLAIM_ACCOUNTANTS, _check_history, claimed_tradeoff
 from auditml.metrics.roc import MetricsInputError
-from auditml.metrics.tradeoff import CLAIM_ACCOUNTANTS, _check_history, claimed_tradeoff
 
 _LOG_SCALE_RANGE = math.log(64.0)
 _HALVINGS = 7
@@ -185,15 +185,15 @@ def mechanism_epsilon_lower_bound(
     """The true ε at ``delta`` of DP-SGD with ``history``'s steps, every noise multiplier times
     ``noise_scale`` and (if given) every sampling rate replaced by ``sample_rate``, from below
     (the PRV accountant's certified lower end,
-    :func:`auditml.metrics.accounting.prv_epsilon_lower`).
+    :func:`auditml.metrics.dp.accounting.prv_epsilon_lower`).
 
-    Used with confidence bounds on what a run really did (:mod:`auditml.metrics.mechanism_check`):
+    Used with confidence bounds on what a run really did (:mod:`.mechanism_check`):
     if the run is DP-SGD with noise at most ``noise_scale × σ`` and rate at least
     ``sample_rate``, its true ε is at least this (the true ε falls as the noise grows and as the
     rate falls). Scales below where the RDP ε reaches :data:`FAMILY_EPSILON_CAP` are raised to
     it, and an undiscretisable PRV gives 0: both can only lower the bound.
     """
-    from auditml.metrics.accounting import prv_epsilon_lower
+    from auditml.metrics.dp.accounting import prv_epsilon_lower
 
     checked = _check_history(history)
     if not (isinstance(noise_scale, (int, float)) and math.isfinite(noise_scale)

@@ -37,7 +37,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import special
 
-from auditml.metrics.epsilon import _check_number, _clopper_pearson_upper, _gaussian_mu
+from auditml.metrics.dp.trials_epsilon import _check_number, _clopper_pearson_upper, _gaussian_mu
 from auditml.metrics.roc import MetricsInputError, _auc, _roc_counts, check_count, check_scores
 
 # The threshold search evaluates Clopper-Pearson bounds on a table of counts: every count up to

@@ -54,8 +54,8 @@ the accountant's σ, or whose rate is shown to be above its q, is not the mechan
 accountant analysed. Turning (σ_U, q_L) into an ε needs a family assumption (the run is DP-SGD
 with Poisson sampling, its steps and clipping norm, at *some* noise and rate): then its ε at δ
 is at least the true ε of DP-SGD at (σ_U, q_L), for which
-:func:`auditml.metrics.accounting.prv_epsilon_lower` gives a certified lower bound
-(:func:`auditml.metrics.fdp_family.mechanism_epsilon_lower_bound`).
+:func:`auditml.metrics.dp.accounting.prv_epsilon_lower` gives a certified lower bound
+(:func:`auditml.metrics.dp.one_run_fdp_family.mechanism_epsilon_lower_bound`).
 """
 
 from __future__ import annotations

@@ -48,7 +48,7 @@ With the plain ``√T (r + 1/T)`` the form is over-cautious at small T. When all
 is undefined and ``p = 1`` (the other forms reject then).
 
 None of the forms tests the rate itself: a loop that samples like Poisson at a rate other than
-the accountant's passes, and :func:`auditml.metrics.mechanism_check.sample_rate_lower_bound`
+the accountant's passes, and :func:`auditml.metrics.dp.mechanism_check.sample_rate_lower_bound`
 is the check that sees it.
 
 **The test.** Its p-value is the smallest of the three times 3 (Bonferroni), capped at 1, and
@@ -84,7 +84,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import special, stats
 
-from auditml.metrics.epsilon import _check_number, _shown
+from auditml.metrics.dp.trials_epsilon import _check_number, _shown
 from auditml.metrics.roc import MetricsInputError
 
 FORMS = ("fixed_size", "dispersion", "dependence")

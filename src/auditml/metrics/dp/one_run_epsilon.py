@@ -53,7 +53,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import special
 
-from auditml.metrics.epsilon import _check_number
+from auditml.metrics.dp.trials_epsilon import _check_number
 from auditml.metrics.roc import MetricsInputError, check_count, check_scores
 from auditml.metrics.threshold import _check_seed
 
@@ -84,7 +84,7 @@ class OneRunBound:
     candidates`` (Bonferroni); 1 when the guesses were fixed in advance.
     ``epsilon == 0`` means no evidence against (0, δ)-DP at this confidence. ``method`` names
     the theorem that gave the bound: ``"steinke_nasr_jagielski_2023"`` (this module) or
-    ``"mahloujifar_melis_chaudhuri_2024"`` (the f-DP test of :mod:`auditml.metrics.fdp` with
+    ``"mahloujifar_melis_chaudhuri_2024"`` (the f-DP test of :mod:`.one_run_fdp` with
     the (ε, δ)-DP curve); both hold for every (ε, δ)-DP algorithm.
     """
 

@@ -3,9 +3,9 @@
 In the spirit of Agrawal et al. 2026 ("Let's Ask Gauss"), who model the IN and OUT canary
 signals of a one-run audit as Gaussians. Written from the statistics below, not from their code.
 
-**Why an assumption at all.** Every assumption-free one-run audit (:mod:`auditml.metrics.one_run`,
+**Why an assumption at all.** Every assumption-free one-run audit (:mod:`.one_run_epsilon`,
 Steinke, Nasr and Jagielski 2023; :func:`auditml.metrics.fdp_epsilon_audit`, Mahloujifar et al.
-2024) is provably capped: :mod:`auditml.metrics.one_run_limits` shows none can reach 0.8 × the
+2024) is provably capped: :mod:`auditml.metrics.dp.one_run_limits` shows none can reach 0.8 × the
 true ε with 1000 canaries on the ideal Gaussian mechanism unless μ is above about 2. A family
 assumption lifts the cap, and this module makes it explicit, checks it, and labels the result.
 
@@ -61,8 +61,8 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from auditml.metrics.epsilon import _check_number
-from auditml.metrics.gdp import _check_delta, gdp_epsilon
+from auditml.metrics.dp.gdp import _check_delta, gdp_epsilon
+from auditml.metrics.dp.trials_epsilon import _check_number
 from auditml.metrics.roc import MetricsInputError, check_scores
 
 KIND = "bound under the Gaussian assumption"

@@ -1,11 +1,11 @@
 """How far an assumption-free one-run audit can reach: a ceiling on every valid ε lower bound.
 
-**Setting** (as in :mod:`auditml.metrics.one_run`). ``m`` canaries, each included independently
+**Setting** (as in :mod:`.one_run_epsilon`). ``m`` canaries, each included independently
 with probability 1/2; one run; an audit turns what it observes into ``ε̂``. The audit is
 *assumption-free* at level β and δ when, for **every** (ε', δ)-DP training algorithm and every
 ε', ``P[ε̂ > ε'] <= β`` (Steinke, Nasr and Jagielski 2023 and the f-DP test of Mahloujifar,
 Melis and Chaudhuri 2024 with the (ε, δ) curve are; a bound that assumes the curve's family,
-like Xiang et al. 2025's tail or the DP-SGD-family bounds of :mod:`auditml.metrics.fdp_family`,
+like Xiang et al. 2025's tail or the DP-SGD-family bounds of :mod:`.one_run_fdp_family`,
 is not).
 
 **The ideal mechanism.** Each canary's observation is drawn independently: ``N(μ, 1)`` when it
@@ -52,9 +52,9 @@ audits reach 0.26–0.48 × there (``benchmarks/one_run_ceiling.py``).
 
 from __future__ import annotations
 
-from auditml.metrics.epsilon import _check_number
-from auditml.metrics.gdp import gdp_epsilon
-from auditml.metrics.one_run import _check_settings
+from auditml.metrics.dp.gdp import gdp_epsilon
+from auditml.metrics.dp.one_run_epsilon import _check_settings
+from auditml.metrics.dp.trials_epsilon import _check_number
 from auditml.metrics.roc import check_count
 
 

@@ -3,11 +3,11 @@
 Mahloujifar, Melis and Chaudhuri 2024, "Auditing f-Differential Privacy in One Run" (ICML 2025,
 arXiv:2410.22235).
 
-**Setting** (as in :mod:`auditml.metrics.one_run`). ``m`` canaries are each included
+**Setting** (as in :mod:`auditml.metrics.dp.one_run_epsilon`). ``m`` canaries are each included
 independently with probability 1/2; from the trained model alone the auditor guesses IN or OUT on
 ``k`` of them (abstaining on the rest) and ``W`` of the guesses are right. The hypothesis is that
 the training algorithm is ``f``-DP for a symmetric trade-off curve ``f``
-(:class:`~auditml.metrics.tradeoff.TradeoffCurve`), e.g. the curve its accountant claims.
+(:class:`~auditml.metrics.dp.tradeoff.TradeoffCurve`), e.g. the curve its accountant claims.
 
 **The theorem** (their bound for the guessing game with abstention and two choices per canary;
 the recursion is the one their code calls ``audit_rh_with_cap``, also in jax_privacy and Meta's
@@ -57,15 +57,15 @@ from typing import Any
 import numpy as np
 from numpy.typing import ArrayLike
 
-from auditml.metrics.one_run import (
+from auditml.metrics.dp.one_run_epsilon import (
     OneRunBound,
     _check_canaries,
     _check_settings,
     guess_counts_to_try,
 )
+from auditml.metrics.dp.tradeoff import TradeoffCurve
 from auditml.metrics.roc import MetricsInputError, check_count
 from auditml.metrics.threshold import _check_seed
-from auditml.metrics.tradeoff import TradeoffCurve
 
 Inverse = Callable[[np.ndarray], np.ndarray]
 
@@ -215,7 +215,7 @@ def _check_counts(correct: object, guesses: object, canaries: object) -> tuple[i
 def _check_curve(curve: object) -> TradeoffCurve:
     if not isinstance(curve, TradeoffCurve):
         raise MetricsInputError(
-            "`claim` must be a TradeoffCurve (see auditml.metrics.tradeoff: claimed_tradeoff, "
+            "`claim` must be a TradeoffCurve (see auditml.metrics.dp.tradeoff: claimed_tradeoff, "
             f"gaussian_tradeoff, approximate_dp_tradeoff), got {type(curve).__name__}."
         )
     return curve
@@ -313,7 +313,7 @@ def fdp_audit(
     """Audit a claimed trade-off curve in one run: IN on the highest scores, OUT on the lowest.
 
     ``scores``, ``included``, ``k_positive``, ``k_negative`` and ``seed`` mean what they mean in
-    :func:`auditml.metrics.one_run.one_run_audit` (ties broken by ``seed``; higher = IN), and so
+    :func:`.one_run_epsilon.one_run_audit` (ties broken by ``seed``; higher = IN), and so
     does the choice of guesses: the given counts at the full ``confidence``, or, when both are
     ``None``, every candidate of its fixed grid (13 for m >= 100). **Bonferroni over the grid:**
     each of the ``G`` candidates is tested at level ``(1 - confidence) / G``; the claim is a
@@ -401,7 +401,7 @@ def fdp_epsilon_audit(
 ) -> OneRunBound:
     """The f-DP test's ε lower bound at ``delta`` from canary scores, with no claimed curve.
 
-    The drop-in counterpart of :func:`auditml.metrics.one_run.one_run_audit` (same arguments,
+    The drop-in counterpart of :func:`.one_run_epsilon.one_run_audit` (same arguments,
     same guesses, same fixed grid with Bonferroni when both counts are ``None``): each
     candidate's bound is the largest ε whose (ε, δ)-DP curve the recursion of the module
     docstring rejects, and the largest over the candidates is returned. It holds for every

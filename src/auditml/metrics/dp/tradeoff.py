@@ -38,8 +38,8 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import special
 
-from auditml.metrics.accounting import certified_epsilons
-from auditml.metrics.epsilon import _check_number, _shown
+from auditml.metrics.dp.accounting import certified_epsilons
+from auditml.metrics.dp.trials_epsilon import _check_number, _shown
 from auditml.metrics.roc import MetricsInputError, check_count
 
 CLAIM_DELTAS: tuple[float, ...] = tuple(float(d) for d in np.logspace(-10, -0.05, 80))

@@ -3,7 +3,7 @@
 A history is Opacus' list of ``(noise_multiplier, sample_rate, steps)``, one entry per phase of
 Poisson-subsampled Gaussian steps. Everything that turns a history (or an RDP curve) into an ε
 lives here: the ε a run spends (training, calibration, the own-loop audit), the curve a run
-claims (:mod:`auditml.metrics.tradeoff`), the RDP of a random-stopping tuner
+claims (:mod:`auditml.metrics.dp.tradeoff`), the RDP of a random-stopping tuner
 (:mod:`auditml.training.tuning_privacy`) and certified *lower* bounds. Nothing else in
 ``auditml`` imports ``opacus.accountants`` (``tests/test_architecture.py`` checks it), and
 Opacus' private API is touched in one function, :func:`_opacus_discrete_prv`, whose test

@@ -1,6 +1,6 @@
 """Empirical ε from membership scores: a statistically valid lower bound.
 
-The Gaussian-DP lower bound and estimate are in :mod:`auditml.metrics.gdp`.
+The Gaussian-DP lower bound and estimate are in :mod:`auditml.metrics.dp.gdp`.
 
 **The theorem.** Let ``M`` be an (ε, δ)-differentially private training algorithm and consider any
 test that, from the trained model, guesses whether one example was in the training set. Write
@@ -18,12 +18,12 @@ Learning" (IEEE S&P) turn this into an audit: replace FPR and FNR by one-sided C
 upper confidence bounds computed from the observed counts, and the right-hand side is, with
 probability at least ``1 - alpha``, at most the true ε.
 
-**The threshold is chosen by a named strategy** (:mod:`auditml.metrics.thresholds`). Taking the
+**The threshold is chosen by a named strategy** (:mod:`auditml.metrics.dp.thresholds`). Taking the
 best threshold on the same examples the bound is computed from, without correction, would make
-the bound invalid: it is the best of many tries. :class:`~auditml.metrics.thresholds.Split`
+the bound invalid: it is the best of many tries. :class:`~auditml.metrics.dp.thresholds.Split`
 chooses on one part and bounds on the other; the Bonferroni strategies bound every candidate at
 a level divided by their number, the corners of the ROC convex hull
-(:class:`~auditml.metrics.thresholds.BonferroniHull`, the default) or every distinct score.
+(:class:`~auditml.metrics.dp.thresholds.BonferroniHull`, the default) or every distinct score.
 
 Everything is numpy/scipy on (scores, is_member); the counts at every threshold come from one
 sort (:func:`auditml.metrics.roc._roc_counts`), the Clopper-Pearson bounds from vectorised
@@ -44,15 +44,15 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import special
 
-from auditml.metrics.roc import MetricsInputError, _roc_counts, _shown, check_scores
-from auditml.metrics.threshold import _check_seed
-from auditml.metrics.thresholds import (
+from auditml.metrics.dp.thresholds import (
     DEFAULT_STRATEGY,
     ThresholdStrategy,
     as_threshold_strategy,
     choose_threshold,
     hull_corners,
 )
+from auditml.metrics.roc import MetricsInputError, _roc_counts, _shown, check_scores
+from auditml.metrics.threshold import _check_seed
 
 ThresholdPolicy = Literal["split", "bonferroni"]
 """The old names of threshold strategies (``policy=``), kept as aliases for one release:
@@ -78,7 +78,7 @@ class EpsilonLowerBound:
     With probability at least ``1 - alpha`` (the confidence; over the audited examples, and the
     split under the split strategies) the training algorithm is not (ε', δ)-DP for any
     ε' < ``epsilon``. ``threshold_policy`` names the threshold strategy
-    (:mod:`auditml.metrics.thresholds`) and ``threshold_strategy`` holds its settings (``None`` in
+    (:mod:`.thresholds`) and ``threshold_strategy`` holds its settings (``None`` in
     records written before strategies were types). ``threshold`` is the rule "member when score
     >= threshold" whose counts gave the bound: ``false_positives`` of ``negatives`` non-members
     predicted members and ``false_negatives`` of ``positives`` members predicted non-members.
@@ -347,7 +347,8 @@ def _resolve_settings(
         if threshold is not None:
             raise MetricsInputError("Pass `threshold` or its old name `policy`, not both.")
         warnings.warn("`policy` is deprecated: pass `threshold=Split(seed=...)` or another "
-                      "strategy of auditml.metrics.thresholds.", DeprecationWarning, stacklevel=3)
+                      "strategy of auditml.metrics.dp.thresholds.", DeprecationWarning,
+                      stacklevel=3)
         _check_policy(policy)
         threshold = policy
     if seed is not None:
@@ -394,7 +395,7 @@ def epsilon_lower_bound(
     Higher scores must mean "member": only the rules "member when score >= t" are tried, so an
     attack whose members score lower shows ε = 0 until its scores are negated.
 
-    **Threshold strategy** (``threshold``, a :class:`~auditml.metrics.thresholds.
+    **Threshold strategy** (``threshold``, a :class:`~auditml.metrics.dp.thresholds.
     ThresholdStrategy`; each type's docstring says why its bound is valid):
 
     - ``BonferroniHull()`` (default): all examples; the corners of the ROC convex hull are the
@@ -414,7 +415,7 @@ def epsilon_lower_bound(
 
     **Old names**, accepted for one release: ``alpha`` (= 1 - ``confidence``) and ``policy``
     (``"split"`` = ``Split(seed=seed)``, ``"bonferroni"`` = ``BonferroniAllScores()``); both
-    warn. ``threshold`` also accepts a strategy's name (:func:`~auditml.metrics.thresholds.
+    warn. ``threshold`` also accepts a strategy's name (:func:`~auditml.metrics.dp.thresholds.
     available`), with ``seed`` for the split strategies.
 
     Raises :class:`MetricsInputError` for bad inputs: ``confidence`` must be in (0.5, 1)
