@@ -74,7 +74,7 @@ def test_lower_bound_hand_value_at_perfect_separation() -> None:
     # 20 members above 20 non-members: the best threshold has 0 of 20 errors on both sides, and
     # the Clopper-Pearson bound for 0 of n at level a is 1 - a^(1/n), a = 0.05 / (2 * 20).
     scores, is_member = labelled(np.arange(20) + 100.0, np.arange(20.0))
-    bound = gdp_lower_bound(scores, is_member, delta=1e-5, alpha=0.05)
+    bound = gdp_lower_bound(scores, is_member, delta=1e-5, confidence=0.95)
     rate = 1 - (0.05 / 40) ** (1 / 20)
     assert bound.mu == pytest.approx(-2 * stats.norm.ppf(rate), rel=1e-9)
     assert bound.epsilon == pytest.approx(gaussian_true_epsilon(bound.mu, 1e-5), rel=1e-6)
@@ -88,7 +88,7 @@ def test_lower_bound_equals_the_naive_loop(mu: float, members: int, nonmembers: 
     scores, is_member = labelled(
         np.round(rng.normal(mu, 1, members), 1), np.round(rng.normal(0, 1, nonmembers), 1)
     )  # rounded: ties too
-    bound = gdp_lower_bound(scores, is_member, delta=1e-5, alpha=0.1)
+    bound = gdp_lower_bound(scores, is_member, delta=1e-5, confidence=0.9)
     assert bound.mu == pytest.approx(naive_mu_bound(scores, is_member, 0.1), rel=1e-9)
     assert bound.mu > 0
 
@@ -98,7 +98,7 @@ def test_lower_bound_table_is_conservative_beyond_exact_counts() -> None:
     rng = np.random.default_rng(5)
     scores, is_member = labelled(rng.normal(0.5, 1, 3000), rng.normal(0, 1, 3000))
     naive = naive_mu_bound(scores, is_member, 0.05)
-    bound = gdp_lower_bound(scores, is_member, delta=1e-5, alpha=0.05).mu
+    bound = gdp_lower_bound(scores, is_member, delta=1e-5, confidence=0.95).mu
     assert 0.99 * naive <= bound <= naive + 1e-12
 
 
@@ -114,7 +114,7 @@ def test_epsilon_from_gdp_tight(mu: float, out_samples_ratio: float) -> None:
     in_samples = 500_000
     members = rng.normal(mu, 1, in_samples)
     nonmembers = rng.normal(0, 1, int(in_samples * out_samples_ratio))
-    bound = gdp_lower_bound(*labelled(members, nonmembers), delta=5e-2, alpha=0.1)
+    bound = gdp_lower_bound(*labelled(members, nonmembers), delta=5e-2, confidence=0.9)
     true_epsilon = gaussian_true_epsilon(mu, 5e-2)
     assert bound.epsilon == pytest.approx(true_epsilon, rel=0.12 if mu == 0.3 else 0.05)
     assert bound.epsilon <= true_epsilon
@@ -124,7 +124,7 @@ def test_epsilon_from_gdp_tight(mu: float, out_samples_ratio: float) -> None:
 def test_epsilon_from_gdp_non_positive_mu_is_zero(mu: float) -> None:
     rng = np.random.default_rng(seed=0xBAD5EED)
     scores, is_member = labelled(rng.normal(mu, 1, 5000), rng.normal(0, 1, 5000))
-    bound = gdp_lower_bound(scores, is_member, delta=1e-5, alpha=0.05)
+    bound = gdp_lower_bound(scores, is_member, delta=1e-5, confidence=0.95)
     assert bound.epsilon == 0.0 and bound.mu == 0.0
 
 
@@ -137,7 +137,7 @@ def test_lower_bound_is_valid_on_the_gaussian_mechanism(mu: float, alpha: float)
     trials, failures, positive = 200, 0, 0
     for _ in range(trials):
         scores, is_member = labelled(rng.normal(mu, 1, 300), rng.normal(0, 1, 300))
-        bound = gdp_lower_bound(scores, is_member, delta=1e-3, alpha=alpha)
+        bound = gdp_lower_bound(scores, is_member, delta=1e-3, confidence=1 - alpha)
         failures += bound.mu > mu
         positive += bound.epsilon > 0
         assert bound.epsilon <= gaussian_true_epsilon(mu, 1e-3) + 1e-9 or bound.mu > mu
@@ -200,8 +200,14 @@ def test_results_serialise_and_inputs_are_checked() -> None:
         assert json.loads(json.dumps(result.to_dict(), allow_nan=False)) == result.to_dict()
     with pytest.raises(MetricsInputError, match=re.escape("`delta` must be in (0, 1)")):
         gdp_epsilon_estimate(scores, is_member, delta=0.0)
-    with pytest.raises(MetricsInputError, match=re.escape("`alpha` must be in (0, 0.5), got 0.7")):
-        gdp_lower_bound(scores, is_member, delta=1e-5, alpha=0.7)
+    with pytest.raises(MetricsInputError, match=re.escape("`confidence` must be in (0.5, 1)")):
+        gdp_lower_bound(scores, is_member, delta=1e-5, confidence=0.3)
+    # The knob is `confidence`, as in every bound; `alpha` is its deprecated old name.
+    with pytest.warns(DeprecationWarning, match="confidence=1 - alpha"):
+        old = gdp_lower_bound(scores, is_member, delta=1e-5, alpha=0.1)
+    assert old == gdp_lower_bound(scores, is_member, delta=1e-5, confidence=0.9)
+    with pytest.raises(MetricsInputError, match="not both"):
+        gdp_lower_bound(scores, is_member, delta=1e-5, alpha=0.1, confidence=0.9)
     with pytest.raises(MetricsInputError, match="at least one member"):
         gdp_lower_bound([0.1, 0.2], [1, 1], delta=1e-5)
 

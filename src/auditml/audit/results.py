@@ -87,7 +87,8 @@ def summarize_attack(
         threshold=DEFAULT_STRATEGY,
     )
     gdp_delta = delta or GDP_DELTA_WITHOUT_DP
-    gdp_bound = gdp_lower_bound(scores, is_member, delta=gdp_delta, alpha=EPSILON_BOUND_ALPHA)
+    gdp_bound = gdp_lower_bound(scores, is_member, delta=gdp_delta,
+                                confidence=1 - EPSILON_BOUND_ALPHA)
     exposed = most_exposed_members(scores, is_member, EXPOSED_COUNT)
     record = AttackRecord(
         attack=attack.name,

@@ -37,7 +37,12 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import special
 
-from auditml.metrics.dp.trials_epsilon import _check_number, _clopper_pearson_upper, _gaussian_mu
+from auditml.metrics.dp.trials_epsilon import (
+    _check_number,
+    _clopper_pearson_upper,
+    _gaussian_mu,
+    resolve_alpha,
+)
 from auditml.metrics.roc import MetricsInputError, _auc, _roc_counts, check_count, check_scores
 
 # The threshold search evaluates Clopper-Pearson bounds on a table of counts: every count up to
@@ -170,9 +175,11 @@ def _tabulated_upper_bounds(count: np.ndarray, trials: int, level: float) -> np.
 
 
 def gdp_lower_bound(
-    scores: ArrayLike, is_member: ArrayLike, *, delta: float, alpha: float = 0.05
+    scores: ArrayLike, is_member: ArrayLike, *, delta: float, confidence: float | None = None,
+    alpha: float | None = None,
 ) -> GaussianDPLowerBound:
-    """A μ-GDP lower bound at confidence ``1 - alpha``, and the ε(δ) it implies if Gaussian.
+    """A μ-GDP lower bound at ``confidence`` (default 0.95; ``alpha = 1 - confidence``, also
+    accepted under its old name with a DeprecationWarning), and the ε(δ) it implies if Gaussian.
 
     **Theorem.** Let the rule "member when score >= t" have true rates FPR(t), FNR(t), and
     ``u_F(t)``, ``u_N(t)`` be one-sided Clopper-Pearson upper bounds on them. If, for every t at
@@ -208,7 +215,7 @@ def gdp_lower_bound(
     only lower a threshold's μ; the chosen threshold's μ is then recomputed exactly.
     """
     delta = _check_delta(delta)
-    alpha = _check_number(alpha, "alpha", 0.0, 0.5, low_closed=False)
+    alpha = resolve_alpha(confidence, alpha)
     checked_scores, checked_members = check_scores(scores, is_member)
     counts = _roc_counts(checked_scores, checked_members)
     # Finite thresholds only: +inf (nobody a member) proves nothing.

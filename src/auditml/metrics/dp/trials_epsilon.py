@@ -326,23 +326,29 @@ def epsilon_bound_tail(bound: Mapping[str, Any]) -> BoundTail | None:
 # --- the lower bound ------------------------------------------------------------------------
 
 
-def _resolve_settings(
-    confidence: float | None, alpha: float | None, threshold: object, policy: object,
-    seed: int | None,
-) -> tuple[float, ThresholdStrategy]:
-    """(alpha, strategy) from the settings and their deprecated aliases ``alpha`` and ``policy``."""
+def resolve_alpha(confidence: float | None, alpha: float | None, *, stacklevel: int = 3
+                  ) -> float:
+    """``1 - confidence`` (default 0.95), or the deprecated ``alpha`` itself with a
+    :class:`DeprecationWarning`: the one knob of every bound is ``confidence``."""
     if alpha is not None:
         if confidence is not None:
             raise MetricsInputError("Pass `confidence` or its old name `alpha` (= 1 - confidence), "
                                     "not both.")
         warnings.warn("`alpha` is deprecated: pass `confidence=1 - alpha`.", DeprecationWarning,
-                      stacklevel=3)
-        alpha = _check_number(alpha, "alpha", 0.0, 0.5, low_closed=False)
-    else:
-        confidence = 0.95 if confidence is None else confidence
-        confidence = _check_number(confidence, "confidence", 0.5, 1.0, low_closed=False)
-        # 1 - 0.95 is 0.050000000000000044 in floats; records and reports show alpha as given.
-        alpha = round(1 - confidence, 15)
+                      stacklevel=stacklevel)
+        return _check_number(alpha, "alpha", 0.0, 0.5, low_closed=False)
+    confidence = 0.95 if confidence is None else confidence
+    confidence = _check_number(confidence, "confidence", 0.5, 1.0, low_closed=False)
+    # 1 - 0.95 is 0.050000000000000044 in floats; records and reports show alpha as given.
+    return round(1 - confidence, 15)
+
+
+def _resolve_settings(
+    confidence: float | None, alpha: float | None, threshold: object, policy: object,
+    seed: int | None,
+) -> tuple[float, ThresholdStrategy]:
+    """(alpha, strategy) from the settings and their deprecated aliases ``alpha`` and ``policy``."""
+    alpha = resolve_alpha(confidence, alpha, stacklevel=4)
     if policy is not None:
         if threshold is not None:
             raise MetricsInputError("Pass `threshold` or its old name `policy`, not both.")
