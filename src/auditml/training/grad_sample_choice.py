@@ -182,9 +182,12 @@ def decide(rounds: Mapping[str, Sequence[float]], *, default: str,
     Rounds are paired by position (round ``i`` timed every mode still in play, in turn). A mode
     replaces ``default`` only if it was at least ``gain`` faster in every one of at least
     ``min_rounds`` paired rounds; among several such, the one with the smallest median ratio.
-    Otherwise ``default`` stays, and the decision is conclusive only if every other mode lost
-    every paired round (or was dropped as hopeless after its first step): rounds that disagree,
-    or too few of them, are a measurement a burst of load may have decided, not to be kept.
+    Otherwise ``default`` stays, and the decision is conclusive only if every other mode was
+    clearly slower: by ``gain`` in the median of the paired rounds, or dropped as hopeless after
+    its first step. Modes within ``gain`` of each other, or too few rounds, are a measurement a
+    burst of load may have decided, not to be kept. (Keeping the default needs less evidence
+    than leaving it: a wrongly kept default costs speed until the entry expires, and leaving it
+    on a burst's word is what issue 29 was about.)
     """
     timed = rounds.get(default, ())
     winners: dict[str, float] = {}
@@ -198,8 +201,9 @@ def decide(rounds: Mapping[str, Sequence[float]], *, default: str,
             winners[mode] = statistics.median(other / base for base, other in paired)
         elif len(values) < len(timed) and paired and paired[0][1] > paired[0][0]:
             continue  # dropped as hopeless after a first step slower than the default's
-        elif len(paired) < min_rounds or any(other < base for base, other in paired):
-            unclear.append(mode)
+        elif len(paired) < min_rounds or statistics.median(
+                other / base for base, other in paired) < 1 / (1 - gain):
+            unclear.append(mode)  # not clearly slower: a burst may have decided it
     if winners:
         best = min(winners, key=winners.__getitem__)
         return Decision(best, True, f"{best} beat {default} in every round")
