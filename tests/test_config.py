@@ -40,7 +40,7 @@ def test_the_full_scale_config_is_issue_12s_target() -> None:
     assert (config.data.dataset, config.data.train_size) == ("fashion_mnist", 30000)
     dp = config.training.dp
     assert (dp.enabled, dp.epsilon, dp.delta) == (True, 3.0, 1e-5)
-    assert config.arch == "cnn_28x28_gn"  # the default recipe's DP architecture
+    assert config.arch == "scatternet_linear"  # the default recipe's DP architecture
     assert dp.recipe.resolved().lr_schedule == "cosine"
 
 

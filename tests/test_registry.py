@@ -34,7 +34,7 @@ def test_shipped_registries() -> None:
     ]
     assert MODELS.available() == [
         "cnn_28x28", "cnn_28x28_gn", "cnn_8x8", "cnn_8x8_gn", "mlp", "mlp_small_tanh",
-        "mlp_tabular", "resnet_groupnorm",
+        "mlp_tabular", "resnet_groupnorm", "scatternet_linear",
     ]
     assert "mia_threshold" in ATTACKS
     for name in DATASETS.available():

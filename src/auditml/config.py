@@ -74,8 +74,9 @@ class DPRecipeConfig(_Section):
 
     ``name: default`` is the recipe measured to train better DP models at the same ε
     (``benchmarks/dp_recipe_probe.py``); ``plain`` trains exactly as without DP. Each part can be
-    set on its own; null means "what the named recipe does". None of them changes the mechanism
-    (σ, sampling rate, steps, clipping), so the accountant's ε is the same in every recipe.
+    set on its own; null means "what the named recipe does". The accountant's ε is the same in
+    every recipe: ``schedule`` changes the batch size (sampling rate), epochs (steps) and
+    clipping norm, and σ is calibrated for the schedule that runs.
     """
 
     name: Literal["default", "plain"] = "default"
@@ -100,6 +101,11 @@ class DPRecipeConfig(_Section):
         "randomly shifted copies before clipping (1 = off; images only, Opacus hooks); "
         "default and plain: 1",
     )
+    schedule: bool | None = Field(
+        default=None, description="train the architecture the recipe chose with the batch size, "
+        "epochs, optimiser, learning rate and clipping norm measured for it (σ is calibrated "
+        "for that schedule: same ε); default: true, plain: false",
+    )
 
     def resolved(self) -> DPRecipeConfig:
         """Every part written out as the named recipe sets it."""
@@ -117,6 +123,7 @@ class DPRecipeConfig(_Section):
                 parts["augmentation_multiplicity"] if self.augmentation_multiplicity is None
                 else self.augmentation_multiplicity
             ),
+            schedule=parts["schedule"] if self.schedule is None else self.schedule,
         )
 
 
@@ -124,14 +131,16 @@ class DPRecipeConfig(_Section):
 # auditml.training.recipe). EMA is off in both: at a few hundred steps it gained nothing.
 RECIPE_PARTS: dict[str, dict[str, Any]] = {
     "default": {"architecture": True, "min_learning_rate": 0.003, "ema_decay": 0.0,
-                "lr_schedule": "constant", "augmentation_multiplicity": 1},
+                "lr_schedule": "constant", "augmentation_multiplicity": 1, "schedule": True},
     "plain": {"architecture": False, "min_learning_rate": 0.0, "ema_decay": 0.0,
-              "lr_schedule": "constant", "augmentation_multiplicity": 1},
+              "lr_schedule": "constant", "augmentation_multiplicity": 1, "schedule": False},
 }
 
 # Recipe parts added after recipes were first recorded, set as the runs written before them
 # trained (a run directory's config and a reference store's fingerprint lack them).
-RECIPE_PARTS_ADDED: dict[str, Any] = {"lr_schedule": "constant", "augmentation_multiplicity": 1}
+RECIPE_PARTS_ADDED: dict[str, Any] = {
+    "lr_schedule": "constant", "augmentation_multiplicity": 1, "schedule": False,
+}
 
 
 class DPConfig(_Section):

@@ -115,8 +115,12 @@ class RecipeRecord(Record):
     # Runs written before the schedule existed trained at a constant rate.
     lr_schedule: Literal["constant", "cosine"] = "constant"
     augmentation_multiplicity: int = Field(default=1, ge=1)
+    # Runs written before the per-architecture schedule existed trained as configured.
+    schedule: bool = False
     arch: str
     learning_rate: float = Field(gt=0)
+    # The settings the schedule changed: name -> {"configured": ..., "used": ...}.
+    schedule_changes: dict[str, dict[str, Any]] = Field(default_factory=dict)
 
 
 class DataFileRecord(_Part):

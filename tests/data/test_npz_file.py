@@ -27,8 +27,9 @@ def _spec(path: Path) -> Any:
 @pytest.mark.parametrize(
     ("x_shape", "input_shape", "arch", "dp_arch"),
     [
-        ((20, 28, 28), (1, 28, 28), "cnn_28x28", "cnn_28x28_gn"),
-        ((20, 1, 28, 28), (1, 28, 28), "cnn_28x28", "cnn_28x28_gn"),
+        ((20, 28, 28), (1, 28, 28), "cnn_28x28", "scatternet_linear"),
+        ((20, 1, 28, 28), (1, 28, 28), "cnn_28x28", "scatternet_linear"),
+        ((20, 3, 28, 28), (3, 28, 28), "cnn_28x28", "cnn_28x28_gn"),
         ((20, 8, 8), (1, 8, 8), "cnn_8x8", "mlp_small_tanh"),
         ((20, 7), (7,), "mlp_tabular", None),
         ((20, 3, 5, 5), (3, 5, 5), "mlp", None),

@@ -12,7 +12,8 @@ from auditml.models import MODELS, build_model, predict_logits
 
 SHAPES = {"cnn_28x28": (1, 28, 28), "cnn_28x28_gn": (1, 28, 28), "cnn_8x8": (1, 8, 8),
           "cnn_8x8_gn": (1, 8, 8), "mlp": (1, 8, 8), "mlp_small_tanh": (1, 8, 8),
-          "mlp_tabular": (10,), "resnet_groupnorm": (3, 32, 32)}
+          "mlp_tabular": (10,), "resnet_groupnorm": (3, 32, 32),
+          "scatternet_linear": (1, 28, 28)}
 
 
 @pytest.mark.parametrize("arch", MODELS.available())

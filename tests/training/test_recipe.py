@@ -37,7 +37,7 @@ def test_default_recipe_picks_the_datasets_dp_architecture(
     named = tiny_config(model={"arch": "mlp"}, training={"dp": DP})
     assert parse_config(named).arch == "mlp"  # a named architecture is used as named
     fashion = tiny_config(data={"dataset": "fashion_mnist"}, training={"dp": DP})
-    assert parse_config(fashion).arch == "cnn_28x28_gn"
+    assert parse_config(fashion).arch == "scatternet_linear"
 
 
 def test_learning_rate_floor_applies_to_adam_under_dp_only(
@@ -94,7 +94,8 @@ def test_recipes_spend_the_same_epsilon_and_are_recorded(
     assert default["recipe"] == {
         "name": "default", "architecture": True, "min_learning_rate": 0.003,
         "ema_decay": 0.0, "lr_schedule": "constant", "augmentation_multiplicity": 1,
-        "arch": "mlp_small_tanh", "learning_rate": 0.005,
+        "schedule": True, "arch": "mlp_small_tanh", "learning_rate": 0.005,
+        "schedule_changes": {},  # digits' DP architecture has no schedule of its own
     }
     assert plain["recipe"]["arch"] == "cnn_8x8" and plain["arch"] == "cnn_8x8"
     assert default["arch"] == "mlp_small_tanh"

@@ -82,6 +82,44 @@ def cached_arrays(
     return arrays
 
 
+def cached_by_content(
+    key: str, label: str, compute: Callable[[], Arrays], accept: Callable[[Arrays], bool],
+    *, keep: int = 4,
+) -> Arrays:
+    """The arrays ``compute()`` makes, kept in the user's cache directory under ``key``.
+
+    For derived arrays with no source files to key on (features of images in memory): ``key``
+    must name everything they depend on (e.g. a hash of the inputs and settings). Loaded arrays
+    are checked with ``accept`` as in :func:`cached_arrays`. The ``keep`` entries of ``label``
+    written last are kept (a dataset's training and test splits, a few datasets), older ones
+    deleted.
+    """
+    directory = user_cache_dir()
+    found = _read(directory, label, key)
+    if found is not None and accept(found):
+        return found
+    arrays = compute()
+    if _writable(directory) and _write(directory, label, key, arrays, prune=False):
+        _keep_newest(directory, label, keep)
+    return arrays
+
+
+def _keep_newest(directory: Path, label: str, keep: int) -> None:
+    """Delete the files of all but the ``keep`` newest keys of ``label``."""
+    newest: dict[str, float] = {}
+    files = list(directory.glob(f"{label}.decoded-*.npy"))
+    for path in files:
+        key = path.name.removeprefix(f"{label}.decoded-").split(".", 1)[0]
+        try:
+            newest[key] = max(newest.get(key, 0.0), path.stat().st_mtime)
+        except OSError:
+            continue
+    stale = set(sorted(newest, key=newest.__getitem__, reverse=True)[keep:])
+    for path in files:
+        if path.name.removeprefix(f"{label}.decoded-").split(".", 1)[0] in stale:
+            path.unlink(missing_ok=True)
+
+
 def _path(directory: Path, label: str, key: str, name: str) -> Path:
     return directory / f"{label}.decoded-{key}.{name}.npy"
 
@@ -111,10 +149,13 @@ def _writable(directory: Path) -> bool:
     return os.access(directory, os.W_OK | os.X_OK)
 
 
-def _write(directory: Path, label: str, key: str, arrays: Mapping[str, np.ndarray]) -> bool:
-    """Save ``arrays`` under ``key`` and delete this label's stale files; False if it failed."""
+def _write(
+    directory: Path, label: str, key: str, arrays: Mapping[str, np.ndarray], *, prune: bool = True
+) -> bool:
+    """Save ``arrays`` under ``key`` and (``prune``) delete this label's stale files; False if
+    it failed."""
     try:
-        for stale in directory.glob(f"{label}.decoded-*.npy"):
+        for stale in directory.glob(f"{label}.decoded-*.npy") if prune else ():
             if not stale.name.startswith(f"{label}.decoded-{key}."):
                 stale.unlink(missing_ok=True)
         for name, array in arrays.items():

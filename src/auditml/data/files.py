@@ -159,7 +159,9 @@ def default_architectures(input_shape: tuple[int, ...]) -> tuple[str, str | None
     if len(input_shape) == 1:
         return "mlp_tabular", None, f"tabular rows of {input_shape[0]} features"
     if len(input_shape) == 3 and input_shape[1:] == (28, 28):
-        return "cnn_28x28", "cnn_28x28_gn", f"{input_shape[0]}x28x28 images, as mnist"
+        # ScatterNet features for grey images (Tramèr & Boneh's MNIST models), else GroupNorm.
+        dp_arch = "scatternet_linear" if input_shape[0] == 1 else "cnn_28x28_gn"
+        return "cnn_28x28", dp_arch, f"{input_shape[0]}x28x28 images, as mnist"
     if len(input_shape) == 3 and input_shape[1:] == (8, 8):
         return "cnn_8x8", "mlp_small_tanh", f"{input_shape[0]}x8x8 images, as digits"
     shape = "x".join(str(size) for size in input_shape)

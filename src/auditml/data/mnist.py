@@ -204,7 +204,7 @@ MNIST = DatasetSpec(
     input_shape=(1, 28, 28),
     num_classes=10,
     default_arch="cnn_28x28",
-    dp_arch="cnn_28x28_gn",
+    dp_arch="scatternet_linear",
     load=load_mnist,
 )
 
@@ -215,6 +215,6 @@ FASHION_MNIST = DatasetSpec(
     input_shape=(1, 28, 28),
     num_classes=10,
     default_arch="cnn_28x28",
-    dp_arch="cnn_28x28_gn",
+    dp_arch="scatternet_linear",
     load=load_fashion_mnist,
 )

@@ -33,6 +33,7 @@ MODELS.register_lazy("mlp", "auditml.models.mlp", "mlp")
 MODELS.register_lazy("mlp_small_tanh", "auditml.models.mlp", "mlp_small_tanh")
 MODELS.register_lazy("mlp_tabular", "auditml.models.mlp", "mlp_tabular")
 MODELS.register_lazy("resnet_groupnorm", "auditml.models.resnet", "resnet_groupnorm")
+MODELS.register_lazy("scatternet_linear", "auditml.models.scattering", "scatternet_linear")
 
 __getattr__ = lazy_attributes(__name__, {
     "accuracy": "auditml.models.inference", "predict_logits": "auditml.models.inference",

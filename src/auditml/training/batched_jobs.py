@@ -25,6 +25,7 @@ from torch.func import functional_call, grad, stack_module_state, vmap
 from auditml.config import AuditConfig, AuditMLConfig, parse_config
 from auditml.errors import AuditMLError
 from auditml.models import build_model
+from auditml.models.scattering import FeatureModel
 from auditml.training.device import resolve_device
 from auditml.training.executors import Executor, JobProgress
 
@@ -110,6 +111,9 @@ def why_not_batched(config: AuditMLConfig) -> str | None:
         model = _recipe_model(config)
     except AuditMLError as error:  # the single-model path reports it in full
         return f"the model cannot be built for this recipe ({error})"
+    if isinstance(model, FeatureModel):
+        return ("a model with a fixed feature extractor (ScatterNet) trains its head on cached "
+                "features, single-model only")
     if any(True for _ in model.buffers()):
         names = sorted({type(m).__name__ for m in model.modules() if any(
             True for _ in m.buffers(recurse=False))})

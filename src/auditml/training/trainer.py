@@ -22,6 +22,7 @@ from auditml.fileio import staged_directory
 from auditml.formatting import dp_guarantee_line
 from auditml.gradient_canary_record import GradientCanaryRecord
 from auditml.models import accuracy, build_model, predict_logits
+from auditml.models.scattering import FeatureModel
 from auditml.models.user import model_source
 from auditml.records import TrainingRecord, Versions
 from auditml.run_directory import RunDirectory
@@ -38,6 +39,9 @@ from auditml.training.recipe import (
     learning_rate,
     lr_schedule,
     recipe_record,
+    schedule_changes,
+    schedule_line,
+    with_schedule,
 )
 from auditml.training.run_model import load_dataset
 
@@ -67,6 +71,9 @@ def train(config: AuditMLConfig, *, console: Console | None = None) -> TrainResu
     """
     console = console or Console()
     start = time.perf_counter()
+    # The DP recipe's schedule for its architecture (batch, epochs, optimiser, clipping): every
+    # step below (σ's calibration, the run's config.yaml) sees the settings that actually run.
+    configured, config = config, with_schedule(config)
     target = RunDirectory(config.run_dir)
     # Refuse a destination that is not ours before the (possibly long) training, not after.
     target.check_can_train()
@@ -76,11 +83,19 @@ def train(config: AuditMLConfig, *, console: Console | None = None) -> TrainResu
     device = resolve_device(config.training.device)
     loaded = load_dataset(config)
     spec = config.dataset_spec
-    if config.model.arch is None and spec.default_arch_reason is not None:
+    if config.model.arch is None and config.arch != spec.default_arch:
+        console.print(
+            f"model: {config.arch} (the DP recipe's architecture for {spec.name}; set model.arch "
+            "or training.dp.recipe: plain to choose another)", highlight=False, markup=False,
+        )
+    elif config.model.arch is None and spec.default_arch_reason is not None:
         console.print(
             f"model: {config.arch} (the default for {spec.default_arch_reason}; set model.arch "
             "to choose another)", highlight=False, markup=False,
         )
+    line = schedule_line(schedule_changes(configured), config.arch)
+    if line is not None:
+        console.print(line, highlight=False, markup=False)
     with target.lock():
         split = make_split(
             loaded.pool.y, config.data.train_size, config.seed,
@@ -97,6 +112,7 @@ def train(config: AuditMLConfig, *, console: Console | None = None) -> TrainResu
         model, history, plan, epsilon = fit.model, fit.history, fit.plan, fit.epsilon
 
         metrics = _metrics(config, model, data, device, history, plan, epsilon)
+        metrics["recipe"] = recipe_record(configured)  # names what the schedule changed
         metrics["grad_sample_mode"] = fit.grad_sample_mode
         if fit.gradient_canaries is not None:
             metrics["gradient_canaries"] = {
@@ -158,6 +174,15 @@ def _silence_library_notices() -> None:
 
 
 @dataclass(frozen=True)
+class _Inputs:
+    """What the trained module takes: the training and validation inputs and one's shape."""
+
+    train: np.ndarray
+    validation: np.ndarray | None
+    shape: tuple[int, ...]
+
+
+@dataclass(frozen=True)
 class FitResult:
     model: nn.Module
     history: list[dict[str, Any]]
@@ -193,6 +218,7 @@ def fit_model(
     The target and every reference model are trained by this one function, so a reference model
     differs from the target only in its data and ``seed``. ``console=None`` trains silently.
     """
+    config = with_schedule(config)  # a no-op when train() already applied it
     # fork_rng keeps the caller's global RNG untouched; every draw below follows ``seed``.
     with torch.random.fork_rng(devices=[]), warnings.catch_warnings():
         _silence_library_notices()
@@ -212,14 +238,30 @@ def _fit(
     check_gradient_canaries(config)
     spec = config.dataset_spec
     model = build_model(config.arch, spec.input_shape, spec.num_classes)
+    # What DP-SGD trains: the model, or the head of a model with a fixed feature extractor
+    # (ScatterNet), trained on the features computed once instead of every epoch.
+    validation_x = validation.x if validation is not None else None
+    trained, inputs = model, _Inputs(train_set.x, validation_x, spec.input_shape)
+    if isinstance(model, FeatureModel):
+        trained = model.head
+        inputs = _Inputs(
+            model.features(train_set.x),
+            model.features(validation_x) if validation_x is not None else None,
+            model.feature_shape,
+        )
     if dp.enabled:
         report = console.print if console is not None else (lambda _: None)
-        model = prepare_for_dp(model, fix=dp.fix_model, report=report)
+        prepared = prepare_for_dp(trained, fix=dp.fix_model, report=report)
+        if isinstance(model, FeatureModel):
+            model.head = trained = prepared
+        else:
+            model = trained = prepared
     model.to(device)
-    optimizer = make_optimizer(config, model.parameters())
+    optimizer = make_optimizer(config, trained.parameters())
     recipe = active_recipe(config)
-    average = WeightAverage(list(model.parameters()), (recipe.ema_decay or 0.0) if recipe else 0.0)
-    examples = TensorDataset(torch.from_numpy(train_set.x), torch.from_numpy(train_set.y))
+    average = WeightAverage(list(trained.parameters()),
+                            (recipe.ema_decay or 0.0) if recipe else 0.0)
+    examples = TensorDataset(torch.from_numpy(inputs.train), torch.from_numpy(train_set.y))
     loader = DataLoader(
         examples, batch_size=config.data.batch_size, shuffle=True,
         generator=torch.Generator().manual_seed(seed),
@@ -228,7 +270,7 @@ def _fit(
     private: PrivateTraining | None = None
     canaries: GradientCanaries | None = None
     inspector: LoopInspector | None = None
-    step = plain_step(model, optimizer)
+    step = plain_step(trained, optimizer)
     choice: ModeChoice | None = None
     if dp.enabled:
         plan = plan_noise(dp, batches_per_epoch=len(loader), epochs=settings.epochs)
@@ -237,7 +279,7 @@ def _fit(
             mode, reason = "hooks", f"averages the per-sample gradients of {copies} copies"
         else:
             choice = resolve_grad_sample_mode(
-                dp.grad_sample_mode, model, arch=config.arch, input_shape=spec.input_shape,
+                dp.grad_sample_mode, trained, arch=config.arch, input_shape=inputs.shape,
                 batch_size=min(config.data.batch_size, len(train_set)), device=device,
             )
             mode, reason = choice.mode, choice.reason
@@ -252,12 +294,12 @@ def _fit(
                 dataset_size=len(loader.dataset),  # type: ignore[arg-type]
             )
         private = make_private(
-            model, optimizer, loader, plan=plan, dp=dp, mode=mode, canaries=canaries,
+            trained, optimizer, loader, plan=plan, dp=dp, mode=mode, canaries=canaries,
             copies=copies, augment_seed=seed,
         )
         step, loader = private.step, private.loader
         # What the accountant assumes of the loop, seen as in a user's loop (CanaryAudit).
-        inspector = LoopInspector(model) if canaries is not None else None
+        inspector = LoopInspector(trained) if canaries is not None else None
     history: list[dict[str, Any]] = []
     epsilon: float | None = None
     schedule = lr_schedule(optimizer, config, settings.epochs * len(loader))
@@ -265,7 +307,7 @@ def _fit(
     with EpochProgress(console, settings.epochs, dp.enabled) as progress:
         for epoch in range(1, settings.epochs + 1):
             progress.start_epoch(epoch, len(loader), epsilon)
-            model.train()
+            trained.train()
             loss_sum, correct, seen = 0.0, 0, 0
             for x, y in loader:
                 x, y = x.to(device), y.to(device)
@@ -285,8 +327,8 @@ def _fit(
             if private is not None:
                 epsilon = private.epsilon(dp.delta)
             val_acc = (
-                accuracy(model, validation.x, validation.y, device=device)
-                if validation is not None
+                accuracy(trained, inputs.validation, validation.y, device=device)
+                if validation is not None and inputs.validation is not None
                 else None
             )
             record = {
@@ -307,14 +349,16 @@ def _fit(
     canary_record = None
     if canaries is not None and inspector is not None:
         # auditml's noise is drawn from torch's default generator, as Opacus's without secure_mode.
-        facts = inspector.facts(static_facts(model=model, loader=loader, secure_rng=False))
+        facts = inspector.facts(static_facts(model=trained, loader=loader, secure_rng=False))
         inspector.close()
         canary_record = dataclasses.replace(canaries.record(), loop_facts=facts)
     if average.average:
         # The average is what is released, so it is what the last epoch's val_acc measures.
         average.release()
-        if validation is not None:
-            history[-1]["val_acc"] = accuracy(model, validation.x, validation.y, device=device)
+        if validation is not None and inputs.validation is not None:
+            history[-1]["val_acc"] = accuracy(
+                trained, inputs.validation, validation.y, device=device
+            )
     return FitResult(model, history, plan, epsilon, private.mode if private else None,
                      canary_record)
 
