@@ -1,29 +1,40 @@
-"""Issue 12: the seed's DP tutorial configs on Fashion-MNIST, trained by ``auditml train`` with
-the default DP recipe and with ``training.dp.recipe: plain``, over several seeds.
+"""Issues 12 and 28: the seed's DP tutorial configs with the dataset swapped, trained by
+``auditml train`` with each DP recipe, over several seeds.
 
-Each run is the config as written (5,000 members, batch 256, 20 epochs, lr 0.001, the config's
-ε, δ and C), with only the dataset swapped to Fashion-MNIST (the MNIST training split cannot be
-fetched on these machines), the seed set, and the recipe named. It prints, per run, the
-validation accuracy (the 10,000 test images), the accountant's ε that training printed, σ and the
-wall time, then the mean per (config, recipe). The ε columns of the two recipes must be equal:
-the recipe changes no part of the mechanism.
+Each run is the config as written (batch 256, 20 epochs, lr 0.001, the config's ε, δ and C) with
+only the dataset (and ``--train-size``) swapped, the seed set, and the recipe named:
 
-    python benchmarks/dp_recipe.py --seeds 0 1 2 [--configs eps1 eps5 baseline]
-        [--recipes default plain] [--data-dir /usr/share/datasets/fashion-mnist]
+* ``default``: the DP recipe (ScatterNet + linear head on 28x28 grey images, with its schedule:
+  batch, epochs, SGD, C; σ calibrated for that schedule);
+* ``gn``: the previous recipe, ``cnn_28x28_gn`` named as the model (Adam lr 3e-3, the config's
+  schedule);
+* ``plain``: ``training.dp.recipe: plain`` (the config as written).
 
-Measured figures are in ``auditml.training.recipe``'s docstring and the issue note.
+Datasets: ``mnist-proxy`` (issue 28: the 10,000-image MNIST test split in ``--mnist-dir``,
+shuffled with ``numpy.random.default_rng(0)``, the first 8,000 written as the training files and
+the last 2,000 as the test files, into a temporary directory; use ``--train-size 3500``) and
+``fashion`` (Fashion-MNIST in ``--fashion-dir``, 10,000 test images). It prints per run the
+validation accuracy, the accountant's ε, σ, batch/epochs used and the wall time, then a table.
+
+    python benchmarks/dp_recipe.py --dataset mnist-proxy --train-size 3500 --seeds 0 \\
+        --configs eps1 eps5 --recipes default gn
+
+Measured figures are in ``auditml.training.recipe``'s docstring and the issue notes.
 """
 
 from __future__ import annotations
 
 import argparse
+import gzip
 import io
 import json
 import statistics
+import struct
 import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
 from rich.console import Console
 
 from auditml.config import load_config, parse_config
@@ -32,51 +43,100 @@ from auditml.training import train
 CONFIG_DIR = Path(__file__).resolve().parents[1] / "configs"
 
 
-def run(name: str, recipe: str, seed: int, data_dir: Path, output: Path) -> dict:
+def _read_idx(path: Path) -> np.ndarray:
+    raw = gzip.decompress(path.read_bytes())
+    dims = raw[3]
+    shape = struct.unpack(f">{dims}I", raw[4:4 + 4 * dims])
+    return np.frombuffer(raw, np.uint8, offset=4 + 4 * dims).reshape(shape)
+
+
+def _write_idx(path: Path, array: np.ndarray) -> None:
+    header = bytes([0, 0, 8, array.ndim]) + struct.pack(f">{array.ndim}I", *array.shape)
+    path.write_bytes(gzip.compress(header + np.ascontiguousarray(array).tobytes(), 1))
+
+
+def build_mnist_proxy(mnist_dir: Path, output: Path) -> Path:
+    """Issue 28's MNIST proxy: the test split shuffled, 8,000 training and 2,000 test images."""
+    images = _read_idx(mnist_dir / "t10k-images-idx3-ubyte.gz")
+    labels = _read_idx(mnist_dir / "t10k-labels-idx1-ubyte.gz")
+    order = np.random.default_rng(0).permutation(len(images))
+    train_rows, test_rows = order[:8000], order[8000:]
+    output.mkdir(parents=True, exist_ok=True)
+    _write_idx(output / "train-images-idx3-ubyte.gz", images[train_rows])
+    _write_idx(output / "train-labels-idx1-ubyte.gz", labels[train_rows])
+    _write_idx(output / "t10k-images-idx3-ubyte.gz", images[test_rows])
+    _write_idx(output / "t10k-labels-idx1-ubyte.gz", labels[test_rows])
+    return output
+
+
+def run(name: str, recipe: str, seed: int, data: dict, output: Path) -> dict:
     config = load_config(CONFIG_DIR / f"dp_tutorial_{name}.yaml")
     raw = config.model_dump(mode="json")
     raw["experiment_name"] = f"{name}_{recipe}_{seed}"
     raw["output_dir"] = str(output)
     raw["seed"] = seed
-    raw["data"].update(dataset="fashion_mnist", data_dir=str(data_dir), download=False)
+    raw["data"].update(data)
     if raw["training"]["dp"]["enabled"]:
-        raw["training"]["dp"]["recipe"] = recipe
+        raw["training"]["dp"]["recipe"] = "plain" if recipe == "plain" else "default"
+        if recipe == "gn":
+            raw["model"]["arch"] = "cnn_28x28_gn"
 
     started = time.perf_counter()
     metrics = train(parse_config(raw), console=Console(file=io.StringIO())).metrics
+    changes = (metrics["recipe"] or {}).get("schedule_changes", {})
     return {
         "config": name, "recipe": recipe if metrics["dp_enabled"] else "-", "seed": seed,
         "val_acc": metrics["val_acc"], "epsilon": metrics["epsilon"],
         "sigma": metrics["noise_multiplier"], "arch": metrics["arch"],
+        "batch_size": changes.get("batch_size", {}).get("used", raw["data"]["batch_size"]),
+        "epochs": len(metrics["history"]),
         "wall_s": round(time.perf_counter() - started, 1),
     }
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", choices=["mnist-proxy", "fashion"], default="mnist-proxy")
+    parser.add_argument("--train-size", type=int, default=None,
+                        help="members (default: the config's; 3500 for the MNIST proxy)")
     parser.add_argument("--configs", nargs="+", default=["eps1", "eps5", "baseline"])
-    parser.add_argument("--recipes", nargs="+", default=["default", "plain"])
-    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--data-dir", type=Path, default=Path("/usr/share/datasets/fashion-mnist"))
+    parser.add_argument("--recipes", nargs="+", choices=["default", "gn", "plain"],
+                        default=["default", "gn"])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0])
+    parser.add_argument("--mnist-dir", type=Path, default=Path("/work/shared/data/mnist"))
+    parser.add_argument("--fashion-dir", type=Path,
+                        default=Path("/usr/share/datasets/fashion-mnist"))
     args = parser.parse_args()
     rows = []
     with tempfile.TemporaryDirectory() as output:
+        if args.dataset == "mnist-proxy":
+            proxy = build_mnist_proxy(args.mnist_dir, Path(output) / "mnist_proxy")
+            data = {"dataset": "mnist", "data_dir": str(proxy), "download": False,
+                    "train_size": args.train_size or 3500}
+        else:
+            data = {"dataset": "fashion_mnist", "data_dir": str(args.fashion_dir),
+                    "download": False}
+            if args.train_size:
+                data["train_size"] = args.train_size
         for name in args.configs:
             recipes = args.recipes if name != "baseline" else ["-"]
             for recipe in recipes:
                 for seed in args.seeds:
-                    row = run(name, recipe, seed, args.data_dir, Path(output))
+                    row = run(name, recipe, seed, data, Path(output) / "runs")
                     print(json.dumps(row), flush=True)
                     rows.append(row)
-    print("\nconfig    recipe    mean val_acc   min    max    ε printed")
+    print(f"\n{args.dataset}: config  recipe   arch               batch epochs  mean val_acc"
+          "  min     max     ε (accountant)  wall s")
     groups: dict[tuple[str, str], list[dict]] = {}
     for row in rows:
         groups.setdefault((row["config"], row["recipe"]), []).append(row)
     for (name, recipe), group in groups.items():
         accs = [row["val_acc"] for row in group]
-        eps = {row["epsilon"] for row in group}
-        print(f"{name:9} {recipe:9} {statistics.mean(accs):8.1%}   {min(accs):.1%}  "
-              f"{max(accs):.1%}  {sorted(eps)}")
+        eps = sorted({round(row["epsilon"], 4) for row in group if row["epsilon"] is not None})
+        first = group[0]
+        print(f"{name:9} {recipe:8} {first['arch']:18} {first['batch_size']:5} "
+              f"{first['epochs']:6}  {statistics.mean(accs):10.1%}  {min(accs):.1%}  "
+              f"{max(accs):.1%}  {eps}  {statistics.mean(r['wall_s'] for r in group):.1f}")
 
 
 if __name__ == "__main__":
