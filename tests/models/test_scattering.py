@@ -79,3 +79,68 @@ def test_kymatio_imports_with_this_scipy() -> None:
 
     assert _import_kymatio_scattering().__name__ == "Scattering2D"
     assert hasattr(scipy.special, "sph_harm")
+
+
+class _CountingFrontEnd(ScatteringFrontEnd):
+    """The real front end, counting the images it transforms."""
+
+    def __init__(self) -> None:
+        super().__init__((1, 28, 28))
+        self.transformed = 0
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        self.transformed += len(images)
+        return super().forward(images)
+
+
+def test_each_image_is_transformed_once_per_process_whatever_set_it_comes_in() -> None:
+    from auditml.models import scattering
+
+    scattering._MEMO.clear()
+    scattering._memo_bytes = 0
+    front_end = _CountingFrontEnd()
+    audited = _images(12, seed=7)
+    fresh = ScatteringFrontEnd((1, 28, 28))(torch.from_numpy(audited)).numpy()
+    first = scattering.transformed_rows(front_end, audited)
+    np.testing.assert_array_equal(first, fresh)
+    assert front_end.transformed == 12
+    # A reference model's half, shuffled, and a prediction on all of them: nothing new.
+    half = audited[[9, 2, 5, 0, 11, 4]]
+    np.testing.assert_array_equal(scattering.transformed_rows(front_end, half), fresh[[9, 2, 5, 0,
+                                                                                       11, 4]])
+    assert front_end.transformed == 12
+    # One new image among them: only it is transformed.
+    mixed = np.concatenate([audited[:3], _images(1, seed=8)])
+    scattering.transformed_rows(front_end, mixed)
+    assert front_end.transformed == 13
+
+
+def test_predictions_use_the_remembered_features_and_equal_the_plain_forward() -> None:
+    from auditml.models import scattering
+    from auditml.models.inference import predict_logits
+
+    model = build_model("scatternet_linear", (1, 28, 28), 10)
+    assert isinstance(model, FeatureModel)
+    counting = _CountingFrontEnd()
+    model.front_end = counting
+    images = _images(6, seed=9)
+    scattering._MEMO.clear()
+    scattering._memo_bytes = 0
+    with torch.enable_grad():
+        plain = model(torch.from_numpy(images)).detach().numpy()  # grad on: no memo
+    assert counting.transformed == 6
+    predicted = predict_logits(model, images)
+    again = predict_logits(model, images)
+    np.testing.assert_allclose(predicted, plain, rtol=1e-6, atol=1e-6)
+    np.testing.assert_array_equal(again, predicted)
+    assert counting.transformed == 12  # the first prediction transformed them, the second not
+
+
+def test_the_memo_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    from auditml.models import scattering
+
+    scattering._MEMO.clear()
+    scattering._memo_bytes = 0
+    monkeypatch.setattr(scattering, "MEMO_BYTES", 3 * 81 * 7 * 7 * 4)  # three images' features
+    scattering.transformed_rows(ScatteringFrontEnd((1, 28, 28)), _images(5, seed=10))
+    assert len(scattering._MEMO) == 3 and scattering._memo_bytes <= scattering.MEMO_BYTES
