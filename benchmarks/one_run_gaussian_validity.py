@@ -19,31 +19,19 @@ import time
 import warnings
 
 import numpy as np
+from one_run_power import DELTA, RATE, STEPS, simulated_canaries
 from opacus.accountants.utils import get_noise_multiplier
 
 from auditml.audit.canaries.base import gaussian_bound
 from auditml.audit.canaries.white_box import AllIteratesAudit
-from auditml.gradient_canary_record import GradientCanaryRecord
 from auditml.metrics.dp.accounting import accountant_epsilon
-
-RATE, STEPS, DELTA, MEMBERS = 1 / 3, 90, 1e-4, 150
 
 
 def bound(sigma: float, factor: float, canaries: int, seed: int) -> float:
     """The all-iterates audit's ε lower bound under the Gaussian assumption, one simulated run."""
-    rng = np.random.default_rng(seed)
-    included = rng.random(canaries) < 0.5
-    sampled = (rng.random((STEPS, canaries)) < RATE) & included
-    observations = sampled + rng.normal(0.0, sigma * factor, (STEPS, canaries))
-    record = GradientCanaryRecord(
-        direction="dirac", seed=seed, coordinates=np.arange(canaries), dimension=canaries,
-        included=included, sample_rate=RATE, noise_multiplier=sigma, max_grad_norm=1.0,
-        observations=observations.astype(np.float32), sampled=sampled,
-        initial=np.zeros(canaries, np.float32), final=np.zeros(canaries, np.float32),
-        batch_sizes=rng.binomial(MEMBERS, RATE, STEPS), dataset_size=MEMBERS,
-    )
+    record = simulated_canaries(sigma, factor, canaries, seed)
     scores = AllIteratesAudit().scores(record)
-    result = gaussian_bound({"all_iterates": scores}, included, delta=DELTA, confidence=0.95)
+    result = gaussian_bound({"all_iterates": scores}, record.included, delta=DELTA, confidence=0.95)
     return 0.0 if result is None else result.epsilon
 
 

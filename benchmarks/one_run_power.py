@@ -39,18 +39,26 @@ from auditml.records import CanaryRecord, RunFacts
 RATE, STEPS, DELTA, MEMBERS = 1 / 3, 90, 1e-4, 150
 
 
-def audit(sigma: float, factor: float, canaries: int, seed: int) -> CanaryRecord:
+def simulated_canaries(sigma: float, factor: float, canaries: int, seed: int
+                       ) -> GradientCanaryRecord:
+    """One simulated DP-SGD run's Dirac gradient canaries: each included by a fair coin, sampled
+    at RATE for STEPS steps, its coordinate's noisy sum carrying ``factor`` times the noise
+    ``sigma`` the accountant assumes."""
     rng = np.random.default_rng(seed)
     included = rng.random(canaries) < 0.5
     sampled = (rng.random((STEPS, canaries)) < RATE) & included
     observations = sampled + rng.normal(0.0, sigma * factor, (STEPS, canaries))
-    record = GradientCanaryRecord(
+    return GradientCanaryRecord(
         direction="dirac", seed=seed, coordinates=np.arange(canaries), dimension=canaries,
         included=included, sample_rate=RATE, noise_multiplier=sigma, max_grad_norm=1.0,
         observations=observations.astype(np.float32), sampled=sampled,
         initial=np.zeros(canaries, np.float32), final=np.zeros(canaries, np.float32),
         batch_sizes=rng.binomial(MEMBERS, RATE, STEPS), dataset_size=MEMBERS,
     )
+
+
+def audit(sigma: float, factor: float, canaries: int, seed: int) -> CanaryRecord:
+    record = simulated_canaries(sigma, factor, canaries, seed)
     history = [(sigma, RATE, STEPS)]
     claimed = accountant_epsilon(history, mechanism="prv", delta=DELTA)
     return AllIteratesAudit().run(CanaryEvidence(
