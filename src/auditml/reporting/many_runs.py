@@ -48,9 +48,8 @@ class ManyRunsRow:
     claim_rejected: bool
     claim_confidence: float
     violation: bool
-    # Which tail gave the bound (auditml.metrics.dp.trials_epsilon.BoundTail; None: a bound of 0 or
-    # not
-    # known).
+    # Which tail gave the bound (auditml.metrics.dp.trials_epsilon.BoundTail; None: a bound of 0
+    # or not known).
     bound_tail: str | None = None
     # A one-run canary audit (a run directory): its name and how many canaries it had.
     canary_audit: str | None = None

@@ -113,8 +113,8 @@ def _metrics(run: RunDirectory, record: AttackRecord) -> MembershipMetrics:
 
 
 def _bound(record: AttackRecord) -> tuple[float, float | None, str | None]:
-    """The ε lower bound, its confidence (1 − alpha, as recorded beside it) and its tail (older
-    records: derived from their counts,
+    """The ε lower bound, its confidence (1 − alpha, as recorded beside it) and its tail (for
+    older records, derived from their counts by
     :func:`auditml.metrics.dp.trials_epsilon.epsilon_bound_tail`)."""
     confidence = 1 - record.epsilon_lower_bound.alpha
     tail = (epsilon_bound_tail(record.epsilon_lower_bound.as_written())

@@ -59,9 +59,8 @@ class AttackView:
     most_exposed: list[ExposedExample] = field(default_factory=list)
     # audit/<attack>_exposed.png, when the audit drew one (image data only).
     exposed_png: bytes | None = None
-    # Which tail gave the ε lower bound (auditml.metrics.dp.trials_epsilon.BoundTail; None: bound 0
-    # or
-    # not known).
+    # Which tail gave the ε lower bound (auditml.metrics.dp.trials_epsilon.BoundTail; None: bound
+    # 0 or not known).
     bound_tail: str | None = None
     # BCa bootstrap intervals (auditml.metrics.MembershipIntervals) and the GDP ε lower bound;
     # None / empty for audits recorded before they existed.

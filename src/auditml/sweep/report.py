@@ -60,8 +60,7 @@ class SweepRow(_Frozen):
     gdp_epsilon_estimate: float
     violation: bool
     # Which tail the bound came from (auditml.metrics.dp.trials_epsilon.BoundTail); None for a
-    # bound of 0,
-    # or not known (a sweep.json written before tails were recorded).
+    # bound of 0, or not known (a sweep.json written before tails were recorded).
     bound_tail: str | None = None
 
 

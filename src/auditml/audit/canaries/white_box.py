@@ -18,16 +18,14 @@ Each audit reports, each at :data:`CONFIDENCE` on its own:
   Steinke, Nasr and Jagielski's :func:`auditml.metrics.one_run_audit`, Bonferroni). It holds
   for every (ε, δ)-DP algorithm and has no ``2 m δ`` term, so it is higher than Steinke et
   al.'s when ``m δ`` is not small; the record's ``by_score`` names the ``method``;
-- for a DP run, the test of the whole privacy curve the run's accountant claims (Mahloujifar,
-  Melis and Chaudhuri 2024; :mod:`auditml.metrics.dp.one_run_fdp`), on guesses fixed before looking
-  at the
+- for a DP run, the test of the whole privacy curve the run's accountant claims (Mahloujifar, Melis
+  and Chaudhuri 2024; :mod:`auditml.metrics.dp.one_run_fdp`), on guesses fixed before looking at the
   scores: IN on the top :data:`CLAIM_GUESS_FRACTION` of the canaries, OUT on the bottom as many.
-  **The verdict is this test alone**: ``violation`` is wrong with probability at most 5 % when
-  the claim holds. (It needs no second test: a rejected (ε, δ) curve implies a rejected claimed
-  curve, which lies above it.) With it, the ε lower bound within the DP-SGD family
+  **The verdict is this test alone**: ``violation`` is wrong with probability at most 5 % when the
+  claim holds. (It needs no second test: a rejected (ε, δ) curve implies a rejected claimed curve,
+  which lies above it.) With it, the ε lower bound within the DP-SGD family
   (:mod:`auditml.metrics.dp.one_run_fdp_family`): a bound that assumes the run's curve is DP-SGD's
-  at its
-  sampling rate and steps for some noise level, labelled so wherever it is shown.
+  at its sampling rate and steps for some noise level, labelled so wherever it is shown.
 - for a DP run audited under all iterates with Dirac canaries, the **mechanism check**
   (:func:`check_mechanism`): an upper confidence bound on the noise the sums really carry, read
   off the canaries training never added, and (where the run recorded its real batch sizes) a
@@ -271,8 +269,7 @@ def check_mechanism(
 
     Then the true ε of DP-SGD at those bounds, from below
     (:func:`~auditml.metrics.dp.one_run_fdp_family.mechanism_epsilon_lower_bound`, with the noise
-    divided
-    by the sensitivity where it exceeds 1); ``violation``: that ε exceeds the claimed ε.
+    divided by the sensitivity where it exceeds 1); ``violation``: that ε exceeds the claimed ε.
     """
     left_out = np.flatnonzero(~record.included)
     if record.direction != "dirac" or len(left_out) == 0 or not record.noise_multiplier > 0:
