@@ -144,3 +144,19 @@ def test_the_memo_is_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(scattering, "MEMO_BYTES", 3 * 81 * 7 * 7 * 4)  # three images' features
     scattering.transformed_rows(ScatteringFrontEnd((1, 28, 28)), _images(5, seed=10))
     assert len(scattering._MEMO) == 3 and scattering._memo_bytes <= scattering.MEMO_BYTES
+
+
+def test_features_read_from_the_disk_cache_are_remembered_for_predictions(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from auditml.models import scattering
+
+    monkeypatch.setenv("AUDITML_CACHE_DIR", str(tmp_path))
+    images = _images(4, seed=11)
+    scattering_features(ScatteringFrontEnd((1, 28, 28)), images)  # computed, written to disk
+    scattering._MEMO.clear()
+    scattering._memo_bytes = 0
+    from_disk = scattering_features(ScatteringFrontEnd((1, 28, 28)), images)  # a new process
+    counting = _CountingFrontEnd()
+    np.testing.assert_array_equal(scattering.transformed_rows(counting, images), from_disk)
+    assert counting.transformed == 0  # the training set's predictions transform nothing again

@@ -144,7 +144,10 @@ def scattering_features(front_end: ScatteringFrontEnd, images: np.ndarray) -> np
         found = arrays.get("features")
         return (found is not None and found.shape == expected and found.dtype == np.float32)
 
-    return cached_by_content(digest.hexdigest()[:24], "scattering", compute, accept)["features"]
+    features = cached_by_content(digest.hexdigest()[:24], "scattering", compute,
+                                 accept)["features"]
+    _remember(_row_keys(images), features)  # read from disk: later predictions reuse them too
+    return features
 
 
 def transformed_rows(front_end: ScatteringFrontEnd, images: np.ndarray) -> np.ndarray:
@@ -154,11 +157,8 @@ def transformed_rows(front_end: ScatteringFrontEnd, images: np.ndarray) -> np.nd
     seen before (by a BLAKE2 digest of the image and the transform's settings) are looked up,
     the others transformed in chunks and remembered, up to :data:`MEMO_BYTES`.
     """
-    global _memo_bytes
     images = np.ascontiguousarray(images, dtype=np.float32)
-    settings = f"J{SCATTERING_J}-L{SCATTERING_L}|{images.shape[1:]}".encode()
-    keys = [hashlib.blake2b(row.tobytes(), digest_size=16, key=settings[:64]).digest()
-            for row in images]
+    keys = _row_keys(images)
     out = np.empty((len(images), *front_end.output_shape), dtype=np.float32)
     missing = []
     for index, key in enumerate(keys):
@@ -172,13 +172,27 @@ def transformed_rows(front_end: ScatteringFrontEnd, images: np.ndarray) -> np.nd
         for start in range(0, len(missing), _CHUNK):
             chosen = missing[start:start + _CHUNK]
             out[chosen] = front_end(torch.from_numpy(images[chosen])).numpy()
-    for index in missing:
-        if keys[index] not in _MEMO:
-            _MEMO[keys[index]] = row = out[index].copy()
-            _memo_bytes += row.nbytes
+    _remember([keys[index] for index in missing], out[missing])
+    return out
+
+
+def _row_keys(images: np.ndarray) -> list[bytes]:
+    """Each image's memo key: a BLAKE2 digest of its bytes, keyed by the transform's settings."""
+    settings = f"J{SCATTERING_J}-L{SCATTERING_L}|{images.shape[1:]}".encode()[:64]
+    return [hashlib.blake2b(np.ascontiguousarray(row, dtype=np.float32).tobytes(),
+                            digest_size=16, key=settings).digest() for row in images]
+
+
+def _remember(keys: list[bytes], rows: np.ndarray) -> None:
+    """Keep each row under its key (those not kept yet), then drop the least recently used
+    beyond :data:`MEMO_BYTES`."""
+    global _memo_bytes
+    for key, row in zip(keys, rows, strict=True):
+        if key not in _MEMO:
+            _MEMO[key] = kept = row.copy()
+            _memo_bytes += kept.nbytes
     while _memo_bytes > MEMO_BYTES and _MEMO:
         _memo_bytes -= _MEMO.popitem(last=False)[1].nbytes
-    return out
 
 
 def _linear_head(feature_shape: tuple[int, int, int], num_classes: int) -> nn.Module:
