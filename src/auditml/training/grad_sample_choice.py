@@ -1,11 +1,14 @@
-"""``grad_sample_mode: auto``: time every mode once on this device, then keep the fastest.
+"""``grad_sample_mode: auto``: time every mode on this device; leave the default only for a clear
+winner.
 
 Which way of clipping per-example gradients is fastest depends on the device, not only on the
 model: on two CPU cores auditml's ``fast`` rules win for the tutorial CNN, while on an H200 at
 batch 2048 their many small kernels lose to Opacus's ``ghost`` clipping (issue 11's table). So
-``auto`` times a few DP-SGD steps of every mode that can train the model, on synthetic data of
-the run's input shape and batch size, and takes the fastest; the choice is cached per
-:class:`~auditml.training.grad_sample_cache.ModeKey`, so each machine measures each set-up once.
+``auto`` times DP-SGD steps of every mode that can train the model, interleaved round by round,
+on synthetic data of the run's input shape and batch size, and leaves the default only for a mode
+faster in every round (:func:`decide`); a conclusive choice measured on a machine that was not
+busy is cached per :class:`~auditml.training.grad_sample_cache.ModeKey` (entries expire, and a
+run that contradicts one drops it), so each machine measures each set-up about once.
 An explicit mode (``fast``, ``hooks``, ``ghost``) measures nothing.
 
 Privacy is the same whatever is chosen: every mode runs one mechanism (:mod:`.dp_sgd`), so the
