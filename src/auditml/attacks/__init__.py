@@ -22,8 +22,10 @@ from auditml.lazy import lazy_attributes
 from auditml.registry import Registry
 
 if TYPE_CHECKING:
+    from auditml.attacks.boundary_distance import BoundaryDistanceAttack
     from auditml.attacks.label_only import LabelOnlyAttack
     from auditml.attacks.lira import LiraAttack
+    from auditml.attacks.qmia import QmiaAttack
     from auditml.attacks.rmia import RmiaAttack
     from auditml.attacks.shadow import ShadowModelAttack
     from auditml.attacks.threshold import ThresholdAttack
@@ -34,6 +36,8 @@ _HOMES = {
     "LabelOnlyAttack": "auditml.attacks.label_only",
     "LiraAttack": "auditml.attacks.lira",
     "RmiaAttack": "auditml.attacks.rmia",
+    "QmiaAttack": "auditml.attacks.qmia",
+    "BoundaryDistanceAttack": "auditml.attacks.boundary_distance",
 }
 __getattr__ = lazy_attributes(__name__, _HOMES)
 
@@ -43,16 +47,22 @@ ATTACKS.register_lazy("mia_shadow", _HOMES["ShadowModelAttack"], "ShadowModelAtt
 ATTACKS.register_lazy("mia_label_only", _HOMES["LabelOnlyAttack"], "LabelOnlyAttack")
 ATTACKS.register_lazy("mia_lira", _HOMES["LiraAttack"], "LiraAttack")
 ATTACKS.register_lazy("mia_rmia", _HOMES["RmiaAttack"], "RmiaAttack")
+ATTACKS.register_lazy("mia_qmia", _HOMES["QmiaAttack"], "QmiaAttack")
+ATTACKS.register_lazy(
+    "mia_boundary_distance", _HOMES["BoundaryDistanceAttack"], "BoundaryDistanceAttack"
+)
 
 __all__ = [
     "ATTACKS",
     "AttackSettings",
     "AuditTarget",
+    "BoundaryDistanceAttack",
     "LabelOnlyAttack",
     "LiraAttack",
     "MembershipAttack",
     "MissingResourceError",
     "NotFittedError",
+    "QmiaAttack",
     "ReferenceModels",
     "RmiaAttack",
     "ShadowModelAttack",
