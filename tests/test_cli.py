@@ -238,3 +238,40 @@ def test_lira_audit_prints_and_records_its_variance_choice(
     record = json.loads((tmp_path / "results" / "lira" / "audit" / "mia_lira.json").read_text())
     assert record["settings"]["variance"] == "auto"
     assert record["fitted"]["variance"] == "fixed"
+
+
+def test_qmia_and_boundary_distance_reach_audit_report_and_compare(
+    capsys: pytest.CaptureFixture[str], tiny_config: Callable[..., dict[str, Any]],
+    write_config: Callable[..., Path], tmp_path: Path,
+) -> None:
+    names = ["mia_qmia", "mia_boundary_distance"]
+    runs = []
+    for epochs in (2, 4):
+        config = write_config(tiny_config(
+            experiment_name=f"new{epochs}", data={"train_size": 60, "batch_size": 20},
+            training={"epochs": epochs},
+            audit={"attacks": names, "population_size": 120,
+                   "mia_qmia": {"epochs": 20}, "mia_boundary_distance": {"max_queries": 60}},
+        ), f"new{epochs}")
+        assert _run(capsys, "train", "--config", str(config))[0] == 0
+        code, out, err = _run(capsys, "audit", "--config", str(config))
+        assert code == 0, err
+        assert all(name in out for name in names)
+        runs.append(tmp_path / "results" / f"new{epochs}")
+    audit = runs[0] / "audit"
+    qmia = json.loads((audit / "mia_qmia.json").read_text())
+    assert qmia["settings"]["epochs"] == 20 and 1 <= qmia["fitted"]["epoch"] <= 20
+    boundary = json.loads((audit / "mia_boundary_distance.json").read_text())
+    assert boundary["settings"]["max_queries"] == 60
+    assert 1 <= boundary["fitted"]["queries_max"] <= 60
+
+    code, _, err = _run(capsys, "report", str(runs[0]), "--out", str(tmp_path / "report"))
+    assert code == 0, err
+    shown = (tmp_path / "report" / "report.html").read_text(encoding="utf-8")
+    assert all(name in shown for name in names)
+    for name in names:
+        out_dir = tmp_path / f"compare_{name}"
+        code, _, err = _run(capsys, "compare", *map(str, runs), "--attack", name,
+                            "--out", str(out_dir))
+        assert code == 0, err
+        assert name in (out_dir / "comparison.json").read_text(encoding="utf-8")
