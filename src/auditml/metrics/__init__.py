@@ -56,12 +56,19 @@ from auditml.metrics.roc import (
     tpr_at_fpr,
     tpr_at_fprs,
 )
+from auditml.metrics.singled_out import (
+    SINGLED_OUT_FPR,
+    SingledOut,
+    clopper_pearson,
+    members_singled_out,
+)
 from auditml.metrics.summary import DEFAULT_FPRS, MembershipMetrics, membership_metrics
 from auditml.metrics.threshold import CalibratedAccuracy, best_threshold, calibrated_accuracy
 
 __all__ = [
     "DEFAULT_FPRS",
     "DEFAULT_STRATEGY",
+    "SINGLED_OUT_FPR",
     "BonferroniAllScores",
     "BonferroniHull",
     "CalibratedAccuracy",
@@ -78,6 +85,7 @@ __all__ = [
     "MultiSplit",
     "OneRunBound",
     "RocCurve",
+    "SingledOut",
     "Split",
     "ThresholdStrategy",
     "TradeoffCurve",
@@ -87,6 +95,7 @@ __all__ = [
     "calibrated_accuracy",
     "check_scores",
     "claimed_tradeoff",
+    "clopper_pearson",
     "epsilon_lower_bound",
     "fdp_audit",
     "fdp_claim_test",
@@ -98,6 +107,7 @@ __all__ = [
     "gdp_epsilon_estimate",
     "gdp_estimate_interval",
     "gdp_lower_bound",
+    "members_singled_out",
     "membership_intervals",
     "membership_metrics",
     "most_exposed_members",
