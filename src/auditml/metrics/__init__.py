@@ -59,7 +59,6 @@ from auditml.metrics.roc import (
 from auditml.metrics.singled_out import (
     SINGLED_OUT_FPR,
     SingledOut,
-    clopper_pearson,
     members_singled_out,
 )
 from auditml.metrics.summary import DEFAULT_FPRS, MembershipMetrics, membership_metrics
@@ -95,7 +94,6 @@ __all__ = [
     "calibrated_accuracy",
     "check_scores",
     "claimed_tradeoff",
-    "clopper_pearson",
     "epsilon_lower_bound",
     "fdp_audit",
     "fdp_claim_test",

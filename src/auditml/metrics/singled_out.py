@@ -18,7 +18,8 @@ confidence or fiducial limits illustrated in the case of the binomial", Biometri
     [ B⁻¹(α/2; k, n − k + 1),  B⁻¹(1 − α/2; k + 1, n − k) ],    α = 1 − confidence,
 
 with ``B⁻¹(q; a, b)`` the q-quantile of the Beta(a, b) distribution (the lower end 0 when
-``k = 0``, the upper 1 when ``k = n``), inverts two one-sided binomial tests, so it covers the
+``k = 0``, the upper 1 when ``k = n``; computed by
+:func:`~auditml.metrics.attribute.accuracy_interval`, the same interval on an accuracy), inverts two one-sided binomial tests, so it covers the
 true rate with probability at least ``confidence`` for every rate: exact, never anti-
 conservative, however small ``k`` is (no normal approximation, which fails at the handful of
 examples a 0.1 % FPR leaves). The FPR interval is the honest reading of "at most ``fpr``":
@@ -40,8 +41,8 @@ from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike
-from scipy import special
 
+from auditml.metrics.attribute import accuracy_interval as clopper_pearson
 from auditml.metrics.roc import MetricsInputError, _check_fprs, _roc_counts, check_scores
 
 SINGLED_OUT_FPR = 0.001
@@ -120,17 +121,6 @@ class SingledOut:
                     f"{[low, high]!r}."
                 )
         return value
-
-
-def clopper_pearson(successes: int, trials: int, confidence: float) -> tuple[float, float]:
-    """The exact two-sided interval on a binomial rate (module docstring), ``trials`` >= 1."""
-    tail = (1 - confidence) / 2
-    low = 0.0 if successes == 0 else float(special.betaincinv(successes, trials - successes + 1,
-                                                               tail))
-    high = 1.0 if successes == trials else float(
-        special.betaincinv(successes + 1, trials - successes, 1 - tail)
-    )
-    return low, high
 
 
 def members_singled_out(
