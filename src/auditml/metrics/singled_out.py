@@ -19,13 +19,14 @@ confidence or fiducial limits illustrated in the case of the binomial", Biometri
 
 with ``B⁻¹(q; a, b)`` the q-quantile of the Beta(a, b) distribution (the lower end 0 when
 ``k = 0``, the upper 1 when ``k = n``; computed by
-:func:`~auditml.metrics.attribute.accuracy_interval`, the same interval on an accuracy), inverts two one-sided binomial tests, so it covers the
-true rate with probability at least ``confidence`` for every rate: exact, never anti-
-conservative, however small ``k`` is (no normal approximation, which fails at the handful of
-examples a 0.1 % FPR leaves). The FPR interval is the honest reading of "at most ``fpr``":
-``t*`` was chosen on these same non-members, so their measured rate is optimistic, and the
-upper end (about 3/|N| when ``f = 0``, the "rule of three") is the rate at which a threshold
-set this way flags non-members in general.
+:func:`~auditml.metrics.attribute.accuracy_interval`, the same interval on an accuracy),
+inverts two one-sided binomial tests, so it covers the true rate with probability at least
+``confidence`` for every rate: exact, never anti-conservative, however small ``k`` is (no
+normal approximation, which fails at the handful of examples a 0.1 % FPR leaves). The FPR
+interval is the honest reading of "at most ``fpr``": ``t*`` was chosen on these same
+non-members, so their measured rate is optimistic, and the upper end (about 3.7/|N| at 95 %
+when ``f = 0``, the "rule of three" of a two-sided interval) is the rate at which a threshold
+set this way may flag non-members in general.
 
 **What it does not cover.** The intervals are conditional on ``t*``; the randomness of ``t*``
 itself (an order statistic of the non-members) is what the stratified bootstrap of
