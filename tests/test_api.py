@@ -142,8 +142,10 @@ def test_rmia_records_how_it_chose_a(data: tuple[torch.Tensor, torch.Tensor]) ->
         factory(ArrayDataset(x[:60].numpy(), y[:60].numpy()), 0),
         (x[:60], y[:60]), (x[60:120], y[60:120]), population=(x[120:], y[120:]),
         attacks=["mia_rmia"], reference_factory=factory, reference_models=4,
+        settings={"mia_rmia": {"mode": "offline"}},  # auto would be online with 4 paired models
     )
     fitted = results.attacks["mia_rmia"].payload["fitted"]
+    assert fitted["mode"] == "offline" and fitted["mode_reason"] == "as configured"
     assert fitted["a_source"] == "tuned"
     # Every candidate was scored, and the chosen a is one of them.
     assert [float(a) for a in fitted["auc_by_a"]] == list(OFFLINE_A_CANDIDATES)

@@ -11,7 +11,12 @@ import numpy as np
 import pytest
 
 from auditml.audit.results import summarize_attack
-from auditml.metrics import claimed_tradeoff, epsilon_lower_bound, fdp_epsilon_audit
+from auditml.metrics import (
+    claimed_tradeoff,
+    epsilon_lower_bound,
+    fdp_epsilon_audit,
+    members_singled_out,
+)
 from auditml.metrics.dp.thresholds import BonferroniAllScores, Explicit, MultiSplit, Split
 from auditml.metrics.dp.trials_claim_test import tradeoff_claim_test
 from auditml.records import (
@@ -25,8 +30,10 @@ from auditml.records import (
     ManyRunsClaimTestRecord,
     ManyRunsRecord,
     MechanismCheckRecord,
+    MembershipMetricsRecord,
     OneRunBoundRecord,
     RunFacts,
+    SingledOutRecord,
 )
 from auditml.run_directory import RunDirectory, RunDirectoryError, read_many_runs
 
@@ -115,6 +122,11 @@ def test_the_parts_are_typed_and_read_back_key_for_key(tmp_path: Path) -> None:
     assert isinstance(record.gdp_estimate, GdpEstimateRecord)
     assert isinstance(record.gdp_lower_bound, GdpLowerBoundRecord)
     assert isinstance(record.intervals, IntervalsRecord)
+    assert isinstance(record.singled_out, SingledOutRecord)
+    scores, is_member = _scores()
+    assert record.members_singled_out() == members_singled_out(scores, is_member)
+    metrics = record.membership_metrics()
+    assert (metrics.tied_at_top, metrics.tied_at_top_nonmembers) == (1, 0)
     assert record.epsilon_lower_bound.threshold_strategy is not None
     assert record.settings == _Attack().settings()
     assert record.model_dump(mode="json") == raw  # the same keys, the same values
@@ -156,6 +168,12 @@ def test_records_of_older_versions_still_read() -> None:
     assert GdpEstimateRecord.model_validate(older_gdp).model_dump(mode="json") == older_gdp
     older_test = {"violation": True, "p_value": 7.7e-7, "confidence": 0.975}
     assert CanaryClaimTestRecord.model_validate(older_test).model_dump() == older_test
+    older_metrics = {"auc": 0.6, "tpr_at_fpr": {"0.01": 0.05}, "advantage": 0.1,
+                     "calibrated_accuracy": {"threshold": 0.5, "accuracy": 0.55,
+                                             "calibration_size": 100, "evaluation_size": 100},
+                     "members": 100, "nonmembers": 100}  # before the tie at the top was counted
+    older = MembershipMetricsRecord.model_validate(older_metrics)
+    assert older.model_dump() == older_metrics and older.membership_metrics().tied_at_top is None
     older_check = {key: value for key, value in _CHECK.items()
                    if key not in ("sample_rate", "sensitivity")}
     assert MechanismCheckRecord.model_validate(older_check).model_dump() == older_check
@@ -205,6 +223,11 @@ def test_a_tampered_canary_record_is_refused(
     (["gdp_estimate", "interval"], [0.1], "gdp_estimate"),
     (["gdp_lower_bound", "epsilon"], float("nan"), "gdp_lower_bound.epsilon"),
     (["intervals", "auc"], [0.9, 0.1], "intervals"),
+    (["singled_out", "members_found"], 10_000, "singled_out"),
+    (["singled_out", "tpr_interval"], [0.5], "singled_out"),
+    (["singled_out", "fpr_interval"], [0.2, 0.1], "singled_out"),
+    (["metrics", "tied_at_top_nonmembers"], 2, "metrics"),
+    (["metrics", "tied_at_top"], 0, "metrics.tied_at_top"),
     (["settings", "metric"], {1, 2}, "settings"),
 ])
 def test_a_tampered_attack_record_is_refused(

@@ -242,6 +242,9 @@ def _dispatch(args: argparse.Namespace, console: Console, errors: Console) -> in
             if "variance_reason" in fitted:  # mia_lira: which variance, and why
                 console.print(f"{outcome.attack}: variance {fitted['variance']} "
                               f"({fitted['variance_reason']})", highlight=False, markup=False)
+            if "mode_reason" in fitted:  # mia_rmia: online or offline, and why
+                console.print(f"{outcome.attack}: mode {fitted['mode']} "
+                              f"({fitted['mode_reason']})", highlight=False, markup=False)
         for record in report.canary_audits.values():
             console.print(canary_summary(record.model_dump(mode="json")), highlight=False)
         for record in report.inference_audits.values():

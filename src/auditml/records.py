@@ -39,7 +39,12 @@ from pydantic import (
     model_validator,
 )
 
-from auditml.metrics import MembershipIntervals, MembershipMetrics, MetricsInputError
+from auditml.metrics import (
+    MembershipIntervals,
+    MembershipMetrics,
+    MetricsInputError,
+    SingledOut,
+)
 
 # Bump when a record changes incompatibly; readers refuse other versions with a clear message.
 SCHEMA_VERSION = 1
@@ -55,6 +60,17 @@ class Record(BaseModel):
 
 class _Part(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _Written(_Part):
+    """A part that mirrors a ``to_dict`` of :mod:`auditml.metrics`: keys that records of older
+    versions lack are optional, and a part is written back with the keys it was given, no more
+    (a record read and written again is the same JSON)."""
+
+    @model_serializer(mode="wrap")
+    def _as_given(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        data: dict[str, Any] = handler(self)
+        return {key: value for key, value in data.items() if key in self.model_fields_set}
 
 
 # -- training -------------------------------------------------------------------------------------
@@ -324,9 +340,10 @@ class CalibratedAccuracyRecord(_Part):
     evaluation_size: int = Field(ge=0)
 
 
-class MembershipMetricsRecord(_Part):
+class MembershipMetricsRecord(_Written):
     """:meth:`auditml.metrics.MembershipMetrics.to_dict`, the same keys: ``tpr_at_fpr`` keyed by
-    the ``repr`` of each FPR (``"0.001"``)."""
+    the ``repr`` of each FPR (``"0.001"``); ``tied_at_top`` and ``tied_at_top_nonmembers``
+    count the examples sharing the highest score, and the non-members among them."""
 
     auc: float
     tpr_at_fpr: dict[str, float]
@@ -334,6 +351,9 @@ class MembershipMetricsRecord(_Part):
     calibrated_accuracy: CalibratedAccuracyRecord
     members: int = Field(ge=0)
     nonmembers: int = Field(ge=0)
+    # Absent in records written before 2026-12.
+    tied_at_top: int | None = Field(default=None, ge=1)
+    tied_at_top_nonmembers: int | None = Field(default=None, ge=0)
 
     @model_validator(mode="after")
     def _metrics_complete(self) -> MembershipMetricsRecord:
@@ -391,17 +411,6 @@ Epsilon = Annotated[float, BeforeValidator(_finite), Field(ge=0)]
 Probability = Annotated[float, BeforeValidator(_finite), Field(ge=0, le=1)]
 Level = Annotated[float, BeforeValidator(_finite), Field(gt=0, lt=1)]  # a confidence, an alpha
 Delta = Annotated[float, BeforeValidator(_finite), Field(ge=0, lt=1)]
-
-
-class _Written(_Part):
-    """A part that mirrors a ``to_dict`` of :mod:`auditml.metrics`: keys that records of older
-    versions lack are optional, and a part is written back with the keys it was given, no more
-    (a record read and written again is the same JSON)."""
-
-    @model_serializer(mode="wrap")
-    def _as_given(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        data: dict[str, Any] = handler(self)
-        return {key: value for key, value in data.items() if key in self.model_fields_set}
 
 
 class ThresholdStrategyRecord(_Written):
@@ -504,6 +513,38 @@ class IntervalsRecord(_Written):
                 raise ValueError(f"intervals must be [low, high], got {pair!r}")
         try:
             return MembershipIntervals.from_dict(data)
+        except MetricsInputError as error:
+            raise ValueError(str(error)) from None
+
+
+class SingledOutRecord(_Written):
+    """:meth:`auditml.metrics.SingledOut.to_dict`: the members an attack singles out at a low
+    FPR, with Clopper–Pearson intervals (``threshold`` null when no score is admitted); absent
+    in records before 2026-12."""
+
+    fpr: Probability
+    threshold: Finite | None
+    members_found: Count
+    nonmembers_flagged: Count
+    members: Count
+    nonmembers: Count
+    tpr_interval: list[Finite]
+    fpr_interval: list[Finite]
+    confidence: Level
+
+    @model_validator(mode="after")
+    def _singled_out_complete(self) -> SingledOutRecord:
+        self.singled_out()  # counts within their totals, intervals 0 <= low <= high <= 1
+        return self
+
+    def singled_out(self) -> SingledOut:
+        """As :class:`auditml.metrics.SingledOut` (``ValueError`` when malformed)."""
+        data = self.model_dump()
+        for pair in (data["tpr_interval"], data["fpr_interval"]):
+            if len(pair) != 2:
+                raise ValueError(f"intervals must be [low, high], got {pair!r}")
+        try:
+            return SingledOut.from_dict(data)
         except MetricsInputError as error:
             raise ValueError(str(error)) from None
 
@@ -629,7 +670,8 @@ class AttackRecord(Record):
     threshold: a ``threshold`` key instead of ``auc`` and ``method``); ``gdp_lower_bound`` is the
     ``to_dict`` of :class:`auditml.metrics.GaussianDPLowerBound` and ``intervals`` (BCa
     bootstrap intervals on the AUC and TPRs) that of :class:`auditml.metrics.MembershipIntervals`
-    (both absent in older records).
+    (both absent in older records); ``singled_out`` (the members found at 0.1 % FPR, with exact
+    intervals) that of :class:`auditml.metrics.SingledOut` (absent before 2026-12).
     ``scores_file`` and ``scores_sha256`` name the scores this result was computed from; a reader
     refuses a result whose scores file has another hash (an interrupted or concurrent audit).
     """
@@ -644,6 +686,7 @@ class AttackRecord(Record):
     per_class: dict[str, ClassMetricsRecord]
     gdp_lower_bound: GdpLowerBoundRecord | None = None
     intervals: IntervalsRecord | None = None
+    singled_out: SingledOutRecord | None = None
     most_exposed: list[ExposedExample]
     compute: ComputeRecord
     run: RunFacts
@@ -659,6 +702,10 @@ class AttackRecord(Record):
     def membership_intervals(self) -> MembershipIntervals | None:
         """The bootstrap intervals, or None for a record written before they existed."""
         return None if self.intervals is None else self.intervals.membership_intervals()
+
+    def members_singled_out(self) -> SingledOut | None:
+        """The members singled out at a low FPR, or None for a record written before it."""
+        return None if self.singled_out is None else self.singled_out.singled_out()
 
     @property
     def epsilon_bound(self) -> float:

@@ -11,16 +11,20 @@ from torch import nn
 
 from auditml.attacks import ATTACKS, AuditTarget, MissingResourceError, NotFittedError
 from auditml.attacks.rmia import (
+    DEFAULT_TEMPERATURE,
     FALLBACK_OFFLINE_A,
     OFFLINE_A_CANDIDATES,
     RmiaAttack,
+    RmiaSettings,
+    choose_mode,
     rmia_scores,
     true_class_probs,
     tune_offline_a,
 )
 from auditml.data import ArrayDataset
 from auditml.errors import AuditMLError, ConfigError
-from auditml.metrics import roc_auc
+from auditml.metrics import roc_auc, tpr_at_fpr, tpr_at_fprs
+from auditml.models import predict_logits
 from auditml.training.reference import ReferenceModels, paired_keep
 from toy_models import fit
 
@@ -83,14 +87,15 @@ def test_hand_computed_example() -> None:
     keep = np.array([[True, False], [False, True]])
     args = (target_x, reference_x, keep, target_z, reference_z)
     # γ = 1: x0 beats only 0.25 (its tie with 0.75 is no win); x1 beats 0.25, 0.75 and 1.
-    np.testing.assert_array_equal(rmia_scores(*args, mode="online", a=None, gamma=1.0),
-                                  [0.25, 0.75])
+    paper = functools.partial(rmia_scores, break_ties=False)
+    np.testing.assert_array_equal(paper(*args, mode="online", a=None, gamma=1.0), [0.25, 0.75])
     # γ = 1/2: x0 beats every z with LR(z) < 1.5 (three), x1 every z with LR(z) < 3 (all).
-    np.testing.assert_array_equal(rmia_scores(*args, mode="online", a=None, gamma=0.5),
-                                  [0.75, 1.0])
+    np.testing.assert_array_equal(paper(*args, mode="online", a=None, gamma=0.5), [0.75, 1.0])
     # Offline with a = 1/2: Pr = ½(1.5·½ + ½) = 5/8 for every x and z: the same ratios.
-    np.testing.assert_array_equal(rmia_scores(*args, mode="offline", a=0.5, gamma=1.0),
-                                  [0.25, 0.75])
+    np.testing.assert_array_equal(paper(*args, mode="offline", a=0.5, gamma=1.0), [0.25, 0.75])
+    # Ties broken (the default): (wins + rank / (N + 1)) / (|Z| + 1), ranks 1 and 2 of LR(x).
+    np.testing.assert_allclose(rmia_scores(*args, mode="online", a=None, gamma=1.0),
+                               [(1 + 1 / 3) / 5, (3 + 2 / 3) / 5])
 
 
 @pytest.mark.parametrize("models", [1, 2, 3, 4, 5])
@@ -103,7 +108,7 @@ def test_matches_the_pairwise_loop(models: int, mode: str, a: float | None, gamm
     target_x, reference_x, target_z, reference_z = _probs(models, 13, 17, seed=models)
     np.testing.assert_array_equal(
         rmia_scores(target_x, reference_x, keep, target_z, reference_z, mode=mode, a=a,
-                    gamma=gamma),
+                    gamma=gamma, break_ties=False),
         naive_rmia(target_x, reference_x, keep, target_z, reference_z, mode, a, gamma),
     )
 
@@ -124,7 +129,7 @@ def test_matches_the_pairwise_loop_with_ties(mode: str, a: float | None, gamma: 
     keep[0, 5:15] = True
     args = (target_x, reference_x, keep, target_z, reference_z)
     expected = naive_rmia(*args, mode, a, gamma)
-    got = rmia_scores(*args, mode=mode, a=a, gamma=gamma)
+    got = rmia_scores(*args, mode=mode, a=a, gamma=gamma, break_ties=False)
     np.testing.assert_array_equal(got, expected)
     ratios = np.divide.outer(target_x, target_z)
     assert (ratios == gamma).any()  # ties were really exercised
@@ -146,7 +151,7 @@ def test_examples_without_out_models_invert_the_approximation(a: float, marginal
     marginal_z = ((1 + a) * 0.5 + 1 - a) / 2
     expected = np.mean(target_x[0] / marginal > target_z / marginal_z)
     scores = rmia_scores(target_x, reference_x, keep, target_z, reference_z, mode="offline", a=a,
-                         gamma=1.0)
+                         gamma=1.0, break_ties=False)
     assert scores[0] == expected
 
 
@@ -305,10 +310,10 @@ def test_end_to_end_scores(models: int, settings: dict[str, object]) -> None:
 def test_offline_a_is_reported() -> None:
     with pytest.raises(NotFittedError, match="call fit"):
         _ = RmiaAttack().offline_a
-    tuned = RmiaAttack().fit(_target(4))
+    tuned = RmiaAttack(mode="offline").fit(_target(4))
     assert tuned.offline_a in OFFLINE_A_CANDIDATES
     assert tuned.offline_a_tuning is not None and tuned.offline_a_tuning.played_model == 0
-    assert RmiaAttack().fit(_target(2)).offline_a == FALLBACK_OFFLINE_A
+    assert RmiaAttack(mode="offline").fit(_target(2)).offline_a == FALLBACK_OFFLINE_A
     given = RmiaAttack(a=0.7).fit(_target(4))
     assert given.offline_a == 0.7 and given.offline_a_tuning is None
     online = RmiaAttack(mode="online").fit(_target(4))
@@ -324,10 +329,103 @@ def test_true_class_probs_broadcast_over_models() -> None:
 def test_settings_checked() -> None:
     # Unknown keys, missing resources, fit-before-score: tests/attacks/test_contract.py.
     assert ATTACKS.get("mia_rmia") is RmiaAttack
-    assert RmiaAttack().settings() == {"mode": "offline", "a": None, "gamma": 1.0}
+    assert RmiaAttack().settings() == {
+        "mode": "auto", "a": None, "gamma": 1.0, "temperature": DEFAULT_TEMPERATURE
+    }
     with pytest.raises(ConfigError, match=r"mia_rmia: a=1\.5"):
         RmiaAttack(a=1.5)
     with pytest.raises(ConfigError, match="mia_rmia: gamma=0"):
         RmiaAttack(gamma=0)
     with pytest.raises(ConfigError, match=r"mia_rmia: a=0\.3: .*only with mode='offline'"):
         RmiaAttack(mode="online", a=0.3)
+
+
+# ---------------------------------------------------------------------------------------------
+# Ties at the top, and the defaults (auditml issue 30)
+
+
+def _saturated() -> tuple[tuple[np.ndarray, ...], np.ndarray]:
+    """Reference signals where γ = 1 saturates: 40 examples, 3 of them non-members, have a
+    likelihood ratio above every population example's, so the paper's fraction gives all 40
+    exactly 1.0."""
+    rng = np.random.default_rng(11)
+    examples, population, models = 1000, 500, 4
+    keep = paired_keep(models, examples, seed=11)
+    reference_x = rng.uniform(0.2, 0.6, (models, examples))
+    reference_z = rng.uniform(0.2, 0.6, (models, population))
+    target_z = reference_z.mean(axis=0) * rng.uniform(0.5, 1.5, population)  # LR(z) <= 1.5
+    is_member = np.arange(examples) < examples // 2
+    lr_x = rng.uniform(0.3, 1.4, examples)
+    top = np.r_[np.arange(37), examples // 2 + np.arange(3)]  # 37 members, 3 non-members
+    lr_x[top] = np.linspace(1.6, 1.9, 40)[rng.permutation(40)]
+    target_x = lr_x * reference_x.mean(axis=0)
+    return (target_x, reference_x, keep, target_z, reference_z), is_member
+
+
+def test_default_scores_do_not_tie_at_the_top() -> None:
+    args, is_member = _saturated()
+    paper = rmia_scores(*args, mode="online", a=None, gamma=1.0, break_ties=False)
+    tied = paper == paper.max()
+    assert paper.max() == 1.0 and tied.sum() == 40 and (tied & ~is_member).sum() == 3
+    assert tpr_at_fpr(paper, is_member, 0.001) == 0.0  # the tie holds a non-member
+    settings = RmiaSettings()
+    scores = rmia_scores(*args, mode="online", a=None, gamma=settings.gamma)
+    assert (scores == scores.max()).sum() == 1
+    # Inside the saturated group the order is that of LR(x): members above the first
+    # non-member are found at 0.1 % FPR.
+    order = np.argsort(args[0] / args[1].mean(axis=0))
+    assert (np.diff(scores[order]) > 0).all()
+    lr_top = args[0][tied] / args[1].mean(axis=0)[tied]
+    above = (lr_top[is_member[tied]] > lr_top[~is_member[tied]].max()).sum()
+    assert tpr_at_fpr(scores, is_member, 0.001) == above / 500 > 0
+
+
+@pytest.mark.parametrize(("mode", "a"), [("online", None), ("offline", 0.3)])
+@pytest.mark.parametrize("gamma", [0.5, 1.0, 2.0])
+def test_tie_break_keeps_the_wins_and_never_lowers_the_tpr(
+    mode: str, a: float | None, gamma: float
+) -> None:
+    target_x, reference_x, keep, target_z, reference_z, is_member = _planted(seed=6, shift=2.0)
+    args = (target_x, reference_x, keep, target_z, reference_z)
+    paper = rmia_scores(*args, mode=mode, a=a, gamma=gamma, break_ties=False)
+    broken = rmia_scores(*args, mode=mode, a=a, gamma=gamma)
+    population = len(target_z)
+    np.testing.assert_array_equal(np.floor(broken * (population + 1)), paper * population)
+    assert ((broken > 0) & (broken < 1)).all()
+    # The broken order refines the paper's: never reversed, and ties only where LR(x) ties.
+    earlier = paper[:, None] > paper[None, :]
+    assert (broken[:, None] > broken[None, :])[earlier].all()
+    assert len(np.unique(broken)) == len(broken)  # continuous signals: no LR(x) ties
+    fprs = [0.001, 0.005, 0.01, 0.05, 0.1, 0.5]
+    assert (tpr_at_fprs(broken, is_member, fprs) >= tpr_at_fprs(paper, is_member, fprs)).all()
+
+
+def test_mode_is_chosen_by_the_reference_models() -> None:
+    paired = paired_keep(2, 10, seed=0)
+    assert choose_mode("auto", paired)[0] == "online"
+    assert choose_mode("auto", paired[:1])[0] == "offline"  # one model: IN or OUT, not both
+    assert choose_mode("auto", paired, a=0.5)[0] == "offline"
+    assert choose_mode("offline", paired) == ("offline", "as configured")
+    assert RmiaAttack().fit(_target(4)).mode == "online"
+    single = RmiaAttack().fit(_target(1))
+    assert single.mode == "offline" and single.fitted_values()["mode"] == "offline"
+    assert single.fitted_values()["a_source"] == "fallback"
+    assert RmiaAttack().fit(_target(2)).fitted_values()["mode_reason"].startswith("auto")
+
+
+@pytest.mark.parametrize("temperature", [1.0, DEFAULT_TEMPERATURE, 5.0])
+def test_temperature_softens_the_signal(temperature: float) -> None:
+    target = _target(4)
+    attack = RmiaAttack(mode="online", temperature=temperature).fit(target)
+    population = target.population
+    assert population is not None and target.reference is not None
+    probs = true_class_probs
+    expected = rmia_scores(
+        probs(target.logits() / temperature, target.examples.y),
+        probs(target.reference.logits(target.examples.x) / temperature, target.examples.y),
+        target.reference.keep,
+        probs(predict_logits(target.model, population.x) / temperature, population.y),
+        probs(target.reference.logits(population.x) / temperature, population.y),
+        mode="online", a=None, gamma=1.0,
+    )
+    np.testing.assert_allclose(attack.score(), expected)

@@ -74,6 +74,8 @@ def test_to_dict_is_json_ready_and_round_trips() -> None:
         "calibrated_accuracy",
         "members",
         "nonmembers",
+        "tied_at_top",
+        "tied_at_top_nonmembers",
     }
     assert list(data["tpr_at_fpr"]) == ["0.001", "0.01", "0.1", "1e-05", "0.5"]
     assert data["calibrated_accuracy"] == {
@@ -126,3 +128,20 @@ def test_seed_changes_only_the_calibrated_accuracy() -> None:
     assert all(other.auc == first.auc and other.tpr_at_fpr == first.tpr_at_fpr for other in others)
     assert any(other.calibrated_accuracy != first.calibrated_accuracy for other in others)
     assert membership_metrics(scores, is_member, seed=0) == first
+
+
+def test_counts_the_tie_at_the_top() -> None:
+    scores = np.array([0.9, 0.9, 0.9, 0.9, 0.5, 0.4, 0.3, 0.2])
+    is_member = np.array([True, True, False, True, False, True, False, False])
+    result = membership_metrics(scores, is_member)
+    assert (result.tied_at_top, result.tied_at_top_nonmembers) == (4, 1)
+    assert result.tpr_at_fpr[0.1] == 0.0  # 1 of 4 non-members is tied at the top: FPR 0.25
+    rounded, labels = random_case(1)  # scores rounded to 0.1: the top may tie
+    top = rounded == rounded.max()
+    counted = membership_metrics(rounded, labels)
+    assert (counted.tied_at_top, counted.tied_at_top_nonmembers) == (top.sum(),
+                                                                      (top & ~labels).sum())
+    old = {key: value for key, value in result.to_dict().items() if "tied" not in key}
+    assert MembershipMetrics.from_dict(old).tied_at_top is None  # records before the counts
+    with pytest.raises(MetricsInputError, match="tied_at_top"):
+        MembershipMetrics.from_dict({**result.to_dict(), "tied_at_top_nonmembers": 5})

@@ -24,6 +24,7 @@ from auditml.metrics import (
     Split,
     epsilon_lower_bound,
     gdp_lower_bound,
+    members_singled_out,
     membership_intervals,
     membership_metrics,
 )
@@ -138,6 +139,7 @@ def write_audit(
         intervals=bootstrap.to_dict() if bootstrap is not None else None,
         gdp_lower_bound=gdp_lower_bound(scores, is_member, delta=delta or 1e-5).to_dict()
         if intervals else None,
+        singled_out=members_singled_out(scores, is_member).to_dict() if intervals else None,
     )
     run.write_attack(record, scores, is_member)
 

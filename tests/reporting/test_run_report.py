@@ -8,6 +8,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from auditml.cli import main
@@ -216,3 +217,26 @@ def test_the_attacks_table_says_how_each_bound_chose_its_threshold(
     page = write_run_report(audited, tmp_path / "report").report_html.read_text(encoding="utf-8")
     assert ("ε lower bound: threshold chosen on one half of the examples, bound on the other."
             in page)
+
+
+def test_the_page_counts_the_members_singled_out_and_a_tie_at_the_top(
+    tmp_path: Path, make_run: MakeRun, add_audit: AddAudit
+) -> None:
+    # 1,000 members and 1,000 non-members; 30 share the top score, 2 of them non-members (as
+    # RMIA's fraction gave with γ = 1): no threshold reaches 0.1% FPR with any member.
+    rng = np.random.default_rng(0)
+    is_member = np.arange(2000) < 1000
+    scores = rng.uniform(0.0, 0.9, 2000) + 0.05 * is_member
+    scores[np.r_[0:28, 1000:1002]] = 1.0
+    run = make_run(tmp_path / "results", "tied", val_acc=0.9, shift=1.0)
+    add_audit(run, "mia_rmia", 1.0, scores=(scores, is_member), intervals=True)
+    report = write_run_report(run, tmp_path / "report")
+    page = report.report_html.read_text(encoding="utf-8")
+    assert "Members singled out at 0.1% FPR" in page
+    assert "mia_rmia: 0 of 1000 members [0, 4], with 0 of 1000 non-members" in page
+    assert "30 examples share the top score, 2 of them non-members" in page
+    saved = json.loads(report.run_report_json.read_text(encoding="utf-8"))
+    [attack] = [entry for entry in saved["attacks"] if entry["attack"] == "mia_rmia"]
+    assert (attack["tied_at_top"], attack["tied_at_top_nonmembers"]) == (30, 2)
+    assert attack["singled_out"]["members_found"] == 0
+    assert attack["singled_out"]["tpr_interval"][1] == pytest.approx(1 - 0.025 ** (1 / 1000))

@@ -56,12 +56,18 @@ from auditml.metrics.roc import (
     tpr_at_fpr,
     tpr_at_fprs,
 )
+from auditml.metrics.singled_out import (
+    SINGLED_OUT_FPR,
+    SingledOut,
+    members_singled_out,
+)
 from auditml.metrics.summary import DEFAULT_FPRS, MembershipMetrics, membership_metrics
 from auditml.metrics.threshold import CalibratedAccuracy, best_threshold, calibrated_accuracy
 
 __all__ = [
     "DEFAULT_FPRS",
     "DEFAULT_STRATEGY",
+    "SINGLED_OUT_FPR",
     "BonferroniAllScores",
     "BonferroniHull",
     "CalibratedAccuracy",
@@ -78,6 +84,7 @@ __all__ = [
     "MultiSplit",
     "OneRunBound",
     "RocCurve",
+    "SingledOut",
     "Split",
     "ThresholdStrategy",
     "TradeoffCurve",
@@ -98,6 +105,7 @@ __all__ = [
     "gdp_epsilon_estimate",
     "gdp_estimate_interval",
     "gdp_lower_bound",
+    "members_singled_out",
     "membership_intervals",
     "membership_metrics",
     "most_exposed_members",

@@ -34,6 +34,10 @@ class MembershipMetrics:
 
     ``tpr_at_fpr`` maps each FPR target to :func:`~auditml.metrics.roc.tpr_at_fpr`. A target
     below ``1 / nonmembers`` cannot be resolved with this many non-members (see that function).
+    ``tied_at_top`` is how many examples share the highest score, ``tied_at_top_nonmembers``
+    how many of them are non-members: no threshold splits that group, so when it holds a
+    non-member every TPR at an FPR below ``tied_at_top_nonmembers / nonmembers`` is that of
+    the threshold above it, 0 (None in records written before these counts existed).
     """
 
     auc: float
@@ -42,6 +46,8 @@ class MembershipMetrics:
     calibrated_accuracy: CalibratedAccuracy
     members: int
     nonmembers: int
+    tied_at_top: int | None = None
+    tied_at_top_nonmembers: int | None = None
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form: FPR keys as strings (``repr`` of the float, e.g. ``"0.001"``)."""
@@ -52,6 +58,8 @@ class MembershipMetrics:
             "calibrated_accuracy": asdict(self.calibrated_accuracy),
             "members": self.members,
             "nonmembers": self.nonmembers,
+            "tied_at_top": self.tied_at_top,
+            "tied_at_top_nonmembers": self.tied_at_top_nonmembers,
         }
 
     @classmethod
@@ -71,6 +79,8 @@ class MembershipMetrics:
                 ),
                 members=int(data["members"]),
                 nonmembers=int(data["nonmembers"]),
+                tied_at_top=_count_or_none(data.get("tied_at_top")),
+                tied_at_top_nonmembers=_count_or_none(data.get("tied_at_top_nonmembers")),
             )
         except KeyError as error:
             raise MetricsInputError(f"membership metrics lack the key {error}.") from None
@@ -88,7 +98,21 @@ class MembershipMetrics:
                                         f"{value!r}.")
         if metrics.members < 0 or metrics.nonmembers < 0:
             raise MetricsInputError("membership metrics: negative counts.")
+        tied, tied_nonmembers = metrics.tied_at_top, metrics.tied_at_top_nonmembers
+        if (tied is None) != (tied_nonmembers is None) or (tied is not None and not (
+            tied_nonmembers is not None and 0 <= tied_nonmembers <= tied
+            and 1 <= tied <= metrics.members + metrics.nonmembers
+        )):
+            raise MetricsInputError(
+                "membership metrics: tied_at_top and tied_at_top_nonmembers must both be absent, "
+                f"or counts with 0 <= non-members <= tied >= 1, got {tied!r} and "
+                f"{tied_nonmembers!r}."
+            )
         return metrics
+
+
+def _count_or_none(value: Any) -> int | None:
+    return None if value is None else int(value)
 
 
 def membership_metrics(
@@ -103,7 +127,8 @@ def membership_metrics(
     Inputs are checked once (:func:`~auditml.metrics.roc.check_scores`) and the ROC curve is
     computed once. ``seed`` drives the calibration/evaluation split of
     :func:`~auditml.metrics.threshold.calibrated_accuracy`, which needs at least 2 members and 2
-    non-members. Repeated entries of ``fprs`` appear once.
+    non-members. Repeated entries of ``fprs`` appear once. The group of examples tied at the
+    highest score is counted (``tied_at_top``), and its non-members.
     """
     checked_scores, checked_members = check_scores(scores, is_member)
     targets = _check_fprs(fprs, "fprs", ndim=1)
@@ -116,4 +141,7 @@ def membership_metrics(
         calibrated_accuracy=_calibrated_accuracy(checked_scores, checked_members, seed),
         members=counts.members,
         nonmembers=counts.nonmembers,
+        # Point 1 of the curve admits exactly the group at the highest score.
+        tied_at_top=int(counts.true_positives[1] + counts.false_positives[1]),
+        tied_at_top_nonmembers=int(counts.false_positives[1]),
     )

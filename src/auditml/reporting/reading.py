@@ -283,6 +283,9 @@ def _attack_view(run: RunDirectory, record: AttackRecord) -> AttackView:
         exposed_png=_gallery(run, record) if record.exposed_gallery else None,
         bound_tail=tail,
         threshold=threshold_words(record.epsilon_lower_bound),
+        singled_out=record.members_singled_out(),
+        tied_at_top=metrics.tied_at_top,
+        tied_at_top_nonmembers=metrics.tied_at_top_nonmembers,
         **_view_intervals(record),
     )
 

@@ -14,6 +14,7 @@ from auditml.formatting import (
     format_rate_interval,
     gaussian_bound_words,
 )
+from auditml.metrics.singled_out import SINGLED_OUT_FPR
 from auditml.records import AssumptionCheck, GaussianBoundRecord, MechanismCheckRecord
 from auditml.reporting import glossary, page
 from auditml.reporting.figures import run_roc_figure
@@ -198,6 +199,43 @@ def _attacks_table(view: RunView) -> page.Html:
     )
 
 
+def _singled_out(view: RunView) -> list[page.Html]:
+    """Per attack, the members it singles out at 0.1% FPR with their exact interval, and a tie
+    at the top score that holds non-members (no threshold splits it); nothing for audits
+    recorded before these numbers existed."""
+    items = []
+    for attack in view.attacks:
+        found = attack.singled_out
+        if found is None:
+            continue
+        low, high = found.members_interval
+        item = (
+            f"{attack.name}: {found.members_found} of {found.members} members "
+            f"[{low:.0f}, {high:.0f}], with {found.nonmembers_flagged} of {found.nonmembers} "
+            "non-members (a threshold set this way flags up to "
+            f"{format_rate(found.fpr_interval[1])} of non-members)."
+        )
+        tied, tied_out = attack.tied_at_top, attack.tied_at_top_nonmembers
+        if tied is not None and tied_out and tied > 1:
+            below = format_rate(tied_out / max(attack.nonmembers, 1))
+            item += (
+                f" {tied} examples share the top score, {tied_out} of them non-members: no "
+                f"threshold splits them, so the TPR is 0 at any FPR below {below}."
+            )
+        items.append(item)
+    if not items:
+        return []
+    confidence = next(a.singled_out for a in view.attacks if a.singled_out).confidence
+    return [
+        page.paragraph(
+            f"Members singled out at {format_rate(SINGLED_OUT_FPR)} FPR, with a "
+            f"{confidence:.0%} exact (Clopper–Pearson) interval on how many such a threshold "
+            "finds:"
+        ),
+        page.bullet_list(items),
+    ]
+
+
 def _thresholds_sentence(view: RunView) -> str:
     """How each ε lower bound chose its threshold: one clause when all attacks share it."""
     chosen = {attack.name: attack.threshold for attack in view.attacks if attack.threshold}
@@ -351,7 +389,7 @@ def render_run_page(view: RunView, outcome: Verdict) -> str:
     facts = view.facts
     blocks: list[str] = [_summary(view, outcome)]
     if view.attacks:
-        blocks.append(page.section("Attacks", _attacks_table(view)))
+        blocks.append(page.section("Attacks", _attacks_table(view), *_singled_out(view)))
     blocks += [_canary_section(view, canary) for canary in view.canaries]
     blocks += [inference_section(item) for item in view.inference]
     roc = run_roc_figure(view)

@@ -73,6 +73,10 @@ class RunReport:
                     "tpr_at_fpr_interval": {
                         repr(fpr): pair for fpr, pair in attack.tpr_intervals.items()
                     },
+                    "singled_out": None if attack.singled_out is None
+                    else attack.singled_out.to_dict(),
+                    "tied_at_top": attack.tied_at_top,
+                    "tied_at_top_nonmembers": attack.tied_at_top_nonmembers,
                 }
                 for attack in self.view.attacks
             ],

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from auditml.metrics.noise import tpr_above_chance
+from auditml.metrics.singled_out import SingledOut
 from auditml.records import (
     AssumptionCheck,
     ExposedExample,
@@ -71,6 +72,11 @@ class AttackView:
     threshold: str | None = None
     # The GDP estimate's interval implied by the AUC's (None for audits recorded before it).
     gdp_interval: tuple[float, float] | None = None
+    # The members found at 0.1% FPR with exact intervals (auditml.metrics.SingledOut), and the
+    # examples tied at the top score with the non-members among them (None: recorded before).
+    singled_out: SingledOut | None = None
+    tied_at_top: int | None = None
+    tied_at_top_nonmembers: int | None = None
 
     @property
     def beats_chance(self) -> bool:
