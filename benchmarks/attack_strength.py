@@ -30,6 +30,9 @@ models trained on population data.
     python benchmarks/attack_strength.py --targets digits --seeds 2 --models 2 4 \\
         --train-size 100 --epochs 10          # a few minutes on 2 CPU cores
 
+The ``s`` column is each attack's seconds fitting and scoring; the reference models' logits are
+shared, so the first variant to query an input pays for them and the others do not.
+
 ``--work-dir D`` keeps the run directories (targets, reference and shadow models): a rerun with
 the same settings reuses them, so a killed run resumes. Absolute seconds are for the machine
 that ran; compare rows with each other.
