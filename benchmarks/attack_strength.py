@@ -70,7 +70,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import torch
 from rich.console import Console
 from rich.table import Table
 
@@ -85,6 +84,7 @@ from auditml.metrics import mean_membership_intervals
 from auditml.records import RunFacts
 from auditml.run_directory import RunDirectory
 from auditml.training import build_run_model, load_dataset, train
+from auditml.training.device import resolve_device
 
 FPRS = (0.001, 0.01)
 MODEL_COUNTS = (2, 4, 8, 16)
@@ -106,7 +106,7 @@ class TargetSetting:
     batch_size: int = 64
 
     def config(self, name: str, seed: int, output_dir: Path, data_dir: Path,
-               reference_models: int) -> AuditMLConfig:
+               reference_models: int, device: str = "cpu") -> AuditMLConfig:
         return parse_config({
             "experiment_name": name,
             "seed": seed,
@@ -118,7 +118,7 @@ class TargetSetting:
                      "download": False},
             "model": {"arch": self.arch},
             "training": {"epochs": self.epochs, "learning_rate": self.learning_rate,
-                         "optimizer": "adam", "device": "cpu"},
+                         "optimizer": "adam", "device": device},
             "audit": {"reference_models": reference_models,
                       "population_size": self.population_size},
         }, "attack_strength")
@@ -270,17 +270,19 @@ class SeedRun:
 def measure_seed(
     name: str, setting: TargetSetting, seed: int, model_counts: Sequence[int], *,
     work_dir: Path, data_dir: Path, shadow_models: int, console: Console,
-    skipped: list[str] | None = None,
+    skipped: list[str] | None = None, device: str = "cpu",
 ) -> SeedRun:
     """Train (or reuse) one seed's target, reference and shadow models; run every variant."""
-    config = setting.config(f"{name}_seed{seed}", seed, work_dir, data_dir, max(model_counts))
+    config = setting.config(f"{name}_seed{seed}", seed, work_dir, data_dir, max(model_counts),
+                            device)
+    where = resolve_device(config.training.device)
     seconds = {"target": _trained(config)}
     run = RunDirectory(config.run_dir)
     split, loaded = run.read_split(), load_dataset(config)
     data = select(loaded, split)
     model = build_run_model(config)
     model.load_state_dict(run.read_model_state())
-    model.eval()
+    model.to(where).eval()
 
     def resources(count: int) -> RunResources:
         audit = config.audit.model_copy(update={"reference_models": count})
@@ -304,7 +306,7 @@ def measure_seed(
             warnings.simplefilter("ignore", UserWarning)
             audited = run_attacks(
                 model, data.members, data.nonmembers, attacks,
-                num_classes=config.dataset_spec.num_classes, device=torch.device("cpu"), seed=seed,
+                num_classes=config.dataset_spec.num_classes, device=where, seed=seed,
                 delta=None, run_facts=facts,
                 resources=GivenResources(population, reference, shadow),
             )
@@ -489,7 +491,7 @@ class BenchmarkResult:
 def run_benchmark(
     targets: dict[str, TargetSetting], seeds: Sequence[int], model_counts: Sequence[int], *,
     work_dir: Path, data_dir: Path, shadow_models: int, console: Console,
-    resamples: int = RESAMPLES,
+    resamples: int = RESAMPLES, device: str = "cpu",
 ) -> BenchmarkResult:
     """Measure every target on every seed, then summarise (see the module docstring)."""
     counts = sorted(set(model_counts))
@@ -508,7 +510,7 @@ def run_benchmark(
             start = time.perf_counter()
             seed_run = measure_seed(name, setting, seed, counts, work_dir=work_dir,
                                     data_dir=data_dir, shadow_models=shadow_models,
-                                    console=console, skipped=skipped)
+                                    console=console, skipped=skipped, device=device)
             measurements += seed_run.measurements
             seed_run.seconds["total"] = time.perf_counter() - start
             seconds.setdefault(name, {})[seed] = seed_run.seconds
@@ -534,6 +536,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                         help="keep run directories here (a rerun reuses them); default: temporary")
     parser.add_argument("--log", type=Path, help="write every figure as JSON here")
     parser.add_argument("--resamples", type=int, default=RESAMPLES)
+    parser.add_argument("--device", default="cpu", help="training.device: cpu, auto, cuda, ...")
     args = parser.parse_args(argv)
     console = Console(width=160)
     if args.seeds < 1:
@@ -549,7 +552,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             result = run_benchmark(
                 targets, list(range(args.seeds)), args.models,
                 work_dir=args.work_dir or Path(scratch), data_dir=args.data_dir,
-                shadow_models=args.shadow_models, console=console, resamples=args.resamples)
+                shadow_models=args.shadow_models, console=console, resamples=args.resamples,
+                device=args.device)
     except AuditMLError as error:
         console.print(f"error: {error}", highlight=False, markup=False)
         return 2
