@@ -49,8 +49,22 @@ so indicative only: the 5-seed figures are still to be run):
   0.741 / 10.0 % / 22.0 % against RMIA default 0.641 / 4.0 % / 4.0 % and LiRA default
   0.538 / 6.0 % / 7.5 % (4 models).
 
-Fashion-MNIST, issue 30's setting, 5 seeds (not yet run; on 2 CPU cores a seed is the target,
-16 reference and 8 shadow models at 20 epochs each):
+Fashion-MNIST, issue 30's setting, seed 0 only (25 min on 2 loaded CPU cores: target 217 s,
+16 reference models 365 s, 8 shadow models 675 s, every attack and sweep 234 s), 8 reference
+models, [95 % BCa interval over examples]:
+
+- RMIA default (offline, γ = 1, a tuned): 0.660 / 5.6 % [4.1, 8.6] / 9.7 %; with a = 0.33, γ = 1:
+  0.660 / **0.0 %** [0.0, 8.4] / 10.6 % (the tie at the top score of issue 30); a = 0.33, γ = 2:
+  0.663 / 6.1 % / 10.6 %; online, γ = 2: 0.663 / 1.7 % / 9.4 %.
+- LiRA default (variance auto = fixed with 8 models): 0.642 / 3.4 % / 9.1 %; per-example
+  variance 0.622 / 0.2 % / 1.9 %; offline 0.641 / 2.5 % / 8.1 %; flip_shift 0.609 / 3.7 % / 6.6 %.
+- Others: shadow 0.632 / 0.6 % / 2.6 %; loss threshold 0.579 / 0.0 % / 0.5 %; label-only
+  0.551 / 0.0 % / 0.0 %.
+- Sweep (2 / 4 / 8 / 16 models): RMIA default AUC 0.657 / 0.668 / 0.660 / 0.655, TPR@0.1 %
+  0.0 / 6.5 / 5.6 / 7.8 %; LiRA default AUC 0.590 / 0.626 / 0.642 / 0.654, TPR@0.1 %
+  0.9 / 2.9 / 3.4 / 6.6 %.
+
+The 5-seed run (the target of issue 30's goals; about 2 h on 2 CPU cores, resumable):
 
     python benchmarks/attack_strength.py --targets fashion --seeds 5 \
         --work-dir fashion_runs --log attack_strength_fashion.json
