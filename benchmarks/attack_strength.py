@@ -49,22 +49,26 @@ so indicative only: the 5-seed figures are still to be run):
   0.741 / 10.0 % / 22.0 % against RMIA default 0.641 / 4.0 % / 4.0 % and LiRA default
   0.538 / 6.0 % / 7.5 % (4 models).
 
-Fashion-MNIST, issue 30's setting, seed 0 only (25 min on 2 loaded CPU cores: target 217 s,
-16 reference models 365 s, 8 shadow models 675 s, every attack and sweep 234 s), 8 reference
-models, [95 % BCa interval over examples]:
+Fashion-MNIST, issue 30's setting, seeds 0-1 (2 loaded CPU cores, per seed: target 3-4 min,
+16 reference models 3-6 min, 8 shadow models 4-11 min, every attack and the sweep 4-7 min; a
+rerun on the kept run directories reproduced seed 0's figures exactly), 8 reference models,
+AUC / TPR@0.1% / TPR@1% FPR [95 % BCa interval over examples of TPR@0.1%]:
 
-- RMIA default (offline, γ = 1, a tuned): 0.660 / 5.6 % [4.1, 8.6] / 9.7 %; with a = 0.33, γ = 1:
-  0.660 / **0.0 %** [0.0, 8.4] / 10.6 % (the tie at the top score of issue 30); a = 0.33, γ = 2:
-  0.663 / 6.1 % / 10.6 %; online, γ = 2: 0.663 / 1.7 % / 9.4 %.
-- LiRA default (variance auto = fixed with 8 models): 0.642 / 3.4 % / 9.1 %; per-example
-  variance 0.622 / 0.2 % / 1.9 %; offline 0.641 / 2.5 % / 8.1 %; flip_shift 0.609 / 3.7 % / 6.6 %.
-- Others: shadow 0.632 / 0.6 % / 2.6 %; loss threshold 0.579 / 0.0 % / 0.5 %; label-only
-  0.551 / 0.0 % / 0.0 %.
-- Sweep (2 / 4 / 8 / 16 models): RMIA default AUC 0.657 / 0.668 / 0.660 / 0.655, TPR@0.1 %
-  0.0 / 6.5 / 5.6 / 7.8 %; LiRA default AUC 0.590 / 0.626 / 0.642 / 0.654, TPR@0.1 %
-  0.9 / 2.9 / 3.4 / 6.6 %.
+- RMIA default (offline, γ = 1, a tuned): 0.646 / 2.8 % [1.9, 4.3] / 8.6 %; a = 0.33, γ = 1:
+  0.647 / 1.5 % [0.0, 5.4] / 9.1 % (0.0 % on seed 0: the tie at the top score of issue 30);
+  γ = 2 (a tuned): 0.646 / 4.5 % [3.3, 6.1] / 9.3 %; a = 0.33, γ = 2: 0.649 / 4.6 % / 9.2 %;
+  online, γ = 2: 0.652 / 1.9 % / 8.2 %.
+- LiRA default (variance auto = fixed with 8 models): 0.639 / 2.8 % [1.7, 4.5] / 8.4 %;
+  per-example variance 0.621 / 0.2 % / 2.4 %; offline 0.624 / 1.8 % / 6.6 %; flip_shift
+  0.607 / 2.4 % / 6.1 %.
+- Others: shadow 0.610 / 0.5 % / 2.1 %; loss threshold 0.565 / 0.0 % / 0.5 %; label-only
+  0.544 / 0.0 % / 0.0 %.
+- Sweep (2 / 4 / 8 / 16 models), AUC and TPR@0.1%: RMIA default 0.647 / 0.650 / 0.646 / 0.650,
+  0.0 / 3.2 / 2.8 / 5.5 %; RMIA γ = 2 0.645 / 0.650 / 0.646 / 0.656, 4.3 / 5.4 / 4.5 / 5.7 %;
+  LiRA default 0.596 / 0.628 / 0.639 / 0.645, 1.4 / 2.9 / 2.8 / 5.4 %.
 
-The 5-seed run (the target of issue 30's goals; about 2 h on 2 CPU cores, resumable):
+The 5-seed run (the target of issue 30's goals; 1-2 h on 2 CPU cores; resumable, and
+with the same ``--work-dir`` seeds already run are reused):
 
     python benchmarks/attack_strength.py --targets fashion --seeds 5 \
         --work-dir fashion_runs --log attack_strength_fashion.json
