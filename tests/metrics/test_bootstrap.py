@@ -16,6 +16,7 @@ from auditml.metrics.bootstrap import (
     _jackknife,
     _sorted,
     _weighted_statistics,
+    mean_membership_intervals,
     membership_intervals,
 )
 
@@ -182,3 +183,52 @@ def test_intervals_are_those_of_the_reference_implementation() -> None:
     assert intervals.tpr_at_fpr == {
         0.001: (0.0, 0.01), 0.01: (0.0115, 0.0335), 0.1: (0.17143616536509462, 0.2255)
     }
+
+
+def test_the_mean_over_runs_agrees_with_scipy_bca_on_the_runs_samples() -> None:
+    # Two runs of different strength and size: four samples (each run's members and
+    # non-members), the statistic the mean of the two runs' AUCs (or TPRs).
+    rng = np.random.default_rng(8)
+    runs = [binormal(0.4, 50, 70, rng), binormal(1.2, 40, 60, rng)]
+    ours = mean_membership_intervals(runs, fprs=[0.1], resamples=20_000, seed=4)
+
+    def mean_of(metric):  # type: ignore[no-untyped-def]
+        def statistic(m1: np.ndarray, n1: np.ndarray, m2: np.ndarray, n2: np.ndarray) -> float:
+            return float(np.mean([metric(np.r_[m, n], np.r_[np.ones(len(m)), np.zeros(len(n))])
+                                  for m, n in ((m1, n1), (m2, n2))]))
+        return statistic
+
+    samples = tuple(part for scores, is_member in runs
+                    for part in (scores[is_member], scores[~is_member]))
+    estimates = {"auc": np.mean([roc_auc(*run) for run in runs]),
+                 "tpr": np.mean([tpr_at_fprs(*run, [0.1])[0] for run in runs])}
+    for name, metric, interval, tolerance in (
+        ("auc", roc_auc, ours.auc, 0.006),
+        ("tpr", lambda s, m: tpr_at_fprs(s, m, [0.1])[0], ours.tpr_at_fpr[0.1], 0.017),
+    ):
+        reference = stats.bootstrap(
+            samples, mean_of(metric), vectorized=False, paired=False, n_resamples=20_000,
+            method="BCa", random_state=5,
+        ).confidence_interval
+        assert interval == pytest.approx((reference.low, reference.high), abs=tolerance), name
+        assert interval[0] <= estimates[name] <= interval[1], name
+    # Narrower than either run's own interval: the mean averages two runs' noise.
+    for run in runs:
+        alone = membership_intervals(*run, fprs=[0.1], resamples=20_000, seed=4)
+        assert ours.auc[1] - ours.auc[0] < alone.auc[1] - alone.auc[0]
+
+
+def test_one_run_is_membership_intervals_and_runs_are_checked() -> None:
+    scores, is_member = binormal(0.5, 30, 40, np.random.default_rng(9))
+    assert mean_membership_intervals([(scores, is_member)], seed=2) == membership_intervals(
+        scores, is_member, seed=2)
+    # The same run twice: the same estimate, a narrower interval (its noise averaged twice).
+    twice = mean_membership_intervals([(scores, is_member)] * 2, seed=2)
+    once = membership_intervals(scores, is_member, seed=2)
+    assert twice.auc[1] - twice.auc[0] < once.auc[1] - once.auc[0]
+    with pytest.raises(MetricsInputError, match="non-empty sequence"):
+        mean_membership_intervals([])
+    with pytest.raises(MetricsInputError, match=r"\(scores, is_member\) pair"):
+        mean_membership_intervals([(scores, is_member, scores)])  # type: ignore[list-item]
+    with pytest.raises(MetricsInputError, match="at least 2 members and 2 non-members"):
+        mean_membership_intervals([(scores, is_member), ([0.1, 0.2, 0.3], [0, 1, 1])])

@@ -5,7 +5,11 @@ truth. :func:`membership_metrics` computes everything an audit records; the func
 are importable on their own.
 """
 
-from auditml.metrics.bootstrap import MembershipIntervals, membership_intervals
+from auditml.metrics.bootstrap import (
+    MembershipIntervals,
+    mean_membership_intervals,
+    membership_intervals,
+)
 from auditml.metrics.breakdown import most_exposed_members, per_class_metrics
 from auditml.metrics.dp.gdp import (
     GaussianDPEstimate,
@@ -105,6 +109,7 @@ __all__ = [
     "gdp_epsilon_estimate",
     "gdp_estimate_interval",
     "gdp_lower_bound",
+    "mean_membership_intervals",
     "members_singled_out",
     "membership_intervals",
     "membership_metrics",

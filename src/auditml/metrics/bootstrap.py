@@ -307,7 +307,38 @@ def membership_intervals(
     non-members (the jackknife leaves one out). ``resamples`` resamples are drawn with
     ``numpy.random.default_rng(seed)``; the same arguments give the same intervals.
     """
-    checked_scores, checked_members = check_scores(scores, is_member)
+    return mean_membership_intervals([(scores, is_member)], fprs=fprs, confidence=confidence,
+                                     resamples=resamples, seed=seed)
+
+
+def mean_membership_intervals(
+    runs: Sequence[tuple[ArrayLike, ArrayLike]],
+    *,
+    fprs: Sequence[float] = DEFAULT_FPRS,
+    confidence: float = DEFAULT_CONFIDENCE,
+    resamples: int = DEFAULT_RESAMPLES,
+    seed: int = 0,
+) -> MembershipIntervals:
+    """BCa intervals for the mean, over independent runs, of each run's AUC and TPR at each FPR.
+
+    ``runs`` holds one ``(scores, is_member)`` pair per run (e.g. one per training seed, each
+    with its own members, non-members and models); the statistic is the mean over runs of the
+    AUC (or TPR) of each run's own scores, never a statistic of the scores pooled across runs
+    (one run's scores need not be comparable with another's). The resampling is the module's,
+    stratified by run as well: each run's members and non-members are resampled separately, and
+    a resample's value is the mean over runs of each run's value on its resample. So the
+    interval is the sampling noise of the *examples* of the runs given; the runs themselves
+    (their training randomness) are held fixed, as more runs would be needed to resample them.
+    The acceleration comes from the jackknife of every (run, member or non-member) sample: a
+    run's influence values on the mean are its own scaled by 1 / (number of runs), a scale that
+    cancels in the acceleration. With one run this is :func:`membership_intervals` (same draws,
+    same interval).
+    """
+    if isinstance(runs, (str, bytes)) or not isinstance(runs, Sequence) or not runs:
+        raise MetricsInputError(
+            f"`runs` must be a non-empty sequence of (scores, is_member) pairs, got {runs!r}."
+        )
+    data = [_sorted_run(run) for run in runs]
     targets = _check_fprs(fprs, "fprs", ndim=1)
     targets = np.unique(targets)
     if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not (
@@ -320,26 +351,32 @@ def membership_intervals(
         raise MetricsInputError(f"`resamples` must be an integer in [10, 1e6], got {resamples!r}.")
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
         raise MetricsInputError(f"`seed` must be a non-negative integer, got {seed!r}.")
-    members, nonmembers = int(checked_members.sum()), int((~checked_members).sum())
-    if members < 2 or nonmembers < 2:
-        raise MetricsInputError(
-            "bootstrap intervals need at least 2 members and 2 non-members, got "
-            f"{members} and {nonmembers}."
-        )
-    data = _sorted(checked_scores, checked_members)
-    auc, tprs = _weighted_statistics(
-        data, np.ones((1, members), np.int64), np.ones((1, nonmembers), np.int64), targets
-    )
+    count = len(data)
+    ones = [_weighted_statistics(run, np.ones((1, len(run.members)), np.int64),
+                                 np.ones((1, len(run.nonmembers_descending)), np.int64), targets)
+            for run in data]
+    auc = sum(pair[0] for pair in ones) / count
+    tprs = sum(pair[1] for pair in ones) / count
     rng = np.random.default_rng(seed)
     auc_values, tpr_values = [], []
-    for rows in _blocks(resamples, members + nonmembers):
-        block_auc, block_tprs = _weighted_statistics(
-            data, _multiplicities(rng, rows, members), _multiplicities(rng, rows, nonmembers),
-            targets,
-        )
-        auc_values.append(block_auc)
-        tpr_values.append(block_tprs)
-    jackknife_auc, jackknife_tprs = _jackknife(data, targets)
+    width = max(len(run.members) + len(run.nonmembers_descending) for run in data)
+    for rows in _blocks(resamples, width):
+        block_auc, block_tprs = np.zeros(rows), np.zeros((rows, len(targets)))
+        for run in data:
+            run_auc, run_tprs = _weighted_statistics(
+                run, _multiplicities(rng, rows, len(run.members)),
+                _multiplicities(rng, rows, len(run.nonmembers_descending)), targets,
+            )
+            block_auc += run_auc
+            block_tprs += run_tprs
+        auc_values.append(block_auc / count)
+        tpr_values.append(block_tprs / count)
+    jackknife_auc: list[np.ndarray] = []
+    jackknife_tprs: list[np.ndarray] = []
+    for run in data:
+        run_auc, run_tprs = _jackknife(run, targets)
+        jackknife_auc += run_auc
+        jackknife_tprs += run_tprs
     auc_interval = _bca(auc[0:1], np.concatenate(auc_values)[:, None],
                         _acceleration([values[:, None] for values in jackknife_auc]), confidence)
     tpr_intervals = _bca(tprs[0], np.concatenate(tpr_values), _acceleration(jackknife_tprs),
@@ -354,3 +391,21 @@ def membership_intervals(
         resamples=int(resamples),
         seed=int(seed),
     )
+
+
+def _sorted_run(run: tuple[ArrayLike, ArrayLike]) -> _Sorted:
+    """One run's scores, checked (at least 2 members and 2 non-members), sorted once."""
+    try:
+        scores, is_member = run
+    except (TypeError, ValueError):
+        raise MetricsInputError(
+            f"each run must be a (scores, is_member) pair, got {type(run).__name__}."
+        ) from None
+    checked_scores, checked_members = check_scores(scores, is_member)
+    members, nonmembers = int(checked_members.sum()), int((~checked_members).sum())
+    if members < 2 or nonmembers < 2:
+        raise MetricsInputError(
+            "bootstrap intervals need at least 2 members and 2 non-members, got "
+            f"{members} and {nonmembers}."
+        )
+    return _sorted(checked_scores, checked_members)
