@@ -48,7 +48,7 @@ def grey_images(tmp_path: Path) -> Path:
 @pytest.fixture
 def grey_config(tmp_path: Path, grey_images: Path, monkeypatch: pytest.MonkeyPatch,
                 ) -> Callable[..., dict[str, Any]]:
-    monkeypatch.setitem(recipe_module.SCHEDULES, "scatternet_linear", SMALL)
+    monkeypatch.setitem(recipe_module.SCHEDULES, "scatternet_linear", (SMALL,))
     monkeypatch.setenv("AUDITML_CACHE_DIR", str(tmp_path / "cache"))
 
     def make(dp: dict[str, Any] | None = None, **model: Any) -> dict[str, Any]:
@@ -125,3 +125,33 @@ def test_plain_or_a_named_model_trains_as_configured(
 def test_without_dp_no_recipe_applies(grey_config: Callable[..., dict[str, Any]]) -> None:
     config = parse_config(grey_config({"enabled": False}))
     assert config.arch == "cnn_28x28" and schedule_changes(config) == {}
+
+
+def test_the_schedule_follows_the_configured_epsilon(
+    grey_config: Callable[..., dict[str, Any]], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    larger = Schedule(batch_size=50, epochs=4, optimizer="sgd", learning_rate=1.0, momentum=0.9,
+                      max_grad_norm=0.1, min_epsilon=3.0)
+    monkeypatch.setitem(recipe_module.SCHEDULES, "scatternet_linear", (SMALL, larger))
+
+    def used(dp: dict[str, Any]) -> tuple[int, int, float]:
+        applied = with_schedule(parse_config(grey_config(dp)))
+        return (applied.data.batch_size, applied.training.epochs,
+                applied.training.learning_rate)
+
+    assert used({**DP, "epsilon": 2.0}) == (40, 3, 0.5)
+    assert used({**DP, "epsilon": 3.0}) == (50, 4, 1.0)
+    assert used({**DP, "epsilon": 8.0}) == (50, 4, 1.0)
+    # σ given instead of ε: the first (most noise) schedule.
+    assert used({"enabled": True, "noise_multiplier": 1.0, "delta": 1e-3}) == (40, 3, 0.5)
+
+
+def test_the_measured_scatternet_schedules_split_at_epsilon_2() -> None:
+    schedules = recipe_module.SCHEDULES["scatternet_linear"]
+    low = recipe_module.schedule_for(schedules, 1.0)
+    high = recipe_module.schedule_for(schedules, 5.0)
+    assert low is not None and high is not None
+    assert (low.epochs, low.learning_rate) == (20, 1.0)
+    assert (high.epochs, high.learning_rate) == (40, 2.0)
+    assert recipe_module.schedule_for(schedules, 1.99) is low
+    assert recipe_module.schedule_for((), 5.0) is None
