@@ -8,6 +8,7 @@ import pytest
 
 from auditml.config import load_config, parse_config
 from auditml.errors import ConfigError
+from auditml.training.recipe import with_schedule
 
 REPO = Path(__file__).resolve().parents[1]
 TUTORIAL_CONFIGS = sorted((REPO / "configs").glob("dp_tutorial_*.yaml"))
@@ -41,7 +42,11 @@ def test_the_full_scale_config_is_issue_12s_target() -> None:
     dp = config.training.dp
     assert (dp.enabled, dp.epsilon, dp.delta) == (True, 3.0, 1e-5)
     assert config.arch == "scatternet_linear"  # the default recipe's DP architecture
-    assert dp.recipe.resolved().lr_schedule == "cosine"
+    # The recipe's ε >= 2 schedule was measured at a constant rate: nothing overrides it.
+    assert dp.recipe.resolved().lr_schedule == "constant"
+    applied = with_schedule(config)
+    assert (applied.data.batch_size, applied.training.epochs,
+            applied.training.learning_rate) == (1024, 40, 2.0)
 
 
 def test_defaults_are_filled_in() -> None:
