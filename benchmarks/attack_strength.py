@@ -192,11 +192,13 @@ class Variant:
         return ATTACKS.get(self.attack)(**self.settings)
 
 
-def variants(input_shape: tuple[int, ...], *, skipped: list[str] | None = None) -> list[Variant]:
-    """Every registered attack at its defaults, then the :data:`TUNED` settings that differ from
-    the defaults and suit inputs of ``input_shape``; why any was left out goes to ``skipped``."""
+def variants(input_shape: tuple[int, ...], *, skipped: list[str] | None = None,
+             attacks: Sequence[str] | None = None) -> list[Variant]:
+    """Every registered attack (or those named in ``attacks``) at its defaults, then the
+    :data:`TUNED` settings that differ from the defaults and suit inputs of ``input_shape``; why
+    any was left out goes to ``skipped``."""
     found: list[Variant] = []
-    for name in ATTACKS.available():
+    for name in ATTACKS.available() if attacks is None else attacks:
         default = ATTACKS.get(name)()
         found.append(Variant(name, {}, tuned=False))
         for settings in TUNED.get(name, ()):
@@ -288,9 +290,10 @@ class SeedRun:
 def measure_seed(
     name: str, setting: TargetSetting, seed: int, model_counts: Sequence[int], *,
     work_dir: Path, data_dir: Path, shadow_models: int, console: Console,
-    skipped: list[str] | None = None, device: str = "cpu",
+    skipped: list[str] | None = None, device: str = "cpu", attacks: Sequence[str] | None = None,
 ) -> SeedRun:
-    """Train (or reuse) one seed's target, reference and shadow models; run every variant."""
+    """Train (or reuse) one seed's target, reference and shadow models (shadow models only when
+    a chosen attack needs them); run every variant of ``attacks`` (None: every attack)."""
     config = setting.config(f"{name}_seed{seed}", seed, work_dir, data_dir, max(model_counts),
                             device)
     where = resolve_device(config.training.device)
@@ -309,12 +312,13 @@ def measure_seed(
     start = time.perf_counter()
     shared = SharedLogits(resources(max(model_counts)).reference(data.members))
     seconds["reference"] = time.perf_counter() - start
+    found = variants(tuple(data.members.x.shape[1:]), skipped=skipped, attacks=attacks)
     start = time.perf_counter()
-    shadow = resources(shadow_models).shadow()
+    needs_shadow = any("shadow" in ATTACKS.get(variant.attack).requires for variant in found)
+    shadow = resources(shadow_models).shadow() if needs_shadow else None
     seconds["shadow"] = time.perf_counter() - start
     population = resources(1).population()
     facts = RunFacts(experiment_name=config.experiment_name, dp_enabled=False)
-    found = variants(tuple(data.members.x.shape[1:]), skipped=skipped)
 
     def measure(chosen: list[Variant], reference: ReferenceModels | None, count: int | None
                 ) -> list[Measurement]:
@@ -509,7 +513,7 @@ class BenchmarkResult:
 def run_benchmark(
     targets: dict[str, TargetSetting], seeds: Sequence[int], model_counts: Sequence[int], *,
     work_dir: Path, data_dir: Path, shadow_models: int, console: Console,
-    resamples: int = RESAMPLES, device: str = "cpu",
+    resamples: int = RESAMPLES, device: str = "cpu", attacks: Sequence[str] | None = None,
 ) -> BenchmarkResult:
     """Measure every target on every seed, then summarise (see the module docstring)."""
     counts = sorted(set(model_counts))
@@ -528,7 +532,8 @@ def run_benchmark(
             start = time.perf_counter()
             seed_run = measure_seed(name, setting, seed, counts, work_dir=work_dir,
                                     data_dir=data_dir, shadow_models=shadow_models,
-                                    console=console, skipped=skipped, device=device)
+                                    console=console, skipped=skipped, device=device,
+                                    attacks=attacks)
             measurements += seed_run.measurements
             seed_run.seconds["total"] = time.perf_counter() - start
             seconds.setdefault(name, {})[seed] = seed_run.seconds
@@ -546,6 +551,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--models", type=int, nargs="+", default=list(MODEL_COUNTS),
                         help="reference-model counts swept (even; the largest is trained)")
     parser.add_argument("--shadow-models", type=int, default=8)
+    parser.add_argument("--attacks", nargs="+", choices=ATTACKS.available(),
+                        help="only these attacks (default: every registered one); shadow models "
+                        "are trained only when mia_shadow is among them")
     parser.add_argument("--train-size", type=int, help="members (as many non-members)")
     parser.add_argument("--epochs", type=int)
     parser.add_argument("--population-size", type=int)
@@ -571,7 +579,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                 targets, list(range(args.seeds)), args.models,
                 work_dir=args.work_dir or Path(scratch), data_dir=args.data_dir,
                 shadow_models=args.shadow_models, console=console, resamples=args.resamples,
-                device=args.device)
+                device=args.device, attacks=args.attacks)
     except AuditMLError as error:
         console.print(f"error: {error}", highlight=False, markup=False)
         return 2
