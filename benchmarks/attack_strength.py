@@ -37,41 +37,36 @@ shared, so the first variant to query an input pays for them and the others do n
 the same settings reuses them, so a killed run resumes. Absolute seconds are for the machine
 that ran; compare rows with each other.
 
-Figures measured so far (2 shared CPU cores; AUC / TPR@0.1% / TPR@1% FPR, means over seeds 0-1,
-so indicative only: the 5-seed figures are still to be run):
+``--attacks A [B ...]`` measures only those attacks (shadow models are trained only for
+``mia_shadow``): ``mia_boundary_distance``'s label queries (1,000 per example) took most of the
+15 minutes a Fashion-MNIST seed's attacks took with every attack.
 
-- diabetes (defaults, 2 seeds, 8 reference models; 4 min): RMIA default (offline, γ = 1, a
-  tuned) 0.671 / 0.0 % / 2.3 %; RMIA a = 0.33, γ = 2: 0.662 / 5.9 % / 6.8 %; RMIA online
-  0.697 / 5.9 % / 10.9 %; LiRA default (variance auto = fixed) 0.661 / 5.5 % / 7.7 %, LiRA
-  per-example 0.652 / 1.4 % / 2.7 %; with 16 models LiRA default 0.692 / 10.5 % / 14.1 %.
-  With 110 non-members, TPR at 0.1 % FPR is the TPR at no false positive.
-- digits (``--models 2 4 --train-size 100 --epochs 10 --shadow-models 2``, 1 min): RMIA online
-  0.741 / 10.0 % / 22.0 % against RMIA default 0.641 / 4.0 % / 4.0 % and LiRA default
-  0.538 / 6.0 % / 7.5 % (4 models).
-
-Fashion-MNIST, issue 30's setting, seeds 0-1 (2 loaded CPU cores, per seed: target 3-4 min,
-16 reference models 3-6 min, 8 shadow models 4-11 min, every attack and the sweep 4-7 min; a
-rerun on the kept run directories reproduced seed 0's figures exactly), 8 reference models,
-AUC / TPR@0.1% / TPR@1% FPR [95 % BCa interval over examples of TPR@0.1%]:
-
-- RMIA default (offline, γ = 1, a tuned): 0.646 / 2.8 % [1.9, 4.3] / 8.6 %; a = 0.33, γ = 1:
-  0.647 / 1.5 % [0.0, 5.4] / 9.1 % (0.0 % on seed 0: the tie at the top score of issue 30);
-  γ = 2 (a tuned): 0.646 / 4.5 % [3.3, 6.1] / 9.3 %; a = 0.33, γ = 2: 0.649 / 4.6 % / 9.2 %;
-  online, γ = 2: 0.652 / 1.9 % / 8.2 %.
-- LiRA default (variance auto = fixed with 8 models): 0.639 / 2.8 % [1.7, 4.5] / 8.4 %;
-  per-example variance 0.621 / 0.2 % / 2.4 %; offline 0.624 / 1.8 % / 6.6 %; flip_shift
-  0.607 / 2.4 % / 6.1 %.
-- Others: shadow 0.610 / 0.5 % / 2.1 %; loss threshold 0.565 / 0.0 % / 0.5 %; label-only
-  0.544 / 0.0 % / 0.0 %.
-- Sweep (2 / 4 / 8 / 16 models), AUC and TPR@0.1%: RMIA default 0.647 / 0.650 / 0.646 / 0.650,
-  0.0 / 3.2 / 2.8 / 5.5 %; RMIA γ = 2 0.645 / 0.650 / 0.646 / 0.656, 4.3 / 5.4 / 4.5 / 5.7 %;
-  LiRA default 0.596 / 0.628 / 0.639 / 0.645, 1.4 / 2.9 / 2.8 / 5.4 %.
-
-The 5-seed run (the target of issue 30's goals; 1-2 h on 2 CPU cores; resumable, and
-with the same ``--work-dir`` seeds already run are reused):
+Fashion-MNIST, issue 30's setting, seeds 0-4, with the defaults of issue 30 (RMIA online, T = 2,
+ties broken; LiRA variance auto); 2 shared CPU cores, per seed target 15-110 s and 16 reference
+models 65-140 s when trained, attacks 36-67 s on kept models; AUC / TPR@0.1% / TPR@1% FPR,
+mean over the 5 seeds [95 % BCa interval over examples]:
 
     python benchmarks/attack_strength.py --targets fashion --seeds 5 \
+        --attacks mia_threshold mia_lira mia_rmia mia_qmia mia_label_only \
         --work-dir fashion_runs --log attack_strength_fashion.json
+
+- 8 reference models: RMIA default 0.682 [0.671, 0.692] / 4.8 % [2.7, 6.0] / 10.7 % [8.7, 12.0]
+  (per seed TPR@0.1% 5.6, 3.3, 3.2, 6.8, 5.3; TPR@1% 10.5, 7.2, 10.2, 13.5, 12.1); online
+  with γ = 1 or 2 gives the same figures (ties broken by LR(x): the order does not depend on γ);
+  offline γ = 2 0.671 / 4.2 % / 10.4 %; offline a = 0.33 0.664 / 3.9 % / 9.5 %. LiRA default
+  (variance fixed below 64 models) 0.649 / 2.8 % / 8.0 %; per-example variance 0.624 / 0.3 % /
+  2.6 %; offline 0.633 / 2.0 % / 7.0 %; flip_shift 0.613 / 2.2 % / 5.3 %.
+- No reference models: QMIA 0.613 / 0.3 % / 2.3 %; loss threshold 0.569 / 0.0 % / 0.8 %;
+  label-only (augmentations) 0.554 / 0.0 % / 0.0 %.
+- Reference models swept (2 / 4 / 8 / 16), AUC / TPR@0.1% / TPR@1%: RMIA default 0.678 / 3.1 %
+  / 9.6 %, 0.683 / 4.9 % / 11.3 %, 0.682 / 4.8 % / 10.7 %, 0.687 / 6.1 % / 11.5 %; LiRA default
+  0.603 / 1.7 % / 4.8 %, 0.636 / 2.3 % / 5.4 %, 0.649 / 2.8 % / 8.0 %, 0.660 / 4.5 % / 8.6 %.
+  RMIA with 2 models beats LiRA with 8 in AUC and TPR@1% on each of the 5 seeds; at 0.1 % FPR
+  in 3 of 5 (means 3.1 % against 2.8 %).
+
+Before those defaults (seeds 0-1, every attack): RMIA offline, γ = 1, a tuned 0.646 / 2.8 % /
+8.6 % (a = 0.33, γ = 1: 0.0 % at 0.1 % FPR on seed 0, the tie at the top score); shadow models
+0.610 / 0.5 % / 2.1 %. Digits and diabetes (2 seeds, the old defaults) are in issue 30's notes.
 """
 
 from __future__ import annotations
