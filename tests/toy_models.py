@@ -47,3 +47,14 @@ def train_planted(data: ArrayDataset, seed: int) -> nn.Module:
     torch.manual_seed(seed)
     model = nn.Sequential(nn.Linear(DIM, 64), nn.ReLU(), nn.Linear(64, CLASSES))
     return fit(model, data.x, data.y, lr=1e-2, steps=300)
+
+
+class Scaled(nn.Module):
+    """The wrapped model's logits times a positive constant: the same labels, other scores."""
+
+    def __init__(self, model: nn.Module, factor: float) -> None:
+        super().__init__()
+        self.model, self.factor = model, factor
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x) * self.factor

@@ -14,7 +14,7 @@ from auditml.attacks import ATTACKS, AuditTarget
 from auditml.attacks.boundary_distance import BoundaryDistanceAttack
 from auditml.data import ArrayDataset
 from auditml.errors import ConfigError
-from toy_models import CLASSES, draw, join, train_planted
+from toy_models import CLASSES, Scaled, draw, join, train_planted
 
 CPU = torch.device("cpu")
 
@@ -85,17 +85,6 @@ def test_misclassified_examples_score_zero() -> None:
     scores, attack = scores_of(model, ArrayDataset(examples.x, labels), 3)
     assert np.all(scores[wrong] == 0) and np.all(scores[~wrong] > 0)
     assert attack.fitted_values()["misclassified"] == wrong.sum()
-
-
-class Scaled(nn.Module):
-    """The wrapped model's logits times a positive constant: the same labels, other scores."""
-
-    def __init__(self, model: nn.Module, factor: float) -> None:
-        super().__init__()
-        self.model, self.factor = model, factor
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x) * self.factor
 
 
 class Recording(nn.Module):

@@ -15,7 +15,7 @@ from auditml.attacks.label_only import LabelOnlyAttack, perturb, shift_images
 from auditml.data import ArrayDataset
 from auditml.errors import ConfigError
 from auditml.metrics import roc_auc
-from toy_models import CLASSES, draw, join, train_planted
+from toy_models import CLASSES, Scaled, draw, join, train_planted
 
 CPU = torch.device("cpu")
 train = train_planted
@@ -23,17 +23,6 @@ train = train_planted
 
 def audit(model: nn.Module, examples: ArrayDataset, seed: int = 0) -> AuditTarget:
     return AuditTarget(model=model, examples=examples, num_classes=CLASSES, device=CPU, seed=seed)
-
-
-class Scaled(nn.Module):
-    """The wrapped model's logits times a positive constant: the same labels, other scores."""
-
-    def __init__(self, model: nn.Module, factor: float) -> None:
-        super().__init__()
-        self.model, self.factor = model, factor
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.model(x) * self.factor
 
 
 class OneHot(nn.Module):
