@@ -239,12 +239,18 @@ def _check_fprs(fprs: ArrayLike, name: str, ndim: int) -> np.ndarray:
     return array
 
 
-def _tpr_at_fprs(counts: _RocCounts, fprs: np.ndarray) -> np.ndarray:
+def _last_allowed(counts: _RocCounts, fprs: np.ndarray) -> np.ndarray:
+    """Per target in ``fprs``, the index of the last point of the curve whose FPR is at most it.
+
+    FPR and TPR are both non-decreasing along the curve, so that point has the largest TPR with
+    FPR <= target; point 0 has FPR 0, so one always exists.
+    """
     fpr = counts.false_positives / counts.nonmembers
-    # FPR and TPR are both non-decreasing along the curve, so the largest TPR with FPR <= target
-    # is at the last point whose FPR <= target; point 0 has FPR 0, so one always exists.
-    last_allowed = np.searchsorted(fpr, fprs, side="right") - 1
-    return counts.true_positives[last_allowed] / counts.members
+    return np.searchsorted(fpr, fprs, side="right") - 1
+
+
+def _tpr_at_fprs(counts: _RocCounts, fprs: np.ndarray) -> np.ndarray:
+    return counts.true_positives[_last_allowed(counts, fprs)] / counts.members
 
 
 def tpr_at_fprs(scores: ArrayLike, is_member: ArrayLike, fprs: Sequence[float]) -> np.ndarray:

@@ -44,7 +44,13 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from auditml.metrics.attribute import accuracy_interval as clopper_pearson
-from auditml.metrics.roc import MetricsInputError, _check_fprs, _roc_counts, check_scores
+from auditml.metrics.roc import (
+    MetricsInputError,
+    _check_fprs,
+    _last_allowed,
+    _roc_counts,
+    check_scores,
+)
 
 SINGLED_OUT_FPR = 0.001
 """The FPR at which audits count the members singled out (Carlini et al. 2022's 0.1 %)."""
@@ -144,9 +150,8 @@ def members_singled_out(
     ):
         raise MetricsInputError(f"`confidence` must be in (0, 1), got {confidence!r}.")
     counts = _roc_counts(*check_scores(scores, is_member))
-    rates = counts.false_positives / counts.nonmembers
-    # The last point with FPR <= target, as tpr_at_fpr; point 0 (threshold +inf) always is.
-    point = int(np.searchsorted(rates, target, side="right")) - 1
+    # The point tpr_at_fpr reads; point 0 (threshold +inf) always qualifies.
+    point = int(_last_allowed(counts, np.array([target]))[0])
     found, flagged = int(counts.true_positives[point]), int(counts.false_positives[point])
     return SingledOut(
         fpr=target,
