@@ -10,7 +10,7 @@ STAMP := $(VENV)/.installed
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,ray]'
+	$(BIN)/python -m pip install --quiet -c constraints.txt -e '.[test,ray,text]'
 	touch $(STAMP)
 
 setup: $(STAMP)
