@@ -50,6 +50,13 @@ from auditml.metrics.dp.tradeoff import (
     profile_tradeoff,
 )
 from auditml.metrics.dp.trials_epsilon import EpsilonLowerBound, epsilon_lower_bound
+from auditml.metrics.exposure import (
+    ExposureEstimate,
+    ExtractionRate,
+    estimated_exposure,
+    exposure,
+    extraction_rate,
+)
 from auditml.metrics.roc import (
     MetricsInputError,
     RocCurve,
@@ -77,6 +84,8 @@ __all__ = [
     "CalibratedAccuracy",
     "EpsilonLowerBound",
     "Explicit",
+    "ExposureEstimate",
+    "ExtractionRate",
     "FDPAudit",
     "FDPClaimTest",
     "GaussianDPEstimate",
@@ -99,6 +108,9 @@ __all__ = [
     "check_scores",
     "claimed_tradeoff",
     "epsilon_lower_bound",
+    "estimated_exposure",
+    "exposure",
+    "extraction_rate",
     "fdp_audit",
     "fdp_claim_test",
     "fdp_epsilon_audit",
