@@ -329,7 +329,8 @@ def _metric_arguments() -> dict[str, list[Any]]:
     }
 
 
-ARRAYS = {"scores", "is_member", "included", "labels", "epsilons", "deltas"}
+ARRAYS = {"scores", "is_member", "included", "labels", "epsilons", "deltas", "candidate_scores",
+          "extracted"}
 COUNTS = {"count", "correct", "guesses", "canaries", "k_positive", "k_negative", "seed"}
 NAMES = {"policy", "threshold", "mechanism", "source", "labels_name"}
 SEQUENCES = {"fprs"}
@@ -386,6 +387,10 @@ def _valid_metric_call(name: str, rng: np.random.Generator) -> dict[str, Any] | 
         "approximate_dp_tradeoff": {"epsilon": 1.0, "delta": 1e-5},
         "gaussian_tradeoff": {"mu": 1.0},
         "profile_tradeoff": {"epsilons": [0.5, 1.0, 2.0], "deltas": [1e-2, 1e-3, 1e-4]},
+        "exposure": {"rank": 3, "space_size": 1000},
+        "estimated_exposure": {"secret_score": 1.5, "candidate_scores": scores,
+                               "space_size": 10**6},
+        "extraction_rate": {"extracted": is_member},
     }
     return valid.get(name)
 
