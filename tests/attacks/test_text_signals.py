@@ -247,3 +247,15 @@ def test_bad_arrays_are_refused_naming_the_argument() -> None:
             call()
         assert "\n" not in str(error.value)
     assert issubclass(TextSignalInputError, ValueError)
+
+
+def test_importing_the_text_signals_loads_no_torch() -> None:
+    # Scores from saved token statistics must be computable where torch is not installed.
+    import subprocess
+    import sys
+
+    code = ("import sys, auditml.attacks.text_signals\n"
+            "print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))")
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip() == "[]", result.stdout

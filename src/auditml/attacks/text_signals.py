@@ -138,13 +138,13 @@ def loss_score(log_probs: ArrayLike, mask: ArrayLike) -> np.ndarray:
 def zlib_score(log_probs: ArrayLike, mask: ArrayLike, texts: Sequence[bytes]) -> np.ndarray:
     """−(mean token NLL) / (zlib-compressed length of the text in bytes), per text.
 
-    Carlini et al. 2021 (USENIX Security, "Extracting Training Data from Large Language Models",
-    §5.1, "zlib"): a text the model finds likely only because it is repetitive or simple is also
-    easy for zlib; the ratio of the model's log-perplexity (the **mean** token negative
+    Carlini et al. 2021 (USENIX Security, "Extracting Training Data from Large Language Models", the
+    "zlib" membership metric): a text the model finds likely only because it is repetitive or simple
+    is also easy for zlib; the ratio of the model's log-perplexity (the **mean** token negative
     log-likelihood) to the text's zlib entropy (``len(zlib.compress(text))``, default level, in
     bytes) keeps what the model knows beyond that. The paper ranks texts by this ratio, low =
-    memorised; MIMIR (Duan et al. 2024) uses the same mean loss over the compressed length. Here
-    the sign is flipped so that higher = member: ``loss_score / len(zlib.compress(texts[i]))``.
+    memorised; MIMIR (Duan et al. 2024) uses the same mean loss over the compressed length. Here the
+    sign is flipped so that higher = member: ``loss_score / len(zlib.compress(texts[i]))``.
 
     ``texts[i]`` is text ``i`` as UTF-8 bytes (a ``str`` is encoded as UTF-8): the text that was
     scored, so for a text truncated to fit the model, its truncated bytes. The compressed length
@@ -186,7 +186,7 @@ def _lowest_fraction_mean(values: np.ndarray, mask: np.ndarray, k: float) -> np.
 def min_k_score(log_probs: ArrayLike, mask: ArrayLike, k: float = DEFAULT_K) -> np.ndarray:
     """Min-K% Prob: the mean of the lowest ``k`` fraction of each text's token log-probabilities.
 
-    Shi et al. 2024 (ICLR, "Detecting Pretraining Data from Large Language Models", §3):
+    Shi et al. 2024 (ICLR, "Detecting Pretraining Data from Large Language Models"):
     ``(1/|S|) Σ_{t ∈ S} log p(x_t | x_<t)`` where S holds the text's |S| least likely tokens. A
     text seen in training has few outlier tokens of low probability; an unseen one has more.
     Higher = member (the paper's statistic, before its sign flip to a "score").
@@ -212,7 +212,7 @@ def min_k_plus_plus_score(
     """Min-K%++: Min-K% on tokens standardised by the model's own next-token distribution.
 
     Zhang et al. 2024 (ICLR 2025, "Min-K%++: Improved Baseline for Detecting Pre-Training Data
-    from Large Language Models", Eq. 3-4): per token
+    from Large Language Models"): per token
 
         s_t = (log p(x_t | x_<t) − μ_t) / σ_t,   μ_t = E_{z ~ p(·|x_<t)} log p(z | x_<t),
         σ_t² = E_{z ~ p(·|x_<t)} (log p(z | x_<t) − μ_t)²,
@@ -248,15 +248,16 @@ def reference_score(
 ) -> np.ndarray:
     """The target's mean token log-likelihood minus the reference model's, per text.
 
-    Carlini et al. 2021 ("Extracting Training Data from Large Language Models", §5.1, comparing
-    to another model) and Mireshghallah et al. 2022 (EMNLP, "Quantifying Privacy Risks of Masked
-    Language Models Using Membership Inference Attacks": the likelihood-ratio test
-    log p_target(x) − log p_reference(x)): a text is likely under the fine-tuned model for two
-    reasons, because such texts are likely (the reference, here the model before fine-tuning,
-    knows that too) or because it was trained on (only the target knows). The difference keeps
-    the second. Both log-likelihoods are averaged over the same real tokens (MIMIR's reference
-    attack, Duan et al. 2024): the log of the likelihood ratio divided by the number of tokens,
-    so texts of different lengths compare on one scale. Higher = member.
+    Carlini et al. 2021 ("Extracting Training Data from Large Language Models": comparing to a
+    smaller model) and Mireshghallah et al. 2022 (EMNLP, "Quantifying Privacy Risks of Masked
+    Language Models Using Membership Inference Attacks": the likelihood-ratio test log p_target(x) −
+    log p_reference(x); and "Memorization in NLP Fine-tuning Methods", with the pre-trained model as
+    the reference of a fine-tuned one): a text is likely under the fine-tuned model for two reasons,
+    because such texts are likely (the reference, here the model before fine-tuning, knows that too)
+    or because it was trained on (only the target knows). The difference keeps the second. Both
+    log-likelihoods are averaged over the same real tokens (MIMIR's reference attack, Duan et al.
+    2024): the log of the likelihood ratio divided by the number of tokens, so texts of different
+    lengths compare on one scale. Higher = member.
     """
     checked_mask = _check_mask(mask)
     target = _check_tokens(log_probs, "log_probs", checked_mask)

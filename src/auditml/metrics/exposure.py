@@ -1,10 +1,10 @@
 """Secret canaries in a language model: exposure (how high the secret ranks) and extraction rate.
 
 **Exposure** (Carlini, Liu, Erlingsson, Kos and Song 2019, USENIX Security, "The Secret Sharer:
-Evaluating and Testing Unintended Memorization in Neural Networks", Definition 3): a canary is a
-template with a secret ``s[r]`` drawn uniformly from a space R of candidates (e.g. all 10^k digit
-strings). Rank every candidate by the trained model's score (their log-perplexity; here any
-membership score, higher = more likely) and let ``rank(s[r])`` be the secret's 1-based position.
+Evaluating and Testing Unintended Memorization in Neural Networks", its definition of exposure): a
+canary is a template with a secret ``s[r]`` drawn uniformly from a space R of candidates (e.g. all
+10^k digit strings). Rank every candidate by the trained model's score (their log-perplexity; here
+any membership score, higher = more likely) and let ``rank(s[r])`` be the secret's 1-based position.
 Then
 
     exposure = log2 |R| − log2 rank(s[r])  =  −log2 Pr_{t ~ U(R)}[score(s[t]) >= score(s[r])],
@@ -12,13 +12,14 @@ Then
 between 0 (the secret ranks last) and log2 |R| (first). A model that has not memorised the secret
 ranks it uniformly at random, and exposure is then at least x with probability 2^−x; exposure
 near log2 |R| means the secret can be extracted by ranking the candidates. The second form is the
-paper's §4.2 and is what :func:`estimated_exposure` estimates when R is too large to enumerate.
+paper's approximation by sampling, what :func:`estimated_exposure` estimates when R is too large
+to enumerate.
 
 **Ties** count against the secret: its rank is the number of candidates (itself included) that
 score *at least* as high, so a model that scores every candidate the same gives exposure 0, never
 log2 |R|.
 
-**Extraction rate** (Carlini et al. 2019 §8; Panda, Tang, Nasr, Choquette-Choo and Mittal 2025,
+**Extraction rate** (Carlini et al. 2019; Panda, Tang, Nasr, Choquette-Choo and Mittal 2025,
 "Privacy Auditing of Large Language Models"): the fraction of canaries whose secret the model
 reproduces exactly from the prefix by greedy decoding; an exact binomial (Clopper–Pearson)
 interval says how far it could be from the model's true rate over the canary distribution.
@@ -97,7 +98,7 @@ def _check_space_size(space_size: object) -> int:
 
 def exposure(rank: float, space_size: int) -> float:
     """``log2(space_size) − log2(rank)``: the exposure of a secret ranked ``rank`` (1 = first)
-    among ``space_size`` candidates (Carlini et al. 2019, Definition 3; see the module docstring).
+    among ``space_size`` candidates (Carlini et al. 2019; see the module docstring).
 
     ``rank`` may be fractional (an estimated rank) but must lie in ``[1, space_size]``;
     ``space_size`` is an integer >= 1 of any size (10^30 candidates is fine: the logarithm of a
@@ -150,7 +151,7 @@ def estimated_exposure(
 ) -> ExposureEstimate:
     """A secret's exposure from the scores of candidates drawn uniformly from its space.
 
-    Carlini et al. 2019 §4.2 ("approximation by sampling"): exposure = −log2 f with f =
+    Carlini et al. 2019 ("approximation by sampling"): exposure = −log2 f with f =
     Pr_{t ~ U(R)}[score(s[t]) >= score(s[r])] = rank / |R|. With ``candidate_scores`` the scores
     of n candidates drawn independently and uniformly from R (the secret itself may be among
     them) and c of them scoring at least ``secret_score``, f̂ = c / n and the estimate is
@@ -171,11 +172,11 @@ def estimated_exposure(
     whole space, each once (enumerated): the rank c is the true rank, the interval is the point,
     and ``exact`` is True. Then c >= 1 is required (the secret is one of the candidates).
 
-    Not provided: the paper's §4.3 extrapolation, which fits a skew-normal to the candidates'
-    scores and reads the secret's tail probability off the fit. Beyond the sampled range it is
-    the parametric assumption, not the data, that sets the result, and nothing bounds its error:
-    it can report an exposure the sample does not support. The interval above only claims what n
-    samples can show.
+    Not provided: the paper's other approximation (distribution modelling), which fits a skew-normal
+    to the candidates' scores and reads the secret's tail probability off the fit. Beyond the
+    sampled range it is the parametric assumption, not the data, that sets the result, and nothing
+    bounds its error: it can report an exposure the sample does not support. The interval above only
+    claims what n samples can show.
     """
     level = _check_confidence(confidence)
     size = _check_space_size(space_size)
@@ -224,7 +225,7 @@ def extraction_rate(
     """The fraction of secrets extracted, with its Clopper–Pearson interval at ``confidence``.
 
     ``extracted[i]`` says whether canary ``i``'s secret was reproduced exactly (e.g. greedy
-    decoding from its prefix returned the secret; Carlini et al. 2019 §8, Panda et al. 2025). The
+    decoding from its prefix returned the secret; Carlini et al. 2019, Panda et al. 2025). The
     interval ``[B^-1(a/2; c, n-c+1), B^-1(1-a/2; c+1, n-c)]``, ``a = 1 - confidence``, covers the
     true extraction probability with probability at least ``confidence`` when the canaries are
     independent draws of the same design.
