@@ -69,6 +69,20 @@ def encode_bytes(texts: Sequence[bytes], max_length: int) -> np.ndarray:
     return ids
 
 
+def prefix_ids(texts: Sequence[bytes]) -> list[np.ndarray]:
+    """BOS and the bytes of each text, without EOS or padding (int64, 1-D each): prompts for a
+    model to continue (a canary's prefix, whose continuation should be its secret)."""
+    if isinstance(texts, str | bytes):
+        raise ArgumentError("texts must be a sequence of bytes objects, got a single one")
+    rows = []
+    for index, text in enumerate(texts):
+        if not isinstance(text, bytes | bytearray):
+            raise ArgumentError(f"texts[{index}] must be bytes, got {type(text).__name__}")
+        values = np.frombuffer(bytes(text), dtype=np.uint8).astype(np.int64)
+        rows.append(np.concatenate([np.array([BOS_ID], dtype=np.int64), values]))
+    return rows
+
+
 def decode(ids: np.ndarray) -> str:
     """The text of one row of token ids: the specials dropped, the bytes decoded as UTF-8 with
     invalid sequences shown as U+FFFD."""
