@@ -190,11 +190,14 @@ def make_secrets(
         )
     before, after = template.split("{secret}")
     if kind == "rare":
-        used = set((before + after).replace("{id}", "").encode("utf-8")) & set(symbols)
+        # The {id} codes are lowercase letters: they must stay out of the alphabet too.
+        fixed = (before + after).replace("{id}", _ID_LETTERS).encode("utf-8")
+        used = set(fixed) & set(symbols)
         if used:
             raise ArgumentError(
-                f"template uses the byte 0x{min(used):02x} of the rare alphabet; a rare secret's "
-                "tokens must occur nowhere else (write the template in ASCII)"
+                f"template uses the byte 0x{min(used):02x} of the rare alphabet; a rare "
+                "secret's tokens must occur nowhere else (keep the template's characters, "
+                "and {id}'s lowercase letters, out of the alphabet)"
             )
     rng = np.random.default_rng([seed, 27])
     secrets: list[bytes] = []
