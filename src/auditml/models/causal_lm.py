@@ -18,6 +18,7 @@ uses never change, so the saved model is the base model.
 from __future__ import annotations
 
 import math
+import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -137,7 +138,12 @@ def with_lora(
         r=rank, lora_alpha=alpha, lora_dropout=dropout, target_modules=["c_attn"],
         fan_in_fan_out=True, bias="none",
     )
-    return CausalLM(get_peft_model(model.language_model, config))
+    with warnings.catch_warnings():
+        # peft calls a transformers method deprecated in 5.x; nothing the caller can change.
+        warnings.filterwarnings("ignore", message="`is_gradient_checkpointing` is deprecated",
+                                category=FutureWarning)
+        adapted = get_peft_model(model.language_model, config)
+    return CausalLM(adapted)
 
 
 def per_example_loss(logits: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
