@@ -2,6 +2,7 @@ from __future__ import annotations
 
 import copy
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -257,3 +258,22 @@ def test_the_check_fires_when_the_trainable_set_changes() -> None:
     after = {f"{key}.replaced": value + 1 for key, value in before.items()}
     with pytest.raises(TrainingError, match="the set of trainable tensors changed"):
         check_trained_weights(before, after, where="x")
+
+
+@pytest.mark.parametrize("lora", [False, True], ids=["full", "lora"])
+def test_weights_round_trip_through_safetensors(lora: bool, tmp_path: Path) -> None:
+    """The run directory saves ``state_dict()`` with safetensors, which refuses shared tensors
+    (tied embeddings would be one); a model built the same way loads them back exactly."""
+    from safetensors.torch import load_file, save_file
+
+    model = _model(lora=lora, seed=1)
+    with torch.no_grad():
+        for param in model.parameters():
+            param.add_(0.01)  # so that loading is visible, LoRA's zero lora_B included
+    save_file({k: t.detach().contiguous() for k, t in model.state_dict().items()},
+              str(tmp_path / "model.safetensors"))
+    fresh = _model(lora=lora, seed=2)
+    fresh.load_state_dict(load_file(str(tmp_path / "model.safetensors")), strict=True)
+    ids = _ids(2)
+    with torch.no_grad():
+        torch.testing.assert_close(fresh.eval()(ids), model.eval()(ids))
