@@ -1,6 +1,7 @@
 from __future__ import annotations
 
 import copy
+import math
 import warnings
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from auditml.models.causal_lm import (
     PAD_ID,
     VOCAB_SIZE,
     CausalLM,
+    NextTokenLoss,
     check_trained_weights,
     gpt2_tiny,
     greedy_continuation,
@@ -277,3 +279,51 @@ def test_weights_round_trip_through_safetensors(lora: bool, tmp_path: Path) -> N
     ids = _ids(2)
     with torch.no_grad():
         torch.testing.assert_close(fresh.eval()(ids), model.eval()(ids))
+
+
+def _one_clipped_step(model: CausalLM, mode: str, ids: torch.Tensor, clip: float) -> float:
+    """One noiseless DP-SGD step (lr 1) in Opacus's ``mode``; the norm of the update."""
+    before = snapshot_trainable(model)
+    optimizer = torch.optim.SGD([p for p in model.parameters() if p.requires_grad], lr=1.0)
+    data = DataLoader(TensorDataset(ids), batch_size=len(ids))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        made = PrivacyEngine().make_private(
+            module=model, optimizer=optimizer, data_loader=data, noise_multiplier=0.0,
+            max_grad_norm=clip, poisson_sampling=False, grad_sample_mode=mode,
+            criterion=NextTokenLoss(),
+        )
+    private, optimizer = made[0], made[1]
+    # With ghost clipping the loss must come from the criterion make_private returns.
+    loss_of = made[2] if mode == "ghost" else next_token_loss
+    optimizer.zero_grad()
+    loss_of(private(ids), ids).backward()
+    optimizer.step()
+    after = snapshot_trainable(model)
+    return math.sqrt(sum(float((after[k] - before[k]).square().sum()) for k in before))
+
+
+@pytest.mark.parametrize("lora", [False, True], ids=["full", "lora"])
+def test_hooks_and_ghost_clipping_give_the_same_clipped_update(lora: bool) -> None:
+    """With no noise, lr 1 and a mean loss, a DP-SGD update is the mean of per-sequence gradients
+    clipped to ``clip``, so its norm is at most ``clip`` (the unclipped one is ~50 times more)."""
+    ids = _ids(8, seed=3)
+    norms, models = {}, {}
+    for mode in ("hooks", "ghost"):
+        models[mode] = _model(lora=lora)
+        norms[mode] = _one_clipped_step(models[mode], mode, ids, clip=1e-3)
+        assert 0 < norms[mode] <= 1e-3 * (1 + 1e-5), mode
+    hooks, ghost = (dict(models[m].named_parameters()) for m in ("hooks", "ghost"))
+    for name, value in hooks.items():
+        torch.testing.assert_close(ghost[name], value, rtol=1e-4, atol=1e-7)
+
+
+def test_next_token_loss_criterion_reductions() -> None:
+    torch.manual_seed(0)
+    ids, logits = _ids(4), torch.randn(4, LENGTH, VOCAB_SIZE)
+    each = per_example_loss(logits, ids)
+    torch.testing.assert_close(NextTokenLoss("none")(logits, ids), each)
+    torch.testing.assert_close(NextTokenLoss("sum")(logits, ids), each.sum())
+    torch.testing.assert_close(NextTokenLoss()(logits, ids), next_token_loss(logits, ids))
+    with pytest.raises(ArgumentError, match="reduction must be"):
+        NextTokenLoss("max")

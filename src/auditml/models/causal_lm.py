@@ -78,7 +78,8 @@ class CausalLM(nn.Module):
 
     def forward(self, input_ids: torch.Tensor) -> torch.Tensor:
         batch, length = input_ids.shape
-        position_ids = torch.arange(length, device=input_ids.device).expand(batch, length)
+        # Contiguous (not an expand view): Opacus's ghost clipping reshapes embedding inputs.
+        position_ids = torch.arange(length, device=input_ids.device).repeat(batch, 1)
         output = self.language_model(input_ids=input_ids, position_ids=position_ids)
         return output.logits
 
@@ -164,6 +165,29 @@ def next_token_loss(logits: torch.Tensor, input_ids: torch.Tensor) -> torch.Tens
     """The batch mean of :func:`per_example_loss`: with Opacus (``loss_reduction="mean"``) each
     example's gradient is that of its own sequence's loss, whatever its length."""
     return per_example_loss(logits, input_ids).mean()
+
+
+class NextTokenLoss(nn.Module):
+    """:func:`next_token_loss` as a criterion ``(logits, input_ids) -> loss``, for Opacus's
+    ghost clipping (``make_private(..., grad_sample_mode="ghost", criterion=NextTokenLoss())``).
+
+    Opacus sets ``reduction = "none"`` to get each sequence's loss, ``(N,)``. With ghost clipping
+    the training loss must be computed by the criterion ``make_private`` returns: a loss computed
+    directly (as with hooks) runs without error in Opacus 1.6 but leaves the per-sample gradients
+    unclipped, so the update is not DP (the pitfall of Opacus issue 732).
+    """
+
+    def __init__(self, reduction: str = "mean") -> None:
+        super().__init__()
+        if reduction not in ("mean", "sum", "none"):
+            raise ArgumentError(f"reduction must be 'mean', 'sum' or 'none', got {reduction!r}")
+        self.reduction = reduction
+
+    def forward(self, logits: torch.Tensor, input_ids: torch.Tensor) -> torch.Tensor:
+        losses = per_example_loss(logits, input_ids)
+        if self.reduction == "none":
+            return losses
+        return losses.sum() if self.reduction == "sum" else losses.mean()
 
 
 @dataclass(frozen=True)
