@@ -94,8 +94,9 @@ def gpt2_tiny(input_shape: tuple[int, ...], num_classes: int) -> CausalLM:
 
     Sized to train on 2 CPU cores in minutes. ``input_shape`` is ``(max_length,)``, the position
     embedding's size; ``num_classes`` (the data's categories) does not change the model. The input
-    and output embeddings are untied (Opacus stacks per-sample gradients per parameter, and a tied
-    matrix would be one parameter used by two layers). No dropout: the models audited are small and
+    and output embeddings are untied: Opacus stacks per-sample gradients per parameter, and a tied
+    matrix would be one parameter used by two layers (safetensors, the run directory's format,
+    also refuses shared tensors). No dropout: the models audited are small and
     trained briefly, and deterministic training makes runs reproducible.
     """
     from transformers import GPT2Config, GPT2LMHeadModel
@@ -209,8 +210,8 @@ class TokenStatistics:
 def token_statistics(
     model: nn.Module, input_ids: np.ndarray, *, batch_size: int = 64, device: str = "cpu"
 ) -> TokenStatistics:
-    """:class:`TokenStatistics` of ``model`` on ``input_ids`` (int ``(N, L)``), in eval mode
-    without gradients; the model's training mode is restored afterwards."""
+    """:class:`TokenStatistics` of ``model`` (already on ``device``) on ``input_ids`` (int
+    ``(N, L)``), in eval mode without gradients; the model's training mode is restored after."""
     ids = _check_ids(input_ids, "input_ids", model, min_length=2)
     _check_positive(batch_size, "batch_size")
     parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
@@ -333,7 +334,11 @@ def check_trained_weights(
     The failure it exists for is Opacus issue 820 (DP-LoRA with ``peft``): training looks normal —
     the loss falls and ε accrues — but the adapters of the model that is evaluated and saved
     never change, because the optimizer and Opacus's hooks were set up on parameter objects the
-    model no longer uses (the model was moved, re-materialised or wrapped after them).
+    model no longer uses (the model was moved, re-materialised or wrapped after them). Opacus 1.6
+    itself refuses the forms where the model's own parameters are replaced (``make_private``
+    compares the optimizer's parameters with the module's, and its hooks fail on a parameter they
+    did not set up); the form it cannot see, and this check does, is a model kept for evaluation
+    and saving that does not hold the tensors that were trained.
     """
     if not before:
         raise TrainingError(
