@@ -327,3 +327,19 @@ def test_next_token_loss_criterion_reductions() -> None:
     torch.testing.assert_close(NextTokenLoss()(logits, ids), next_token_loss(logits, ids))
     with pytest.raises(ArgumentError, match="reduction must be"):
         NextTokenLoss("max")
+
+
+def test_greedy_decoding_takes_an_array_of_prefixes_and_names_bad_ones() -> None:
+    model = _model()
+    prefixes = _ids(3)[:, :4].numpy()
+    out = greedy_continuation(model, prefixes, 5)
+    np.testing.assert_array_equal(out, greedy_continuation(model, list(prefixes), 5))
+    with torch.no_grad():  # the first generated token is the argmax after the prefix
+        expected = model(torch.from_numpy(prefixes))[:, -1].argmax(-1).numpy()
+    np.testing.assert_array_equal(out[:, 0], expected)
+    with pytest.raises(ArgumentError, match=r"prefix_ids must be an \(N, P\) array"):
+        greedy_continuation(model, prefixes[0], 5)
+    with pytest.raises(ArgumentError, match="prefix_ids must hold at least one prefix"):
+        greedy_continuation(model, [], 5)
+    with pytest.raises(ArgumentError, match="length must be a positive integer"):
+        greedy_continuation(model, prefixes, 0)
