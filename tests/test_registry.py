@@ -33,7 +33,7 @@ def test_shipped_registries() -> None:
         "purchase100", "texas100", "text",
     ]
     assert MODELS.available() == [
-        "cnn_28x28", "cnn_28x28_gn", "cnn_8x8", "cnn_8x8_gn", "mlp", "mlp_small_tanh",
+        "cnn_28x28", "cnn_28x28_gn", "cnn_8x8", "cnn_8x8_gn", "gpt2_tiny", "mlp", "mlp_small_tanh",
         "mlp_tabular", "resnet_groupnorm", "scatternet_linear",
     ]
     assert "mia_threshold" in ATTACKS

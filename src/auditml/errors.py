@@ -26,6 +26,10 @@ class ModelError(AuditMLError):
     """A model cannot be built, trained privately or loaded."""
 
 
+class TrainingError(ModelError):
+    """Training ran but did not train: no trainable tensor moved, or a tensor became non-finite."""
+
+
 class UnknownNameError(AuditMLError):
     """A name is not in a registry (dataset, model, attack, ...)."""
 
