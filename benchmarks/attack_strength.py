@@ -64,6 +64,22 @@ mean over the 5 seeds [95 % BCa interval over examples]:
   RMIA with 2 models beats LiRA with 8 in AUC and TPR@1% on each of the 5 seeds; at 0.1 % FPR
   in 3 of 5 (means 3.1 % against 2.8 %).
 
+The multi-signal attack (``mia_multi_signal``: RMIA's log-ratios at T = 1, 2, 4 and LiRA's
+online and offline statistics, weighed by a logistic regression learned with each reference
+model playing the target), the same kept models and seeds (``--attacks mia_rmia mia_lira
+mia_multi_signal --models 2 8 16``; a work dir kept with 16 reference models is reused only
+when 16 is among ``--models``, else they are retrained), against RMIA's default:
+
+- 8 reference models: 0.683 [0.672, 0.693] / 4.8 % [3.0, 5.8] / 11.3 % [9.9, 13.0] against
+  0.682 / 4.8 % / 10.7 % (per seed TPR@0.1% 6.7, 3.0, 2.7, 5.3, 6.4: above RMIA's in 2 seeds
+  of 5; TPR@1% 12.6, 8.1, 10.2, 12.7, 12.8: above in 3, equal in 1; AUC within 0.003 in each).
+- 2 / 16 reference models: 0.675 / 3.0 % / 9.4 % (RMIA 0.678 / 3.1 % / 9.6 %); 0.688 /
+  6.2 % / 11.6 % (RMIA 0.687 / 6.1 % / 11.5 %).
+- Learned weights (standardised signals, seed 0, 8 models): RMIA T = 2 1.40, T = 1 -0.34,
+  T = 4 -0.04, LiRA online 0.17, offline 0.09 — the combination is RMIA's T = 2 statistic
+  with small corrections. It adds no power beyond the intervals' noise: RMIA stays the
+  default. (It needs no population data, RMIA does.)
+
 Before those defaults (seeds 0-1, every attack): RMIA offline, γ = 1, a tuned 0.646 / 2.8 % /
 8.6 % (a = 0.33, γ = 1: 0.0 % at 0.1 % FPR on seed 0, the tie at the top score); shadow models
 0.610 / 0.5 % / 2.1 %.

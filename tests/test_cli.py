@@ -275,3 +275,34 @@ def test_qmia_and_boundary_distance_reach_audit_report_and_compare(
                             "--out", str(out_dir))
         assert code == 0, err
         assert name in (out_dir / "comparison.json").read_text(encoding="utf-8")
+
+
+def test_multi_signal_reaches_audit_report_and_compare(
+    capsys: pytest.CaptureFixture[str], tiny_config: Callable[..., dict[str, Any]],
+    write_config: Callable[..., Path], tmp_path: Path,
+) -> None:
+    name = "mia_multi_signal"
+    runs = []
+    for epochs in (2, 4):
+        config = write_config(tiny_config(
+            experiment_name=f"multi{epochs}", data={"train_size": 40, "batch_size": 20},
+            training={"epochs": epochs},
+            audit={"attacks": [name], "reference_models": 2, "workers": 1,
+                   name: {"temperatures": [1.0, 2.0]}},
+        ), f"multi{epochs}")
+        assert _run(capsys, "train", "--config", str(config))[0] == 0
+        code, _, err = _run(capsys, "audit", "--config", str(config))
+        assert code == 0, err
+        runs.append(tmp_path / "results" / f"multi{epochs}")
+    record = json.loads((runs[0] / "audit" / f"{name}.json").read_text())
+    assert record["settings"]["temperatures"] == [1.0, 2.0]
+    assert list(record["fitted"]["weights"]) == ["rmia_log_ratio_t1", "rmia_log_ratio_t2"]
+    assert record["fitted"]["partner_used"] is True
+
+    code, _, err = _run(capsys, "report", str(runs[0]), "--out", str(tmp_path / "report"))
+    assert code == 0, err
+    assert name in (tmp_path / "report" / "report.html").read_text(encoding="utf-8")
+    out_dir = tmp_path / "compare"
+    code, _, err = _run(capsys, "compare", *map(str, runs), "--attack", name, "--out", str(out_dir))
+    assert code == 0, err
+    assert name in (out_dir / "comparison.json").read_text(encoding="utf-8")

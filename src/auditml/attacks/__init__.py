@@ -25,6 +25,7 @@ if TYPE_CHECKING:
     from auditml.attacks.boundary_distance import BoundaryDistanceAttack
     from auditml.attacks.label_only import LabelOnlyAttack
     from auditml.attacks.lira import LiraAttack
+    from auditml.attacks.multi_signal import MultiSignalAttack
     from auditml.attacks.qmia import QmiaAttack
     from auditml.attacks.rmia import RmiaAttack
     from auditml.attacks.shadow import ShadowModelAttack
@@ -38,6 +39,7 @@ _HOMES = {
     "RmiaAttack": "auditml.attacks.rmia",
     "QmiaAttack": "auditml.attacks.qmia",
     "BoundaryDistanceAttack": "auditml.attacks.boundary_distance",
+    "MultiSignalAttack": "auditml.attacks.multi_signal",
 }
 __getattr__ = lazy_attributes(__name__, _HOMES)
 
@@ -51,6 +53,7 @@ ATTACKS.register_lazy("mia_qmia", _HOMES["QmiaAttack"], "QmiaAttack")
 ATTACKS.register_lazy(
     "mia_boundary_distance", _HOMES["BoundaryDistanceAttack"], "BoundaryDistanceAttack"
 )
+ATTACKS.register_lazy("mia_multi_signal", _HOMES["MultiSignalAttack"], "MultiSignalAttack")
 
 __all__ = [
     "ATTACKS",
@@ -61,6 +64,7 @@ __all__ = [
     "LiraAttack",
     "MembershipAttack",
     "MissingResourceError",
+    "MultiSignalAttack",
     "NotFittedError",
     "QmiaAttack",
     "ReferenceModels",
