@@ -233,7 +233,8 @@ class DPConfig(_Section):
 
 class DataConfig(_Section):
     dataset: str = Field(
-        default="digits", description="a built-in dataset, or csv / npz to read data.path"
+        default="digits", description="a built-in dataset, or csv / npz to read data.path; "
+        "text: the embedded text records, or your .txt / .jsonl in data.path (language models)"
     )
     train_size: int = Field(default=500, gt=0, description="members; as many non-members")
     batch_size: int = Field(default=64, gt=0, description="expected batch size (Poisson with DP)")
@@ -244,8 +245,8 @@ class DataConfig(_Section):
         "false forbids any download",
     )
     path: Path | None = Field(
-        default=None, description="dataset csv or npz: your file (relative to the working "
-        "directory, as output_dir)",
+        default=None, description="dataset csv, npz or text: your file (relative to the "
+        "working directory, as output_dir)",
     )
     label_column: str | None = Field(default=None, description="dataset csv: the label's column")
     sensitive_column: str | None = Field(
@@ -267,6 +268,9 @@ class DataConfig(_Section):
             is_format = suffix in DATASETS and isinstance(DATASETS.get(suffix), FileFormat)
             hint = (f"; to read your own file set data.dataset: {suffix} and data.path: "
                     f"{cut(name)}" if is_format else "")
+            if suffix in ("txt", "jsonl"):
+                hint = (f"; to read your own text set data.dataset: text and data.path: "
+                        f"{cut(name)}")
             raise ValueError(DATASETS.unknown_message(cut(name)) + hint)
         return name
 
@@ -277,9 +281,25 @@ class DataConfig(_Section):
 
 
 class ModelConfig(_Section):
+    """The architecture, and for language models how it is fine-tuned.
+
+    ``base``: a run directory ``auditml train`` wrote (e.g. a model pretrained on public text)
+    whose weights this run starts from instead of a fresh initialisation; the architecture must
+    be the same. The text attack ``mia_text_reference`` compares the fine-tuned model with it.
+    ``lora_rank``: fine-tune low-rank adapters of that rank (LoRA, on the attention's ``c_attn``)
+    instead of every weight; language models only.
+    """
+
     arch: str | None = Field(
         default=None, description="a registered name, or module.path:factory for a model of "
         "your own (auditml imports and runs that module); null = the dataset's default model",
+    )
+    base: Path | None = Field(
+        default=None, description="a run directory whose trained weights this run starts from",
+    )
+    lora_rank: int | None = Field(
+        default=None, ge=1, le=256, description="language models: train LoRA adapters of this "
+        "rank instead of every weight; null = every weight",
     )
 
     @field_validator("arch")
@@ -303,13 +323,25 @@ class CanaryConfig(_Section):
     ``gradient`` canaries (DP-SGD only) are no examples but fixed gradients of norm
     ``max_grad_norm`` added to the clipped sum before the noise, along one coordinate
     (``direction: dirac``) or a random unit vector (``random_direction``), for the white-box
-    audits (:mod:`auditml.training.gradient_canaries`).
+    audits (:mod:`auditml.training.gradient_canaries`). ``secret`` canaries (text data) are
+    generated texts, each a random secret in a template (:mod:`auditml.data.secrets`: ``design``
+    ``digits`` is the secret sharer's k-digit number, ``rare`` a string of tokens the data never
+    holds), trained on ``repeats`` times when included, for exposure, extraction and the one-run
+    audit of a language model.
     """
 
     count: int = Field(default=0, ge=0)
-    kind: Literal["mislabeled", "natural", "gradient"] = "mislabeled"
+    kind: Literal["mislabeled", "natural", "gradient", "secret"] = "mislabeled"
     direction: Literal["dirac", "random_direction"] = Field(
         default="dirac", description="gradient canaries only"
+    )
+    design: Literal["digits", "rare"] = Field(default="digits", description="secret canaries only")
+    secret_length: int = Field(
+        default=6, ge=1, le=32, description="secret canaries only: tokens in each secret"
+    )
+    repeats: int = Field(
+        default=1, ge=1, le=1000,
+        description="secret canaries only: times an included secret is trained on",
     )
 
 
@@ -511,11 +543,16 @@ class AuditMLConfig(_Section):
         return self.output_dir / self.experiment_name
 
     def resolved(self) -> AuditMLConfig:
-        """A copy with the derived model arch and DP recipe written out, and data.path made
-        absolute (the settings of each
+        """A copy with the derived model arch and DP recipe written out, and data.path and
+        model.base made absolute (the settings of each
         attack are filled in by :func:`auditml.audit.plan.resolved_config`, which knows the
         attacks)."""
-        resolved = self.model_copy(update={"model": ModelConfig(arch=self.arch)}, deep=True)
+        model = self.model.model_copy(update={
+            "arch": self.arch,
+            # Read again by audit, possibly from another directory (as data.path below).
+            "base": None if self.model.base is None else self.model.base.absolute(),
+        })
+        resolved = self.model_copy(update={"model": model}, deep=True)
         resolved.training.dp.recipe = self.training.dp.recipe.resolved()
         if self.data.path is not None:
             # The run's config is read again by audit, possibly from another directory.

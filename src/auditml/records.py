@@ -200,6 +200,14 @@ class TrainingRecord(Record):
     data_file: DataFileRecord | None = None
     # Only for ``model.arch: module.path:factory``; None for a registered architecture.
     model_source: ModelSource | None = None
+    # What the model was trained to do; a language model's accuracies are those of its next-token
+    # predictions, and its perplexities (exp of the mean token cross-entropy) are given too.
+    task: Literal["classification", "causal_lm"] = "classification"
+    val_perplexity: float | None = Field(default=None, ge=1)
+    train_perplexity: float | None = Field(default=None, ge=1)
+    nonmember_perplexity: float | None = Field(default=None, ge=1)
+    # The training id of model.base's run when this run was fine-tuned from it, else None.
+    base_training_id: str | None = None
 
 
 class RunManifest(Record):
@@ -745,6 +753,41 @@ class GaussianBoundRecord(_Part):
         return min(self.normality_p_included, self.normality_p_excluded)
 
 
+class SecretGroupRecord(_Part):
+    """The secret canaries of one coin outcome (trained on, or not): how exposed and how often
+    extracted. The two groups side by side say whether training, not chance, exposed them."""
+
+    canaries: int = Field(ge=0)
+    # Carlini et al. 2019's exposure, log2 |R| - log2 rank, estimated from sampled candidates:
+    # the mean over the group's canaries, and the largest.
+    mean_exposure: float | None
+    max_exposure: float | None
+    # Greedy decoding from the prefix reproduced the whole secret: count, rate and its
+    # Clopper-Pearson interval at the record's confidence.
+    extracted: int = Field(ge=0)
+    extraction_rate: float | None = Field(ge=0, le=1)
+    extraction_interval: tuple[float, float] | None
+
+
+class SecretCanaryRecord(_Part):
+    """What the secret canaries of a language model showed beyond the ε lower bound.
+
+    ``space_bits`` is log2 of the number of possible secrets (the largest exposure); each
+    canary's rank is estimated among ``candidates`` secrets drawn uniformly from that space, so
+    exposures above ``exposure_cap`` = log2(candidates + 1) are not resolved: each canary's is
+    taken at most at the cap.
+    """
+
+    design: str
+    secret_length: int = Field(ge=1)
+    repeats: int = Field(ge=1)
+    space_bits: float = Field(ge=0)
+    candidates: int = Field(ge=1)
+    exposure_cap: float = Field(ge=0)
+    included: SecretGroupRecord
+    excluded: SecretGroupRecord
+
+
 class CanaryRecord(Record):
     """``audit/canaries/<name>.json``: one canary audit's ε lower bound on one trained model.
 
@@ -779,6 +822,14 @@ class CanaryRecord(Record):
     # The ε lower bound under the Gaussian assumption, beside the verdict (not in it); None in
     # records written before it existed, or when the canaries cannot fit the model.
     gaussian_bound: GaussianBoundRecord | None = None
+    # Secret canaries of a language model: exposure and extraction (None for other canaries).
+    secrets: SecretCanaryRecord | None = None
+
+    @property
+    def judged(self) -> bool:
+        """Whether the bound may be compared with the run's claim: not for secret canaries
+        trained on more than once (DP-SGD protects each as a group of rows, not as one)."""
+        return self.secrets is None or self.secrets.repeats == 1
 
     @property
     def failed_checks(self) -> list[str]:

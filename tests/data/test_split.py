@@ -88,3 +88,38 @@ def test_training_set_is_members_plus_included_canaries() -> None:
     assert len(training) == 50 + len(included)
     np.testing.assert_array_equal(training.x[50:, 0], included.astype(np.float32))
     np.testing.assert_array_equal(training.y[50:], split.canary_labels[split.canary_included])
+
+
+def test_secret_canaries_are_texts_with_coins_trained_on_repeats_times(tmp_path: Path) -> None:
+    x = np.arange(len(LABELS), dtype=np.int64)[:, None].repeat(4, axis=1)
+    loaded = LoadedDataset(pool=ArrayDataset(x, LABELS), test=None)
+    texts = np.arange(40 * 4, dtype=np.int64).reshape(40, 4) + 10_000
+    plain = make_split(LABELS, 60, seed=4, validation_from_pool=True)
+    split = make_split(LABELS, 60, seed=4, validation_from_pool=True, canaries=40,
+                       canary_kind="secret", canary_texts=texts, canary_repeats=3)
+    # No pool example is a canary: the sets and the validation are those of a run without.
+    assert len(split.canaries) == 0
+    for name in ("members", "nonmembers", "validation"):
+        np.testing.assert_array_equal(getattr(split, name), getattr(plain, name))
+    assert len(split.canary_included) == 40 and 10 <= split.canary_included.sum() <= 30
+    path = tmp_path / "split.npz"
+    split.save(path)
+    loaded_split = MembershipSplit.load(path)
+    np.testing.assert_array_equal(loaded_split.canary_texts, texts)
+    np.testing.assert_array_equal(loaded_split.canary_included, split.canary_included)
+    assert loaded_split.canary_repeats == 3
+    data = select(loaded, loaded_split)
+    np.testing.assert_array_equal(data.canaries.x, texts)
+    training = data.training_set
+    chosen = texts[split.canary_included]
+    assert len(training) == 60 + 3 * len(chosen)
+    np.testing.assert_array_equal(training.x[60:], np.repeat(chosen, 3, axis=0))
+    # A split whose secret texts and coins disagree in number is refused as corrupt.
+    broken = MembershipSplit(split.members, split.nonmembers, split.validation, len(LABELS), 4,
+                             canary_labels=split.canary_labels[:-1],
+                             canary_included=split.canary_included[:-1], canary_texts=texts)
+    with pytest.raises(RunDirectoryError, match="differ in length"):
+        broken.check()
+    with pytest.raises(ValueError, match="canary_texts"):
+        make_split(LABELS, 60, seed=4, validation_from_pool=True, canaries=40,
+                   canary_kind="secret", canary_texts=texts[:5])

@@ -22,15 +22,14 @@ from auditml.models.causal_lm import (
     VOCAB_SIZE,
     CausalLM,
     NextTokenLoss,
-    check_trained_weights,
     gpt2_tiny,
     greedy_continuation,
     next_token_loss,
     per_example_loss,
-    snapshot_trainable,
     token_statistics,
     with_lora,
 )
+from auditml.training.update_check import check_trained_weights, snapshot_trainable
 
 LENGTH = 16
 

@@ -53,6 +53,11 @@ def test_learning_rate_floor_applies_to_adam_under_dp_only(
     assert lr(training={"learning_rate": 0.001, "dp": {**DP, "recipe": "plain"}}) == 0.001
     own_floor = {**DP, "recipe": {"min_learning_rate": 0.02}}
     assert lr(training={"learning_rate": 0.001, "dp": own_floor}) == 0.02
+    # Measured for classifiers trained from scratch: a fine-tuned model (model.base) and a
+    # language model keep the configured rate, or the raised one would undo their training.
+    assert lr(training={"learning_rate": 0.001, "dp": DP}, model={"base": "runs/base"}) == 0.001
+    text = {"dataset": "text", "train_size": 100}
+    assert lr(training={"learning_rate": 0.001, "dp": DP}, data=text) == 0.001
 
 
 @pytest.mark.parametrize("recipe", ["sloppy", {"ema_decay": 1.0}, {"min_learning_rate": -1},

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Protocol
+from typing import Literal, Protocol
 
 import numpy as np
 
@@ -20,8 +20,9 @@ class ArrayDataset:
     """Inputs and labels (int64 ``(N,)``).
 
     Images are float32 ``(N, C, H, W)`` (normalised); tabular rows are float32 ``(N, F)``
-    (numeric columns standardised, categorical ones one-hot), as the dataset's ``input_shape``
-    says.
+    (numeric columns standardised, categorical ones one-hot); texts are int64 ``(N, L)`` token
+    ids (:mod:`auditml.data.text_tokens`; ``y`` is then a category, used only to stratify the
+    split), as the dataset's ``input_shape`` and ``task`` say.
     """
 
     x: np.ndarray
@@ -225,6 +226,9 @@ class DatasetSpec:
     # Why ``default_arch`` suits the data, said at training when it is used (file formats, whose
     # default depends on the file's shape); None for the built-in datasets.
     default_arch_reason: str | None = None
+    # What a model of this data is trained to do (:mod:`auditml.training.task`): classify each
+    # example, or (text: ``x`` holds token ids) predict each next token.
+    task: Literal["classification", "causal_lm"] = "classification"
 
     def bind(self, source: DataSource) -> DatasetSpec:
         """This spec: a built-in dataset reads no file the config names, so options are refused."""

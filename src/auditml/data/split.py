@@ -30,6 +30,10 @@ class MembershipSplit:
     canaries: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
     canary_labels: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
     canary_included: np.ndarray = field(default_factory=lambda: np.empty(0, bool))
+    # Secret canaries (texts): the canaries are these token ids, not pool examples (``canaries``
+    # is then empty), and each included one is trained on ``canary_repeats`` times.
+    canary_texts: np.ndarray = field(default_factory=lambda: np.empty((0, 0), np.int64))
+    canary_repeats: int = 1
 
     def save(self, path: Path) -> None:
         with atomic_path(path) as tmp, tmp.open("wb") as handle:
@@ -43,6 +47,8 @@ class MembershipSplit:
                 canaries=self.canaries,
                 canary_labels=self.canary_labels,
                 canary_included=self.canary_included,
+                canary_texts=self.canary_texts,
+                canary_repeats=np.int64(self.canary_repeats),
             )
 
     @classmethod
@@ -57,6 +63,10 @@ class MembershipSplit:
                 canaries=_optional(data, "canaries", np.int64),
                 canary_labels=_optional(data, "canary_labels", np.int64),
                 canary_included=_optional(data, "canary_included", bool),
+                canary_texts=(data["canary_texts"].astype(np.int64) if "canary_texts" in data
+                              else np.empty((0, 0), np.int64)),
+                canary_repeats=(int(npz_scalar(data, "canary_repeats", "iu"))
+                                if "canary_repeats" in data else 1),
             )
 
         split = read_npz(path, "membership split", build)
@@ -77,7 +87,17 @@ class MembershipSplit:
                     f"membership split is corrupt: {name} has shape {array.shape}, expected "
                     "one dimension; retrain the run"
                 )
-        if not (len(self.canaries) == len(self.canary_labels) == len(self.canary_included)):
+        drawn = len(self.canary_texts) if len(self.canary_texts) else len(self.canaries)
+        if self.canary_texts.ndim != 2 or (len(self.canary_texts) and len(self.canaries)):
+            raise RunDirectoryError(
+                "membership split is corrupt: canary_texts must be (canaries, tokens), and a "
+                "run has either text canaries or pool canaries; retrain the run"
+            )
+        if self.canary_repeats < 1:
+            raise RunDirectoryError(
+                "membership split is corrupt: canary_repeats must be at least 1; retrain the run"
+            )
+        if not (drawn == len(self.canary_labels) == len(self.canary_included)):
             raise RunDirectoryError(
                 "membership split is corrupt: canaries, canary_labels and canary_included "
                 "differ in length; retrain the run"
@@ -110,6 +130,8 @@ def make_split(
     validation_from_pool: bool,
     canaries: int = 0,
     canary_kind: str = "mislabeled",
+    canary_texts: np.ndarray | None = None,
+    canary_repeats: int = 1,
 ) -> MembershipSplit:
     """Draw ``train_size`` members and as many non-members from the pool, at random per class.
 
@@ -120,6 +142,10 @@ def make_split(
     individual examples, even under strong DP. With ``validation_from_pool`` (datasets without a
     test split) everything left over is the validation set; otherwise validation uses the
     official test split and the rest of the pool is unused.
+
+    ``canary_kind="secret"``: the canaries are ``canary_texts`` (token ids of generated secrets,
+    :mod:`auditml.data.secrets`), not pool examples; each gets a coin as pool canaries do, and an
+    included one is trained on ``canary_repeats`` times.
     """
     labels = np.asarray(labels)
     pool_size = len(labels)
@@ -147,8 +173,15 @@ def make_split(
     nonmember_index = np.sort(np.concatenate(nonmembers)).astype(np.int64)
     used = np.zeros(pool_size, bool)
     used[member_index] = used[nonmember_index] = True
-    if canary_kind == "gradient":
-        # Gradient canaries are gradients DP-SGD adds, not pool examples: none are drawn here.
+    texts = np.empty((0, 0), np.int64)
+    if canary_kind == "secret":
+        texts = np.asarray(canary_texts, dtype=np.int64)
+        if texts.ndim != 2 or len(texts) != canaries:
+            raise ValueError(f"canary_texts must be ({canaries}, tokens), got {texts.shape}")
+    if canary_kind in ("gradient", "secret"):
+        # Gradient canaries are gradients DP-SGD adds and secrets are generated texts, not pool
+        # examples: none are drawn here (secrets get their coins below).
+        coins = canaries
         canaries = 0
     # Canaries get their own generator, so a run without them splits exactly as before.
     canary_rng = np.random.default_rng([seed, 11])
@@ -166,6 +199,9 @@ def make_split(
         positions = np.searchsorted(classes, canary_labels)
         canary_labels = classes[(positions + offsets) % len(classes)].astype(np.int64)
     canary_included = canary_rng.random(canaries) < 0.5
+    if len(texts):
+        canary_labels = np.zeros(coins, np.int64)
+        canary_included = canary_rng.random(coins) < 0.5
     used[canary_index] = True
     validation = np.empty(0, np.int64)
     if validation_from_pool:
@@ -173,6 +209,8 @@ def make_split(
     return MembershipSplit(
         member_index, nonmember_index, validation, pool_size, seed,
         canary_index.astype(np.int64), canary_labels, canary_included,
+        canary_texts=texts if len(texts) else np.empty((0, 0), np.int64),
+        canary_repeats=canary_repeats,
     )
 
 
@@ -196,11 +234,15 @@ class SplitData:
     # The canaries with the labels they are trained with, and which ones were.
     canaries: ArrayDataset
     canary_included: np.ndarray
+    canary_repeats: int = 1
 
     @property
     def training_set(self) -> ArrayDataset:
-        """What the target trains on: the members and the canaries whose coin said IN."""
-        included = self.canaries.subset(np.flatnonzero(self.canary_included))
+        """What the target trains on: the members and the canaries whose coin said IN (each
+        ``canary_repeats`` times)."""
+        included = self.canaries.subset(
+            np.repeat(np.flatnonzero(self.canary_included), self.canary_repeats)
+        )
         if not len(included):
             return self.members
         return ArrayDataset(
@@ -221,6 +263,9 @@ def select(loaded: LoadedDataset, split: MembershipSplit) -> SplitData:
         members=loaded.pool.subset(split.members),
         nonmembers=loaded.pool.subset(split.nonmembers),
         validation=validation,
-        canaries=ArrayDataset(loaded.pool.x[split.canaries], split.canary_labels),
+        canaries=(ArrayDataset(split.canary_texts, split.canary_labels)
+                  if len(split.canary_texts)
+                  else ArrayDataset(loaded.pool.x[split.canaries], split.canary_labels)),
         canary_included=split.canary_included,
+        canary_repeats=split.canary_repeats,
     )

@@ -42,7 +42,12 @@ __getattr__ = lazy_attributes(__name__, {
 
 
 def build_model(
-    arch: str, input_shape: tuple[int, ...], num_classes: int, *, config_dir: Path | None = None
+    arch: str,
+    input_shape: tuple[int, ...],
+    num_classes: int,
+    *,
+    config_dir: Path | None = None,
+    task: str = "classification",
 ) -> nn.Module:
     """The architecture ``arch`` for inputs of one example's ``input_shape``.
 
@@ -51,7 +56,9 @@ def build_model(
     current directory). An architecture that cannot take such inputs (a CNN given tabular rows,
     layers sized for another input) is refused here, with a ``ConfigError``, instead of failing
     mid-training: the model is built and run once on two zero inputs (in eval mode, without
-    gradients, so no state such as BatchNorm statistics changes).
+    gradients, so no state such as BatchNorm statistics changes). For ``task="causal_lm"`` the
+    inputs are token ids ``(2, L)`` and the outputs must be next-token logits ``(2, L, vocab)``
+    over the tokenizer's vocabulary (:mod:`auditml.data.text_tokens`).
     """
     import torch
 
@@ -74,11 +81,15 @@ def build_model(
     try:
         was_training = model.training
         with torch.no_grad():
-            outputs = model.eval()(torch.zeros(2, *input_shape))
+            zeros = torch.zeros(2, *input_shape, dtype=torch.long if task == "causal_lm" else None)
+            outputs = model.eval()(zeros)
         model.train(was_training)
     except expected as err:
         raise _unusable(arch, input_shape, "running it on two zero inputs", err) from err
     shape = tuple(outputs.shape) if isinstance(outputs, torch.Tensor) else None
+    if task == "causal_lm":
+        _check_language_model(arch, input_shape, shape, outputs)
+        return model
     if shape != (2, num_classes):
         got = f"shape {shape[1:]}" if shape is not None else f"type {type(outputs).__name__}"
         raise ConfigError(
@@ -87,6 +98,21 @@ def build_model(
             f"logits of shape (batch, {num_classes})"
         )
     return model
+
+
+def _check_language_model(
+    arch: str, input_shape: tuple[int, ...], shape: tuple[int, ...] | None, outputs: object
+) -> None:
+    from auditml.data.text_tokens import VOCAB_SIZE
+
+    expected = (2, *input_shape, VOCAB_SIZE)
+    if shape != expected:
+        got = f"shape {shape}" if shape is not None else f"type {type(outputs).__name__}"
+        raise ConfigError(
+            f"model.arch={arch!r} gives outputs of {got} for token ids of shape "
+            f"{(2, *input_shape)}, not next-token logits {expected}: text data needs a causal "
+            "language model over auditml's byte tokens (e.g. model.arch: gpt2_tiny)"
+        )
 
 
 def _unusable(

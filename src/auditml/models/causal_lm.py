@@ -10,16 +10,15 @@ Per-token arrays are over next-token positions, shape ``(N, L - 1)``: entry ``t`
 predicting ``input_ids[:, t + 1]`` from ``input_ids[:, : t + 1]``, and
 ``mask[:, t] = input_ids[:, t + 1] != PAD_ID``.
 
-The training check :func:`check_trained_weights` exists because DP-LoRA fine-tuning can fail
-silently (Opacus issue 820): the loss falls and ε accrues while the adapters the model really
-uses never change, so the saved model is the base model.
+Training checks that the weights really moved (:mod:`auditml.training.update_check`): DP-LoRA
+fine-tuning can fail silently (Opacus issue 820).
 """
 
 from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,14 +27,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from auditml.errors import ArgumentError, TrainingError
-
-# The byte-level tokenizer's ids: bytes are 0..255, then the three specials. They must equal
-# those of auditml.data.text_tokens, the tokenizer's own module.
-PAD_ID = 256
-BOS_ID = 257
-EOS_ID = 258
-VOCAB_SIZE = 259
+from auditml.data.text_tokens import BOS_ID, EOS_ID, PAD_ID, VOCAB_SIZE
+from auditml.errors import ArgumentError
 
 
 class CausalLM(nn.Module):
@@ -110,7 +103,10 @@ def gpt2_tiny(input_shape: tuple[int, ...], num_classes: int) -> CausalLM:
     config = GPT2Config(
         vocab_size=VOCAB_SIZE, n_positions=input_shape[0], n_embd=128, n_layer=2, n_head=4,
         resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, tie_word_embeddings=False,
-        bos_token_id=BOS_ID, eos_token_id=EOS_ID, pad_token_id=PAD_ID,
+        # No pad_token_id: Hugging Face would then ask for an attention mask on every padded
+        # batch. Right padding needs none (a real token never attends to a later PAD), and PAD
+        # targets are masked out of the losses and scores here.
+        bos_token_id=BOS_ID, eos_token_id=EOS_ID,
     )
     return CausalLM(GPT2LMHeadModel(config))
 
@@ -189,6 +185,40 @@ class NextTokenLoss(nn.Module):
         if self.reduction == "none":
             return losses
         return losses.sum() if self.reduction == "sum" else losses.mean()
+
+
+def next_token_predictions(logits: torch.Tensor, input_ids: torch.Tensor) -> tuple[int, int]:
+    """``(right, counted)``: next tokens the logits' argmax predicts right, out of the targets
+    that are not PAD (a language model's accuracy; :mod:`auditml.training.task`)."""
+    targets = input_ids[:, 1:]
+    real = targets != PAD_ID
+    right = (logits[:, :-1].argmax(dim=-1) == targets) & real
+    return int(right.sum()), int(real.sum())
+
+
+def next_token_evaluation(
+    model: nn.Module, input_ids: np.ndarray, *, batch_size: int = 64, device: str = "cpu"
+) -> tuple[float, float]:
+    """``(accuracy, perplexity)`` of ``model``'s next-token predictions on ``input_ids`` over all
+    their non-PAD targets: the argmax's hit rate, and ``exp`` of the mean token cross-entropy
+    (every token weighs the same, so longer texts weigh more). Eval mode, no gradients."""
+    ids = _check_ids(input_ids, "input_ids", model, min_length=2)
+    _check_positive(batch_size, "batch_size")
+    right = counted = 0
+    total_loss = 0.0
+    with _evaluating(model), torch.no_grad():
+        for start in range(0, len(ids), batch_size):
+            batch = torch.as_tensor(ids[start:start + batch_size], device=device)
+            logits = model(batch).float()
+            hits, real = next_token_predictions(logits, batch)
+            right, counted = right + hits, counted + real
+            targets = batch[:, 1:]
+            losses = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]),
+                                     targets.reshape(-1), reduction="none")
+            total_loss += float((losses * (targets.reshape(-1) != PAD_ID)).sum())
+    if counted == 0:
+        return float("nan"), float("nan")
+    return right / counted, math.exp(total_loss / counted)
 
 
 @dataclass(frozen=True)
@@ -309,67 +339,3 @@ def _check_ids(ids: Any, name: str, model: nn.Module, *, min_length: int) -> np.
 def _check_positive(value: Any, name: str) -> None:
     if isinstance(value, bool) or not isinstance(value, int) or value < 1:
         raise ArgumentError(f"{name} must be a positive integer, got {value!r}")
-
-
-def snapshot_trainable(model: nn.Module) -> dict[str, torch.Tensor]:
-    """A copy of every trainable tensor of ``model``, by name, to compare after training steps
-    with :func:`check_trained_weights`. Take it from the model that will be evaluated and saved."""
-    return {
-        name: param.detach().clone()
-        for name, param in model.named_parameters() if param.requires_grad
-    }
-
-
-def check_trained_weights(
-    before: Mapping[str, torch.Tensor], after: Mapping[str, torch.Tensor], *, where: str,
-    model: nn.Module | None = None,
-) -> None:
-    """Raise :class:`TrainingError` unless training really changed the model: the trainable set
-    is non-empty and the same, at least one trainable tensor moved, and every tensor is finite.
-
-    ``before`` and ``after`` are :func:`snapshot_trainable` of the model before and after the first
-    steps; ``where`` says which run or step (it starts the message). With ``model``, its frozen
-    parameters and buffers are checked finite too.
-
-    The failure it exists for is Opacus issue 820 (DP-LoRA with ``peft``): training looks normal —
-    the loss falls and ε accrues — but the adapters of the model that is evaluated and saved
-    never change, because the optimizer and Opacus's hooks were set up on parameter objects the
-    model no longer uses (the model was moved, re-materialised or wrapped after them). Opacus 1.6
-    itself refuses the forms where the model's own parameters are replaced (``make_private``
-    compares the optimizer's parameters with the module's, and its hooks fail on a parameter they
-    did not set up); the form it cannot see, and this check does, is a model kept for evaluation
-    and saving that does not hold the tensors that were trained.
-    """
-    if not before:
-        raise TrainingError(
-            f"{where}: the model has no trainable tensor, so training cannot change it; "
-            "leave some parameters with requires_grad=True (with LoRA: the adapters)"
-        )
-    if set(before) != set(after):
-        changed = sorted(set(before) ^ set(after))
-        raise TrainingError(
-            f"{where}: the set of trainable tensors changed during training ({len(changed)} "
-            f"differ, e.g. {changed[0]!r}); set up the optimizer and Opacus after the model is "
-            "complete (LoRA added, on its device) and do not change its parameters afterwards"
-        )
-    for name, tensor in after.items():
-        if not torch.isfinite(tensor).all():
-            raise TrainingError(
-                f"{where}: the trainable tensor {name!r} holds non-finite values (inf or nan) "
-                "after training steps; lower the learning rate or set a max_grad_norm"
-            )
-    if model is not None:
-        for name, tensor in [*model.named_parameters(), *model.named_buffers()]:
-            if tensor.is_floating_point() and not torch.isfinite(tensor).all():
-                raise TrainingError(
-                    f"{where}: the model's tensor {name!r} holds non-finite values (inf or nan); "
-                    "check the model's weights before training"
-                )
-    if all(torch.equal(before[name], after[name].to(before[name].device)) for name in before):
-        raise TrainingError(
-            f"{where}: none of the model's {len(before)} trainable tensors changed after "
-            "training steps, so the trained model would be the untrained one (Opacus issue "
-            "820: the optimizer updates tensors the model does not use); build the optimizer "
-            "and call make_private after the model is complete (LoRA added, on its device), "
-            "and save that same model"
-        )

@@ -100,6 +100,10 @@ def why_not_batched(config: AuditMLConfig) -> str | None:
     """
     training = config.training
     dp = training.dp if training.dp.enabled else None
+    if config.dataset_spec.task != "classification":
+        return "language models are trained one by one"
+    if config.model.base is not None:
+        return "models starting from model.base's weights are trained one by one"
     if dp is not None and training.canaries.kind == "gradient" and training.canaries.count:
         return "gradient canaries are injected by the single-model DP-SGD trainer"
     if dp is not None and dp.recipe.resolved().ema_decay:

@@ -37,8 +37,12 @@ from auditml.training.privacy import NoisePlan
 TrainingStep = Callable[[torch.Tensor, torch.Tensor], tuple[torch.Tensor, torch.Tensor]]
 
 
-def plain_step(model: nn.Module, optimizer: torch.optim.Optimizer) -> TrainingStep:
-    criterion = nn.CrossEntropyLoss()
+def plain_step(
+    model: nn.Module, optimizer: torch.optim.Optimizer, criterion: nn.Module | None = None
+) -> TrainingStep:
+    """One step without DP: ``criterion`` (cross-entropy by default) of the outputs and the
+    targets (:mod:`auditml.training.task`), back-propagated, and the optimiser's step."""
+    criterion = criterion if criterion is not None else nn.CrossEntropyLoss()
 
     def step(x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         optimizer.zero_grad(set_to_none=True)
@@ -73,6 +77,7 @@ def make_private(
     canaries: GradientCanaries | None = None,
     copies: int = 1,
     augment_seed: int = 0,
+    criterion: nn.Module | None = None,
 ) -> PrivateTraining:
     """Set up DP-SGD on ``model`` in ``mode`` ("fast", or Opacus's "hooks" or "ghost").
 
@@ -80,7 +85,9 @@ def make_private(
     before the noise, in every mode (:mod:`auditml.training.gradient_canaries`). ``copies > 1``
     (``hooks`` only) averages each example's gradient over that many shifted copies before
     clipping, the shifts drawn from a generator seeded with ``augment_seed``
-    (:mod:`auditml.training.augmentation`).
+    (:mod:`auditml.training.augmentation`). ``criterion`` is the batch-mean loss
+    (cross-entropy by default; a language model's next-token loss, :mod:`.task`); the ``fast``
+    mode computes cross-entropy itself and takes no other.
     """
     if copies > 1 and mode != "hooks":
         raise ValueError(f"augmentation multiplicity needs grad_sample_mode hooks, not {mode}")
@@ -88,9 +95,11 @@ def make_private(
     from opacus import GradSampleModule, PrivacyEngine
 
     if mode == "fast":
+        if criterion is not None and not isinstance(criterion, nn.CrossEntropyLoss):
+            raise ValueError("grad_sample_mode fast computes cross-entropy; use hooks")
         return _fast(model, optimizer, loader, plan, dp, canaries)
     engine = PrivacyEngine(accountant=dp.accountant)
-    criterion: nn.Module = nn.CrossEntropyLoss()
+    criterion = criterion if criterion is not None else nn.CrossEntropyLoss()
     made = engine.make_private(
         module=model, optimizer=optimizer, data_loader=loader, criterion=criterion,
         noise_multiplier=plan.noise_multiplier, max_grad_norm=dp.max_grad_norm,

@@ -223,10 +223,14 @@ def schedule_line(changes: dict[str, dict[str, Any]], arch: str) -> str | None:
 
 def learning_rate(config: AuditMLConfig) -> float:
     """The learning rate training uses: the configured one, raised to the recipe's floor for
-    Adam and AdamW under DP-SGD."""
+    Adam and AdamW under DP-SGD. The floor was measured training classifiers from scratch; a
+    model fine-tuned from ``model.base``, or a language model, trains at the configured rate (a
+    raised rate would undo the base's training)."""
     configured = config.training.learning_rate
     recipe = active_recipe(config)
     if recipe is None or config.training.optimizer == "sgd":
+        return configured
+    if config.model.base is not None or config.dataset_spec.task != "classification":
         return configured
     return max(configured, recipe.min_learning_rate or 0.0)
 

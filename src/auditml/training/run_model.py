@@ -10,24 +10,77 @@ import json
 from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from auditml.config import AuditMLConfig, parse_config
 from auditml.data import ArrayDataset, LoadedDataset
-from auditml.errors import DataError
+from auditml.errors import AuditMLError, ConfigError, DataError
 from auditml.models import build_model
 
 if TYPE_CHECKING:
     from torch import nn
 
 
-def build_run_model(config: AuditMLConfig) -> nn.Module:
-    """The run's architecture, untrained, exactly as ``train`` built it (fixes included)."""
+def build_run_model(
+    config: AuditMLConfig, *, with_base: bool = False, fix: bool = True
+) -> nn.Module:
+    """The run's architecture exactly as ``train`` built it: untrained, or with ``with_base``
+    starting from ``model.base``'s trained weights; then LoRA adapters (``model.lora_rank``)
+    and Opacus's fixes, if configured (``fix=False`` leaves them to training, which reports
+    them: :func:`auditml.training.privacy.prepare_for_dp`). A run's own saved weights fit what
+    this returns."""
     spec = config.dataset_spec
-    model = build_model(config.arch, spec.input_shape, spec.num_classes)
-    if config.training.dp.enabled and config.training.dp.fix_model:
+    model = build_model(config.arch, spec.input_shape, spec.num_classes, task=spec.task)
+    if with_base and config.model.base is not None:
+        load_base(model, config)
+    if config.model.lora_rank is not None:
+        if spec.task != "causal_lm":
+            raise ConfigError(
+                "model.lora_rank applies to language models (data.dataset: text); remove it"
+            )
+        from auditml.models.causal_lm import with_lora
+
+        model = with_lora(model, rank=config.model.lora_rank)
+    if fix and config.training.dp.enabled and config.training.dp.fix_model:
         from opacus.validators import ModuleValidator
 
         model = ModuleValidator.fix(model)
     return model
+
+
+def load_base(model: nn.Module, config: AuditMLConfig) -> str:
+    """Load ``model.base``'s trained weights into ``model`` (the run's architecture, fresh),
+    after checking the base is a complete run of the same architecture and input shape; return
+    the base's training id (its manifest's), which the fine-tuned run records."""
+    from auditml.run_directory import RunDirectory
+
+    assert config.model.base is not None
+    where = f"model.base: {config.model.base}"
+    base = RunDirectory(config.model.base)
+    try:
+        manifest = base.require_trained()
+        base_config = base.read_config()
+    except AuditMLError as error:
+        raise ConfigError(f"{where} is not a run auditml trained ({error})") from None
+    shape, base_shape = config.dataset_spec.input_shape, base_config.dataset_spec.input_shape
+    if base_config.arch != config.arch or base_shape != shape:
+        raise ConfigError(
+            f"{where} holds {base_config.arch!r} for inputs {base_shape}, but this run trains "
+            f"{config.arch!r} for inputs {shape}: give a base of the same architecture and data "
+            "shape"
+        )
+    if base_config.model.lora_rank is not None:
+        raise ConfigError(
+            f"{where} trained LoRA adapters (model.lora_rank: {base_config.model.lora_rank}); "
+            "give a base whose every weight was trained"
+        )
+    state = base.read_model_state()
+    try:
+        model.load_state_dict(state)
+    except RuntimeError as error:
+        reason = str(error).splitlines()[0]
+        raise ConfigError(f"{where}: its weights do not fit {config.arch!r} ({reason})") from None
+    return manifest.training_id
 
 
 def load_dataset(config: AuditMLConfig) -> LoadedDataset:
@@ -40,6 +93,20 @@ def load_dataset(config: AuditMLConfig) -> LoadedDataset:
             f"{spec.input_shape}; check the files in {config.data.data_dir}"
         )
     return loaded
+
+
+def secret_canary_texts(config: AuditMLConfig) -> np.ndarray:
+    """The token ids of the run's secret canaries, generated from its seed (empty without)."""
+    canaries = config.training.canaries
+    if canaries.kind != "secret" or not canaries.count:
+        return np.empty((0, 0), np.int64)
+    from auditml.data.secrets import make_secrets
+    from auditml.data.text_tokens import encode_bytes
+
+    secrets = make_secrets(
+        canaries.count, kind=canaries.design, length=canaries.secret_length, seed=config.seed
+    )
+    return encode_bytes(list(secrets.texts), config.dataset_spec.input_shape[0])
 
 
 def load_pool(config: dict[str, Any]) -> ArrayDataset:

@@ -21,7 +21,7 @@ from auditml.errors import ConfigError
 from auditml.fileio import staged_directory
 from auditml.formatting import dp_guarantee_line
 from auditml.gradient_canary_record import GradientCanaryRecord
-from auditml.models import accuracy, build_model, predict_logits
+from auditml.models import predict_logits
 from auditml.models.scattering import FeatureModel
 from auditml.models.user import model_source
 from auditml.records import TrainingRecord, Versions
@@ -43,7 +43,9 @@ from auditml.training.recipe import (
     schedule_line,
     with_schedule,
 )
-from auditml.training.run_model import load_dataset
+from auditml.training.run_model import build_run_model, load_dataset, secret_canary_texts
+from auditml.training.task import Evaluation, correct, criterion, evaluate, targets
+from auditml.training.update_check import check_trained_weights, snapshot_trainable
 
 
 @dataclass(frozen=True)
@@ -79,6 +81,7 @@ def train(config: AuditMLConfig, *, console: Console | None = None) -> TrainResu
     target.check_can_train()
     check_noise_plan(config)  # an ε, δ or σ the accountant cannot handle: refused before the data
     check_gradient_canaries(config)
+    check_canaries(config)
     check_model(config)  # the architecture (the user's own factory too) and DP-SGD can train it
     device = resolve_device(config.training.device)
     loaded = load_dataset(config)
@@ -102,6 +105,8 @@ def train(config: AuditMLConfig, *, console: Console | None = None) -> TrainResu
             validation_from_pool=loaded.test is None,
             canaries=config.training.canaries.count,
             canary_kind=config.training.canaries.kind,
+            canary_texts=secret_canary_texts(config),
+            canary_repeats=config.training.canaries.repeats,
         )
         data = select(loaded, split)
 
@@ -120,8 +125,9 @@ def train(config: AuditMLConfig, *, console: Console | None = None) -> TrainResu
                 "included": int(fit.gradient_canaries.included.sum()),
                 "direction": fit.gradient_canaries.direction,
             }
-        # The audited examples' logits, once: audits that need only these skip the model.
-        outputs = predict_logits(
+        # The audited examples' logits, once: audits that need only these skip the model. A
+        # language model's are (examples, tokens, vocabulary): its attacks run the model instead.
+        outputs = None if spec.task == "causal_lm" else predict_logits(
             model, np.concatenate([data.members.x, data.nonmembers.x]), device=device
         )
         metrics["wall_time_s"] = round(time.perf_counter() - start, 3)
@@ -136,11 +142,16 @@ def train(config: AuditMLConfig, *, console: Console | None = None) -> TrainResu
             run.write_training(record)
             if fit.gradient_canaries is not None:
                 run.write_gradient_canaries(fit.gradient_canaries)
-            run.write_target_outputs(outputs)
+            if outputs is not None:
+                run.write_target_outputs(outputs)
             run.write_manifest()
     if epsilon is not None:
         console.print(dp_guarantee_line(epsilon, config.training.dp.delta), highlight=False)
     return TrainResult(config.run_dir, metrics)
+
+
+# The steps after which training checks that the weights moved and stayed finite.
+UPDATE_CHECK_STEPS = 10
 
 
 def check_model(config: AuditMLConfig) -> None:
@@ -148,9 +159,15 @@ def check_model(config: AuditMLConfig) -> None:
     take the dataset's inputs, a factory of the user's own that fails, or (with DP-SGD) a layer
     Opacus cannot train is refused in one line before the work starts."""
     spec = config.dataset_spec
-    model = build_model(config.arch, spec.input_shape, spec.num_classes)
+    model = build_run_model(config, with_base=True, fix=False)
     dp = config.training.dp
     if dp.enabled:
+        if spec.task == "causal_lm" and dp.grad_sample_mode not in ("auto", "hooks"):
+            raise ConfigError(
+                f"training.dp.grad_sample_mode: {dp.grad_sample_mode} cannot train a language "
+                "model (Opacus's hooks compute its per-example gradients): set it to auto or "
+                "hooks"
+            )
         prepare_for_dp(model, fix=dp.fix_model, report=lambda _: None)
 
 
@@ -192,6 +209,42 @@ class FitResult:
     grad_sample_mode: str | None = None
     # What DP-SGD recorded about its gradient canaries; None without them.
     gradient_canaries: GradientCanaryRecord | None = None
+
+
+def check_canaries(config: AuditMLConfig) -> None:
+    """Refuse canaries the data cannot have: secrets are texts, mislabeled and natural canaries
+    are pool examples of a classifier's data."""
+    canaries, task = config.training.canaries, config.dataset_spec.task
+    if not canaries.count:
+        return
+    if canaries.kind == "secret" and task != "causal_lm":
+        raise ConfigError(
+            "training.canaries.kind: secret needs text data (data.dataset: text) and a language "
+            "model; for this dataset use kind: mislabeled"
+        )
+    if canaries.kind == "secret" and task == "causal_lm":
+        from auditml.data.secrets import make_secrets
+
+        longest = max(len(text) for text in make_secrets(
+            canaries.count, kind=canaries.design, length=canaries.secret_length,
+            seed=config.seed).texts)
+        room = config.dataset_spec.input_shape[0] - 2  # BOS and EOS
+        if longest > room:
+            raise ConfigError(
+                f"training.canaries: secret canaries of up to {longest} bytes do not fit the "
+                f"data's texts of at most {room} bytes ({config.dataset_spec.name}); use data "
+                "with longer texts, or the embedded data.dataset: text"
+            )
+    if canaries.repeats != 1 and canaries.kind != "secret":
+        raise ConfigError(
+            f"training.canaries.repeats: {canaries.repeats} applies to secret canaries only; "
+            f"remove it for kind: {canaries.kind}"
+        )
+    if canaries.kind in ("mislabeled", "natural") and task == "causal_lm":
+        raise ConfigError(
+            f"training.canaries.kind: {canaries.kind} needs labelled examples; a language model's "
+            "canaries are secrets: set kind: secret"
+        )
 
 
 def check_gradient_canaries(config: AuditMLConfig) -> None:
@@ -237,7 +290,8 @@ def _fit(
     settings, dp = config.training, config.training.dp
     check_gradient_canaries(config)
     spec = config.dataset_spec
-    model = build_model(config.arch, spec.input_shape, spec.num_classes)
+    task = spec.task
+    model = build_run_model(config, with_base=True, fix=False)
     # What DP-SGD trains: the model, or the head of a model with a fixed feature extractor
     # (ScatterNet), trained on the features computed once instead of every epoch.
     validation_x = validation.x if validation is not None else None
@@ -261,7 +315,9 @@ def _fit(
     recipe = active_recipe(config)
     average = WeightAverage(list(trained.parameters()),
                             (recipe.ema_decay or 0.0) if recipe else 0.0)
-    examples = TensorDataset(torch.from_numpy(inputs.train), torch.from_numpy(train_set.y))
+    examples = TensorDataset(
+        torch.from_numpy(inputs.train), torch.from_numpy(targets(task, train_set))
+    )
     loader = DataLoader(
         examples, batch_size=config.data.batch_size, shuffle=True,
         generator=torch.Generator().manual_seed(seed),
@@ -270,13 +326,15 @@ def _fit(
     private: PrivateTraining | None = None
     canaries: GradientCanaries | None = None
     inspector: LoopInspector | None = None
-    step = plain_step(trained, optimizer)
+    step = plain_step(trained, optimizer, criterion(task))
     choice: ModeChoice | None = None
     if dp.enabled:
         plan = plan_noise(dp, batches_per_epoch=len(loader), epochs=settings.epochs)
         copies = (recipe.augmentation_multiplicity or 1) if recipe else 1
         if copies > 1:  # the config allows only hooks or auto here
             mode, reason = "hooks", f"averages the per-sample gradients of {copies} copies"
+        elif task == "causal_lm":  # check_model refused the other modes
+            mode, reason = "hooks", "Opacus's per-sample gradients of a language model"
         else:
             choice = resolve_grad_sample_mode(
                 dp.grad_sample_mode, trained, arch=config.arch, input_shape=inputs.shape,
@@ -295,7 +353,7 @@ def _fit(
             )
         private = make_private(
             trained, optimizer, loader, plan=plan, dp=dp, mode=mode, canaries=canaries,
-            copies=copies, augment_seed=seed,
+            copies=copies, augment_seed=seed, criterion=criterion(task),
         )
         step, loader = private.step, private.loader
         # What the accountant assumes of the loop, seen as in a user's loop (CanaryAudit).
@@ -304,37 +362,48 @@ def _fit(
     epsilon: float | None = None
     schedule = lr_schedule(optimizer, config, settings.epochs * len(loader))
     step_seconds, steps_taken = 0.0, 0  # the DP-SGD steps alone, to check a cached mode choice
+    # After the first steps: did they change the model that is evaluated and saved (Opacus #820)?
+    untrained = snapshot_trainable(trained)
+    check_after = min(UPDATE_CHECK_STEPS, settings.epochs * len(loader))
     with EpochProgress(console, settings.epochs, dp.enabled) as progress:
         for epoch in range(1, settings.epochs + 1):
             progress.start_epoch(epoch, len(loader), epsilon)
             trained.train()
-            loss_sum, correct, seen = 0.0, 0, 0
+            loss_sum, hits, predicted, seen = 0.0, 0, 0, 0
             for x, y in loader:
                 x, y = x.to(device), y.to(device)
                 started = time.perf_counter()
                 logits, loss = step(x, y)
                 step_seconds += time.perf_counter() - started
                 steps_taken += 1
+                if steps_taken == check_after:
+                    check_trained_weights(
+                        untrained, snapshot_trainable(trained),
+                        where=f"training stopped after {steps_taken} steps", model=trained,
+                    )
+                    untrained = {}
                 if schedule is not None:
                     schedule.step()
                 if average.average:
                     average.update()
                 if len(y):
                     loss_sum += float(loss) * len(y)
-                    correct += int((logits.argmax(1) == y).sum())
+                    right, counted = correct(task, logits, y)
+                    hits += right
+                    predicted += counted
                     seen += len(y)
-                progress.advance(loss_sum / max(seen, 1), correct / max(seen, 1))
+                progress.advance(loss_sum / max(seen, 1), hits / max(predicted, 1))
             if private is not None:
                 epsilon = private.epsilon(dp.delta)
             val_acc = (
-                accuracy(trained, inputs.validation, validation.y, device=device)
+                _evaluate(task, trained, inputs.validation, validation, device).accuracy
                 if validation is not None and inputs.validation is not None
                 else None
             )
             record = {
                 "epoch": epoch,
                 "loss": loss_sum / max(seen, 1),
-                "train_acc": correct / max(seen, 1),
+                "train_acc": hits / max(predicted, 1),
                 "val_acc": val_acc,
                 "epsilon": epsilon,
             }
@@ -356,11 +425,18 @@ def _fit(
         # The average is what is released, so it is what the last epoch's val_acc measures.
         average.release()
         if validation is not None and inputs.validation is not None:
-            history[-1]["val_acc"] = accuracy(
-                trained, inputs.validation, validation.y, device=device
-            )
+            history[-1]["val_acc"] = _evaluate(
+                task, trained, inputs.validation, validation, device
+            ).accuracy
     return FitResult(model, history, plan, epsilon, private.mode if private else None,
                      canary_record)
+
+
+def _evaluate(
+    task: str, model: nn.Module, x: np.ndarray, data: ArrayDataset, device: torch.device
+) -> Evaluation:
+    """``model`` (or a feature model's head, given the features ``x``) on ``data``."""
+    return evaluate(task, model, ArrayDataset(x, data.y), device=device)  # type: ignore[arg-type]
 
 
 def _metrics(
@@ -373,8 +449,14 @@ def _metrics(
     epsilon: float | None,
 ) -> dict[str, Any]:
     dp = config.training.dp
-    source_file = config.dataset_spec.source_file
+    spec = config.dataset_spec
+    source_file = spec.source_file
+    members = evaluate(spec.task, model, data.members, device=device)
+    nonmembers = evaluate(spec.task, model, data.nonmembers, device=device)
+    validation = (evaluate(spec.task, model, data.validation, device=device)
+                  if spec.task == "causal_lm" and data.validation is not None else None)
     return {
+        "task": spec.task,
         "experiment_name": config.experiment_name,
         "dataset": config.data.dataset,
         "data_file": dataclasses.asdict(source_file) if source_file is not None else None,
@@ -384,8 +466,12 @@ def _metrics(
         "device": str(device),
         # The last epoch already measured this model on this validation set.
         "val_acc": history[-1]["val_acc"],
-        "train_acc": accuracy(model, data.members.x, data.members.y, device=device),
-        "nonmember_acc": accuracy(model, data.nonmembers.x, data.nonmembers.y, device=device),
+        "train_acc": members.accuracy,
+        "nonmember_acc": nonmembers.accuracy,
+        # Language models only: exp of the mean token cross-entropy on each set.
+        "val_perplexity": validation.perplexity if validation is not None else None,
+        "train_perplexity": members.perplexity,
+        "nonmember_perplexity": nonmembers.perplexity,
         "canaries": {
             "count": len(data.canaries),
             "included": int(data.canary_included.sum()),
@@ -405,5 +491,7 @@ def _metrics(
         "accountant": dp.accountant if dp.enabled else None,
         "recipe": recipe_record(config),
         "model_source": model_source(config.arch),
+        "base_training_id": (RunDirectory(config.model.base).require_trained().training_id
+                             if config.model.base is not None else None),
         "versions": Versions.current().model_dump(),
     }
