@@ -114,7 +114,7 @@ import numpy as np
 from rich.console import Console
 from rich.table import Table
 
-from auditml.attacks import ATTACKS, MembershipAttack, ReferenceModels
+from auditml.attacks import ATTACKS, MembershipAttack, ReferenceModels, attacks_of
 from auditml.audit.core import GivenResources, run_attacks
 from auditml.audit.runner import RunResources
 from auditml.config import AuditMLConfig, parse_config
@@ -221,7 +221,7 @@ def variants(input_shape: tuple[int, ...], *, skipped: list[str] | None = None,
     :data:`TUNED` settings that differ from the defaults and suit inputs of ``input_shape``; why
     any was left out goes to ``skipped``."""
     found: list[Variant] = []
-    for name in ATTACKS.available() if attacks is None else attacks:
+    for name in attacks_of("classification") if attacks is None else attacks:
         default = ATTACKS.get(name)()
         found.append(Variant(name, {}, tuned=False))
         for settings in TUNED.get(name, ()):
@@ -574,7 +574,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--models", type=int, nargs="+", default=list(MODEL_COUNTS),
                         help="reference-model counts swept (even; the largest is trained)")
     parser.add_argument("--shadow-models", type=int, default=8)
-    parser.add_argument("--attacks", nargs="+", choices=ATTACKS.available(),
+    parser.add_argument("--attacks", nargs="+", choices=attacks_of("classification"),
                         help="only these attacks (default: every registered one); shadow models "
                         "are trained only when mia_shadow is among them")
     parser.add_argument("--train-size", type=int, help="members (as many non-members)")

@@ -58,3 +58,42 @@ class Scaled(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.model(x) * self.factor
+
+
+# ---------------------------------------------------------------------------------------------
+# Language models: token sequences a small GPT-2 memorised.
+
+TEXT_LENGTH = 24  # tokens per row: BOS, 22 bytes, EOS
+
+
+def draw_texts(count: int, rng: np.random.Generator) -> ArrayDataset:
+    """``count`` rows of random lowercase bytes, encoded (label 0): nothing to learn but them."""
+    from auditml.data.text_tokens import encode_bytes
+
+    letters = rng.integers(ord("a"), ord("z") + 1, size=(count, TEXT_LENGTH - 2), dtype=np.uint8)
+    ids = encode_bytes([row.tobytes() for row in letters], TEXT_LENGTH)
+    return ArrayDataset(ids, np.zeros(count, np.int64))
+
+
+def train_language_model(data: ArrayDataset | None, seed: int, steps: int = 100) -> nn.Module:
+    """A 1-layer ``gpt2_tiny``-style model fitted hard to ``data`` (the same seed's untrained
+    model when None: the base it was fine-tuned from)."""
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from auditml.data.text_tokens import BOS_ID, EOS_ID, VOCAB_SIZE
+    from auditml.models.causal_lm import CausalLM, next_token_loss
+
+    torch.manual_seed(seed)
+    model = CausalLM(GPT2LMHeadModel(GPT2Config(
+        vocab_size=VOCAB_SIZE, n_positions=TEXT_LENGTH, n_embd=64, n_layer=1, n_head=2,
+        resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, tie_word_embeddings=False,
+        bos_token_id=BOS_ID, eos_token_id=EOS_ID,
+    )))
+    if data is not None:
+        ids = torch.from_numpy(data.x)
+        optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+        for _ in range(steps):
+            optimizer.zero_grad()
+            next_token_loss(model(ids), ids).backward()
+            optimizer.step()
+    return model.eval()

@@ -403,6 +403,9 @@ class FactoryResources:
     def reference(self, examples: ArrayDataset) -> ReferenceModels | None:
         return self._models("audit", examples, self.seed, "reference models")
 
+    def base(self) -> nn.Module | None:
+        return None
+
     def shadow(self) -> ReferenceModels | None:
         if self._population is None:
             return None

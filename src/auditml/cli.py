@@ -60,7 +60,8 @@ def _parser() -> argparse.ArgumentParser:
     compare = commands.add_parser("compare", help="compare audited runs in one report")
     compare.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="trained, audited runs")
     compare.add_argument("--out", required=True, help="directory for the report")
-    compare.add_argument("--attack", default="mia_threshold", help="which audit to compare")
+    compare.add_argument("--attack", default=None, help="which audit to compare (default "
+                         "mia_threshold; mia_text_min_k_pp when every run is a language model)")
     compare.add_argument("--dp-audit", nargs="+", default=[], metavar="FILE",
                          help="auditml audit-dp results (or run directories with white-box "
                          "canary audits, e.g. a saved CanaryAuditResult) to show beside the runs")

@@ -8,7 +8,8 @@ setting is a ``ConfigError`` naming it; each missing entry of ``requires`` is a
 ``MissingResourceError`` naming it, and nothing outside ``requires`` is needed; ``settings()``
 round-trips through the ``Settings`` model and JSON. Finally, on a planted leak (a target that
 memorised mislabelled members) every attack must rank members clearly above non-members, which
-an attack returning constant, random or reversed scores fails.
+an attack returning constant, random or reversed scores fails. An attack of language models
+(``tasks`` = causal_lm) runs the same battery on a small GPT-2 that memorised its members.
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from auditml.attacks import (
 from auditml.data import ArrayDataset
 from auditml.errors import AuditMLError, ConfigError
 from auditml.training.reference import ReferenceModels, paired_keep
-from toy_models import CLASSES, draw, join, train_planted
+from toy_models import CLASSES, draw, draw_texts, join, train_language_model, train_planted
 
 CPU = torch.device("cpu")
 NAMES = ATTACKS.available()
@@ -60,9 +61,10 @@ class World:
 
     model: nn.Module
     examples: ArrayDataset  # PLANTED members, then PLANTED non-members
-    population: ArrayDataset
-    reference: ReferenceModels  # trained on halves of ``examples``
-    shadow: ReferenceModels  # trained on halves of ``population``
+    population: ArrayDataset | None
+    reference: ReferenceModels | None  # trained on halves of ``examples``
+    shadow: ReferenceModels | None  # trained on halves of ``population``
+    base: nn.Module | None = None  # what the model was fine-tuned from (language models)
 
     @property
     def is_member(self) -> np.ndarray:
@@ -71,7 +73,7 @@ class World:
     def audit(self, needs: frozenset[str], *, seed: int = 0) -> AuditTarget:
         """A target holding only the resources in ``needs`` (the others are None)."""
         resources = {"population": self.population, "reference": self.reference,
-                     "shadow": self.shadow}
+                     "shadow": self.shadow, "base": self.base}
         return AuditTarget(
             model=self.model, examples=self.examples, num_classes=CLASSES, device=CPU, seed=seed,
             **{key: value if key in needs else None for key, value in resources.items()},
@@ -88,8 +90,29 @@ def _trained_on_halves(data: ArrayDataset, bulk: ArrayDataset | None, seed: int)
     return ReferenceModels(models, keep, CPU)
 
 
+@pytest.fixture
+def world(classifier_world: World, text_world: World, request: pytest.FixtureRequest) -> World:
+    """The world of the test's attack (its ``name`` parameter): a classifier's, or a language
+    model's for the text attacks."""
+    return text_world if _is_text(request.node.callspec.params["name"]) else classifier_world
+
+
+def _is_text(name: str) -> bool:
+    return "causal_lm" in ATTACKS.get(name).tasks
+
+
 @pytest.fixture(scope="module")
-def world() -> World:
+def text_world() -> World:
+    """A small GPT-2 that memorised its members (random letters), and its untrained self."""
+    rng = np.random.default_rng(0)
+    members, nonmembers = draw_texts(PLANTED, rng), draw_texts(PLANTED, rng)
+    return World(model=train_language_model(members, seed=1),
+                 examples=join(members, nonmembers), population=None, reference=None,
+                 shadow=None, base=train_language_model(None, seed=1))
+
+
+@pytest.fixture(scope="module")
+def classifier_world() -> World:
     rng = np.random.default_rng(0)
     bulk = draw(300, rng, planted=False)
     members = draw(PLANTED, rng, planted=True)
@@ -113,13 +136,14 @@ class Fitted:
 
 
 @pytest.fixture(scope="module")
-def fitted(world: World) -> Callable[[str], Fitted]:
+def fitted(classifier_world: World, text_world: World) -> Callable[[str], Fitted]:
     """Each attack with default settings, fitted once on a target holding only what it requires."""
     cache: dict[str, Fitted] = {}
 
     def get(name: str) -> Fitted:
         if name not in cache:
             attack = ATTACKS.get(name)()
+            world = text_world if _is_text(name) else classifier_world
             returned = attack.fit(world.audit(attack.requires))
             cache[name] = Fitted(attack, returned, attack.score())
         return cache[name]

@@ -29,6 +29,13 @@ if TYPE_CHECKING:
     from auditml.attacks.qmia import QmiaAttack
     from auditml.attacks.rmia import RmiaAttack
     from auditml.attacks.shadow import ShadowModelAttack
+    from auditml.attacks.text import (
+        MinKAttack,
+        MinKPlusPlusAttack,
+        ReferenceModelAttack,
+        TextLossAttack,
+        ZlibAttack,
+    )
     from auditml.attacks.threshold import ThresholdAttack
 
 _HOMES = {
@@ -40,6 +47,11 @@ _HOMES = {
     "QmiaAttack": "auditml.attacks.qmia",
     "BoundaryDistanceAttack": "auditml.attacks.boundary_distance",
     "MultiSignalAttack": "auditml.attacks.multi_signal",
+    "TextLossAttack": "auditml.attacks.text",
+    "ZlibAttack": "auditml.attacks.text",
+    "MinKAttack": "auditml.attacks.text",
+    "MinKPlusPlusAttack": "auditml.attacks.text",
+    "ReferenceModelAttack": "auditml.attacks.text",
 }
 __getattr__ = lazy_attributes(__name__, _HOMES)
 
@@ -54,21 +66,47 @@ ATTACKS.register_lazy(
     "mia_boundary_distance", _HOMES["BoundaryDistanceAttack"], "BoundaryDistanceAttack"
 )
 ATTACKS.register_lazy("mia_multi_signal", _HOMES["MultiSignalAttack"], "MultiSignalAttack")
+ATTACKS.register_lazy("mia_text_loss", _HOMES["TextLossAttack"], "TextLossAttack")
+ATTACKS.register_lazy("mia_text_zlib", _HOMES["ZlibAttack"], "ZlibAttack")
+ATTACKS.register_lazy("mia_text_min_k", _HOMES["MinKAttack"], "MinKAttack")
+ATTACKS.register_lazy("mia_text_min_k_pp", _HOMES["MinKPlusPlusAttack"], "MinKPlusPlusAttack")
+ATTACKS.register_lazy(
+    "mia_text_reference", _HOMES["ReferenceModelAttack"], "ReferenceModelAttack"
+)
+
+
+# The strongest attack of a language model that needs no other model (Min-K%++): what the sweep
+# and `compare` use for language models when no attack is named.
+DEFAULT_TEXT_ATTACK = "mia_text_min_k_pp"
+
+
+def attacks_of(task: str) -> list[str]:
+    """The registered attacks that read models of ``task`` (``classification`` or ``causal_lm``,
+    :mod:`auditml.training.task`); imports each attack's module."""
+    return [name for name in ATTACKS.available() if task in ATTACKS.get(name).tasks]
+
 
 __all__ = [
     "ATTACKS",
+    "DEFAULT_TEXT_ATTACK",
     "AttackSettings",
     "AuditTarget",
     "BoundaryDistanceAttack",
     "LabelOnlyAttack",
     "LiraAttack",
     "MembershipAttack",
+    "MinKAttack",
+    "MinKPlusPlusAttack",
     "MissingResourceError",
     "MultiSignalAttack",
     "NotFittedError",
     "QmiaAttack",
+    "ReferenceModelAttack",
     "ReferenceModels",
     "RmiaAttack",
     "ShadowModelAttack",
+    "TextLossAttack",
     "ThresholdAttack",
+    "ZlibAttack",
+    "attacks_of",
 ]

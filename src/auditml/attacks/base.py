@@ -94,6 +94,8 @@ class AuditTarget:
     reference: ReferenceModels | None = None
     shadow: ReferenceModels | None = None
     outputs: np.ndarray | None = None
+    # The model the target was fine-tuned from (language models; ``model.base``), or None.
+    base: nn.Module | None = None
 
     def logits(self) -> np.ndarray:
         """The target's ``(len(examples), num_classes)`` logits as float64: ``outputs`` when
@@ -113,11 +115,14 @@ class MembershipAttack(ABC):
     name: ClassVar[str]
     Settings: ClassVar[type[AttackSettings]] = AttackSettings
     # What ``fit`` needs in the target beyond the model and examples:
-    # any of "reference", "population", "shadow".
+    # any of "reference", "population", "shadow", "base".
     requires: ClassVar[frozenset[str]] = frozenset()
     # False when ``score`` uses only ``target.logits()`` (and the examples' labels), so the
     # audit may run on the target's cached outputs without loading the model or torch.
     uses_model: ClassVar[bool] = True
+    # What the attacked model does (:mod:`auditml.training.task`): the classifier attacks read
+    # class scores, the text attacks a language model's next-token log-probabilities.
+    tasks: ClassVar[frozenset[str]] = frozenset({"classification"})
 
     def __init__(self, **settings: Any) -> None:
         self.params = validated_settings(self.Settings, self.name, settings)
@@ -169,6 +174,18 @@ class MembershipAttack(ABC):
         """Values ``fit`` chose (e.g. a tuned parameter), recorded beside the settings."""
         return {}
 
+    def check_task(self, task: str) -> None:
+        """Refuse, with a ``ConfigError``, a model this attack cannot read (a language model for
+        a classifier attack, or the other way round), before any model trains."""
+        if task not in self.tasks:
+            kind = "a language model" if task == "causal_lm" else "a classifier"
+            hint = ("the text attacks (mia_text_*)" if task == "causal_lm"
+                    else "the classifier attacks (mia_threshold, mia_rmia, ...)")
+            raise ConfigError(
+                f"{self.name} cannot attack {kind} (it reads {_READS[min(self.tasks)]}): use "
+                f"{hint}"
+            )
+
     def check_inputs(self, input_shape: tuple[int, ...]) -> None:  # noqa: B027 - a hook
         """Refuse, with an ``AuditMLError``, inputs of one example's ``input_shape`` that these
         settings cannot attack (e.g. image augmentations on tabular rows). Called before any
@@ -179,8 +196,14 @@ class MembershipAttack(ABC):
         """One float per example of ``target.examples``, higher = more likely a member."""
 
 
+_READS = {
+    "classification": "class scores",
+    "causal_lm": "next-token log-probabilities",
+}
+
 _WHAT = {
     "reference": "models trained like the target on halves of the audited examples",
     "population": "examples from the same distribution that the target never trained on",
     "shadow": "models trained like the target on population data",
+    "base": "the model the target was fine-tuned from: set model.base and train again",
 }

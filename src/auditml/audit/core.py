@@ -58,6 +58,10 @@ class Resources(Protocol):
         """Models of the target's recipe trained on halves of the population (or None)."""
         ...
 
+    def base(self) -> nn.Module | None:
+        """The model the target was fine-tuned from (or None)."""
+        ...
+
 
 class NoResources:
     """For attacks that need only the model: every resource is absent."""
@@ -71,6 +75,9 @@ class NoResources:
     def shadow(self) -> ReferenceModels | None:
         return None
 
+    def base(self) -> nn.Module | None:
+        return None
+
 
 @dataclass(frozen=True)
 class GivenResources:
@@ -79,6 +86,7 @@ class GivenResources:
     population_set: ArrayDataset | None = None
     reference_models: ReferenceModels | None = None
     shadow_models: ReferenceModels | None = None
+    base_model: nn.Module | None = None
 
     def population(self) -> ArrayDataset | None:
         return self.population_set
@@ -88,6 +96,9 @@ class GivenResources:
 
     def shadow(self) -> ReferenceModels | None:
         return self.shadow_models
+
+    def base(self) -> nn.Module | None:
+        return self.base_model
 
 
 @dataclass(frozen=True)
@@ -118,6 +129,7 @@ def run_attacks(
     example_ids: np.ndarray | None = None,
     on_outcome: Callable[[AttackOutcome], None] | None = None,
     outputs: np.ndarray | None = None,
+    task: str = "classification",
 ) -> AuditRun:
     """Fit and score every attack against ``model`` and summarise each one's scores.
 
@@ -126,7 +138,8 @@ def run_attacks(
     attack finishes, so a caller can save results one by one. ``outputs`` are the model's
     logits on the members then the non-members, when already computed; with them ``model``
     may be None if no attack uses it (:attr:`MembershipAttack.uses_model`), and then torch is
-    not imported at all.
+    not imported at all. ``task`` is what the model does (:mod:`auditml.training.task`): an
+    attack that cannot read such a model is refused before anything trains.
     """
     examples = ArrayDataset(
         np.concatenate([members.x, nonmembers.x]), np.concatenate([members.y, nonmembers.y])
@@ -134,6 +147,7 @@ def run_attacks(
     is_member = np.r_[np.ones(len(members), bool), np.zeros(len(nonmembers), bool)]
     ids = np.arange(len(examples)) if example_ids is None else np.asarray(example_ids)
     for attack in attacks:  # before any reference or shadow model trains
+        attack.check_task(task)
         attack.check_inputs(tuple(examples.x.shape[1:]))
         if model is None and (attack.uses_model or outputs is None):
             raise ValueError(f"{attack.name} needs the target model, and none was given")
@@ -149,6 +163,7 @@ def run_attacks(
         reference=resources.reference(examples) if "reference" in needs else None,
         shadow=resources.shadow() if "shadow" in needs else None,
         outputs=outputs,
+        base=_on(resources.base(), device) if "base" in needs else None,
     )
     outcomes = []
     for attack in attacks:
@@ -167,6 +182,10 @@ def run_attacks(
             on_outcome(outcome)
         outcomes.append(outcome)
     return AuditRun(outcomes, target, is_member)
+
+
+def _on(model: nn.Module | None, device: torch.device | None) -> nn.Module | None:
+    return None if model is None else model.to(device).eval()
 
 
 @dataclass(frozen=True)
@@ -194,6 +213,7 @@ class MembershipEvidence:
     resources: Resources | None = None
     example_ids: np.ndarray | None = None
     outputs: np.ndarray | None = None
+    task: str = "classification"
 
 
 @dataclass(frozen=True)
@@ -252,6 +272,7 @@ def run_plan(
             num_classes=found.num_classes, device=found.device, seed=found.seed,
             delta=found.delta, run_facts=found.run_facts, resources=found.resources,
             example_ids=found.example_ids, on_outcome=on_attack, outputs=found.outputs,
+            task=found.task,
         )
         if on_attacks_done is not None:
             on_attacks_done(attacked)

@@ -13,7 +13,7 @@ import difflib
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
-from auditml.attacks import ATTACKS, MembershipAttack
+from auditml.attacks import ATTACKS, MembershipAttack, attacks_of
 from auditml.audit.canaries import CANARY_AUDITS
 from auditml.audit.core import AuditPlan
 from auditml.audit.inference import INFERENCE_AUDITS
@@ -31,15 +31,16 @@ def known_names() -> list[str]:
     return [*ATTACKS.available(), *CANARY_AUDITS.available(), *INFERENCE_AUDITS.available()]
 
 
-def expand_names(requested: Sequence[str]) -> list[str]:
-    """``requested`` without repeats, ``all`` replaced by every membership attack; unknown
-    names raise :class:`UnknownNameError` with a did-you-mean."""
+def expand_names(requested: Sequence[str], *, task: str = "classification") -> list[str]:
+    """``requested`` without repeats, ``all`` replaced by every membership attack of models of
+    ``task`` (:mod:`auditml.training.task`: the classifier attacks, or the text attacks of a
+    language model); unknown names raise :class:`UnknownNameError` with a did-you-mean."""
     if not requested:
         raise ConfigError("no attack to run: name at least one attack, or `all`")
     names: list[str] = []
     for name in requested:
         if name == ALL:
-            names += ATTACKS.available()
+            names += attacks_of(task)
         elif _known(name):
             names.append(name)
         else:
@@ -51,8 +52,11 @@ def plan_audit(
     requested: Sequence[str],
     sections: Mapping[str, Mapping[str, Any]] | None = None,
     overrides: Mapping[str, Mapping[str, Any]] | None = None,
+    *,
+    task: str = "classification",
 ) -> AuditPlan:
-    """Instantiate each requested attack with ``sections[name]`` updated by ``overrides[name]``.
+    """Instantiate each requested attack with ``sections[name]`` updated by ``overrides[name]``
+    (``all``: every attack of models of ``task``).
 
     ``sections`` are the config's per-attack settings; every section must name a known attack
     (a typo such as ``mia_lria`` is refused, not ignored).
@@ -64,7 +68,7 @@ def plan_audit(
     attacks: list[MembershipAttack] = []
     canary_audits: list[CanaryAuditKind] = []
     inference_audits: list[InferenceAudit] = []
-    for name in expand_names(requested):
+    for name in expand_names(requested, task=task):
         settings = {**sections.get(name, {}), **overrides.get(name, {})}
         try:
             if name in ATTACKS:
@@ -82,10 +86,10 @@ def _known(name: str) -> bool:
     return name in ATTACKS or name in CANARY_AUDITS or name in INFERENCE_AUDITS
 
 
-def check_audit_config(audit: AuditConfig) -> AuditPlan:
+def check_audit_config(audit: AuditConfig, *, task: str = "classification") -> AuditPlan:
     """Check ``audit.attacks`` and every ``audit.<attack>`` section of a config; the plan the
-    config describes. Cheap: attacks do nothing until fitted."""
-    plan = plan_audit(audit.attacks, audit.attack_sections())
+    config describes (for models of ``task``). Cheap: attacks do nothing until fitted."""
+    plan = plan_audit(audit.attacks, audit.attack_sections(), task=task)
     # Sections of attacks not in audit.attacks are checked too: they are used by --attack.
     if audit.attack_sections():
         plan_audit(list(audit.attack_sections()), audit.attack_sections())
@@ -96,7 +100,7 @@ def resolved_config(config: AuditMLConfig) -> AuditMLConfig:
     """``config.resolved()`` with the full settings of each attack ``audit.attacks`` names."""
     resolved = config.resolved()
     audit = resolved.audit.model_dump(mode="json")
-    plan = check_audit_config(config.audit)
+    plan = check_audit_config(config.audit, task=config.dataset_spec.task)
     for runner in (*plan.attacks, *plan.canary_audits, *plan.inference_audits):
         audit[runner.name] = runner.settings()
     return resolved.model_copy(update={"audit": AuditConfig(**audit)}, deep=True)

@@ -69,6 +69,15 @@ def encode_bytes(texts: Sequence[bytes], max_length: int) -> np.ndarray:
     return ids
 
 
+def text_bytes(ids: np.ndarray) -> bytes:
+    """The bytes one row encodes: its byte tokens, without BOS, EOS and padding (what a
+    compressor sees of the text; zlib's membership signal)."""
+    row = _check_ids(ids, "ids")
+    if row.ndim != 1:
+        raise ArgumentError(f"ids must be one row (1-D), got shape {row.shape}")
+    return row[row < 256].astype(np.uint8).tobytes()
+
+
 def prefix_ids(texts: Sequence[bytes]) -> list[np.ndarray]:
     """BOS and the bytes of each text, without EOS or padding (int64, 1-D each): prompts for a
     model to continue (a canary's prefix, whose continuation should be its secret)."""
@@ -86,10 +95,7 @@ def prefix_ids(texts: Sequence[bytes]) -> list[np.ndarray]:
 def decode(ids: np.ndarray) -> str:
     """The text of one row of token ids: the specials dropped, the bytes decoded as UTF-8 with
     invalid sequences shown as U+FFFD."""
-    row = _check_ids(ids, "ids")
-    if row.ndim != 1:
-        raise ArgumentError(f"ids must be one row (1-D), got shape {row.shape}")
-    return row[row < 256].astype(np.uint8).tobytes().decode("utf-8", errors="replace")
+    return text_bytes(ids).decode("utf-8", errors="replace")
 
 
 def token_counts(ids: np.ndarray) -> np.ndarray:

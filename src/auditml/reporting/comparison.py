@@ -63,14 +63,29 @@ def _check_distinct(paths: Sequence[Path], kind: str = "run") -> None:
         seen[resolved] = path
 
 
+def _default_attack(paths: Sequence[Path]) -> str:
+    """The loss threshold, or Min-K%++ when every run is a language model (one unreadable run
+    leaves the classifier default: loading it says what is wrong)."""
+    from auditml.attacks import DEFAULT_TEXT_ATTACK
+    from auditml.errors import AuditMLError
+    from auditml.run_directory import RunDirectory
+
+    try:
+        tasks = {RunDirectory(path).read_training().task for path in paths}
+    except AuditMLError:
+        return DEFAULT_ATTACK
+    return DEFAULT_TEXT_ATTACK if tasks == {"causal_lm"} else DEFAULT_ATTACK
+
+
 def compare_runs(
-    run_dirs: Sequence[str | Path], out_dir: str | Path, *, attack: str = DEFAULT_ATTACK,
+    run_dirs: Sequence[str | Path], out_dir: str | Path, *, attack: str | None = None,
     dp_audits: Sequence[str | Path] = (),
 ) -> Comparison:
     """Compare trained and audited runs and write the report into ``out_dir``.
 
     Each run must have been trained (``auditml train``) and audited with ``attack``
-    (``auditml audit --attack <attack>``); otherwise a :class:`RunDirectoryError` says which
+    (``auditml audit --attack <attack>``; default ``mia_threshold``, or ``mia_text_min_k_pp``
+    when every run is a language model); otherwise a :class:`RunDirectoryError` says which
     command to run. ``out_dir`` must lie outside every run, and if it exists it must be empty
     or hold an earlier comparison: the new report, once complete, replaces the files that one
     wrote and leaves any other file alone (:mod:`auditml.reporting.output`).
@@ -85,6 +100,7 @@ def compare_runs(
     if not paths:
         raise ReportError("compare_runs needs at least one run directory, got none")
     out = Path(out_dir)
+    attack = attack if attack is not None else _default_attack(paths)
     _check_attack_name(attack)
     _check_distinct(paths)
     check_out_dir(out, paths, kind="comparison")

@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from auditml.attacks import ATTACKS
+from auditml.attacks import ATTACKS, DEFAULT_TEXT_ATTACK
 from auditml.audit.plan import expand_names, plan_audit
 from auditml.config import AuditMLConfig, parse_config
 from auditml.errors import ConfigError
@@ -22,6 +22,8 @@ from auditml.run_directory import SweepDirectory
 DEFAULT_EPSILONS = (0.5, 1.0, 2.0, 4.0, 8.0, math.inf)
 # The attack that needs reference models, and the one that needs nothing but the model.
 REFERENCE_ATTACK, CHEAP_ATTACK = "mia_lira", "mia_threshold"
+# A language model's: the strongest attack that needs no other model (Min-K%++).
+TEXT_ATTACK = DEFAULT_TEXT_ATTACK
 
 # The sweep `auditml sweep` runs without --config: digits (embedded, no download), sized so that
 # six runs finish in a few minutes on two CPU cores. Few members and many steps per member let
@@ -112,13 +114,17 @@ def sweep_attacks(config: AuditMLConfig, requested: Sequence[str] | None) -> lis
     ``--attack`` wins; else the config's ``audit.attacks`` when the config sets it; else the
     strongest attack its budget allows: LiRA when the config sets ``audit.reference_models``
     (reference models are trained per run, a cost the user opted into), else the loss
-    threshold, which needs no extra training. Canary audits are refused: the sweep tabulates
-    membership attacks. Unknown names and bad settings are refused here, before any training.
+    threshold, which needs no extra training; for a language model, Min-K%++. Canary audits are
+    refused: the sweep tabulates membership attacks. Unknown names and bad settings are refused
+    here, before any training.
     """
+    task = config.dataset_spec.task
     if requested:
-        names = expand_names(requested)
+        names = expand_names(requested, task=task)
     elif "attacks" in config.audit.model_fields_set:
-        names = expand_names(config.audit.attacks)
+        names = expand_names(config.audit.attacks, task=task)
+    elif task == "causal_lm":
+        names = [TEXT_ATTACK]
     elif "reference_models" in config.audit.model_fields_set:
         names = [REFERENCE_ATTACK]
     else:
@@ -131,6 +137,7 @@ def sweep_attacks(config: AuditMLConfig, requested: Sequence[str] | None) -> lis
             )
     # Bad settings, and settings the dataset's inputs cannot take, fail now, not per run.
     input_shape = config.dataset_spec.input_shape
-    for attack in plan_audit(names, config.audit.attack_sections()).attacks:
+    for attack in plan_audit(names, config.audit.attack_sections(), task=task).attacks:
+        attack.check_task(task)
         attack.check_inputs(input_shape)
     return names

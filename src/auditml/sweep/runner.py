@@ -157,7 +157,8 @@ def audit_run(config: AuditMLConfig, attacks: Sequence[str], console: Console) -
     """
     run = RunDirectory(config.run_dir)
     training_id = run.require_trained().training_id
-    planned = plan_audit(attacks, config.audit.attack_sections()).attacks
+    planned = plan_audit(attacks, config.audit.attack_sections(),
+                         task=config.dataset_spec.task).attacks
     missing = []
     for attack in planned:
         try:
