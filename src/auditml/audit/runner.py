@@ -13,6 +13,7 @@ model nor torch is loaded: that audit's cost is reading files and computing metr
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,7 +24,7 @@ from rich.console import Console
 
 from auditml.attacks import AuditTarget, ReferenceModels
 from auditml.audit.core import AuditRun, MembershipEvidence, PlanEvidence, run_plan
-from auditml.audit.plan import AuditPlan, plan_audit
+from auditml.audit.plan import ALL, AuditPlan, plan_audit
 from auditml.audit.results import AttackOutcome, write_inference, write_outcome, write_overlay
 from auditml.config import AuditConfig, AuditMLConfig
 from auditml.data import ArrayDataset, LoadedDataset, MembershipSplit, select
@@ -39,6 +40,7 @@ from auditml.records import (
 from auditml.run_directory import RunDirectory
 from auditml.training import build_run_model, load_dataset
 from auditml.training.executors import default_workers, make_executor, training_device
+from auditml.training.run_model import secret_canary_texts
 
 if TYPE_CHECKING:
     import torch
@@ -98,9 +100,17 @@ def run_audit(
             "model, and only the audit: section of the given config is used",
             highlight=False, markup=False,
         )
-    plan = plan_audit(list(attacks) if attacks else audit.attacks, audit.attack_sections(),
-                      settings)
+    requested = list(attacks) if attacks else audit.attacks
+    plan = plan_audit(requested, audit.attack_sections(), settings,
+                      task=config.dataset_spec.task)
+    if ALL in requested and config.model.base is None:
+        # `all`: every attack this run can feed; only a fine-tuned run has a base model.
+        plan = dataclasses.replace(plan, attacks=[
+            attack for attack in plan.attacks if "base" not in attack.requires
+        ])
     spec = config.dataset_spec
+    for attack in plan.attacks:  # e.g. a classifier attack on a language model
+        attack.check_task(spec.task)
     for inference_audit in plan.inference_audits:
         # e.g. no sensitive attribute: refused before any loading
         inference_audit.check(f"dataset {spec.name}", spec.sensitive)
@@ -135,7 +145,7 @@ def run_audit(
                 model, data.members, data.nonmembers, num_classes=spec.num_classes,
                 device=device, seed=config.seed, delta=training.delta, run_facts=facts,
                 resources=RunResources(run, config, audit, split, loaded, console),
-                example_ids=pool_indices, outputs=outputs,
+                example_ids=pool_indices, outputs=outputs, task=spec.task,
             )
 
         def canaries() -> CanaryEvidence:
@@ -148,6 +158,8 @@ def run_audit(
                     run.read_gradient_canaries() if run.has_gradient_canaries() else None
                 ),
                 claim=_claim(training),
+                secrets=_secrets(config, data.canaries.x),
+                canary_repeats=data.canary_repeats,
             )
 
         def inference() -> InferenceEvidence:
@@ -180,6 +192,24 @@ def run_audit(
         None if attacked is None else attacked.target,
         None if attacked is None else attacked.is_member,
         {name: outcome.record for name, outcome in done.inference_audits.items()},
+    )
+
+
+def _secrets(config: AuditMLConfig, texts: np.ndarray) -> Any | None:
+    """The run's secret canaries, generated again from its config and checked to be the texts
+    it trained with (a run directory is untrusted; a changed generator would void the audit)."""
+    if config.training.canaries.kind != "secret" or not config.training.canaries.count:
+        return None
+    if not np.array_equal(secret_canary_texts(config), texts):
+        raise RunDirectoryError(
+            f"the secret canaries in {config.run_dir} are not the ones its config generates "
+            "(the split file or the generator changed since training); retrain the run"
+        )
+    from auditml.data.secrets import make_secrets
+
+    canaries = config.training.canaries
+    return make_secrets(
+        canaries.count, kind=canaries.design, length=canaries.secret_length, seed=config.seed
     )
 
 
@@ -216,6 +246,23 @@ class RunResources:
     def shadow(self) -> ReferenceModels | None:
         indices = self._population_indices[: 2 * self.config.data.train_size]
         return self._models("population", indices, "shadow models")
+
+    def base(self) -> torch.nn.Module | None:
+        if self.config.model.base is None:
+            return None
+        from auditml.models import build_model
+        from auditml.training.run_model import load_base
+
+        spec = self.config.dataset_spec
+        model = build_model(self.config.arch, spec.input_shape, spec.num_classes, task=spec.task)
+        trained_from = load_base(model, self.config)
+        if trained_from != self.run.read_training().base_training_id:
+            raise RunDirectoryError(
+                f"model.base {self.config.model.base} was retrained after {self.run.path} was "
+                "fine-tuned from it, so it is no longer the model the run started from; "
+                "retrain the run, or restore the base"
+            )
+        return model
 
     def _models(self, name: str, indices: np.ndarray, description: str) -> ReferenceModels:
         from auditml.training.batched_jobs import batch_models_setting, layer_rules_cover

@@ -149,8 +149,13 @@ def canary_summary(result: dict[str, Any]) -> str:
     lines.extend(_mechanism_lines(result.get("mechanism_check")))
     checks = result.get("assumptions") or []
     lines.extend(_assumption_lines(checks))
+    lines.extend(_secret_lines(result.get("secrets")))
     dp_enabled = result["run"].get("dp_enabled") is True
-    if dp_enabled and claimed is not None:
+    repeats = (result.get("secrets") or {}).get("repeats", 1)
+    if dp_enabled and claimed is not None and repeats > 1:
+        lines.append(f"  accountant's ε={claimed:.2f}: not compared (each secret was trained on "
+                     f"{repeats} times; DP-SGD protects it only as a group of rows)")
+    elif dp_enabled and claimed is not None:
         violated = canary_verdict(
             result.get("violation"), dp_enabled=dp_enabled, claimed_epsilon=claimed,
             epsilon_lower_bound=result["epsilon_lower_bound"],
@@ -160,6 +165,26 @@ def canary_summary(result: dict[str, Any]) -> str:
         lines.append(f"  accountant's ε={claimed:.2f}: "
                      f"{'VIOLATION' + why if violated else 'consistent'}")
     return "\n".join(lines)
+
+
+def _secret_lines(secrets: dict[str, Any] | None) -> list[str]:
+    """A language model's secret canaries: exposure and extraction, trained on and not."""
+    if not secrets:
+        return []
+    lines = [f"  secrets ({secrets['design']}, {secrets['secret_length']} tokens, "
+             f"{secrets['space_bits']:.1f} bits; exposure from {secrets['candidates']} sampled "
+             f"candidates, resolved up to {secrets['exposure_cap']:.1f} bits):"]
+    for label, key in (("trained on", "included"), ("not trained on", "excluded")):
+        group = secrets[key]
+        if not group["canaries"]:
+            continue
+        low, high = group["extraction_interval"]
+        lines.append(
+            f"    {label}: {group['canaries']}, mean exposure {group['mean_exposure']:.1f} bits "
+            f"(max {group['max_exposure']:.1f}), extracted {group['extracted']} "
+            f"({group['extraction_rate']:.0%} [{low:.0%}, {high:.0%}])"
+        )
+    return lines
 
 
 def _assumption_lines(checks: list[dict[str, Any]]) -> list[str]:

@@ -217,6 +217,8 @@ def _telling_canary_audit(
     records = []
     # An unreadable or stale canary audit says nothing of this model.
     for name, record in _current(run, run.canary_names(), run.read_canary, training_id, []):
+        if not record.judged:  # a bound on a group of rows, not on one
+            continue
         violated = canary_verdict(
             record.violation, dp_enabled=dp_enabled, claimed_epsilon=record.run.epsilon,
             epsilon_lower_bound=record.epsilon_lower_bound,
@@ -307,6 +309,7 @@ def _canary_view(name: str, record: CanaryRecord) -> CanaryView:
         assumptions=record.assumptions,
         claim_rejected=None if record.claim_test is None else record.claim_test.violation,
         gaussian_bound=record.gaussian_bound,
+        secrets=record.secrets,
     )
 
 

@@ -15,7 +15,13 @@ from auditml.formatting import (
     gaussian_bound_words,
 )
 from auditml.metrics.singled_out import SINGLED_OUT_FPR
-from auditml.records import AssumptionCheck, GaussianBoundRecord, MechanismCheckRecord
+from auditml.records import (
+    AssumptionCheck,
+    GaussianBoundRecord,
+    MechanismCheckRecord,
+    SecretCanaryRecord,
+    SecretGroupRecord,
+)
 from auditml.reporting import glossary, page
 from auditml.reporting.figures import run_roc_figure
 from auditml.reporting.glossary import Term
@@ -250,6 +256,12 @@ def _thresholds_sentence(view: RunView) -> str:
 def _canary_section(view: RunView, canary: CanaryView) -> page.Html:
     if not view.facts.dp_enabled:
         judged = "The run claims no DP guarantee, so there is no claim to check."
+    elif not canary.judged:
+        judged = (
+            f"Not compared with the accountant's ε={format_epsilon(view.facts.epsilon)}: each "
+            "secret was trained on more than once, and DP-SGD protects such a secret only as a "
+            "group of rows."
+        )
     elif canary.failed_checks:
         judged = (
             f"VIOLATION: the accountant's ε={format_epsilon(view.facts.epsilon)} does not apply: "
@@ -295,8 +307,37 @@ def _canary_section(view: RunView, canary: CanaryView) -> page.Html:
             + _gaussian_sentence(canary.gaussian_bound)
         ),
         page.table(columns, [row]),
+        *([] if canary.secrets is None else [_secrets_table(canary.secrets)]),
         *([] if not canary.assumptions else [_assumptions_table(canary.assumptions)]),
     )
+
+
+def _secrets_table(secrets: SecretCanaryRecord) -> page.Html:
+    """Exposure and extraction of the secrets trained on, beside those never trained on."""
+    columns = [
+        page.Column(Term("Secrets", "trained on (by coin), or not: the control."), False),
+        page.Column(Term("Canaries", "secrets in the group."), True),
+        page.Column(Term("Mean exposure (bits)", "log2 |R| − log2 rank of the secret among "
+                         f"every possible one (Carlini et al. 2019), estimated from "
+                         f"{secrets.candidates} sampled candidates, which resolve it up to "
+                         f"{secrets.exposure_cap:.1f} bits (of {secrets.space_bits:.1f}); "
+                         "about 1 for a secret never seen."),
+                    True),
+        page.Column(Term("Max exposure (bits)", "the most exposed secret of the group."), True),
+        page.Column(Term("Extracted [95% CI]", "greedy decoding from the prefix gives the "
+                         "whole secret (Clopper–Pearson interval)."), True),
+    ]
+
+    def row(name: str, group: SecretGroupRecord) -> list[str]:
+        if not group.canaries:
+            return [name, "0", "—", "—", "—"]
+        low, high = group.extraction_interval or (0.0, 1.0)
+        return [name, str(group.canaries), f"{group.mean_exposure:.1f}",
+                f"{group.max_exposure:.1f}",
+                f"{group.extracted} ({group.extraction_rate:.0%}) [{low:.0%}, {high:.0%}]"]
+
+    return page.table(columns, [row("trained on", secrets.included),
+                                row("not trained on", secrets.excluded)])
 
 
 def _gaussian_sentence(bound: GaussianBoundRecord | None) -> str:

@@ -15,6 +15,7 @@ from auditml.records import (
     GaussianBoundRecord,
     InferenceRecord,
     MechanismCheckRecord,
+    SecretCanaryRecord,
 )
 from auditml.reporting.rows import ONE_PERCENT_FPR
 
@@ -110,6 +111,14 @@ class CanaryView:
     claim_rejected: bool | None = None
     # The ε lower bound under the Gaussian assumption (beside the verdict, never in it).
     gaussian_bound: GaussianBoundRecord | None = None
+    # A language model's secret canaries: exposure and extraction (None for other canaries).
+    secrets: SecretCanaryRecord | None = None
+
+    @property
+    def judged(self) -> bool:
+        """Whether the bound may be compared with the run's claim: not for secrets trained on
+        more than once (DP-SGD protects each as a group of rows, not as one)."""
+        return self.secrets is None or self.secrets.repeats == 1
 
     @property
     def failed_checks(self) -> list[AssumptionCheck]:

@@ -30,6 +30,7 @@ CANARY_AUDITS: Registry[type[CanaryAuditKind]] = Registry("canary audit")
 CANARY_AUDITS.register_lazy("dp_audit", _ONE_RUN, "OneRunAudit")
 CANARY_AUDITS.register_lazy("dp_audit_all_iterates", _WHITE_BOX, "AllIteratesAudit")
 CANARY_AUDITS.register_lazy("dp_audit_last_iterate", _WHITE_BOX, "LastIterateAudit")
+CANARY_AUDITS.register_lazy("secret_canaries", "auditml.audit.canaries.secret", "SecretAudit")
 
 __all__ = [
     "CANARY_AUDITS", "AllIteratesAudit", "CanaryAuditKind", "LastIterateAudit", "OneRunAudit",

@@ -31,10 +31,10 @@ class PrivacyClaim:
 class CanaryEvidence:
     """Everything a canary audit may use.
 
-    ``input_canaries`` are the black-box canaries (examples trained on by coin,
-    ``input_included``; ``model`` may be None for audits that need only the white-box records);
-    ``gradient_canaries`` is what DP-SGD recorded about its gradient
-    canaries (None when the run has none); ``claim`` is None for a run without DP.
+    ``input_canaries`` are the black-box canaries (examples, or a language model's secret
+    texts, trained on by coin, ``input_included``; ``model`` may be None for audits that need
+    only the white-box records); ``gradient_canaries`` is what DP-SGD recorded about its
+    gradient canaries (None when the run has none); ``claim`` is None for a run without DP.
     """
 
     model: nn.Module | None
@@ -47,6 +47,11 @@ class CanaryEvidence:
     input_included: np.ndarray = field(default_factory=lambda: np.empty(0, bool))
     gradient_canaries: Any | None = None
     claim: PrivacyClaim | None = None
+    # The secret canaries' texts, prefixes and secrets (:class:`auditml.data.secrets.Secrets`;
+    # ``input_canaries`` holds their token ids), or None when the run has none.
+    secrets: Any | None = None
+    # How many times each included input canary was trained on (secret canaries may repeat).
+    canary_repeats: int = 1
 
 
 class CanaryAuditKind(ABC):

@@ -59,6 +59,11 @@ class OneRunAudit(CanaryAuditKind):
     def run(self, evidence: CanaryEvidence) -> CanaryRecord:
         model, canaries, device = evidence.model, evidence.input_canaries, evidence.device
         included, delta = evidence.input_included, evidence.delta
+        if evidence.secrets is not None:
+            raise AuditMLError(
+                "dp_audit scores labelled canaries; this run's canaries are a language model's "
+                "secrets: use secret_canaries"
+            )
         if len(canaries) == 0 or model is None:
             raise AuditMLError(
                 "dp_audit needs canaries, and this run has none: set training.canaries.count "

@@ -1,0 +1,156 @@
+"""``secret_canaries``: a language model's secret canaries — ε lower bound, exposure, extraction.
+
+Training added each of m secret canaries (``training.canaries.kind: secret``; texts
+``prefix + secret + suffix``, :mod:`auditml.data.secrets`) with probability 1/2, ``repeats`` times
+when added; the coins are in ``split.npz``. Threat model: black box, last iterate — the audit
+reads only the final model's next-token probabilities, as Panda et al. 2025 ("Privacy Auditing of
+Large Language Models") do. Three results:
+
+- **ε lower bound** (the one-run audit, Steinke, Nasr and Jagielski 2023, with the f-DP test of
+  Mahloujifar, Melis and Chaudhuri 2024: :func:`auditml.metrics.fdp_epsilon_audit`, as
+  ``dp_audit``): each canary is scored by the log-likelihood of its secret given its prefix,
+  ``Σ_t log p(s_t | prefix, s_<t)``. The score is a function of the released model alone, not
+  of the coins, so the bound holds for every (ε, δ)-DP training at the stated confidence.
+  DP-SGD's guarantee is per training row; a secret added ``repeats`` = r > 1 times is r rows,
+  protected only by group privacy (about r ε), so its bound is not compared with the claim:
+  the record's verdict is then left empty (``violation`` None) and ``secrets.repeats`` says why.
+- **Exposure** (Carlini et al. 2019, "The Secret Sharer"): ``log2 |R| − log2 rank`` of the secret
+  among every possible secret in the same text, ranked by the same score. R is too large to
+  enumerate (10⁶ PINs), so the rank is estimated from ``candidates`` secrets drawn uniformly
+  from R (:func:`auditml.metrics.estimated_exposure`). A sample of n candidates resolves
+  exposures up to ``log2(n + 1)`` bits: a secret that beats every sampled candidate is ranked
+  first of them, and how far above the cap its exposure lies the sample cannot say (Carlini et
+  al. extrapolate with a fitted skew-normal; auditml does not claim what it has not measured),
+  so each canary's exposure is taken at most at the cap. Given for the canaries trained on and,
+  as the control, for those not: an untrained secret's exposure is about 1 bit on average.
+- **Extraction**: greedy decoding from the prefix reproduces the whole secret (Carlini et al.
+  2021), with a Clopper–Pearson interval on the rate, for both groups.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+from typing import Any
+
+import numpy as np
+
+from auditml.audit.canaries.base import CanaryAuditKind, CanaryEvidence, gaussian_bound
+from auditml.errors import AuditMLError, ConfigError
+from auditml.metrics import estimated_exposure, extraction_rate, fdp_epsilon_audit
+from auditml.metrics.dp.violation import exceeds_claim
+from auditml.records import CanaryRecord, SecretCanaryRecord, SecretGroupRecord
+
+CONFIDENCE = 0.95
+SCORE = "secret_log_likelihood"
+DEFAULT_CANDIDATES = 255
+
+
+class SecretAudit(CanaryAuditKind):
+    name = "secret_canaries"
+
+    def __init__(self, *, candidates: int = DEFAULT_CANDIDATES, **settings: Any) -> None:
+        super().__init__(**settings)
+        if isinstance(candidates, bool) or not isinstance(candidates, int) or candidates < 1:
+            raise ConfigError(
+                f"{self.name}: candidates={candidates!r}: must be a positive integer (secrets "
+                "sampled to rank each canary's among)"
+            )
+        self.candidates = candidates
+
+    def settings(self) -> dict[str, Any]:
+        return {"candidates": self.candidates}
+
+    def run(self, evidence: CanaryEvidence) -> CanaryRecord:
+        from auditml.data.text_tokens import encode_bytes, prefix_ids
+        from auditml.models.causal_lm import greedy_continuation, token_statistics
+
+        model, secrets = evidence.model, evidence.secrets
+        if secrets is None or model is None or len(secrets) == 0:
+            raise AuditMLError(
+                "secret_canaries needs secret canaries, and this run has none: set "
+                "training.canaries.kind: secret and training.canaries.count (e.g. 200) in the "
+                "config and train again"
+            )
+        device = evidence.device
+        included = np.asarray(evidence.input_included, dtype=bool)
+        spans = secrets.secret_spans()
+        # As trained, cut after the longest canary: with causal attention the padding after a
+        # text changes none of its tokens' probabilities, and scoring it costs time.
+        trained = np.asarray(evidence.input_canaries.x)
+        width = min(max(len(text) for text in secrets.texts) + 2, trained.shape[1])
+        rows = trained[:, :width]
+
+        def secret_scores(texts: list[bytes], span: tuple[int, int]) -> np.ndarray:
+            stats = token_statistics(model, encode_bytes(texts, width), device=str(device))
+            # Next-token position t predicts token t + 1: the secret's tokens [a, b) are
+            # predicted at positions [a - 1, b - 1).
+            return stats.log_probs[:, span[0] - 1 : span[1] - 1].sum(axis=1)
+
+        stats = token_statistics(model, rows, device=str(device))
+        positions = np.arange(stats.log_probs.shape[1])
+        in_secret = (positions >= spans[:, :1] - 1) & (positions < spans[:, 1:] - 1)
+        scores = (stats.log_probs * in_secret).sum(axis=1)
+        bound = fdp_epsilon_audit(scores, included, delta=evidence.delta, confidence=CONFIDENCE)
+        repeats = evidence.canary_repeats
+
+        # The candidates are drawn from the training's id: the same run audits the same way.
+        digest = hashlib.sha256(evidence.run_facts.training_id.encode()).digest()
+        rng = np.random.default_rng([int.from_bytes(digest[:8], "little"), 27])
+        exposures = np.empty(len(secrets))
+        cap = min(math.log2(self.candidates + 1), math.log2(secrets.design.space_size))
+        for index, (start, stop) in enumerate(spans):
+            sampled = secrets.design.sample_candidates(self.candidates, rng)
+            candidate_scores = secret_scores(secrets.with_secrets(index, sampled),
+                                             (int(start), int(stop)))
+            exposures[index] = min(cap, estimated_exposure(
+                scores[index], candidate_scores, secrets.design.space_size,
+                confidence=CONFIDENCE,
+            ).exposure)
+        decoded = greedy_continuation(model, prefix_ids(list(secrets.prefixes)),
+                                      secrets.design.length, device=str(device))
+        extracted = np.array([
+            row.astype(np.uint8).tobytes() == secret
+            for row, secret in zip(decoded, secrets.secrets, strict=True)
+        ])
+
+        def group(chosen: np.ndarray) -> SecretGroupRecord:
+            if not chosen.any():
+                return SecretGroupRecord(canaries=0, mean_exposure=None, max_exposure=None,
+                                         extracted=0, extraction_rate=None,
+                                         extraction_interval=None)
+            rate = extraction_rate(extracted[chosen].tolist(), confidence=CONFIDENCE)
+            return SecretGroupRecord(
+                canaries=int(chosen.sum()),
+                mean_exposure=float(exposures[chosen].mean()),
+                max_exposure=float(exposures[chosen].max()),
+                extracted=int(extracted[chosen].sum()),
+                extraction_rate=rate.rate, extraction_interval=(rate.low, rate.high),
+            )
+
+        bounds = {SCORE: bound.to_dict()}
+        return CanaryRecord(
+            attack=self.name,
+            canaries=len(secrets),
+            included=int(included.sum()),
+            delta=evidence.delta,
+            confidence=CONFIDENCE,
+            epsilon_lower_bound=bound.epsilon,
+            best_score=SCORE,
+            max_epsilon=bounds[SCORE]["max_epsilon"],
+            by_score=bounds,
+            run=evidence.run_facts,
+            threat_model="black_box",
+            gaussian_bound=gaussian_bound({SCORE: scores}, included, delta=evidence.delta,
+                                          confidence=CONFIDENCE),
+            violation=None if evidence.claim is None or repeats > 1 else exceeds_claim(
+                dp_enabled=True, claimed_epsilon=evidence.claim.epsilon,
+                epsilon_lower_bound=bound.epsilon,
+            ),
+            secrets=SecretCanaryRecord(
+                design=secrets.design.kind, secret_length=secrets.design.length,
+                repeats=repeats, space_bits=math.log2(secrets.design.space_size),
+                candidates=self.candidates, exposure_cap=cap, included=group(included),
+                excluded=group(~included),
+            ),
+        )
