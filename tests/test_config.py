@@ -88,7 +88,7 @@ def test_defaults_are_filled_in() -> None:
         ({"experiment_name": ".."}, "experiment_name='..'"),
         ({"experiment_name": "x", "data": {"dataset": "mnst"}},
          "unknown dataset 'mnst' (did you mean 'mnist'?); available: adult, cifar10, csv, "
-         "diabetes, digits, fashion_mnist, mnist, npz, purchase100, texas100, text"),
+         "diabetes, digits, fashion_mnist, mnist, npz, purchase100, texas100, text, text_public"),
         ({"experiment_name": "x", "model": {"arch": "resnet"}}, "unknown model architecture"),
         ({"experiment_name": "x", "training": {"dp": {"accountant": "gdp"}}},
          "training.dp.accountant='gdp'"),

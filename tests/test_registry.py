@@ -30,7 +30,7 @@ def test_duplicate_registration_is_refused() -> None:
 def test_shipped_registries() -> None:
     assert DATASETS.available() == [
         "adult", "cifar10", "csv", "diabetes", "digits", "fashion_mnist", "mnist", "npz",
-        "purchase100", "texas100", "text",
+        "purchase100", "texas100", "text", "text_public",
     ]
     assert MODELS.available() == [
         "cnn_28x28", "cnn_28x28_gn", "cnn_8x8", "cnn_8x8_gn", "gpt2_tiny", "mlp", "mlp_small_tanh",

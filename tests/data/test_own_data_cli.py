@@ -154,8 +154,8 @@ BAD_FILES: list[tuple[str, dict[str, Any], str]] = [
      "data.path, or set data.dataset: csv (or npz)"),
     ("none", {"dataset": "breast_cancer.csv"},
      "unknown dataset 'breast_cancer.csv'; available: adult, cifar10, csv, diabetes, digits, "
-     "fashion_mnist, mnist, npz, purchase100, texas100, text; to read your own file set "
-     "data.dataset: csv and data.path: breast_cancer.csv"),
+     "fashion_mnist, mnist, npz, purchase100, texas100, text, text_public; to read your own "
+     "file set data.dataset: csv and data.path: breast_cancer.csv"),
 ]
 
 

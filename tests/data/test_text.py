@@ -68,6 +68,20 @@ def test_the_embedded_dataset() -> None:
         assert marker in joined
 
 
+def test_the_public_records_are_pinned_of_the_same_kind_and_none_is_private() -> None:
+    public = dataset_spec("text_public", DataSource())
+    private = dataset_spec("text", DataSource())
+    assert (public.input_shape, public.task, public.default_arch, public.num_classes) == (
+        private.input_shape, "causal_lm", "gpt2_tiny", 4)
+    records = synthetic_text.public_records()
+    assert records_digest(records) == synthetic_text.PUBLIC_SHA256
+    assert not set(records.texts) & set(embedded_records().texts)
+    x = public.load(Path("unused"), False).pool.x
+    assert x.shape == (4000, 168) and decode(x[0]) == records.texts[0]
+    with pytest.raises(DataError, match="built in"):
+        dataset_spec("text_public", DataSource(path=Path("notes.txt")))
+
+
 def test_the_embedded_pool_is_generated_once_per_process() -> None:
     spec = dataset_spec("text", DataSource())
     assert embedded_records() is embedded_records()

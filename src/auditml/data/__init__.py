@@ -24,7 +24,7 @@ from auditml.data.membership_benchmarks import PURCHASE100, TEXAS100
 from auditml.data.mnist import FASHION_MNIST, MNIST
 from auditml.data.npz_file import NPZ_FILE
 from auditml.data.split import MembershipSplit, SplitData, make_split, select
-from auditml.data.text import TEXT
+from auditml.data.text import PUBLIC_TEXT, TEXT
 from auditml.registry import Registry
 
 DATASETS: Registry[DatasetEntry] = Registry("dataset")
@@ -39,6 +39,7 @@ DATASETS.register("texas100", TEXAS100)
 DATASETS.register("csv", CSV_FILE)
 DATASETS.register("npz", NPZ_FILE)
 DATASETS.register("text", TEXT)
+DATASETS.register("text_public", PUBLIC_TEXT)
 
 
 def dataset_spec(name: str, source: DataSource) -> DatasetSpec:

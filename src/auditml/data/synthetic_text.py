@@ -32,6 +32,11 @@ EMBEDDED_POOL_SIZE = 4000
 EMBEDDED_SEED = 27
 # SHA-256 of the embedded records (see :func:`records_digest`) with the pinned faker.
 EMBEDDED_SHA256 = "d5beec4afa70ff26f518b3a5270993bf889219ea7fffb2549412d98e31bb3383"
+# The public records (``data.dataset: text_public``): the same generators, another seed; none
+# equals an embedded record. What a base model is pretrained on before it is fine-tuned, with
+# or without DP, on the embedded (private) records.
+PUBLIC_SEED = 2027
+PUBLIC_SHA256 = "41c1735be74d90bdf7cdc1845b6bcdf481befa6556070221001aadff03ea936e"
 
 _FIRST_DAY, _LAST_DAY = dt.date(2024, 1, 1), dt.date(2025, 12, 31)
 _ISSUES = (
@@ -102,9 +107,23 @@ def records_digest(records: TextRecords) -> str:
 @lru_cache(maxsize=1)
 def embedded_records() -> TextRecords:
     """The embedded pool, checked against :data:`EMBEDDED_SHA256`."""
-    records = generate_records()
+    return _pinned(generate_records(), EMBEDDED_SHA256)
+
+
+@lru_cache(maxsize=1)
+def public_records() -> TextRecords:
+    """The public pool, checked against :data:`PUBLIC_SHA256` and disjoint from the embedded
+    one (a public record equal to a private one would make pretraining see a member)."""
+    records = _pinned(generate_records(EMBEDDED_POOL_SIZE, seed=PUBLIC_SEED), PUBLIC_SHA256)
+    if set(records.texts) & set(embedded_records().texts):
+        raise DataError("the public text records overlap the embedded ones; install the faker "
+                        "version pinned in auditml's constraints.txt")
+    return records
+
+
+def _pinned(records: TextRecords, expected: str) -> TextRecords:
     digest = records_digest(records)
-    if digest != EMBEDDED_SHA256:
+    if digest != expected:
         import faker
 
         raise DataError(

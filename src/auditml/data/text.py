@@ -30,6 +30,7 @@ it if it changed.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import math
@@ -48,7 +49,13 @@ from auditml.data.base import (
     LoadedDataset,
 )
 from auditml.data.files import class_indices, holdout
-from auditml.data.synthetic_text import CATEGORIES, EMBEDDED_POOL_SIZE, embedded_records
+from auditml.data.synthetic_text import (
+    CATEGORIES,
+    EMBEDDED_POOL_SIZE,
+    TextRecords,
+    embedded_records,
+    public_records,
+)
 from auditml.data.text_tokens import encode
 from auditml.errors import DataError
 
@@ -103,7 +110,15 @@ class TextData:
 
 def load_embedded(data_dir: Path, download: bool) -> LoadedDataset:
     """The embedded records as token ids; ``data_dir`` and ``download`` are unused."""
-    records = embedded_records()
+    return _as_tokens(embedded_records())
+
+
+def load_public(data_dir: Path, download: bool) -> LoadedDataset:
+    """The public records (pretraining data) as token ids; the arguments are unused."""
+    return _as_tokens(public_records())
+
+
+def _as_tokens(records: TextRecords) -> LoadedDataset:
     x = encode(records.texts, EMBEDDED_MAX_LENGTH)
     return LoadedDataset(pool=ArrayDataset(x, np.array(records.labels)), test=None)
 
@@ -116,7 +131,12 @@ EMBEDDED_TEXT = DatasetSpec(
     num_classes=len(CATEGORIES),
     default_arch=DEFAULT_ARCH,
     load=load_embedded,
+    task="causal_lm",
 )
+
+# ``data.dataset: text_public``: records of the same kind, none of them the embedded ones, to
+# pretrain the base model that a run on ``text`` fine-tunes (``model.base``).
+PUBLIC_TEXT = dataclasses.replace(EMBEDDED_TEXT, name="text_public", load=load_public)
 
 
 def file_max_length(byte_lengths: np.ndarray) -> int:
@@ -192,6 +212,7 @@ def _bound_file(path: Path, size: int, mtime_ns: int) -> DatasetSpec:
         load=lambda data_dir, download: loaded,
         source_file=DataFile(str(path), hashlib.sha256(content).hexdigest()),
         default_arch_reason=f"text, {max_length} byte tokens a row",
+        task="causal_lm",
     )
 
 
