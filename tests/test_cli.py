@@ -12,22 +12,10 @@ from typing import Any
 import pytest
 
 from auditml.cli import main
+from cli_helpers import one_error_line as _one_error_line
+from cli_helpers import run_cli as _run
 
 pytestmark = pytest.mark.slow
-
-
-def _run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
-    code = main(list(argv))
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
-
-
-def _one_error_line(err: str) -> str:
-    lines = [line for line in err.splitlines() if line.strip()]
-    assert len(lines) == 1, err
-    assert lines[0].startswith("error: ")
-    assert "Traceback" not in err
-    return lines[0]
 
 
 def test_train_audit_compare(

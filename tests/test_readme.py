@@ -179,7 +179,7 @@ def test_the_quick_start_commands_are_make_targets_that_install_with_the_constra
     makefile = (README.parent / "Makefile").read_text(encoding="utf-8")
     assert re.search(r"^demo: \$\(STAMP\)\n\t\$\(BIN\)/auditml demo$", makefile, re.MULTILINE)
     assert re.search(r"^test: \$\(STAMP\)\n", makefile, re.MULTILINE)
-    assert "pip install --quiet -c constraints.txt -e '.[test,ray]'" in makefile
+    assert "pip install --quiet -c constraints.txt -e '.[test,ray,text]'" in makefile
 
 
 def test_every_tutorial_step_says_how_long_it_takes() -> None:
