@@ -197,3 +197,26 @@ def test_secret_canaries_and_lora_need_text_and_attacks_need_their_task(
     code, out, err = run_cli(capsys, "audit", "--config", str(text), "--attack", "all")
     assert code == 0, err
     assert "mia_text_loss" in out and "mia_threshold" not in out
+
+
+def test_gradient_canaries_audit_a_language_models_dp_sgd(
+    capsys: pytest.CaptureFixture[str], write_config: Callable[..., Path], tmp_path: Path,
+) -> None:
+    """The white-box canary audits work on a language model's parameters: DP-SGD (hooks) adds
+    the canaries to its clipped sums, the loop's assumptions are checked, and a correct run is
+    consistent with its claim."""
+    config = write_config(_lm_config(
+        tmp_path, "gradient", training={
+            "epochs": 2, "dp": {"enabled": True, "epsilon": 8.0, "delta": 1e-3},
+            "canaries": {"count": 50, "kind": "gradient"},
+        },
+        audit={"attacks": ["dp_audit_all_iterates", "dp_audit_last_iterate"]},
+    ), "gradient")
+    assert run_cli(capsys, "train", "--config", str(config))[0] == 0
+    code, _, err = run_cli(capsys, "audit", "--config", str(config))
+    assert code == 0, err
+    canaries = tmp_path / "results" / "gradient" / "audit" / "canaries"
+    for name in ("dp_audit_all_iterates", "dp_audit_last_iterate"):
+        record = json.loads((canaries / f"{name}.json").read_text())
+        assert record["violation"] is False and record["canaries"] == 50
+        assert not [check for check in record["assumptions"] if check["status"] == "failed"]
