@@ -124,11 +124,15 @@ def test_token_statistics_match_a_direct_computation() -> None:
     mean = (p * log_p).sum(-1)
     std = ((p * log_p.square()).sum(-1) - mean.square()).sqrt()
     actual = log_p.gather(-1, ids[:, 1:, None]).squeeze(-1)
+    mask = ids[:, 1:].numpy() != PAD_ID
+    assert not mask.all()  # some rows end before others: the batches' padding is cut
     for name, value in {"log_probs": actual, "mean": mean, "std": std}.items():
         array = getattr(stats, name)
         assert array.shape == (7, LENGTH - 1) and array.dtype == np.float64, name
-        np.testing.assert_allclose(array, value.numpy(), rtol=1e-5, atol=1e-5, err_msg=name)
-    np.testing.assert_array_equal(stats.mask, ids[:, 1:].numpy() != PAD_ID)
+        # Real targets as computed on the whole rows (padding targets mean nothing).
+        np.testing.assert_allclose(array[mask], value.numpy()[mask], rtol=1e-5, atol=1e-5,
+                                   err_msg=name)
+    np.testing.assert_array_equal(stats.mask, mask)
     assert stats.mask.dtype == np.bool_
 
 
@@ -342,3 +346,17 @@ def test_greedy_decoding_takes_an_array_of_prefixes_and_names_bad_ones() -> None
         greedy_continuation(model, [], 5)
     with pytest.raises(ArgumentError, match="length must be a positive integer"):
         greedy_continuation(model, prefixes, 0)
+
+
+def test_cutting_a_batchs_trailing_padding_changes_no_loss() -> None:
+    from auditml.training.task import trim_padding
+
+    model = _model(seed=3).eval()
+    ids = _ids(6, seed=4)
+    cut = trim_padding(ids)
+    longest = int((ids != PAD_ID).sum(dim=1).max())
+    assert cut.shape == (6, longest)  # every real token kept, nothing after the longest row
+    with torch.no_grad():
+        np.testing.assert_allclose(per_example_loss(model(cut), cut).numpy(),
+                                   per_example_loss(model(ids), ids).numpy(), rtol=1e-5)
+    assert trim_padding(torch.full((3, 8), PAD_ID)).shape == (3, 2)  # an all-padding batch

@@ -208,7 +208,8 @@ def next_token_evaluation(
     total_loss = 0.0
     with _evaluating(model), torch.no_grad():
         for start in range(0, len(ids), batch_size):
-            batch = torch.as_tensor(ids[start:start + batch_size], device=device)
+            rows = ids[start:start + batch_size]
+            batch = torch.as_tensor(rows[:, :_real_length(rows)], device=device)
             logits = model(batch).float()
             hits, real = next_token_predictions(logits, batch)
             right, counted = right + hits, counted + real
@@ -247,7 +248,10 @@ def token_statistics(
     parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     with _evaluating(model), torch.no_grad():
         for start in range(0, len(ids), batch_size):
-            batch = torch.as_tensor(ids[start:start + batch_size], device=device)
+            rows = ids[start:start + batch_size]
+            # Without the batch's trailing padding (no real token attends to it; its entries
+            # are masked), then padded back with zeros to the full width.
+            batch = torch.as_tensor(rows[:, :_real_length(rows)], device=device)
             log_p = torch.log_softmax(model(batch)[:, :-1].float(), dim=-1)
             p = log_p.exp()
             actual = log_p.gather(-1, batch[:, 1:, None]).squeeze(-1)
@@ -256,9 +260,18 @@ def token_statistics(
             # Σ p (log p − μ)², equal to Σ p (log p)² − μ² but without its cancellation.
             centred = torch.where(p > 0, log_p - mean[..., None], 0.0)
             variance = (p * centred.square()).sum(-1)
-            parts.append(tuple(t.double().cpu().numpy() for t in (actual, mean, variance.sqrt())))
+            parts.append(tuple(
+                np.pad(t.double().cpu().numpy(), ((0, 0), (0, ids.shape[1] - batch.shape[1])))
+                for t in (actual, mean, variance.sqrt())
+            ))
     log_probs, mean, std = (np.concatenate([part[i] for part in parts]) for i in range(3))
     return TokenStatistics(log_probs=log_probs, mean=mean, std=std, mask=ids[:, 1:] != PAD_ID)
+
+
+def _real_length(ids: np.ndarray) -> int:
+    """The columns up to the last real (not PAD) token of any row, at least 2."""
+    real = np.flatnonzero((ids != PAD_ID).any(axis=0))
+    return max(int(real[-1]) + 1 if len(real) else 0, 2)
 
 
 def greedy_continuation(
