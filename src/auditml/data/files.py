@@ -25,6 +25,7 @@ What every format shares:
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import lru_cache
@@ -90,18 +91,7 @@ class FileFormat:
         for option in self.required:
             if getattr(source, option) is None:
                 raise DataError(f"data.dataset: {self.name} needs data.{option}: set it")
-        path = source.path.absolute()
-        try:
-            stat = path.stat()
-        except FileNotFoundError:
-            raise DataError(
-                f"data.path {source.path}: no such file (relative paths are relative to the "
-                f"working directory, {Path.cwd()}); check the path"
-            ) from None
-        except OSError as error:
-            raise DataError(f"data.path {source.path}: cannot read it ({error.strerror})") from None
-        if not path.is_file():
-            raise DataError(f"data.path {source.path} is not a file; give the {self.name} file")
+        path, stat = stat_data_file(source.path, f"the {self.name} file")
         return _bound(self, path, stat.st_size, stat.st_mtime_ns, source)
 
 
@@ -206,3 +196,22 @@ def class_indices(
     if len(np.unique(indices)) < 2:
         raise DataError(f"{where}: every row has the same label; a classifier needs two classes")
     return indices, num_classes
+
+
+def stat_data_file(given: Path, expected: str) -> tuple[Path, os.stat_result]:
+    """``data.path`` made absolute, and its ``stat`` (size and modification time key the read
+    cache); a missing, unreadable or non-file path is one :class:`DataError` line that says
+    ``expected`` (what the dataset reads)."""
+    path = given.absolute()
+    try:
+        stat = path.stat()
+    except FileNotFoundError:
+        raise DataError(
+            f"data.path {given}: no such file (relative paths are relative to the working "
+            f"directory, {Path.cwd()}); check the path"
+        ) from None
+    except OSError as error:
+        raise DataError(f"data.path {given}: cannot read it ({error.strerror})") from None
+    if not path.is_file():
+        raise DataError(f"data.path {given} is not a file; give {expected}")
+    return path, stat

@@ -48,7 +48,7 @@ from auditml.data.base import (
     DataSource,
     LoadedDataset,
 )
-from auditml.data.files import class_indices, holdout
+from auditml.data.files import class_indices, holdout, stat_data_file
 from auditml.data.synthetic_text import (
     CATEGORIES,
     EMBEDDED_POOL_SIZE,
@@ -94,17 +94,7 @@ class TextData:
                 f"data.path {source.path}: data.dataset: {self.name} reads {_FORMATS}, not "
                 f"{path.suffix or 'a file without a suffix'}; convert it or rename it"
             )
-        try:
-            stat = path.stat()
-        except FileNotFoundError:
-            raise DataError(
-                f"data.path {source.path}: no such file (relative paths are relative to the "
-                f"working directory, {Path.cwd()}); check the path"
-            ) from None
-        except OSError as error:
-            raise DataError(f"data.path {source.path}: cannot read it ({error.strerror})") from None
-        if not path.is_file():
-            raise DataError(f"data.path {source.path} is not a file; give the {_FORMATS} file")
+        path, stat = stat_data_file(source.path, f"the {_FORMATS} file")
         return _bound_file(path, stat.st_size, stat.st_mtime_ns)
 
 
