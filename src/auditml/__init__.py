@@ -9,7 +9,10 @@ from typing import Any
 from auditml.errors import AuditMLError
 from auditml.version import __version__
 
-__all__ = ["AssumptionWarning", "AuditMLError", "CanaryAudit", "__version__", "audit"]
+__all__ = [
+    "AssumptionWarning", "AuditMLError", "CanaryAudit", "__version__", "audit",
+    "audit_language_model",
+]
 
 
 class _Package(types.ModuleType):
@@ -47,4 +50,8 @@ def __getattr__(name: str) -> Any:
         from auditml.audit import own_loop
 
         return getattr(own_loop, name)
+    if name == "audit_language_model":  # the text attacks on any causal language model
+        from auditml.api_text import audit_language_model
+
+        return audit_language_model
     raise AttributeError(f"module 'auditml' has no attribute {name!r}")

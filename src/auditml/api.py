@@ -204,6 +204,12 @@ def audit(
     _check_arguments(model, reference_factory, reference_models, seed, delta, claimed_epsilon,
                      reference_dir, reference_key)
     plan = _plan(attacks, settings)
+    for attack in plan.attacks:
+        if "classification" not in attack.tasks:
+            raise ArgumentError(
+                f"`attacks`: {attack.name} attacks language models; audit one with "
+                "auditml.audit_language_model"
+            )
     if plan.canary_audits:
         raise ArgumentError(
             f"`attacks`: {plan.canary_audits[0].name} audits a training run's canaries; audit "
@@ -231,17 +237,7 @@ def audit(
                     sensitive.check_encodes(examples.x, f"`{name}`")
                 except ValueError as error:
                     raise ArgumentError(f"`sensitive`: {error}") from None
-    try:
-        device = torch.device(device)
-    except (RuntimeError, TypeError) as error:
-        raise ArgumentError(f"`device` {device!r} is not a torch device "
-                            f"({one_line(str(error), 200)})") from None
-    if device.type not in ("cpu", "cuda", "mps"):  # e.g. meta: tensors without data
-        raise ArgumentError(f"`device` must be cpu, cuda or mps, got {device}")
-    try:
-        resolve_device(str(device))  # a CUDA or MPS device must exist on this machine
-    except AuditMLError as error:
-        raise ArgumentError(f"`device`: {error}") from None
+    device = checked_device(device)
     model = model.to(device).eval()
     num_classes = _num_classes(model, member_set, device)
     for name, examples in (("members", member_set), ("nonmembers", nonmember_set),
@@ -325,6 +321,22 @@ def _plan(attacks: Sequence[str] | str, settings: dict[str, dict[str, Any]] | No
         return plan_audit(attacks, None, settings)
     except ConfigError as error:
         raise ArgumentError(f"`settings`: {str(error).removeprefix('audit.')}") from None
+
+
+def checked_device(device: str | torch.device) -> torch.device:
+    """``device`` as a torch device that exists on this machine, or an error naming it."""
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError) as error:
+        raise ArgumentError(f"`device` {device!r} is not a torch device "
+                            f"({one_line(str(error), 200)})") from None
+    if resolved.type not in ("cpu", "cuda", "mps"):  # e.g. meta: tensors without data
+        raise ArgumentError(f"`device` must be cpu, cuda or mps, got {resolved}")
+    try:
+        resolve_device(str(resolved))  # a CUDA or MPS device must exist on this machine
+    except AuditMLError as error:
+        raise ArgumentError(f"`device`: {error}") from None
+    return resolved
 
 
 def _check_arguments(

@@ -228,8 +228,9 @@ class RunManifest(Record):
 
 
 class AuditedModelRecord(Record):
-    """``model.json``: a model audited in Python (``auditml.api.audit``, or ``CanaryAudit`` on
-    the caller's own training loop), whose training auditml did not see.
+    """``model.json``: a model audited in Python (``auditml.api.audit``,
+    ``auditml.audit_language_model``, or ``CanaryAudit`` on the caller's own training loop),
+    whose training auditml did not see (a language model's accuracies are of its next tokens).
 
     Only what the audit was given or measured is recorded; ``None`` is *unknown*, never a
     default: ``dp_enabled`` is None unless the caller stated a DP claim (``claimed_epsilon``);
@@ -237,7 +238,7 @@ class AuditedModelRecord(Record):
     non-members, measured when it was audited (None where the audit did not measure them).
     """
 
-    source: Literal["api.audit", "CanaryAudit"]
+    source: Literal["api.audit", "api.audit_language_model", "CanaryAudit"]
     experiment_name: str
     arch: str | None = None  # the model's class name, when a model was given
     members: int | None = Field(default=None, ge=0)

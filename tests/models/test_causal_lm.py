@@ -76,13 +76,16 @@ def test_a_users_hugging_face_model_is_wrapped_as_it_is() -> None:
     torch.manual_seed(0)
     own = GPT2LMHeadModel(GPT2Config(vocab_size=300, n_positions=32, n_embd=32, n_layer=1,
                                      n_head=2)).eval()
-    model = CausalLM.from_pretrained_model(own)
+    model = CausalLM.from_pretrained_model(own, pad_id=0)
     ids = torch.randint(0, 300, (2, 10))
     with torch.no_grad():
         torch.testing.assert_close(model(ids), own(input_ids=ids).logits)
     assert model.vocab_size == 300 and model.max_length == 32
+    assert (model.pad_id, model.byte_tokens) == (0, False)  # its own tokenizer's ids
     with pytest.raises(ArgumentError, match="language_model must be a Hugging Face causal LM"):
-        CausalLM.from_pretrained_model(nn.Linear(2, 2))
+        CausalLM.from_pretrained_model(nn.Linear(2, 2), pad_id=0)
+    with pytest.raises(ArgumentError, match=r"pad_id must be a token id in \[0, 300\)"):
+        CausalLM.from_pretrained_model(own, pad_id=300)
 
 
 def test_with_lora_trains_only_adapters_and_starts_as_the_base_model() -> None:

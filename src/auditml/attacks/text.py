@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, ClassVar
 import numpy as np
 from pydantic import Field
 
-from auditml.attacks.base import AttackSettings, MembershipAttack
+from auditml.attacks.base import AttackSettings, AuditTarget, MembershipAttack
 from auditml.attacks.text_signals import (
     loss_score,
     min_k_plus_plus_score,
@@ -35,6 +35,7 @@ from auditml.attacks.text_signals import (
     zlib_score,
 )
 from auditml.data.text_tokens import text_bytes
+from auditml.errors import ConfigError
 
 if TYPE_CHECKING:
     from auditml.models.causal_lm import TokenStatistics
@@ -80,6 +81,13 @@ class TextLossAttack(TextAttack):
 
 class ZlibAttack(TextAttack):
     name = "mia_text_zlib"
+
+    def _fit(self, target: AuditTarget) -> None:
+        if not getattr(target.model, "byte_tokens", True):
+            raise ConfigError(
+                f"{self.name} compresses each row's text, which only auditml's byte tokens give; "
+                "leave it out for a model of its own tokenizer"
+            )
 
     def _signal(self, stats: TokenStatistics, ids: np.ndarray) -> np.ndarray:
         return zlib_score(stats.log_probs, stats.mask, [text_bytes(row) for row in ids])

@@ -39,20 +39,31 @@ class CausalLM(nn.Module):
     row would give one gradient for the whole batch).
     """
 
-    def __init__(self, language_model: nn.Module) -> None:
+    def __init__(
+        self, language_model: nn.Module, *, pad_id: int = PAD_ID, byte_tokens: bool = True
+    ) -> None:
         super().__init__()
         self.language_model = language_model
+        # The id that right-pads its rows (no loss, no score), and whether its token ids are
+        # auditml's bytes (then a row's text is its bytes: what zlib compresses).
+        self.pad_id = int(pad_id)
+        self.byte_tokens = byte_tokens
 
     @classmethod
-    def from_pretrained_model(cls, language_model: nn.Module) -> CausalLM:
+    def from_pretrained_model(cls, language_model: nn.Module, *, pad_id: int) -> CausalLM:
         """Wrap a user's own Hugging Face causal LM (anything whose call with ``input_ids`` and
-        ``position_ids`` returns an object with ``.logits``); its weights are used as they are."""
+        ``position_ids`` returns an object with ``.logits``); its weights are used as they are.
+        Its rows are token ids of its own tokenizer, right-padded with ``pad_id`` (e.g. the
+        tokenizer's ``pad_token_id``, or its EOS id when it has none)."""
         if not isinstance(language_model, nn.Module) or not hasattr(language_model, "config"):
             raise ArgumentError(
                 f"language_model must be a Hugging Face causal LM (an nn.Module with a config), "
                 f"got {type(language_model).__name__}"
             )
-        return cls(language_model)
+        vocab = int(_config(language_model).vocab_size)
+        if isinstance(pad_id, bool) or not isinstance(pad_id, int) or not 0 <= pad_id < vocab:
+            raise ArgumentError(f"pad_id must be a token id in [0, {vocab}), got {pad_id!r}")
+        return cls(language_model, pad_id=pad_id, byte_tokens=False)
 
     @property
     def vocab_size(self) -> int:
@@ -187,11 +198,13 @@ class NextTokenLoss(nn.Module):
         return losses.sum() if self.reduction == "sum" else losses.mean()
 
 
-def next_token_predictions(logits: torch.Tensor, input_ids: torch.Tensor) -> tuple[int, int]:
+def next_token_predictions(
+    logits: torch.Tensor, input_ids: torch.Tensor, pad_id: int = PAD_ID
+) -> tuple[int, int]:
     """``(right, counted)``: next tokens the logits' argmax predicts right, out of the targets
-    that are not PAD (a language model's accuracy; :mod:`auditml.training.task`)."""
+    that are not ``pad_id`` (a language model's accuracy; :mod:`auditml.training.task`)."""
     targets = input_ids[:, 1:]
-    real = targets != PAD_ID
+    real = targets != pad_id
     right = (logits[:, :-1].argmax(dim=-1) == targets) & real
     return int(right.sum()), int(real.sum())
 
@@ -204,19 +217,20 @@ def next_token_evaluation(
     (every token weighs the same, so longer texts weigh more). Eval mode, no gradients."""
     ids = _check_ids(input_ids, "input_ids", model, min_length=2)
     _check_positive(batch_size, "batch_size")
+    pad = pad_id_of(model)
     right = counted = 0
     total_loss = 0.0
     with _evaluating(model), torch.no_grad():
         for start in range(0, len(ids), batch_size):
             rows = ids[start:start + batch_size]
-            batch = torch.as_tensor(rows[:, :_real_length(rows)], device=device)
+            batch = torch.as_tensor(rows[:, :_real_length(rows, pad)], device=device)
             logits = model(batch).float()
-            hits, real = next_token_predictions(logits, batch)
+            hits, real = next_token_predictions(logits, batch, pad)
             right, counted = right + hits, counted + real
             targets = batch[:, 1:]
             losses = F.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]),
                                      targets.reshape(-1), reduction="none")
-            total_loss += float((losses * (targets.reshape(-1) != PAD_ID)).sum())
+            total_loss += float((losses * (targets.reshape(-1) != pad)).sum())
     if counted == 0:
         return float("nan"), float("nan")
     return right / counted, math.exp(total_loss / counted)
@@ -245,13 +259,14 @@ def token_statistics(
     ``(N, L)``), in eval mode without gradients; the model's training mode is restored after."""
     ids = _check_ids(input_ids, "input_ids", model, min_length=2)
     _check_positive(batch_size, "batch_size")
+    pad = pad_id_of(model)
     parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     with _evaluating(model), torch.no_grad():
         for start in range(0, len(ids), batch_size):
             rows = ids[start:start + batch_size]
             # Without the batch's trailing padding (no real token attends to it; its entries
             # are masked), then padded back with zeros to the full width.
-            batch = torch.as_tensor(rows[:, :_real_length(rows)], device=device)
+            batch = torch.as_tensor(rows[:, :_real_length(rows, pad)], device=device)
             log_p = torch.log_softmax(model(batch)[:, :-1].float(), dim=-1)
             p = log_p.exp()
             actual = log_p.gather(-1, batch[:, 1:, None]).squeeze(-1)
@@ -265,12 +280,17 @@ def token_statistics(
                 for t in (actual, mean, variance.sqrt())
             ))
     log_probs, mean, std = (np.concatenate([part[i] for part in parts]) for i in range(3))
-    return TokenStatistics(log_probs=log_probs, mean=mean, std=std, mask=ids[:, 1:] != PAD_ID)
+    return TokenStatistics(log_probs=log_probs, mean=mean, std=std, mask=ids[:, 1:] != pad)
 
 
-def _real_length(ids: np.ndarray) -> int:
-    """The columns up to the last real (not PAD) token of any row, at least 2."""
-    real = np.flatnonzero((ids != PAD_ID).any(axis=0))
+def pad_id_of(model: nn.Module) -> int:
+    """The id that pads ``model``'s rows: its own (:class:`CausalLM`), else auditml's PAD."""
+    return model.pad_id if isinstance(model, CausalLM) else PAD_ID
+
+
+def _real_length(ids: np.ndarray, pad: int) -> int:
+    """The columns up to the last real (not padding) token of any row, at least 2."""
+    real = np.flatnonzero((ids != pad).any(axis=0))
     return max(int(real[-1]) + 1 if len(real) else 0, 2)
 
 

@@ -1,0 +1,194 @@
+"""``auditml.audit_language_model``: the text membership attacks on any causal language model.
+
+The Python front door for a language model auditml did not train: auditml's own ``gpt2_tiny``
+(:class:`~auditml.models.causal_lm.CausalLM`) or a Hugging Face causal LM with its own tokenizer.
+It runs the same audit core, attacks and metrics as ``auditml audit`` on a text run, and returns
+the same :class:`~auditml.api.AuditResults` (``save`` writes the records ``report`` and
+``compare`` read).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from auditml.api import AttackResults, AuditResults, checked_device
+from auditml.attacks import DEFAULT_TEXT_ATTACK
+from auditml.audit.core import GivenResources, MembershipEvidence, PlanEvidence, run_plan
+from auditml.audit.plan import plan_audit
+from auditml.data import ArrayDataset
+from auditml.errors import ArgumentError, AuditMLError, ConfigError
+from auditml.models.causal_lm import CausalLM, next_token_evaluation
+from auditml.records import AuditedModelRecord, RunFacts, Versions
+
+Rows = np.ndarray | torch.Tensor | Sequence[Sequence[int]]
+
+
+def audit_language_model(
+    model: nn.Module,
+    members: Rows,
+    nonmembers: Rows,
+    *,
+    attacks: Sequence[str] | str = (DEFAULT_TEXT_ATTACK,),
+    settings: dict[str, dict[str, Any]] | None = None,
+    pad_id: int | None = None,
+    base_model: nn.Module | None = None,
+    seed: int = 0,
+    delta: float | None = None,
+    claimed_epsilon: float | None = None,
+    device: str | torch.device = "cpu",
+) -> AuditResults:
+    """Attack the causal language model ``model`` with ``members`` (token-id rows it trained on)
+    and ``nonmembers`` (rows it did not).
+
+    ``model`` is auditml's :class:`~auditml.models.causal_lm.CausalLM` (byte tokens, as
+    ``auditml train`` makes them), or a Hugging Face causal LM (a ``transformers`` model with a
+    ``config``; its call with ``input_ids`` returns ``.logits``); for the latter give ``pad_id``,
+    the id that right-pads its rows (its tokenizer's pad id, or EOS when it has none).
+    ``members`` and ``nonmembers`` are integer ``(N, L)`` rows of the model's token ids, of one
+    width, each right-padded with ``pad_id``. ``base_model`` is the model ``model`` was
+    fine-tuned from (same tokenizer): ``mia_text_reference`` needs it. ``attacks`` are text
+    attacks (``mia_text_*``, or ``all``: each one the given models can feed). ``delta`` and
+    ``claimed_epsilon`` are the model's DP claim, if it has one (the ε lower bounds use
+    ``delta``; a report checks them against the claim). ``mia_text_zlib`` compresses a row's
+    text, which only auditml's byte tokens give: it is refused for a model of its own tokenizer.
+    """
+    target = _causal_lm(model, pad_id, "model")
+    base = None if base_model is None else _causal_lm(base_model, pad_id, "base_model")
+    for name, value, high in (("delta", delta, 1.0), ("claimed_epsilon", claimed_epsilon, None)):
+        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
+                                  or not np.isfinite(value) or value < 0
+                                  or (high is not None and value >= high)):
+            raise ArgumentError(f"`{name}` must be {'in [0, 1)' if high else '≥ 0'}, got {value!r}")
+    if claimed_epsilon is not None and delta is None:
+        raise ArgumentError("`claimed_epsilon` is an (ε, δ) claim: give its `delta` too")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise ArgumentError(f"`seed` must be a non-negative integer, got {seed!r}")
+    plan = _plan(attacks, settings, base is not None, target.byte_tokens)
+    member_rows = _rows(members, "members", target)
+    nonmember_rows = _rows(nonmembers, "nonmembers", target)
+    if member_rows.shape[1] != nonmember_rows.shape[1]:
+        raise ArgumentError(
+            f"`members` rows have {member_rows.shape[1]} tokens, `nonmembers` "
+            f"{nonmember_rows.shape[1]}: pad both to one width with pad_id"
+        )
+    device = checked_device(device)
+    target = target.to(device).eval()
+    base = None if base is None else base.to(device).eval()
+    facts = RunFacts(experiment_name="model",
+                     dp_enabled=None if claimed_epsilon is None else True,
+                     epsilon=claimed_epsilon, delta=delta)
+    member_set = ArrayDataset(member_rows, np.zeros(len(member_rows), np.int64))
+    nonmember_set = ArrayDataset(nonmember_rows, np.zeros(len(nonmember_rows), np.int64))
+
+    def membership() -> MembershipEvidence:
+        return MembershipEvidence(
+            target, member_set, nonmember_set, num_classes=target.vocab_size, device=device,
+            seed=seed, delta=delta, run_facts=facts, resources=GivenResources(base_model=base),
+            task="causal_lm",
+        )
+
+    done = run_plan(plan, PlanEvidence(membership=membership))
+    outcomes = [] if done.attacks is None else done.attacks.outcomes
+    accuracy = {name: next_token_evaluation(target, rows, device=str(device))[0]
+                for name, rows in (("members", member_rows), ("nonmembers", nonmember_rows))}
+    return AuditResults(
+        {outcome.attack: AttackResults(outcome.metrics, outcome.scores, outcome.result)
+         for outcome in outcomes},
+        np.r_[np.ones(len(member_rows), bool), np.zeros(len(nonmember_rows), bool)],
+        model=AuditedModelRecord(
+            source="api.audit_language_model", experiment_name="model",
+            arch=type(target.language_model).__name__,
+            members=len(member_rows), nonmembers=len(nonmember_rows),
+            # Next-token accuracy: the share of real (not padding) targets the argmax predicts.
+            train_acc=accuracy["members"], nonmember_acc=accuracy["nonmembers"],
+            dp_enabled=facts.dp_enabled, epsilon=claimed_epsilon, delta=delta,
+            versions=Versions.current(),
+        ),
+        outcomes=outcomes,
+    )
+
+
+def _causal_lm(model: object, pad_id: int | None, name: str) -> CausalLM:
+    """``model`` as auditml's interface to a causal LM (a Hugging Face one wrapped)."""
+    if isinstance(model, CausalLM):
+        if pad_id is not None and pad_id != model.pad_id:
+            raise ArgumentError(f"`pad_id` is {pad_id} but `{name}` pads with {model.pad_id}; "
+                                "leave pad_id unset for auditml's own models")
+        return model
+    if not isinstance(model, nn.Module) or not hasattr(model, "config"):
+        raise ArgumentError(
+            f"`{name}` must be auditml's CausalLM or a Hugging Face causal LM (an nn.Module "
+            f"with a config), got {type(model).__name__}"
+        )
+    if pad_id is None:
+        raise ArgumentError(f"`pad_id`: `{name}` is a model of its own tokenizer: give the id "
+                            "that right-pads its rows (its tokenizer's pad_token_id or EOS id)")
+    try:
+        return CausalLM.from_pretrained_model(model, pad_id=pad_id)
+    except AuditMLError as error:
+        raise ArgumentError(f"`pad_id`: {error}") from None
+
+
+def _rows(rows: Rows, name: str, model: CausalLM) -> np.ndarray:
+    """``rows`` as int64 ``(N, L)`` token ids the model can read, or an error naming them."""
+    try:
+        array = np.asarray(rows.detach().cpu() if isinstance(rows, torch.Tensor) else rows)
+    except (ValueError, TypeError) as error:  # ragged rows
+        raise ArgumentError(f"`{name}` must be rows of one width (pad them with pad_id): "
+                            f"{' '.join(str(error).split())[:160]}") from None
+    if array.ndim != 2 or len(array) == 0 or array.shape[1] < 2:
+        raise ArgumentError(f"`{name}` must be (rows, tokens) token ids with at least one row "
+                            f"of at least 2 tokens, got shape {array.shape}")
+    if not np.issubdtype(array.dtype, np.integer):
+        raise ArgumentError(f"`{name}` must hold integer token ids, got dtype {array.dtype}")
+    if array.min() < 0 or array.max() >= model.vocab_size:
+        raise ArgumentError(f"`{name}` holds ids outside the model's vocabulary [0, "
+                            f"{model.vocab_size}): [{array.min()}, {array.max()}]")
+    if model.max_length is not None and array.shape[1] > model.max_length:
+        raise ArgumentError(f"`{name}` rows have {array.shape[1]} tokens, more than the "
+                            f"model's {model.max_length} positions")
+    if ((array[:, 1:] != model.pad_id).sum(axis=1) == 0).any():
+        raise ArgumentError(f"`{name}` has a row with no token after its first: nothing to "
+                            "score")
+    return array.astype(np.int64, copy=False)
+
+
+def _plan(attacks: Sequence[str] | str, settings: dict[str, dict[str, Any]] | None,
+          has_base: bool, byte_tokens: bool) -> Any:
+    """The text attacks to run; ``all`` keeps those the given models can feed."""
+    requested = [attacks] if isinstance(attacks, str) else attacks
+    if not isinstance(requested, Sequence) or not all(isinstance(a, str) for a in requested):
+        raise ArgumentError(f"`attacks` must be attack names (a list of str), got {attacks!r}")
+    try:
+        plan = plan_audit(requested, None, settings, task="causal_lm")
+    except ConfigError as error:
+        raise ArgumentError(f"`attacks`: {str(error).removeprefix('audit.')}") from None
+    except AuditMLError as error:
+        raise ArgumentError(f"`attacks`: {error}") from None
+    if plan.canary_audits or plan.inference_audits:
+        raise ArgumentError("`attacks`: only membership attacks audit a given language model; "
+                            "secret canaries are audited on a run `auditml train` made")
+    kept = []
+    for attack in plan.attacks:
+        try:
+            attack.check_task("causal_lm")
+        except ConfigError as error:
+            raise ArgumentError(f"`attacks`: {error}") from None
+        unusable = (("base" in attack.requires and not has_base)
+                    or (attack.name == "mia_text_zlib" and not byte_tokens))
+        if unusable and "all" in requested:
+            continue
+        if "base" in attack.requires and not has_base:
+            raise ArgumentError(f"`base_model`: {attack.name} compares the model with the one "
+                                "it was fine-tuned from: give base_model")
+        if attack.name == "mia_text_zlib" and not byte_tokens:
+            raise ArgumentError("`attacks`: mia_text_zlib compresses each row's text, which "
+                                "only auditml's byte tokens give; leave it out for a model of "
+                                "its own tokenizer")
+        kept.append(attack)
+    return type(plan)(kept, [], [])
