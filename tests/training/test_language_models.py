@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+import yaml
 
 from auditml.training import trainer
 from cli_helpers import one_error_line, run_cli
@@ -220,3 +221,18 @@ def test_gradient_canaries_audit_a_language_models_dp_sgd(
         record = json.loads((canaries / f"{name}.json").read_text())
         assert record["violation"] is False and record["canaries"] == 50
         assert not [check for check in record["assumptions"] if check["status"] == "failed"]
+
+
+def test_a_sweep_of_a_language_model_audits_each_run_with_min_k_plus_plus(
+    capsys: pytest.CaptureFixture[str], write_config: Callable[..., Path], tmp_path: Path,
+) -> None:
+    config = write_config(_lm_config(tmp_path, "sweep", training={"epochs": 2},
+                                     audit={"attacks": []}), "sweep")
+    raw = yaml.safe_load(config.read_text())
+    del raw["audit"]  # no attack named: the sweep picks a language model's default
+    config.write_text(yaml.safe_dump(raw))
+    code, out, err = run_cli(capsys, "sweep", "--config", str(config), "--epsilons", "8", "inf",
+                             "--out", str(tmp_path / "sweep"))
+    assert code == 0, err
+    assert "auditing sweep_eps8: mia_text_min_k_pp" in out
+    assert "auditing sweep_nodp: mia_text_min_k_pp" in out
