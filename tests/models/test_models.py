@@ -7,6 +7,7 @@ from torch import nn
 
 from auditml.data import DATASETS, DatasetSpec
 from auditml.data.files import default_architectures
+from auditml.data.text_tokens import VOCAB_SIZE
 from auditml.errors import ConfigError
 from auditml.models import MODELS, build_model, predict_logits
 
@@ -33,8 +34,13 @@ def test_dataset_default_models_fit_their_shapes() -> None:
         spec = DATASETS.get(name)
         if not isinstance(spec, DatasetSpec):
             continue  # a file format: its defaults are checked below
-        model = build_model(spec.default_arch, spec.input_shape, spec.num_classes)
-        assert model(torch.zeros(2, *spec.input_shape)).shape == (2, spec.num_classes)
+        model = build_model(spec.default_arch, spec.input_shape, spec.num_classes,
+                            task=spec.task)
+        if spec.task == "causal_lm":  # token ids in, next-token logits out
+            ids = torch.zeros(2, *spec.input_shape, dtype=torch.long)
+            assert model(ids).shape == (2, *spec.input_shape, VOCAB_SIZE)
+        else:
+            assert model(torch.zeros(2, *spec.input_shape)).shape == (2, spec.num_classes)
 
 
 @pytest.mark.parametrize(
