@@ -83,6 +83,7 @@ def test_a_language_model_trains_audits_reports_and_compares(
     assert code == 0, err
     page = (tmp_path / "page" / "report.html").read_text()
     assert "Mean exposure" in page and "mia_text_min_k_pp" in page
+    assert f"{metrics['val_perplexity']:.2f}" in page and "next-token accuracy" in page
     code, out, err = run_cli(capsys, "compare", str(run), "--out", str(tmp_path / "cmp"))
     assert code == 0, err
 

@@ -46,7 +46,12 @@ EPSILON_LOWER_BOUND = Term(
     "while the ROC curve lies on the diagonal.",
 )
 VAL_ACC = Term(
-    "Val Acc", "accuracy on the held-out validation set: the utility the model keeps."
+    "Val Acc", "accuracy on the held-out validation set: the utility the model keeps (for a "
+    "language model, of its next-token predictions)."
+)
+VAL_PERPLEXITY = Term(
+    "Perplexity", "a language model's exp of the mean next-token cross-entropy on the held-out "
+    "validation texts: lower is better."
 )
 AUC = Term(
     "MIA AUC",

@@ -99,6 +99,7 @@ def _facts(run: RunDirectory, training: TrainingRecord) -> TrainingView:
         delta=training.delta,
         val_acc=training.val_acc,
         train_acc=training.train_acc,
+        val_perplexity=training.val_perplexity,
     )
 
 

@@ -131,9 +131,14 @@ def _summary(view: RunView, outcome: Verdict) -> page.Html:
             f"≈ {strongest.gdp_epsilon_estimate:.2f}",
             f"{strongest.name}; an estimate, not a bound",
         ))
+    if facts.val_perplexity is not None:
+        items.append(page.Fact(glossary.VAL_PERPLEXITY, f"{facts.val_perplexity:.2f}",
+                               "validation texts"))
     if facts.val_acc is not None:
-        items.append(page.Fact(glossary.VAL_ACC, format_rate(facts.val_acc),
-                               "validation accuracy", shown="Accuracy"))
+        what = ("next-token accuracy on the validation texts" if facts.val_perplexity is not None
+                else "validation accuracy")
+        items.append(page.Fact(glossary.VAL_ACC, format_rate(facts.val_acc), what,
+                               shown="Accuracy"))
     else:
         measured = ("" if facts.train_acc is None
                     else f"; {format_rate(facts.train_acc)} on the audited members")
@@ -452,6 +457,7 @@ def render_run_page(view: RunView, outcome: Verdict) -> str:
         glossary.EPSILON_CLAIMED, glossary.DELTA, glossary.EPSILON_LOWER_BOUND, glossary.AUC,
         glossary.TPR_AT_FPR, glossary.ADVANTAGE, glossary.GDP_ESTIMATE, glossary.STRONGEST_ATTACK,
         glossary.CANARY_BOUND, glossary.MAX_EPSILON, glossary.VIOLATION, glossary.VAL_ACC,
+        *([glossary.VAL_PERPLEXITY] if facts.val_perplexity is not None else []),
     ]))
     subtitle = " · ".join(
         part for part in (facts.label, facts.dataset, facts.arch, f"run {facts.run_dir}") if part

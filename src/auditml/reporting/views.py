@@ -39,6 +39,9 @@ class TrainingView:
     train_acc: float | None
     # A Python-API audit saved with .save(): auditml did not see the training.
     audited_in_python: bool = False
+    # A language model's perplexity on the validation texts (its accuracies are of next tokens);
+    # None for a classifier.
+    val_perplexity: float | None = None
 
 
 @dataclass(frozen=True)
