@@ -352,7 +352,7 @@ def test_greedy_decoding_takes_an_array_of_prefixes_and_names_bad_ones() -> None
 
 
 def test_cutting_a_batchs_trailing_padding_changes_no_loss() -> None:
-    from auditml.training.task import trim_padding
+    from auditml.models.causal_lm import trim_padding
 
     model = _model(seed=3).eval()
     ids = _ids(6, seed=4)

@@ -40,7 +40,7 @@ from auditml.records import (
 from auditml.run_directory import RunDirectory
 from auditml.training import build_run_model, load_dataset
 from auditml.training.executors import default_workers, make_executor, training_device
-from auditml.training.run_model import secret_canary_texts
+from auditml.training.run_model import run_secrets, secret_canary_texts
 
 if TYPE_CHECKING:
     import torch
@@ -198,19 +198,13 @@ def run_audit(
 def _secrets(config: AuditMLConfig, texts: np.ndarray) -> Any | None:
     """The run's secret canaries, generated again from its config and checked to be the texts
     it trained with (a run directory is untrusted; a changed generator would void the audit)."""
-    if config.training.canaries.kind != "secret" or not config.training.canaries.count:
-        return None
-    if not np.array_equal(secret_canary_texts(config), texts):
+    secrets = run_secrets(config)
+    if secrets is not None and not np.array_equal(secret_canary_texts(config, secrets), texts):
         raise RunDirectoryError(
             f"the secret canaries in {config.run_dir} are not the ones its config generates "
             "(the split file or the generator changed since training); retrain the run"
         )
-    from auditml.data.secrets import make_secrets
-
-    canaries = config.training.canaries
-    return make_secrets(
-        canaries.count, kind=canaries.design, length=canaries.secret_length, seed=config.seed
-    )
+    return secrets
 
 
 class RunResources:

@@ -222,8 +222,7 @@ def next_token_evaluation(
     total_loss = 0.0
     with _evaluating(model), torch.no_grad():
         for start in range(0, len(ids), batch_size):
-            rows = ids[start:start + batch_size]
-            batch = torch.as_tensor(rows[:, :_real_length(rows, pad)], device=device)
+            batch = trim_padding(torch.as_tensor(ids[start:start + batch_size], device=device), pad)
             logits = model(batch).float()
             hits, real = next_token_predictions(logits, batch, pad)
             right, counted = right + hits, counted + real
@@ -263,10 +262,9 @@ def token_statistics(
     parts: list[tuple[np.ndarray, np.ndarray, np.ndarray]] = []
     with _evaluating(model), torch.no_grad():
         for start in range(0, len(ids), batch_size):
-            rows = ids[start:start + batch_size]
             # Without the batch's trailing padding (no real token attends to it; its entries
             # are masked), then padded back with zeros to the full width.
-            batch = torch.as_tensor(rows[:, :_real_length(rows, pad)], device=device)
+            batch = trim_padding(torch.as_tensor(ids[start:start + batch_size], device=device), pad)
             log_p = torch.log_softmax(model(batch)[:, :-1].float(), dim=-1)
             p = log_p.exp()
             actual = log_p.gather(-1, batch[:, 1:, None]).squeeze(-1)
@@ -288,10 +286,13 @@ def pad_id_of(model: nn.Module) -> int:
     return model.pad_id if isinstance(model, CausalLM) else PAD_ID
 
 
-def _real_length(ids: np.ndarray, pad: int) -> int:
-    """The columns up to the last real (not padding) token of any row, at least 2."""
-    real = np.flatnonzero((ids != pad).any(axis=0))
-    return max(int(real[-1]) + 1 if len(real) else 0, 2)
+def trim_padding(ids: torch.Tensor, pad_id: int = PAD_ID) -> torch.Tensor:
+    """Token ids ``(N, L)`` without the columns after the longest row's last real (not
+    ``pad_id``) token, at least two columns (one prediction). Exact for a causal model: no real
+    token attends to a later position, and padding targets carry no loss or score."""
+    real = (ids != pad_id).any(dim=0).nonzero()
+    length = int(real.max()) + 1 if len(real) else 0
+    return ids[:, : max(length, 2)]
 
 
 def greedy_continuation(

@@ -20,6 +20,8 @@ from auditml.models import build_model
 if TYPE_CHECKING:
     from torch import nn
 
+    from auditml.data.secrets import SecretCanaries
+
 
 def build_run_model(
     config: AuditMLConfig, *, with_base: bool = False, fix: bool = True
@@ -95,17 +97,26 @@ def load_dataset(config: AuditMLConfig) -> LoadedDataset:
     return loaded
 
 
-def secret_canary_texts(config: AuditMLConfig) -> np.ndarray:
-    """The token ids of the run's secret canaries, generated from its seed (empty without)."""
+def run_secrets(config: AuditMLConfig) -> SecretCanaries | None:
+    """The run's secret canaries (:mod:`auditml.data.secrets`), generated from its seed and
+    ``training.canaries``; None when it has none."""
     canaries = config.training.canaries
     if canaries.kind != "secret" or not canaries.count:
-        return np.empty((0, 0), np.int64)
+        return None
     from auditml.data.secrets import make_secrets
-    from auditml.data.text_tokens import encode_bytes
 
-    secrets = make_secrets(
+    return make_secrets(
         canaries.count, kind=canaries.design, length=canaries.secret_length, seed=config.seed
     )
+
+
+def secret_canary_texts(config: AuditMLConfig, secrets: SecretCanaries | None) -> np.ndarray:
+    """The token ids of ``secrets`` (the run's, :func:`run_secrets`) at the data's width;
+    empty without."""
+    if secrets is None:
+        return np.empty((0, 0), np.int64)
+    from auditml.data.text_tokens import encode_bytes
+
     return encode_bytes(list(secrets.texts), config.dataset_spec.input_shape[0])
 
 

@@ -65,17 +65,6 @@ def correct(task: TaskName, outputs: torch.Tensor, target: torch.Tensor) -> tupl
     return int((outputs.argmax(1) == target).sum()), len(target)
 
 
-def trim_padding(ids: torch.Tensor) -> torch.Tensor:
-    """Token ids ``(N, L)`` without the columns after the longest row's last real token (at
-    least two columns: one prediction). Exact for a causal model: no real token attends to a
-    later position, and padding targets carry no loss."""
-    from auditml.data.text_tokens import PAD_ID
-
-    real = (ids != PAD_ID).any(dim=0)
-    length = int(real.nonzero().max()) + 1 if bool(real.any()) else 0
-    return ids[:, : max(length, 2)]
-
-
 def evaluate(
     task: TaskName, model: nn.Module, data: ArrayDataset, *, device: torch.device | str
 ) -> Evaluation:

@@ -22,6 +22,7 @@ from auditml.fileio import staged_directory
 from auditml.formatting import dp_guarantee_line
 from auditml.gradient_canary_record import GradientCanaryRecord
 from auditml.models import predict_logits
+from auditml.models.causal_lm import trim_padding
 from auditml.models.scattering import FeatureModel
 from auditml.models.user import model_source
 from auditml.records import TrainingRecord, Versions
@@ -43,15 +44,13 @@ from auditml.training.recipe import (
     schedule_line,
     with_schedule,
 )
-from auditml.training.run_model import build_run_model, load_dataset, secret_canary_texts
-from auditml.training.task import (
-    Evaluation,
-    correct,
-    criterion,
-    evaluate,
-    targets,
-    trim_padding,
+from auditml.training.run_model import (
+    build_run_model,
+    load_dataset,
+    run_secrets,
+    secret_canary_texts,
 )
+from auditml.training.task import Evaluation, correct, criterion, evaluate, targets
 from auditml.training.update_check import check_trained_weights, snapshot_trainable
 
 
@@ -112,7 +111,7 @@ def train(config: AuditMLConfig, *, console: Console | None = None) -> TrainResu
             validation_from_pool=loaded.test is None,
             canaries=config.training.canaries.count,
             canary_kind=config.training.canaries.kind,
-            canary_texts=secret_canary_texts(config),
+            canary_texts=secret_canary_texts(config, run_secrets(config)),
             canary_repeats=config.training.canaries.repeats,
         )
         data = select(loaded, split)
@@ -229,12 +228,9 @@ def check_canaries(config: AuditMLConfig) -> None:
             "training.canaries.kind: secret needs text data (data.dataset: text) and a language "
             "model; for this dataset use kind: mislabeled"
         )
-    if canaries.kind == "secret" and task == "causal_lm":
-        from auditml.data.secrets import make_secrets
-
-        longest = max(len(text) for text in make_secrets(
-            canaries.count, kind=canaries.design, length=canaries.secret_length,
-            seed=config.seed).texts)
+    secrets = run_secrets(config)
+    if secrets is not None and task == "causal_lm":
+        longest = max(len(text) for text in secrets.texts)
         room = config.dataset_spec.input_shape[0] - 2  # BOS and EOS
         if longest > room:
             raise ConfigError(
