@@ -81,16 +81,16 @@ class SecretAudit(CanaryAuditKind):
         width = min(max(len(text) for text in secrets.texts) + 2, trained.shape[1])
         rows = trained[:, :width]
 
-        def secret_scores(texts: list[bytes], span: tuple[int, int]) -> np.ndarray:
-            stats = token_statistics(model, encode_bytes(texts, width), device=str(device))
+        def secret_log_likelihood(ids: np.ndarray, row_spans: np.ndarray) -> np.ndarray:
+            """Σ log p of each row's secret tokens ``[a, b)`` given what precedes them."""
+            stats = token_statistics(model, ids, device=str(device))
             # Next-token position t predicts token t + 1: the secret's tokens [a, b) are
             # predicted at positions [a - 1, b - 1).
-            return stats.log_probs[:, span[0] - 1 : span[1] - 1].sum(axis=1)
+            positions = np.arange(stats.log_probs.shape[1])
+            in_secret = (positions >= row_spans[:, :1] - 1) & (positions < row_spans[:, 1:] - 1)
+            return (stats.log_probs * in_secret).sum(axis=1)
 
-        stats = token_statistics(model, rows, device=str(device))
-        positions = np.arange(stats.log_probs.shape[1])
-        in_secret = (positions >= spans[:, :1] - 1) & (positions < spans[:, 1:] - 1)
-        scores = (stats.log_probs * in_secret).sum(axis=1)
+        scores = secret_log_likelihood(rows, spans)
         bound = fdp_epsilon_audit(scores, included, delta=evidence.delta, confidence=CONFIDENCE)
         repeats = evidence.canary_repeats
 
@@ -99,10 +99,12 @@ class SecretAudit(CanaryAuditKind):
         rng = np.random.default_rng([int.from_bytes(digest[:8], "little"), 27])
         exposures = np.empty(len(secrets))
         cap = min(math.log2(self.candidates + 1), math.log2(secrets.design.space_size))
-        for index, (start, stop) in enumerate(spans):
+        for index in range(len(secrets)):
             sampled = secrets.design.sample_candidates(self.candidates, rng)
-            candidate_scores = secret_scores(secrets.with_secrets(index, sampled),
-                                             (int(start), int(stop)))
+            candidate_scores = secret_log_likelihood(
+                encode_bytes(secrets.with_secrets(index, sampled), width),
+                np.repeat(spans[index : index + 1], len(sampled), axis=0),
+            )
             exposures[index] = min(cap, estimated_exposure(
                 scores[index], candidate_scores, secrets.design.space_size,
                 confidence=CONFIDENCE,
