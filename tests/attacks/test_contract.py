@@ -301,3 +301,27 @@ def test_planted_leak_is_found(
     # scikit-learn's AUC, not auditml's, so a fault in auditml.metrics cannot hide one here.
     auc = roc_auc_score(world.is_member, fitted(name).scores)
     assert auc > LEAK_AUC, f"{name}: AUC {auc:.3f} on a planted leak"
+
+
+def test_the_text_attacks_share_one_pass_of_the_target(
+    text_world: World, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import auditml.models.causal_lm as causal_lm
+
+    passes = []
+    original = causal_lm.token_statistics
+
+    def counted(*args: object, **kwargs: object) -> causal_lm.TokenStatistics:
+        passes.append(1)
+        return original(*args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(causal_lm, "token_statistics", counted)
+    target = text_world.audit(frozenset())
+    one_pass = [name for name in NAMES if _is_text(name) and not ATTACKS.get(name).requires]
+    assert len(one_pass) == 4
+    for name in one_pass:
+        assert np.isfinite(ATTACKS.get(name)().fit(target).score()).all()
+    assert len(passes) == 1
+    # A copy of the target with another model computes its own.
+    dataclasses.replace(target, model=text_world.base).token_statistics()
+    assert len(passes) == 2

@@ -10,7 +10,7 @@ score per example of ``target.examples``. ``score`` before ``fit`` raises.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
 import numpy as np
@@ -22,6 +22,8 @@ from auditml.errors import AuditMLError, ConfigError
 if TYPE_CHECKING:
     import torch
     from torch import nn
+
+    from auditml.models.causal_lm import TokenStatistics
 
 
 class ReferenceModels(Protocol):
@@ -96,6 +98,11 @@ class AuditTarget:
     outputs: np.ndarray | None = None
     # The model the target was fine-tuned from (language models; ``model.base``), or None.
     base: nn.Module | None = None
+    # What is computed once per target for every attack that reads it (not copied by
+    # dataclasses.replace: a target with another model starts empty).
+    _computed: dict[str, Any] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def logits(self) -> np.ndarray:
         """The target's ``(len(examples), num_classes)`` logits as float64: ``outputs`` when
@@ -107,6 +114,20 @@ class AuditTarget:
         from auditml.models.inference import predict_logits
 
         return predict_logits(self.model, self.examples.x, device=self.device or "cpu")
+
+    def token_statistics(self) -> TokenStatistics:
+        """A language model target's next-token statistics on ``examples``
+        (:func:`auditml.models.causal_lm.token_statistics`), computed once: every text attack
+        reads them."""
+        if "token_statistics" not in self._computed:
+            if self.model is None:
+                raise MissingResourceError("the text attacks need the target language model")
+            from auditml.models.causal_lm import token_statistics
+
+            self._computed["token_statistics"] = token_statistics(
+                self.model, self.examples.x, device=self.device or "cpu"
+            )
+        return self._computed["token_statistics"]
 
 
 class MembershipAttack(ABC):

@@ -60,13 +60,8 @@ class TextAttack(MembershipAttack):
     tasks: ClassVar[frozenset[str]] = frozenset({"causal_lm"})
 
     def score(self) -> np.ndarray:
-        from auditml.models.causal_lm import token_statistics
-
         target = self.target
-        if target.model is None:
-            raise ValueError(f"{self.name} needs the target language model")
-        stats = token_statistics(target.model, target.examples.x, device=target.device or "cpu")
-        return self._signal(stats, target.examples.x)
+        return self._signal(target.token_statistics(), target.examples.x)
 
     def _signal(self, stats: TokenStatistics, ids: np.ndarray) -> np.ndarray:
         raise NotImplementedError
