@@ -37,7 +37,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy import special
 
-from auditml.metrics.roc import MetricsInputError, _check_fprs, check_scores
+from auditml.metrics.roc import MetricsInputError, _check_fprs, check_confidence, check_scores
 from auditml.metrics.summary import DEFAULT_FPRS
 
 DEFAULT_RESAMPLES = 1000
@@ -341,10 +341,7 @@ def mean_membership_intervals(
     data = [_sorted_run(run) for run in runs]
     targets = _check_fprs(fprs, "fprs", ndim=1)
     targets = np.unique(targets)
-    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not (
-        0 < confidence < 1
-    ):
-        raise MetricsInputError(f"`confidence` must be in (0, 1), got {confidence!r}.")
+    check_confidence(confidence)
     if isinstance(resamples, bool) or not isinstance(resamples, (int, np.integer)) or not (
         10 <= resamples <= 1_000_000
     ):

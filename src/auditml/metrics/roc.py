@@ -103,6 +103,16 @@ def check_count(
     return int(value)
 
 
+def check_confidence(confidence: object) -> float:
+    """``confidence`` as a float, or :class:`MetricsInputError` unless it is a number (not a
+    boolean) in (0, 1): the level of an interval or a bound."""
+    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not (
+        0 < confidence < 1
+    ):
+        raise MetricsInputError(f"`confidence` must be in (0, 1), got {confidence!r}.")
+    return float(confidence)
+
+
 def check_scores(
     scores: ArrayLike,
     is_member: ArrayLike,

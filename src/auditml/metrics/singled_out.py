@@ -49,6 +49,7 @@ from auditml.metrics.roc import (
     _check_fprs,
     _last_allowed,
     _roc_counts,
+    check_confidence,
     check_scores,
 )
 
@@ -145,10 +146,7 @@ def members_singled_out(
     all of its non-members, so such a tie singles out no one at a lower ``fpr``.
     """
     target = float(_check_fprs(fpr, "fpr", ndim=0))
-    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not (
-        0 < confidence < 1
-    ):
-        raise MetricsInputError(f"`confidence` must be in (0, 1), got {confidence!r}.")
+    check_confidence(confidence)
     counts = _roc_counts(*check_scores(scores, is_member))
     # The point tpr_at_fpr reads; point 0 (threshold +inf) always qualifies.
     point = int(_last_allowed(counts, np.array([target]))[0])
