@@ -78,6 +78,28 @@ def test_a_models_own_tokenizer_is_audited_and_saved(own: dict[str, Any], tmp_pa
     assert "mia_text_min_k_pp" in (tmp_path / "page" / "report.html").read_text()
 
 
+def test_reference_models_from_a_factory_feed_lira_and_rmia_on_sequence_scores(
+    own: dict[str, Any],
+) -> None:
+    halves: list[int] = []
+
+    def train_like_the_target(train_set: Any, seed: int) -> GPT2LMHeadModel:
+        halves.append(len(train_set))
+        return _own_model(train_set.x, seed=seed % 1000)
+
+    population = _own_rows(30, np.random.default_rng(5))
+    results = auditml.audit_language_model(
+        own["model"], own["members"], own["nonmembers"], attacks="all", pad_id=PAD,
+        population=population, reference_factory=train_like_the_target, reference_models=2,
+    )
+    # `all` with reference models and population texts: LiRA and RMIA too (no base here).
+    assert list(results.attacks) == ["mia_text_lira", "mia_text_loss", "mia_text_min_k",
+                                     "mia_text_min_k_pp", "mia_text_rmia"]
+    assert halves == [30, 30]  # complementary halves of the 60 audited rows
+    for name in ("mia_text_lira", "mia_text_rmia"):
+        assert results.attacks[name].metrics.auc > 0.9, name
+
+
 def test_the_models_pad_id_decides_what_is_scored(own: dict[str, Any]) -> None:
     """The own pad id's targets are masked (auditml's PAD, 256, is an ordinary token here)."""
     from auditml.models.causal_lm import CausalLM, next_token_evaluation, token_statistics
@@ -110,7 +132,17 @@ def test_auditmls_own_model_needs_no_pad_id() -> None:
     ({"members": np.zeros((3, WIDTH + 4), np.int64) + 5}, r"more than the model's 16 positions"),
     ({"members": np.full((2, WIDTH), PAD)}, r"`members` has a row with no token"),
     ({"members": np.ones((3, 8), np.float32)}, r"`members` must hold integer token ids"),
-    ({"nonmembers": np.ones((3, 8), np.int64)}, r"pad both to one width"),
+    ({"nonmembers": np.ones((3, 8), np.int64)}, r"`nonmembers` rows have 8 tokens, `members` 16: pad every row to one width"),
+    ({"attacks": ["mia_text_lira"]}, r"`reference_factory`: mia_text_lira needs "
+                                     r"reference_factory: give it"),
+    ({"attacks": ["mia_text_rmia"]}, r"`population`: mia_text_rmia needs population and "
+                                     r"reference_factory: give them"),
+    ({"reference_models": 0}, r"`reference_models` must be an integer in \[1, "),
+    ({"reference_factory": "train"}, r"`reference_factory` must be a function"),
+    ({"population": np.ones((3, 8), np.int64)}, r"`population` rows have 8 tokens, `members` "
+                                                r"16"),
+    ({"attacks": ["mia_text_lira"], "reference_factory": lambda data, seed: "a model"},
+     r"`reference_factory` must return causal language models like `model`"),
     ({"claimed_epsilon": 8.0}, r"give its `delta` too"),
     ({"model": "gpt2"}, r"`model` must be auditml's CausalLM or a Hugging Face causal LM"),
     ({"device": "meta"}, r"`device` must be cpu, cuda or mps"),

@@ -16,14 +16,21 @@ import numpy as np
 import torch
 from torch import nn
 
-from auditml.api import AttackResults, AuditResults, checked_device
+from auditml.api import (
+    MAX_REFERENCE_MODELS,
+    AttackResults,
+    AuditResults,
+    FactoryResources,
+    checked_device,
+)
 from auditml.attacks import DEFAULT_TEXT_ATTACK
-from auditml.audit.core import GivenResources, MembershipEvidence, PlanEvidence, run_plan
-from auditml.audit.plan import plan_audit
+from auditml.audit.core import MembershipEvidence, PlanEvidence, run_plan
+from auditml.audit.plan import ALL, fed_by, plan_audit
 from auditml.data import ArrayDataset
 from auditml.errors import ArgumentError, AuditMLError, ConfigError
 from auditml.models.causal_lm import CausalLM, next_token_evaluation
 from auditml.records import AuditedModelRecord, RunFacts, Versions
+from auditml.training.reference import ReferenceFactory, ReferenceModels
 
 Rows = np.ndarray | torch.Tensor | Sequence[Sequence[int]]
 
@@ -37,6 +44,9 @@ def audit_language_model(
     settings: dict[str, dict[str, Any]] | None = None,
     pad_id: int | None = None,
     base_model: nn.Module | None = None,
+    population: Rows | None = None,
+    reference_factory: ReferenceFactory | None = None,
+    reference_models: int = 8,
     seed: int = 0,
     delta: float | None = None,
     claimed_epsilon: float | None = None,
@@ -51,8 +61,14 @@ def audit_language_model(
     the id that right-pads its rows (its tokenizer's pad id, or EOS when it has none).
     ``members`` and ``nonmembers`` are integer ``(N, L)`` rows of the model's token ids, of one
     width, each right-padded with ``pad_id``. ``base_model`` is the model ``model`` was
-    fine-tuned from (same tokenizer): ``mia_text_reference`` needs it. ``attacks`` are text
-    attacks (``mia_text_*``, or ``all``: each one the given models can feed). ``delta`` and
+    fine-tuned from (same tokenizer): ``mia_text_reference`` needs it.
+    ``reference_factory(train_set, seed)`` must return a model trained like ``model`` (from the
+    same base, with the same recipe) on ``train_set``, an ArrayDataset of token rows (``x``;
+    its labels are 0); it is called ``reference_models`` times, on complementary halves of the
+    audited rows: ``mia_text_lira`` and ``mia_text_rmia`` need it, and RMIA also needs
+    ``population``, rows of the same kind that neither ``model`` nor the reference models
+    trained on. ``attacks`` are text attacks (``mia_text_*``, or ``all``: each one the given
+    models and rows can feed). ``delta`` and
     ``claimed_epsilon`` are the model's DP claim, if it has one (the ε lower bounds use
     ``delta``; a report checks them against the claim). ``mia_text_zlib`` compresses a row's
     text, which only auditml's byte tokens give: it is refused for a model of its own tokenizer.
@@ -68,14 +84,25 @@ def audit_language_model(
         raise ArgumentError("`claimed_epsilon` is an (ε, δ) claim: give its `delta` too")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ArgumentError(f"`seed` must be a non-negative integer, got {seed!r}")
-    plan = _plan(attacks, settings, base is not None, target.byte_tokens)
+    if reference_factory is not None and not callable(reference_factory):
+        raise ArgumentError("`reference_factory` must be a function (train_set, seed) -> model, "
+                            f"got {type(reference_factory).__name__}")
+    if (isinstance(reference_models, bool) or not isinstance(reference_models, int)
+            or not 1 <= reference_models <= MAX_REFERENCE_MODELS):
+        raise ArgumentError(f"`reference_models` must be an integer in [1, "
+                            f"{MAX_REFERENCE_MODELS:,}], got {reference_models!r}")
+    available = {name for name, given in (("base", base), ("reference", reference_factory),
+                                          ("population", population)) if given is not None}
+    plan = _plan(attacks, settings, available, target.byte_tokens)
     member_rows = _rows(members, "members", target)
     nonmember_rows = _rows(nonmembers, "nonmembers", target)
-    if member_rows.shape[1] != nonmember_rows.shape[1]:
-        raise ArgumentError(
-            f"`members` rows have {member_rows.shape[1]} tokens, `nonmembers` "
-            f"{nonmember_rows.shape[1]}: pad both to one width with pad_id"
-        )
+    population_rows = None if population is None else _rows(population, "population", target)
+    for name, rows in (("nonmembers", nonmember_rows), ("population", population_rows)):
+        if rows is not None and rows.shape[1] != member_rows.shape[1]:
+            raise ArgumentError(
+                f"`{name}` rows have {rows.shape[1]} tokens, `members` "
+                f"{member_rows.shape[1]}: pad every row to one width with pad_id"
+            )
     device = checked_device(device)
     target = target.to(device).eval()
     base = None if base is None else base.to(device).eval()
@@ -84,11 +111,17 @@ def audit_language_model(
                      epsilon=claimed_epsilon, delta=delta)
     member_set = ArrayDataset(member_rows, np.zeros(len(member_rows), np.int64))
     nonmember_set = ArrayDataset(nonmember_rows, np.zeros(len(nonmember_rows), np.int64))
+    population_set = None if population_rows is None else ArrayDataset(
+        population_rows, np.zeros(len(population_rows), np.int64))
+    resources = _TextFactoryResources(
+        base=base, pad_id=pad_id, device=device, factory=reference_factory,
+        count=reference_models, population=population_set, seed=seed, console=None,
+    )
 
     def membership() -> MembershipEvidence:
         return MembershipEvidence(
             target, member_set, nonmember_set, num_classes=target.vocab_size, device=device,
-            seed=seed, delta=delta, run_facts=facts, resources=GivenResources(base_model=base),
+            seed=seed, delta=delta, run_facts=facts, resources=resources,
             task="causal_lm",
         )
 
@@ -158,14 +191,21 @@ def _rows(rows: Rows, name: str, model: CausalLM) -> np.ndarray:
     return array.astype(np.int64, copy=False)
 
 
+_ARGUMENT_OF = {"base": "base_model", "reference": "reference_factory",
+                "population": "population"}
+"""The argument that gives each resource an attack may require (shadow models: none here)."""
+
+
 def _plan(attacks: Sequence[str] | str, settings: dict[str, dict[str, Any]] | None,
-          has_base: bool, byte_tokens: bool) -> Any:
-    """The text attacks to run; ``all`` keeps those the given models can feed."""
+          available: set[str], byte_tokens: bool) -> Any:
+    """The text attacks to run; ``all`` keeps those the given models and texts can feed
+    (``available``: the resources given)."""
     requested = [attacks] if isinstance(attacks, str) else attacks
     if not isinstance(requested, Sequence) or not all(isinstance(a, str) for a in requested):
         raise ArgumentError(f"`attacks` must be attack names (a list of str), got {attacks!r}")
     try:
-        plan = plan_audit(requested, None, settings, task="causal_lm")
+        plan = fed_by(plan_audit(requested, None, settings, task="causal_lm"), requested,
+                      available)
     except ConfigError as error:
         raise ArgumentError(f"`attacks`: {str(error).removeprefix('audit.')}") from None
     except AuditMLError as error:
@@ -179,16 +219,40 @@ def _plan(attacks: Sequence[str] | str, settings: dict[str, dict[str, Any]] | No
             attack.check_task("causal_lm")
         except ConfigError as error:
             raise ArgumentError(f"`attacks`: {error}") from None
-        unusable = (("base" in attack.requires and not has_base)
-                    or (attack.name == "mia_text_zlib" and not byte_tokens))
-        if unusable and "all" in requested:
-            continue
-        if "base" in attack.requires and not has_base:
-            raise ArgumentError(f"`base_model`: {attack.name} compares the model with the one "
-                                "it was fine-tuned from: give base_model")
         if attack.name == "mia_text_zlib" and not byte_tokens:
+            if ALL in requested:
+                continue
             raise ArgumentError("`attacks`: mia_text_zlib compresses each row's text, which "
                                 "only auditml's byte tokens give; leave it out for a model of "
                                 "its own tokenizer")
+        missing = sorted(attack.requires - available)
+        if missing:
+            arguments = " and ".join(_ARGUMENT_OF.get(need, need) for need in missing)
+            raise ArgumentError(f"`{_ARGUMENT_OF.get(missing[0], missing[0])}`: {attack.name} "
+                                f"needs {arguments}: give {'them' if len(missing) > 1 else 'it'}")
         kept.append(attack)
     return type(plan)(kept, [], [])
+
+
+class _TextFactoryResources(FactoryResources):
+    """Reference language models from the caller's ``reference_factory``, each read through
+    auditml's causal-LM interface on the audit's device; the base model, if given."""
+
+    def __init__(self, *, base: CausalLM | None, pad_id: int | None, device: torch.device,
+                 **settings: Any) -> None:
+        super().__init__(num_classes=0, **settings)
+        self._base, self._pad_id, self._device = base, pad_id, device
+
+    def base(self) -> nn.Module | None:
+        return self._base
+
+    def _checked(self, models: ReferenceModels, examples: ArrayDataset) -> ReferenceModels:
+        readable = []
+        for model in models.models:
+            try:
+                readable.append(_causal_lm(model, self._pad_id, "reference_factory")
+                                .to(self._device).eval())
+            except ArgumentError as error:
+                raise ArgumentError(f"`reference_factory` must return causal language models "
+                                    f"like `model`: {error}") from None
+        return ReferenceModels(readable, models.keep, self._device)

@@ -103,12 +103,19 @@ def _is_text(name: str) -> bool:
 
 @pytest.fixture(scope="module")
 def text_world() -> World:
-    """A small GPT-2 that memorised its members (random letters), and its untrained self."""
+    """A small GPT-2 that memorised its members (random letters), its untrained self, population
+    texts, and four such models on halves of the audited texts."""
     rng = np.random.default_rng(0)
     members, nonmembers = draw_texts(PLANTED, rng), draw_texts(PLANTED, rng)
-    return World(model=train_language_model(members, seed=1),
-                 examples=join(members, nonmembers), population=None, reference=None,
-                 shadow=None, base=train_language_model(None, seed=1))
+    examples = join(members, nonmembers)
+    keep = paired_keep(4, len(examples), seed=10)
+    reference = ReferenceModels(
+        [train_language_model(examples.subset(np.flatnonzero(row)), seed=10 + k)
+         for k, row in enumerate(keep)], keep, CPU,
+    )
+    return World(model=train_language_model(members, seed=1), examples=examples,
+                 population=draw_texts(2 * PLANTED, rng), reference=reference, shadow=None,
+                 base=train_language_model(None, seed=1))
 
 
 @pytest.fixture(scope="module")

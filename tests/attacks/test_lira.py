@@ -350,7 +350,8 @@ def test_auto_variance_is_per_example_from_64_reference_models() -> None:
     assert lira_module.choose_variance("auto", 63)[0] == "fixed"
     chosen, reason = lira_module.choose_variance("auto", 64)
     assert chosen == "per_example" and "64 reference models" in reason
-    assert lira_module.choose_variance("per_example", 2) == ("per_example", "as configured")
+    with pytest.warns(UserWarning, match="mia_lira: variance per_example with 2"):
+        assert lira_module.choose_variance("per_example", 2) == ("per_example", "as configured")
     assert lira_module.choose_variance("fixed", 256) == ("fixed", "as configured")
 
 

@@ -100,7 +100,8 @@ def test_dp_lora_fine_tuning_from_a_base_run_and_the_reference_attack(
         tmp_path, "tuned",
         model={"base": str(tmp_path / "results" / "base"), "lora_rank": 4},
         training={"epochs": 2, "dp": {"enabled": True, "epsilon": 8.0, "delta": 1e-3}},
-        audit={"attacks": ["mia_text_reference", "mia_text_loss"]},
+        audit={"attacks": ["mia_text_reference", "mia_text_loss", "mia_text_lira"],
+               "reference_models": 2},
     ), "tuned")
     code, out, err = run_cli(capsys, "train", "--config", str(tuned))
     assert code == 0, err
@@ -110,6 +111,16 @@ def test_dp_lora_fine_tuning_from_a_base_run_and_the_reference_attack(
     code, out, err = run_cli(capsys, "audit", "--config", str(tuned))
     assert code == 0, err
     assert (tmp_path / "results" / "tuned" / "audit" / "mia_text_reference.json").exists()
+    # The reference models are the target's recipe: fine-tuned, with DP-SGD and LoRA, from
+    # the very training of the base the target started from.
+    manifest = json.loads((tmp_path / "results" / "tuned" / "reference" / "audit" /
+                           "manifest.json").read_text())
+    assert manifest["done"] == [0, 1]
+    assert manifest["fingerprint"]["base_training_id"] == metrics["base_training_id"]
+    assert manifest["fingerprint"]["recipe"]["model"]["lora_rank"] == 4
+    lira = json.loads((tmp_path / "results" / "tuned" / "audit" / "mia_text_lira.json")
+                      .read_text())
+    assert lira["fitted"]["variance"] == "fixed"
 
     # Retraining the base after fine-tuning: the reference attack would compare with another
     # model than the one the run started from, so it is refused.
@@ -190,7 +201,8 @@ def test_secret_canaries_and_lora_need_text_and_attacks_need_their_task(
     assert code == 2
     assert "mia_text_loss cannot attack a classifier" in one_error_line(err)
 
-    text = write_config(_lm_config(tmp_path, "text", training={"epochs": 1}), "text")
+    text = write_config(_lm_config(tmp_path, "text", training={"epochs": 1},
+                                   audit={"reference_models": 2}), "text")
     assert run_cli(capsys, "train", "--config", str(text))[0] == 0
     code, _, err = run_cli(capsys, "audit", "--config", str(text), "--attack", "mia_threshold")
     assert code == 2
@@ -199,6 +211,9 @@ def test_secret_canaries_and_lora_need_text_and_attacks_need_their_task(
     code, out, err = run_cli(capsys, "audit", "--config", str(text), "--attack", "all")
     assert code == 0, err
     assert "mia_text_loss" in out and "mia_threshold" not in out
+    # ... the run trains reference language models for LiRA and RMIA; it has no base.
+    assert "mia_text_lira" in out and "mia_text_rmia" in out
+    assert "mia_text_reference" not in out
 
 
 def test_gradient_canaries_audit_a_language_models_dp_sgd(

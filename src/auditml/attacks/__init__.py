@@ -36,6 +36,7 @@ if TYPE_CHECKING:
         TextLossAttack,
         ZlibAttack,
     )
+    from auditml.attacks.text_reference import TextLiraAttack, TextRmiaAttack
     from auditml.attacks.threshold import ThresholdAttack
 
 _HOMES = {
@@ -52,6 +53,8 @@ _HOMES = {
     "MinKAttack": "auditml.attacks.text",
     "MinKPlusPlusAttack": "auditml.attacks.text",
     "ReferenceModelAttack": "auditml.attacks.text",
+    "TextLiraAttack": "auditml.attacks.text_reference",
+    "TextRmiaAttack": "auditml.attacks.text_reference",
 }
 __getattr__ = lazy_attributes(__name__, _HOMES)
 
@@ -73,6 +76,8 @@ ATTACKS.register_lazy("mia_text_min_k_pp", _HOMES["MinKPlusPlusAttack"], "MinKPl
 ATTACKS.register_lazy(
     "mia_text_reference", _HOMES["ReferenceModelAttack"], "ReferenceModelAttack"
 )
+ATTACKS.register_lazy("mia_text_lira", _HOMES["TextLiraAttack"], "TextLiraAttack")
+ATTACKS.register_lazy("mia_text_rmia", _HOMES["TextRmiaAttack"], "TextRmiaAttack")
 
 
 # The strongest attack of a language model that needs no other model (Min-K%++): what the sweep
@@ -105,7 +110,9 @@ __all__ = [
     "ReferenceModels",
     "RmiaAttack",
     "ShadowModelAttack",
+    "TextLiraAttack",
     "TextLossAttack",
+    "TextRmiaAttack",
     "ThresholdAttack",
     "ZlibAttack",
     "attacks_of",

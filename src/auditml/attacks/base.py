@@ -10,6 +10,7 @@ score per example of ``target.examples``. ``score`` before ``fit`` raises.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, ClassVar, Protocol, TypeVar
 
@@ -30,7 +31,8 @@ class ReferenceModels(Protocol):
     """Models trained like the target on known halves of an example set.
 
     All an attack may ask of them: how many there are, which examples each trained on
-    (``keep[k, i]``: model k trained on example i) and their logits. Training them is the audit
+    (``keep[k, i]``: model k trained on example i), and their outputs: a classifier's logits, or
+    a language model's next-token statistics. Training them is the audit
     pipeline's job (:mod:`auditml.training.reference` for run directories, a user's factory
     for ``auditml.audit``), so attacks never import training code.
     """
@@ -42,6 +44,11 @@ class ReferenceModels(Protocol):
 
     def logits(self, x: np.ndarray) -> np.ndarray:
         """``(K, len(x), num_classes)`` logits of every model."""
+        ...
+
+    def token_statistics(self, x: np.ndarray) -> Iterator[TokenStatistics]:
+        """Language models: each model's next-token statistics on the token rows ``x``
+        (:func:`auditml.models.causal_lm.token_statistics`), one model at a time, in order."""
         ...
 
 

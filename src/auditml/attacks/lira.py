@@ -60,8 +60,15 @@ import numpy as np
 from numpy.typing import ArrayLike
 from scipy.special import log_ndtr
 
-from auditml.attacks.base import AttackSettings, AuditTarget, MembershipAttack, MissingResourceError
+from auditml.attacks.base import (
+    AttackSettings,
+    AuditTarget,
+    MembershipAttack,
+    MissingResourceError,
+    ReferenceModels,
+)
 from auditml.attacks.signals import logit_confidence
+from auditml.data import ArrayDataset
 from auditml.errors import AuditMLError
 from auditml.models import predict_logits
 
@@ -83,9 +90,14 @@ from about half of the models)."""
 _SHIFTS: tuple[tuple[int, int], ...] = ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1))
 
 
-class LiraSettings(AttackSettings):
+class LiraCoreSettings(AttackSettings):
+    """The settings of LiRA's test, whatever its signal."""
+
     mode: LiraMode = "online"
     variance: LiraVariance = "auto"
+
+
+class LiraSettings(LiraCoreSettings):
     augmentations: Augmentations = "none"
 
 
@@ -103,24 +115,32 @@ class LiraAttack(MembershipAttack):
         if reference is None:  # fit() has checked; this narrows the type
             raise MissingResourceError(f"{self.name} needs reference models")
         keep = self.reference_keep(target)
-        self._variance, self._variance_reason = choose_variance(self.params.variance, len(keep))
-        if self.params.variance == "per_example" and len(keep) < PER_EXAMPLE_MIN_MODELS:
-            warnings.warn(
-                f"{self.name}: variance per_example with {len(keep)} reference models: "
-                f"per-example variances from fewer than {PER_EXAMPLE_MIN_MODELS} models are "
-                "noisy and weaken the attack (Carlini et al. 2022); use variance: auto (fixed "
-                f"here) or train at least {PER_EXAMPLE_MIN_MODELS} reference models",
-                UserWarning, stacklevel=3,
-            )
-        x, y = target.examples.x, np.asarray(target.examples.y)
-        self.check_inputs(x.shape[1:])
-        copies = augmentation_copies(self.params.augmentations)
+        self._variance, self._variance_reason = choose_variance(
+            self.params.variance, len(keep), owner=self.name
+        )
+        self.check_inputs(target.examples.x.shape[1:])
+        self._reference_signal = self._reference_signals(reference, target.examples)
+        self._keep = keep
+
+    def _reference_signals(self, reference: ReferenceModels, examples: ArrayDataset
+                           ) -> np.ndarray:
+        """``(A, K, N)``: every reference model's signal on each augmented copy."""
+        x, y = examples.x, np.asarray(examples.y)
         labels = np.broadcast_to(y, (len(reference), len(y)))
         # Copies are made one at a time so memory holds one augmented dataset, not all of them.
-        self._reference_signal = np.stack(
-            [logit_confidence(reference.logits(augment(x, *copy)), labels) for copy in copies]
-        )
-        self._keep = keep
+        return np.stack([
+            logit_confidence(reference.logits(augment(x, *copy)), labels)
+            for copy in augmentation_copies(self.params.augmentations)
+        ])
+
+    def _target_signals(self, target: AuditTarget) -> np.ndarray:
+        """``(A, N)``: the target's signal on each augmented copy."""
+        x, y = target.examples.x, np.asarray(target.examples.y)
+        return np.stack([
+            logit_confidence(predict_logits(target.model, augment(x, *copy), device=target.device),
+                             y)
+            for copy in augmentation_copies(self.params.augmentations)
+        ])
 
     def fitted_values(self) -> dict[str, Any]:
         """The variance used and why (``auto`` chooses by the number of reference models)."""
@@ -137,22 +157,26 @@ class LiraAttack(MembershipAttack):
             )
 
     def score(self) -> np.ndarray:
-        target = self.target
-        x, y = target.examples.x, np.asarray(target.examples.y)
-        target_signal = np.stack([
-            logit_confidence(predict_logits(target.model, augment(x, *copy), device=target.device),
-                             y)
-            for copy in augmentation_copies(self.params.augmentations)
-        ])
         return lira_scores(
-            target_signal, self._reference_signal, self._keep,
+            self._target_signals(self.target), self._reference_signal, self._keep,
             mode=self.params.mode, variance=self._variance,
         )
 
 
-def choose_variance(variance: LiraVariance, models: int) -> tuple[FittedVariance, str]:
+def choose_variance(
+    variance: LiraVariance, models: int, *, owner: str = "mia_lira"
+) -> tuple[FittedVariance, str]:
     """The variance LiRA fits with ``models`` reference models when ``variance`` is asked for,
-    and the reason, in words."""
+    and the reason, in words; ``per_example`` asked for with too few models warns, naming the
+    attack ``owner``."""
+    if variance == "per_example" and models < PER_EXAMPLE_MIN_MODELS:
+        warnings.warn(
+            f"{owner}: variance per_example with {models} reference models: per-example "
+            f"variances from fewer than {PER_EXAMPLE_MIN_MODELS} models are noisy and weaken "
+            "the attack (Carlini et al. 2022); use variance: auto (fixed here) or train at "
+            f"least {PER_EXAMPLE_MIN_MODELS} reference models",
+            UserWarning, stacklevel=4,
+        )
     if variance == "per_example" or variance == "fixed":
         return variance, "as configured"
     if models < PER_EXAMPLE_MIN_MODELS:

@@ -132,8 +132,15 @@ from numpy.typing import ArrayLike
 from pydantic import Field, ValidationInfo, field_validator
 from scipy import stats
 
-from auditml.attacks.base import AttackSettings, AuditTarget, MembershipAttack, MissingResourceError
+from auditml.attacks.base import (
+    AttackSettings,
+    AuditTarget,
+    MembershipAttack,
+    MissingResourceError,
+    ReferenceModels,
+)
 from auditml.attacks.signals import true_class_log_probs
+from auditml.data import ArrayDataset
 from auditml.errors import AuditMLError
 from auditml.metrics import roc_auc
 from auditml.models import predict_logits
@@ -153,7 +160,9 @@ DEFAULT_TEMPERATURE = 2.0
 _TINY = np.finfo(np.float64).tiny
 
 
-class RmiaSettings(AttackSettings):
+class RmiaCoreSettings(AttackSettings):
+    """The settings of RMIA's test, whatever its signal Pr(x | θ)."""
+
     mode: RmiaSetting = Field(
         default="auto", description="online (Pr(x) from all reference models), offline (OUT "
         "models only, with the a approximation) or auto: online when every audited example has "
@@ -168,11 +177,6 @@ class RmiaSettings(AttackSettings):
         description="x dominates z when LR(x) / LR(z) > gamma; with ties broken by LR(x) it "
         "changes the score's scale, never the ranking (module docstring, Ties)",
     )
-    temperature: float = Field(
-        default=DEFAULT_TEMPERATURE, gt=0.0, allow_inf_nan=False,
-        description="Pr(x | θ) = softmax(logits / temperature)[y]; above 1 keeps confident "
-        "predictions from rounding to probability 1 (measured: module docstring, Defaults)",
-    )
 
     @field_validator("a")
     @classmethod
@@ -180,6 +184,14 @@ class RmiaSettings(AttackSettings):
         if a is not None and info.data.get("mode") == "online":
             raise ValueError("a is used only with mode='offline'; remove it or set mode: offline")
         return a
+
+
+class RmiaSettings(RmiaCoreSettings):
+    temperature: float = Field(
+        default=DEFAULT_TEMPERATURE, gt=0.0, allow_inf_nan=False,
+        description="Pr(x | θ) = softmax(logits / temperature)[y]; above 1 keeps confident "
+        "predictions from rounding to probability 1 (measured: module docstring, Defaults)",
+    )
 
 
 class RmiaAttack(MembershipAttack):
@@ -198,13 +210,8 @@ class RmiaAttack(MembershipAttack):
             raise MissingResourceError(f"{self.name} needs at least one population example, got 0")
         self._keep = keep
         self._mode, self._mode_reason = choose_mode(self.params.mode, keep, self.params.a)
-        temperature = self.params.temperature
-        self._reference_x = true_class_probs(
-            reference.logits(target.examples.x) / temperature, np.asarray(target.examples.y)
-        )
-        self._reference_z = true_class_probs(
-            reference.logits(population.x) / temperature, np.asarray(population.y)
-        )
+        self._reference_x = self._reference_probs(reference, target.examples)
+        self._reference_z = self._reference_probs(reference, population)
         self._tuning: OfflineATuning | None = None
         self._a: float | None = None
         if self._mode == "offline":
@@ -256,16 +263,30 @@ class RmiaAttack(MembershipAttack):
         population = target.population
         if population is None:  # fit() has checked; this narrows the type
             raise MissingResourceError(f"{self.name} needs population data")
-        temperature = self.params.temperature
-        target_x = true_class_probs(target.logits() / temperature, np.asarray(target.examples.y))
-        target_z = true_class_probs(
-            predict_logits(target.model, population.x, device=target.device) / temperature,
-            np.asarray(population.y),
-        )
+        target_x = self._target_probs(target, audited=True)
+        target_z = self._target_probs(target, audited=False)
         return rmia_scores(
             target_x, self._reference_x, self._keep, target_z, self._reference_z,
             mode=self._mode, a=self._a, gamma=self.params.gamma,
         )
+
+
+    def _reference_probs(self, reference: ReferenceModels, data: ArrayDataset) -> np.ndarray:
+        """Pr(x | θ_k) ``(K, len(data))`` of every reference model: p_y at the temperature."""
+        temperature = self.params.temperature
+        return true_class_probs(reference.logits(data.x) / temperature, np.asarray(data.y))
+
+    def _target_probs(self, target: AuditTarget, *, audited: bool) -> np.ndarray:
+        """Pr(x | θ) of the target on the audited examples (``audited``) or the population."""
+        temperature = self.params.temperature
+        if audited:
+            logits, labels = target.logits(), target.examples.y
+        else:
+            assert target.population is not None  # fit checked it
+            population = target.population
+            logits = predict_logits(target.model, population.x, device=target.device)
+            labels = population.y
+        return true_class_probs(logits / temperature, np.asarray(labels))
 
 
 def choose_mode(

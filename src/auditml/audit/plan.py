@@ -9,8 +9,9 @@ name or bad setting is refused here, before any model is loaded or trained.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
 
 from auditml.attacks import ATTACKS, MembershipAttack, attacks_of
@@ -80,6 +81,17 @@ def plan_audit(
         except ConfigError as error:
             raise ConfigError(f"audit.{error}") from None
     return AuditPlan(attacks, canary_audits, inference_audits)
+
+
+def fed_by(plan: AuditPlan, requested: Sequence[str], available: Collection[str]) -> AuditPlan:
+    """``plan`` for an audit that can give its attacks only the resources ``available`` (names
+    of :attr:`MembershipAttack.requires`): with ``all`` requested, the attacks that need any
+    other are left out, since ``all`` means every attack the audit can feed. An attack named
+    explicitly stays, to be refused by name for what it lacks."""
+    if ALL not in requested:
+        return plan
+    fed = [attack for attack in plan.attacks if attack.requires <= set(available)]
+    return dataclasses.replace(plan, attacks=fed)
 
 
 def _known(name: str) -> bool:

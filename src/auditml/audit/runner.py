@@ -13,7 +13,6 @@ model nor torch is loaded: that audit's cost is reading files and computing metr
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -24,7 +23,7 @@ from rich.console import Console
 
 from auditml.attacks import AuditTarget, ReferenceModels
 from auditml.audit.core import AuditRun, MembershipEvidence, PlanEvidence, run_plan
-from auditml.audit.plan import ALL, AuditPlan, plan_audit
+from auditml.audit.plan import AuditPlan, fed_by, plan_audit
 from auditml.audit.results import AttackOutcome, write_inference, write_outcome, write_overlay
 from auditml.config import AuditConfig, AuditMLConfig
 from auditml.data import ArrayDataset, LoadedDataset, MembershipSplit, select
@@ -103,11 +102,10 @@ def run_audit(
     requested = list(attacks) if attacks else audit.attacks
     plan = plan_audit(requested, audit.attack_sections(), settings,
                       task=config.dataset_spec.task)
-    if ALL in requested and config.model.base is None:
-        # `all`: every attack this run can feed; only a fine-tuned run has a base model.
-        plan = dataclasses.replace(plan, attacks=[
-            attack for attack in plan.attacks if "base" not in attack.requires
-        ])
+    # A run trains its reference and shadow models and holds population data; only a
+    # fine-tuned run has a base model.
+    plan = fed_by(plan, requested, {"reference", "shadow", "population",
+                                    *(("base",) if config.model.base is not None else ())})
     spec = config.dataset_spec
     for attack in plan.attacks:  # e.g. a classifier attack on a language model
         attack.check_task(spec.task)
@@ -229,6 +227,7 @@ class RunResources:
         self.executor = make_executor(audit.executor, audit.workers or default_workers(),
                                       audit.ray_address)
         self._population_indices = _population_indices(split, config.seed)
+        self._base: torch.nn.Module | None = None
 
     def population(self) -> ArrayDataset | None:
         return _population(self.loaded, self.split, self.config.seed, self.audit, self.console)
@@ -242,27 +241,35 @@ class RunResources:
         return self._models("population", indices, "shadow models")
 
     def base(self) -> torch.nn.Module | None:
+        """The model the run was fine-tuned from (``model.base``), checked to be that very
+        training (not the base retrained since), loaded once; None without a base."""
         if self.config.model.base is None:
             return None
-        from auditml.models import build_model
-        from auditml.training.run_model import load_base
+        if self._base is None:
+            from auditml.models import build_model
+            from auditml.training.run_model import load_base
 
-        spec = self.config.dataset_spec
-        model = build_model(self.config.arch, spec.input_shape, spec.num_classes, task=spec.task)
-        trained_from = load_base(model, self.config)
-        if trained_from != self.run.read_training().base_training_id:
-            raise RunDirectoryError(
-                f"model.base {self.config.model.base} was retrained after {self.run.path} was "
-                "fine-tuned from it, so it is no longer the model the run started from; "
-                "retrain the run, or restore the base"
-            )
-        return model
+            spec = self.config.dataset_spec
+            model = build_model(self.config.arch, spec.input_shape, spec.num_classes,
+                                task=spec.task)
+            trained_from = load_base(model, self.config)
+            if trained_from != self.run.read_training().base_training_id:
+                raise RunDirectoryError(
+                    f"model.base {self.config.model.base} was retrained after {self.run.path} "
+                    "was fine-tuned from it, so it is no longer the model the run started from; "
+                    "retrain the run, or restore the base"
+                )
+            self._base = model
+        return self._base
 
     def _models(self, name: str, indices: np.ndarray, description: str) -> ReferenceModels:
         from auditml.training.batched_jobs import batch_models_setting, layer_rules_cover
         from auditml.training.reference import ReferenceStore
 
         store = ReferenceStore(self.run.reference_dir(name))
+        # Fine-tuned models start from the base: models trained from another training of it
+        # would not be the target's recipe (base() refuses a base retrained since the run).
+        base_id = None if self.base() is None else self.run.read_training().base_training_id
         return store.ensure(
             self.config,
             indices,
@@ -277,6 +284,7 @@ class RunResources:
                 dp=self.config.training.dp.enabled,
                 layer_rules=(not self.config.training.dp.enabled
                              or layer_rules_cover(self.config))),
+            base_training_id=base_id,
         )
 
 

@@ -19,10 +19,10 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
@@ -38,6 +38,9 @@ from auditml.training.batched_jobs import batchable, group_jobs, job_device, tra
 from auditml.training.device import resolve_device
 from auditml.training.executors import Executor, JobProgress, LocalPoolExecutor, training_device
 from auditml.training.run_model import load_pool
+
+if TYPE_CHECKING:
+    from auditml.models.causal_lm import TokenStatistics
 
 ReferenceFactory = Callable[[ArrayDataset, int], nn.Module]
 """Bring-your-own reference training: ``(train_set, seed) -> trained model``."""
@@ -92,6 +95,14 @@ class ReferenceModels:
     def logits(self, x: np.ndarray) -> np.ndarray:
         """``(K, len(x), num_classes)`` logits of every reference model."""
         return np.stack([predict_logits(m, x, device=self.device) for m in self.models])
+
+    def token_statistics(self, x: np.ndarray) -> Iterator[TokenStatistics]:
+        """Each language model's next-token statistics on the token rows ``x``, one model at a
+        time (so memory holds one model's, not all of them)."""
+        from auditml.models.causal_lm import token_statistics
+
+        for model in self.models:
+            yield token_statistics(model, x, device=str(self.device))
 
     def subset(self, count: int) -> ReferenceModels:
         return ReferenceModels(self.models[:count], self.keep[:count], self.device)
@@ -155,6 +166,7 @@ class ReferenceStore:
         executor: Executor | None = None,
         batch_models: int = 1,
         device: torch.device | None = None,
+        base_training_id: str | None = None,
     ) -> ReferenceModels:
         """Load ``count`` models trained on halves of ``pool[example_indices]``, training the
         missing ones on ``executor`` (default: a local pool of ``workers``).
@@ -163,7 +175,9 @@ class ReferenceStore:
         are loaded for scoring onto ``device`` (default: that setting resolved here, where the
         target is scored). With ``batch_models > 1`` and a recipe that allows it, the missing
         models train up to ``batch_models`` at a time as one computation
-        (:mod:`auditml.training.batched`), each group one job; otherwise one job per model."""
+        (:mod:`auditml.training.batched`), each group one job; otherwise one job per model.
+        ``base_training_id`` is the training of ``model.base`` the models start from (a
+        fine-tuned recipe's): a set trained from another training of the base is not reused."""
         if count < 1:
             raise AuditMLError(f"reference model count must be at least 1, got {count}")
         executor = executor or LocalPoolExecutor(workers)
@@ -171,6 +185,8 @@ class ReferenceStore:
         trains_on = training_device(executor, config.training.device)
         examples = np.asarray(example_indices)
         fingerprint = _fingerprint(config, examples, torch.device(trains_on).type)
+        if base_training_id is not None:
+            fingerprint["base_training_id"] = base_training_id
         done, keep, missing = self._start(fingerprint, count, len(examples), config.seed,
                                           console, description)
         if missing:
