@@ -292,15 +292,15 @@ def _dispatch(args: argparse.Namespace, console: Console, errors: Console) -> in
         from rich.table import Table
 
         from auditml.sweep import DEFAULT_EPSILONS, default_config, run_sweep
-        from auditml.sweep.report import HEADERS, table_cells
+        from auditml.sweep.report import headers, table_rows
 
         config = _load(args.config, errors) if args.config else default_config()
         epsilons = DEFAULT_EPSILONS if args.epsilons is None else args.epsilons
         result = run_sweep(config, epsilons, args.attack, out=args.out, workers=args.workers,
                            tune=args.tune, tune_stopping=args.tune_stopping, console=console)
-        table = Table(*HEADERS)
-        for row in result.record.rows:
-            table.add_row(*table_cells(row))
+        table = Table(*headers(result.record))
+        for cells in table_rows(result.record):
+            table.add_row(*cells)
         console.print(table)
         for line in (result.record.tuning or {}).get("summary", []):
             console.print(line, highlight=False, markup=False)

@@ -86,6 +86,11 @@ def test_a_language_model_trains_audits_reports_and_compares(
     assert f"{metrics['val_perplexity']:.2f}" in page and "next-token accuracy" in page
     code, out, err = run_cli(capsys, "compare", str(run), "--out", str(tmp_path / "cmp"))
     assert code == 0, err
+    # The comparison shows the validation perplexity (its accuracy is of next tokens).
+    row = json.loads((tmp_path / "cmp" / "comparison.json").read_text())["rows"][0]
+    assert row["val_perplexity"] == pytest.approx(metrics["val_perplexity"])
+    assert "Perplexity" in (tmp_path / "cmp" / "report.md").read_text()
+    assert f"{metrics['val_perplexity']:.2f}" in (tmp_path / "cmp" / "report.md").read_text()
 
 
 def test_dp_lora_fine_tuning_from_a_base_run_and_the_reference_attack(
@@ -252,3 +257,11 @@ def test_a_sweep_of_a_language_model_audits_each_run_with_min_k_plus_plus(
     assert code == 0, err
     assert "auditing sweep_eps8: mia_text_min_k_pp" in out
     assert "auditing sweep_nodp: mia_text_min_k_pp" in out
+    # Its table shows each run's validation perplexity beside the next-token accuracy.
+    record = json.loads((tmp_path / "sweep" / "sweep.json").read_text())
+    perplexities = [row["val_perplexity"] for row in record["rows"]]
+    assert all(value > 1 for value in perplexities)
+    header = next(line for line in (tmp_path / "sweep" / "sweep.md").read_text().splitlines()
+                  if line.startswith("| ε target"))
+    assert "| Val Acc | Perplexity |" in header
+    assert f"| {perplexities[0]:.2f} |" in (tmp_path / "sweep" / "sweep.md").read_text()

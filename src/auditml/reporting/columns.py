@@ -111,6 +111,9 @@ TABLE_HEADERS: tuple[str, ...] = tuple(column.header for column in COLUMNS)
 
 # Shown only when some compared run has that audit (most comparisons are membership-only).
 OPTIONAL_COLUMNS: tuple[tuple[ComparisonColumn, str], ...] = (
+    (ComparisonColumn(glossary.VAL_PERPLEXITY, True,
+                      lambda row: "—" if row.val_perplexity is None
+                      else f"{row.val_perplexity:.2f}"), "val_perplexity"),
     (ComparisonColumn(glossary.BOUND_THRESHOLD, False,
                       lambda row: row.bound_threshold or "not recorded"), "bound_threshold"),
     (ComparisonColumn(glossary.ATTRIBUTE_INFERENCE, False, _attribute), "attribute_advantage"),

@@ -188,6 +188,7 @@ def load_comparison_row(run_dir: Path, attack: str) -> tuple[ComparisonRow, RocC
         epsilon=facts.epsilon,
         delta=facts.delta,
         val_acc=facts.val_acc,
+        val_perplexity=facts.val_perplexity,
         auc=metrics.auc,
         tpr_at_1pct_fpr=metrics.tpr_at_fpr[ONE_PERCENT_FPR],
         epsilon_lower_bound=bound,

@@ -73,6 +73,9 @@ class ComparisonRow:
     nonmembers: int | None = None
     strongest_members: int | None = None
     strongest_nonmembers: int | None = None
+    # A language model's perplexity on its validation texts (None: a classifier, or unknown);
+    # its val_acc is of next tokens.
+    val_perplexity: float | None = None
     # The run's most telling canary audit (one that contradicts the claim, else the strongest
     # threat model: all iterates, last iterate, black box), when it has one.
     canary_audit: str | None = None

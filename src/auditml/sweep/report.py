@@ -62,6 +62,9 @@ class SweepRow(_Frozen):
     # Which tail the bound came from (auditml.metrics.dp.trials_epsilon.BoundTail); None for a
     # bound of 0, or not known (a sweep.json written before tails were recorded).
     bound_tail: str | None = None
+    # A language model's perplexity on its validation texts (its val_acc is of next tokens);
+    # None for a classifier.
+    val_perplexity: float | None = None
 
 
 class SweepRecord(_Frozen):
@@ -94,6 +97,7 @@ def sweep_rows(
                 epsilon_claimed=claimed,
                 delta=training.delta if training.dp_enabled else None,
                 val_acc=training.val_acc,
+                val_perplexity=training.val_perplexity,
                 attack=attack,
                 auc=result.membership_metrics().auc,
                 tpr_at_1pct_fpr=result.membership_metrics().tpr_at_fpr[TABLE_FPR],
@@ -114,24 +118,46 @@ HEADERS = (
 )
 
 
-def table_cells(row: SweepRow) -> list[str]:
+def headers(record: SweepRecord) -> tuple[str, ...]:
+    """:data:`HEADERS`, with the validation perplexity after the accuracy for language models."""
+    if not _has_perplexity(record):
+        return HEADERS
+    at = HEADERS.index(glossary.VAL_ACC.name) + 1
+    return (*HEADERS[:at], glossary.VAL_PERPLEXITY.name, *HEADERS[at:])
+
+
+def _has_perplexity(record: SweepRecord) -> bool:
+    return any(row.val_perplexity is not None for row in record.rows)
+
+
+def table_cells(row: SweepRow, *, perplexity: bool = False) -> list[str]:
+    """The row's cells under :func:`headers` (``perplexity``: with its perplexity column)."""
     tail = TAIL_NAMES.get(row.bound_tail or "")
     bound = (f"≥ {row.epsilon_lower_bound:.2f} ({format_confidence(row.bound_confidence)} conf."
              f"{', ' + tail if tail else ''})")
+    utility = [format_rate(row.val_acc)]
+    if perplexity:
+        utility.append("—" if row.val_perplexity is None else f"{row.val_perplexity:.2f}")
     return [
         format_epsilon(row.epsilon_target), format_epsilon(row.epsilon_claimed),
-        format_delta(row.delta), format_rate(row.val_acc), row.attack, f"{row.auc:.3f}",
+        format_delta(row.delta), *utility, row.attack, f"{row.auc:.3f}",
         format_rate(row.tpr_at_1pct_fpr), bound + (" VIOLATION" if row.violation else ""),
         f"{row.gdp_epsilon_estimate:.2f}",
     ]
 
 
+def table_rows(record: SweepRecord) -> list[list[str]]:
+    """Every row's cells, under :func:`headers`."""
+    perplexity = _has_perplexity(record)
+    return [table_cells(row, perplexity=perplexity) for row in record.rows]
+
+
 def markdown(record: SweepRecord) -> str:
     lines = [
         f"# ε sweep: {record.experiment_name}", "",
-        "| " + " | ".join(HEADERS) + " |",
-        "|" + "|".join("---" for _ in HEADERS) + "|",
-        *("| " + " | ".join(table_cells(row)) + " |" for row in record.rows), "",
+        "| " + " | ".join(headers(record)) + " |",
+        "|" + "|".join("---" for _ in headers(record)) + "|",
+        *("| " + " | ".join(cells) + " |" for cells in table_rows(record)), "",
     ]
     for term in (glossary.EPSILON_CLAIMED, glossary.EPSILON_LOWER_BOUND, glossary.GDP_ESTIMATE,
                  glossary.TPR_AT_1PCT_FPR, glossary.VIOLATION):
