@@ -29,6 +29,22 @@ def _merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     return merged
 
 
+@pytest.fixture(scope="module")
+def one_thread() -> Iterator[None]:
+    """One torch and one BLAS thread for a module of tiny models: more threads only add
+    overhead, and stall badly when another process holds a core."""
+    import torch
+    from threadpoolctl import threadpool_limits
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        with threadpool_limits(limits=1):
+            yield
+    finally:
+        torch.set_num_threads(threads)
+
+
 @pytest.fixture
 def tiny_config(tmp_path: Path) -> Callable[..., dict[str, Any]]:
     """A factory of small, fast digits configs (as raw mappings) with nested overrides."""

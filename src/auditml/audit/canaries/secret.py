@@ -11,9 +11,14 @@ Large Language Models") do. Three results:
   ``dp_audit``): each canary is scored by the log-likelihood of its secret given its prefix,
   ``Σ_t log p(s_t | prefix, s_<t)``. The score is a function of the released model alone, not
   of the coins, so the bound holds for every (ε, δ)-DP training at the stated confidence.
-  DP-SGD's guarantee is per training row; a secret added ``repeats`` = r > 1 times is r rows,
-  protected only by group privacy (about r ε), so its bound is not compared with the claim:
-  the record's verdict is then left empty (``violation`` None) and ``secrets.repeats`` says why.
+- **The claim test** (a DP run): the f-DP one-run test of the whole privacy curve the run's
+  accountant claims, on guesses fixed before the scores are read (IN on the top tenth, OUT on
+  the bottom tenth: :func:`auditml.audit.canaries.white_box.check_claim`, as the gradient
+  canaries' audits do). **The verdict is this test alone**: ``violation`` is wrong with
+  probability at most 5 % when the claim holds. DP-SGD's guarantee is per training row; a
+  secret added ``repeats`` = r > 1 times is r rows, protected only by group privacy (about
+  r ε), so then there is no claim to test: the verdict is left empty (``violation`` None) and
+  ``secrets.repeats`` says why.
 - **Exposure** (Carlini et al. 2019, "The Secret Sharer"): ``log2 |R| − log2 rank`` of the secret
   among every possible secret in the same text, ranked by the same score. R is too large to
   enumerate (10⁶ PINs), so the rank is estimated from ``candidates`` secrets drawn uniformly
@@ -36,9 +41,9 @@ from typing import Any
 import numpy as np
 
 from auditml.audit.canaries.base import CanaryAuditKind, CanaryEvidence, gaussian_bound
+from auditml.audit.canaries.white_box import check_claim
 from auditml.errors import AuditMLError, ConfigError
 from auditml.metrics import estimated_exposure, extraction_rate, fdp_epsilon_audit
-from auditml.metrics.dp.violation import exceeds_claim
 from auditml.records import CanaryRecord, SecretCanaryRecord, SecretGroupRecord
 
 CONFIDENCE = 0.95
@@ -130,6 +135,9 @@ class SecretAudit(CanaryAuditKind):
                 extraction_rate=rate.rate, extraction_interval=(rate.low, rate.high),
             )
 
+        claim_test = None
+        if evidence.claim is not None and repeats == 1:
+            claim_test = check_claim(scores, included, evidence.claim, confidence=CONFIDENCE)
         bounds = {SCORE: bound.to_dict()}
         return CanaryRecord(
             attack=self.name,
@@ -145,10 +153,8 @@ class SecretAudit(CanaryAuditKind):
             threat_model="black_box",
             gaussian_bound=gaussian_bound({SCORE: scores}, included, delta=evidence.delta,
                                           confidence=CONFIDENCE),
-            violation=None if evidence.claim is None or repeats > 1 else exceeds_claim(
-                dp_enabled=True, claimed_epsilon=evidence.claim.epsilon,
-                epsilon_lower_bound=bound.epsilon,
-            ),
+            claim_test=claim_test,
+            violation=None if claim_test is None else bool(claim_test["violation"]),
             secrets=SecretCanaryRecord(
                 design=secrets.design.kind, secret_length=secrets.design.length,
                 repeats=repeats, space_bits=math.log2(secrets.design.space_size),
