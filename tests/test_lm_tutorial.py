@@ -26,6 +26,7 @@ def test_the_tutorial_configs_are_what_the_readme_says() -> None:
         # Each secret once: the DP run's canary audit tests the accountant's claim.
         assert config.training.canaries.repeats == 1
         assert "secret_canaries" in config.audit.attacks
+        assert config.audit.reference_models == 4  # for mia_text_lira and mia_text_rmia
     assert not baseline.training.dp.enabled and baseline.model.lora_rank is None
     assert private.training.dp.enabled and private.training.dp.epsilon == 8.0
     assert private.model.lora_rank == 8
@@ -48,6 +49,11 @@ def test_the_tutorial_chain_runs_shrunk(
     for name in NAMES[1:]:
         code, _, err = run_cli(capsys, "audit", "--config", f"{name}.yaml")
         assert code == 0, err
+    # The README's step for the attacks with reference models: 4 fine-tuned like the run.
+    code, out, err = run_cli(capsys, "audit", "--config", "lm_dp.yaml", "--attack",
+                             "mia_text_lira", "mia_text_rmia")
+    assert code == 0, err
+    assert "reference models: 4/4 trained" in err + out and "mia_text_rmia" in out
     code, out, err = run_cli(capsys, "compare", "results/lm_baseline", "results/lm_dp",
                              "--out", "results/lm_comparison")
     assert code == 0, err
