@@ -136,6 +136,38 @@ def test_dp_lora_fine_tuning_from_a_base_run_and_the_reference_attack(
     assert "retrained after" in one_error_line(err)
 
 
+def test_a_fine_tuned_run_records_the_training_of_the_base_it_loaded(
+    capsys: pytest.CaptureFixture[str], write_config: Callable[..., Path], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The base retrained while a run fine-tunes from it: the run records the training whose
+    weights it started from, so its audits refuse the base that replaced it."""
+    from auditml.run_directory import RunDirectory
+
+    base = write_config(_lm_config(tmp_path, "base", training={"epochs": 1}), "base")
+    assert run_cli(capsys, "train", "--config", str(base))[0] == 0
+    first = RunDirectory(tmp_path / "results" / "base").require_trained().training_id
+    fit_model = trainer.fit_model
+
+    def retrained_meanwhile(*args: Any, **kwargs: Any) -> Any:
+        fit = fit_model(*args, **kwargs)
+        monkeypatch.setattr(trainer, "fit_model", fit_model)  # the base trains as usual
+        assert run_cli(capsys, "train", "--config", str(base))[0] == 0
+        return fit
+
+    monkeypatch.setattr(trainer, "fit_model", retrained_meanwhile)
+    tuned = write_config(_lm_config(
+        tmp_path, "tuned", model={"base": str(tmp_path / "results" / "base")},
+        training={"epochs": 1}, audit={"attacks": ["mia_text_reference"]},
+    ), "tuned")
+    assert run_cli(capsys, "train", "--config", str(tuned))[0] == 0
+    second = RunDirectory(tmp_path / "results" / "base").require_trained().training_id
+    metrics = json.loads((tmp_path / "results" / "tuned" / "metrics.json").read_text())
+    assert second != first and metrics["base_training_id"] == first
+    code, _, err = run_cli(capsys, "audit", "--config", str(tuned))
+    assert code == 2 and "retrained after" in one_error_line(err)
+
+
 def test_the_update_check_fires_when_the_saved_model_is_not_the_trained_one(
     capsys: pytest.CaptureFixture[str], write_config: Callable[..., Path], tmp_path: Path,
     monkeypatch: pytest.MonkeyPatch,

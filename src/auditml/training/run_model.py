@@ -31,10 +31,22 @@ def build_run_model(
     and Opacus's fixes, if configured (``fix=False`` leaves them to training, which reports
     them: :func:`auditml.training.privacy.prepare_for_dp`). A run's own saved weights fit what
     this returns."""
+    return _build(config, with_base=with_base, fix=fix)[0]
+
+
+def build_from_base(config: AuditMLConfig, *, fix: bool = True) -> tuple[nn.Module, str | None]:
+    """:func:`build_run_model` from ``model.base``'s weights, and the training id of the base
+    those weights came from (None without a base): what the fine-tuned run records, read as it
+    loads, so a base retrained meanwhile is not misnamed."""
+    return _build(config, with_base=True, fix=fix)
+
+
+def _build(config: AuditMLConfig, *, with_base: bool, fix: bool) -> tuple[nn.Module, str | None]:
     spec = config.dataset_spec
     model = build_model(config.arch, spec.input_shape, spec.num_classes, task=spec.task)
+    base_id = None
     if with_base and config.model.base is not None:
-        load_base(model, config)
+        base_id = load_base(model, config)
     if config.model.lora_rank is not None:
         if spec.task != "causal_lm":
             raise ConfigError(
@@ -47,7 +59,7 @@ def build_run_model(
         from opacus.validators import ModuleValidator
 
         model = ModuleValidator.fix(model)
-    return model
+    return model, base_id
 
 
 def load_base(model: nn.Module, config: AuditMLConfig) -> str:

@@ -45,6 +45,7 @@ from auditml.training.recipe import (
     with_schedule,
 )
 from auditml.training.run_model import (
+    build_from_base,
     build_run_model,
     load_dataset,
     run_secrets,
@@ -125,6 +126,7 @@ def train(config: AuditMLConfig, *, console: Console | None = None) -> TrainResu
         metrics = _metrics(config, model, data, device, history, plan, epsilon)
         metrics["recipe"] = recipe_record(configured)  # names what the schedule changed
         metrics["grad_sample_mode"] = fit.grad_sample_mode
+        metrics["base_training_id"] = fit.base_training_id
         if fit.gradient_canaries is not None:
             metrics["gradient_canaries"] = {
                 "count": fit.gradient_canaries.count,
@@ -215,6 +217,8 @@ class FitResult:
     grad_sample_mode: str | None = None
     # What DP-SGD recorded about its gradient canaries; None without them.
     gradient_canaries: GradientCanaryRecord | None = None
+    # The training id of ``model.base`` whose weights the model started from; None without one.
+    base_training_id: str | None = None
 
 
 def check_canaries(config: AuditMLConfig) -> None:
@@ -294,7 +298,7 @@ def _fit(
     check_gradient_canaries(config)
     spec = config.dataset_spec
     task = spec.task
-    model = build_run_model(config, with_base=True, fix=False)
+    model, base_training_id = build_from_base(config, fix=False)
     # What DP-SGD trains: the model, or the head of a model with a fixed feature extractor
     # (ScatterNet), trained on the features computed once instead of every epoch.
     validation_x = validation.x if validation is not None else None
@@ -436,7 +440,7 @@ def _fit(
                 task, trained, inputs.validation, validation, device
             ).accuracy
     return FitResult(model, history, plan, epsilon, private.mode if private else None,
-                     canary_record)
+                     canary_record, base_training_id)
 
 
 def _evaluate(
@@ -498,7 +502,5 @@ def _metrics(
         "accountant": dp.accountant if dp.enabled else None,
         "recipe": recipe_record(config),
         "model_source": model_source(config.arch),
-        "base_training_id": (RunDirectory(config.model.base).require_trained().training_id
-                             if config.model.base is not None else None),
         "versions": Versions.current().model_dump(),
     }
