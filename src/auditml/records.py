@@ -82,6 +82,9 @@ class EpochRecord(_Part):
     train_acc: float
     val_acc: float | None
     epsilon: float | None
+    # A language model's perplexity on the validation texts after the epoch; None for a
+    # classifier (and in records written before it was kept).
+    val_perplexity: float | None = Field(default=None, ge=1)
 
 
 class CanaryCounts(_Part):

@@ -406,16 +406,20 @@ def _fit(
                 progress.advance(loss_sum / max(seen, 1), hits / max(predicted, 1))
             if private is not None:
                 epsilon = private.epsilon(dp.delta)
-            val_acc = (
-                _evaluate(task, trained, inputs.validation, validation, device).accuracy
+            measured = (
+                _evaluate(task, trained, inputs.validation, validation, device)
                 if validation is not None and inputs.validation is not None
                 else None
             )
+            val_acc = None if measured is None else measured.accuracy
             record = {
                 "epoch": epoch,
                 "loss": loss_sum / max(seen, 1),
                 "train_acc": hits / max(predicted, 1),
                 "val_acc": val_acc,
+                # A language model's (None for a classifier): the run's val_perplexity is the
+                # last epoch's, not measured again.
+                "val_perplexity": None if measured is None else measured.perplexity,
                 "epsilon": epsilon,
             }
             history.append(record)
@@ -436,9 +440,9 @@ def _fit(
         # The average is what is released, so it is what the last epoch's val_acc measures.
         average.release()
         if validation is not None and inputs.validation is not None:
-            history[-1]["val_acc"] = _evaluate(
-                task, trained, inputs.validation, validation, device
-            ).accuracy
+            released = _evaluate(task, trained, inputs.validation, validation, device)
+            history[-1]["val_acc"] = released.accuracy
+            history[-1]["val_perplexity"] = released.perplexity
     return FitResult(model, history, plan, epsilon, private.mode if private else None,
                      canary_record, base_training_id)
 
@@ -464,8 +468,6 @@ def _metrics(
     source_file = spec.source_file
     members = evaluate(spec.task, model, data.members, device=device)
     nonmembers = evaluate(spec.task, model, data.nonmembers, device=device)
-    validation = (evaluate(spec.task, model, data.validation, device=device)
-                  if spec.task == "causal_lm" and data.validation is not None else None)
     return {
         "task": spec.task,
         "experiment_name": config.experiment_name,
@@ -480,7 +482,8 @@ def _metrics(
         "train_acc": members.accuracy,
         "nonmember_acc": nonmembers.accuracy,
         # Language models only: exp of the mean token cross-entropy on each set.
-        "val_perplexity": validation.perplexity if validation is not None else None,
+        # The last epoch already measured it (for the released weights).
+        "val_perplexity": history[-1].get("val_perplexity"),
         "train_perplexity": members.perplexity,
         "nonmember_perplexity": nonmembers.perplexity,
         "canaries": {
