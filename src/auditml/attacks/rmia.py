@@ -270,7 +270,6 @@ class RmiaAttack(MembershipAttack):
             mode=self._mode, a=self._a, gamma=self.params.gamma,
         )
 
-
     def _reference_probs(self, reference: ReferenceModels, data: ArrayDataset) -> np.ndarray:
         """Pr(x | θ_k) ``(K, len(data))`` of every reference model: p_y at the temperature."""
         temperature = self.params.temperature
