@@ -32,6 +32,13 @@ def _texts(path: Path, count: int, seed: int) -> Path:
     return path
 
 
+def _retrain_differently(config: Path) -> None:
+    """``config`` with another seed, so that training it again gives other weights."""
+    raw = yaml.safe_load(config.read_text())
+    raw["seed"] = raw.get("seed", 0) + 1
+    config.write_text(yaml.safe_dump(raw))
+
+
 def _lm_config(tmp_path: Path, name: str, **overrides: Any) -> dict[str, Any]:
     config: dict[str, Any] = {
         "experiment_name": name,
@@ -127,13 +134,41 @@ def test_dp_lora_fine_tuning_from_a_base_run_and_the_reference_attack(
                       .read_text())
     assert lira["fitted"]["variance"] == "fixed"
 
-    # Retraining the base after fine-tuning: the reference attack would compare with another
-    # model than the one the run started from, so it is refused.
+    # Retraining the base after fine-tuning (another seed: a training id names the files, so
+    # a run repeated to the millisecond would be the same training): the reference attack
+    # would compare with another model than the one the run started from, so it is refused.
+    _retrain_differently(base)
     code, _, err = run_cli(capsys, "train", "--config", str(base))
     assert code == 0, err
     code, _, err = run_cli(capsys, "audit", "--config", str(tuned))
     assert code == 2
     assert "retrained after" in one_error_line(err)
+
+
+@pytest.mark.parametrize("lora_rank", [None, 4])
+def test_ghost_clipping_trains_the_language_model_hooks_train(
+    capsys: pytest.CaptureFixture[str], write_config: Callable[..., Path], tmp_path: Path,
+    lora_rank: int | None,
+) -> None:
+    """The same per-example clipping and noise: ghost clipping's norms (its criterion's second
+    backward pass, Opacus issue 732's pitfall when the loss bypasses it) give the weights the
+    hooks give."""
+    from auditml.run_directory import RunDirectory
+
+    weights = {}
+    for mode in ("hooks", "ghost"):
+        config = write_config(_lm_config(
+            tmp_path, mode, model={"lora_rank": lora_rank},
+            training={"epochs": 2, "dp": {"enabled": True, "epsilon": 8.0, "delta": 1e-3,
+                                          "grad_sample_mode": mode}},
+        ), mode)
+        code, out, err = run_cli(capsys, "train", "--config", str(config))
+        assert code == 0, err
+        assert f"Per-example clipping: {mode}" in out
+        weights[mode] = RunDirectory(tmp_path / "results" / mode).read_model_state()
+    assert weights["hooks"].keys() == weights["ghost"].keys()
+    for name, hooks in weights["hooks"].items():
+        torch.testing.assert_close(weights["ghost"][name], hooks, atol=1e-5, rtol=1e-4)
 
 
 def test_a_fine_tuned_run_records_the_training_of_the_base_it_loaded(
@@ -152,6 +187,7 @@ def test_a_fine_tuned_run_records_the_training_of_the_base_it_loaded(
     def retrained_meanwhile(*args: Any, **kwargs: Any) -> Any:
         fit = fit_model(*args, **kwargs)
         monkeypatch.setattr(trainer, "fit_model", fit_model)  # the base trains as usual
+        _retrain_differently(base)
         assert run_cli(capsys, "train", "--config", str(base))[0] == 0
         return fit
 
