@@ -17,10 +17,10 @@ import torch
 from torch import nn
 
 from auditml.api import (
-    MAX_REFERENCE_MODELS,
     AttackResults,
     AuditResults,
     FactoryResources,
+    _check_arguments,
     checked_device,
 )
 from auditml.attacks import DEFAULT_TEXT_ATTACK
@@ -75,22 +75,8 @@ def audit_language_model(
     """
     target = _causal_lm(model, pad_id, "model")
     base = None if base_model is None else _causal_lm(base_model, pad_id, "base_model")
-    for name, value, high in (("delta", delta, 1.0), ("claimed_epsilon", claimed_epsilon, None)):
-        if value is not None and (isinstance(value, bool) or not isinstance(value, int | float)
-                                  or not np.isfinite(value) or value < 0
-                                  or (high is not None and value >= high)):
-            raise ArgumentError(f"`{name}` must be {'in [0, 1)' if high else '≥ 0'}, got {value!r}")
-    if claimed_epsilon is not None and delta is None:
-        raise ArgumentError("`claimed_epsilon` is an (ε, δ) claim: give its `delta` too")
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ArgumentError(f"`seed` must be a non-negative integer, got {seed!r}")
-    if reference_factory is not None and not callable(reference_factory):
-        raise ArgumentError("`reference_factory` must be a function (train_set, seed) -> model, "
-                            f"got {type(reference_factory).__name__}")
-    if (isinstance(reference_models, bool) or not isinstance(reference_models, int)
-            or not 1 <= reference_models <= MAX_REFERENCE_MODELS):
-        raise ArgumentError(f"`reference_models` must be an integer in [1, "
-                            f"{MAX_REFERENCE_MODELS:,}], got {reference_models!r}")
+    _check_arguments(target, reference_factory, reference_models, seed, delta, claimed_epsilon,
+                     None, None)
     available = {name for name, given in (("base", base), ("reference", reference_factory),
                                           ("population", population)) if given is not None}
     plan = _plan(attacks, settings, available, target.byte_tokens)
