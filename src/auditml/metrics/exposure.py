@@ -35,7 +35,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from auditml.metrics.attribute import DEFAULT_CONFIDENCE, accuracy_interval
-from auditml.metrics.roc import MetricsInputError, _shown, check_count
+from auditml.metrics.roc import MetricsInputError, _shown, check_confidence, check_count
 
 
 @dataclass(frozen=True)
@@ -80,16 +80,6 @@ class ExtractionRate:
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready form."""
         return asdict(self)
-
-
-def _check_confidence(confidence: object) -> float:
-    if (
-        isinstance(confidence, (bool, np.bool_))
-        or not isinstance(confidence, (int, float, np.integer, np.floating))
-        or not 0 < confidence < 1  # NaN fails too
-    ):
-        raise MetricsInputError(f"`confidence` must be in (0, 1), got {_shown(confidence)}.")
-    return float(confidence)
 
 
 def _check_space_size(space_size: object) -> int:
@@ -178,7 +168,7 @@ def estimated_exposure(
     bounds its error: it can report an exposure the sample does not support. The interval above only
     claims what n samples can show.
     """
-    level = _check_confidence(confidence)
+    level = check_confidence(confidence)
     size = _check_space_size(space_size)
     secret, scores = _check_candidates(secret_score, candidate_scores)
     sample_size = len(scores)
@@ -230,7 +220,7 @@ def extraction_rate(
     true extraction probability with probability at least ``confidence`` when the canaries are
     independent draws of the same design.
     """
-    level = _check_confidence(confidence)
+    level = check_confidence(confidence)
     try:
         flags = np.asarray(extracted)
     except ValueError as error:  # ragged nested lists

@@ -104,12 +104,14 @@ def check_count(
 
 
 def check_confidence(confidence: object) -> float:
-    """``confidence`` as a float, or :class:`MetricsInputError` unless it is a number (not a
-    boolean) in (0, 1): the level of an interval or a bound."""
-    if isinstance(confidence, bool) or not isinstance(confidence, (int, float)) or not (
-        0 < confidence < 1
+    """``confidence`` as a float, or :class:`MetricsInputError` unless it is a number (Python's
+    or numpy's, not a boolean) in (0, 1): the level of an interval or a bound."""
+    if (
+        isinstance(confidence, (bool, np.bool_))
+        or not isinstance(confidence, (int, float, np.integer, np.floating))
+        or not 0 < confidence < 1  # NaN fails too
     ):
-        raise MetricsInputError(f"`confidence` must be in (0, 1), got {confidence!r}.")
+        raise MetricsInputError(f"`confidence` must be in (0, 1), got {_shown(confidence)}.")
     return float(confidence)
 
 
