@@ -228,6 +228,7 @@ class RunResources:
                                       audit.ray_address)
         self._population_indices = _population_indices(split, config.seed)
         self._base: torch.nn.Module | None = None
+        self._base_training_id: str | None = None  # set with _base
 
     def population(self) -> ArrayDataset | None:
         return _population(self.loaded, self.split, self.config.seed, self.audit, self.console)
@@ -259,7 +260,7 @@ class RunResources:
                     "was fine-tuned from it, so it is no longer the model the run started from; "
                     "retrain the run, or restore the base"
                 )
-            self._base = model
+            self._base, self._base_training_id = model, trained_from
         return self._base
 
     def _models(self, name: str, indices: np.ndarray, description: str) -> ReferenceModels:
@@ -269,7 +270,7 @@ class RunResources:
         store = ReferenceStore(self.run.reference_dir(name))
         # Fine-tuned models start from the base: models trained from another training of it
         # would not be the target's recipe (base() refuses a base retrained since the run).
-        base_id = None if self.base() is None else self.run.read_training().base_training_id
+        base_id = None if self.base() is None else self._base_training_id
         return store.ensure(
             self.config,
             indices,
