@@ -35,7 +35,7 @@ needs population texts too.
 
 from __future__ import annotations
 
-from typing import ClassVar
+from typing import TYPE_CHECKING, ClassVar
 
 import numpy as np
 
@@ -45,22 +45,23 @@ from auditml.attacks.rmia import RmiaAttack, RmiaCoreSettings
 from auditml.attacks.text_signals import loss_score
 from auditml.data import ArrayDataset
 
+if TYPE_CHECKING:
+    from auditml.models.causal_lm import TokenStatistics
+
 __all__ = ["TextLiraAttack", "TextRmiaAttack", "reference_sequence_scores"]
 
 _LANGUAGE_MODELS = frozenset({"causal_lm"})
 
 
+def _sequence_scores(stats: TokenStatistics) -> np.ndarray:
+    """s(θ, x) of each text from one model's token statistics."""
+    return loss_score(stats.log_probs, stats.mask)
+
+
 def reference_sequence_scores(reference: ReferenceModels, texts: np.ndarray) -> np.ndarray:
     """``(K, len(texts))``: s(θ_k, x), the mean token log-likelihood of each text under every
     reference model."""
-    return np.stack([loss_score(stats.log_probs, stats.mask)
-                     for stats in reference.token_statistics(texts)])
-
-
-def _target_sequence_scores(target: AuditTarget) -> np.ndarray:
-    """``(N,)``: s(θ, x) of the target on the audited texts (its shared token statistics)."""
-    stats = target.token_statistics()
-    return loss_score(stats.log_probs, stats.mask)
+    return np.stack([_sequence_scores(stats) for stats in reference.token_statistics(texts)])
 
 
 class TextLiraAttack(LiraAttack):
@@ -78,7 +79,7 @@ class TextLiraAttack(LiraAttack):
         return reference_sequence_scores(reference, examples.x)[None]
 
     def _target_signals(self, target: AuditTarget) -> np.ndarray:
-        return _target_sequence_scores(target)[None]
+        return _sequence_scores(target.token_statistics())[None]
 
 
 class TextRmiaAttack(RmiaAttack):
@@ -93,10 +94,9 @@ class TextRmiaAttack(RmiaAttack):
 
     def _target_probs(self, target: AuditTarget, *, audited: bool) -> np.ndarray:
         if audited:
-            return np.exp(_target_sequence_scores(target))
+            return np.exp(_sequence_scores(target.token_statistics()))
         from auditml.models.causal_lm import token_statistics
 
         assert target.population is not None and target.model is not None  # fit checked them
-        stats = token_statistics(target.model, target.population.x,
-                                 device=str(target.device or "cpu"))
-        return np.exp(loss_score(stats.log_probs, stats.mask))
+        return np.exp(_sequence_scores(token_statistics(
+            target.model, target.population.x, device=str(target.device or "cpu"))))

@@ -153,10 +153,11 @@ def table_rows(record: SweepRecord) -> list[list[str]]:
 
 
 def markdown(record: SweepRecord) -> str:
+    columns = headers(record)
     lines = [
         f"# ε sweep: {record.experiment_name}", "",
-        "| " + " | ".join(headers(record)) + " |",
-        "|" + "|".join("---" for _ in headers(record)) + "|",
+        "| " + " | ".join(columns) + " |",
+        "|" + "|".join("---" for _ in columns) + "|",
         *("| " + " | ".join(cells) + " |" for cells in table_rows(record)), "",
     ]
     for term in (glossary.EPSILON_CLAIMED, glossary.EPSILON_LOWER_BOUND, glossary.GDP_ESTIMATE,
