@@ -9,6 +9,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import pytest
 
 from auditml.cli import main
@@ -294,3 +295,38 @@ def test_multi_signal_reaches_audit_report_and_compare(
     code, _, err = _run(capsys, "compare", *map(str, runs), "--attack", name, "--out", str(out_dir))
     assert code == 0, err
     assert name in (out_dir / "comparison.json").read_text(encoding="utf-8")
+
+
+def test_an_audit_size_audits_part_of_a_training_set_the_accountant_counts_whole(
+    capsys: pytest.CaptureFixture[str], tiny_config: Callable[..., dict[str, Any]],
+    write_config: Callable[..., Path], tmp_path: Path,
+) -> None:
+    from auditml.audit.runner import _population_indices
+    from auditml.run_directory import RunDirectory
+
+    config = write_config(tiny_config(
+        experiment_name="part", data={"train_size": 300, "audit_size": 40, "batch_size": 50},
+        training={"epochs": 1, "dp": {"enabled": True, "epsilon": 8.0, "delta": 1e-3}},
+        audit={"reference_models": 2, "workers": 1},
+    ), "part")
+    code, out, err = _run(capsys, "train", "--config", str(config))
+    assert code == 0, err
+    assert "audit: 40 of the 300 training examples are audited members" in " ".join(out.split())
+    run = RunDirectory(tmp_path / "results" / "part")
+    split = run.read_split()
+    assert (len(split.members), len(split.nonmembers), len(split.unaudited)) == (40, 40, 260)
+    # DP-SGD samples from all 300 training examples, and the accountant says so.
+    assert run.read_metrics()["sample_rate"] == pytest.approx(50 / 300)
+    assert not np.isin(_population_indices(split, 0), split.trained).any()
+    # With an official test split, the population is the pool's remainder: never trained on.
+    from auditml.data.split import make_split
+    labels = np.repeat(np.arange(10), 100)
+    official = make_split(labels, 600, 0, validation_from_pool=False, audit_size=100)
+    population = _population_indices(official, 0)
+    assert len(population) == 300 and not np.isin(population, official.trained).any()
+    code, out, err = _run(capsys, "audit", "--config", str(config), "--attack", "mia_lira")
+    assert code == 0, err
+    record = json.loads((run.path / "audit" / "mia_lira.json").read_text())
+    assert (record["counts"]["members"], record["counts"]["nonmembers"]) == (40, 40)
+    manifest = json.loads((run.path / "reference" / "audit" / "manifest.json").read_text())
+    assert manifest["fingerprint"]["always_in"] == split.unaudited.tolist()

@@ -38,7 +38,8 @@ def test_three_tutorial_configs_ship() -> None:
 
 def test_the_full_scale_config_is_issue_12s_target() -> None:
     config = load_config(REPO / "configs" / "dp_fashion_full_eps3.yaml")
-    assert (config.data.dataset, config.data.train_size) == ("fashion_mnist", 30000)
+    assert (config.data.dataset, config.data.train_size) == ("fashion_mnist", 55000)
+    assert config.data.audited_size == 5000
     dp = config.training.dp
     assert (dp.enabled, dp.epsilon, dp.delta) == (True, 3.0, 1e-5)
     assert config.arch == "scatternet_linear"  # the default recipe's DP architecture
@@ -81,6 +82,14 @@ def test_defaults_are_filled_in() -> None:
          "data.train_size=900: digits has 1797 training examples, enough for at most 848"),
         ({"experiment_name": "x", "data": {"dataset": "mnist", "train_size": 30001}},
          "data.train_size=30001: mnist has 60000"),
+        ({"experiment_name": "x", "data": {"train_size": 100, "audit_size": 101}},
+         "data.audit_size=101: the audit judges members drawn from the 100 of data.train_size"),
+        ({"experiment_name": "x", "data": {"train_size": 1200, "audit_size": 600}},
+         "data.audit_size=600: digits has 1797 training examples, and 1900 are needed for 1200 "
+         "members plus 600 non-members and 100 for validation: lower data.audit_size or "
+         "data.train_size"),
+        ({"experiment_name": "x", "data": {"train_size": 100, "audit_size": 0}},
+         "data.audit_size=0: Input should be greater than 0"),
         ({"experiment_name": "x", "data": {"train_size": 100, "batch_size": 256}},
          "data.batch_size=256: must be at most data.train_size (100)"),
         ({"experiment_name": "../escape"}, "experiment_name='../escape': must be one path"),

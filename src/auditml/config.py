@@ -237,6 +237,10 @@ class DataConfig(_Section):
         "text: the embedded text records, or your .txt / .jsonl in data.path (language models)"
     )
     train_size: int = Field(default=500, gt=0, description="members; as many non-members")
+    audit_size: int | None = Field(
+        default=None, gt=0, description="members the audit judges, drawn at random from the "
+        "train_size, and as many non-members; default: every member",
+    )
     batch_size: int = Field(default=64, gt=0, description="expected batch size (Poisson with DP)")
     data_dir: Path = Path("data")
     download: bool = Field(
@@ -252,6 +256,11 @@ class DataConfig(_Section):
     sensitive_column: str | None = Field(
         default=None, description="dataset csv: the column attribute inference guesses",
     )
+
+    @property
+    def audited_size(self) -> int:
+        """How many members the audit judges (and how many non-members it holds out)."""
+        return self.train_size if self.audit_size is None else self.audit_size
 
     def source(self) -> DataSource:
         """The file options, as the dataset registry's entries read them."""
@@ -482,16 +491,35 @@ class AuditMLConfig(_Section):
     @model_validator(mode="after")
     def _sizes(self) -> AuditMLConfig:
         spec = self.dataset_spec  # a file format reads data.path here: bad files fail first
-        if self.data.train_size > spec.max_train_size:
-            needed = 2 * self.data.train_size + (0 if spec.has_test_split else MIN_VALIDATION_SIZE)
+        audited = self.data.audited_size
+        if audited > self.data.train_size:
             raise KeyError_(
-                "data.train_size",
-                self.data.train_size,
-                f"{spec.name} has {spec.pool_size} training examples, enough for at most "
-                f"{spec.max_train_size} members plus as many non-members ({needed} are needed "
-                "for this train_size); lower it",
+                "data.audit_size",
+                audited,
+                f"the audit judges members drawn from the {self.data.train_size} of "
+                "data.train_size: lower it to at most that, or remove it to audit every member",
             )
-        spare = spec.pool_size - 2 * self.data.train_size
+        validation = 0 if spec.has_test_split else MIN_VALIDATION_SIZE
+        needed = self.data.train_size + audited + validation
+        if needed > spec.pool_size:
+            if self.data.audit_size is None:
+                raise KeyError_(
+                    "data.train_size",
+                    self.data.train_size,
+                    f"{spec.name} has {spec.pool_size} training examples, enough for at most "
+                    f"{spec.max_train_size} members plus as many non-members ({needed} are "
+                    "needed for this train_size); lower it, or set data.audit_size to audit "
+                    "only part of the members (each audited member needs a held-out non-member)",
+                )
+            raise KeyError_(
+                "data.audit_size",
+                audited,
+                f"{spec.name} has {spec.pool_size} training examples, and {needed} are needed "
+                f"for {self.data.train_size} members plus {audited} non-members"
+                + (f" and {validation} for validation" if validation else "")
+                + ": lower data.audit_size or data.train_size",
+            )
+        spare = spec.pool_size - self.data.train_size - audited
         if not spec.has_test_split:
             spare -= MIN_VALIDATION_SIZE
         # Gradient canaries take no examples from the pool.
@@ -501,7 +529,7 @@ class AuditMLConfig(_Section):
                 "training.canaries.count",
                 self.training.canaries.count,
                 f"{spec.name} has {max(spare, 0)} examples left for canaries after "
-                f"{self.data.train_size} members and as many non-members",
+                f"{self.data.train_size} members and {audited} non-members",
             )
         dp = self.training.dp
         copies = dp.recipe.resolved().augmentation_multiplicity or 1

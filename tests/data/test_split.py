@@ -123,3 +123,54 @@ def test_secret_canaries_are_texts_with_coins_trained_on_repeats_times(tmp_path:
     with pytest.raises(ValueError, match="canary_texts"):
         make_split(LABELS, 60, seed=4, validation_from_pool=True, canaries=40,
                    canary_kind="secret", canary_texts=texts[:5])
+
+
+def test_an_audit_size_audits_a_random_part_of_the_training_set() -> None:
+    # 1,200 training examples, 250 of them audited, 250 held out: 1,450 of the 1,777.
+    split = make_split(LABELS, 1200, seed=3, validation_from_pool=True, audit_size=250)
+    assert len(split.members) == len(split.nonmembers) == 250
+    assert len(split.unaudited) == 950
+    np.testing.assert_array_equal(split.trained, np.sort(np.r_[split.members, split.unaudited]))
+    parts = np.concatenate([split.members, split.unaudited, split.nonmembers, split.validation])
+    assert len(parts) == len(LABELS) == len(np.unique(parts))
+    # Audited members and non-members have the same class counts, and the training set's are
+    # the pool's proportions of 1,200.
+    np.testing.assert_array_equal(np.bincount(LABELS[split.members], minlength=10),
+                                  np.bincount(LABELS[split.nonmembers], minlength=10))
+    trained = np.bincount(LABELS[split.trained], minlength=10)
+    assert trained.sum() == 1200
+    assert np.abs(trained - np.bincount(LABELS) * 1200 / len(LABELS)).max() < 1
+    # The audited members are a random part of the training set, not its lowest indices.
+    assert split.members.max() > np.median(split.trained)
+    other = make_split(LABELS, 1200, seed=4, validation_from_pool=True, audit_size=250)
+    assert not np.array_equal(split.members, other.members)
+    # Auditing every member draws exactly the split drawn without the argument.
+    full = make_split(LABELS, 300, seed=4, validation_from_pool=True, audit_size=300)
+    plain = make_split(LABELS, 300, seed=4, validation_from_pool=True)
+    for name in ("members", "nonmembers", "validation", "unaudited"):
+        np.testing.assert_array_equal(getattr(full, name), getattr(plain, name))
+    assert len(plain.unaudited) == 0
+
+
+def test_unaudited_examples_are_trained_on_saved_and_checked(tmp_path: Path) -> None:
+    split = make_split(LABELS, 900, seed=1, validation_from_pool=True, audit_size=100,
+                       canaries=10)
+    path = tmp_path / "split.npz"
+    split.save(path)
+    loaded = MembershipSplit.load(path)
+    np.testing.assert_array_equal(loaded.unaudited, split.unaudited)
+    assert not np.isin(split.canaries, split.trained).any()
+    pool = ArrayDataset(np.arange(len(LABELS), dtype=np.float32)[:, None], LABELS)
+    data = select(LoadedDataset(pool, None), split)
+    trained = data.training_set.x[:, 0].astype(np.int64)
+    included = split.canaries[split.canary_included]
+    np.testing.assert_array_equal(np.sort(trained), np.sort(np.r_[split.trained, included]))
+    # An unaudited example that is also a non-member voids the audit.
+    bad = MembershipSplit(split.members, split.nonmembers, split.validation, len(LABELS), 1,
+                          unaudited=np.r_[split.unaudited, split.nonmembers[:1]])
+    with pytest.raises(RunDirectoryError, match="overlap"):
+        bad.check()
+    with pytest.raises(DataError, match=r"audit_size must be in \[1, train_size=100\]"):
+        make_split(LABELS, 100, seed=0, validation_from_pool=True, audit_size=101)
+    with pytest.raises(DataError, match="train_size=1700 with audit_size=100 needs 1801"):
+        make_split(LABELS, 1700, seed=0, validation_from_pool=True, audit_size=100)

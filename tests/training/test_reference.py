@@ -252,3 +252,46 @@ def test_a_file_where_the_store_belongs_is_one_clear_line(
     with pytest.raises(RunDirectoryError, match=r"is a file where auditml keeps its reference"):
         _ensure(ReferenceStore(directory), parse_config(tiny_config()), 2, executor)
     assert executor.trained == [] and directory.read_text(encoding="utf-8") == "x"
+
+
+class _Capturing:
+    """Records each job's training indices and returns a fresh model's weights (no training)."""
+
+    def __init__(self, config: AuditMLConfig) -> None:
+        self.config = config
+        self.indices: list[np.ndarray] = []
+
+    def run(self, jobs: Sequence[Job[Any]], on_done: Callable[[int, Any], None]) -> None:
+        for index, job in enumerate(jobs):
+            assert isinstance(job, ReferenceJob)
+            self.indices.append(np.asarray(job.train_indices))
+            state = build_run_model(self.config).state_dict()
+            on_done(index, {name: t.numpy() for name, t in state.items()})
+
+
+def test_unaudited_training_examples_are_in_every_reference_model(
+    tiny_config: Callable[..., dict[str, Any]], tmp_path: Path
+) -> None:
+    config = parse_config(tiny_config(training={"epochs": 1}))
+    store = ReferenceStore(tmp_path / "audit")
+    examples, always = np.arange(40), np.arange(100, 160)
+
+    def ensure(always_in: np.ndarray | None) -> tuple[ReferenceModels, _Capturing]:
+        executor = _Capturing(config)
+        models = store.ensure(config, examples, 2, lambda: build_run_model(config), workers=1,
+                              console=None, description="reference models", executor=executor,
+                              always_in=always_in)
+        return models, executor
+
+    plain, executor = ensure(None)
+    assert [len(i) for i in executor.indices] == [20, 20]
+    with_always, executor = ensure(always)
+    # A set trained without them is not the one asked for: both models are trained again, each
+    # on its half of the audited examples and on every unaudited one (as many as the target).
+    assert len(executor.indices) == 2
+    for k, indices in enumerate(executor.indices):
+        np.testing.assert_array_equal(indices, np.r_[examples[with_always.keep[k]], always])
+    manifest = json.loads((store.directory / "manifest.json").read_text())
+    assert manifest["fingerprint"]["always_in"] == always.tolist()
+    assert ensure(always)[1].indices == []
+    np.testing.assert_array_equal(plain.keep, with_always.keep)

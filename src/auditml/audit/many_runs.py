@@ -99,7 +99,8 @@ def many_runs_audit(
     # initialisation, batches, noise and its canary's coin.
     loaded = load_dataset(config)
     members = make_split(loaded.pool.y, config.data.train_size, config.seed,
-                         validation_from_pool=loaded.test is None).members
+                         validation_from_pool=loaded.test is None,
+                         audit_size=config.data.audit_size).trained
     jobs = [
         CanaryRunJob(recipe, int(np.random.default_rng([config.seed, 17, k]).integers(2**31)),
                      members)

@@ -235,7 +235,9 @@ class RunResources:
 
     def reference(self, examples: ArrayDataset) -> ReferenceModels | None:
         indices = np.concatenate([self.split.members, self.split.nonmembers])
-        return self._models("audit", indices, "reference models")
+        # Each trains on half the audited examples and every unaudited training example: as
+        # many examples as the target, half of them the audited members' size.
+        return self._models("audit", indices, "reference models", always_in=self.split.unaudited)
 
     def shadow(self) -> ReferenceModels | None:
         indices = self._population_indices[: 2 * self.config.data.train_size]
@@ -263,7 +265,8 @@ class RunResources:
             self._base, self._base_training_id = model, trained_from
         return self._base
 
-    def _models(self, name: str, indices: np.ndarray, description: str) -> ReferenceModels:
+    def _models(self, name: str, indices: np.ndarray, description: str,
+                always_in: np.ndarray | None = None) -> ReferenceModels:
         from auditml.training.batched_jobs import batch_models_setting, layer_rules_cover
         from auditml.training.reference import ReferenceStore
 
@@ -286,6 +289,7 @@ class RunResources:
                 layer_rules=(not self.config.training.dp.enabled
                              or layer_rules_cover(self.config))),
             base_training_id=base_id,
+            always_in=always_in,
         )
 
 
@@ -376,5 +380,6 @@ def _population_indices(split: MembershipSplit, seed: int) -> np.ndarray:
         used = np.zeros(split.pool_size, bool)
         # Canaries were trained on (or not) by coin: never population data.
         used[split.members] = used[split.nonmembers] = used[split.canaries] = True
+        used[split.unaudited] = True
         candidates = np.flatnonzero(~used)
     return np.random.default_rng([seed, 7]).permutation(candidates)

@@ -34,6 +34,14 @@ class MembershipSplit:
     # is then empty), and each included one is trained on ``canary_repeats`` times.
     canary_texts: np.ndarray = field(default_factory=lambda: np.empty((0, 0), np.int64))
     canary_repeats: int = 1
+    # Trained on but not audited (``data.audit_size`` below ``train_size``): the members are a
+    # random part of the training set, and these are the rest. Empty when all are audited.
+    unaudited: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+
+    @property
+    def trained(self) -> np.ndarray:
+        """Every pool example the target trains on (canaries aside): members and unaudited."""
+        return np.sort(np.concatenate([self.members, self.unaudited]))
 
     def save(self, path: Path) -> None:
         with atomic_path(path) as tmp, tmp.open("wb") as handle:
@@ -49,6 +57,7 @@ class MembershipSplit:
                 canary_included=self.canary_included,
                 canary_texts=self.canary_texts,
                 canary_repeats=np.int64(self.canary_repeats),
+                unaudited=self.unaudited,
             )
 
     @classmethod
@@ -67,6 +76,7 @@ class MembershipSplit:
                               else np.empty((0, 0), np.int64)),
                 canary_repeats=(int(npz_scalar(data, "canary_repeats", "iu"))
                                 if "canary_repeats" in data else 1),
+                unaudited=_optional(data, "unaudited", np.int64),
             )
 
         split = read_npz(path, "membership split", build)
@@ -80,6 +90,7 @@ class MembershipSplit:
             "members": self.members, "nonmembers": self.nonmembers,
             "validation": self.validation, "canaries": self.canaries,
             "canary_labels": self.canary_labels, "canary_included": self.canary_included,
+            "unaudited": self.unaudited,
         }
         for name, array in arrays.items():
             if array.ndim != 1:
@@ -107,11 +118,12 @@ class MembershipSplit:
                 "membership split is corrupt: it needs as many non-members as members, and at "
                 "least one; retrain the run"
             )
-        parts = [self.members, self.nonmembers, self.validation, self.canaries]
+        parts = [self.members, self.nonmembers, self.validation, self.canaries, self.unaudited]
         joined = np.concatenate(parts)
         if len(np.unique(joined)) != len(joined):
-            raise RunDirectoryError("membership split is corrupt: members, non-members and "
-                                    "validation overlap; retrain the run")
+            raise RunDirectoryError("membership split is corrupt: members, unaudited training "
+                                    "examples, non-members and validation overlap; retrain the "
+                                    "run")
         if len(joined) and (joined.min() < 0 or joined.max() >= self.pool_size):
             raise RunDirectoryError("membership split is corrupt: an index is outside the pool; "
                                     "retrain the run")
@@ -132,8 +144,16 @@ def make_split(
     canary_kind: str = "mislabeled",
     canary_texts: np.ndarray | None = None,
     canary_repeats: int = 1,
+    audit_size: int | None = None,
 ) -> MembershipSplit:
     """Draw ``train_size`` members and as many non-members from the pool, at random per class.
+
+    With ``audit_size`` below ``train_size`` the target still trains on ``train_size`` examples,
+    but only ``audit_size`` of them, drawn at random per class, are audited members (the rest
+    are ``unaudited``), and the non-members are ``audit_size``: a large training set then needs
+    only as many held-out examples as the audit judges. An attack's rates on a random part of
+    the training set estimate its rates on the whole. ``audit_size=None`` audits every member
+    and draws exactly the split it always drew.
 
     Members and non-members get the same number of examples of each class (proportional to the
     pool's class frequencies, largest remainder first). Without this, chance differences in the
@@ -151,28 +171,39 @@ def make_split(
     pool_size = len(labels)
     if train_size <= 0:
         raise DataError(f"train_size must be positive, got {train_size}")
-    needed = 2 * train_size + (1 if validation_from_pool else 0)
+    audited = train_size if audit_size is None else audit_size
+    if not 0 < audited <= train_size:
+        raise DataError(f"audit_size must be in [1, train_size={train_size}], got {audit_size}")
+    needed = train_size + audited + (1 if validation_from_pool else 0)
     if needed > pool_size:
+        given = "" if audit_size is None else f" with audit_size={audit_size}"
         raise DataError(
-            f"train_size={train_size} needs {needed} examples but the pool has {pool_size}"
+            f"train_size={train_size}{given} needs {needed} examples but the pool has {pool_size}"
         )
     classes, counts = np.unique(labels, return_counts=True)
     per_class = _allocate(counts, train_size)
-    if np.any(2 * per_class > counts):
+    audited_per_class = _allocate(counts, audited)
+    # Largest remainders can give a class one more audited than trained example: move it.
+    audited_per_class = _within(audited_per_class, per_class)
+    if np.any(per_class + audited_per_class > counts):
         raise DataError(
             f"train_size={train_size} needs more examples of some class than the pool has"
         )
     rng = np.random.default_rng(seed)
     order = rng.permutation(pool_size)
-    members, nonmembers = [], []
-    for label, take in zip(classes, per_class, strict=True):
+    members, unaudited, nonmembers = [], [], []
+    for label, take, audit in zip(classes, per_class, audited_per_class, strict=True):
         of_class = order[labels[order] == label]
-        members.append(of_class[:take])
-        nonmembers.append(of_class[take : 2 * take])
+        # The order is random: the first ``audit`` of a class's training examples are a random
+        # part of them (all of them when every member is audited).
+        members.append(of_class[:audit])
+        unaudited.append(of_class[audit:take])
+        nonmembers.append(of_class[take : take + audit])
     member_index = np.sort(np.concatenate(members)).astype(np.int64)
+    unaudited_index = np.sort(np.concatenate(unaudited)).astype(np.int64)
     nonmember_index = np.sort(np.concatenate(nonmembers)).astype(np.int64)
     used = np.zeros(pool_size, bool)
-    used[member_index] = used[nonmember_index] = True
+    used[member_index] = used[nonmember_index] = used[unaudited_index] = True
     texts = np.empty((0, 0), np.int64)
     if canary_kind == "secret":
         texts = np.asarray(canary_texts, dtype=np.int64)
@@ -211,7 +242,18 @@ def make_split(
         canary_index.astype(np.int64), canary_labels, canary_included,
         canary_texts=texts if len(texts) else np.empty((0, 0), np.int64),
         canary_repeats=canary_repeats,
+        unaudited=unaudited_index,
     )
+
+
+def _within(wanted: np.ndarray, limits: np.ndarray) -> np.ndarray:
+    """``wanted`` with no entry above ``limits`` and the same total, the excess moved to the
+    first classes with room (``wanted.sum() <= limits.sum()``)."""
+    result = np.minimum(wanted, limits)
+    for index in np.flatnonzero(result < limits):
+        move = min(int(wanted.sum() - result.sum()), int(limits[index] - result[index]))
+        result[index] += move
+    return result
 
 
 def _allocate(counts: np.ndarray, total: int) -> np.ndarray:
@@ -235,20 +277,22 @@ class SplitData:
     canaries: ArrayDataset
     canary_included: np.ndarray
     canary_repeats: int = 1
+    # Trained on, not audited (see MembershipSplit.unaudited); None when every member is audited.
+    unaudited: ArrayDataset | None = None
 
     @property
     def training_set(self) -> ArrayDataset:
-        """What the target trains on: the members and the canaries whose coin said IN (each
-        ``canary_repeats`` times)."""
+        """What the target trains on: the members, the unaudited training examples and the
+        canaries whose coin said IN (each ``canary_repeats`` times)."""
         included = self.canaries.subset(
             np.repeat(np.flatnonzero(self.canary_included), self.canary_repeats)
         )
-        if not len(included):
+        parts = [part for part in (self.members, self.unaudited, included)
+                 if part is not None and len(part)]
+        if len(parts) == 1:
             return self.members
-        return ArrayDataset(
-            np.concatenate([self.members.x, included.x]),
-            np.concatenate([self.members.y, included.y]),
-        )
+        return ArrayDataset(np.concatenate([part.x for part in parts]),
+                            np.concatenate([part.y for part in parts]))
 
 
 def select(loaded: LoadedDataset, split: MembershipSplit) -> SplitData:
@@ -268,4 +312,5 @@ def select(loaded: LoadedDataset, split: MembershipSplit) -> SplitData:
                   else ArrayDataset(loaded.pool.x[split.canaries], split.canary_labels)),
         canary_included=split.canary_included,
         canary_repeats=split.canary_repeats,
+        unaudited=loaded.pool.subset(split.unaudited) if len(split.unaudited) else None,
     )

@@ -167,6 +167,7 @@ class ReferenceStore:
         batch_models: int = 1,
         device: torch.device | None = None,
         base_training_id: str | None = None,
+        always_in: np.ndarray | None = None,
     ) -> ReferenceModels:
         """Load ``count`` models trained on halves of ``pool[example_indices]``, training the
         missing ones on ``executor`` (default: a local pool of ``workers``).
@@ -177,7 +178,9 @@ class ReferenceStore:
         models train up to ``batch_models`` at a time as one computation
         (:mod:`auditml.training.batched`), each group one job; otherwise one job per model.
         ``base_training_id`` is the training of ``model.base`` the models start from (a
-        fine-tuned recipe's): a set trained from another training of the base is not reused."""
+        fine-tuned recipe's): a set trained from another training of the base is not reused.
+        ``always_in``: pool indices every model also trains on (the target's training examples
+        the audit does not judge), so each model trains on as many examples as the target."""
         if count < 1:
             raise AuditMLError(f"reference model count must be at least 1, got {count}")
         executor = executor or LocalPoolExecutor(workers)
@@ -187,6 +190,9 @@ class ReferenceStore:
         fingerprint = _fingerprint(config, examples, torch.device(trains_on).type)
         if base_training_id is not None:
             fingerprint["base_training_id"] = base_training_id
+        always = np.empty(0, np.int64) if always_in is None else np.asarray(always_in, np.int64)
+        if len(always):  # absent otherwise: sets trained before the key existed still match
+            fingerprint["always_in"] = always.tolist()
         done, keep, missing = self._start(fingerprint, count, len(examples), config.seed,
                                           console, description)
         if missing:
@@ -194,7 +200,8 @@ class ReferenceStore:
             # Every job, batched or not, trains where the fingerprint says (job_device).
             recipe["training"]["device"] = trains_on
             jobs = [
-                ReferenceJob(recipe, _model_seed(config.seed, k), examples[keep[k]])
+                ReferenceJob(recipe, _model_seed(config.seed, k),
+                             np.concatenate([examples[keep[k]], always]))
                 for k in missing
             ]
 
