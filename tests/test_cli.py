@@ -330,3 +330,7 @@ def test_an_audit_size_audits_part_of_a_training_set_the_accountant_counts_whole
     assert (record["counts"]["members"], record["counts"]["nonmembers"]) == (40, 40)
     manifest = json.loads((run.path / "reference" / "audit" / "manifest.json").read_text())
     assert manifest["fingerprint"]["always_in"] == split.unaudited.tolist()
+    code, _, err = _run(capsys, "report", str(run.path), "--out", str(tmp_path / "report"))
+    assert code == 0, err
+    shown = " ".join((tmp_path / "report" / "report.html").read_text(encoding="utf-8").split())
+    assert "the members are a random 40 of the 300 training examples" in shown

@@ -100,6 +100,7 @@ def _facts(run: RunDirectory, training: TrainingRecord) -> TrainingView:
         val_acc=training.val_acc,
         train_acc=training.train_acc,
         val_perplexity=training.val_perplexity,
+        train_size=training.train_size,
     )
 
 

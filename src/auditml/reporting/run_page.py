@@ -169,6 +169,16 @@ def _gdp_cell(attack: AttackView) -> str:
     return f"{shown} (≥ {attack.gdp_lower_bound:.2f} if Gaussian)"
 
 
+def _part_sentence(view: RunView) -> str:
+    """Where the audited members are a random part of a larger training set, say so: the
+    rates estimate the whole set's."""
+    trained = view.facts.train_size
+    if trained is None or trained <= view.attacks[0].members:
+        return ""
+    return (f" (the members are a random {view.attacks[0].members:,} of the {trained:,} "
+            "training examples, set by data.audit_size: the rates estimate the whole set's)")
+
+
 def _attacks_table(view: RunView) -> page.Html:
     fprs = sorted({fpr for attack in view.attacks for fpr in attack.tpr_at_fpr})
     columns = [
@@ -198,7 +208,7 @@ def _attacks_table(view: RunView) -> page.Html:
         columns,
         [cells(attack) for attack in view.attacks],
         caption=f"{view.attacks[0].members} members and {view.attacks[0].nonmembers} "
-        "non-members audited. Hover a header for its definition."
+        "non-members audited" + _part_sentence(view) + ". Hover a header for its definition."
         + (" [low, high]: 95% bootstrap (BCa) interval, the sampling noise of the audit."
            if any(attack.auc_interval is not None for attack in view.attacks) else "")
         + _thresholds_sentence(view),

@@ -42,6 +42,9 @@ class TrainingView:
     # A language model's perplexity on the validation texts (its accuracies are of next tokens);
     # None for a classifier.
     val_perplexity: float | None = None
+    # How many examples the model trained on (None: unknown); more than the audited members
+    # when the run set data.audit_size.
+    train_size: int | None = None
 
 
 @dataclass(frozen=True)
