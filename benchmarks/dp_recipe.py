@@ -71,8 +71,9 @@ def build_mnist_proxy(mnist_dir: Path, output: Path) -> Path:
     return output
 
 
-# --configs names: the seed tutorial's three, and the full-scale Fashion-MNIST run (30,000
-# members, ε=3, δ=1e-5; Fashion-MNIST only: the MNIST proxy's pool is 8,000 images).
+# --configs names: the seed tutorial's three, and the full-scale Fashion-MNIST run (55,000
+# members, 5,000 of them audited, ε=3, δ=1e-5; Fashion-MNIST only: the MNIST proxy's pool is
+# 8,000 images).
 CONFIG_FILES = {"eps1": "dp_tutorial_eps1.yaml", "eps5": "dp_tutorial_eps5.yaml",
                 "baseline": "dp_tutorial_baseline.yaml", "full": "dp_fashion_full_eps3.yaml"}
 
