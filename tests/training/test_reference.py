@@ -295,3 +295,18 @@ def test_unaudited_training_examples_are_in_every_reference_model(
     assert manifest["fingerprint"]["always_in"] == always.tolist()
     assert ensure(always)[1].indices == []
     np.testing.assert_array_equal(plain.keep, with_always.keep)
+
+
+def test_stores_written_before_audit_size_keep_their_fingerprint(
+    tiny_config: Callable[..., dict[str, Any]],
+) -> None:
+    from auditml.training.reference import _fingerprint
+
+    examples = np.arange(10)
+    every = _fingerprint(parse_config(tiny_config()), examples, "cpu")
+    # A store written before the key existed has no data.audit_size: auditing every member
+    # (the default) trains the same models, so the fingerprint leaves it out.
+    assert "audit_size" not in every["recipe"]["data"]
+    part = _fingerprint(parse_config(tiny_config(data={"train_size": 100, "audit_size": 50})),
+                        examples, "cpu")
+    assert part["recipe"]["data"]["audit_size"] == 50

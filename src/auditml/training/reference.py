@@ -370,6 +370,9 @@ def _fingerprint(config: AuditMLConfig, examples: np.ndarray, device_type: str
     # How the models are scheduled (batched or one by one) is the same mechanism, so the same set.
     recipe["audit"].pop("batched", None)
     recipe["audit"].pop("batch_models", None)
+    # Every member audited (the default) is how stores written before data.audit_size trained.
+    if recipe["data"].get("audit_size") is None:
+        recipe["data"].pop("audit_size", None)
     return {"recipe": recipe, "examples": examples.tolist(), "seed": config.seed,
             "device": device_type}
 
