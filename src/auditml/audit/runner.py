@@ -235,8 +235,8 @@ class RunResources:
 
     def reference(self, examples: ArrayDataset) -> ReferenceModels | None:
         indices = np.concatenate([self.split.members, self.split.nonmembers])
-        # Each trains on half the audited examples and every unaudited training example: as
-        # many examples as the target, half of them the audited members' size.
+        # Each trains on half the audited examples (as many as the audited members) and every
+        # unaudited training example: train_size examples, as the target did.
         return self._models("audit", indices, "reference models", always_in=self.split.unaudited)
 
     def shadow(self) -> ReferenceModels | None:
