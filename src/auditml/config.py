@@ -236,7 +236,10 @@ class DataConfig(_Section):
         default="digits", description="a built-in dataset, or csv / npz to read data.path; "
         "text: the embedded text records, or your .txt / .jsonl in data.path (language models)"
     )
-    train_size: int = Field(default=500, gt=0, description="members; as many non-members")
+    train_size: int = Field(
+        default=500, gt=0,
+        description="members (the training set); as many non-members, or data.audit_size",
+    )
     audit_size: int | None = Field(
         default=None, gt=0, description="members the audit judges, drawn at random from the "
         "train_size, and as many non-members; default: every member",

@@ -144,6 +144,20 @@ def test_an_audit_size_audits_a_random_part_of_the_training_set() -> None:
     assert split.members.max() > np.median(split.trained)
     other = make_split(LABELS, 1200, seed=4, validation_from_pool=True, audit_size=250)
     assert not np.array_equal(split.members, other.members)
+    # Whatever the size, each class's audited members come from its own training examples.
+    for size in (1, 7, 99, 250, 333, 600):
+        part = make_split(LABELS, 600, seed=1, validation_from_pool=True, audit_size=size)
+        part.check()
+        assert np.isin(part.members, part.trained).all() and len(part.members) == size
+        np.testing.assert_array_equal(np.bincount(LABELS[part.members], minlength=10),
+                                      np.bincount(LABELS[part.nonmembers], minlength=10))
+    # A class too rare to get a training example gets no audited member either (allocating the
+    # 13 audited in proportion to the pool, not to the 14 trained, would give it one).
+    rare = np.repeat(np.arange(5), [8, 1, 5, 10, 7])
+    part = make_split(rare, 14, seed=0, validation_from_pool=False, audit_size=13)
+    part.check()
+    assert np.isin(part.members, part.trained).all()
+    assert 1 not in rare[part.trained] and 1 not in rare[part.members]
     # Auditing every member draws exactly the split drawn without the argument.
     full = make_split(LABELS, 300, seed=4, validation_from_pool=True, audit_size=300)
     plain = make_split(LABELS, 300, seed=4, validation_from_pool=True)

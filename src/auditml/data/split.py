@@ -182,9 +182,9 @@ def make_split(
         )
     classes, counts = np.unique(labels, return_counts=True)
     per_class = _allocate(counts, train_size)
-    audited_per_class = _allocate(counts, audited)
-    # Largest remainders can give a class one more audited than trained example: move it.
-    audited_per_class = _within(audited_per_class, per_class)
+    # In proportion to each class's training examples: never more than a class has (every
+    # member when nothing is left out).
+    audited_per_class = _allocate(per_class, audited)
     if np.any(per_class + audited_per_class > counts):
         raise DataError(
             f"train_size={train_size} needs more examples of some class than the pool has"
@@ -244,16 +244,6 @@ def make_split(
         canary_repeats=canary_repeats,
         unaudited=unaudited_index,
     )
-
-
-def _within(wanted: np.ndarray, limits: np.ndarray) -> np.ndarray:
-    """``wanted`` with no entry above ``limits`` and the same total, the excess moved to the
-    first classes with room (``wanted.sum() <= limits.sum()``)."""
-    result = np.minimum(wanted, limits)
-    for index in np.flatnonzero(result < limits):
-        move = min(int(wanted.sum() - result.sum()), int(limits[index] - result[index]))
-        result[index] += move
-    return result
 
 
 def _allocate(counts: np.ndarray, total: int) -> np.ndarray:
