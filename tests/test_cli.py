@@ -297,6 +297,38 @@ def test_multi_signal_reaches_audit_report_and_compare(
     assert name in (out_dir / "comparison.json").read_text(encoding="utf-8")
 
 
+def test_an_audit_size_no_class_can_fill_is_one_line_before_anything_is_said_or_written(
+    capsys: pytest.CaptureFixture[str], tiny_config: Callable[..., dict[str, Any]],
+    write_config: Callable[..., Path], tmp_path: Path,
+) -> None:
+    from auditml.data.idx import write_idx
+
+    # A 200-image MNIST-format pool (validation is its own test split): 99 + 98 fit in total,
+    # but not class 9's 17 images at equal member and non-member class counts.
+    rng = np.random.default_rng(0)
+    labels = np.repeat(np.arange(10), [23, 21, 20, 20, 20, 20, 20, 20, 19, 17])
+    data_dir = tmp_path / "mnist"
+    data_dir.mkdir()
+    for stem, array in {
+        "train-images-idx3-ubyte": rng.integers(0, 256, (200, 28, 28), dtype=np.uint8),
+        "train-labels-idx1-ubyte": labels.astype(np.uint8),
+        "t10k-images-idx3-ubyte": rng.integers(0, 256, (20, 28, 28), dtype=np.uint8),
+        "t10k-labels-idx1-ubyte": np.arange(20, dtype=np.uint8) % 10,
+    }.items():
+        write_idx(data_dir / stem, array)
+    config = write_config(tiny_config(
+        experiment_name="short",
+        data={"dataset": "mnist", "data_dir": str(data_dir), "download": False,
+              "train_size": 99, "audit_size": 98},
+    ), "short")
+    code, out, err = _run(capsys, "train", "--config", str(config))
+    assert code == 2
+    line = _one_error_line(err)
+    assert "train_size=99 with audit_size=98 needs more examples of class 9" in line
+    assert "lower train_size or audit_size" in line
+    assert "audit:" not in out and not (tmp_path / "results" / "short").exists()
+
+
 def test_an_audit_size_audits_part_of_a_training_set_the_accountant_counts_whole(
     capsys: pytest.CaptureFixture[str], tiny_config: Callable[..., dict[str, Any]],
     write_config: Callable[..., Path], tmp_path: Path,

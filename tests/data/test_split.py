@@ -39,7 +39,7 @@ def test_too_large_a_train_size_is_refused() -> None:
     with pytest.raises(DataError, match="needs 1779 examples but the pool has 1777"):
         make_split(LABELS, 889, seed=0, validation_from_pool=True)
     # Enough in total, but not of the smallest class (166 examples, 83 each way at most).
-    with pytest.raises(DataError, match="needs more examples of some class"):
+    with pytest.raises(DataError, match="needs more examples of class 2 than the pool has"):
         make_split(LABELS, 888, seed=0, validation_from_pool=True)
     with pytest.raises(DataError, match="30 canaries do not fit"):
         make_split(LABELS[:120], 50, seed=0, validation_from_pool=True, canaries=30)

@@ -186,8 +186,12 @@ def make_split(
     # member when nothing is left out).
     audited_per_class = _allocate(per_class, audited)
     if np.any(per_class + audited_per_class > counts):
+        given = "" if audit_size is None else f" with audit_size={audit_size}"
+        short = classes[per_class + audited_per_class > counts]
         raise DataError(
-            f"train_size={train_size} needs more examples of some class than the pool has"
+            f"train_size={train_size}{given} needs more examples of class "
+            f"{', '.join(str(c) for c in short)} than the pool has (members and non-members "
+            "get the same class counts): lower train_size or audit_size"
         )
     rng = np.random.default_rng(seed)
     order = rng.permutation(pool_size)

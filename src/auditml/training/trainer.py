@@ -106,13 +106,6 @@ def train(config: AuditMLConfig, *, console: Console | None = None) -> TrainResu
     line = schedule_line(schedule_changes(configured), config.arch)
     if line is not None:
         console.print(line, highlight=False, markup=False)
-    if config.data.audited_size < config.data.train_size:
-        console.print(
-            f"audit: {config.data.audited_size:,} of the {config.data.train_size:,} training "
-            "examples are audited members, against as many held-out non-members "
-            "(data.audit_size); the others are trained on and never scored",
-            highlight=False, markup=False,
-        )
     with target.lock():
         split = make_split(
             loaded.pool.y, config.data.train_size, config.seed,
@@ -123,6 +116,13 @@ def train(config: AuditMLConfig, *, console: Console | None = None) -> TrainResu
             canary_repeats=config.training.canaries.repeats,
             audit_size=config.data.audit_size,
         )
+        if config.data.audited_size < config.data.train_size:  # said once the split is drawn
+            console.print(
+                f"audit: {config.data.audited_size:,} of the {config.data.train_size:,} "
+                "training examples are audited members, against as many held-out non-members "
+                "(data.audit_size); the others are trained on and never scored",
+                highlight=False, markup=False,
+            )
         data = select(loaded, split)
 
         fit = fit_model(
