@@ -160,3 +160,32 @@ def test_features_read_from_the_disk_cache_are_remembered_for_predictions(
     counting = _CountingFrontEnd()
     np.testing.assert_array_equal(scattering.transformed_rows(counting, images), from_disk)
     assert counting.transformed == 0  # the training set's predictions transform nothing again
+
+
+def test_the_heads_fixed_layers_are_split_off_and_joined_back_under_their_names() -> None:
+    from torch import nn
+
+    model = build_model("scatternet_linear", (1, 28, 28), 10)
+    fixed, trained = model.split_head()
+    assert [type(layer) for layer in fixed] == [nn.GroupNorm, nn.Flatten]
+    assert [name for name, _ in trained.named_children()] == ["2"]
+    assert trained[0] is model.head[2]  # the head's own module: training it trains the model
+    assert model.head_input_shape == (81 * 7 * 7,)
+    images = _images(3)
+    inputs = model.head_inputs(images)
+    assert inputs.shape == (3, 81 * 7 * 7) and inputs.dtype == np.float32
+    torch.testing.assert_close(trained(torch.from_numpy(inputs)), model(torch.from_numpy(images)))
+    # DP-SGD's preparation may rebuild the trained part: it goes back under the same names.
+    rebuilt = nn.Sequential(nn.Linear(81 * 7 * 7, 10))
+    model.join_head(rebuilt)
+    assert model.head[2] is rebuilt[0] and isinstance(model.head[0], nn.GroupNorm)
+    assert sorted(model.state_dict()) == ["head.2.bias", "head.2.weight"]
+    # A normalisation with weights trains, so it is not fixed; nor is a head that is not a
+    # Sequential; and the last layer always trains.
+    front_end = ScatteringFrontEnd((1, 28, 28))
+    affine = FeatureModel(front_end, nn.Sequential(nn.GroupNorm(27, 81), nn.Flatten(),
+                                                    nn.Linear(81 * 49, 10)))
+    assert len(affine.split_head()[0]) == 0
+    flat = FeatureModel(front_end, nn.Flatten())
+    assert len(flat.split_head()[0]) == 0 and flat.split_head()[1] is flat.head
+    assert len(FeatureModel(front_end, nn.Sequential(nn.Flatten())).split_head()[0]) == 0

@@ -155,3 +155,37 @@ def test_the_measured_scatternet_schedules_split_at_epsilon_2() -> None:
     assert (high.epochs, high.learning_rate) == (40, 2.0)
     assert recipe_module.schedule_for(schedules, 1.99) is low
     assert recipe_module.schedule_for((), 5.0) is None
+
+
+def test_the_heads_fixed_layers_computed_once_train_the_model_the_whole_head_would(
+    grey_config: Callable[..., dict[str, Any]], monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # GroupNorm (no weights, per example) is computed once with the features and only the
+    # linear layer trains: the same clipped, noised steps as training the whole head on them.
+    import torch
+    from torch import nn
+
+    from auditml.data import make_split, select
+    from auditml.models.scattering import FeatureModel
+    from auditml.training.run_model import load_dataset
+    from auditml.training.trainer import fit_model
+
+    config = with_schedule(parse_config(grey_config()))
+    loaded = load_dataset(config)
+    data = select(loaded, make_split(loaded.pool.y, 100, 0, validation_from_pool=False))
+
+    def fit() -> Any:
+        return fit_model(config, data.training_set, data.validation, seed=3,
+                         device=torch.device("cpu"))
+
+    split = fit()
+    with monkeypatch.context() as whole_head:
+        whole_head.setattr(FeatureModel, "split_head", lambda self: (nn.Sequential(), self.head))
+        whole = fit()
+    assert isinstance(split.model, FeatureModel)
+    assert sorted(split.model.state_dict()) == sorted(whole.model.state_dict()) == [
+        "head.2.bias", "head.2.weight"]
+    for name, tensor in split.model.state_dict().items():
+        torch.testing.assert_close(tensor, whole.model.state_dict()[name], rtol=1e-5, atol=1e-6)
+    assert [h["val_acc"] for h in split.history] == [h["val_acc"] for h in whole.history]
+    assert split.epsilon == whole.epsilon

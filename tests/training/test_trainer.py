@@ -60,6 +60,29 @@ def test_dp_run_reports_the_accountants_epsilon(tiny_config: Callable[..., dict[
     assert [round(h["epsilon"], 6) for h in metrics["history"]][-1] == round(metrics["epsilon"], 6)
 
 
+def test_silent_training_reads_the_accountant_once_and_trains_the_same_model(
+    tiny_config: Callable[..., dict[str, Any]],
+) -> None:
+    from auditml.data import make_split, select
+    from auditml.training.run_model import load_dataset
+    from auditml.training.trainer import fit_model
+
+    config = parse_config(tiny_config(
+        training={"epochs": 3, "dp": {"enabled": True, "epsilon": 3.0, "delta": 1e-3}}))
+    loaded = load_dataset(config)
+    data = select(loaded, make_split(loaded.pool.y, 100, 0, validation_from_pool=True))
+    shown = fit_model(config, data.training_set, data.validation, seed=4,
+                      device=torch.device("cpu"), console=_quiet())
+    silent = fit_model(config, data.training_set, None, seed=4, device=torch.device("cpu"))
+    # Shown: ε after every epoch, growing; silent (reference models): only after the last.
+    per_epoch = [h["epsilon"] for h in shown.history]
+    assert all(e is not None for e in per_epoch) and per_epoch == sorted(per_epoch)
+    assert [h["epsilon"] for h in silent.history] == [None, None, shown.epsilon]
+    assert silent.epsilon == shown.epsilon == per_epoch[-1]
+    for name, tensor in shown.model.state_dict().items():
+        assert torch.equal(tensor, silent.model.state_dict()[name]), name
+
+
 def test_given_noise_multiplier_reports_its_epsilon(
     tiny_config: Callable[..., dict[str, Any]],
 ) -> None:
