@@ -175,8 +175,8 @@ def make_split(
     if not 0 < audited <= train_size:
         raise DataError(f"audit_size must be in [1, train_size={train_size}], got {audit_size}")
     needed = train_size + audited + (1 if validation_from_pool else 0)
+    given = "" if audit_size is None else f" with audit_size={audit_size}"
     if needed > pool_size:
-        given = "" if audit_size is None else f" with audit_size={audit_size}"
         raise DataError(
             f"train_size={train_size}{given} needs {needed} examples but the pool has {pool_size}"
         )
@@ -185,9 +185,8 @@ def make_split(
     # In proportion to each class's training examples: never more than a class has (every
     # member when nothing is left out).
     audited_per_class = _allocate(per_class, audited)
-    if np.any(per_class + audited_per_class > counts):
-        given = "" if audit_size is None else f" with audit_size={audit_size}"
-        short = classes[per_class + audited_per_class > counts]
+    short = classes[per_class + audited_per_class > counts]
+    if len(short):
         raise DataError(
             f"train_size={train_size}{given} needs more examples of class "
             f"{', '.join(str(c) for c in short)} than the pool has (members and non-members "

@@ -168,9 +168,7 @@ class FeatureModel(nn.Module):
         """Make the head the fixed layers followed by ``trained`` (which DP-SGD's preparation
         may have rebuilt from :meth:`split_head`'s), under the names they had; by position
         where a name would repeat one of the fixed layers'."""
-        fixed, current = self.split_head()
-        if trained is current:
-            return
+        fixed, _ = self.split_head()
         if not len(fixed):
             self.head = trained
             return

@@ -323,7 +323,8 @@ def _fit(
         report = console.print if console is not None else (lambda _: None)
         prepared = prepare_for_dp(trained, fix=dp.fix_model, report=report)
         if isinstance(model, FeatureModel):
-            model.join_head(prepared)
+            if prepared is not trained:  # rebuilt (fix_model): back into the released head
+                model.join_head(prepared)
             trained = prepared
         else:
             model = trained = prepared
