@@ -65,23 +65,6 @@ def test_gpt2_tiny_embeddings_are_untied() -> None:
     assert lm.lm_head.weight.data_ptr() != lm.transformer.wte.weight.data_ptr()
 
 
-def test_gpt2_tiny_computes_gpt2s_tanh_gelu() -> None:
-    """The fused activation is GPT-2's own function: the same weights under Hugging Face's
-    default "gelu_new" give the same logits (the exact erf GELU differs by up to 4e-5 here)."""
-    from transformers import GPT2LMHeadModel
-
-    model = _model()
-    reference_config = copy.deepcopy(model.language_model.config)
-    reference_config.activation_function = "gelu_new"
-    reference = GPT2LMHeadModel(reference_config)
-    reference.load_state_dict(model.language_model.state_dict())
-    ids = _ids(4)
-    with torch.no_grad():
-        fused = model(ids)
-        expected = CausalLM(reference)(ids)
-    torch.testing.assert_close(fused, expected, rtol=0, atol=1e-5)
-
-
 def test_gpt2_tiny_refuses_inputs_that_are_not_token_sequences() -> None:
     with pytest.raises(ValueError, match=r"shape \(max_length,\).*got \(1, 8, 8\)"):
         gpt2_tiny((1, 8, 8), 10)

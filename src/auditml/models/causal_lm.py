@@ -114,10 +114,6 @@ def gpt2_tiny(input_shape: tuple[int, ...], num_classes: int) -> CausalLM:
     config = GPT2Config(
         vocab_size=VOCAB_SIZE, n_positions=input_shape[0], n_embd=128, n_layer=2, n_head=4,
         resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0, tie_word_embeddings=False,
-        # GPT-2's tanh-approximated GELU computed by torch's fused kernel: the same function as
-        # the default "gelu_new" (written in Python ops; outputs agree to 1e-6), and each forward
-        # pass about a quarter faster on the CPU.
-        activation_function="gelu_pytorch_tanh",
         # No pad_token_id: Hugging Face would then ask for an attention mask on every padded
         # batch. Right padding needs none (a real token never attends to a later PAD), and PAD
         # targets are masked out of the losses and scores here.
