@@ -139,6 +139,43 @@ def test_token_statistics_match_a_direct_computation() -> None:
     assert stats.mask.dtype == np.bool_
 
 
+def test_next_token_evaluation_matches_a_direct_computation() -> None:
+    from auditml.models.causal_lm import next_token_evaluation
+
+    model = _model(seed=5)
+    ids = _ids(9, seed=6)
+    accuracy, perplexity = next_token_evaluation(model, ids.numpy(), batch_size=2)
+    with torch.no_grad():
+        logits = model.eval()(ids)[:, :-1]
+    targets = ids[:, 1:]
+    real = targets != PAD_ID
+    assert not real.all()  # rows of different lengths
+    right = (logits.argmax(-1) == targets)[real]
+    loss = F.cross_entropy(logits[real], targets[real])
+    assert accuracy == pytest.approx(float(right.double().mean()), abs=1e-12)
+    assert perplexity == pytest.approx(math.exp(float(loss)), rel=1e-5)
+
+
+def test_evaluations_batch_rows_of_like_length_and_keep_each_rows_place() -> None:
+    """Rows are batched shortest first, so each batch is cut short; the statistics still come
+    back in the rows' own order (the direct computation above checks the values)."""
+    from auditml.models.causal_lm import next_token_evaluation
+
+    model = _model(seed=7)
+    ids = _ids(12, seed=8)
+    widths: list[int] = []
+    model.register_forward_pre_hook(lambda module, args: widths.append(args[0].shape[1]))
+    lengths = (ids != PAD_ID).sum(dim=1).numpy()
+    next_token_evaluation(model, ids.numpy(), batch_size=4)
+    stats = token_statistics(model, ids.numpy(), batch_size=4)
+    longest_per_batch = [max(int(np.sort(lengths)[start:start + 4].max()), 2)
+                         for start in range(0, 12, 4)]
+    assert widths == longest_per_batch * 2
+    alone = token_statistics(model, ids[5:6].numpy(), batch_size=1)
+    real = stats.mask[5]
+    np.testing.assert_allclose(stats.log_probs[5][real], alone.log_probs[0][real], rtol=1e-5)
+
+
 def test_token_statistics_name_bad_token_ids() -> None:
     model = _model()
     with pytest.raises(ArgumentError, match=r"input_ids must hold token ids in \[0, 259\)"):
