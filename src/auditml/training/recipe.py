@@ -71,8 +71,8 @@ preconditioner, free in ε; -5 to +0.1). Nor did full-batch DP gradient descent 
 sampling; 20-400 steps at lr 1-4: best 95.6 at 100 steps and lr 1), label smoothing 0.1 or 0.3
 (-0.5 to -9), or Tramèr & Boneh's ScatterNet + CNN head (GroupNorm, a stride-2 3x3 convolution
 to 16 channels, one to 32, 32 tanh units; 33k weights against the linear layer's 40k; per-example
-gradients by ``torch.func``): ε=5 97.1 at 1024 / 40 / lr 2 (seeds 0-2; 96.7-97.15 for lr 1-4,
-40-80 epochs, seed 0; 32 and 64 channels 97.2), ε=1 94.6 at 1024 / 20 / lr 2 (seeds 0-2; 90-95.1
+gradients by ``torch.func``): ε=5 97.1 at 1024 / 40 / lr 2 (seeds 0-2; 94.0-97.15 for lr 1-4,
+40-80 epochs, seed 0; 32 and 64 channels 97.2), ε=1 94.6 at 1024 / 20 / lr 2 (seeds 0-2; 90.1-94.9
 for the other schedules, seed 0). Tramèr & Boneh's own CNN head wins only with 60,000 examples.
 Fashion-MNIST's 5,000 sit on the same plateau (the head alone, δ=2e-4, seeds 0-2; the recipe's
 schedules give 85.7 and 82.4 there, 85.9 and 82.3 in ``auditml train``): ε=5 85.5-85.8 for
