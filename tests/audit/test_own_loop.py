@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import io
+import json
 import warnings
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -194,3 +196,51 @@ def test_a_saved_state_resumes_only_the_same_canaries() -> None:
         other.load_state_dict(state)
     with pytest.raises(AuditMLError, match=r"state: not a CanaryAudit\.state_dict"):
         other.load_state_dict({"what": 1})
+
+
+def _trained_audit(**given: object) -> tuple[CanaryAuditResult, list[str]]:
+    """Two epochs of a correct loop under a CanaryAudit given ``given`` (names of
+    ``model``, ``data_loader``, ``privacy_engine``), and what it warned at construction."""
+    engine, model, optimizer, loader = _made_private()
+    objects = {"model": model, "data_loader": loader, "privacy_engine": engine}
+    with warnings.catch_warnings(record=True) as said:
+        warnings.simplefilter("always")
+        audit = auditml.CanaryAudit(optimizer, count=200, seed=0,
+                                    **{name: objects[name] for name in given})
+    for _ in range(2):
+        for xb, yb in loader:
+            optimizer.zero_grad()
+            nn.functional.cross_entropy(model(xb), yb).backward()
+            optimizer.step()
+    return audit.result(engine, delta=1e-5), [str(warning.message) for warning in said]
+
+
+def test_consistent_means_every_assumption_was_checked(tmp_path: Path) -> None:
+    """Without the loop's model and loader the loader, rate and hidden-state checks cannot run:
+    a correct loop is then "not verified", never "consistent", in the API, the terminal and the
+    report; given them, it is consistent."""
+    from auditml.cli import main
+    from auditml.reporting.console import canary_summary
+
+    bare, said = _trained_audit()
+    assert bare.violation is False and bare.failed_checks == ()
+    assert {"loader", "hidden_state", "noise_source"} <= set(bare.unchecked_checks)
+    assert bare.claim_applies is None
+    assert bare.verdict.startswith("not verified (not checked: ") and "loader" in bare.verdict
+    assert any("never \"consistent\"" in line and "model=" in line for line in said)
+    shown = canary_summary(bare.record.model_dump(mode="json"))
+    assert shown.splitlines()[-1].startswith("  accountant's ε=") and "not verified" in shown
+    saved = bare.save(tmp_path / "bare")
+    assert main(["report", str(saved), "--out", str(tmp_path / "page")]) == 0
+    page = json.loads((tmp_path / "page" / "run_report.json").read_text(encoding="utf-8"))
+    assert page["verdict"] == "unverified" and "not verified" in page["headline"]
+    assert "consistent" not in page["headline"]
+
+    full, said = _trained_audit(model=1, data_loader=1, privacy_engine=1)
+    assert full.unchecked_checks == () and full.claim_applies is True
+    assert full.verdict == "consistent"
+    assert not any("never \"consistent\"" in line for line in said)
+    saved = full.save(tmp_path / "full")
+    assert main(["report", str(saved), "--out", str(tmp_path / "page2")]) == 0
+    page = json.loads((tmp_path / "page2" / "run_report.json").read_text(encoding="utf-8"))
+    assert page["verdict"] == "consistent"

@@ -424,3 +424,28 @@ def test_report_md_shows_names_as_text_not_markup(comparison: Comparison) -> Non
     markdown = render_markdown(hostile, {})
     assert "<script>" not in markdown and "&lt;script&gt;x()&lt;/script&gt;" in markdown
     assert "| \\*big\\* |" in markdown
+
+
+def test_a_rows_verdict_line_follows_its_canary_audit() -> None:
+    """A run's line in the comparison summary says what its canary audit found: a VIOLATION
+    (its contradiction or the assumptions the loop broke), "not verified" when the audit could
+    not check some assumptions, consistent only when it checked them all."""
+    from auditml.reporting.verdict import VerdictKind
+    from auditml.reporting.writers.html import row_verdict
+
+    canary = {"canary_audit": "dp_audit_all_iterates", "canary_threat_model": "all_iterates",
+              "canary_bound": 0.2}
+    assert row_verdict(_row(**canary, canary_violation=False), "x").kind is (
+        VerdictKind.CONSISTENT)
+    contradicted = row_verdict(_row(**canary, canary_violation=True), "x")
+    assert contradicted.kind is VerdictKind.VIOLATION
+    assert "dp_audit_all_iterates audit contradicts" in contradicted.headline
+    broken = row_verdict(_row(**canary, canary_violation=True,
+                              canary_failed_checks=["loader"]), "x")
+    assert broken.kind is VerdictKind.VIOLATION and "assumptions (loader)" in broken.headline
+    unverified = row_verdict(_row(**canary, canary_violation=False,
+                                  canary_unchecked=["hidden_state", "rate"]), "x")
+    assert unverified.kind is VerdictKind.UNVERIFIED
+    assert "hidden_state, rate were not checked" in unverified.headline
+    cells = table_cells(_row(**canary, canary_violation=False, canary_unchecked=["rate"]))
+    assert any(cell.endswith("≥ 0.20 not verified (not checked: rate)") for cell in cells), cells

@@ -59,12 +59,12 @@ def test_each_format_shows_the_many_runs_audits_and_their_verdicts(
     ]
     assert broken.cells()[3:] == ["3.10 (95%)", "REJECTED (95%)", "VIOLATION"]
     markdown = comparison.report_md.read_text(encoding="utf-8")
-    assert "## Many-runs DP audits (auditml audit-dp)" in markdown
+    assert "## DP audits: many runs (auditml audit-dp) and one-run canary audits" in markdown
     assert "| broken (broken_audit_dp.json) | 200 (97) |" in markdown
     assert "**VIOLATION** in the many-runs audit of broken" in markdown
-    assert "- **ε lower bound (many runs)** (Many-runs DP audits" in markdown
+    assert "- **ε lower bound (many runs)** (DP audits: many runs" in markdown
     html = comparison.report_html.read_text(encoding="utf-8")
-    assert "Many-runs DP audits (auditml audit-dp)" in html
+    assert "DP audits: many runs (auditml audit-dp) and one-run canary audits" in html
     assert "VIOLATION in broken (many-runs audit)" in html
     saved = json.loads(comparison.comparison_json.read_text(encoding="utf-8"))
     assert [row["recipe"] for row in saved["dp_audits"]] == ["correct", "broken"]
@@ -75,8 +75,8 @@ def test_without_many_runs_audits_there_is_no_such_section(
     runs: list[Path], tmp_path: Path
 ) -> None:
     comparison = compare_runs(runs, tmp_path / "report")
-    assert "Many-runs" not in comparison.report_md.read_text(encoding="utf-8")
-    assert "Many-runs" not in comparison.report_html.read_text(encoding="utf-8")
+    assert "DP audits: many runs" not in comparison.report_md.read_text(encoding="utf-8")
+    assert "DP audits: many runs" not in comparison.report_html.read_text(encoding="utf-8")
     assert json.loads(comparison.comparison_json.read_text(encoding="utf-8"))["dp_audits"] == []
 
 
@@ -109,7 +109,7 @@ def test_the_cli_prints_the_table_and_refuses_a_bad_file_in_one_line(
     argv = ["compare", *map(str, runs), "--out", str(tmp_path / "report")]
     assert main([*argv, "--dp-audit", *map(str, audits)]) == 0
     out = capsys.readouterr().out
-    assert "Many-runs DP audits" in out and "VIOLATION" in out
+    assert "DP audits: many runs" in out and "VIOLATION" in out
     assert main([*argv, "--dp-audit", str(tmp_path / "nope.json")]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "auditml audit-dp" in err

@@ -153,7 +153,8 @@ def test_a_rejected_claimed_curve_is_a_violation_even_below_the_claimed_epsilon(
         strongest=STRONGEST, rejections=["dp_audit_all_iterates"],
     )
     assert verdict.kind is VerdictKind.VIOLATION
-    assert "dp_audit_all_iterates audit rejects the privacy curve" in verdict.headline
+    assert ("dp_audit_all_iterates audit contradicts the privacy the accountant claims"
+            in verdict.headline)
     without = run_verdict(
         dp_enabled=True, claimed_epsilon=1.0,
         bounds=[BoundSource("dp_audit_all_iterates", 0.75, 0.975)], strongest=STRONGEST,

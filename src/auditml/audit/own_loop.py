@@ -1,4 +1,5 @@
-"""Audit your own Opacus training loop: ``auditml.CanaryAudit(optimizer, count=1000, seed=0)``.
+"""Audit your own Opacus training loop: ``auditml.CanaryAudit(optimizer, model=model,
+data_loader=loader, privacy_engine=privacy_engine)``.
 
 Wrap the ``DPOptimizer`` that ``PrivacyEngine.make_private`` returned, train as usual, then ask
 for the result with the same privacy engine::
@@ -7,7 +8,7 @@ for the result with the same privacy engine::
                                 privacy_engine=privacy_engine)
     ...your ordinary training loop...
     result = audit.result(privacy_engine, delta=1e-5)
-    result.epsilon_lower_bound, result.claimed_epsilon, result.violation, result.failed_checks
+    result.epsilon_lower_bound, result.claimed_epsilon, result.verdict, result.failed_checks
 
 The audit adds m gradient canaries inside the optimiser's step — each included by a recorded
 fair coin, Poisson-sampled at the loop's own rate, added to the clipped sum before the noise —
@@ -40,6 +41,7 @@ from auditml.audit.canaries.white_box import AllIteratesAudit, LastIterateAudit
 from auditml.errors import ArgumentError, AuditMLError
 from auditml.gradient_canary_record import GradientCanaryRecord
 from auditml.metrics.dp.accounting import spent_epsilon
+from auditml.metrics.dp.violation import claim_word
 from auditml.records import (
     AssumptionCheck,
     CanaryRecord,
@@ -121,9 +123,25 @@ class CanaryAuditResult:
         return self.record.gaussian_bound
 
     @property
-    def claim_applies(self) -> bool:
-        """False when the mechanism that ran is not the one the accountant analysed."""
-        return not any(check.finding == "not_applicable" for check in self.checks)
+    def unchecked_checks(self) -> tuple[str, ...]:
+        """The assumptions of the accountant the audit could not check (their objects were not
+        given): without a contradiction the claim is then "not verified", never "consistent"."""
+        return tuple(check.check for check in self.checks if check.status == "not_checked")
+
+    @property
+    def claim_applies(self) -> bool | None:
+        """False when the mechanism that ran is not the one the accountant analysed; None when
+        that is not known (some assumptions were not checked: :attr:`unchecked_checks`); True
+        when every assumption was checked and held."""
+        if any(check.finding == "not_applicable" for check in self.checks):
+            return False
+        return None if self.unchecked_checks else True
+
+    @property
+    def verdict(self) -> str:
+        """"VIOLATION", "consistent" (no contradiction, every assumption checked), or "not
+        verified (not checked: ...)" (no contradiction, some assumptions not checked)."""
+        return claim_word(violated=self.violation, unchecked=self.unchecked_checks)
 
 
 class CanaryAudit:
@@ -224,6 +242,15 @@ class CanaryAudit:
         for line in attach_time_findings(self.facts, accountant=accountant,
                                          accounted_rate=rate):
             warnings.warn(f"auditml: {line}", AssumptionWarning, stacklevel=2)
+        missing = [name for name, given in (("model", model), ("data_loader", data_loader),
+                                            ("privacy_engine", privacy_engine)) if given is None]
+        if missing:
+            warnings.warn(
+                f"auditml: without {', '.join(f'{name}=' for name in missing)} some of the "
+                "accountant's assumptions cannot be checked, so the result can at best be \"not "
+                "verified\", never \"consistent\": pass what make_private returned",
+                AssumptionWarning, stacklevel=2,
+            )
 
     def result(
         self, privacy_engine: Any = None, delta: float | None = None, *,

@@ -22,7 +22,7 @@ from auditml.formatting import (
 from auditml.reporting import glossary
 from auditml.reporting.glossary import Term
 from auditml.reporting.rows import Comparison, ComparisonRow
-from auditml.reporting.verdict import bound_cell
+from auditml.reporting.verdict import bound_cell, claim_word
 
 
 @dataclass(frozen=True)
@@ -57,6 +57,8 @@ def _canary(row: ComparisonRow) -> str:
     flag = " VIOLATION" if row.dp_enabled and row.canary_violation else ""
     if flag and row.canary_failed_checks:
         flag += f" (claim does not apply: {', '.join(row.canary_failed_checks)})"
+    elif row.dp_enabled and row.canary_unchecked:
+        flag = f" {claim_word(violated=False, unchecked=row.canary_unchecked)}"
     return f"{where}: ≥ {row.canary_bound:.2f}{flag}"
 
 

@@ -23,6 +23,7 @@ from auditml.reporting.verdict import (
     TAIL_WORDS,
     bound_cell,
     canary_verdict,
+    claim_word,
     threshold_words,
 )
 
@@ -161,9 +162,10 @@ def canary_summary(result: dict[str, Any]) -> str:
             epsilon_lower_bound=result["epsilon_lower_bound"],
         )
         failed = [check["check"] for check in checks if check["status"] == "failed"]
-        why = f" — the claim does not apply ({', '.join(failed)})" if failed else ""
+        why = f" — the claim does not apply ({', '.join(failed)})" if failed and violated else ""
+        unchecked = [check["check"] for check in checks if check["status"] == "not_checked"]
         lines.append(f"  accountant's ε={claimed:.2f}: "
-                     f"{'VIOLATION' + why if violated else 'consistent'}")
+                     f"{claim_word(violated=violated, unchecked=unchecked)}{why}")
     return "\n".join(lines)
 
 

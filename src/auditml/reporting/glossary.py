@@ -156,5 +156,8 @@ MANY_RUNS = (
     Term("Claimed curve", "the test of the whole privacy curve the accountant claims against "
          "the runs' (score, coin) pairs: REJECTED when the runs contradict it."),
     Term("Verdict", "VIOLATION when the claimed-curve test rejects the claim (wrong with "
-         "probability at most 1 − its confidence when the claim holds), else consistent."),
+         "probability at most 1 − its confidence when the claim holds) or, for a one-run canary "
+         "audit, when its mechanism check contradicts the claim or the loop broke one of the "
+         "accountant's assumptions; else consistent, or \"not verified\" when some of those "
+         "assumptions could not be checked (named)."),
 )

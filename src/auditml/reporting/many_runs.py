@@ -26,10 +26,10 @@ from auditml.errors import RunDirectoryError
 from auditml.formatting import format_confidence, format_delta
 from auditml.metrics.dp.trials_epsilon import epsilon_bound_tail
 from auditml.reporting import glossary
-from auditml.reporting.verdict import TAIL_NAMES
+from auditml.reporting.verdict import TAIL_NAMES, claim_word
 from auditml.run_directory import RunDirectory, read_many_runs
 
-TITLE = "Many-runs DP audits (auditml audit-dp)"
+TITLE = "DP audits: many runs (auditml audit-dp) and one-run canary audits"
 TERMS = glossary.MANY_RUNS
 
 
@@ -54,6 +54,19 @@ class ManyRunsRow:
     # A one-run canary audit (a run directory): its name and how many canaries it had.
     canary_audit: str | None = None
     canaries: int | None = None
+    # A one-run canary audit's checks of the accountant's assumptions: those the loop broke,
+    # and those it could not check (a CanaryAudit not given the loop's model or loader).
+    failed_checks: tuple[str, ...] = ()
+    unchecked: tuple[str, ...] = ()
+
+    def why(self) -> str:
+        """What makes the row a VIOLATION, in words (the end of a sentence)."""
+        if self.failed_checks:
+            return (f"the loop broke the accountant's assumptions "
+                    f"({', '.join(self.failed_checks)}): the claim does not apply")
+        if self.canary_audit is not None:
+            return "its canaries contradict the privacy the accountant claims"
+        return "the runs contradict the privacy curve the recipe's accountant claims"
 
     def cells(self) -> list[str]:
         """The row's cells, in the order of :data:`TERMS`."""
@@ -68,7 +81,7 @@ class ManyRunsRow:
             + (f", {TAIL_NAMES[self.bound_tail]})" if self.bound_tail in TAIL_NAMES else ")"),
             f"{'REJECTED' if self.claim_rejected else 'not rejected'} "
             f"({format_confidence(self.claim_confidence)})",
-            "VIOLATION" if self.violation else "consistent",
+            claim_word(violated=self.violation, unchecked=self.unchecked),
         ]
 
 
@@ -114,6 +127,9 @@ def _canary_rows(path: Path) -> list[ManyRunsRow]:
             claim_rejected=test.violation,
             claim_confidence=test.confidence,
             violation=bool(record.violation), canary_audit=name, canaries=record.canaries,
+            failed_checks=tuple(record.failed_checks),
+            unchecked=tuple(check.check for check in record.assumptions or ()
+                            if check.status == "not_checked"),
         ))
     if not rows:
         raise RunDirectoryError(

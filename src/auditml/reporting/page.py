@@ -36,6 +36,7 @@ abbr[title] { text-decoration: underline dotted; cursor: help; }
            padding: 1rem 1.25rem; box-shadow: 0 1px 2px rgba(0,0,0,.08); }
 .summary.violation { border-color: #b3261e; background: #fdecea; }
 .summary.consistent { border-color: #1e7d32; }
+.summary.unverified { border-color: #8a6d00; }
 .summary.leaks { border-color: #c25e00; }
 .headline { font-size: 1.15rem; font-weight: 600; margin: 0 0 .75rem; }
 .facts { display: grid; gap: .75rem; margin: 0;

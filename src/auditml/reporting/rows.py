@@ -84,6 +84,8 @@ class ComparisonRow:
     canary_violation: bool | None = None
     # The accountant's assumptions that audit found broken (the claim does not apply).
     canary_failed_checks: list[str] = field(default_factory=list)
+    # And those it could not check (the claim is then "not verified", never "consistent").
+    canary_unchecked: list[str] = field(default_factory=list)
     # The audits beyond membership, when the run has current ones (estimates, not bounds): the
     # best attribute attack's advantage over imputation on members, its members − non-members
     # gap, and whether both are significant; the inversion's recognised share, and how many

@@ -70,7 +70,20 @@ def verdict(view: RunView) -> Verdict:
                     if canary.violation and (canary.curve_rejected or not canary.failed_checks)],
         broken=sorted({check.check for canary in view.canaries
                        for check in canary.failed_checks}),
+        unchecked=sorted({name for canary in view.canaries for name in canary.unchecked}),
     )
+
+
+def _why_violated(canary: CanaryView) -> str:
+    """Which test of a canary audit contradicts the claim, as the end of a sentence."""
+    reasons = []
+    if canary.claim_rejected and canary.claim_p_value is not None:
+        reasons.append(f"its claimed privacy curve is rejected, p={canary.claim_p_value:.2g}")
+    check = canary.mechanism_check
+    if canary.violation and check is not None and check.violation:
+        reasons.append(f"the mechanism check: if the run is {check.family}, its ε is at least "
+                       f"{check.family_epsilon_lower_bound:.2f}")
+    return f" ({'; '.join(reasons)})." if reasons else "."
 
 
 def _violates(view: RunView, bound: float | None) -> bool:
@@ -287,9 +300,13 @@ def _canary_section(view: RunView, canary: CanaryView) -> page.Html:
     elif canary.violation or _violates(view, canary.epsilon_lower_bound):
         judged = (
             "VIOLATION: the audit contradicts the accountant's "
-            f"ε={format_epsilon(view.facts.epsilon)}"
-            + (f" (its claimed privacy curve is rejected, p={canary.claim_p_value:.2g})."
-               if canary.claim_p_value is not None and canary.violation else ".")
+            f"ε={format_epsilon(view.facts.epsilon)}" + _why_violated(canary)
+        )
+    elif canary.unchecked:
+        judged = (
+            f"No contradiction of the accountant's ε={format_epsilon(view.facts.epsilon)} found, "
+            f"but not verified: its assumptions {', '.join(canary.unchecked)} were not checked "
+            "(below)."
         )
     else:
         judged = f"Consistent with the accountant's ε={format_epsilon(view.facts.epsilon)}."

@@ -16,7 +16,8 @@ from enum import Enum
 from typing import Any
 
 from auditml.formatting import format_confidence, format_epsilon, format_rate
-from auditml.metrics.dp.violation import exceeds_claim as exceeds_claim  # the reports' import
+from auditml.metrics.dp.violation import claim_word as claim_word  # the reports' import
+from auditml.metrics.dp.violation import exceeds_claim as exceeds_claim
 from auditml.records import EpsilonBoundRecord
 
 
@@ -41,6 +42,7 @@ CHECK_STATUS_WORDS = {"passed": "passed", "failed": "FAILED", "warning": "warnin
 class VerdictKind(Enum):
     VIOLATION = "violation"
     CONSISTENT = "consistent"
+    UNVERIFIED = "unverified"
     LEAKS = "leaks"
     NO_LEAK_FOUND = "no-leak-found"
 
@@ -166,13 +168,17 @@ def run_verdict(
     strongest: StrongestAttack | None,
     rejections: list[str] | None = None,
     broken: list[str] | None = None,
+    unchecked: list[str] | None = None,
 ) -> Verdict:
     """The report's first line: does the audit contradict the claim, or what does it show?
 
-    ``rejections`` name audits that rejected the claimed privacy curve as a whole (the f-DP
-    test of a canary audit), which is a violation even when no ε bound exceeds the claimed ε.
+    ``rejections`` name audits whose observations contradict the claimed privacy as a whole (the
+    f-DP test of a canary audit's claimed curve, or its mechanism check), which is a violation
+    even when no ε bound exceeds the claimed ε.
     ``broken`` names the accountant's assumptions the training broke (the claim does not apply
-    to the mechanism that ran), which fails the claim as well.
+    to the mechanism that ran), which fails the claim as well. ``unchecked`` names those no
+    audit could check (e.g. a ``CanaryAudit`` not given the loop's model or loader): without a
+    contradiction the claim is then "not verified", never "consistent".
     """
     largest = max(bounds, key=lambda bound: bound.epsilon, default=None)
     violated = [
@@ -194,7 +200,7 @@ def run_verdict(
             "training or its accounting is broken",
         )
     if dp_enabled and broken:
-        also = (f"; the {', '.join(rejections)} audit also rejects the claimed privacy curve"
+        also = (f"; the {', '.join(rejections)} audit also contradicts the claimed privacy"
                 if rejections else "")
         return Verdict(
             VerdictKind.VIOLATION,
@@ -205,7 +211,7 @@ def run_verdict(
         return Verdict(
             VerdictKind.VIOLATION,
             f"VIOLATION — DP ε={format_epsilon(claimed_epsilon)} claimed, but the "
-            f"{', '.join(rejections)} audit rejects the privacy curve the accountant claims: the "
+            f"{', '.join(rejections)} audit contradicts the privacy the accountant claims: the "
             "training or its accounting is broken",
         )
     if dp_enabled:
@@ -215,6 +221,13 @@ def run_verdict(
             if largest is not None
             else "no ε lower bound recorded"
         )
+        if unchecked:
+            return Verdict(
+                VerdictKind.UNVERIFIED,
+                f"DP ε={format_epsilon(claimed_epsilon)} claimed; {shown} — no contradiction "
+                f"found, but not verified: the accountant's assumptions {', '.join(unchecked)} "
+                f"were not checked; {attack}",
+            )
         return Verdict(
             VerdictKind.CONSISTENT,
             f"DP ε={format_epsilon(claimed_epsilon)} claimed; {shown} — consistent; {attack}",

@@ -132,6 +132,11 @@ class CanaryView:
         return [check for check in self.assumptions or [] if check.status == "failed"]
 
     @property
+    def unchecked(self) -> list[str]:
+        """The assumptions of the accountant the audit could not check (by name)."""
+        return [check.check for check in self.assumptions or [] if check.status == "not_checked"]
+
+    @property
     def curve_rejected(self) -> bool:
         """The audit's observations contradict the claimed privacy (the curve test or the
         mechanism check), as distinct from a broken assumption."""

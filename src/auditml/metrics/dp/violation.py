@@ -8,6 +8,8 @@ audit records this verdict and every report shows it (:mod:`auditml.reporting.ve
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 
 def exceeds_claim(
     *, dp_enabled: bool | None, claimed_epsilon: float | None,
@@ -24,3 +26,15 @@ def exceeds_claim(
         and epsilon_lower_bound is not None
         and epsilon_lower_bound > claimed_epsilon
     )
+
+
+def claim_word(*, violated: bool, unchecked: Sequence[str] = ()) -> str:
+    """A DP claim's audit in one word or phrase, as tables, the terminal and the API say it:
+    VIOLATION; else "consistent" only when every assumption of the accountant was checked; else
+    "not verified" naming those that were not (no contradiction found, but the claim rests on
+    assumptions nobody checked)."""
+    if violated:
+        return "VIOLATION"
+    if unchecked:
+        return f"not verified (not checked: {', '.join(unchecked)})"
+    return "consistent"

@@ -19,6 +19,7 @@ from auditml.reporting.verdict import (
     BoundSource,
     StrongestAttack,
     Verdict,
+    VerdictKind,
     run_verdict,
     tail_words,
 )
@@ -32,6 +33,7 @@ def row_verdict(row: ComparisonRow, attack: str) -> Verdict:
         if row.epsilon_lower_bound is not None
         else []
     )
+    canary_violated = bool(row.canary_violation) and row.canary_audit is not None
     return run_verdict(
         dp_enabled=row.dp_enabled,
         claimed_epsilon=row.epsilon,
@@ -40,6 +42,10 @@ def row_verdict(row: ComparisonRow, attack: str) -> Verdict:
             row.strongest_attack, row.strongest_tpr_at_1pct_fpr, row.strongest_auc,
             row.strongest_beats_chance,
         ),
+        rejections=[row.canary_audit] if canary_violated and not row.canary_failed_checks
+        else [],
+        broken=list(row.canary_failed_checks) if canary_violated else [],
+        unchecked=list(row.canary_unchecked),
     )
 
 
@@ -98,11 +104,22 @@ def _summary(data: ComparisonData) -> page.Html:
     comparison = data.comparison
     verdicts = [row_verdict(row, comparison.attack) for row in comparison.rows]
     violated = [row.run_name for row in comparison.rows if row.violation] + [
-        f"{row.recipe} (many-runs audit)" for row in comparison.dp_audits if row.violation
+        f"{row.recipe} ({'canary' if row.canary_audit else 'many-runs'} audit)"
+        for row in comparison.dp_audits if row.violation
+    ]
+    unverified = [row.run_name for row, verdict in zip(comparison.rows, verdicts, strict=True)
+                  if verdict.kind is VerdictKind.UNVERIFIED] + [
+        f"{row.recipe} (canary audit)" for row in comparison.dp_audits
+        if row.unchecked and not row.violation
     ]
     if violated:
         kind, headline = "violation", f"VIOLATION in {', '.join(violated)}: " + (
-            "an audit contradicts the privacy the accountant claims"
+            "an audit contradicts the claimed DP guarantee (below: how)"
+        )
+    elif unverified:
+        kind, headline = "unverified", (
+            "No audit contradicts a run's claimed DP guarantee, but some are not verified: "
+            f"{', '.join(unverified)} (assumptions of the accountant not checked)"
         )
     else:
         kind, headline = "consistent", "No audit contradicts a run's claimed DP guarantee"

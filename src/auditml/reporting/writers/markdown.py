@@ -75,11 +75,10 @@ def _many_runs_lines(comparison: Comparison) -> list[str]:
              "|---|---:|---:|---:|---|---|"]
     for row in comparison.dp_audits:
         lines.append("| " + " | ".join(_markdown_cell(cell) for cell in row.cells()) + " |")
-    violated = [row.recipe for row in comparison.dp_audits if row.violation]
-    if violated:
-        lines += ["", f"**VIOLATION** in the many-runs audit of "
-                  f"{', '.join(map(_markdown_cell, violated))}: the runs "
-                  "contradict the privacy curve the recipe's accountant claims."]
+    for row in comparison.dp_audits:
+        if row.violation:
+            lines += ["", f"**VIOLATION** in the {'canary' if row.canary_audit else 'many-runs'} "
+                      f"audit of {_markdown_cell(row.recipe)}: {_markdown_cell(row.why())}."]
     return lines
 
 
