@@ -424,3 +424,13 @@ def test_paths_with_control_characters_are_refused(key: str, bad: str) -> None:
 )
 def test_every_message_is_one_line(text: str, tmp_path: Path, capsys) -> None:
     _refused(text, tmp_path, capsys)
+
+
+def test_epsilon_and_noise_multiplier_together_are_refused(tmp_path: Path, capsys) -> None:
+    """Both set: σ was used and the ε target silently ignored (ε 4.86 spent against a target
+    of 1), and compare labelled the run "ε=1"."""
+    dp = {"enabled": True, "epsilon": 1, "noise_multiplier": 1}
+    line = _refused(f"experiment_name: x\ntraining: {{dp: {json.dumps(dp)}}}\n", tmp_path,
+                    capsys)
+    assert "both epsilon (1) and noise_multiplier (1) are set" in line
+    assert "not both" in line

@@ -157,7 +157,7 @@ class DPConfig(_Section):
     noise_multiplier: float | None = Field(
         default=None,
         description=f"σ in (0, {MAX_NOISE_MULTIPLIER:g}]; null = calibrated from epsilon, delta "
-        "and epochs",
+        "and epochs; set it or epsilon, not both",
     )
     accountant: Literal["prv", "rdp"] = "prv"
     grad_sample_mode: Literal["auto", "fast", "hooks", "ghost"] = Field(
@@ -215,6 +215,13 @@ class DPConfig(_Section):
             raise ValueError(
                 f"{given} is set but DP is off, so the run would train without DP: set "
                 "training.dp.enabled: true to train with DP-SGD, or remove it"
+            )
+        if self.enabled and self.epsilon is not None and self.noise_multiplier is not None:
+            raise ValueError(
+                f"both epsilon ({self.epsilon:g}) and noise_multiplier "
+                f"({self.noise_multiplier:g}) are set, and they contradict each other: set "
+                "epsilon (a target: the noise is calibrated to reach it) or noise_multiplier "
+                "(σ set directly: ε follows from it), not both"
             )
         if self.enabled and self.epsilon is None and self.noise_multiplier is None:
             raise ValueError(
