@@ -244,3 +244,25 @@ def test_consistent_means_every_assumption_was_checked(tmp_path: Path) -> None:
     assert main(["report", str(saved), "--out", str(tmp_path / "page2")]) == 0
     page = json.loads((tmp_path / "page2" / "run_report.json").read_text(encoding="utf-8"))
     assert page["verdict"] == "consistent"
+
+
+@pytest.mark.parametrize(("setting", "value", "words"), [
+    ("noise_multiplier", 0.5, r"noise multipliers 0.5, 1, not only the 1 the optimiser had"),
+    ("max_grad_norm", 0.25, r"max_grad_norm is 0.25, not the 1 it had"),
+])
+def test_a_noise_or_clipping_schedule_is_refused_not_misjudged(
+    setting: str, value: float, words: str,
+) -> None:
+    """A σ lowered on schedule (accounted by Opacus) read as missing noise: VIOLATION with an ε
+    "lower bound" above the true ε; a lowered C, canaries four times an example's reach. The
+    audit assumes one σ and C, so it says so instead of judging."""
+    engine, model, optimizer, loader = _made_private()
+    audit = auditml.CanaryAudit(optimizer, count=50, seed=0)
+    for step, (xb, yb) in enumerate(loader):
+        if step == 5:
+            setattr(optimizer, setting, value)
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(model(xb), yb).backward()
+        optimizer.step()
+    with pytest.raises(AuditMLError, match=words):
+        audit.result(engine, delta=1e-5)

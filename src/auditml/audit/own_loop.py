@@ -200,6 +200,7 @@ class CanaryAudit:
             raise ArgumentError(f"`privacy_engine` must be the opacus PrivacyEngine that made "
                                 f"the optimiser private, got a {type(privacy_engine).__name__}")
         self.privacy_engine = privacy_engine
+        self.optimizer = optimizer
         self.arch = None if model is None else type(getattr(model, "_module", model)).__name__
         self.facts = static_facts(
             model=model, loader=data_loader,
@@ -272,6 +273,7 @@ class CanaryAudit:
         accountant = engine.accountant
         if not accountant.history:
             raise AuditMLError("the privacy engine's accountant has no steps: train, then ask")
+        self._check_one_setting(accountant.history)
         claimed = spent_epsilon(accountant, delta)
         claim = PrivacyClaim(
             accountant=accountant.mechanism(), history=list(accountant.history),
@@ -289,6 +291,33 @@ class CanaryAudit:
             violation=bool(record.violation), threat_model=threat_model, record=record,
             evidence=evidence.gradient_canaries, arch=self.arch,
         )
+
+    def _check_one_setting(self, history: list[tuple[float, float, int]]) -> None:
+        """Refuse a loop whose noise multiplier or clipping norm changed after the audit was
+        attached: the canaries have the norm C of that moment and the mechanism check compares
+        the measured noise with its σ, so their numbers would be wrong (a clipping norm lowered
+        to C/4 makes every canary four times an example's reach; a σ lowered on schedule reads
+        as missing noise)."""
+        canaries = self.canaries
+        sigmas = sorted({float(entry[0]) for entry in history})
+        if any(not math.isclose(sigma, canaries.noise_multiplier, rel_tol=1e-9)
+               for sigma in sigmas):
+            used = ", ".join(f"{sigma:g}" for sigma in sigmas)
+            raise AuditMLError(
+                f"the accountant's steps have noise multipliers {used}, not only the "
+                f"{canaries.noise_multiplier:g} the optimiser had when CanaryAudit "
+                "was attached: this audit's canaries and mechanism check assume one noise "
+                "multiplier and clipping norm for the whole run; audit the loop without the "
+                "schedule"
+            )
+        clipping = float(self.optimizer.max_grad_norm)  # type: ignore[attr-defined]
+        if not math.isclose(clipping, canaries.max_grad_norm, rel_tol=1e-9):
+            raise AuditMLError(
+                f"the optimiser's max_grad_norm is {clipping:g}, not the "
+                f"{canaries.max_grad_norm:g} it had when CanaryAudit was attached: the canaries "
+                "have that norm, so against another clipping norm their bounds are wrong; audit "
+                "the loop without changing max_grad_norm"
+            )
 
     def state_dict(self) -> dict[str, Any]:
         """What the audit has recorded so far, to save with a checkpoint (``torch.save``; it
