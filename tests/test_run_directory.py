@@ -236,6 +236,64 @@ def test_audit_dir_that_is_a_file_is_refused(
     assert code == 2 and "audit exists and is not a directory" in _error(err)
 
 
+def _folder(path: Path, files: dict[str, str]) -> dict[str, str]:
+    path.mkdir(parents=True)
+    for name, text in files.items():
+        (path / name).write_text(text, encoding="utf-8")
+    return files
+
+
+def _held(path: Path) -> dict[str, str]:
+    return {p.name: p.read_text(encoding="utf-8") for p in path.iterdir()}
+
+
+@pytest.mark.parametrize("linked", ["audit", "audit/canaries"])
+def test_audit_never_writes_through_a_symlinked_audit_dir(
+    run: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], linked: str,
+) -> None:
+    # QA A4: audit/ linked to the user's folder; the audit replaced the user's files there.
+    config, run_dir = run
+    shared = _folder(tmp_path / "shared_figs", {"mia_threshold_roc.png": "my own figure",
+                                                "mia_threshold.json": "my notes"})
+    shutil.rmtree(run_dir / linked, ignore_errors=True)
+    (run_dir / linked).parent.mkdir(exist_ok=True)
+    (run_dir / linked).symlink_to(tmp_path / "shared_figs")
+    code, _, err = _cli(capsys, "audit", "--config", str(config), "--attack", "mia_threshold")
+    line = _error(err)
+    assert code == 2 and f"{linked} is a symbolic link" in line and "audit again" in line
+    assert _held(tmp_path / "shared_figs") == shared
+
+
+@pytest.mark.parametrize("linked", ["reference", "reference/audit"])
+def test_audit_never_trains_reference_models_into_a_symlinked_folder(
+    run: tuple[Path, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str], linked: str,
+) -> None:
+    # QA A4: reference/ linked to the user's folder; LiRA wrote its models, keep.npy and
+    # manifest.json there (replacing a manifest.json of the user's).
+    _, run_dir = run
+    mine = _folder(tmp_path / "mine", {"manifest.json": "my manifest", "keep.npy": "mine"})
+    (run_dir / linked).parent.mkdir(exist_ok=True)
+    (run_dir / linked).symlink_to(tmp_path / "mine")
+    config = _write(tmp_path / "lira.yaml", _raw(tmp_path / "results", audit={
+        "attacks": ["mia_lira"], "reference_models": 2}))
+    code, _, err = _cli(capsys, "audit", "--config", str(config), "--attack", "mia_lira")
+    assert code == 2 and f"{linked} is a symbolic link" in _error(err)
+    assert _held(tmp_path / "mine") == mine
+    assert not (run_dir / "audit" / "mia_lira.json").exists()
+
+
+def test_audit_writes_into_its_real_directories(
+    run: tuple[Path, Path], capsys: pytest.CaptureFixture[str],
+) -> None:
+    config, run_dir = run
+    before = (run_dir / "audit" / "mia_threshold.json").read_bytes()
+    (run_dir / "audit" / "mia_threshold.json").unlink()
+    code, _, _ = _cli(capsys, "audit", "--config", str(config), "--attack", "mia_threshold")
+    assert code == 0 and not (run_dir / "audit").is_symlink()
+    assert json.loads((run_dir / "audit" / "mia_threshold.json").read_bytes())["attack"] == (
+        json.loads(before)["attack"])
+
+
 # -- what train may replace -----------------------------------------------------------------------
 
 

@@ -77,6 +77,8 @@ MANIFEST_FILE = "manifest.json"
 AUDIT_DIR = "audit"
 CANARY_DIR = "canaries"
 REFERENCE_DIR = "reference"
+# The model sets under reference/: for the audited examples, and for the population data.
+REFERENCE_SETS = ("audit", "population")
 OVERLAY_FILE = "roc_overlay.png"
 GRADIENT_CANARY_FILE = "gradient_canaries.npz"
 TARGET_OUTPUTS_FILE = "target_outputs.npz"
@@ -113,6 +115,8 @@ class RunDirectory:
         return self.audit_dir / CANARY_DIR
 
     def reference_dir(self, name: str) -> Path:
+        if name not in REFERENCE_SETS:  # check_audit_dir checks only these
+            raise ValueError(f"unknown reference model set {name!r}; add it to REFERENCE_SETS")
         return self.path / REFERENCE_DIR / name
 
     def attack_path(self, attack: str) -> Path:
@@ -153,18 +157,11 @@ class RunDirectory:
                 f"output_dir {parent} exists and is not a directory; choose another output_dir"
             )
         check_writable(self.path, "run directory")
-        if self.path.is_symlink():
-            raise RunDirectoryError(
-                f"run directory {self.path} is a symbolic link; auditml replaces a run "
-                "directory whole, so give a real directory (another experiment_name or "
-                "output_dir)"
-            )
+        check_real_directory(self.path, "run directory", "auditml replaces a run directory "
+                             "whole, so give a real directory (another experiment_name or "
+                             "output_dir)")
         if not self.path.exists():
             return
-        if not self.path.is_dir():
-            raise RunDirectoryError(
-                f"{self.path} exists and is not a directory; choose another experiment_name"
-            )
         entries = sorted(entry.name for entry in self.path.iterdir())
         is_run = (self.path / MANIFEST_FILE).is_file() or all(
             name in entries for name in (CONFIG_FILE, METRICS_FILE)
@@ -300,12 +297,16 @@ class RunDirectory:
         return foreign
 
     def check_audit_dir(self) -> None:
-        """Raise if ``audit/`` (or ``audit/canaries/``) exists but is not a directory."""
-        for path in (self.audit_dir, self.canary_dir):
-            if path.exists() and not path.is_dir():
-                raise RunDirectoryError(
-                    f"{path} exists and is not a directory; move it away and audit again"
-                )
+        """Raise if a directory ``audit`` writes into (``audit/``, ``audit/canaries/``,
+        ``reference/`` and its model sets) is a symbolic link or exists but is not a
+        directory: the run directory is untrusted, and writing through a link would replace
+        the files of the folder it points to (a user's own). Called before any work."""
+        reference = self.path / REFERENCE_DIR
+        for path in (self.audit_dir, self.canary_dir, reference,
+                     *(reference / name for name in REFERENCE_SETS)):
+            check_real_directory(path, "audit output", "auditml writes into the run's own "
+                                 "directories only, never through a link: replace it with a "
+                                 "real directory (or remove it) and audit again")
 
     @contextmanager
     def lock(self) -> Iterator[None]:
@@ -564,6 +565,16 @@ class RunDirectory:
 
     def _read_record(self, path: Path, kind: type[R], fix: str) -> R:
         return _read_typed(path, kind, fix)
+
+
+def check_real_directory(path: Path, what: str, fix: str) -> None:
+    """Refuse, before any work, a directory auditml writes into that is a symbolic link (it
+    would write through the link into the folder it points to, which may be the user's own)
+    or that exists and is not a directory; ``what`` names it, ``fix`` says what to do."""
+    if path.is_symlink():
+        raise RunDirectoryError(f"{what} {path} is a symbolic link; {fix}")
+    if path.exists() and not path.is_dir():
+        raise RunDirectoryError(f"{what} {path} exists and is not a directory; {fix}")
 
 
 def read_many_runs(path: Path) -> ManyRunsRecord:
