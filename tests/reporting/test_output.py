@@ -46,6 +46,15 @@ def test_a_folder_holding_a_file_named_like_the_marker_is_refused_and_kept(
     with pytest.raises(ReportError, match="holds no earlier report"):
         compare_runs([audited], user)
     assert (user / "thesis.tex").read_text(encoding="utf-8") == "thesis"
+    # Alone with a report.html, a JSON marker is still the user's (it was taken for a report
+    # written before the list, and both files overwritten).
+    (user / "thesis.tex").unlink()
+    (user / "run_report.json").unlink()
+    (user / "report.html").write_text("<p>my own page</p>", encoding="utf-8")
+    before = _contents(user)
+    with pytest.raises(ReportError, match="holds no earlier report"):
+        compare_runs([audited], user)
+    assert _contents(user) == before
 
 
 def test_files_the_user_adds_to_a_report_survive_the_next_one(audited: Path,
@@ -86,17 +95,18 @@ def test_a_report_of_another_kind_or_an_unreadable_list_is_refused(
         write_run_report(audited, out)
 
 
-def test_a_report_written_before_the_list_existed_is_recognised(audited: Path,
-                                                                tmp_path: Path) -> None:
+def test_without_the_list_no_folder_is_taken_for_a_report(audited: Path,
+                                                          tmp_path: Path) -> None:
+    """A folder of report-named files whose marker is any JSON object was taken for a report
+    written before the list and overwritten (QA: a user's comparison.json and report.html):
+    without the list nothing is auditml's."""
     out = tmp_path / "report"
     write_run_report(audited, out)
-    (out / OWNERSHIP_FILE).unlink()  # as auditml wrote reports before
-    write_run_report(audited, out)
-    assert (out / OWNERSHIP_FILE).is_file()
-    (out / OWNERSHIP_FILE).unlink()
-    (out / "notes.txt").write_text("mine", encoding="utf-8")  # no longer only report files
-    with pytest.raises(ReportError, match="holds no earlier report"):
+    (out / OWNERSHIP_FILE).unlink()  # an auditml report without its list, or a user's look-alike
+    before = _contents(out)
+    with pytest.raises(ReportError, match=r"holds no earlier report .* no \.auditml-report"):
         write_run_report(audited, out)
+    assert _contents(out) == before
 
 
 def test_a_user_file_with_a_new_report_files_name_stops_the_install(tmp_path: Path) -> None:

@@ -15,8 +15,8 @@ their hashes) and leaves every other file where it is. It refuses, before any wo
 At the end it refuses a new report file whose name a user's file already has. Installing keeps
 a list that covers every file auditml wrote at every moment (the old and the new hashes until
 the last step), so an interruption leaves a directory the next report still recognises.
-Reports written before the list existed are recognised when the directory holds nothing but
-the files such a report wrote and its marker file is JSON.
+A directory without the list is never taken for a report: its files are the user's, whatever
+their names and content (a report of an auditml older than the list must be removed by hand).
 
 ``auditml sweep`` and ``auditml demo`` write a few files of their own into a directory that also
 holds other things (run directories, a report, the user's files): they keep the same list
@@ -29,7 +29,6 @@ from __future__ import annotations
 
 import functools
 import hashlib
-import json
 import os
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -54,14 +53,6 @@ OwnedKind = Literal["sweep", "demo"]
 # The files ``kind`` owns in ``directory`` that it wrote before the list existed, by name, with
 # their digests (recognised by their content or by a marker file that only ``kind`` writes).
 LegacyFiles = Callable[[Path], dict[str, list[str]]]
-# What reports wrote before the list existed: their marker file first.
-_LEGACY_FILES: dict[str, tuple[str, ...]] = {
-    "run_report": ("run_report.json", "report.html"),
-    "comparison": ("comparison.json", "report.html", "report.md", "roc_overlay.png",
-                   "accuracy_vs_leakage.png"),
-}
-
-
 class ReportFiles(BaseModel):
     """``.auditml-report.json``: which files of the directory a report of ``kind`` wrote, each
     with the SHA-256 digests it may have (two while a new report is being installed)."""
@@ -110,15 +101,13 @@ def _earlier_report(out_dir: Path, kind: ReportKind) -> ReportFiles | None:
         return None
     listed = out_dir / OWNERSHIP_FILE
     if not listed.is_file():
-        legacy = _LEGACY_FILES[kind]
-        if set(present) <= set(legacy) and legacy[0] in present and _is_json(out_dir / legacy[0]):
-            return ReportFiles(kind=kind, files={name: [sha256_of_file(out_dir / name)]
-                                                 for name in present})
+        # No list, no report of auditml's: a JSON file named like a report's proves nothing.
         shown = ", ".join(present[:5]) + (" …" if len(present) > 5 else "")
         raise ReportError(
             f"out_dir {out_dir} is not empty and holds no earlier report of auditml's (it holds "
-            f"{shown}); auditml writes only into a new or empty directory or over its own "
-            "report: choose another out_dir"
+            f"{shown}, and no {OWNERSHIP_FILE}); auditml writes only into a new or empty "
+            "directory or over its own report: choose another out_dir (a report of an older "
+            "auditml, which kept no list, is removed by hand)"
         )
     files = _read_listing(out_dir, kind, "out_dir")
     changed = [name for name, digests in files.files.items()
@@ -143,13 +132,6 @@ def _read_listing(directory: Path, kind: ReportKind | OwnedKind, what: str) -> R
         raise ReportError(f"{what} {directory} holds a {files.kind.replace('_', ' ')}, not a "
                           f"{kind.replace('_', ' ')}: choose another {what}")
     return files
-
-
-def _is_json(path: Path) -> bool:
-    try:
-        return isinstance(json.loads(path.read_bytes()), dict)
-    except (OSError, ValueError, RecursionError):
-        return False
 
 
 @contextmanager
