@@ -309,6 +309,32 @@ def test_train_never_replaces_a_folder_that_is_not_a_run(
     assert [p.name for p in precious.iterdir()] == ["thesis.txt"]
 
 
+def test_retraining_an_audited_run_replaces_it_and_spares_a_user_s_dot_old(
+    run: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A run auditml wrote, audit results included, is replaced by a retrain; the backup
+    the swap uses is auditml's own fresh name, never a path of the user's (here the name the
+    swap once used, as a folder and as a file)."""
+    config, run_dir = run
+    results = run_dir.parent
+    old_id = json.loads((run_dir / "manifest.json").read_text())["training_id"]
+    (results / ".run.old").mkdir()
+    (results / ".run.old" / "backup.txt").write_text("keep")
+    code, _, err = _cli(capsys, "train", "--config", str(config))
+    assert code == 0, err
+    assert (results / ".run.old" / "backup.txt").read_text() == "keep"
+    assert not (run_dir / "audit").exists()  # replaced whole: the stale audit went with it
+    assert RunDirectory(run_dir).require_trained().training_id != old_id
+    # nothing of the swap is left beside the run but the lock file
+    assert sorted(p.name for p in results.iterdir()) == [".run.lock", ".run.old", "run"]
+
+    shutil.rmtree(results / ".run.old")
+    (results / ".run.old").write_text("a file of mine")
+    code, _, err = _cli(capsys, "train", "--config", str(config))
+    assert code == 0, err
+    assert (results / ".run.old").read_text() == "a file of mine"
+
+
 def test_train_refuses_a_symlinked_run_and_an_output_dir_that_is_a_file(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -106,12 +106,15 @@ def write_json(path: Path, payload: Any) -> None:
 
 @contextmanager
 def staged_directory(
-    final: Path, install: Callable[[Path, Path], None] | None = None
+    final: Path, install: Callable[[Path, Path], None] | None = None, *,
+    check_old: Callable[[Path], None] | None = None,
 ) -> Iterator[Path]:
     """Build a directory under a temporary name and put it in place when the block succeeds.
 
     By default ``final`` is swapped in whole: if it already exists it is replaced only after the
-    new one is complete, so a failed run leaves the previous result untouched. ``install``
+    new one is complete, so a failed run leaves the previous result untouched; ``check_old``
+    (given the old directory once it is moved aside, just before it is deleted) may raise to
+    keep it: it is put back and the new one dropped (:func:`_swap_in`). ``install``
     (``staging, final``) puts it in place another way (reports install file by file:
     :mod:`auditml.reporting.output`); whatever it leaves in the staging directory is removed.
     """
@@ -122,22 +125,43 @@ def staged_directory(
     staging.chmod(0o777 & ~current_umask())
     try:
         yield staging
-        (install or _swap_in)(staging, final)
+        if install is not None:
+            install(staging, final)
+        else:
+            _swap_in(staging, final, check_old)
     finally:
         if staging.exists():
             shutil.rmtree(staging)
 
 
-def _swap_in(staging: Path, final: Path) -> None:
-    if final.exists():
-        backup = final.with_name(f".{final.name}.old")
-        if backup.exists():
-            shutil.rmtree(backup)
-        os.replace(final, backup)
+def _swap_in(staging: Path, final: Path, check_old: Callable[[Path], None] | None) -> None:
+    """Put ``staging`` at ``final``. An existing ``final`` is first moved into a folder
+    auditml has just created under a fresh name (``.<name>.<random>.old`` beside it), so the
+    swap never touches a path of the user's; ``check_old`` sees it there (nothing can be added
+    to it through ``final`` any more) and may raise, which puts it back untouched. Only once
+    the new directory is in place is the old one deleted. A crash leaves at worst that
+    folder, which no later swap uses."""
+    if not final.exists() and not final.is_symlink():
+        os.replace(staging, final)  # refused by the OS if something non-empty appeared there
+        return
+    holder = Path(tempfile.mkdtemp(prefix=f".{final.name}.", suffix=".old", dir=final.parent))
+    old = holder / final.name
+    try:
+        os.replace(final, old)
+    except BaseException:
+        holder.rmdir()
+        raise
+    try:
+        if check_old is not None:
+            check_old(old)
         os.replace(staging, final)
-        shutil.rmtree(backup)
-    else:
-        os.replace(staging, final)
+    except BaseException:
+        os.replace(old, final)
+        holder.rmdir()
+        raise
+    # The new directory is in place: a failure to delete the old one (only ever auditml's
+    # folder) leaves it behind rather than failing a finished run.
+    shutil.rmtree(holder, ignore_errors=True)
 
 
 def read_npz(
