@@ -309,6 +309,46 @@ def test_train_never_replaces_a_folder_that_is_not_a_run(
     assert [p.name for p in precious.iterdir()] == ["thesis.txt"]
 
 
+@pytest.mark.parametrize("files", [
+    {"config.yaml": "lr: 3", "metrics.json": '{"acc": 0.9}', "data/thesis.tex": "draft"},
+    {"manifest.json": '{"files": {}}', "notes.txt": "mine"},
+])
+def test_train_never_replaces_a_folder_named_like_a_run(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], files: dict[str, str]
+) -> None:
+    """A run's file names prove nothing: without auditml's own manifest the folder is the
+    user's, refused before training and left as it was."""
+    precious = tmp_path / "results" / "run"
+    for name, text in files.items():
+        (precious / name).parent.mkdir(parents=True, exist_ok=True)
+        (precious / name).write_text(text)
+    config = _write(tmp_path / "config.yaml", _raw(tmp_path / "results"))
+    code, _, err = _cli(capsys, "train", "--config", str(config))
+    assert code == 2 and "is not an auditml run directory" in _error(err)
+    assert sorted(p.relative_to(precious).as_posix() for p in precious.rglob("*")
+                  if p.is_file()) == sorted(files)
+    assert all((precious / name).read_text() == text for name, text in files.items())
+
+
+def test_train_never_deletes_the_user_s_files_inside_a_run(
+    run: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
+) -> None:
+    """An auditml run (trained and audited) holding files of the user's is refused before
+    training, naming them; nothing in it changes."""
+    config, run_dir = run
+    (run_dir / "NOTES.md").write_text("notes")
+    (run_dir / "analysis").mkdir()
+    (run_dir / "analysis" / "plot.py").write_text("x")
+    (run_dir / "audit" / "mine.txt").write_text("y")
+    before = {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()}
+    code, _, err = _cli(capsys, "train", "--config", str(config))
+    line = _error(err)
+    assert code == 2 and f"{run_dir} holds files auditml did not write" in line
+    assert "NOTES.md" in line and "analysis" in line and "audit/mine.txt" in line
+    assert "move them" in line
+    assert {p: p.read_bytes() for p in run_dir.rglob("*") if p.is_file()} == before
+
+
 def test_retraining_an_audited_run_replaces_it_and_spares_a_user_s_dot_old(
     run: tuple[Path, Path], capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -333,6 +373,61 @@ def test_retraining_an_audited_run_replaces_it_and_spares_a_user_s_dot_old(
     code, _, err = _cli(capsys, "train", "--config", str(config))
     assert code == 0, err
     assert (results / ".run.old").read_text() == "a file of mine"
+
+
+def test_what_audit_writes_is_auditml_s_and_nothing_else_is(run: tuple[Path, Path]) -> None:
+    """The files auditml writes after training (audit records and figures, canary records,
+    reference model sets, an interrupted write's temporary file) keep a run replaceable; a
+    file elsewhere, of another kind, a folder of the user's or a symbolic link does not."""
+    _, run_dir = run
+    for name in ["audit/canaries/lira.json", "reference/audit/manifest.json",
+                 "reference/audit/keep.npy", "reference/population/model_007.safetensors",
+                 "audit/.mia_threshold.json.a1b2_c3d.tmp", ".metrics.json.zz9y8x7w.tmp"]:
+        (run_dir / name).parent.mkdir(parents=True, exist_ok=True)
+        (run_dir / name).write_text("x")
+    RunDirectory(run_dir).check_can_train()
+    for name in ["reference/mine/manifest.json", "audit/canaries/notes.txt", "audit/x.csv",
+                 "reference/audit/model.pt", ".notes.txt.a1b2c3d4.tmp", "keep.npy"]:
+        (run_dir / name).parent.mkdir(parents=True, exist_ok=True)
+        (run_dir / name).write_text("mine")
+    (run_dir / "link").symlink_to(run_dir / "keep.npy")
+    (run_dir / "drafts").mkdir()
+    with pytest.raises(RunDirectoryError) as error:
+        RunDirectory(run_dir).check_can_train()
+    assert RunDirectory(run_dir).foreign_files(RunDirectory(run_dir).require_trained()) == [
+        ".notes.txt.a1b2c3d4.tmp", "audit/canaries/notes.txt", "audit/x.csv", "drafts/",
+        "keep.npy", "link", "reference/audit/model.pt", "reference/mine/"]
+    assert "(.notes.txt.a1b2c3d4.tmp, audit/canaries/notes.txt, audit/x.csv, ... (8 in all))" in (
+        str(error.value))
+
+
+def test_a_manifest_naming_other_files_is_not_auditml_s(run: tuple[Path, Path]) -> None:
+    _, run_dir = run
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    manifest["files"]["thesis.tex"] = "0" * 64
+    (run_dir / "manifest.json").write_text(json.dumps(manifest))
+    (run_dir / "thesis.tex").write_text("draft")
+    with pytest.raises(RunDirectoryError, match="is not an auditml run directory"):
+        RunDirectory(run_dir).check_can_train()
+
+
+def test_a_file_added_while_training_keeps_the_old_run(run: tuple[Path, Path]) -> None:
+    """The swap checks the old run again once it is moved aside: a file the user put there
+    after train's checks puts it back untouched, and nothing of the swap is left behind."""
+    from auditml.fileio import staged_directory
+
+    _, run_dir = run
+    before = sorted(p.relative_to(run_dir) for p in run_dir.rglob("*"))
+    def check(old: Path) -> None:
+        RunDirectory(old).check_replaceable(shown_as=run_dir)
+
+    with (pytest.raises(RunDirectoryError, match=f"{run_dir} holds files auditml did not"),
+          staged_directory(run_dir, check_old=check) as staging):
+        (staging / "config.yaml").write_text("new")
+        (run_dir / "late.txt").write_text("mine")
+    assert sorted(p.relative_to(run_dir) for p in run_dir.rglob("*")) == sorted(
+        [*before, Path("late.txt")])
+    assert sorted(p.name for p in run_dir.parent.iterdir()) == ["run"]
 
 
 def test_train_refuses_a_symlinked_run_and_an_output_dir_that_is_a_file(

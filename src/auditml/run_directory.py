@@ -9,6 +9,7 @@
     metrics.json          a TrainingRecord (auditml.records)
     gradient_canaries.npz only with gradient canaries: a GradientCanaryRecord
                           (auditml.gradient_canary_record)
+    target_outputs.npz    the model's logits on the audited examples (not a language model's)
     manifest.json         a RunManifest: the SHA-256 of each file above, written last
 
 ``audit`` adds (under a lock, so two audits never interleave)::
@@ -19,7 +20,15 @@
     audit/<attack>_exposed.png   the most exposed members (image datasets)
     audit/roc_overlay.png        every attack of the last audit on one plot
     audit/canaries/<name>.json   a CanaryRecord (one-run canary audits)
-    reference/<set>/             reference models (auditml.training.reference)
+    audit/<name>.json, _<x>.png  an inference audit's record and figures (attribute_inference,
+                                 model_inversion)
+    reference/<set>/             reference models (auditml.training.reference), set ``audit`` or
+                                 ``population``: manifest.json, keep.npy, model_<k:03d>.safetensors
+
+These are auditml's files; nothing else is. ``train`` replaces a run directory whole, so it
+replaces only an empty one or one whose ``manifest.json`` is auditml's own record and that holds
+nothing but the files above (:meth:`RunDirectory.check_replaceable`); a report never lies
+inside a run (auditml.reporting.output refuses it).
 
 A Python-API audit saved with ``AuditResults.save`` or ``CanaryAuditResult.save`` is a run
 directory without train's files: ``model.json`` (an AuditedModelRecord: what the caller gave and
@@ -38,6 +47,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -162,17 +173,86 @@ class RunDirectory:
                              "output_dir)")
         if not self.path.exists():
             return
-        entries = sorted(entry.name for entry in self.path.iterdir())
-        is_run = (self.path / MANIFEST_FILE).is_file() or all(
-            name in entries for name in (CONFIG_FILE, METRICS_FILE)
-        )
-        if entries and not is_run:
-            shown = ", ".join(entries[:3]) + (", ..." if len(entries) > 3 else "")
+        self.check_replaceable()
+
+    def check_replaceable(self, shown_as: Path | None = None) -> None:
+        """Raise unless this existing directory may be replaced whole: it is empty, or it is an
+        earlier run auditml wrote (its ``manifest.json`` is auditml's own record) holding
+        nothing but files auditml writes there (:meth:`foreign_files`). Also called on the old
+        directory after it is moved aside, just before it is deleted (``shown_as``: the name
+        to report)."""
+        where = shown_as or self.path
+        try:
+            entries = sorted(entry.name for entry in self.path.iterdir())
+        except OSError as error:
             raise RunDirectoryError(
-                f"{self.path} exists and is not an auditml run directory (it holds {shown}); "
-                "train replaces a run directory whole, so choose another experiment_name or "
-                "output_dir, or move that folder away"
+                f"{where} cannot be read ({error.strerror or error}); train replaces a run "
+                "directory whole, so choose another experiment_name or output_dir"
+            ) from None
+        if not entries:
+            return
+        manifest = self.own_manifest()
+        if manifest is None:
+            raise RunDirectoryError(
+                f"{where} exists and is not an auditml run directory (it holds "
+                f"{_shown(entries)}); it has no {MANIFEST_FILE} written by auditml, and train "
+                "replaces a run directory whole, so move that folder away, or choose another "
+                "experiment_name or output_dir"
             )
+        foreign = self.foreign_files(manifest)
+        if foreign:
+            raise RunDirectoryError(
+                f"run directory {where} holds files auditml did not write ({_shown(foreign)}); "
+                "train replaces a run directory whole, so move them out of it, or choose "
+                "another experiment_name or output_dir"
+            )
+
+    def own_manifest(self) -> RunManifest | None:
+        """The manifest, when it is auditml's own record listing only files of its kind of
+        run (a trained run's or a saved audit's); None otherwise (missing, a symbolic link,
+        unreadable, corrupt, or naming other files)."""
+        path = self.path / MANIFEST_FILE
+        if path.is_symlink() or not path.is_file():
+            return None
+        try:
+            manifest = _read_typed(path, RunManifest, "")
+        except RunDirectoryError:
+            return None
+        known = ({*TRAINED_FILES, *OPTIONAL_TRAINED_FILES} if manifest.source == "train"
+                 else {*SAVED_FILES, *OPTIONAL_SAVED_FILES})
+        return manifest if set(manifest.files) <= known else None
+
+    def foreign_files(self, manifest: RunManifest) -> list[str]:
+        """The entries under the directory that auditml did not write (paths relative to it;
+        a folder not of auditml's is named once, with a trailing ``/``): auditml's files are
+        the manifest and the files it lists, and what ``audit`` writes after training
+        (``audit/``, ``audit/canaries/``, ``reference/<set>/``; module docstring), with the
+        temporary files of an interrupted write of one of them. Symbolic links and
+        unreadable folders are never auditml's."""
+        top = {MANIFEST_FILE, *manifest.files}
+        references = manifest.source == "train"  # a saved audit has no reference models
+        foreign: list[str] = []
+
+        def walk(directory: Path, parts: tuple[str, ...]) -> None:
+            try:
+                entries = sorted(os.scandir(directory), key=lambda entry: entry.name)
+            except OSError:
+                foreign.append("/".join(parts) + "/")
+                return
+            for entry in entries:
+                here = (*parts, entry.name)
+                if entry.is_symlink():
+                    foreign.append("/".join(here))
+                elif entry.is_dir():
+                    if _auditml_folder(here, references):
+                        walk(Path(entry.path), here)
+                    else:
+                        foreign.append("/".join(here) + "/")
+                elif not (entry.is_file() and _auditml_file(here, top, references)):
+                    foreign.append("/".join(here))
+
+        walk(self.path, ())
+        return foreign
 
     def require_trained(self, config_hint: str | None = None) -> RunManifest:
         """Raise unless ``train`` finished here and nothing it wrote was changed since.
@@ -201,7 +281,8 @@ class RunDirectory:
         if not manifest_path.is_file():
             raise RunDirectoryError(
                 f"run at {self.path} was written by an older version of auditml (it has no "
-                f"{MANIFEST_FILE}); retrain it with this version: `{command}`"
+                f"{MANIFEST_FILE}, so train cannot tell it from your own files): move it away and "
+                f"retrain it with this version: `{command}`"
             )
         manifest = self._read_record(manifest_path, RunManifest, f"run `{command}` again")
         unknown = set(manifest.files) - {*TRAINED_FILES, *OPTIONAL_TRAINED_FILES}
@@ -639,6 +720,52 @@ def _read_json(path: Path, fix: str) -> dict[str, Any]:
         raise RunDirectoryError(f"{path} is corrupt (expected a JSON object): {fix}")
     return payload
 
+
+
+
+# -- what auditml writes in a run directory (see the module docstring) ----------------------------
+
+# The reference-model sets ``audit`` keeps (auditml.audit.runner) and a set's files
+# (auditml.training.reference.ReferenceStore).
+REFERENCE_MANIFEST_FILE = "manifest.json"
+REFERENCE_KEEP_FILE = "keep.npy"
+_REFERENCE_MODEL = re.compile(r"model_[0-9]{3,}\.safetensors")
+# The temporary file of an interrupted atomic write (auditml.fileio.atomic_path):
+# ``.<name>.<8 random characters>.tmp`` beside ``<name>``.
+_INTERRUPTED_WRITE = re.compile(r"\.(?P<name>.+)\.[a-z0-9_]{8}\.tmp")
+
+
+def _auditml_folder(parts: tuple[str, ...], references: bool) -> bool:
+    """Whether the folder at ``parts`` (inside a run) is one auditml creates there."""
+    if parts in ((AUDIT_DIR,), (AUDIT_DIR, CANARY_DIR)):
+        return True
+    return references and (parts == (REFERENCE_DIR,) or (
+        len(parts) == 2 and parts[0] == REFERENCE_DIR and parts[1] in REFERENCE_SETS))
+
+
+def _auditml_file(parts: tuple[str, ...], top: set[str], references: bool) -> bool:
+    """Whether a file at ``parts`` (inside a run) is one auditml writes there: one of ``top``
+    (the manifest and what it lists), an audit output, a reference model set's file, or the
+    leftover of an interrupted write of one of these."""
+    *folder, name = parts
+    leftover = _INTERRUPTED_WRITE.fullmatch(name)
+    if leftover is not None:
+        return _auditml_file((*folder, leftover["name"]), top, references)
+    if not folder:
+        return name in top
+    if folder == [AUDIT_DIR]:
+        return name.endswith((".json", ".png", "_scores.npz"))
+    if folder == [AUDIT_DIR, CANARY_DIR]:
+        return name.endswith(".json")
+    if references and len(folder) == 2 and folder[0] == REFERENCE_DIR:
+        return (name in (REFERENCE_MANIFEST_FILE, REFERENCE_KEEP_FILE)
+                or _REFERENCE_MODEL.fullmatch(name) is not None)
+    return False
+
+
+def _shown(names: list[str]) -> str:
+    """The first few of ``names``, for a one-line message."""
+    return ", ".join(names[:3]) + (f", ... ({len(names)} in all)" if len(names) > 3 else "")
 
 
 class SweepDirectory:

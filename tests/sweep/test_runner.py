@@ -83,8 +83,10 @@ def test_sweep_writes_its_table_and_figures_and_reuses_finished_runs(
     assert out.count("reusing") == 3 and "training" not in out and "auditing" not in out
     assert _mtimes(sweep) == before
 
-    # An interrupted run (no manifest) is trained again and re-audited; the others are kept.
-    (sweep / "runs" / "sw_eps4" / "manifest.json").unlink()
+    # A run whose trained file was damaged (it no longer matches its manifest) is trained
+    # again and re-audited; the others are kept. (A run never lacks its manifest: train swaps
+    # it in complete, and a folder without auditml's manifest is refused as not auditml's.)
+    (sweep / "runs" / "sw_eps4" / "model.safetensors").write_bytes(b"damaged")
     code, out, err = _sweep(capsys, *argv)
     assert code == 0, err
     after = _mtimes(sweep)

@@ -34,6 +34,7 @@ from auditml.data import ArrayDataset
 from auditml.errors import AuditMLError, RunDirectoryError
 from auditml.fileio import atomic_path, write_json
 from auditml.models import predict_logits
+from auditml.run_directory import REFERENCE_KEEP_FILE, REFERENCE_MANIFEST_FILE
 from auditml.training.batched_jobs import batchable, group_jobs, job_device, train_groups
 from auditml.training.device import resolve_device
 from auditml.training.executors import Executor, JobProgress, LocalPoolExecutor, training_device
@@ -45,8 +46,9 @@ if TYPE_CHECKING:
 ReferenceFactory = Callable[[ArrayDataset, int], nn.Module]
 """Bring-your-own reference training: ``(train_set, seed) -> trained model``."""
 
-_MANIFEST = "manifest.json"
-_KEEP = "keep.npy"
+# Named in auditml.run_directory, which must know them to tell auditml's files from a user's.
+_MANIFEST = REFERENCE_MANIFEST_FILE
+_KEEP = REFERENCE_KEEP_FILE
 Weights = dict[str, np.ndarray]
 
 

@@ -150,7 +150,12 @@ def train(config: AuditMLConfig, *, console: Console | None = None) -> TrainResu
         record = TrainingRecord.model_validate(metrics)
 
         target.check_can_train()  # the destination may have changed during training
-        with staged_directory(config.run_dir) as staging:
+        # ... and again once the old run is moved aside, just before it is deleted: a file the
+        # user put in it meanwhile keeps it (put back, this training dropped, one error line).
+        with staged_directory(
+            config.run_dir,
+            check_old=lambda old: RunDirectory(old).check_replaceable(shown_as=config.run_dir),
+        ) as staging:
             run = RunDirectory(staging)
             run.write_config(config)
             run.write_model(model, config.arch)
