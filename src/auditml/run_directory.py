@@ -721,8 +721,6 @@ def _read_json(path: Path, fix: str) -> dict[str, Any]:
     return payload
 
 
-
-
 # -- what auditml writes in a run directory (see the module docstring) ----------------------------
 
 # The reference-model sets ``audit`` keeps (auditml.audit.runner) and a set's files
