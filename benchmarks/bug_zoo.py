@@ -294,6 +294,21 @@ def normalise_by_real_batch(seed: int, settings: Settings, audited: bool) -> Loo
     return _train(settings, seed, audited, before_step=real_size)
 
 
+def non_private_head(seed: int, settings: Settings, audited: bool) -> LoopRun:
+    """The classifier head also stepped by a plain optimiser on each private batch's gradient
+    (a second optimiser, say for a head trained "as usual"): its updates carry no noise and
+    the accountant never hears of them."""
+    head: list[torch.optim.Optimizer] = []
+
+    def second_optimiser(engine: Any, model: Any, optimizer: Any, loader: Any) -> None:
+        head.append(torch.optim.SGD(list(model.parameters())[-2:], lr=0.5))
+
+    def plain_step(optimizer: Any, xb: Any, yb: Any) -> None:
+        head[0].step()
+
+    return _train(settings, seed, audited, after_make=second_optimiser, before_step=plain_step)
+
+
 def batchnorm_affine_false(seed: int, settings: Settings, audited: bool) -> LoopRun:
     """A BatchNorm1d(affine=False): no trainable parameters, so Opacus's validator passes it;
     in training mode it mixes the batch's examples and keeps running statistics of the data."""
@@ -404,6 +419,8 @@ LOOPS: dict[str, Loop] = {loop.name: loop for loop in [
          "accounted as one batch", ("rate",), accumulation_ghost),
     Loop("normalise_by_real_batch", "noisy sum divided by the real batch size (Opacus "
          "#420, #819; Wang et al. 2026)", ("normalisation",), normalise_by_real_batch),
+    Loop("non_private_head", "the head also stepped by a plain optimiser on the private "
+         "batch", ("updates",), non_private_head),
     Loop("batchnorm_affine_false", "BatchNorm1d(affine=False) in training mode",
          ("hidden_state",), batchnorm_affine_false),
     Loop("frozen_batchnorm", "frozen BatchNorm1d in training mode", ("hidden_state",),

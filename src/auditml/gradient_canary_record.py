@@ -76,6 +76,11 @@ class GradientCanaryRecord:
     probe_sampled: np.ndarray | None = None
     divisors: np.ndarray | None = None  # None: unknown at every step (older records)
     loop_facts: LoopFacts | None = None  # None: nothing seen of the loop beyond its sums
+    # The updates check (None: not watched, older records): per noisy update, whether the
+    # weights had changed since the previous one, and a last entry for after the last update;
+    # per trainable tensor, how often it had.
+    changed_outside: np.ndarray | None = None
+    changed_tensors: np.ndarray | None = None
 
     @property
     def count(self) -> int:
@@ -113,6 +118,9 @@ class GradientCanaryRecord:
                    {"divisors": np.asarray(self.divisors, np.float64)}),
                 **({} if self.loop_facts is None else
                    {"loop_facts": np.str_(self.loop_facts.model_dump_json())}),
+                **({} if self.changed_outside is None or self.changed_tensors is None else
+                   {"changed_outside": np.asarray(self.changed_outside, np.bool_),
+                    "changed_tensors": np.asarray(self.changed_tensors, np.int64)}),
             )
 
     def known_batch_sizes(self) -> np.ndarray:
@@ -153,6 +161,10 @@ class GradientCanaryRecord:
                     LoopFacts.model_validate_json(str(npz_scalar(data, "loop_facts", "U")))
                     if "loop_facts" in data else None
                 ),
+                changed_outside=(_array(data, "changed_outside", np.bool_)
+                                 if "changed_outside" in data else None),
+                changed_tensors=(_array(data, "changed_tensors", np.int64)
+                                 if "changed_tensors" in data else None),
             )
             record.check()
             return record
@@ -198,6 +210,12 @@ class GradientCanaryRecord:
             raise ValueError(f"batch_sizes must hold one size (or -1) per step, got {sizes.shape}")
         if self.dataset_size < 0 or (self.dataset_size and np.any(sizes > self.dataset_size)):
             raise ValueError("dataset_size is negative or below a batch size")
+        if (self.changed_outside is None) != (self.changed_tensors is None) or (
+                self.changed_outside is not None and self.changed_tensors is not None and (
+                    self.changed_outside.ndim != 1 or len(self.changed_outside) < 1
+                    or self.changed_tensors.ndim != 1 or np.any(self.changed_tensors < 0)
+                    or np.any(self.changed_tensors > len(self.changed_outside)))):
+            raise ValueError("changed_outside and changed_tensors do not fit together")
         if self.parameter_sizes is not None and (
             self.parameter_sizes.ndim != 1 or np.any(self.parameter_sizes < 1)
             or int(self.parameter_sizes.sum()) != self.dimension

@@ -40,6 +40,7 @@ def _record(sizes: np.ndarray, *, divisors: np.ndarray | None = None,
         final=np.zeros(m, np.float32), batch_sizes=np.asarray(sizes, np.int64),
         dataset_size=dataset_size,
         divisors=np.full(steps, N * Q) if divisors is None else divisors, loop_facts=facts,
+        changed_outside=np.zeros(steps + 1, bool), changed_tensors=np.zeros(2, np.int64),
     )
 
 
@@ -59,7 +60,7 @@ def _poisson_sizes(steps: int, seed: int = 0, rate: float = Q) -> np.ndarray:
 def test_a_loop_that_keeps_every_assumption_passes_them_all() -> None:
     checks = check_assumptions(_record(_poisson_sizes(100)), _claim(100))
     assert [check.check for check in checks] == [
-        "loader", "batch_sizes", "rate", "steps", "normalisation", "hidden_state",
+        "loader", "batch_sizes", "rate", "steps", "updates", "normalisation", "hidden_state",
         "noise_source", "accountant"]
     assert {check.check: check.status for check in checks} == dict.fromkeys(
         [check.check for check in checks], "passed")
@@ -230,3 +231,20 @@ def test_what_is_visible_before_the_first_step_is_said_then() -> None:
     assert rate == ["the accountant's ε will not apply: the loader draws at rate 0.1, the "
                     "accountant was told 0.05"]
     assert attach_time_findings(POISSON, accountant="prv", accounted_rate=Q) == []
+
+
+def test_weights_changed_outside_the_updates_fail_the_claim_and_unwatched_is_not_checked(
+) -> None:
+    import dataclasses
+
+    record = _record(_poisson_sizes(10))
+    changed = np.zeros(11, bool)
+    changed[[3, 4]] = True
+    broken = dataclasses.replace(record, changed_outside=changed,
+                                 changed_tensors=np.array([0, 2], np.int64))
+    check = _by_name(check_assumptions(broken, _claim(10)))["updates"]
+    assert check.status == "failed" and check.finding == "not_applicable"
+    assert "at 2 of 10 updates (trainable tensors 1 of 2)" in check.detail
+    unwatched = dataclasses.replace(record, changed_outside=None, changed_tensors=None)
+    check = _by_name(check_assumptions(unwatched, _claim(10)))["updates"]
+    assert check.status == "not_checked" and "older auditml" in check.detail

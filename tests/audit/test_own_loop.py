@@ -266,3 +266,53 @@ def test_a_noise_or_clipping_schedule_is_refused_not_misjudged(
         optimizer.step()
     with pytest.raises(AuditMLError, match=words):
         audit.result(engine, delta=1e-5)
+
+
+def _fully_audited() -> tuple[object, nn.Module, object, object, auditml.CanaryAudit]:
+    """A private loop set up, and its CanaryAudit given everything (warnings silenced)."""
+    engine, model, optimizer, loader = _made_private()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        audit = auditml.CanaryAudit(optimizer, count=50, seed=0, model=model,
+                                    data_loader=loader, privacy_engine=engine)
+    return engine, model, optimizer, loader, audit
+
+
+def test_an_update_outside_the_dp_optimiser_fails_the_updates_check(tmp_path: Path) -> None:
+    """A plain step of the inner optimiser on fresh, unclipped gradients after each noisy one
+    (the accountant never hears of it) was called consistent: every check passed."""
+    from auditml.gradient_canary_record import GradientCanaryRecord
+
+    engine, model, optimizer, loader, audit = _fully_audited()
+    for xb, yb in loader:
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(model(xb), yb).backward()
+        optimizer.step()
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(model(xb), yb).backward()
+        optimizer.original_optimizer.step()  # no clipping, no noise, not accounted
+    result = audit.result(engine, delta=1e-5)
+    assert "updates" in result.failed_checks and result.violation is True
+    [check] = [check for check in result.checks if check.check == "updates"]
+    assert check.finding == "not_applicable"
+    assert f"at {len(loader) - 1} of {len(loader)} updates" in check.detail
+    saved = GradientCanaryRecord.load(result.save(tmp_path / "saved") / "gradient_canaries.npz")
+    assert saved.changed_outside is not None and saved.changed_tensors is not None
+    assert int(saved.changed_outside.sum()) == len(loader)  # the last one after the last update
+    assert list(saved.changed_tensors) == [len(loader)] * 4
+
+
+def test_weights_changed_after_the_last_update_are_seen() -> None:
+    engine, model, optimizer, loader, audit = _fully_audited()
+    for xb, yb in loader:
+        optimizer.zero_grad()
+        nn.functional.cross_entropy(model(xb), yb).backward()
+        optimizer.step()
+    passed = audit.result(engine, delta=1e-5)
+    [check] = [check for check in passed.checks if check.check == "updates"]
+    assert check.status == "passed" and f"only in the {len(loader)} noisy updates" in check.detail
+    with torch.no_grad():
+        next(model.parameters()).add_(0.01)  # e.g. a non-private fine-tuning after training
+    [check] = [check for check in audit.result(engine, delta=1e-5).checks
+               if check.check == "updates"]
+    assert check.status == "failed" and "after the last noisy update" in check.detail

@@ -247,7 +247,11 @@ class FastDPSGD:
 
     def step(self, loss_sum: torch.Tensor, batch_size: int) -> None:
         self.clipped_noised_gradients(loss_sum, batch_size)
+        if self.canaries is not None:
+            self.canaries.before_update()
         self.optimizer.step()
+        if self.canaries is not None:
+            self.canaries.after_update()
 
     def close(self) -> None:
         self.clipper.close()

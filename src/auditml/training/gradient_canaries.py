@@ -48,6 +48,9 @@ _DIVISOR_COORDINATES = 256
 # More canaries than this is no plan: every step regenerates and projects on each of them (10^7
 # random directions took minutes to set up on a 15-parameter model; 10^12 would not fit in memory).
 MAX_CANARIES = 100_000
+# Coordinates of each trainable tensor read around every update (evenly spaced): an update made
+# outside the DP optimiser (a second optimiser, a manual step) moves nearly all of a tensor's.
+_WATCHED_PER_TENSOR = 16
 
 
 class GradientCanaries:
@@ -115,6 +118,16 @@ class GradientCanaries:
         # What each noisy sum was divided by before it was applied (normalisation check).
         self._divisors: list[float] = []
         self._noisy_head: torch.Tensor | None = None
+        # The updates check: a few coordinates of each tensor as the last noisy update left
+        # them, and, per update, whether they had changed since (by code outside the optimiser).
+        self._watched = [
+            torch.linspace(0, p.numel() - 1, min(p.numel(), _WATCHED_PER_TENSOR),
+                           device=p.device).long()
+            for p in self.parameters
+        ]
+        self._after_update: list[torch.Tensor] | None = None
+        self._changed_outside: list[bool] = []
+        self._changed_tensors = np.zeros(len(self.parameters), np.int64)
 
     @property
     def coordinates(self) -> np.ndarray:
@@ -192,6 +205,30 @@ class GradientCanaries:
         if overlap != 0 and np.isfinite(overlap):
             self._divisors[-1] = energy / overlap
 
+    def before_update(self) -> None:
+        """Call just before the optimiser applies a noisy update: notes whether the weights
+        changed since the last one (nothing but the noisy updates should move them)."""
+        changed = self._changed_since_update()
+        self._changed_tensors += changed
+        self._changed_outside.append(bool(changed.any()))
+
+    def after_update(self) -> None:
+        """Call just after the optimiser applied a noisy update."""
+        self._after_update = self._read_watched()
+
+    def _read_watched(self) -> list[torch.Tensor]:
+        with torch.no_grad():
+            return [p.detach().reshape(-1)[index].clone()
+                    for p, index in zip(self.parameters, self._watched, strict=True)]
+
+    def _changed_since_update(self) -> np.ndarray:
+        """Per tensor, whether its watched coordinates differ from the last update's (none
+        before the first update: initialisation and loading are not training)."""
+        if self._after_update is None:
+            return np.zeros(len(self.parameters), bool)
+        return np.array([not torch.equal(then, now) for then, now in
+                         zip(self._after_update, self._read_watched(), strict=True)], bool)
+
     def record(self) -> GradientCanaryRecord:
         """Everything an audit needs, with the weights' projections now (the last iterate)."""
         steps = len(self._observations)
@@ -200,6 +237,7 @@ class GradientCanaries:
             if steps else np.zeros((0, self.count), np.float32)
         )
         sampled = np.stack(self._sampled) if steps else np.zeros((0, self.count), bool)
+        after_last = self._changed_since_update()
         return GradientCanaryRecord(
             direction=self.direction, seed=self.seed, coordinates=self.coordinates,
             dimension=self._directions.dimension, included=self.included.copy(),
@@ -209,6 +247,10 @@ class GradientCanaries:
             batch_sizes=np.asarray(self._batch_sizes, np.int64), dataset_size=self.dataset_size,
             parameter_sizes=np.array([p.numel() for p in self.parameters], np.int64),
             divisors=np.asarray(self._divisors, np.float64),
+            # Each update's check, then one more from the last update to now.
+            changed_outside=np.asarray(
+                [*self._changed_outside, bool(after_last.any())], np.bool_),
+            changed_tensors=self._changed_tensors + after_last,
         )
 
     def state_dict(self) -> dict[str, Any]:
@@ -231,6 +273,8 @@ class GradientCanaries:
                                         else np.zeros((0, self.count), bool)),
             "batch_sizes": torch.tensor(self._batch_sizes, dtype=torch.int64),
             "divisors": torch.tensor(self._divisors, dtype=torch.float64),
+            "changed_outside": torch.tensor(self._changed_outside, dtype=torch.bool),
+            "changed_tensors": torch.from_numpy(self._changed_tensors.copy()),
             "sampling": self._sampling.bit_generator.state,
         }
 
@@ -250,6 +294,10 @@ class GradientCanaries:
             sizes = [int(v) for v in state["batch_sizes"]]
             divisors = [float(v) for v in state["divisors"]]
             initial = np.asarray(state["initial"], dtype=np.float32)
+            # Absent from states saved before the updates check: it then starts at the resume.
+            changed = [bool(v) for v in state.get("changed_outside", ())]
+            tensors = np.asarray(state.get("changed_tensors", np.zeros(len(self.parameters))),
+                                 dtype=np.int64)
         except (KeyError, TypeError, ValueError) as error:
             raise ModelError(f"gradient canaries: not a saved canary state ({error})") from None
         if differs:
@@ -259,8 +307,9 @@ class GradientCanaries:
         steps = len(observations)
         if (observations.shape != (steps, self.count) or sampled.shape != (steps, self.count)
                 or len(sizes) != steps or len(divisors) != steps
-                or initial.shape != (self.count,)):
+                or initial.shape != (self.count,) or tensors.shape != (len(self.parameters),)):
             raise ModelError("gradient canaries: the saved state's arrays do not fit together")
+        self._changed_outside, self._changed_tensors = changed, tensors
         self._observations = list(observations.to(self.parameters[0].device))
         self._sampled = list(sampled)
         self._batch_sizes, self._divisors = sizes, divisors
@@ -385,9 +434,18 @@ def watch_applied_gradients(
     step = inner.step
 
     def step_after_noting(*args: object, **kwargs: object) -> object:
+        # An inner step with no noisy sum before it (a direct call of the inner optimiser's
+        # step) is not a noisy update: what it changes is seen as a change outside them.
+        noisy = canaries._noisy_head is not None
         canaries.note_applied([p.grad for p in optimizer.params  # type: ignore[attr-defined]
                                if p.grad is not None])
-        return step(*args, **kwargs)
+        if not noisy:
+            return step(*args, **kwargs)
+        canaries.before_update()
+        try:
+            return step(*args, **kwargs)
+        finally:
+            canaries.after_update()
 
     inner.step = step_after_noting  # type: ignore[method-assign]
 

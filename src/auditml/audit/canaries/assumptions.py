@@ -21,6 +21,10 @@ rate            the real sampling rate is the accounted q              the sampl
                                                                        and N (statistical)
 steps           every noisy step is accounted                          noisy steps seen against
                                                                        the accountant's (exact)
+updates         the weights change only by the noisy updates           a few coordinates of
+                                                                       each tensor, before and
+                                                                       after each update
+                                                                       (exact for those read)
 normalisation   the noisy sum is divided by a constant                 each step's divisor
                                                                        (exact)
 hidden_state    no example's output depends on the others of its       the model's layers; the
@@ -69,6 +73,8 @@ _ASSUMES = {
                    "them",
     "rate": "the real sampling rate is the accounted rate q",
     "steps": "every step that adds noise is accounted",
+    "updates": "the weights change only by the noisy updates: no other step or optimiser "
+               "trains them",
     "normalisation": "each noisy sum is divided by the same constant, which depends on no example",
     "hidden_state": "no example's output depends on the other examples of its batch, and nothing "
                     "is kept from the data outside the clipped, noised gradients",
@@ -107,6 +113,7 @@ def check_assumptions(
         _batch_size_check(record, claim, each, shuffled),
         _rate(record, claim, facts, rate, each),
         _steps(record, claim),
+        _updates(record),
         _normalisation(record),
         _hidden_state(facts),
         _noise_source(facts),
@@ -316,6 +323,31 @@ def _steps(record: GradientCanaryRecord, claim: PrivacyClaim) -> AssumptionCheck
         f"; the accountant accounts {accounted - noisy} more (steps before the audit was "
         "attached, or accounted without noise: safe)")
     return _check("steps", "passed", f"{noisy} noisy steps seen, all accounted{more}")
+
+
+def _updates(record: GradientCanaryRecord) -> AssumptionCheck:
+    changed, tensors = record.changed_outside, record.changed_tensors
+    if changed is None or tensors is None:
+        return _check("updates", "not_checked", "the weights were not watched around the "
+                      "optimiser's updates (a record of an older auditml)")
+    updates = len(changed) - 1
+    where = ("the weights changed between noisy updates at "
+             f"{int(changed[:-1].sum())} of {updates} updates" if changed[:-1].any() else
+             "the weights changed after the last noisy update")
+    if changed.any():
+        moved = [str(index) for index in np.flatnonzero(tensors)]
+        return _check(
+            "updates", "failed",
+            f"{where} (trainable tensors {', '.join(moved[:5])}"
+            f"{', …' if len(moved) > 5 else ''} of {len(tensors)}), so something else trained "
+            "them: a second optimiser, a manual update, a step without noise. The accountant "
+            "analysed the noisy updates alone; a change that uses no private data (a fixed "
+            "projection of the weights) would be safe, but auditml cannot tell it apart: make "
+            "every update through the DP optimiser")
+    return _check("updates", "passed",
+                  f"the weights changed only in the {updates} noisy updates ("
+                  f"{len(tensors)} trainable tensors, a few coordinates of each read before and "
+                  "after every update and at the end)")
 
 
 def _normalisation(record: GradientCanaryRecord) -> AssumptionCheck:
