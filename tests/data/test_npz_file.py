@@ -54,13 +54,13 @@ def test_shapes_and_default_models(
 
 def test_own_test_split_and_text_labels_numbered_together(tmp_path: Path) -> None:
     path = _save(
-        tmp_path, x=np.zeros((6, 4)), y=np.array(["cat", "dog", "cat", "dog", "cat", "dog"]),
+        tmp_path, x=np.zeros((6, 4)), y=np.array(["cat", "dog", "eel", "dog", "cat", "dog"]),
         x_test=np.ones((3, 4)), y_test=np.array(["eel", "cat", "dog"]),
     )
     spec = _spec(path)
     assert spec.pool_size == 6 and spec.num_classes == 3
     loaded = spec.load(Path("unused"), False)
-    np.testing.assert_array_equal(loaded.pool.y, [0, 1, 0, 1, 0, 1])
+    np.testing.assert_array_equal(loaded.pool.y, [0, 1, 2, 1, 0, 1])
     assert loaded.test is not None
     np.testing.assert_array_equal(loaded.test.y, [2, 0, 1])
     np.testing.assert_array_equal(loaded.test.x, np.ones((3, 4), np.float32))
@@ -89,6 +89,15 @@ def test_uint8_images_are_scaled(tmp_path: Path) -> None:
         ({"x": np.zeros((4, 2)), "y": np.array([0, 1, 0, 1]), "x_test": np.zeros((2, 3)),
           "y_test": np.array([0, 1])}, "x_test rows have shape (3,) but x rows (2,)"),
         ({"x": np.array([["a"], ["b"]]), "y": np.array([0, 1])}, "inputs must be numbers"),
+        # Found by QA: no features at all, test classes never trained on, and labels too large
+        # for int64 (they wrapped negative and failed inside training).
+        ({"x": np.zeros((4, 0)), "y": np.array([0, 1, 0, 1])}, "x has shape (4, 0)"),
+        ({"x": np.zeros((4, 2)), "y": np.array([0, 1, 0, 1]), "x_test": np.zeros((2, 2)),
+          "y_test": np.array([5, 1])}, "y_test has classes that y never has (5)"),
+        ({"x": np.zeros((4, 2)), "y": np.array([0, 1e19, 0, 1])},
+         "class index 1e+19 is above 999"),
+        ({"x": np.zeros((4, 2)), "y": np.array([0, 2**64 - 1, 0, 1], np.uint64)},
+         "class index 18446744073709551615 is above 999"),
     ],
 )
 def test_bad_archives_are_refused_in_one_line(

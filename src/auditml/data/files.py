@@ -184,13 +184,14 @@ def class_indices(
                 f"{where}: {row(int(bad[0]))} has {labels[bad[0]].item()!r}, not a class "
                 "index; labels must be integers >= 0 or class names (text)"
             )
+        # Checked as floats, before the cast: 1e19 does not fit an int64 (it wraps negative).
+        if len(values) and values.max() > MAX_CLASSES - 1:
+            raise DataError(
+                f"{where}: class index {labels[int(values.argmax())].item()!r} is above "
+                f"{MAX_CLASSES - 1}; labels are class indices 0, 1, ..., not values to regress"
+            )
         indices = values.astype(np.int64)
         num_classes = int(indices.max()) + 1 if len(indices) else 0
-        if num_classes > MAX_CLASSES:
-            raise DataError(
-                f"{where}: class index {num_classes - 1} is above {MAX_CLASSES - 1}; labels are "
-                "class indices 0, 1, ..., not values to regress"
-            )
     else:
         raise DataError(f"{where}: labels of dtype {labels.dtype} are neither numbers nor text")
     if len(np.unique(indices)) < 2:

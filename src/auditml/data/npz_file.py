@@ -69,6 +69,14 @@ def decode_npz(path: Path, content: bytes, source: DataSource) -> DecodedFile:
     indices, num_classes = class_indices(np.concatenate(labels), f"{path.name}, y")
     if test is None:
         return DecodedFile(x=x, y=indices, num_classes=num_classes)
+    unseen = np.setdiff1d(indices[len(x):], indices[: len(x)])
+    if len(unseen):
+        shown = ", ".join(str(value) for value in unseen[:5])
+        raise DataError(
+            f"{path.name}: y_test has classes that y never has ({shown}); the model could never "
+            "predict them, so its test accuracy would mean nothing: give every test class "
+            "training rows, or drop those test rows"
+        )
     return DecodedFile(
         x=x, y=indices[: len(x)], num_classes=num_classes,
         test=ArrayDataset(x_test, indices[len(x):]),
@@ -92,7 +100,7 @@ def _array(archive: Any, path: Path, name: str) -> np.ndarray:
 def _inputs(x: np.ndarray, path: Path, name: str) -> np.ndarray:
     if x.dtype.kind not in "biuf":
         raise DataError(f"{path.name}: {name} has dtype {x.dtype}; inputs must be numbers")
-    if x.ndim < 2 or len(x) == 0:
+    if x.ndim < 2 or len(x) == 0 or x[0].size == 0:
         raise DataError(
             f"{path.name}: {name} has shape {x.shape}; it needs one row per example, (N, features)"
             " or (N, channels, height, width)"
