@@ -43,6 +43,31 @@ def pair(input_shape, num_classes):
 def fails_on_inputs(input_shape, num_classes):
     return nn.Linear(3, num_classes)
 
+class Zeros(nn.Module):
+    def forward(self, x):
+        return x.new_zeros(len(x), 10)
+
+def no_weights(input_shape, num_classes):
+    return Zeros()
+
+class Whole(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.linear = nn.Linear(64, 10)
+
+    def forward(self, x):
+        return self.linear(x.flatten(1)).long()
+
+def integer_logits(input_shape, num_classes):
+    return Whole()
+
+def tied(input_shape, num_classes):
+    shared = nn.Linear(64, 64)
+    return nn.Sequential(nn.Flatten(), shared, nn.Tanh(), shared, nn.Linear(64, num_classes))
+
+def exits(input_shape, num_classes):
+    raise SystemExit(0)
+
 WIDTH = 5
 '''
 
@@ -156,8 +181,8 @@ def test_missing_attribute_lists_the_module_functions(module_here: str) -> None:
     name = module_here
     with pytest.raises(ConfigError, match=(
         rf"^model\.arch='{name}:smal': module '{name}' \(.*{name}\.py\) has no attribute 'smal'; "
-        r"its functions and classes: Pair, fails_on_inputs, not_a_module, pair, raises, small, "
-        r"wrong_width$"
+        r"its functions and classes: Pair, Whole, Zeros, exits, fails_on_inputs, "
+        r"integer_logits, no_weights, not_a_module, pair, raises, small, tied, wrong_width$"
     )):
         import_factory(f"{name}:smal")
 
@@ -178,6 +203,11 @@ def test_an_attribute_that_is_not_callable_is_refused(module_here: str) -> None:
     ("wrong_width", r"gives outputs of shape \(11,\) for inputs of shape \(1, 8, 8\), not \(10,\) "
                     r"class scores: the model must return logits of shape \(batch, 10\)$"),
     ("pair", r"gives outputs of type tuple for inputs of shape \(1, 8, 8\)"),
+    # Found by QA: each trained (or failed) only after the build, or was lost at the save.
+    ("no_weights", r"has no trainable parameters: there is nothing to train"),
+    ("integer_logits", r"gives outputs of dtype torch\.int64; logits must be floating point"),
+    ("tied", r"shares weights between 1\.weight and 3\.weight \(tied weights\)"),
+    ("exits", r"building it for inputs of shape \(1, 8, 8\) raised SystemExit: 0"),
 ])
 def test_a_factory_that_gives_no_usable_model_is_one_line(
     module_here: str, factory: str, expected: str

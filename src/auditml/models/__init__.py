@@ -66,7 +66,7 @@ def build_model(
     factory = import_factory(arch, config_dir) if own else MODELS.get(arch)
     # The user's factory may raise anything; a registered one only what a shape mismatch raises.
     expected: tuple[type[BaseException], ...] = (
-        (Exception,) if own else (ValueError, RuntimeError, TypeError, IndexError)
+        (Exception, SystemExit) if own else (ValueError, RuntimeError, TypeError, IndexError)
     )
     try:
         model = factory(input_shape, num_classes)
@@ -89,15 +89,41 @@ def build_model(
     shape = tuple(outputs.shape) if isinstance(outputs, torch.Tensor) else None
     if task == "causal_lm":
         _check_language_model(arch, input_shape, shape, outputs)
-        return model
-    if shape != (2, num_classes):
+    elif shape != (2, num_classes):
         got = f"shape {shape[1:]}" if shape is not None else f"type {type(outputs).__name__}"
         raise ConfigError(
             f"model.arch={arch!r} gives outputs of {got} for inputs of shape "
             f"{tuple(input_shape)}, not ({num_classes},) class scores: the model must return "
             f"logits of shape (batch, {num_classes})"
         )
+    _check_trainable(arch, model, outputs)
     return model
+
+
+def _check_trainable(arch: str, model: nn.Module, outputs: object) -> None:
+    """Refuse, before training, a model that could train but not be trained or saved: no
+    trainable weights, outputs that are not floating point (no gradient flows), or weights that
+    share memory (tied: safetensors, which every model is saved with, cannot store them)."""
+    import torch
+
+    if not any(parameter.requires_grad for parameter in model.parameters()):
+        raise ConfigError(f"model.arch={arch!r} has no trainable parameters: there is nothing "
+                          "to train; give the model weights that require gradients")
+    if isinstance(outputs, torch.Tensor) and not outputs.is_floating_point():
+        raise ConfigError(f"model.arch={arch!r} gives outputs of dtype {outputs.dtype}; logits "
+                          "must be floating point (no gradient flows through integers)")
+    seen: dict[tuple[torch.device, int], str] = {}
+    for name, tensor in model.state_dict(keep_vars=True).items():
+        if tensor.numel() == 0:
+            continue
+        key = (tensor.device, tensor.untyped_storage().data_ptr())
+        if key in seen:
+            raise ConfigError(
+                f"model.arch={arch!r} shares weights between {seen[key]} and {name} (tied "
+                "weights); auditml saves models with safetensors, which stores no shared "
+                "tensors: give each layer its own weights"
+            )
+        seen[key] = name
 
 
 def _check_language_model(
