@@ -434,3 +434,10 @@ def test_epsilon_and_noise_multiplier_together_are_refused(tmp_path: Path, capsy
                     capsys)
     assert "both epsilon (1) and noise_multiplier (1) are set" in line
     assert "not both" in line
+
+
+def test_reference_models_beyond_any_audit_are_refused() -> None:
+    """10^9 reference models passed validation and failed allocating a 186 GiB keep matrix."""
+    with pytest.raises(ConfigError, match=r"audit\.reference_models=1000000000: .* 4096"):
+        parse_config(_nested("audit.reference_models", 10**9))
+    assert parse_config(_nested("audit.reference_models", 4096)).audit.reference_models == 4096

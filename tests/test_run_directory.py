@@ -515,3 +515,20 @@ def test_a_tampered_mechanism_check_is_refused_on_reading(tmp_path: Path, broken
     run.canary_path("gradient_canaries").write_text(json.dumps(data))
     with pytest.raises(RunDirectoryError, match="mechanism_check"):
         run.read_canary("gradient_canaries")
+
+
+@pytest.mark.parametrize(("key", "value"), [
+    ("epsilon", float("nan")), ("epsilon", -3.0), ("delta", 2.0), ("delta", 0.0),
+    ("noise_multiplier", -1.0), ("sample_rate", 7.0), ("steps", -5), ("max_grad_norm", 0.0),
+    ("target_epsilon", float("inf")),
+])
+def test_a_privacy_number_out_of_its_range_is_refused(
+    trained: Path, key: str, value: float
+) -> None:
+    """A hand-edited metrics.json (its hash re-written in the manifest) showed NaN, a negative
+    ε (judged a VIOLATION) or δ = 2 in reports, or failed in them with a traceback."""
+    data = json.loads((trained / "metrics.json").read_text())
+    TrainingRecord.model_validate(data)
+    data[key] = value
+    with pytest.raises(ValueError, match=key):
+        TrainingRecord.model_validate(data)

@@ -47,6 +47,9 @@ MIN_DELTA, MAX_DELTA = 1e-12, 0.1
 # PRV, ≈0.1 for RDP at δ=1e-5), while Opacus's RDP takes 1 s per ε there and 5 s at σ = 1e6 with
 # two batches per epoch (q = 0.5 exactly makes its series converge slowly); σ = 1e300 overflows.
 MAX_NOISE_MULTIPLIER = 1e3
+# Reference models trained for one audit: beyond this the keep matrix alone (models x examples)
+# and the training time are out of any audit's reach.
+MAX_REFERENCE_MODELS = 4096
 
 
 class _Section(BaseModel):
@@ -421,7 +424,9 @@ class AuditConfig(_Section):
         "null = the Ray already started in this process, else a new local one"
     )
     reference_models: int = Field(
-        default=8, ge=1, description="models trained like the target, for LiRA, RMIA, shadow"
+        default=8, ge=1, le=MAX_REFERENCE_MODELS,
+        description=f"models trained like the target, for LiRA, RMIA, shadow (at most "
+        f"{MAX_REFERENCE_MODELS:,}; LiRA's paper uses 256)",
     )
     population_size: int = Field(
         default=1000, ge=1, description="at most this many population examples (RMIA's z)"

@@ -212,6 +212,40 @@ class TrainingRecord(Record):
     # The training id of model.base's run when this run was fine-tuned from it, else None.
     base_training_id: str | None = None
 
+    @field_validator("epsilon", "target_epsilon", "delta", "noise_multiplier", "max_grad_norm",
+                     "sample_rate")
+    @classmethod
+    def _privacy_setting(cls, value: float | None, info: Any) -> float | None:
+        """The privacy numbers a report shows and judges: each in the range it has when auditml
+        wrote it (a hand-edited NaN or negative ε was shown, and judged a VIOLATION)."""
+        if value is None:
+            return None
+        low, high, low_in, high_in = _PRIVACY_RANGES[info.field_name]
+        if not math.isfinite(value) or value < low or value > high or (
+                value == low and not low_in) or (value == high and not high_in):
+            raise ValueError(f"must be a number in {'[' if low_in else '('}{low:g}, {high:g}"
+                             f"{']' if high_in else ')'}, got {value!r}")
+        return value
+
+    @field_validator("steps")
+    @classmethod
+    def _steps(cls, value: int | None) -> int | None:
+        if value is not None and value < 0:
+            raise ValueError(f"must be 0 or more, got {value}")
+        return value
+
+
+# Each privacy number of a TrainingRecord: its lowest and highest values, and whether each is
+# allowed (an infinite upper end: any finite number).
+_PRIVACY_RANGES: dict[str, tuple[float, float, bool, bool]] = {
+    "epsilon": (0.0, math.inf, True, False),
+    "target_epsilon": (0.0, math.inf, False, False),
+    "delta": (0.0, 1.0, False, False),
+    "noise_multiplier": (0.0, math.inf, False, False),
+    "max_grad_norm": (0.0, math.inf, False, False),
+    "sample_rate": (0.0, 1.0, False, True),
+}
+
 
 class RunManifest(Record):
     """``manifest.json``: the fingerprint of what ``train`` wrote, checked by every reader.
