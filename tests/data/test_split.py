@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -188,3 +189,24 @@ def test_unaudited_examples_are_trained_on_saved_and_checked(tmp_path: Path) -> 
         make_split(LABELS, 100, seed=0, validation_from_pool=True, audit_size=101)
     with pytest.raises(DataError, match="train_size=1700 with audit_size=100 needs 1801"):
         make_split(LABELS, 1700, seed=0, validation_from_pool=True, audit_size=100)
+
+
+@pytest.mark.parametrize(("key", "change"), [
+    ("members", lambda array: array + 0.5),
+    ("unaudited", lambda array: array.astype(np.float64)),
+    ("canary_included", lambda array: array.astype(np.int64)),
+])
+def test_a_split_with_indices_of_another_kind_is_refused(
+    tmp_path: Path, key: str, change: Any
+) -> None:
+    """``members + 0.5`` (the manifest's hash rewritten) read back as the members themselves."""
+    split = make_split(LABELS, 900, seed=1, validation_from_pool=True, audit_size=100,
+                       canaries=10)
+    path = tmp_path / "split.npz"
+    split.save(path)
+    with np.load(path) as data:
+        arrays = dict(data)
+    arrays[key] = change(arrays[key])
+    np.savez(path, **arrays)
+    with pytest.raises(RunDirectoryError, match=f"{key} has dtype .*, not"):
+        MembershipSplit.load(path)

@@ -64,15 +64,15 @@ class MembershipSplit:
     def load(cls, path: Path) -> MembershipSplit:
         def build(data: Any) -> MembershipSplit:
             return cls(
-                members=data["members"].astype(np.int64),
-                nonmembers=data["nonmembers"].astype(np.int64),
-                validation=data["validation"].astype(np.int64),
+                members=_whole(data, "members"),
+                nonmembers=_whole(data, "nonmembers"),
+                validation=_whole(data, "validation"),
                 pool_size=int(npz_scalar(data, "pool_size", "iu")),
                 seed=int(npz_scalar(data, "seed", "iu")),
                 canaries=_optional(data, "canaries", np.int64),
                 canary_labels=_optional(data, "canary_labels", np.int64),
                 canary_included=_optional(data, "canary_included", bool),
-                canary_texts=(data["canary_texts"].astype(np.int64) if "canary_texts" in data
+                canary_texts=(_whole(data, "canary_texts") if "canary_texts" in data
                               else np.empty((0, 0), np.int64)),
                 canary_repeats=(int(npz_scalar(data, "canary_repeats", "iu"))
                                 if "canary_repeats" in data else 1),
@@ -131,7 +131,23 @@ class MembershipSplit:
 
 def _optional(data: Any, key: str, dtype: type) -> np.ndarray:
     """An array a split written before the key existed does not have: empty then."""
-    return data[key].astype(dtype) if key in data else np.empty(0, dtype)
+    if key not in data:
+        return np.empty(0, dtype)
+    return _whole(data, key) if dtype is np.int64 else _kind(data, key, "b").astype(dtype)
+
+
+def _whole(data: Any, key: str) -> np.ndarray:
+    """Indices as written: integers, never floats cast down (``members + 0.5`` would read as
+    the members themselves)."""
+    return _kind(data, key, "iu").astype(np.int64)
+
+
+def _kind(data: Any, key: str, kinds: str) -> np.ndarray:
+    array = data[key]
+    if array.dtype.kind not in kinds:
+        wanted = "booleans" if kinds == "b" else "integers"
+        raise ValueError(f"{key} has dtype {array.dtype}, not {wanted}")
+    return array
 
 
 def make_split(
