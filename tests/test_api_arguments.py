@@ -166,6 +166,13 @@ def _result(*args: Any, **changes: Any) -> Callable[[], object]:
     return call
 
 
+def _saved(path: Any, **changes: Any) -> Callable[[], object]:
+    def call() -> object:
+        engine, audit = _trained_audit()
+        return audit.result(engine, delta=1e-5).save(path, **changes)
+    return call
+
+
 CANARY_CASES: list[tuple[str, Callable[[], object], str]] = [
     ("a plain optimizer", lambda: CanaryAudit(torch.optim.SGD(_model().parameters(), lr=0.1)),
      "optimizer"),
@@ -186,6 +193,12 @@ CANARY_CASES: list[tuple[str, Callable[[], object], str]] = [
     ("no engine", _result(delta=1e-5), "privacy_engine"),
     ("an unknown threat model", _result("ENGINE", delta=1e-5, threat_model="x"),
      "threat_model"),
+    # Found by QA: each was an error from Opacus, torch or pydantic that named no argument.
+    ("more dirac canaries than weights", _canary(count=5000), "count"),
+    ("more canaries than allowed", _canary(count=10**6, direction="random_direction"), "count"),
+    ("a delta of 1e-300", _result("ENGINE", delta=1e-300), "delta"),
+    ("a path that is a number", _saved(123), "path"),
+    ("a name that is a number", _saved("out", name=5), "name"),
 ]
 
 
@@ -198,3 +211,11 @@ def test_canary_audit_names_the_bad_argument(call: Callable[[], object]) -> None
     assert isinstance(raised.value, AuditMLError)
     assert f"`{argument}`" in str(raised.value), str(raised.value)
     assert "\n" not in str(raised.value)
+
+
+def test_numpy_integers_are_integers() -> None:
+    """``count=np.int64(100)`` (from a sweep over a numpy array) was refused as not an integer."""
+    import numpy as np
+
+    audit = _canary(count=np.int64(20), seed=np.int64(3))()
+    assert isinstance(audit, CanaryAudit) and audit.canaries.count == 20

@@ -27,17 +27,20 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import numbers
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
 from auditml.audit.canaries.assumptions import attach_time_findings
 from auditml.audit.canaries.base import CanaryEvidence, PrivacyClaim
 from auditml.audit.canaries.white_box import AllIteratesAudit, LastIterateAudit
+from auditml.config import MIN_DELTA
 from auditml.errors import ArgumentError, AuditMLError
 from auditml.gradient_canary_record import GradientCanaryRecord
 from auditml.metrics.dp.accounting import spent_epsilon
@@ -52,6 +55,7 @@ from auditml.records import (
 from auditml.training.clipping_probe import ClippingProbe, attach_through_clipping
 from auditml.training.gradient_canaries import (
     DIRECTIONS,
+    MAX_CANARIES,
     GradientCanaries,
     attach_to_dp_optimizer,
 )
@@ -93,6 +97,12 @@ class CanaryAuditResult:
         from auditml.audit.saved import save_audit, with_run_facts
         from auditml.records import AuditedModelRecord, Versions
 
+        if not isinstance(path, str | Path):
+            raise ArgumentError(f"`path` must be a directory path (str or Path), got a "
+                                f"{type(path).__name__}")
+        if name is not None and (not isinstance(name, str) or not name.strip()):
+            raise ArgumentError(f"`name` must be a non-empty str (the audit's name in reports), "
+                                f"got {name!r}")
         destination = Path(path)
         model = AuditedModelRecord(
             source="CanaryAudit", experiment_name=name or destination.resolve().name,
@@ -208,15 +218,21 @@ class CanaryAudit:
         )
         rate = sample_rate if sample_rate is not None else _hooked_sample_rate(
             optimizer, self.facts.loader_rate)
+        weights = sum(p.numel() for p in optimizer.params)  # type: ignore[attr-defined]
+        if direction == "dirac" and count > weights:
+            raise ArgumentError(
+                f"`count`: {count} dirac canaries need as many trainable weights, and the model "
+                f"has {weights}: pass fewer, or direction='random_direction'"
+            )
         self.canaries = GradientCanaries(
             list(optimizer.params),  # type: ignore[attr-defined]
-            count=count,
+            count=int(count),
             direction=direction,  # type: ignore[arg-type]
             max_grad_norm=float(optimizer.max_grad_norm),  # type: ignore[attr-defined]
             sample_rate=rate,
             noise_multiplier=float(optimizer.noise_multiplier),  # type: ignore[attr-defined]
-            seed=seed,
-            dataset_size=dataset_size or self.facts.dataset_size or 0,
+            seed=int(seed),
+            dataset_size=int(dataset_size or self.facts.dataset_size or 0),
         )
         self.inspector = LoopInspector(model) if model is not None else None
         self.probe: ClippingProbe | None = None
@@ -268,8 +284,8 @@ class CanaryAudit:
             raise ArgumentError("`privacy_engine`: pass the opacus PrivacyEngine that made the "
                                 "optimiser private (audit.result(privacy_engine, delta=1e-5))")
         if delta is None or isinstance(delta, bool) or not isinstance(delta, float | int) or not (
-                0 < delta < 1):
-            raise ArgumentError(f"`delta` must be in (0, 1), got {delta!r}")
+                MIN_DELTA <= delta < 1):
+            raise ArgumentError(f"`delta` must be in [{MIN_DELTA:g}, 1), got {delta!r}")
         accountant = engine.accountant
         if not accountant.history:
             raise AuditMLError("the privacy engine's accountant has no steps: train, then ask")
@@ -358,15 +374,16 @@ class CanaryAudit:
 def _check_settings(*, count: object, seed: object, direction: object, sample_rate: object,
                     dataset_size: object, canary_norm: object) -> None:
     """Refuse a bad setting by name before anything is attached to the optimiser."""
-    def whole(value: object) -> bool:
-        return isinstance(value, int) and not isinstance(value, bool)
+    def whole(value: object) -> bool:  # numpy integers too
+        return isinstance(value, numbers.Integral) and not isinstance(value, bool | np.bool_)
 
     def number(value: object) -> bool:
         return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(
             value)
 
-    if not whole(count) or count < 1:  # type: ignore[operator]
-        raise ArgumentError(f"`count` must be a positive integer (canaries), got {count!r}")
+    if not whole(count) or not 1 <= count <= MAX_CANARIES:  # type: ignore[operator]
+        raise ArgumentError(f"`count` must be an integer in [1, {MAX_CANARIES:,}] (canaries), "
+                            f"got {count!r}")
     if not whole(seed) or seed < 0:  # type: ignore[operator]
         raise ArgumentError(f"`seed` must be a non-negative integer, got {seed!r}")
     if direction not in _DIRECTIONS:
