@@ -509,6 +509,8 @@ class RunDirectory:
                     f"it holds {logits.dtype} logits of shape {logits.shape}, not float64 of "
                     f"shape {(examples, classes)} for the run's audited examples"
                 )
+            if not np.isfinite(logits).all():  # train refuses a diverged model: written so
+                raise ValueError("it holds NaN or infinite logits")
             return logits
 
         return read_npz(self.path / TARGET_OUTPUTS_FILE, "target outputs", build)

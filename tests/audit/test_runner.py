@@ -173,8 +173,11 @@ def test_saved_outputs_that_do_not_fit_the_run_are_refused(
     np.savez(path, logits=good + 1.0)  # changed after training: the manifest says so
     with pytest.raises(RunDirectoryError, match="changed after training"):
         run_audit(config.run_dir, ["mia_threshold"])
+    diverged = good.copy()
+    diverged[3, 0] = np.inf  # was "`scores` must be finite, got 1 NaN values", no file named
     for bad, why in [(good[:-1], "shape"), (good.astype(np.float32), "float32"),
-                     (np.array([{"x": 1}], dtype=object), "unreadable")]:
+                     (np.array([{"x": 1}], dtype=object), "unreadable"),
+                     (diverged, r"target_outputs\.npz .*NaN or infinite logits")]:
         np.savez(path, logits=bad)  # an object array is pickled
         RunDirectory(config.run_dir).write_manifest()  # even fingerprinted, it must fit
         with pytest.raises(RunDirectoryError, match=why):
