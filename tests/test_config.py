@@ -441,3 +441,8 @@ def test_reference_models_beyond_any_audit_are_refused() -> None:
     with pytest.raises(ConfigError, match=r"audit\.reference_models=1000000000: .* 4096"):
         parse_config(_nested("audit.reference_models", 10**9))
     assert parse_config(_nested("audit.reference_models", 4096)).audit.reference_models == 4096
+
+
+def test_a_clipping_bound_beyond_any_gradient_is_refused() -> None:
+    with pytest.raises(ConfigError, match=r"training\.dp\.max_grad_norm=1e\+30: .*1000000"):
+        parse_config(_nested("training.dp.max_grad_norm", 1e30))

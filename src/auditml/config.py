@@ -50,6 +50,9 @@ MAX_NOISE_MULTIPLIER = 1e3
 # Reference models trained for one audit: beyond this the keep matrix alone (models x examples)
 # and the training time are out of any audit's reach.
 MAX_REFERENCE_MODELS = 4096
+# A clipping bound beyond any gradient's norm: the noise σC then overflows float32 before it
+# trains anything (1e30 failed mid-training with a misleading message).
+MAX_GRAD_NORM = 1e6
 
 
 class _Section(BaseModel):
@@ -156,7 +159,8 @@ class DPConfig(_Section):
     delta: float = Field(
         default=1e-5, description=f"δ in [{MIN_DELTA:g}, {MAX_DELTA:g}]; below 1/train_size"
     )
-    max_grad_norm: float = Field(default=1.0, gt=0, description="per-example clipping bound C")
+    max_grad_norm: float = Field(default=1.0, gt=0, le=MAX_GRAD_NORM,
+                                 description="per-example clipping bound C")
     noise_multiplier: float | None = Field(
         default=None,
         description=f"σ in (0, {MAX_NOISE_MULTIPLIER:g}]; null = calibrated from epsilon, delta "
