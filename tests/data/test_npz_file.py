@@ -111,8 +111,14 @@ def test_bad_archives_are_refused_in_one_line(
 def test_not_an_npz(tmp_path: Path) -> None:
     text = tmp_path / "table.npz"
     text.write_text("a,b\n1,2\n")
-    with pytest.raises(DataError, match=r"is not a readable \.npz archive"):
+    with pytest.raises(DataError, match=r"is not a \.npz archive \(not a zip file\); for a "
+                                         r"table use data\.dataset: csv") as caught:
         _spec(text)
+    assert "pickle" not in str(caught.value)  # numpy's guess, which misled
+    broken = tmp_path / "broken.npz"
+    broken.write_bytes(b"PK\x03\x04 not really a zip")
+    with pytest.raises(DataError, match=r"is not a readable \.npz archive"):
+        _spec(broken)
     single = tmp_path / "one.npy"
     np.save(single, np.zeros(3))
     with pytest.raises(DataError, match=r"holds a single array \(.npy\)"):

@@ -25,6 +25,10 @@ _SAVE = "save it with np.savez(path, x=inputs, y=labels)"
 
 
 def decode_npz(path: Path, content: bytes, source: DataSource) -> DecodedFile:
+    if not content.startswith((b"PK", b"\x93NUMPY")):  # a zip (.npz) or an .npy
+        # numpy would try it as a pickle and say so, which misleads.
+        hint = "; for a table use data.dataset: csv" if content[:1].isascii() else ""
+        raise DataError(f"{path.name} is not a .npz archive (not a zip file){hint}; {_SAVE}")
     try:
         archive = np.load(io.BytesIO(content), allow_pickle=False)
     except (OSError, ValueError, EOFError, zipfile.BadZipFile) as error:
