@@ -158,3 +158,16 @@ def test_a_rewritten_file_is_read_again(tmp_path: Path) -> None:
     second = dataset_spec("csv", DataSource(path=path, label_column="label"))
     assert second.pool_size == 16 and first.pool_size == 8
     assert first.source_file != second.source_file
+
+
+def test_a_column_of_huge_values_is_standardised_not_zeroed(tmp_path: Path) -> None:
+    """Values near 1e300 overflowed the variance to inf and the column became all zeros, with
+    only numpy's RuntimeWarning to say so."""
+    rows = [row.replace(row.split(",")[0], f"{row.split(',')[0]}e298", 1) for row in ROWS]
+    path = _write(tmp_path, HEADER + "\n".join(rows) + "\n")
+    with np.errstate(all="raise"):
+        loaded = dataset_spec("csv", DataSource(path=path, label_column="label")).load(
+            Path("unused"), False)
+    pool_rows, _ = holdout_rows(10)
+    ages = np.array([30, 40, 50, 20, 60, 35, 45, 55, 25, 65], dtype=np.float64)[pool_rows]
+    np.testing.assert_allclose(loaded.pool.x[:, 0], (ages - ages.mean()) / ages.std(), rtol=1e-5)

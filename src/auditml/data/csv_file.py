@@ -100,8 +100,12 @@ def decode_csv(path: Path, content: bytes, source: DataSource) -> DecodedFile:
             )
         elif all(value is not None for value in values):
             numeric = np.asarray(values, dtype=np.float64)
-            mean, std = numeric[pool_rows].mean(), numeric[pool_rows].std()
-            block = ((numeric - mean) / (std if std > 0 else 1.0))[:, None]
+            # Scaled first, so values near the float64 limit (1e300) neither overflow the mean
+            # or the variance nor standardise the column to zeros.
+            scale = float(np.abs(numeric).max()) or 1.0
+            scaled = numeric / scale
+            mean, std = scaled[pool_rows].mean(), scaled[pool_rows].std()
+            block = ((scaled - mean) / (std if std > 0 else 1.0))[:, None]
         else:
             block, _ = _one_hot(cells, [None] * len(cells))
         blocks.append(block.astype(np.float32))
