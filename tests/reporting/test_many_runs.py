@@ -3,6 +3,7 @@ verdict shown, and bad files refused in one line."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -113,3 +114,23 @@ def test_the_cli_prints_the_table_and_refuses_a_bad_file_in_one_line(
     assert main([*argv, "--dp-audit", str(tmp_path / "nope.json")]) == 2
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1 and "auditml audit-dp" in err
+
+
+def test_a_one_run_canary_audit_row_says_why_it_fails_or_what_it_did_not_check() -> None:
+    """A saved CanaryAuditResult whose loop broke an assumption was summed up as "the runs
+    contradict the privacy curve" beside "not rejected"; one with unchecked assumptions showed
+    a bare "consistent"."""
+    from auditml.reporting.many_runs import ManyRunsRow
+
+    row = ManyRunsRow(
+        source="results/my_loop", recipe="my_loop", runs=1, with_canary=500,
+        claimed_epsilon=2.0, delta=1e-5, epsilon_lower_bound=0.1, bound_confidence=0.95,
+        claim_rejected=False, claim_confidence=0.97, violation=True,
+        canary_audit="dp_audit_all_iterates", canaries=1000, failed_checks=("loader",),
+    )
+    assert row.cells()[-1] == "VIOLATION (claim does not apply: loader)"
+    assert "broke the accountant's assumptions (loader)" in row.why()
+    bare = dataclasses.replace(row, violation=False, failed_checks=(),
+                               unchecked=("loader", "hidden_state"))
+    assert bare.cells()[-1] == "not verified (not checked: loader, hidden_state)"
+    assert dataclasses.replace(bare, unchecked=()).cells()[-1] == "consistent"

@@ -81,7 +81,9 @@ class ManyRunsRow:
             + (f", {TAIL_NAMES[self.bound_tail]})" if self.bound_tail in TAIL_NAMES else ")"),
             f"{'REJECTED' if self.claim_rejected else 'not rejected'} "
             f"({format_confidence(self.claim_confidence)})",
-            claim_word(violated=self.violation, unchecked=self.unchecked),
+            claim_word(violated=self.violation, unchecked=self.unchecked) + (
+                f" (claim does not apply: {', '.join(self.failed_checks)})"
+                if self.violation and self.failed_checks else ""),
         ]
 
 
