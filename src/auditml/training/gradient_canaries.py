@@ -217,8 +217,8 @@ class GradientCanaries:
         self._after_update = self._read_watched()
 
     def _read_watched(self) -> list[torch.Tensor]:
-        with torch.no_grad():
-            return [p.detach().reshape(-1)[index].clone()
+        with torch.no_grad():  # advanced indexing copies: what the weights are now
+            return [p.detach().reshape(-1)[index]
                     for p, index in zip(self.parameters, self._watched, strict=True)]
 
     def _changed_since_update(self) -> np.ndarray:
