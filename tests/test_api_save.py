@@ -131,6 +131,12 @@ def test_save_replaces_only_its_own_earlier_save(
     with pytest.raises(RunDirectoryError, match=r"audit/mine\.csv"):
         results.save(saved)
     assert (saved / "audit" / "mine.csv").read_text() == "1,2"
+    (saved / "audit" / "mine.csv").unlink()
+    (saved / "audit" / "plots").mkdir()  # a folder of the user's: any was taken for auditml's
+    (saved / "audit" / "plots" / "roc.png").write_bytes(b"mine")
+    with pytest.raises(RunDirectoryError, match=r"audit/plots/"):
+        results.save(saved)
+    assert (saved / "audit" / "plots" / "roc.png").read_bytes() == b"mine"
     assert not list(tmp_path.glob(".*staging"))
 
 

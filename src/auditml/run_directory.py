@@ -351,8 +351,9 @@ class RunDirectory:
             )
         if not self.path.exists() or not any(self.path.iterdir()):
             return
-        foreign = self._not_saved_files()
-        if self.saved_manifest() is None or foreign:
+        manifest = self.saved_manifest()
+        foreign = [] if manifest is None else self.foreign_files(manifest)
+        if manifest is None or foreign:
             held = foreign or sorted(entry.name for entry in self.path.iterdir())
             shown = ", ".join(held[:3]) + (", ..." if len(held) > 3 else "")
             raise RunDirectoryError(
@@ -360,22 +361,6 @@ class RunDirectory:
                 f"audit (it holds {shown}); a save replaces its directory whole, so choose a "
                 "new or empty directory"
             )
-
-    def _not_saved_files(self) -> list[str]:
-        """The files under the directory that no save writes (the user's own, or a run's)."""
-        top = {MANIFEST_FILE, *SAVED_FILES, *OPTIONAL_SAVED_FILES}
-        foreign = []
-        for path in sorted(self.path.rglob("*")):
-            relative = path.relative_to(self.path)
-            if path.is_dir() and not path.is_symlink() and relative.parts[0] == AUDIT_DIR:
-                continue
-            if relative.parts[0] == AUDIT_DIR and path.is_file() and not path.is_symlink() and (
-                    path.suffix in (".json", ".png") or path.name.endswith("_scores.npz")):
-                continue
-            if len(relative.parts) == 1 and path.name in top and path.is_file():
-                continue
-            foreign.append(relative.as_posix())
-        return foreign
 
     def check_audit_dir(self) -> None:
         """Raise if a directory ``audit`` writes into (``audit/``, ``audit/canaries/``,
