@@ -874,6 +874,12 @@ class CanaryRecord(Record):
         """The assumptions the training broke (empty when none, or none were checked)."""
         return [check.check for check in self.assumptions or [] if check.status == "failed"]
 
+    @property
+    def unchecked_checks(self) -> list[str]:
+        """The assumptions the audit could not check (their evidence was not seen): without a
+        contradiction the claim is then "not verified", never "consistent"."""
+        return [check.check for check in self.assumptions or [] if check.status == "not_checked"]
+
     @model_validator(mode="after")
     def _best_score_recorded(self) -> CanaryRecord:
         if self.best_score not in self.by_score:

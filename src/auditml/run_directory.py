@@ -355,11 +355,10 @@ class RunDirectory:
         foreign = [] if manifest is None else self.foreign_files(manifest)
         if manifest is None or foreign:
             held = foreign or sorted(entry.name for entry in self.path.iterdir())
-            shown = ", ".join(held[:3]) + (", ..." if len(held) > 3 else "")
             raise RunDirectoryError(
                 f"`path` {self.path} is not empty and is not an earlier save of an auditml "
-                f"audit (it holds {shown}); a save replaces its directory whole, so choose a "
-                "new or empty directory"
+                f"audit (it holds {_shown(held)}); a save replaces its directory whole, so "
+                "choose a new or empty directory"
             )
 
     def check_audit_dir(self) -> None:
@@ -710,8 +709,8 @@ def _read_json(path: Path, fix: str) -> dict[str, Any]:
 
 # -- what auditml writes in a run directory (see the module docstring) ----------------------------
 
-# The reference-model sets ``audit`` keeps (auditml.audit.runner) and a set's files
-# (auditml.training.reference.ReferenceStore).
+# The files of a reference-model set (auditml.training.reference.ReferenceStore; the sets are
+# REFERENCE_SETS).
 REFERENCE_MANIFEST_FILE = "manifest.json"
 REFERENCE_KEEP_FILE = "keep.npy"
 _REFERENCE_MODEL = re.compile(r"model_[0-9]{3,}\.safetensors")

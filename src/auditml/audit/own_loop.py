@@ -136,7 +136,7 @@ class CanaryAuditResult:
     def unchecked_checks(self) -> tuple[str, ...]:
         """The assumptions of the accountant the audit could not check (their objects were not
         given): without a contradiction the claim is then "not verified", never "consistent"."""
-        return tuple(check.check for check in self.checks if check.status == "not_checked")
+        return tuple(self.record.unchecked_checks)
 
     @property
     def claim_applies(self) -> bool | None:

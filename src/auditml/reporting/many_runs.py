@@ -130,8 +130,7 @@ def _canary_rows(path: Path) -> list[ManyRunsRow]:
             claim_confidence=test.confidence,
             violation=bool(record.violation), canary_audit=name, canaries=record.canaries,
             failed_checks=tuple(record.failed_checks),
-            unchecked=tuple(check.check for check in record.assumptions or ()
-                            if check.status == "not_checked"),
+            unchecked=tuple(record.unchecked_checks),
         ))
     if not rows:
         raise RunDirectoryError(

@@ -53,6 +53,8 @@ OwnedKind = Literal["sweep", "demo"]
 # The files ``kind`` owns in ``directory`` that it wrote before the list existed, by name, with
 # their digests (recognised by their content or by a marker file that only ``kind`` writes).
 LegacyFiles = Callable[[Path], dict[str, list[str]]]
+
+
 class ReportFiles(BaseModel):
     """``.auditml-report.json``: which files of the directory a report of ``kind`` wrote, each
     with the SHA-256 digests it may have (two while a new report is being installed)."""

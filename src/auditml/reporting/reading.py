@@ -234,8 +234,7 @@ def _telling_canary_audit(
     return {"canary_audit": name, "canary_threat_model": record.threat_model,
             "canary_bound": record.epsilon_lower_bound, "canary_violation": violated,
             "canary_failed_checks": record.failed_checks,
-            "canary_unchecked": [check.check for check in record.assumptions or ()
-                                 if check.status == "not_checked"]}
+            "canary_unchecked": record.unchecked_checks}
 
 
 def _beyond_membership(run: RunDirectory, training_id: str) -> dict[str, object]:
