@@ -16,6 +16,9 @@ that reporting the larger one stays valid:
 - ``gradient_norm`` (white-box): −‖∇_θ CE‖, the norm of the canary's loss gradient with respect
   to the weights; a trained-on canary tends to have a small gradient. This needs the run's own
   model (its weights), which auditml has.
+
+The record's threat model is the reported score's: ``black_box`` when the loss gives the bound,
+``last_iterate`` (the final weights) when the gradient norm does.
 """
 
 from __future__ import annotations
@@ -35,6 +38,8 @@ from auditml.records import CanaryRecord
 
 CONFIDENCE = 0.95
 SCORES = ("loss", "gradient_norm")
+# What the adversary behind each score sees (CanaryRecord.threat_model).
+THREAT_MODELS = {"loss": "black_box", "gradient_norm": "last_iterate"}
 
 
 def gradient_norm_scores(
@@ -92,7 +97,7 @@ class OneRunAudit(CanaryAuditKind):
             max_epsilon=bounds[best]["max_epsilon"],
             by_score=bounds,
             run=evidence.run_facts,
-            threat_model="black_box",
+            threat_model=THREAT_MODELS[best],  # type: ignore[arg-type]
             gaussian_bound=gaussian_bound(scores, included, delta=delta, confidence=CONFIDENCE),
             violation=None if evidence.claim is None else exceeds_claim(
                 dp_enabled=True, claimed_epsilon=evidence.claim.epsilon,
