@@ -9,6 +9,8 @@ import pytest
 from auditml.audit.canaries.scores import all_iterates_scores, estimate_noise_multiplier
 from auditml.metrics import MetricsInputError, claimed_tradeoff, fdp_claim_test
 from auditml.metrics.dp import one_run_fdp_family as fdp_family
+from auditml.metrics.dp.accounting import prv_epsilon_lower
+from auditml.metrics.dp.gdp import gdp_epsilon
 from auditml.metrics.dp.one_run_fdp import _guess_counts
 from auditml.metrics.dp.one_run_fdp_family import (
     accountant_epsilon,
@@ -55,13 +57,13 @@ def test_a_weakened_bound_fails_the_validity_check(monkeypatch: pytest.MonkeyPat
     true_epsilon = accountant_epsilon([(SIGMA, RATE, STEPS)], mechanism="rdp", delta=DELTA)
     # The check above must catch a broken bound. Plant a plausible bug: the ε read off at the
     # reciprocal of the rejected noise scale (a sign error in log s).
-    honest = fdp_family.accountant_epsilon
+    honest = fdp_family.prv_epsilon_lower
 
-    def reciprocal(history: list[tuple[float, float, int]], **kwargs: object) -> float:
+    def reciprocal(history: list[tuple[float, float, int]], **kwargs: float) -> float:
         scale = history[0][0] / SIGMA
-        return honest([(SIGMA / scale, RATE, STEPS)], **kwargs)  # type: ignore[arg-type]
+        return honest([(SIGMA / scale, RATE, STEPS)], **kwargs)
 
-    monkeypatch.setattr(fdp_family, "accountant_epsilon", reciprocal)
+    monkeypatch.setattr(fdp_family, "prv_epsilon_lower", reciprocal)
     bounds = [_bound(*_counts(SIGMA, seed)) for seed in range(20)]
     assert sum(bound > true_epsilon for bound in bounds) > 3, bounds
 
@@ -80,13 +82,31 @@ def test_half_the_noise_is_caught_and_bounded_above_the_claim() -> None:
             correct, guesses, 1000, history, mechanism="rdp", delta=DELTA,
         )
         test = fdp_claim_test(curve, correct, guesses, 1000)
-        # Scale 1 is the claim: the family bound passes the claim exactly when the test rejects.
+        # Scale 1 is the claim: the family bound reaches the claim's true ε (from below)
+        # exactly when the test rejects.
         assert family.claim_rejected == test.violation
-        assert (family.epsilon > claimed) == family.claim_rejected
+        if family.claim_rejected:
+            assert family.epsilon >= prv_epsilon_lower(history, delta=DELTA)
+        else:
+            assert family.epsilon < claimed
         caught += family.claim_rejected
         if family.claim_rejected:
             assert family.noise_scale is not None and family.noise_scale < 1
     assert caught >= 5
+
+
+@pytest.mark.parametrize("mechanism", ["rdp", "prv"])
+def test_the_bound_is_the_rejected_members_true_epsilon_from_below(mechanism: str) -> None:
+    # One full-batch step is the Gaussian mechanism, whose true ε is known in closed form. Every
+    # guess right rejects a member with little noise; its reported ε must not exceed that
+    # member's true ε (the accountant's own ε does: RDP's by about 7 %), and stays close to it.
+    sigma = 1.0
+    family = noise_family_epsilon_lower_bound(
+        200, 200, 200, [(sigma, 1.0, 1)], mechanism=mechanism, delta=DELTA,
+    )
+    assert family.claim_rejected and family.noise_scale is not None
+    true_epsilon = gdp_epsilon(1 / (sigma * family.noise_scale), DELTA)
+    assert 0.97 * true_epsilon <= family.epsilon <= true_epsilon
 
 
 def test_a_correct_run_bounds_a_useful_share_of_its_epsilon() -> None:

@@ -17,11 +17,14 @@ recursion is monotone in ``f̄^{-1}``: :mod:`.one_run_fdp`). Let ``s*`` be the s
 rejected scale found. If the algorithm *is* ``f_{s0}``-DP, then ``s* < s0`` requires ``s0`` to
 be rejected, which has probability at most β = 1 − confidence. So, with probability at least
 ``confidence``: **if the run's privacy curve is that of DP-SGD with its sampling rates and steps
-at some noise level, that level is below s*·σ, and its ε at δ is above**
-``ε_lb = ε_accountant(s*·σ, δ)``. This is a bound *under the family assumption*, the one the
-noise bugs satisfy (a wrong σ) and others need not (a wrong sampling rate changes the family);
-reports say so. ``s = 1`` is the claim itself: ``ε_lb`` exceeds the claimed ε exactly when the
-claim test at the same counts rejects the claim.
+at some noise level, that level is below s*·σ, and its ε at δ is above the true ε of DP-SGD at
+s*·σ**, reported from below: ``ε_lb`` is the PRV accountant's certified lower end at s*·σ
+(:func:`mechanism_epsilon_lower_bound`), never the accountant's ε, which is an *upper* bound on
+that member's true ε (RDP's by several percent). The test itself uses the accountant's curve
+``f_s``: DP-SGD at s·σ is ``f_s``-DP, so rejecting ``f_s`` rejects that member. This is a bound
+*under the family assumption*, the one the noise bugs satisfy (a wrong σ) and others need not (a
+wrong sampling rate changes the family); reports say so. ``s = 1`` is the claim itself:
+``claim_rejected`` is true exactly when the claim test at the same counts rejects the claim.
 
 Numerics: the scale is bisected in log s over [s_min, 64] in 7 halvings (s to about 3 %; the
 ε is read at the rejected end, so rounding only lowers it), each evaluation one accountant curve
@@ -41,7 +44,7 @@ from typing import Any
 
 import numpy as np
 
-from auditml.metrics.dp.accounting import accountant_epsilon
+from auditml.metrics.dp.accounting import accountant_epsilon, prv_epsilon_lower
 from auditml.metrics.dp.one_run_epsilon import _check_settings
 from auditml.metrics.dp.one_run_fdp import _check_counts, _rejects
 from auditml.metrics.dp.tradeoff import CLAIM_ACCOUNTANTS, _check_history, claimed_tradeoff
@@ -58,8 +61,9 @@ FAMILY_EPSILON_CAP = 30.0
 class FamilyBound:
     """The DP-SGD-family ε lower bound (see the module docstring for what it assumes).
 
-    ``epsilon`` is the accountant's ε at ``delta`` of the least noisy DP-SGD (same sampling
-    rates and steps, noise ``noise_scale`` times the run's) that the test rejected; 0 when even
+    ``epsilon`` is the true ε at ``delta``, from below (the PRV accountant's certified lower
+    end), of the least noisy DP-SGD (same sampling rates and steps, noise ``noise_scale`` times
+    the run's) that the test rejected; 0 when even
     ``64×`` the run's noise was not rejected (then ``noise_scale`` is None). ``claim_rejected``
     says whether the run's own curve (scale 1) was rejected.
     """
@@ -139,8 +143,8 @@ def noise_family_epsilon_lower_bound(
                                canaries, _family(checked, mechanism))
     high = _first_true(rejected, low, high, _HALVINGS)
     scale = math.exp(high)  # rejected: the statement holds at this member
-    epsilon = _quiet_epsilon(_scaled(checked, scale), mechanism, delta)
-    return FamilyBound(max(epsilon, 0.0), scale, claim_rejected, confidence, delta, correct,
+    epsilon = mechanism_epsilon_lower_bound(checked, noise_scale=scale, delta=delta)
+    return FamilyBound(epsilon, scale, claim_rejected, confidence, delta, correct,
                        guesses, canaries, _family(checked, mechanism))
 
 
@@ -193,8 +197,6 @@ def mechanism_epsilon_lower_bound(
     rate falls). Scales below where the RDP ε reaches :data:`FAMILY_EPSILON_CAP` are raised to
     it, and an undiscretisable PRV gives 0: both can only lower the bound.
     """
-    from auditml.metrics.dp.accounting import prv_epsilon_lower
-
     checked = _check_history(history)
     if not (isinstance(noise_scale, (int, float)) and math.isfinite(noise_scale)
             and noise_scale > 0):
