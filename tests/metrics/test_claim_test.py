@@ -84,6 +84,23 @@ def test_bad_confidence_is_refused() -> None:
                             gaussian_tradeoff(1.0), alpha=1.5)
 
 
+@pytest.mark.parametrize(
+    ("tradeoff", "message"),
+    [
+        (None, "must be a function"),
+        (lambda a: np.full_like(a, np.nan), "one finite FNR in"),
+        (lambda a: np.array([0.5]), "got shape"),
+        (lambda a: 1.5 - np.asarray(a), "one finite FNR in"),
+        (lambda a: ["x"] * len(a), "must return numbers"),
+    ],
+)
+def test_a_curve_that_is_no_curve_is_refused(tradeoff: object, message: str) -> None:
+    # A NaN curve would otherwise pass as "no violation" on scores that plainly violate it.
+    scores, is_member = _runs(10.0, 200, np.random.default_rng(0))
+    with pytest.raises(MetricsInputError, match=message):
+        tradeoff_claim_test(scores, is_member, tradeoff)  # type: ignore[arg-type]
+
+
 STRATEGIES = [BonferroniHull(), BonferroniAllScores(), Split(), MultiSplit(splits=9),
               Explicit(threshold=1.0)]
 

@@ -36,6 +36,12 @@ def test_ceiling_is_zero_when_few_canaries_cannot_see_anything() -> None:
     assert gaussian_one_run_ceiling(0.1, 10, delta=1e-5) == 0.0
 
 
+def test_ceiling_is_zero_when_the_slack_reaches_one() -> None:
+    # δ + (1/2 − β)/m = 1.05 ≥ 1 > δ_μ(0): no ε is needed, whatever μ.
+    assert gaussian_one_run_ceiling(1.0, 1, delta=0.6) == 0.0
+    assert gaussian_one_run_ceiling(50.0, 1, delta=0.55) == 0.0
+
+
 def test_ceiling_grows_with_canaries_and_confidence_towards_the_true_epsilon() -> None:
     true = gaussian_epsilon(1.0, 1e-5)
     ceilings = [gaussian_one_run_ceiling(1.0, m, delta=1e-5) for m in (100, 1000, 10**4, 10**6)]

@@ -302,7 +302,8 @@ def one_run_audit(
       fraction ``f`` of :data:`GUESS_FRACTIONS` (1 %, 2 %, 5 %, 10 %, 20 %, 50 %, 100 %) with
       ``r = max(1, round(f m))`` guesses, two candidates: balanced (``ceil(r/2)`` IN,
       ``floor(r/2)`` OUT) and, when ``r <= m/2``, IN only (``k_negative = 0``, as in most of the
-      paper's experiments). Each of the ``G`` distinct candidates (13 for m >= 100) is bounded at
+      paper's experiments). Each of the ``G`` distinct candidates (at most 13, fewer where rounding
+      merges two; ``candidates`` in the result) is bounded at
       level ``(1 - confidence) / G`` and the largest bound is returned; by the union bound all
       ``G`` hold together with probability at least ``confidence`` (Bonferroni). The grid covers
       a leaky model, where few confident guesses are best, and a nearly private one, where the

@@ -315,7 +315,8 @@ def fdp_audit(
     ``scores``, ``included``, ``k_positive``, ``k_negative`` and ``seed`` mean what they mean in
     :func:`.one_run_epsilon.one_run_audit` (ties broken by ``seed``; higher = IN), and so
     does the choice of guesses: the given counts at the full ``confidence``, or, when both are
-    ``None``, every candidate of its fixed grid (13 for m >= 100). **Bonferroni over the grid:**
+    ``None``, every candidate of its fixed grid (at most 13, fewer where rounding merges two;
+    ``candidates`` in the result). **Bonferroni over the grid:**
     each of the ``G`` candidates is tested at level ``(1 - confidence) / G``; the claim is a
     violation if any candidate rejects it (the reported p-value is ``G`` times the smallest,
     from that candidate), and the ε bound at ``delta`` is the largest over the candidates. The

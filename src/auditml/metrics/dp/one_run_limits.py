@@ -77,4 +77,6 @@ def gaussian_one_run_ceiling(
     check_count(canaries, "canaries")
     checked_delta, checked_confidence = _check_settings(delta, confidence)
     slack = (0.5 - (1 - checked_confidence)) / canaries
+    if checked_delta + slack >= 1:
+        return 0.0  # δ_μ(0) < 1 for every μ: no ε is needed
     return gdp_epsilon(checked_mu, checked_delta + slack)

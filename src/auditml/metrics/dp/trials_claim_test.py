@@ -36,7 +36,7 @@ from auditml.metrics.dp.thresholds import (
     hull_corners,
 )
 from auditml.metrics.dp.trials_epsilon import _clopper_pearson_upper, _resolve_settings
-from auditml.metrics.roc import _roc_counts, check_scores
+from auditml.metrics.roc import MetricsInputError, _roc_counts, check_scores
 
 Tradeoff = Callable[[np.ndarray], np.ndarray]
 """A claimed trade-off function ``f``: FPR values in, the smallest FNR the claim allows out."""
@@ -83,6 +83,7 @@ def tradeoff_claim_test(
     accepted with a warning for one release."""
     alpha, strategy = _resolve_settings(confidence, alpha, threshold, None, seed)
     values, membership = check_scores(scores, is_member)
+    checked_tradeoff = _checked_tradeoff(tradeoff)
 
     def upper_bounds(
         some_scores: np.ndarray, some_members: np.ndarray, at: np.ndarray, level: float
@@ -94,7 +95,7 @@ def tradeoff_claim_test(
                 _clopper_pearson_upper(false_negatives, int(some_members.sum()), level / 2))
 
     def margin(fpr_upper: np.ndarray, fnr_upper: np.ndarray) -> np.ndarray:
-        return np.asarray(tradeoff(fpr_upper), dtype=np.float64) - fnr_upper
+        return checked_tradeoff(fpr_upper) - fnr_upper
 
     def find_best(
         some_scores: np.ndarray, some_members: np.ndarray, level: float, hull_only: bool
@@ -119,7 +120,7 @@ def tradeoff_claim_test(
     tested = choice.evaluated
     fpr_upper, fnr_upper = upper_bounds(values[tested], membership[tested],
                                         np.array([choice.threshold]), choice.level)
-    allowed = float(np.asarray(tradeoff(fpr_upper), dtype=np.float64)[0])
+    allowed = float(checked_tradeoff(fpr_upper)[0])
     return ClaimTest(
         violation=bool(choice.value > 0),
         confidence=1 - alpha,
@@ -129,3 +130,34 @@ def tradeoff_claim_test(
         allowed_false_negative=allowed,
         threshold_strategy=strategy.to_dict(),
     )
+
+
+def _checked_tradeoff(tradeoff: object) -> Tradeoff:
+    """``tradeoff``, refusing (naming the argument) what is not a callable, and every call whose
+    result is not one finite FNR in [0, 1] per FPR given: a NaN would pass as "no violation"."""
+    if not callable(tradeoff):
+        raise MetricsInputError(
+            f"`tradeoff` must be a function from FPR values to the smallest FNR the claim "
+            f"allows (e.g. auditml.metrics.claimed_tradeoff(...)), got "
+            f"{type(tradeoff).__name__}."
+        )
+
+    def checked(rates: np.ndarray) -> np.ndarray:
+        try:
+            allowed = np.asarray(tradeoff(rates), dtype=np.float64)
+        except (TypeError, ValueError) as error:
+            raise MetricsInputError(
+                f"`tradeoff` must return numbers, one per FPR given; it raised {error}"
+            ) from error
+        if allowed.shape != np.shape(rates) or not (
+            np.all(np.isfinite(allowed)) and np.all((allowed >= 0) & (allowed <= 1))
+        ):
+            raise MetricsInputError(
+                f"`tradeoff` must return one finite FNR in [0, 1] per FPR given (shape "
+                f"{np.shape(rates)}), got shape {allowed.shape} with values from "
+                f"{np.nanmin(allowed) if allowed.size else 'none'} to "
+                f"{np.nanmax(allowed) if allowed.size else 'none'}."
+            )
+        return allowed
+
+    return checked
