@@ -34,6 +34,8 @@ from auditml.records import (
     CanaryCounts,
     CanaryRecord,
     RunFacts,
+    SecretCanaryRecord,
+    SecretGroupRecord,
     TrainingRecord,
     Versions,
 )
@@ -147,15 +149,22 @@ def write_audit(
 def write_canary_audit(
     run_dir: Path, epsilon_bound: float, *, name: str = "dp_audit",
     threat_model: str = "black_box", violation: bool | None = None,
-    assumptions: list[AssumptionCheck] | None = None,
+    assumptions: list[AssumptionCheck] | None = None, secret_repeats: int | None = None,
 ) -> None:
+    """A canary audit's record; ``secret_repeats`` makes it a language model's secret canaries,
+    each trained on that many times."""
     run = RunDirectory(run_dir)
     one = {"epsilon": epsilon_bound, "max_epsilon": 3.1, "correct": 40, "guesses": 42}
+    group = SecretGroupRecord(canaries=500, mean_exposure=1.5, max_exposure=4.0, extracted=0,
+                              extraction_rate=0.0, extraction_interval=(0.0, 0.01))
+    secrets = None if secret_repeats is None else SecretCanaryRecord(
+        design="digits", secret_length=6, repeats=secret_repeats, space_bits=19.9,
+        candidates=255, exposure_cap=8.0, included=group, excluded=group)
     run.write_canary(name, CanaryRecord(
         attack=name, canaries=1000, included=497, delta=run.read_training().delta or 0.0,
         confidence=0.95, epsilon_lower_bound=epsilon_bound, best_score="loss", max_epsilon=3.1,
         by_score={"loss": one}, run=_facts(run), threat_model=threat_model,  # type: ignore[arg-type]
-        violation=violation, assumptions=assumptions,
+        violation=violation, assumptions=assumptions, secrets=secrets,
     ))
 
 

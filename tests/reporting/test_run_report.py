@@ -87,6 +87,25 @@ def test_a_canary_audit_is_shown_and_judged_against_the_claim(
     assert "VIOLATION: the audit contradicts the accountant" in page
 
 
+def test_secrets_trained_on_several_times_are_not_judged_against_the_claim(
+    tmp_path: Path, make_run: MakeRun, add_canary_audit: Callable[..., None]
+) -> None:
+    # DP-SGD protects a secret seen 3 times as a group of 3 rows: its bound (up to about 3 ε on
+    # a correct run) says nothing against ε, so neither the verdict nor the headline uses it.
+    run = make_run(tmp_path / "results", "lm", dp=True, epsilon=8.0, target_epsilon=8.0,
+                   delta=1e-5, shift=0.1)
+    add_canary_audit(run, 9.0, name="secret_canaries", secret_repeats=3)
+    report = write_run_report(run, tmp_path / "report")
+    assert report.verdict.kind is not VerdictKind.VIOLATION
+    assert "secret_canaries" not in report.verdict.headline
+    assert "Not compared with the accountant" in report.report_html.read_text(encoding="utf-8")
+    # Trained on once, the same bound is judged: a violation.
+    add_canary_audit(run, 9.0, name="secret_canaries", secret_repeats=1)
+    report = write_run_report(run, tmp_path / "report")
+    assert report.verdict.kind is VerdictKind.VIOLATION
+    assert "secret_canaries" in report.verdict.headline
+
+
 def test_run_report_json_holds_the_verdict_and_numbers(audited: Path, tmp_path: Path) -> None:
     report = write_run_report(audited, tmp_path / "report")
     saved = json.loads(report.run_report_json.read_text(encoding="utf-8"))

@@ -42,7 +42,9 @@ from auditml.reporting.views import AttackView, CanaryView, RunView
 
 
 def bounds(view: RunView) -> list[BoundSource]:
-    """Every ε lower bound of the run: one per attack, one per canary audit."""
+    """Every ε lower bound of the run that may be compared with its claim: one per attack, one
+    per canary audit (not secrets trained on more than once: :attr:`CanaryView.judged`, as
+    ``compare`` reads them)."""
     found = [
         BoundSource(attack.name, attack.epsilon_lower_bound, attack.bound_confidence or 0.95,
                     attack.bound_tail)
@@ -51,7 +53,7 @@ def bounds(view: RunView) -> list[BoundSource]:
     found += [
         BoundSource(f"{canary.name} ({canary.threat_model.replace('_', ' ')} canaries)",
                     canary.epsilon_lower_bound, canary.confidence)
-        for canary in view.canaries
+        for canary in view.canaries if canary.judged
     ]
     return found
 
