@@ -188,6 +188,19 @@ def test_html_report_is_self_contained(comparison: Comparison) -> None:
     assert all(target.startswith("#") for target in re.findall(r'href="([^"]*)"', page))
 
 
+def test_the_largest_bound_says_with_what_confidence_all_runs_bounds_hold(
+    comparison: Comparison, two_runs: list[Path], tmp_path: Path,
+) -> None:
+    assert all(row.bound_confidence == 0.95 for row in comparison.rows)
+    page = comparison.report_html.read_text(encoding="utf-8")
+    # Two bounds at 95% each: the larger of the two holds with 90% (union bound), not 95%.
+    assert ("holds with 95% confidence for that bound, 90% for the largest of 2 bounds, one per "
+            "run") in page
+    alone = compare_runs(two_runs[:1], tmp_path / "alone").report_html.read_text(
+        encoding="utf-8")
+    assert "holds with 95% confidence" in alone and "for the largest of" not in alone
+
+
 def test_html_escapes_text_from_the_run_files(
     tmp_path: Path,
     make_run: Callable[..., Path],

@@ -20,6 +20,7 @@ from auditml.reporting.verdict import (
     StrongestAttack,
     Verdict,
     VerdictKind,
+    joint_confidence,
     run_verdict,
     tail_words,
 )
@@ -92,10 +93,17 @@ def _bound_fact(bounded: list[ComparisonRow]) -> page.Fact:
                          shown="Largest ε lower bound")
     tail = tail_words(top.bound_tail)
     meaning = f". {NONMEMBER_TAIL_MEANING}" if top.bound_tail == "nonmember" else ""
+    confidence = f"holds with {format_confidence(top.bound_confidence or 0.95)} confidence"
+    if len(bounded) > 1:
+        # The largest of several bounds is only as sure as all of them together (union bound).
+        joint = joint_confidence([
+            BoundSource(row.run_name, row.epsilon_lower_bound or 0.0,
+                        row.bound_confidence or 0.95) for row in bounded])
+        confidence += (f" for that bound, {format_confidence(joint)} for the largest of "
+                       f"{len(bounded)} bounds, one per run")
     return page.Fact(
         glossary.EPSILON_LOWER_BOUND, f"ε ≥ {bound:.2f}",
-        f"{top.run_name}{' (' + tail + ')' if tail else ''}; holds with "
-        f"{format_confidence(top.bound_confidence or 0.95)} confidence{meaning}",
+        f"{top.run_name}{' (' + tail + ')' if tail else ''}; {confidence}{meaning}",
         shown="Largest ε lower bound",
     )
 
