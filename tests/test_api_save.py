@@ -105,6 +105,13 @@ def test_a_claimed_epsilon_is_checked_and_a_saved_audit_cannot_be_reaudited(
     report = json.loads((tmp_path / "report" / "run_report.json").read_text(encoding="utf-8"))
     assert report["dp_enabled"] is True and report["epsilon"] == 0.01
     assert report["verdict"] == "violation"  # a memorising model is no 0.01-DP
+    # The ε is the caller's, not an accountant's auditml ran: the page and compare say so.
+    html = (tmp_path / "report" / "report.html").read_text(encoding="utf-8")
+    assert "claimed by the caller of auditml.audit()" in html
+    assert "per the privacy accountant" not in html
+    assert main(["compare", str(saved), "--out", str(tmp_path / "cmp")]) == 0
+    rows = json.loads((tmp_path / "cmp" / "comparison.json").read_text(encoding="utf-8"))["rows"]
+    assert rows[0]["label"] == "ε=0.01 claimed in Python"
     with pytest.raises(RunDirectoryError, match="Python-API audit saved"):
         RunDirectory(saved).require_trained()
     (saved / "model.json").write_text(

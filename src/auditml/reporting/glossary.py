@@ -20,13 +20,17 @@ class Term:
 MODEL = Term(
     "Model",
     "how the model was trained: “No DP” for plain training, “ε=…” for DP-SGD calibrated to that "
-    "target ε, “σ=…” for DP-SGD with that noise multiplier set directly.",
+    "target ε, “σ=…” for DP-SGD with that noise multiplier set directly, “ε=… claimed in "
+    "Python” for a model audited with auditml.audit() whose caller stated that claim (auditml "
+    "did not see its training).",
 )
 RUN = Term("Run", "the run's experiment name.")
 EPSILON_CLAIMED = Term(
     "ε (accountant)",
     "the privacy budget training actually spent, from the privacy accountant; smaller is a "
-    "stronger guarantee. ∞ means no differential-privacy guarantee (trained without DP).",
+    "stronger guarantee. ∞ means no differential-privacy guarantee (trained without DP). For a "
+    "model audited in Python, the ε its caller claimed (“claimed in Python” in the Model "
+    "column): auditml did not see that training or its accountant.",
 )
 DELTA = Term(
     "δ",

@@ -75,7 +75,9 @@ def _saved_facts(run: RunDirectory, model: AuditedModelRecord) -> TrainingView:
     return TrainingView(
         run_name=model.experiment_name,
         run_dir=str(run.path),
-        label=model_label(model.dp_enabled, model.epsilon, None),
+        # A claim auditml did not check the training against: the label says whose it is.
+        label=model_label(model.dp_enabled, model.epsilon, None)
+        + (" claimed in Python" if model.dp_enabled else ""),
         dataset=None,
         arch=model.arch,
         dp_enabled=model.dp_enabled,
