@@ -99,6 +99,25 @@ def test_own_model_trains_with_and_without_dp_and_is_audited(
     assert f"{MODULE}:tanh_net" in (tmp_path / "page" / "report.html").read_text()
 
 
+def test_a_factory_edited_since_training_is_refused_at_audit(
+    capsys: pytest.CaptureFixture[str], tiny_config: Callable[..., dict[str, Any]],
+    configs_dir: Path,
+) -> None:
+    # Same layers and shapes, so the saved weights would load: the audit would silently
+    # measure another model (ReLU for tanh) than the one trained.
+    config = _write(configs_dir, tiny_config(experiment_name="edited",
+                                             model={"arch": f"{MODULE}:tanh_net"}), "edited")
+    assert _run(capsys, "train", "--config", str(config))[0] == 0
+    source = configs_dir / f"{MODULE}.py"
+    source.write_text(SOURCE.replace("nn.Tanh()", "nn.ReLU()"), encoding="utf-8")
+    code, _, err = _run(capsys, "audit", "--config", str(config), "--attack", "mia_threshold")
+    assert code == 2
+    assert f"its source {source.resolve()} changed since the run was trained" in err
+    assert len(err.strip().splitlines()) == 1
+    source.write_text(SOURCE, encoding="utf-8")  # restored: audited as trained
+    assert _run(capsys, "audit", "--config", str(config), "--attack", "mia_threshold")[0] == 0
+
+
 @pytest.mark.parametrize(("arch", "training", "expected"), [
     ("no_such_user_module:f", {}, "model.arch='no_such_user_module:f': no module "
                                   "'no_such_user_module' in "),

@@ -28,11 +28,13 @@ from auditml.audit.results import AttackOutcome, write_inference, write_outcome,
 from auditml.config import AuditConfig, AuditMLConfig
 from auditml.data import ArrayDataset, LoadedDataset, MembershipSplit, select
 from auditml.data.base import DataFile
-from auditml.errors import DataError, RunDirectoryError
+from auditml.errors import ConfigError, DataError, RunDirectoryError
+from auditml.models.user import import_factory, is_reference, model_source
 from auditml.records import (
     CanaryRecord,
     DataFileRecord,
     InferenceRecord,
+    ModelSource,
     RunFacts,
     TrainingRecord,
 )
@@ -115,6 +117,7 @@ def run_audit(
     split = run.read_split()
     training = run.read_training()
     _check_data_file(training.data_file, spec.source_file, config_hint or str(run.path))
+    _check_model_source(training.model_source, config.arch, config_hint or str(run.path))
     run.check_audit_dir()
     with run.lock():
         loaded = load_dataset(config)
@@ -328,6 +331,28 @@ def _check_data_file(
         f"{recorded.sha256[:12]}… at train, {current.sha256[:12]}… now), so the run's members "
         f"are no longer the file's rows: restore the file, or retrain with `auditml train "
         f"--config {config_hint}`"
+    )
+
+
+def _check_model_source(recorded: ModelSource | None, arch: str, config_hint: str) -> None:
+    """Refuse a factory of the user's own whose source file changed since ``train``: the saved
+    weights would be loaded into (and reference models trained as) another model, and every
+    number would be of that one. Not checked when the module cannot be imported here (building
+    the model says so, where the audit needs it)."""
+    if recorded is None or not is_reference(arch):
+        return
+    try:
+        import_factory(arch)
+    except ConfigError:
+        return
+    current = model_source(arch)
+    if current is None or current["sha256"] == recorded.sha256:
+        return
+    raise ConfigError(
+        f"model.arch={arch!r}: its source {current['file']} changed since the run was trained "
+        f"(SHA-256 {recorded.sha256[:12]}… at train, {current['sha256'][:12]}… now), so the "
+        f"audit would attack another model than the one trained: restore the file, or retrain "
+        f"with `auditml train --config {config_hint}`"
     )
 
 
