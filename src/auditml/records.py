@@ -758,6 +758,53 @@ class AttackRecord(Record):
         """The ε lower bound (holds with the confidence recorded beside it)."""
         return self.epsilon_lower_bound.epsilon
 
+    @model_validator(mode="after")
+    def _counts_agree(self) -> AttackRecord:
+        metrics = (self.metrics.members, self.metrics.nonmembers)
+        if metrics != (self.counts.members, self.counts.nonmembers):
+            raise ValueError(f"metrics count {metrics[0]} members and {metrics[1]} non-members, "
+                             f"counts {self.counts.members} and {self.counts.nonmembers}")
+        return self
+
+    def check_scores(self, scores: np.ndarray, is_member: np.ndarray) -> None:
+        """Raise ``ValueError`` unless the record's counts, AUC, advantage, TPRs, ε lower bound
+        and Gaussian-DP lower bound are those of ``scores``, recomputed (not the bootstrap
+        intervals, the per-class metrics or the GDP estimate): a record edited by hand must not
+        show numbers its scores do not give."""
+        from auditml.metrics import epsilon_lower_bound, gdp_lower_bound, membership_metrics
+        from auditml.metrics.dp.thresholds import STRATEGIES
+
+        counts = (int(is_member.sum()), int((~is_member).sum()))
+        if counts != (self.counts.members, self.counts.nonmembers):
+            raise ValueError(f"the scores hold {counts[0]} members and {counts[1]} "
+                             f"non-members, the record {self.counts.members} and "
+                             f"{self.counts.nonmembers}")
+        recorded = self.membership_metrics()
+        fresh = membership_metrics(scores, is_member, fprs=tuple(recorded.tpr_at_fpr))
+        pairs = {"AUC": (recorded.auc, fresh.auc),
+                 "advantage": (recorded.advantage, fresh.advantage),
+                 **{f"TPR at {fpr:g} FPR": (tpr, fresh.tpr_at_fpr[fpr])
+                    for fpr, tpr in recorded.tpr_at_fpr.items()}}
+        bound = self.epsilon_lower_bound
+        strategy = bound.threshold_strategy
+        kinds = {kind.name: kind for kind in STRATEGIES}
+        if strategy is not None and strategy.name in kinds:
+            settings = {key: value for key, value in strategy.model_dump().items()
+                        if key != "name" and value is not None}
+            again = epsilon_lower_bound(scores, is_member, delta=bound.delta or 0.0,
+                                        confidence=1 - bound.alpha,
+                                        threshold=kinds[strategy.name](**settings))
+            pairs["ε lower bound"] = (bound.epsilon, again.epsilon)
+        if self.gdp_lower_bound is not None:
+            gdp = self.gdp_lower_bound
+            again_gdp = gdp_lower_bound(scores, is_member, delta=gdp.delta,
+                                        confidence=1 - gdp.alpha)
+            pairs["μ-GDP lower bound"] = (gdp.mu, again_gdp.mu)
+            pairs["ε lower bound if Gaussian"] = (gdp.epsilon, again_gdp.epsilon)
+        for name, (written, computed) in pairs.items():
+            if not math.isclose(written, computed, rel_tol=1e-9, abs_tol=1e-12):
+                raise ValueError(f"its {name} is {written!r}, its scores give {computed!r}")
+
 
 class GaussianBoundRecord(_Part):
     """A canary audit's ε lower bound **under the Gaussian assumption**

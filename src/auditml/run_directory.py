@@ -585,6 +585,12 @@ class RunDirectory:
         expected = record.counts.members + record.counts.nonmembers
         if scores.shape != (expected,) or is_member.shape != (expected,):
             raise RunDirectoryError(f"scores file {path} has the wrong shape: {rerun}")
+        try:
+            record.check_scores(scores, is_member)
+        except ValueError as error:  # MetricsInputError too
+            raise RunDirectoryError(
+                f"{self.attack_path(record.attack)} does not match its scores ({error}): {rerun}"
+            ) from None
         return scores, is_member
 
     def audit_results(self) -> dict[str, dict[str, Any]]:

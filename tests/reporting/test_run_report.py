@@ -7,6 +7,7 @@ import json
 import re
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -104,6 +105,38 @@ def test_secrets_trained_on_several_times_are_not_judged_against_the_claim(
     report = write_run_report(run, tmp_path / "report")
     assert report.verdict.kind is VerdictKind.VIOLATION
     assert "secret_canaries" in report.verdict.headline
+
+
+@pytest.mark.parametrize(("edit", "expected"), [
+    (lambda r: r["metrics"].update(auc=0.95), "its AUC is 0.95, its scores give"),
+    (lambda r: r["metrics"]["tpr_at_fpr"].update({"1e-2": 0.9}), "name the same FPR"),
+    (lambda r: r["metrics"]["tpr_at_fpr"].update({"0.01": 0.9}), "its TPR at 0.01 FPR is 0.9"),
+    (lambda r: r["epsilon_lower_bound"].update(epsilon=1e308), "its ε lower bound is 1e+308"),
+    (lambda r: r["epsilon_lower_bound"].update(alpha=0.9), "`confidence` must be in"),
+    (lambda r: r["gdp_lower_bound"].update(mu=3.0), "its μ-GDP lower bound is 3.0"),
+    (lambda r: r["metrics"].update(members=20000), "metrics count 20000 members"),
+    (lambda r: [r["metrics"].update(members=10**400), r["counts"].update(members=10**400)],
+     "wrong shape"),
+    (lambda r: [r["metrics"].update(members=150, nonmembers=250),
+                r["counts"].update(members=150, nonmembers=250)], "the scores hold"),
+])
+def test_a_record_that_its_scores_contradict_is_refused(
+    audited: Path, tmp_path: Path, add_audit: AddAudit,
+    edit: Callable[[dict[str, Any]], object], expected: str,
+) -> None:
+    # A record edited by hand must not show numbers its scores do not give (the scores file is
+    # tied to the record by its hash; the record's numbers are recomputed from it).
+    add_audit(audited, "mia_threshold", 0.3, intervals=True)  # with its GDP bound
+    path = RunDirectory(audited).attack_path("mia_threshold")
+    record = json.loads(path.read_text(encoding="utf-8"))
+    edit(record)
+    path.write_text(json.dumps(record), encoding="utf-8")
+    report = write_run_report(audited, tmp_path / "report")
+    # Left out and said so, as a stale audit is; the other attack is still reported.
+    assert [attack.name for attack in report.view.attacks] == ["mia_lira"]
+    [skipped] = report.view.skipped
+    assert skipped.name == "mia_threshold" and expected in skipped.reason
+    assert "\n" not in skipped.reason and "auditml audit" in skipped.reason
 
 
 def test_run_report_json_holds_the_verdict_and_numbers(audited: Path, tmp_path: Path) -> None:

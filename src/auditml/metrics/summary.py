@@ -82,6 +82,9 @@ class MembershipMetrics:
                 tied_at_top=_count_or_none(data.get("tied_at_top")),
                 tied_at_top_nonmembers=_count_or_none(data.get("tied_at_top_nonmembers")),
             )
+            if len(metrics.tpr_at_fpr) != len(data["tpr_at_fpr"]):
+                raise ValueError(f"two keys of tpr_at_fpr name the same FPR: "
+                                 f"{sorted(data['tpr_at_fpr'])}")
         except KeyError as error:
             raise MetricsInputError(f"membership metrics lack the key {error}.") from None
         except (AttributeError, TypeError, ValueError) as error:
