@@ -257,7 +257,8 @@ def test_a_missing_scores_file_counts_as_a_missing_audit(
 ) -> None:
     run = make_run(tmp_path, "x")
     RunDirectory(run).scores_path(ATTACK).unlink()
-    with pytest.raises(RunDirectoryError, match="rerun `auditml audit --attack mia_threshold`"):
+    with pytest.raises(RunDirectoryError,
+                       match=r"run `auditml audit --config .*config.yaml --attack mia_threshold`"):
         compare_runs([run], tmp_path / "report")
 
 

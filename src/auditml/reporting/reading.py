@@ -41,10 +41,6 @@ from auditml.run_directory import CONFIG_FILE, RunDirectory
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def audit_command(run: RunDirectory, attack: str) -> str:
-    return f"auditml audit --config {run.path / CONFIG_FILE} --attack {attack}"
-
-
 def model_label(
     dp_enabled: bool | None, target_epsilon: float | None, noise_multiplier: float | None
 ) -> str:
@@ -108,8 +104,8 @@ def _metrics(run: RunDirectory, record: AttackRecord) -> MembershipMetrics:
     metrics = record.membership_metrics()
     if ONE_PERCENT_FPR not in metrics.tpr_at_fpr:
         raise RunDirectoryError(
-            f"{run.attack_path(record.attack)} has no TPR at {ONE_PERCENT_FPR:g} FPR: run "
-            f"`{audit_command(run, record.attack)}` again"
+            f"{run.attack_path(record.attack)} has no TPR at {ONE_PERCENT_FPR:g} FPR: "
+            f"{run.audit_hint(record.attack)}"
         )
     return metrics
 
@@ -155,7 +151,7 @@ def _curve(run: RunDirectory, record: AttackRecord) -> RocCurve:
     except MetricsInputError as error:
         raise RunDirectoryError(
             f"scores file {run.scores_path(record.attack)} is unusable ({error}): "
-            f"run `{audit_command(run, record.attack)}` again"
+            f"{run.audit_hint(record.attack)}"
         ) from None
 
 
@@ -344,8 +340,8 @@ def load_run_view(run_dir: Path) -> RunView:
     if not attacks and not canaries and not inference:
         reasons = "; ".join(f"{item.name}: {item.reason}" for item in skipped)
         raise RunDirectoryError(
-            f"run {run.path} has no usable audit{f' ({reasons})' if reasons else ''}: run "
-            f"`auditml audit --config {run.path / CONFIG_FILE}` first"
+            f"run {run.path} has no usable audit{f' ({reasons})' if reasons else ''}: "
+            f"{run.audit_hint(None, first=True)}"
         )
     return RunView(facts=facts, attacks=attacks, canaries=canaries, skipped=skipped,
                    inference=inference)
@@ -370,8 +366,7 @@ def _current(
             continue
         if record.run.training_id not in (None, training_id):
             skipped.append(SkippedAudit(
-                name, f"stale (made before the run was retrained): run "
-                f"`{audit_command(run, name)}` again",
+                name, f"stale (made before the run was retrained): {run.audit_hint(name)}",
             ))
             continue
         current.append((name, record))
