@@ -97,6 +97,7 @@ def _facts(run: RunDirectory, training: TrainingRecord) -> TrainingView:
         train_acc=training.train_acc,
         val_perplexity=training.val_perplexity,
         train_size=training.train_size,
+        data_file=training.data_file,
     )
 
 
@@ -181,6 +182,8 @@ def load_comparison_row(run_dir: Path, attack: str) -> tuple[ComparisonRow, RocC
         label=facts.label,
         run_name=facts.run_name,
         run_dir=facts.run_dir,
+        dataset=_dataset_name(facts),
+        dataset_sha256=None if facts.data_file is None else facts.data_file.sha256,
         dp_enabled=facts.dp_enabled,
         epsilon=facts.epsilon,
         delta=facts.delta,
@@ -204,6 +207,14 @@ def load_comparison_row(run_dir: Path, attack: str) -> tuple[ComparisonRow, RocC
         **_beyond_membership(run, training_id),
     )
     return row, curve
+
+
+def _dataset_name(facts: TrainingView) -> str | None:
+    """The run's dataset as a comparison names it: the built-in one's name, or the format and
+    file name of the user's data ("csv (adult.csv)"); None when unknown (audited in Python)."""
+    if facts.dataset is None or facts.data_file is None:
+        return facts.dataset
+    return f"{facts.dataset} ({Path(facts.data_file.path).name})"
 
 
 _THREAT_ORDER = {"all_iterates": 0, "last_iterate": 1, "black_box": 2}
