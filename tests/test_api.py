@@ -48,6 +48,8 @@ def test_audit_any_module_on_tensors(
     assert threshold.metrics.auc > 0.75
     assert threshold.scores.shape == (200,)
     assert "mia_threshold" in results.summary() and "100 members" in results.summary()
+    # Bracketed text is printed as it is, never read as rich markup (it was dropped).
+    assert "[low, high]: 95% bootstrap (BCa) interval" in results.summary()
     written = tmp_path / "audit.json"
     payload = json.loads(results.to_json(written))
     assert payload == json.loads(written.read_text())

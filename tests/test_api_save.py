@@ -119,6 +119,35 @@ def test_a_claimed_epsilon_is_checked_and_a_saved_audit_cannot_be_reaudited(
     assert main(["report", str(saved), "--out", str(tmp_path / "report2")]) == 2
 
 
+def test_a_saved_audit_says_how_to_add_an_attack_not_to_run_auditml_audit(
+    digits: ArrayDataset, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A save's errors said to run `auditml audit --config <save>/config.yaml --attack ...`,
+    which cannot work: a save has no config.yaml and `auditml audit` refuses it."""
+    saved = _audit(digits).save(tmp_path / "mine")
+    assert main(["compare", str(saved), "--out", str(tmp_path / "cmp"),
+                 "--attack", "mia_lira"]) == 2
+    error = capsys.readouterr().err
+    assert "--config" not in error
+    assert (f"run {saved} has no mia_lira audit: {saved} is a Python-API audit saved with "
+            ".save(), which `auditml audit` cannot audit (it has no config.yaml): audit the "
+            "model in Python again with auditml.audit(..., attacks=['mia_lira', "
+            "'mia_threshold']) and save the results (results.save(path)); or compare or "
+            "report only the audits it holds (mia_threshold)") in " ".join(error.split())
+    # A scores file that no longer matches its record; and then no usable audit at all.
+    RunDirectory(saved).scores_path("mia_threshold").write_bytes(b"changed")
+    with pytest.raises(RunDirectoryError) as raised:
+        RunDirectory(saved).read_scores("mia_threshold")
+    assert str(raised.value).endswith(
+        "audit the model in Python again with auditml.audit(..., attacks=['mia_threshold']) "
+        "and save the results (results.save(path))")
+    assert main(["report", str(saved), "--out", str(tmp_path / "report")]) == 2
+    error = " ".join(capsys.readouterr().err.split())
+    assert "--config" not in error and error.endswith(
+        "audit the model in Python again with auditml.audit(..., attacks=['mia_threshold']) "
+        "and save the results (results.save(path))")
+
+
 def test_save_replaces_only_its_own_earlier_save(
     digits: ArrayDataset, cli_run: Path, tmp_path: Path
 ) -> None:

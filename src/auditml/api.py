@@ -98,7 +98,8 @@ class AuditResults:
         if self.attacks:
             console.print(audit_table([result.payload for result in self.attacks.values()]))
         for record in self.inference.values():
-            console.print(inference_summary(record.model_dump(mode="json")), highlight=False)
+            console.print(inference_summary(record.model_dump(mode="json")), highlight=False,
+                          markup=False)
         return buffer.getvalue()
 
     def __str__(self) -> str:

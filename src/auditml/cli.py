@@ -221,7 +221,7 @@ def _dispatch(args: argparse.Namespace, console: Console, errors: Console) -> in
         console.print(
             f"val_acc={result.metrics['val_acc']:.1%}  train_acc={result.metrics['train_acc']:.1%}"
             f"  ({result.metrics['wall_time_s']:.1f}s) -> {result.run_dir}",
-            highlight=False,
+            highlight=False, markup=False,
         )
         return EXIT_OK
 
@@ -247,10 +247,12 @@ def _dispatch(args: argparse.Namespace, console: Console, errors: Console) -> in
                 console.print(f"{outcome.attack}: mode {fitted['mode']} "
                               f"({fitted['mode_reason']})", highlight=False, markup=False)
         for record in report.canary_audits.values():
-            console.print(canary_summary(record.model_dump(mode="json")), highlight=False)
+            console.print(canary_summary(record.model_dump(mode="json")), highlight=False,
+                          markup=False)
         for record in report.inference_audits.values():
-            console.print(inference_summary(record.model_dump(mode="json")), highlight=False)
-        console.print(f"results: {config.run_dir / 'audit'}", highlight=False)
+            console.print(inference_summary(record.model_dump(mode="json")), highlight=False,
+                          markup=False)
+        console.print(f"results: {config.run_dir / 'audit'}", highlight=False, markup=False)
         return EXIT_OK
 
     if args.command == "audit-dp":
@@ -285,7 +287,7 @@ def _dispatch(args: argparse.Namespace, console: Console, errors: Console) -> in
             highlight=False,
         )
         console.print(f"result: {out} (show it beside runs: auditml compare RUN_DIR ... --out "
-                      f"DIR --dp-audit {out})", highlight=False)
+                      f"DIR --dp-audit {out})", highlight=False, markup=False)
         return EXIT_OK
 
     if args.command == "sweep":
@@ -304,7 +306,8 @@ def _dispatch(args: argparse.Namespace, console: Console, errors: Console) -> in
         console.print(table)
         for line in (result.record.tuning or {}).get("summary", []):
             console.print(line, highlight=False, markup=False)
-        console.print(f"report: {result.directory.table_path('md')}", highlight=False)
+        console.print(f"report: {result.directory.table_path('md')}", highlight=False,
+                      markup=False)
         return EXIT_OK
 
     if args.command == "compare":
@@ -316,7 +319,8 @@ def _dispatch(args: argparse.Namespace, console: Console, errors: Console) -> in
         console.print(comparison_table(comparison))
         if comparison.dp_audits:
             console.print(many_runs_table(comparison.dp_audits))
-        console.print(f"report: {Path(args.out) / 'report.html'}", highlight=False)
+        console.print(f"report: {Path(args.out) / 'report.html'}", highlight=False,
+                      markup=False)
         return EXIT_OK
 
     if args.command == "report":
@@ -324,7 +328,7 @@ def _dispatch(args: argparse.Namespace, console: Console, errors: Console) -> in
 
         run_report = write_run_report(args.run_dir, args.out)
         console.print(run_report.verdict.headline, highlight=False, markup=False)
-        console.print(f"report: {run_report.report_html}", highlight=False)
+        console.print(f"report: {run_report.report_html}", highlight=False, markup=False)
         return EXIT_OK
 
     if args.command == "demo":

@@ -90,14 +90,15 @@ def run_demo(output_dir: Path, *, console: Console | None = None) -> Path:
         path = output_dir / name
         config = load_config(path)
         console.rule(f"[bold]{config.experiment_name}")
-        console.print(f"$ auditml train --config {path}", highlight=False)
+        console.print(f"$ auditml train --config {path}", highlight=False, markup=False)
         step = time.perf_counter()
         result = train(config, console=console)
         console.print(
             f"val_acc={result.metrics['val_acc']:.1%}  ({time.perf_counter() - step:.1f}s)",
             highlight=False,
         )
-        console.print(f"$ auditml audit --config {path} --attack mia_threshold", highlight=False)
+        console.print(f"$ auditml audit --config {path} --attack mia_threshold", highlight=False,
+                      markup=False)
         step = time.perf_counter()
         report = run_audit(config.run_dir, ["mia_threshold"], config_hint=str(path),
                            draw=draw_figure)
@@ -111,7 +112,7 @@ def run_demo(output_dir: Path, *, console: Console | None = None) -> Path:
     console.print(
         f"report: {report_dir / 'report.html'} (also report.md, comparison.json)  "
         f"total {time.perf_counter() - started:.0f}s",
-        highlight=False,
+        highlight=False, markup=False,
     )
     return report_dir
 

@@ -327,16 +327,54 @@ class RunDirectory:
     def saved_manifest(self) -> RunManifest | None:
         """The manifest of a Python-API audit saved here; None when there is none (a trained
         run, or no manifest at all). A manifest that says it is one but is corrupt raises."""
+        if not self._says_saved():
+            return None
+        return self._read_record(self.path / MANIFEST_FILE, RunManifest, SAVE_COMMAND)
+
+    def _says_saved(self) -> bool:
+        """Whether the manifest says this is a saved Python-API audit (source "api"), without
+        validating it."""
         path = self.path / MANIFEST_FILE
         if not path.is_file():
-            return None
+            return False
         try:
             source = json.loads(path.read_bytes()).get("source")
         except (OSError, ValueError, AttributeError, RecursionError):
-            return None  # not readable as a saved audit's; require_trained says what is wrong
-        if source != "api":
-            return None
-        return self._read_record(path, RunManifest, SAVE_COMMAND)
+            return False  # not readable as a saved audit's; require_trained says what is wrong
+        return source == "api"
+
+    def audit_hint(self, name: str | None, *, first: bool = False) -> str:
+        """What makes (``first``: there is none yet) or remakes the result of audit ``name``
+        (None: of any audit) here, for the end of a message: the ``auditml audit`` command of a
+        trained run. A Python-API audit saved here has no config and ``auditml audit`` refuses
+        it, so the hint says what works instead: audit the model in Python again with that
+        attack beside those the save holds (a save replaces its directory whole) and save
+        again, or use only the audits it holds."""
+        if not self._says_saved():
+            attack = "" if name is None else f" --attack {name}"
+            return (f"run `auditml audit --config {self.path / CONFIG_FILE}{attack}` "
+                    f"{'first' if first else 'again'}")
+        # The others (with None, every audit is what is wrong: none to offer instead).
+        held = [] if name is None else sorted(
+            {*self.attack_names(), *self.inference_names(), *self.canary_names()} - {name})
+        try:
+            source = self.read_audited_model().source
+        except RunDirectoryError:
+            source = "api.audit"  # unreadable: the common case; reading it says what is wrong
+        if source == "CanaryAudit":
+            again = ("run the CanaryAudit of your training loop again and save its result "
+                     "(result.save(path))")
+        else:
+            function = "audit_language_model" if source == "api.audit_language_model" else "audit"
+            attacks = sorted({*self.attack_names(), *self.inference_names(),
+                              *([] if name is None else [name])})
+            arguments = f"..., attacks={attacks!r}" if attacks else "..."
+            again = (f"audit the model in Python again with auditml.{function}({arguments}) "
+                     "and save the results (results.save(path))")
+        return (f"{self.path} is a Python-API audit saved with .save(), which `auditml audit` "
+                f"cannot audit (it has no {CONFIG_FILE}): {again}"
+                + (f"; or compare or report only the audits it holds ({', '.join(held)})"
+                   if held else ""))
 
     def check_can_save(self) -> None:
         """Raise unless a Python-API audit may be saved here: a new or empty directory, or an
@@ -552,17 +590,19 @@ class RunDirectory:
     def read_attack(self, attack: str, *, training_id: str | None = None) -> AttackRecord:
         """One attack's validated result. With ``training_id`` (the manifest's), a result made
         for an earlier training of this run is refused as stale."""
-        rerun = f"run `auditml audit --config {self.path / CONFIG_FILE} --attack {attack}`"
         path = self.attack_path(attack)
         if not path.is_file():
-            raise RunDirectoryError(f"run {self.path} has no {attack} audit: {rerun} first")
-        record = self._read_record(path, AttackRecord, f"{rerun} again")
+            raise RunDirectoryError(
+                f"run {self.path} has no {attack} audit: {self.audit_hint(attack, first=True)}"
+            )
+        rerun = self.audit_hint(attack)
+        record = self._read_record(path, AttackRecord, rerun)
         if record.attack != attack:
             raise RunDirectoryError(f"{path} holds the result of {record.attack!r}: {rerun}")
         if training_id is not None and record.run.training_id != training_id:
             raise RunDirectoryError(
                 f"the {attack} audit of run {self.path} is stale (made before the run was "
-                f"retrained): {rerun} again"
+                f"retrained): {rerun}"
             )
         return record
 
@@ -571,7 +611,7 @@ class RunDirectory:
         from, checked against the record's SHA-256."""
         if isinstance(record, str):
             record = self.read_attack(record)
-        rerun = f"rerun `auditml audit --attack {record.attack}` on {self.path}"
+        rerun = self.audit_hint(record.attack)
         path = self.scores_path(record.attack)
         if not path.is_file() or record.scores_sha256 != sha256_of_file(path):
             raise RunDirectoryError(
@@ -606,11 +646,12 @@ class RunDirectory:
         return path
 
     def read_canary(self, name: str) -> CanaryRecord:
-        rerun = f"run `auditml audit --config {self.path / CONFIG_FILE} --attack {name}`"
         path = self.canary_path(name)
         if not path.is_file():
-            raise RunDirectoryError(f"run {self.path} has no {name} audit: {rerun} first")
-        return self._read_record(path, CanaryRecord, f"{rerun} again")
+            raise RunDirectoryError(
+                f"run {self.path} has no {name} audit: {self.audit_hint(name, first=True)}"
+            )
+        return self._read_record(path, CanaryRecord, self.audit_hint(name))
 
     def canary_names(self) -> list[str]:
         if not self.canary_dir.is_dir():
@@ -625,11 +666,12 @@ class RunDirectory:
 
     def read_inference(self, name: str) -> InferenceRecord:
         """The saved result of inference audit ``name`` (attribute_inference, model_inversion)."""
-        rerun = f"run `auditml audit --config {self.path / CONFIG_FILE} --attack {name}`"
         path = self.inference_path(name)
         if name not in INFERENCE_RECORDS or not path.is_file():
-            raise RunDirectoryError(f"run {self.path} has no {name} audit: {rerun} first")
-        return self._read_record(path, INFERENCE_RECORDS[name], f"{rerun} again")
+            raise RunDirectoryError(
+                f"run {self.path} has no {name} audit: {self.audit_hint(name, first=True)}"
+            )
+        return self._read_record(path, INFERENCE_RECORDS[name], self.audit_hint(name))
 
     def inference_names(self) -> list[str]:
         return [name for name in INFERENCE_RECORDS if self.inference_path(name).is_file()]

@@ -33,6 +33,7 @@ from auditml.records import (
     AttackRecord,
     CanaryCounts,
     CanaryRecord,
+    DataFileRecord,
     RunFacts,
     SecretCanaryRecord,
     SecretGroupRecord,
@@ -64,6 +65,8 @@ def write_run(
     shift: float = 0.5,
     audit: bool = True,
     experiment_name: str | None = None,
+    dataset: str = "digits",
+    data_file: DataFileRecord | None = None,
 ) -> Path:
     """A trained (and by default audited with ``mia_threshold``) run directory."""
     run = RunDirectory(root / name)
@@ -71,7 +74,7 @@ def write_run(
     run.write_model(torch.nn.Linear(2, 2), "mlp")
     run.write_split(make_split(np.arange(1797) % 10, 100, 0, validation_from_pool=True))
     run.write_training(TrainingRecord(
-        experiment_name=experiment_name or name, dataset="digits", arch="mlp", train_size=100,
+        experiment_name=experiment_name or name, dataset=dataset, arch="mlp", train_size=100,
         seed=0, device="cpu", val_acc=val_acc, train_acc=min(1.0, val_acc + 0.05),
         nonmember_acc=val_acc, canaries=CanaryCounts(count=0, included=0, kind="mislabeled"),
         losses=[1.0], history=[], dp_enabled=dp, epsilon=epsilon, target_epsilon=target_epsilon,
@@ -79,6 +82,7 @@ def write_run(
         max_grad_norm=None, sample_rate=None, steps=None, accountant="prv" if dp else None,
         grad_sample_mode=None, wall_time_s=1.0,
         versions=Versions(python="3", torch="2", opacus="1", auditml="0", numpy="2"),
+        data_file=data_file,
     ))
     run.write_manifest()
     if audit:

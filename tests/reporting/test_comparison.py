@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
 import re
 from collections.abc import Callable
@@ -11,8 +12,10 @@ from typing import Any
 
 import pytest
 from rich.console import Console
+from tests.reporting.conftest import planted_scores
 
 from auditml.errors import AuditMLError, RunDirectoryError
+from auditml.records import DataFileRecord
 from auditml.reporting import (
     Comparison,
     ComparisonRow,
@@ -112,39 +115,45 @@ def _row(**changes: Any) -> ComparisonRow:
         "strongest_auc": 0.7012,
         "strongest_tpr_at_1pct_fpr": 0.1234,
         "epsilon_lower_bound": 0.3104,
+        "dataset": "digits",
+        "members": 1200,
+        "nonmembers": 800,
     }
     return ComparisonRow(**{**values, **changes})
 
 
 def test_table_cells_are_formatted_as_documented() -> None:
     assert TABLE_HEADERS == (
-        "Model", "Run", "ε (accountant)", "δ", "ε lower bound (audit)", "Canary audit",
-        "Val Acc", "MIA AUC", "TPR@1%FPR", "Strongest attack", "Its AUC", "Its TPR@1%FPR",
+        "Model", "Run", "Dataset", "Audited", "ε (accountant)", "δ", "ε lower bound (audit)",
+        "Canary audit", "Val Acc", "MIA AUC", "TPR@1%FPR", "Strongest attack", "Its AUC",
+        "Its TPR@1%FPR",
     )
     assert table_cells(_row()) == [
-        "ε=5", "eps5", "4.87", "2e-04", "0.31", "—", "98.8%", "0.632", "3.0%", "mia_lira",
-        "0.701", "12.3%",
+        "ε=5", "eps5", "digits", "1,200 / 800", "4.87", "2e-04", "0.31", "—", "98.8%", "0.632",
+        "3.0%", "mia_lira", "0.701", "12.3%",
     ]
+    # A model audited in Python: its dataset is not known; a row made without the counts.
+    assert table_cells(_row(dataset=None, members=None))[2:4] == ["unknown", "—"]
 
 
 def test_a_lower_bound_above_the_claimed_epsilon_is_flagged() -> None:
     assert not _row().violation
     broken = _row(epsilon_lower_bound=5.2)
     assert broken.violation
-    assert table_cells(broken)[4] == "5.20 VIOLATION"
+    assert table_cells(broken)[6] == "5.20 VIOLATION"
     # Without DP there is no claim to violate, and a missing bound flags nothing.
     assert not _row(dp_enabled=False, epsilon=None, epsilon_lower_bound=9.0).violation
-    assert table_cells(_row(epsilon_lower_bound=None))[4] == "—"
+    assert table_cells(_row(epsilon_lower_bound=None))[6] == "—"
 
 
 def test_runs_without_dp_show_no_guarantee() -> None:
     cells = table_cells(_row(label="No DP", dp_enabled=False, epsilon=None, delta=None))
-    assert cells[2:4] == ["∞", "—"]
+    assert cells[4:6] == ["∞", "—"]
 
 
 def test_delta_keeps_its_value_when_one_digit_is_not_enough() -> None:
-    assert table_cells(_row(delta=2.5e-5))[3] == "2.5e-05"
-    assert table_cells(_row(delta=1e-5))[3] == "1e-05"
+    assert table_cells(_row(delta=2.5e-5))[5] == "2.5e-05"
+    assert table_cells(_row(delta=1e-5))[5] == "1e-05"
 
 
 def test_rich_table_has_the_report_columns_and_rows(comparison: Comparison) -> None:
@@ -270,7 +279,8 @@ def test_a_missing_scores_file_counts_as_a_missing_audit(
 ) -> None:
     run = make_run(tmp_path, "x")
     RunDirectory(run).scores_path(ATTACK).unlink()
-    with pytest.raises(RunDirectoryError, match="rerun `auditml audit --attack mia_threshold`"):
+    with pytest.raises(RunDirectoryError,
+                       match=r"run `auditml audit --config .*config.yaml --attack mia_threshold`"):
         compare_runs([run], tmp_path / "report")
 
 
@@ -462,3 +472,82 @@ def test_a_rows_verdict_line_follows_its_canary_audit() -> None:
     assert "hidden_state, rate were not checked" in unverified.headline
     cells = table_cells(_row(**canary, canary_violation=False, canary_unchecked=["rate"]))
     assert any(cell.endswith("≥ 0.20 not verified (not checked: rate)") for cell in cells), cells
+
+
+# -- what was compared --------------------------------------------------------------------------
+
+
+def _data_file(path: str, content: str) -> DataFileRecord:
+    return DataFileRecord(path=path, sha256=hashlib.sha256(content.encode()).hexdigest())
+
+
+def test_each_row_names_its_dataset_and_audit_size_and_mixed_data_is_said(
+    tmp_path: Path, make_run: Callable[..., Path], add_audit: Callable[..., None]
+) -> None:
+    """Runs on different datasets and of different audit sizes stood side by side with
+    nothing to say so: report.md and report.html named no dataset and no member count."""
+    digits = make_run(tmp_path, "digits_run")
+    tabular = make_run(tmp_path, "csv_run", dataset="csv",
+                       data_file=_data_file("/data/adult.csv", "a,b"))
+    add_audit(tabular, ATTACK, 0.5, scores=planted_scores(0.5, count=50))
+    comparison = compare_runs([digits, tabular], tmp_path / "report")
+    assert [(row.dataset, row.members, row.nonmembers) for row in comparison.rows] == [
+        ("digits", 200, 200), ("csv (adult.csv)", 50, 50)]
+    note = ("The runs were trained and audited on different datasets (digits: digits_run; "
+            "csv (adult.csv): csv_run): their leakage numbers are not comparable like for like.")
+    assert comparison.dataset_note == note
+    markdown = comparison.report_md.read_text(encoding="utf-8")
+    assert "| digits | 200 / 200 |" in markdown and "| csv (adult.csv) | 50 / 50 |" in markdown
+    assert f"**Note**: {note}" in markdown
+    page = comparison.report_html.read_text(encoding="utf-8")
+    assert 'data-label="Dataset">csv (adult.csv)</td>' in page
+    assert 'data-label="Audited">50 / 50</td>' in page
+    summary = page[page.index('aria-label="summary"'):page.index("</section>")]
+    assert f"Note: {note}" in summary
+    console = Console(record=True, width=400)
+    console.print(comparison_table(comparison))
+    assert note in console.export_text()
+
+    # One dataset: nothing to say. The same file name with other content is other data.
+    same = compare_runs([digits, make_run(tmp_path, "digits_too")], tmp_path / "same")
+    assert same.dataset_note is None
+    assert "**Note**" not in same.report_md.read_text(encoding="utf-8")
+    other = make_run(tmp_path, "csv_other", dataset="csv",
+                     data_file=_data_file("/elsewhere/adult.csv", "c,d"))
+    note = compare_runs([tabular, other], tmp_path / "files").dataset_note
+    assert note is not None and note.startswith("The runs were trained and audited on "
+                                                "different datasets (csv (adult.csv), SHA-256 ")
+
+
+def test_a_model_audited_in_python_has_an_unknown_dataset_and_the_report_says_so() -> None:
+    rows = [_row(run_name="a", dataset="digits"), _row(run_name="mine", dataset=None)]
+    comparison = Comparison(attack=ATTACK, run_dirs=[], rows=rows, out_dir=Path("x"))
+    assert table_cells(rows[1])[2] == "unknown"
+    assert comparison.dataset_note == (
+        "The dataset of mine is not known (audited in Python): compare its leakage with the "
+        "other runs' (on digits) only if it was audited on the same data.")
+    both = dataclasses.replace(comparison, rows=[rows[1], _row(run_name="b", dataset=None)])
+    assert both.dataset_note is not None and both.dataset_note.startswith(
+        "The datasets of mine, b are not known")
+
+
+def test_runs_that_share_a_name_are_told_apart_by_their_directory(
+    tmp_path: Path, make_run: Callable[..., Path]
+) -> None:
+    """Two runs of one name (written to two output_dirs) showed as identical rows."""
+    first = make_run(tmp_path / "monday", "baseline")
+    second = make_run(tmp_path / "tuesday", "baseline", shift=1.5)
+    other = make_run(tmp_path / "monday", "eps5")
+    comparison = compare_runs([first, second, other], tmp_path / "report")
+    labels = ["baseline (monday/baseline)", "baseline (tuesday/baseline)", "eps5"]
+    assert comparison.run_labels == labels
+    markdown = comparison.report_md.read_text(encoding="utf-8")
+    page = comparison.report_html.read_text(encoding="utf-8")
+    console = Console(record=True, width=600)
+    console.print(comparison_table(comparison))
+    terminal = console.export_text()
+    for label in labels:
+        assert f"| No DP | {label} |" in markdown
+        assert f'data-label="Run">{label}</td>' in page
+        assert f"<li>{label} (No DP): " in page
+        assert label in terminal

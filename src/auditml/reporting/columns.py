@@ -62,6 +62,12 @@ def _canary(row: ComparisonRow) -> str:
     return f"{where}: ≥ {row.canary_bound:.2f}{flag}"
 
 
+def _audited(row: ComparisonRow) -> str:
+    if row.members is None or row.nonmembers is None:
+        return "—"  # a row made without the counts
+    return f"{row.members:,} / {row.nonmembers:,}"
+
+
 def _bound(row: ComparisonRow) -> str:
     return bound_cell(row.epsilon_lower_bound, row.bound_tail, violation=row.violation)
 
@@ -91,6 +97,8 @@ def _inversion(row: ComparisonRow) -> str:
 COLUMNS: tuple[ComparisonColumn, ...] = (
     ComparisonColumn(glossary.MODEL, False, lambda row: row.label),
     ComparisonColumn(glossary.RUN, False, lambda row: row.run_name),
+    ComparisonColumn(glossary.DATASET, False, lambda row: row.dataset or "unknown"),
+    ComparisonColumn(glossary.AUDITED, True, _audited),
     ComparisonColumn(glossary.EPSILON_CLAIMED, True, _epsilon),
     ComparisonColumn(glossary.DELTA, True, _delta),
     # Not numeric: the cell names its tail and must wrap on a phone.
@@ -139,16 +147,33 @@ def table_cells(
     return [column.cell(row) for column in columns]
 
 
+def comparison_cells(
+    comparison: Comparison, columns: tuple[ComparisonColumn, ...]
+) -> list[list[str]]:
+    """Every row's cells as the report shows them: :func:`table_cells`, with each run named as
+    :attr:`Comparison.run_labels` names it (runs that share a name, by their directory too)."""
+    cells = [table_cells(row, columns) for row in comparison.rows]
+    if glossary.RUN in [column.term for column in columns]:
+        at = [column.term for column in columns].index(glossary.RUN)
+        for row_cells, label in zip(cells, comparison.run_labels, strict=True):
+            row_cells[at] = label
+    return cells
+
+
 def comparison_table(comparison: Comparison) -> Table:
-    """The report's table as a rich Table, for the CLI to print."""
-    table = Table(title=f"Membership inference ({comparison.attack}) vs. differential privacy")
+    """The report's table as a rich Table, for the CLI to print; its caption says when the runs'
+    datasets differ (:attr:`Comparison.dataset_note`)."""
+    # Text, not str, for every string from the runs: it is data, never rich markup.
+    table = Table(title=Text(
+        f"Membership inference ({comparison.attack}) vs. differential privacy"))
     columns = columns_for(comparison)
     for column in columns:
         # fold: a long run name wraps onto a second line instead of being cut to "dp_tutorial_ba…".
         table.add_column(
             column.header, justify="right" if column.numeric else "left", overflow="fold"
         )
-    for row in comparison.rows:
-        # Text, not str: a cell is data, never rich markup.
-        table.add_row(*(Text(cell) for cell in table_cells(row, columns)))
+    for cells in comparison_cells(comparison, columns):
+        table.add_row(*(Text(cell) for cell in cells))
+    if comparison.dataset_note is not None:
+        table.caption = Text(comparison.dataset_note)
     return table

@@ -1,4 +1,9 @@
-"""Summary tables for the terminal (rich)."""
+"""Summary tables for the terminal (rich).
+
+Every text here is data, never rich markup: the tables hold :class:`~rich.text.Text` (rich would
+take "[low, high]", or a "[...]" in a run name or a setting, for a markup tag and drop it), and
+the summaries are plain strings, to be printed with ``markup=False``.
+"""
 
 from __future__ import annotations
 
@@ -6,6 +11,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from rich.table import Table
+from rich.text import Text
 
 from auditml.formatting import (
     format_auc,
@@ -37,8 +43,8 @@ def audit_table(results: Sequence[dict[str, Any]]) -> Table:
         privacy = " (no DP)" if run.get("dp_enabled") is False else ""
     counts = results[0]["counts"]
     table = Table(
-        title=f"{run['experiment_name']}{privacy}: {counts['members']} members, "
-        f"{counts['nonmembers']} non-members"
+        title=Text(f"{run['experiment_name']}{privacy}: {counts['members']} members, "
+                   f"{counts['nonmembers']} non-members")
     )
     for header in ("attack", "settings", "AUC"):
         table.add_column(header, justify="right" if header == "AUC" else "left")
@@ -54,7 +60,7 @@ def audit_table(results: Sequence[dict[str, Any]]) -> Table:
         intervals = result.get("intervals") or {}
         tpr_intervals = intervals.get("tpr_at_fpr", {})
         settings = ", ".join(f"{key}={value}" for key, value in result["settings"].items())
-        table.add_row(
+        table.add_row(*(Text(cell) for cell in (
             result["attack"],
             settings,
             format_auc(metrics["auc"], _pair(intervals.get("auc"))),
@@ -64,8 +70,8 @@ def audit_table(results: Sequence[dict[str, Any]]) -> Table:
             format_rate(metrics["calibrated_accuracy"]["accuracy"]),
             _bound(result.get("epsilon_lower_bound", {})),
             _gdp(result.get("gdp_estimate", {})),
-        )
-    table.caption = (
+        )))
+    table.caption = Text(
         "* balanced accuracy of a threshold chosen on the other half of the examples\n"
         "† holds with 95% confidence (Clopper-Pearson at a threshold chosen by the recorded "
         "strategy; by default the level is divided among the ROC hull's corners); "
@@ -120,7 +126,7 @@ def _gdp(estimate: dict[str, Any]) -> str:
 
 
 def canary_summary(result: dict[str, Any]) -> str:
-    """A one-run canary audit in a few lines (``audit/canaries/<name>.json``)."""
+    """A one-run canary audit in a few lines (``audit/canaries/<name>.json``); plain text."""
     best = result["by_score"][result["best_score"]]
     claimed = result["run"].get("epsilon")
     threat_model = str(result.get("threat_model", "black_box")).replace("_", " ")
@@ -260,18 +266,18 @@ def attribute_table(result: dict[str, Any]) -> Table:
     """An attribute-inference audit (``audit/attribute_inference.json``) as one table."""
     level = f"{format_confidence(result['confidence'])}"
     table = Table(
-        title=f"attribute_inference of {result['attribute']!r} "
-        f"({len(result['categories'])} categories; {result['auxiliary_records']} auxiliary "
-        "records; estimates, not bounds)"
+        title=Text(f"attribute_inference of {result['attribute']!r} "
+                   f"({len(result['categories'])} categories; {result['auxiliary_records']} "
+                   "auxiliary records; estimates, not bounds)")
     )
     for header in ("attack", f"members: accuracy [{level} CI]", "AUC", "non-members: accuracy",
                    "advantage over imputation (members)", "members − non-members"):
-        table.add_column(header, justify="left" if header == "attack" else "right")
+        table.add_column(Text(header), justify="left" if header == "attack" else "right")
     for name, found in result["attacks"].items():
         members, advantage = found["members"], found.get("advantage_members")
         low, high = members["accuracy_interval"]
         gap = found["member_gap"]
-        table.add_row(
+        table.add_row(*(Text(cell) for cell in (
             name + (" (baseline)" if name == result["baseline"] else ""),
             f"{members['accuracy']:.1%} [{low:.1%}, {high:.1%}]",
             _number(members.get("auc")),
@@ -281,10 +287,10 @@ def attribute_table(result: dict[str, Any]) -> Table:
                 f"{advantage['interval'][1]:+.1%}] p={advantage['p_value']:.2g}"
             ),
             f"{gap['gap']:+.1%} p={gap['p_value']:.2g}",
-        )
+        )))
     beyond = "YES" if result["beyond_imputation"] else "no"
     specific = "YES" if result["member_specific"] else "no"
-    table.caption = (
+    table.caption = Text(
         f"an attack beats imputation on members: {beyond}; the members' attribute is inferred "
         f"more often than non-members': {specific} (each at {level}, Bonferroni over the attacks)"
     )
@@ -292,14 +298,14 @@ def attribute_table(result: dict[str, Any]) -> Table:
 
 
 def inference_summary(result: dict[str, Any]) -> Table | str:
-    """An audit beyond membership, by its ``attack`` name."""
+    """An audit beyond membership, by its ``attack`` name (a string is plain text)."""
     if result["attack"] == "attribute_inference":
         return attribute_table(result)
     return inversion_summary(result)
 
 
 def inversion_summary(result: dict[str, Any]) -> str:
-    """A model-inversion audit (``audit/model_inversion.json``) in a few lines."""
+    """A model-inversion audit (``audit/model_inversion.json``) in a few lines; plain text."""
     classes = result["classes"]
     settings = result["settings"]
     lines = [

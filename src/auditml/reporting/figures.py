@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from dataclasses import dataclass
 
 from matplotlib.figure import Figure
@@ -17,8 +16,8 @@ from auditml.figures.plots import (
 from auditml.reporting.rows import (
     ACCURACY_VS_LEAKAGE_PNG,
     ROC_OVERLAY_PNG,
+    Comparison,
     ComparisonData,
-    ComparisonRow,
 )
 from auditml.reporting.views import RunView
 
@@ -32,17 +31,19 @@ class NamedFigure:
     figure: Figure
 
 
-def plot_labels(rows: Sequence[ComparisonRow]) -> list[str]:
-    """Model labels, with the run name added where two runs share a label."""
-    labels = [row.label for row in rows]
+def plot_labels(comparison: Comparison) -> list[str]:
+    """Model labels, with the run added (as :attr:`Comparison.run_labels` names it) where two
+    runs share a label."""
+    labels = [row.label for row in comparison.rows]
     return [
-        f"{row.label}, {row.run_name}" if labels.count(row.label) > 1 else row.label for row in rows
+        f"{row.label}, {run}" if labels.count(row.label) > 1 else row.label
+        for row, run in zip(comparison.rows, comparison.run_labels, strict=True)
     ]
 
 
 def comparison_figures(data: ComparisonData) -> list[NamedFigure]:
     comparison = data.comparison
-    labels = plot_labels(comparison.rows)
+    labels = plot_labels(comparison)
     roc = roc_overlay_figure(
         [
             RocSeries(label, curve.fpr, curve.tpr, row.auc)

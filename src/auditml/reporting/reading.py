@@ -41,10 +41,6 @@ from auditml.run_directory import CONFIG_FILE, RunDirectory
 _PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
 
-def audit_command(run: RunDirectory, attack: str) -> str:
-    return f"auditml audit --config {run.path / CONFIG_FILE} --attack {attack}"
-
-
 def model_label(
     dp_enabled: bool | None, target_epsilon: float | None, noise_multiplier: float | None
 ) -> str:
@@ -103,6 +99,7 @@ def _facts(run: RunDirectory, training: TrainingRecord) -> TrainingView:
         train_acc=training.train_acc,
         val_perplexity=training.val_perplexity,
         train_size=training.train_size,
+        data_file=training.data_file,
     )
 
 
@@ -110,8 +107,8 @@ def _metrics(run: RunDirectory, record: AttackRecord) -> MembershipMetrics:
     metrics = record.membership_metrics()
     if ONE_PERCENT_FPR not in metrics.tpr_at_fpr:
         raise RunDirectoryError(
-            f"{run.attack_path(record.attack)} has no TPR at {ONE_PERCENT_FPR:g} FPR: run "
-            f"`{audit_command(run, record.attack)}` again"
+            f"{run.attack_path(record.attack)} has no TPR at {ONE_PERCENT_FPR:g} FPR: "
+            f"{run.audit_hint(record.attack)}"
         )
     return metrics
 
@@ -157,7 +154,7 @@ def _curve(run: RunDirectory, record: AttackRecord) -> RocCurve:
     except MetricsInputError as error:
         raise RunDirectoryError(
             f"scores file {run.scores_path(record.attack)} is unusable ({error}): "
-            f"run `{audit_command(run, record.attack)}` again"
+            f"{run.audit_hint(record.attack)}"
         ) from None
 
 
@@ -187,6 +184,8 @@ def load_comparison_row(run_dir: Path, attack: str) -> tuple[ComparisonRow, RocC
         label=facts.label,
         run_name=facts.run_name,
         run_dir=facts.run_dir,
+        dataset=_dataset_name(facts),
+        dataset_sha256=None if facts.data_file is None else facts.data_file.sha256,
         dp_enabled=facts.dp_enabled,
         epsilon=facts.epsilon,
         delta=facts.delta,
@@ -210,6 +209,14 @@ def load_comparison_row(run_dir: Path, attack: str) -> tuple[ComparisonRow, RocC
         **_beyond_membership(run, training_id),
     )
     return row, curve
+
+
+def _dataset_name(facts: TrainingView) -> str | None:
+    """The run's dataset as a comparison names it: the built-in one's name, or the format and
+    file name of the user's data ("csv (adult.csv)"); None when unknown (audited in Python)."""
+    if facts.dataset is None or facts.data_file is None:
+        return facts.dataset
+    return f"{facts.dataset} ({Path(facts.data_file.path).name})"
 
 
 _THREAT_ORDER = {"all_iterates": 0, "last_iterate": 1, "black_box": 2}
@@ -346,8 +353,8 @@ def load_run_view(run_dir: Path) -> RunView:
     if not attacks and not canaries and not inference:
         reasons = "; ".join(f"{item.name}: {item.reason}" for item in skipped)
         raise RunDirectoryError(
-            f"run {run.path} has no usable audit{f' ({reasons})' if reasons else ''}: run "
-            f"`auditml audit --config {run.path / CONFIG_FILE}` first"
+            f"run {run.path} has no usable audit{f' ({reasons})' if reasons else ''}: "
+            f"{run.audit_hint(None, first=True)}"
         )
     return RunView(facts=facts, attacks=attacks, canaries=canaries, skipped=skipped,
                    inference=inference)
@@ -372,8 +379,7 @@ def _current(
             continue
         if record.run.training_id not in (None, training_id):
             skipped.append(SkippedAudit(
-                name, f"stale (made before the run was retrained): run "
-                f"`{audit_command(run, name)}` again",
+                name, f"stale (made before the run was retrained): {run.audit_hint(name)}",
             ))
             continue
         current.append((name, record))

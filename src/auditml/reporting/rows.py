@@ -6,6 +6,7 @@ Both are plain values read from run files by :mod:`auditml.reporting.reading`; t
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -95,6 +96,11 @@ class ComparisonRow:
     attribute_leak: bool | None = None
     inversion_recognised: float | None = None
     inversion_member_closer: tuple[int, int, float] | None = None
+    # The data the run was trained and audited on: a built-in dataset's name, or the format and
+    # file name of the user's data ("csv (adult.csv)") with the file's SHA-256; None: unknown (a
+    # model audited in Python). Leakage on different data is not comparable like for like.
+    dataset: str | None = None
+    dataset_sha256: str | None = None
 
     @property
     def strongest_beats_chance(self) -> bool | None:
@@ -126,6 +132,60 @@ class Comparison:
     out_dir: Path
     # Many-runs DP audits shown beside the runs (auditml compare --dp-audit FILE).
     dp_audits: list[ManyRunsRow] = field(default_factory=list)
+
+    @property
+    def run_labels(self) -> list[str]:
+        """Each row's run as the report names it: its run name, followed where another row has
+        the same name (runs of one config written to two output_dirs) by the end of its run
+        directory that tells them apart ("baseline (monday/baseline)")."""
+        labels = [row.run_name for row in self.rows]
+        for name in {name for name, count in Counter(labels).items() if count > 1}:
+            same = [index for index, row in enumerate(self.rows) if row.run_name == name]
+            parts = [Path(self.rows[index].run_dir).parts for index in same]
+            for depth in range(1, max(map(len, parts)) + 1):
+                ends = [str(Path(*part[-depth:])) for part in parts]
+                if len(set(ends)) == len(ends):
+                    break
+            else:
+                ends = [self.rows[index].run_dir for index in same]
+            for index, end in zip(same, ends, strict=True):
+                labels[index] = f"{name} ({end})"
+        return labels
+
+    @property
+    def dataset_note(self) -> str | None:
+        """What the report says when the rows' leakage was not measured on the same data: the
+        runs' datasets differ, or some are not known (models audited in Python); None when they
+        share one (or there is one row)."""
+        if len(self.rows) < 2:
+            return None
+        groups: dict[tuple[str, str | None], list[str]] = {}
+        unknown: list[str] = []
+        for row, label in zip(self.rows, self.run_labels, strict=True):
+            if row.dataset is None:
+                unknown.append(label)
+            else:
+                groups.setdefault((row.dataset, row.dataset_sha256), []).append(label)
+        names = Counter(dataset for dataset, _ in groups)
+        shown = {key: key[0] if names[key[0]] == 1 or key[1] is None
+                 else f"{key[0]}, SHA-256 {key[1][:8]}…" for key in groups}
+        if len(groups) > 1:
+            parts = [f"{shown[key]}: {', '.join(labels)}" for key, labels in groups.items()]
+            if unknown:
+                parts.append(f"not known (audited in Python): {', '.join(unknown)}")
+            return (f"The runs were trained and audited on different datasets "
+                    f"({'; '.join(parts)}): their leakage numbers are not comparable like for "
+                    "like.")
+        if not unknown:
+            return None
+        one = len(unknown) == 1
+        if groups:
+            return (f"The dataset of {', '.join(unknown)} is not known (audited in Python): "
+                    f"compare {'its' if one else 'their'} leakage with the other runs' (on "
+                    f"{next(iter(shown.values()))}) only if {'it was' if one else 'they were'} "
+                    "audited on the same data.")
+        return (f"The datasets of {', '.join(unknown)} are not known (audited in Python): "
+                "compare their leakage only if they were audited on the same data.")
 
     @property
     def report_md(self) -> Path:

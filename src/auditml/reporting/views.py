@@ -11,6 +11,7 @@ from auditml.metrics.noise import tpr_above_chance
 from auditml.metrics.singled_out import SingledOut
 from auditml.records import (
     AssumptionCheck,
+    DataFileRecord,
     ExposedExample,
     GaussianBoundRecord,
     InferenceRecord,
@@ -45,6 +46,9 @@ class TrainingView:
     # How many examples the model trained on (None: unknown); more than the audited members
     # when the run set data.audit_size.
     train_size: int | None = None
+    # The user's data file the run was trained on (csv, npz or text data), its path and
+    # SHA-256; None for a built-in dataset or a model audited in Python.
+    data_file: DataFileRecord | None = None
 
 
 @dataclass(frozen=True)

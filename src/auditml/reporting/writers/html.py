@@ -9,7 +9,7 @@ from auditml.fileio import write_text
 from auditml.formatting import format_confidence, format_rate
 from auditml.metrics.noise import leakiest_beyond_noise
 from auditml.reporting import glossary, page
-from auditml.reporting.columns import columns_for, table_cells
+from auditml.reporting.columns import columns_for, comparison_cells
 from auditml.reporting.figures import comparison_figures
 from auditml.reporting.many_runs import TERMS as MANY_RUNS_TERMS
 from auditml.reporting.many_runs import TITLE as MANY_RUNS_TITLE
@@ -50,9 +50,10 @@ def row_verdict(row: ComparisonRow, attack: str) -> Verdict:
     )
 
 
-def _leakage_fact(rows: list[ComparisonRow]) -> page.Fact:
+def _leakage_fact(rows: list[ComparisonRow], labels: list[str]) -> page.Fact:
     """The run that leaks most, only when that is beyond noise: above chance and above every
-    other run (:func:`auditml.metrics.noise.leakiest_beyond_noise`); otherwise that in words."""
+    other run (:func:`auditml.metrics.noise.leakiest_beyond_noise`); otherwise that in words.
+    ``labels`` name the rows (:attr:`~auditml.reporting.rows.Comparison.run_labels`)."""
     shown = "Most leakage: TPR@1%FPR"
     counted = all(row.strongest_members and row.strongest_nonmembers for row in rows)
     index = leakiest_beyond_noise(
@@ -65,13 +66,14 @@ def _leakage_fact(rows: list[ComparisonRow]) -> page.Fact:
         others = " and above every other run's" if len(rows) > 1 else ""
         return page.Fact(
             glossary.STRONGEST_TPR, format_rate(top.strongest_tpr_at_1pct_fpr),
-            f"{top.strongest_attack} against {top.run_name} ({top.label}); beyond noise above "
+            f"{top.strongest_attack} against {labels[index]} ({top.label}); beyond noise above "
             f"chance{others} (95%)", shown=shown,
         )
     tprs = sorted(row.strongest_tpr_at_1pct_fpr for row in rows)
     span = (format_rate(tprs[0]) if tprs[0] == tprs[-1]
             else f"{format_rate(tprs[0])} to {format_rate(tprs[-1])}")
-    beyond = [row.run_name for row in rows if row.strongest_beats_chance]
+    beyond = [label for row, label in zip(rows, labels, strict=True)
+              if row.strongest_beats_chance]
     if not counted:
         note = "the rows lack the counts that say whether these differ beyond noise"
     elif not beyond:
@@ -111,11 +113,13 @@ def _bound_fact(bounded: list[ComparisonRow]) -> page.Fact:
 def _summary(data: ComparisonData) -> page.Html:
     comparison = data.comparison
     verdicts = [row_verdict(row, comparison.attack) for row in comparison.rows]
-    violated = [row.run_name for row in comparison.rows if row.violation] + [
+    labels = comparison.run_labels
+    violated = [label for row, label in zip(comparison.rows, labels, strict=True)
+                if row.violation] + [
         f"{row.recipe} ({'canary' if row.canary_audit else 'many-runs'} audit)"
         for row in comparison.dp_audits if row.violation
     ]
-    unverified = [row.run_name for row, verdict in zip(comparison.rows, verdicts, strict=True)
+    unverified = [label for label, verdict in zip(labels, verdicts, strict=True)
                   if verdict.kind is VerdictKind.UNVERIFIED] + [
         f"{row.recipe} (canary audit)" for row in comparison.dp_audits
         if row.unchecked and not row.violation
@@ -132,12 +136,14 @@ def _summary(data: ComparisonData) -> page.Html:
     else:
         kind, headline = "consistent", "No audit contradicts a run's claimed DP guarantee"
     bounded = [row for row in comparison.rows if row.epsilon_lower_bound is not None]
-    facts = [_leakage_fact(comparison.rows)]
+    facts = [_leakage_fact(comparison.rows, labels)]
     if bounded:
         facts.append(_bound_fact(bounded))
-    lines = [f"{row.run_name} ({row.label}): {verdict.headline}"
-             for row, verdict in zip(comparison.rows, verdicts, strict=True)]
-    return page.summary(kind, headline, facts, extra=[page.bullet_list(lines)])
+    lines = [f"{label} ({row.label}): {verdict.headline}"
+             for row, label, verdict in zip(comparison.rows, labels, verdicts, strict=True)]
+    note = ([] if comparison.dataset_note is None
+            else [page.paragraph(f"Note: {comparison.dataset_note}")])
+    return page.summary(kind, headline, facts, extra=[*note, page.bullet_list(lines)])
 
 
 def render_html(data: ComparisonData) -> str:
@@ -147,7 +153,7 @@ def render_html(data: ComparisonData) -> str:
     columns = [page.Column(column.term, column.numeric) for column in shown]
     table = page.table(
         columns,
-        [table_cells(row, shown) for row in comparison.rows],
+        comparison_cells(comparison, shown),
         caption="Hover a column header for its definition; all definitions are in the glossary.",
         flagged_rows=[index for index, row in enumerate(comparison.rows) if row.violation],
     )

@@ -7,7 +7,7 @@ from pathlib import Path
 from auditml.figures.plots import png_bytes
 from auditml.fileio import write_bytes, write_text
 from auditml.reporting import glossary
-from auditml.reporting.columns import columns_for, table_cells
+from auditml.reporting.columns import columns_for, comparison_cells
 from auditml.reporting.figures import comparison_figures
 from auditml.reporting.many_runs import TERMS as MANY_RUNS_TERMS
 from auditml.reporting.many_runs import TITLE as MANY_RUNS_TITLE
@@ -45,13 +45,17 @@ def render_markdown(comparison: Comparison, figure_captions: dict[str, str]) -> 
         "",
         intro(comparison),
         "",
+    ]
+    if comparison.dataset_note is not None:
+        lines += [f"**Note**: {_markdown_cell(comparison.dataset_note)}", ""]
+    lines += [
         "| " + " | ".join(column.header for column in columns) + " |",
         "|" + "|".join("---:" if column.numeric else "---" for column in columns) + "|",
     ]
-    for row in comparison.rows:
-        cells = table_cells(row, columns)
+    for cells in comparison_cells(comparison, columns):
         lines.append("| " + " | ".join(_markdown_cell(c) for c in cells) + " |")
-    violations = [row.run_name for row in comparison.rows if row.violation]
+    violations = [label for row, label in zip(comparison.rows, comparison.run_labels,
+                                              strict=True) if row.violation]
     if violations:
         lines += ["", f"**VIOLATION** in {', '.join(map(_markdown_cell, violations))}: "
                   f"{glossary.VIOLATION.definition}"]
