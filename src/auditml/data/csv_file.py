@@ -66,7 +66,9 @@ def decode_csv(path: Path, content: bytes, source: DataSource) -> DecodedFile:
     numbers = [_number(cell) for cell in label_cells]
     text_at = next((index for index, number in enumerate(numbers) if number is None), None)
     if text_at is None:
-        labels, num_classes = class_indices(np.asarray(numbers, dtype=np.float64), where, line)
+        labels, num_classes, names = class_indices(
+            np.asarray(numbers, dtype=np.float64), where, line
+        )
     elif any(number is not None for number in numbers):
         number_at = next(index for index, number in enumerate(numbers) if number is not None)
         raise DataError(
@@ -75,7 +77,7 @@ def decode_csv(path: Path, content: bytes, source: DataSource) -> DecodedFile:
             "all class names"
         )
     else:
-        labels, num_classes = class_indices(np.asarray(label_cells, dtype=str), where, line)
+        labels, num_classes, names = class_indices(np.asarray(label_cells, dtype=str), where, line)
 
     pool_rows, test_rows = holdout_rows(len(rows))
     blocks: list[np.ndarray] = []
@@ -118,7 +120,7 @@ def decode_csv(path: Path, content: bytes, source: DataSource) -> DecodedFile:
     features = ArrayDataset(np.hstack(blocks), labels)
     return DecodedFile(
         x=features.x[pool_rows], y=labels[pool_rows], num_classes=num_classes,
-        test=features.subset(test_rows), sensitive=sensitive,
+        test=features.subset(test_rows), sensitive=sensitive, class_names=names,
     )
 
 
