@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from auditml.data import DataSource, dataset_spec
+from auditml.data.csv_file import MAX_CATEGORIES
 from auditml.data.files import holdout_rows
 from auditml.errors import DataError
 
@@ -193,3 +194,20 @@ def test_a_class_only_in_the_held_out_rows_is_refused(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="class 'fraud' has rows only in the held-out") as caught:
         dataset_spec("csv", DataSource(path=path, label_column="label"))
     assert "holds only" not in str(caught.value)
+
+
+def test_an_id_column_is_refused_not_one_hot_encoded(tmp_path: Path) -> None:
+    """Found by QA: an id column became one one-hot feature per row (30,000 rows: a 30,000 x
+    30,000 block, and the run died of memory). Up to MAX_CATEGORIES values are categories."""
+    rows = [f"c{index % MAX_CATEGORIES},{index % 2}" for index in range(MAX_CATEGORIES + 10)]
+    path = _write(tmp_path, "city,label\n" + "\n".join(rows) + "\n", "cities.csv")
+    assert dataset_spec("csv", DataSource(path=path, label_column="label")).input_shape == (
+        MAX_CATEGORIES,)
+    rows = [f"u{index},{index % 2}" for index in range(MAX_CATEGORIES + 1)]
+    path = _write(tmp_path, "customer_id,label\n" + "\n".join(rows) + "\n")
+    with pytest.raises(DataError) as caught:
+        dataset_spec("csv", DataSource(path=path, label_column="label"))
+    message = str(caught.value)
+    assert message.startswith(f"table.csv, column 'customer_id': {MAX_CATEGORIES + 1} distinct")
+    assert "looks like an id or free text: drop the column, or make it numeric" in message
+    assert "\n" not in message
