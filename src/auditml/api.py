@@ -203,7 +203,9 @@ def audit(
     ``console``, default the terminal's standard error); ``progress=False`` is silent.
 
     ``members`` and ``nonmembers`` each need at least two examples for a membership attack
-    (its threshold is chosen on half of each and measured on the other half).
+    (its threshold is chosen on half of each and measured on the other half). ``model`` is
+    moved to ``device`` (it stays there) and attacked in eval mode; the audit puts it back in
+    the training mode it had when it returns (an error raised midway may leave it in eval mode).
     """
     _check_arguments(model, reference_factory, reference_models, seed, delta, claimed_epsilon,
                      reference_dir, reference_key)
@@ -244,6 +246,7 @@ def audit(
                 except ValueError as error:
                     raise ArgumentError(f"`sensitive`: {error}") from None
     device = checked_device(device)
+    was_training = model.training
     model = model.to(device).eval()
     num_classes = _num_classes(model, member_set, device)
     for name, examples in (("members", member_set), ("nonmembers", nonmember_set),
@@ -300,6 +303,7 @@ def audit(
         versions=Versions.current(),
     )
     inputs = np.concatenate([member_set.x, nonmember_set.x])
+    model.train(was_training)
     return AuditResults(
         results, is_member,
         inference={name: outcome.record for name, outcome in done.inference_audits.items()},
