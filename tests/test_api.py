@@ -190,3 +190,14 @@ def test_auditml_audit_is_the_function_even_after_the_subpackage_is_imported() -
     assert "nonmembers" in str(inspect.signature(auditml.audit))
     shown = pydoc.render_doc(auditml.audit, renderer=pydoc.plaintext)
     assert "function audit in module auditml.api" in shown and "reference_factory" in shown
+
+
+def test_the_callers_training_mode_is_restored(data: tuple[torch.Tensor, torch.Tensor]) -> None:
+    """The model is attacked in eval mode; a model in training mode was left in eval mode."""
+    x, y = data
+    model = nn.Sequential(nn.Linear(8, 16), nn.Dropout(0.5), nn.Linear(16, 3))
+    for training in (True, False):
+        model.train(training)
+        auditml.audit(model, (x[:20], y[:20]), (x[20:40], y[20:40]), progress=False)
+        assert model.training is training
+        assert all(module.training is training for module in model.modules())

@@ -64,6 +64,9 @@ AUDIT_CASES: list[tuple[str, dict[str, Any], str]] = [
     ("fewer labels than inputs", {"members": (X[:20], Y[:19])}, "members"),
     ("no members", {"members": (X[:0], Y[:0])}, "members"),
     ("no nonmembers", {"nonmembers": (X[:0], Y[:0])}, "nonmembers"),
+    # Found by QA: one member failed after the reference models trained, naming `is_member`.
+    ("one member", {"members": (X[:1], Y[:1])}, "members"),
+    ("one nonmember", {"nonmembers": (X[20:21], Y[20:21])}, "nonmembers"),
     ("empty Dataset", {"members": TensorDataset(torch.zeros(0, FEATURES),
                                                 torch.zeros(0, dtype=torch.long))}, "members"),
     ("NaN input", {"members": (_with(X[:20], (0, 0), np.nan), Y[:20])}, "members"),
@@ -122,6 +125,20 @@ def test_audit_names_the_bad_argument(
     assert isinstance(raised.value, AuditMLError)
     assert f"`{argument}`" in str(raised.value), str(raised.value)
     assert "\n" not in str(raised.value)
+
+
+def test_too_few_members_are_refused_before_reference_models_train() -> None:
+    calls: list[int] = []
+
+    def factory(train_set: ArrayDataset, seed: int) -> nn.Module:
+        calls.append(seed)
+        return _model()
+
+    with pytest.raises(ValueError, match=r"^`members` has 1 example; a membership attack needs "
+                       r"at least 2 members and 2 non-members"):
+        _audit(members=(X[:1], Y[:1]), attacks=["mia_lira"], reference_factory=factory,
+               reference_models=2)
+    assert calls == []
 
 
 def _private() -> tuple[PrivacyEngine, nn.Module, Any, Any]:

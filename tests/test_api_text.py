@@ -132,6 +132,8 @@ def test_auditmls_own_model_needs_no_pad_id() -> None:
     ({"members": np.zeros((3, WIDTH + 4), np.int64) + 5}, r"more than the model's 16 positions"),
     ({"members": np.full((2, WIDTH), PAD)}, r"`members` has a row with no token"),
     ({"members": np.ones((3, 8), np.float32)}, r"`members` must hold integer token ids"),
+    ({"nonmembers": np.zeros((1, WIDTH), np.int64) + 5}, r"`nonmembers` has 1 example; a "
+                                                         r"membership attack needs at least 2"),
     ({"nonmembers": np.ones((3, 8), np.int64)},
      r"`nonmembers` rows have 8 tokens, `members` 16: pad every row to one width"),
     ({"attacks": ["mia_text_lira"]}, r"`reference_factory`: mia_text_lira needs "

@@ -143,3 +143,23 @@ def test_a_bad_own_model_is_one_line_and_exit_2_before_training(
     assert lines[0].startswith("error: ") and expected in lines[0], lines[0]
     assert "epoch" not in out  # refused before training
     assert not (tmp_path / "results" / "tiny").exists()
+
+
+def test_an_own_model_failing_in_training_is_one_line_and_exit_2(
+    capsys: pytest.CaptureFixture[str], tiny_config: Callable[..., dict[str, Any]],
+    configs_dir: Path, tmp_path: Path,
+) -> None:
+    """Found by QA: BatchNorm given a last batch of one example (101 rows in batches of 50)
+    raised mid-training, a traceback and exit code 1."""
+    config = _write(configs_dir, tiny_config(
+        model={"arch": f"{MODULE}:batchnorm_net"}, data={"train_size": 101},
+    ), "last_batch_of_one")
+    code, _, err = _run(capsys, "train", "--config", str(config))
+    lines = [line for line in err.splitlines() if line.strip() and not line.startswith("warning")]
+    assert code == 2 and len(lines) == 1 and "Traceback" not in err, err
+    assert lines[0].startswith(
+        f"error: model.arch='{MODULE}:batchnorm_net': training it (epoch 1, a batch of 1 "
+        "examples) raised ValueError: Expected more than 1 value per channel when training"
+    ), lines[0]
+    assert lines[0].endswith("; fix the factory")
+    assert not (tmp_path / "results" / "tiny").exists()

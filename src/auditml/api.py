@@ -49,6 +49,7 @@ from auditml.figure_data import FigureData
 from auditml.figures.audit_figures import draw_figure
 from auditml.fileio import write_json
 from auditml.metrics import MembershipMetrics
+from auditml.metrics.threshold import MIN_PER_CLASS
 from auditml.models import predict_logits
 from auditml.records import AuditedModelRecord, InferenceRecord, RunFacts, Versions
 from auditml.reporting.console import audit_table, inference_summary
@@ -201,6 +202,11 @@ def audit(
     architecture (their weights are loaded into copies of it).
     ``progress`` shows the reference models' training as ``auditml audit`` does (on
     ``console``, default the terminal's standard error); ``progress=False`` is silent.
+
+    ``members`` and ``nonmembers`` each need at least two examples for a membership attack
+    (its threshold is chosen on half of each and measured on the other half). ``model`` is
+    moved to ``device`` (it stays there) and attacked in eval mode; the audit puts it back in
+    the training mode it had when it returns (an error raised midway may leave it in eval mode).
     """
     _check_arguments(model, reference_factory, reference_models, seed, delta, claimed_epsilon,
                      reference_dir, reference_key)
@@ -223,6 +229,8 @@ def audit(
         except AuditMLError as error:
             raise ArgumentError(f"`attacks` ({inference_audit.name}): {error}") from None
     member_set, nonmember_set = _as_arrays(members, "members"), _as_arrays(nonmembers, "nonmembers")
+    if plan.attacks:
+        check_audited_counts(len(member_set), len(nonmember_set))
     population_set = _as_arrays(population, "population") if population is not None else None
     for name, examples in (("nonmembers", nonmember_set), ("population", population_set)):
         if examples is not None and examples.x.shape[1:] != member_set.x.shape[1:]:
@@ -239,6 +247,7 @@ def audit(
                 except ValueError as error:
                     raise ArgumentError(f"`sensitive`: {error}") from None
     device = checked_device(device)
+    was_training = model.training
     model = model.to(device).eval()
     num_classes = _num_classes(model, member_set, device)
     for name, examples in (("members", member_set), ("nonmembers", nonmember_set),
@@ -295,6 +304,7 @@ def audit(
         versions=Versions.current(),
     )
     inputs = np.concatenate([member_set.x, nonmember_set.x])
+    model.train(was_training)
     return AuditResults(
         results, is_member,
         inference={name: outcome.record for name, outcome in done.inference_audits.items()},
@@ -322,6 +332,19 @@ def _plan(attacks: Sequence[str] | str, settings: dict[str, dict[str, Any]] | No
         return plan_audit(attacks, None, settings)
     except ConfigError as error:
         raise ArgumentError(f"`settings`: {str(error).removeprefix('audit.')}") from None
+
+
+def check_audited_counts(members: int, nonmembers: int) -> None:
+    """Refuse, before any reference model trains, fewer than :data:`MIN_PER_CLASS` members or
+    non-members: a membership attack's threshold is chosen on half of each and measured on the
+    other half."""
+    for name, count in (("members", members), ("nonmembers", nonmembers)):
+        if count < MIN_PER_CLASS:
+            raise ArgumentError(
+                f"`{name}` has {count} example{'s' if count != 1 else ''}; a membership attack "
+                f"needs at least {MIN_PER_CLASS} members and {MIN_PER_CLASS} non-members (its "
+                "threshold is chosen on half of each and measured on the other half)"
+            )
 
 
 def checked_device(device: str | torch.device) -> torch.device:

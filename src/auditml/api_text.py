@@ -21,6 +21,7 @@ from auditml.api import (
     AuditResults,
     FactoryResources,
     _check_arguments,
+    check_audited_counts,
     checked_device,
 )
 from auditml.attacks import DEFAULT_TEXT_ATTACK
@@ -82,6 +83,7 @@ def audit_language_model(
     plan = _plan(attacks, settings, available, target.byte_tokens)
     member_rows = _rows(members, "members", target)
     nonmember_rows = _rows(nonmembers, "nonmembers", target)
+    check_audited_counts(len(member_rows), len(nonmember_rows))
     population_rows = None if population is None else _rows(population, "population", target)
     for name, rows in (("nonmembers", nonmember_rows), ("population", population_rows)):
         if rows is not None and rows.shape[1] != member_rows.shape[1]:

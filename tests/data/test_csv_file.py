@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from auditml.data import DataSource, dataset_spec
+from auditml.data.csv_file import MAX_CATEGORIES
 from auditml.data.files import holdout_rows
 from auditml.errors import DataError
 
@@ -171,3 +172,42 @@ def test_a_column_of_huge_values_is_standardised_not_zeroed(tmp_path: Path) -> N
     pool_rows, _ = holdout_rows(10)
     ages = np.array([30, 40, 50, 20, 60, 35, 45, 55, 25, 65], dtype=np.float64)[pool_rows]
     np.testing.assert_allclose(loaded.pool.x[:, 0], (ages - ages.mean()) / ages.std(), rtol=1e-5)
+
+
+def test_a_class_only_in_the_held_out_rows_is_refused(tmp_path: Path) -> None:
+    """Found by QA: a class whose only row fell in the held-out fifth left a pool of one class,
+    which trained and audited as if nothing were wrong."""
+    _, test_rows = holdout_rows(10)
+    labels = ["fraud" if index == test_rows[0] else "ok" for index in range(10)]
+    rows = [f"{index},{label}" for index, label in enumerate(labels)]
+    path = _write(tmp_path, "amount,label\n" + "\n".join(rows) + "\n")
+    with pytest.raises(DataError) as caught:
+        dataset_spec("csv", DataSource(path=path, label_column="label"))
+    message = str(caught.value)
+    assert message.startswith("table.csv: class 'fraud' has rows only in the held-out test split")
+    assert "holds only class 'ok'" in message and "add more rows of that class" in message
+    assert "\n" not in message
+    # A third class in the pool: the missing one is still named, the pool is not "one class".
+    labels[0] = "refund"
+    rows = [f"{index},{label}" for index, label in enumerate(labels)]
+    path = _write(tmp_path, "amount,label\n" + "\n".join(rows) + "\n", "three.csv")
+    with pytest.raises(DataError, match="class 'fraud' has rows only in the held-out") as caught:
+        dataset_spec("csv", DataSource(path=path, label_column="label"))
+    assert "holds only" not in str(caught.value)
+
+
+def test_an_id_column_is_refused_not_one_hot_encoded(tmp_path: Path) -> None:
+    """Found by QA: an id column became one one-hot feature per row (30,000 rows: a 30,000 x
+    30,000 block, and the run died of memory). Up to MAX_CATEGORIES values are categories."""
+    rows = [f"c{index % MAX_CATEGORIES},{index % 2}" for index in range(MAX_CATEGORIES + 10)]
+    path = _write(tmp_path, "city,label\n" + "\n".join(rows) + "\n", "cities.csv")
+    assert dataset_spec("csv", DataSource(path=path, label_column="label")).input_shape == (
+        MAX_CATEGORIES,)
+    rows = [f"u{index},{index % 2}" for index in range(MAX_CATEGORIES + 1)]
+    path = _write(tmp_path, "customer_id,label\n" + "\n".join(rows) + "\n")
+    with pytest.raises(DataError) as caught:
+        dataset_spec("csv", DataSource(path=path, label_column="label"))
+    message = str(caught.value)
+    assert message.startswith(f"table.csv, column 'customer_id': {MAX_CATEGORIES + 1} distinct")
+    assert "looks like an id or free text: drop the column, or make it numeric" in message
+    assert "\n" not in message

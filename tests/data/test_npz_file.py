@@ -94,6 +94,9 @@ def test_uint8_images_are_scaled(tmp_path: Path) -> None:
         ({"x": np.zeros((4, 0)), "y": np.array([0, 1, 0, 1])}, "x has shape (4, 0)"),
         ({"x": np.zeros((4, 2)), "y": np.array([0, 1, 0, 1]), "x_test": np.zeros((2, 2)),
           "y_test": np.array([5, 1])}, "y_test has classes that y never has (5)"),
+        # Class 2's only row is in the held-out fifth (row 2 of 20), so the pool never has it.
+        ({"x": np.zeros((20, 2)), "y": np.array([2 if i == 2 else i % 2 for i in range(20)])},
+         "arrays.npz: class 2 has rows only in the held-out test split"),
         ({"x": np.zeros((4, 2)), "y": np.array([0, 1e19, 0, 1])},
          "class index 1e+19 is above 999"),
         ({"x": np.zeros((4, 2)), "y": np.array([0, 2**64 - 1, 0, 1], np.uint64)},

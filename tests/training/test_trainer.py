@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,7 @@ from opacus.accountants import create_accountant
 from rich.console import Console
 
 from auditml.config import parse_config
-from auditml.errors import DataError
+from auditml.errors import ConfigError, DataError
 from auditml.run_directory import RunDirectory
 from auditml.training import build_run_model, train
 
@@ -186,3 +187,32 @@ def test_every_grad_sample_mode_trains_the_same_model_and_spends_the_same_epsilo
         # Same data, batches and noise draws: the modes differ only in floating-point rounding.
         for name in state:
             assert torch.allclose(state[name], fast_state[name], rtol=1e-4, atol=1e-5), name
+
+
+def test_only_an_own_models_training_errors_become_one_line(
+    tiny_config: Callable[..., dict[str, Any]], tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A step that raises: the user's own model (module:factory) is named in a ConfigError; a
+    built-in model's error is auditml's bug and keeps its type and traceback."""
+
+    def failing_step(*args: Any, **kwargs: Any) -> Callable[..., Any]:
+        def step(x: torch.Tensor, y: torch.Tensor) -> Any:
+            raise ValueError("the step failed")
+        return step
+
+    monkeypatch.setattr("auditml.training.trainer.plain_step", failing_step)
+    with pytest.raises(ValueError, match="the step failed") as raised:
+        train(parse_config(tiny_config()), console=_quiet())
+    assert not isinstance(raised.value, ConfigError)
+    (tmp_path / "own_step_models.py").write_text(
+        "from torch import nn\n\ndef net(input_shape, num_classes):\n"
+        "    return nn.Sequential(nn.Flatten(), nn.Linear(64, num_classes))\n", encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.delitem(sys.modules, "own_step_models", raising=False)  # removed afterwards
+    own = tiny_config(model={"arch": "own_step_models:net"})
+    with pytest.raises(ConfigError, match=r"^model.arch='own_step_models:net': training it "
+                       r"\(epoch 1, a batch of 50 examples\) raised ValueError: the step "
+                       r"failed; fix the factory$"):
+        train(parse_config(own), console=_quiet())

@@ -7,7 +7,10 @@ sorted order). Every other column is a feature, in the file's order:
   and standard deviation of the pool's rows (the held-out test rows use the pool's, so no
   statistic comes from them, as adult does; a constant column stays 0);
 - any other column is categorical: one-hot (0 or 1), one feature per distinct value, in sorted
-  order (the values come from every row, so a test row's value always has its column).
+  order (the values come from every row, so a test row's value always has its column). More
+  than :data:`MAX_CATEGORIES` distinct values is refused: such a column is an id or free text,
+  whose one-hot features (one per row) would only let the model memorise rows and grow memory
+  with rows squared; drop it or make it numeric.
 
 ``data.sensitive_column`` (optional) declares the attribute ``attribute_inference`` guesses.
 It is one-hot whatever its cells hold (as adult declares ``sex``), its categories sorted
@@ -31,6 +34,10 @@ from auditml.errors import DataError
 
 # More categories than this is a measured quantity or an id, not an attribute to guess.
 MAX_SENSITIVE_CATEGORIES = 100
+# More distinct values than this in a categorical feature column is an id or free text, not a
+# category (adult's widest, native-country, has 42): refused before its one-hot block, rows x
+# values, is formed (30,000 ids took 3.6 GB).
+MAX_CATEGORIES = 300
 # An error lists this many of the file's columns (one line stays readable).
 LISTED_COLUMNS = 40
 
@@ -66,7 +73,9 @@ def decode_csv(path: Path, content: bytes, source: DataSource) -> DecodedFile:
     numbers = [_number(cell) for cell in label_cells]
     text_at = next((index for index, number in enumerate(numbers) if number is None), None)
     if text_at is None:
-        labels, num_classes = class_indices(np.asarray(numbers, dtype=np.float64), where, line)
+        labels, num_classes, names = class_indices(
+            np.asarray(numbers, dtype=np.float64), where, line
+        )
     elif any(number is not None for number in numbers):
         number_at = next(index for index, number in enumerate(numbers) if number is not None)
         raise DataError(
@@ -75,7 +84,7 @@ def decode_csv(path: Path, content: bytes, source: DataSource) -> DecodedFile:
             "all class names"
         )
     else:
-        labels, num_classes = class_indices(np.asarray(label_cells, dtype=str), where, line)
+        labels, num_classes, names = class_indices(np.asarray(label_cells, dtype=str), where, line)
 
     pool_rows, test_rows = holdout_rows(len(rows))
     blocks: list[np.ndarray] = []
@@ -87,13 +96,15 @@ def decode_csv(path: Path, content: bytes, source: DataSource) -> DecodedFile:
         cells = columns[name]
         values = [_number(cell) for cell in cells]
         if name == sensitive_column:
-            block, categories = _one_hot(cells, values)
-            if len(categories) < 2 or len(categories) > MAX_SENSITIVE_CATEGORIES:
+            # Counted before the one-hot block (rows x values) is formed.
+            distinct = len(set(cells))
+            if distinct < 2 or distinct > MAX_SENSITIVE_CATEGORIES:
                 raise DataError(
-                    f"data.sensitive_column {name!r} has {len(categories)} distinct values; "
+                    f"data.sensitive_column {name!r} has {distinct} distinct values; "
                     f"attribute inference guesses a category, so it needs 2 to "
                     f"{MAX_SENSITIVE_CATEGORIES} (bin a measured column into ranges first)"
                 )
+            block, categories = _one_hot(cells, values)
             sensitive = SensitiveAttribute(
                 name=name, columns=tuple(range(width, width + len(categories))),
                 values=np.eye(len(categories), dtype=np.float32), categories=categories,
@@ -107,6 +118,14 @@ def decode_csv(path: Path, content: bytes, source: DataSource) -> DecodedFile:
             mean, std = scaled[pool_rows].mean(), scaled[pool_rows].std()
             block = ((scaled - mean) / (std if std > 0 else 1.0))[:, None]
         else:
+            distinct = len(set(cells))
+            if distinct > MAX_CATEGORIES:
+                raise DataError(
+                    f"{path.name}, column {name!r}: {distinct} distinct values, not all numbers "
+                    f"(more than {MAX_CATEGORIES} for a category, each of which would be a "
+                    "one-hot feature); it looks like an id or free text: drop the column, or "
+                    "make it numeric"
+                )
             block, _ = _one_hot(cells, [None] * len(cells))
         blocks.append(block.astype(np.float32))
         width += block.shape[1]
@@ -118,7 +137,7 @@ def decode_csv(path: Path, content: bytes, source: DataSource) -> DecodedFile:
     features = ArrayDataset(np.hstack(blocks), labels)
     return DecodedFile(
         x=features.x[pool_rows], y=labels[pool_rows], num_classes=num_classes,
-        test=features.subset(test_rows), sensitive=sensitive,
+        test=features.subset(test_rows), sensitive=sensitive, class_names=names,
     )
 
 

@@ -18,7 +18,9 @@ What every format shares:
   out as the test split; the rest is the pool the membership split draws members and
   non-members from. Statistics (the CSV's standardisation) come from the pool only.
 - Labels are integer class indices (integral numbers >= 0, used as they are) or class names
-  (text, numbered in sorted order).
+  (text, numbered in sorted order). Every class of the test split needs rows in the pool: a
+  class whose rows all fall in the held-out fifth is refused (:func:`check_pool_classes`), as
+  the model could never learn it.
 - The default model follows the inputs' shape (:func:`default_architectures`).
 """
 
@@ -59,6 +61,9 @@ class DecodedFile:
     num_classes: int
     test: ArrayDataset | None = None
     sensitive: SensitiveAttribute | None = None
+    # What the file calls each class, by class index (:func:`class_indices`); () names a class
+    # by its index.
+    class_names: tuple[str, ...] = ()
 
 
 Decoder = Callable[[Path, bytes, DataSource], DecodedFile]
@@ -112,6 +117,7 @@ def _bound(
         pool, test = holdout(ArrayDataset(x, y))
     else:
         pool, test = ArrayDataset(x, y), decoded.test
+    check_pool_classes(pool.y, test.y, path.name, decoded.class_names)
     input_shape = tuple(int(size) for size in x.shape[1:])
     default_arch, dp_arch, reason = default_architectures(input_shape)
     loaded = LoadedDataset(pool=pool, test=test)
@@ -143,6 +149,30 @@ def holdout(rows: ArrayDataset) -> tuple[ArrayDataset, ArrayDataset]:
     return rows.subset(pool), rows.subset(test)
 
 
+def check_pool_classes(
+    pool: np.ndarray, test: np.ndarray, where: str, names: tuple[str, ...] = ()
+) -> None:
+    """Refuse a test split with a class the pool (the rows training draws from) never has: the
+    model could never learn it, and a pool of one class trains no classifier. ``where`` names
+    the file, ``names`` the classes by index (as :func:`class_indices` numbers them)."""
+    missing = np.setdiff1d(test, pool)
+    if not len(missing):
+        return
+
+    def shown(classes: np.ndarray) -> str:
+        return ", ".join(repr(names[c]) if c < len(names) else str(c) for c in classes[:5])
+
+    kind = "class" if len(missing) == 1 else "classes"
+    pool_classes = np.unique(pool)
+    only = (f" (which then holds only class {shown(pool_classes)}, and a classifier needs two)"
+            if len(pool_classes) < 2 else "")
+    raise DataError(
+        f"{where}: {kind} {shown(missing)} has rows only in the held-out test split, none in "
+        f"the training pool{only}, so the model could never learn it; add more rows of that "
+        "class (a fixed fifth of the rows is held out for testing) or drop its rows"
+    )
+
+
 def default_architectures(input_shape: tuple[int, ...]) -> tuple[str, str | None, str]:
     """The default model, its DP-SGD counterpart and why, for inputs of ``input_shape``: the
     built-in datasets' choices for the same kind of input."""
@@ -160,10 +190,11 @@ def default_architectures(input_shape: tuple[int, ...]) -> tuple[str, str | None
 
 def class_indices(
     labels: np.ndarray, where: str, row: Callable[[int], str] = lambda index: f"row {index}"
-) -> tuple[np.ndarray, int]:
-    """Labels (int64) and the number of classes: integral numbers >= 0 are class indices as they
-    are (``num_classes`` is the largest plus one); text labels are class names, numbered in
-    sorted order. ``where`` names the labels in errors ("label column 'y'"), ``row`` a row."""
+) -> tuple[np.ndarray, int, tuple[str, ...]]:
+    """Labels (int64), the number of classes and their names: integral numbers >= 0 are class
+    indices as they are (``num_classes`` is the largest plus one; no names, a class is named
+    by its index); text labels are class names, numbered in sorted order. ``where`` names the
+    labels in errors ("label column 'y'"), ``row`` a row."""
     labels = np.asarray(labels)
     if labels.ndim != 1:
         raise DataError(f"{where}: must be one label per row, got shape {labels.shape}")
@@ -176,6 +207,7 @@ def class_indices(
             )
         indices = np.searchsorted(names, labels).astype(np.int64)
         num_classes = len(names)
+        class_names = tuple(str(name) for name in names)
     elif labels.dtype.kind in "iub" or labels.dtype.kind == "f":
         values = labels.astype(np.float64)
         bad = np.flatnonzero(~np.isfinite(values) | (values < 0) | (values != np.round(values)))
@@ -192,11 +224,12 @@ def class_indices(
             )
         indices = values.astype(np.int64)
         num_classes = int(indices.max()) + 1 if len(indices) else 0
+        class_names = ()
     else:
         raise DataError(f"{where}: labels of dtype {labels.dtype} are neither numbers nor text")
     if len(np.unique(indices)) < 2:
         raise DataError(f"{where}: every row has the same label; a classifier needs two classes")
-    return indices, num_classes
+    return indices, num_classes, class_names
 
 
 def stat_data_file(given: Path, expected: str) -> tuple[Path, os.stat_result]:

@@ -70,9 +70,9 @@ def decode_npz(path: Path, content: bytes, source: DataSource) -> DecodedFile:
             f"{path.name}: y and y_test must both be class indices or both class names"
         )
     # Numbered together, so a class name means the same index in both splits.
-    indices, num_classes = class_indices(np.concatenate(labels), f"{path.name}, y")
+    indices, num_classes, names = class_indices(np.concatenate(labels), f"{path.name}, y")
     if test is None:
-        return DecodedFile(x=x, y=indices, num_classes=num_classes)
+        return DecodedFile(x=x, y=indices, num_classes=num_classes, class_names=names)
     unseen = np.setdiff1d(indices[len(x):], indices[: len(x)])
     if len(unseen):
         shown = ", ".join(str(value) for value in unseen[:5])
@@ -83,7 +83,7 @@ def decode_npz(path: Path, content: bytes, source: DataSource) -> DecodedFile:
         )
     return DecodedFile(
         x=x, y=indices[: len(x)], num_classes=num_classes,
-        test=ArrayDataset(x_test, indices[len(x):]),
+        test=ArrayDataset(x_test, indices[len(x):]), class_names=names,
     )
 
 

@@ -176,7 +176,7 @@ def read_text_file(path: Path, content: bytes) -> tuple[list[str], np.ndarray, i
     if len(np.unique(array)) == 1:
         # One class stratifies nothing; it is as if the file had no labels.
         return [text for _, text in texts], np.zeros(len(texts), np.int64), 1
-    indices, num_classes = class_indices(array, f"{path.name}, \"label\"", row)
+    indices, num_classes, _ = class_indices(array, f"{path.name}, \"label\"", row)
     return [text for _, text in texts], indices, num_classes
 
 

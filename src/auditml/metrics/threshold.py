@@ -16,7 +16,7 @@ from numpy.typing import ArrayLike
 from auditml.metrics.roc import MetricsInputError, _roc_counts, _scaled_gaps, check_scores
 
 # Each half of the split needs a member and a non-member for its TPR and TNR to exist.
-_MIN_PER_CLASS = 2
+MIN_PER_CLASS = 2
 
 
 @dataclass(frozen=True)
@@ -86,9 +86,9 @@ def _check_splittable(is_member: np.ndarray) -> None:
     """Raise unless both classes can be split into two non-empty halves."""
     members = int(is_member.sum())
     nonmembers = len(is_member) - members
-    if members < _MIN_PER_CLASS or nonmembers < _MIN_PER_CLASS:
+    if members < MIN_PER_CLASS or nonmembers < MIN_PER_CLASS:
         raise MetricsInputError(
-            f"`is_member` must contain at least {_MIN_PER_CLASS} members and {_MIN_PER_CLASS} "
+            f"`is_member` must contain at least {MIN_PER_CLASS} members and {MIN_PER_CLASS} "
             f"non-members to split into calibration and evaluation halves, got {members} members "
             f"and {nonmembers} non-members."
         )

@@ -141,14 +141,28 @@ def _check_language_model(
         )
 
 
+def own_model_errors(arch: str) -> tuple[type[Exception], ...]:
+    """What running a model of ``arch`` may raise that is the model's fault, to catch and report
+    with :func:`own_model_failed`: anything, for the user's own factory (``module:factory``);
+    nothing, for a registered architecture, whose errors are auditml's bugs (left to show their
+    traceback)."""
+    return (Exception,) if is_reference(arch) else ()
+
+
+def own_model_failed(arch: str, doing: str, err: BaseException) -> ConfigError:
+    """The one line for the user's own model (``module:factory``) that raised ``err`` while
+    ``doing`` (building it, running it on zeros, training it): the error, not a traceback."""
+    return ConfigError(
+        f"model.arch={arch!r}: {doing} raised {type(err).__name__}: {_one_line(err)}; fix the "
+        "factory"
+    )
+
+
 def _unusable(
     arch: str, input_shape: tuple[int, ...], doing: str, err: BaseException
 ) -> ConfigError:
     if is_reference(arch):
-        return ConfigError(
-            f"model.arch={arch!r}: {doing} for inputs of shape {tuple(input_shape)} raised "
-            f"{type(err).__name__}: {_one_line(err)}; fix the factory"
-        )
+        return own_model_failed(arch, f"{doing} for inputs of shape {tuple(input_shape)}", err)
     return ConfigError(
         f"model.arch={arch!r} cannot take inputs of shape {tuple(input_shape)} "
         f"({_one_line(err)}); choose an architecture for them, or leave model.arch unset "
@@ -161,4 +175,7 @@ def _one_line(err: BaseException) -> str:
     return text if len(text) <= 160 else text[:159] + "…"
 
 
-__all__ = ["MODELS", "ModelFactory", "accuracy", "build_model", "predict_logits"]
+__all__ = [
+    "MODELS", "ModelFactory", "accuracy", "build_model", "own_model_errors", "own_model_failed",
+    "predict_logits",
+]

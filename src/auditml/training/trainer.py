@@ -17,11 +17,11 @@ from torch.utils.data import DataLoader, TensorDataset
 
 from auditml.config import AuditMLConfig
 from auditml.data import ArrayDataset, SplitData, make_split, select
-from auditml.errors import ConfigError
+from auditml.errors import AuditMLError, ConfigError
 from auditml.fileio import staged_directory
 from auditml.formatting import dp_guarantee_line
 from auditml.gradient_canary_record import GradientCanaryRecord
-from auditml.models import predict_logits
+from auditml.models import own_model_errors, own_model_failed, predict_logits
 from auditml.models.causal_lm import trim_padding
 from auditml.models.scattering import FeatureModel
 from auditml.models.user import model_source
@@ -393,6 +393,7 @@ def _fit(
     # After the first steps: did they change the model that is evaluated and saved (Opacus #820)?
     untrained = snapshot_trainable(trained)
     check_after = min(UPDATE_CHECK_STEPS, settings.epochs * len(loader))
+    own_errors = own_model_errors(config.arch)
     with EpochProgress(console, settings.epochs, dp.enabled) as progress:
         for epoch in range(1, settings.epochs + 1):
             progress.start_epoch(epoch, len(loader), epsilon)
@@ -405,7 +406,15 @@ def _fit(
                     # attention it changes no real token's loss, and it costs a third of a step.
                     x = y = trim_padding(x)
                 started = time.perf_counter()
-                logits, loss = step(x, y)
+                try:
+                    logits, loss = step(x, y)
+                except own_errors as err:  # the user's own model's, one line; auditml's raise
+                    if isinstance(err, AuditMLError):
+                        raise
+                    raise own_model_failed(
+                        config.arch, f"training it (epoch {epoch}, a batch of {len(y)} examples)",
+                        err,
+                    ) from err
                 step_seconds += time.perf_counter() - started
                 steps_taken += 1
                 if steps_taken == check_after:
