@@ -551,3 +551,7 @@ def test_runs_that_share_a_name_are_told_apart_by_their_directory(
         assert f'data-label="Run">{label}</td>' in page
         assert f"<li>{label} (No DP): " in page
         assert label in terminal
+    # The largest bound (the run with the larger shift) is named by its label too.
+    largest = max(comparison.rows, key=lambda row: row.epsilon_lower_bound or 0.0)
+    assert largest.run_dir == str(second)
+    assert re.search(r'<dd>ε ≥ [0-9.]+<span class="note">baseline \(tuesday/baseline\) ', page)

@@ -86,8 +86,10 @@ def _leakage_fact(rows: list[ComparisonRow], labels: list[str]) -> page.Fact:
     return page.Fact(glossary.STRONGEST_TPR, span, note, shown=shown)
 
 
-def _bound_fact(bounded: list[ComparisonRow]) -> page.Fact:
-    top = max(bounded, key=lambda row: row.epsilon_lower_bound or 0.0)
+def _bound_fact(bounded: list[tuple[ComparisonRow, str]]) -> page.Fact:
+    """The largest ε lower bound of the rows that have one, each given with its label
+    (:attr:`~auditml.reporting.rows.Comparison.run_labels`)."""
+    top, top_label = max(bounded, key=lambda pair: pair[0].epsilon_lower_bound or 0.0)
     bound = top.epsilon_lower_bound or 0.0
     if bound <= 0:
         return page.Fact(glossary.EPSILON_LOWER_BOUND, "none above 0",
@@ -99,13 +101,13 @@ def _bound_fact(bounded: list[ComparisonRow]) -> page.Fact:
     if len(bounded) > 1:
         # The largest of several bounds is only as sure as all of them together (union bound).
         joint = joint_confidence([
-            BoundSource(row.run_name, row.epsilon_lower_bound or 0.0,
-                        row.bound_confidence or 0.95) for row in bounded])
+            BoundSource(label, row.epsilon_lower_bound or 0.0, row.bound_confidence or 0.95)
+            for row, label in bounded])
         confidence += (f" for that bound, {format_confidence(joint)} for the largest of "
                        f"{len(bounded)} bounds, one per run")
     return page.Fact(
         glossary.EPSILON_LOWER_BOUND, f"ε ≥ {bound:.2f}",
-        f"{top.run_name}{' (' + tail + ')' if tail else ''}; {confidence}{meaning}",
+        f"{top_label}{' (' + tail + ')' if tail else ''}; {confidence}{meaning}",
         shown="Largest ε lower bound",
     )
 
@@ -135,7 +137,8 @@ def _summary(data: ComparisonData) -> page.Html:
         )
     else:
         kind, headline = "consistent", "No audit contradicts a run's claimed DP guarantee"
-    bounded = [row for row in comparison.rows if row.epsilon_lower_bound is not None]
+    bounded = [(row, label) for row, label in zip(comparison.rows, labels, strict=True)
+               if row.epsilon_lower_bound is not None]
     facts = [_leakage_fact(comparison.rows, labels)]
     if bounded:
         facts.append(_bound_fact(bounded))
