@@ -13,8 +13,9 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
 import auditml
+from auditml.cli import main
 from auditml.errors import ArgumentError
-from auditml.reporting import write_run_report
+from auditml.reporting import compare_runs, write_run_report
 from toy_models import draw_texts, train_language_model
 
 VOCAB, PAD, WIDTH = 500, 0, 16  # a tokenizer of its own: pad id 0, ids up to 499
@@ -76,6 +77,25 @@ def test_a_models_own_tokenizer_is_audited_and_saved(own: dict[str, Any], tmp_pa
     results.save(tmp_path / "audited")
     write_run_report(tmp_path / "audited", tmp_path / "page")
     assert "mia_text_min_k_pp" in (tmp_path / "page" / "report.html").read_text()
+
+
+def test_saved_language_model_audits_compare_with_min_k_pp_by_default(
+    own: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """compare reads a saved audit's task from its model.json: Min-K%++ for language models,
+    and runs of both tasks have no default (mia_threshold refuses a language model)."""
+    text = auditml.audit_language_model(own["model"], own["members"], own["nonmembers"],
+                                        pad_id=PAD).save(tmp_path / "text")
+    comparison = compare_runs([text], tmp_path / "cmp")
+    assert comparison.attack == "mia_text_min_k_pp"
+    classifier = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    rng = np.random.default_rng(0)
+    data = [(rng.normal(size=(20, 4)).astype(np.float32), rng.integers(0, 3, 20))
+            for _ in range(2)]
+    images = auditml.audit(classifier, *data, progress=False).save(tmp_path / "classifier")
+    assert main(["compare", str(text), str(images), "--out", str(tmp_path / "mixed")]) == 2
+    error = capsys.readouterr().err
+    assert "no attack fits both" in error and "--attack" in error
 
 
 def test_reference_models_from_a_factory_feed_lira_and_rmia_on_sequence_scores(
