@@ -131,6 +131,22 @@ def test_the_models_pad_id_decides_what_is_scored(own: dict[str, Any]) -> None:
     assert next_token_evaluation(wrapped, own["members"])[0] > 0.9
 
 
+def test_a_row_may_open_with_the_pad_id_and_auditmls_rows_may_not(own: dict[str, Any]) -> None:
+    """A tokenizer whose BOS is its pad id (GPT-2's <|endoftext|>) opens every row with it;
+    auditml's byte tokens have a BOS of their own, so a leading PAD there is left padding."""
+    members, nonmembers = own["members"].copy(), own["nonmembers"].copy()
+    members[:, 0] = nonmembers[:, 0] = PAD
+    results = auditml.audit_language_model(own["model"], members, nonmembers, pad_id=PAD)
+    assert "mia_text_min_k_pp" in results.attacks
+    from auditml.data.text_tokens import PAD_ID, encode
+
+    rows = encode([f"text {i}" for i in range(4)], 16)
+    left = np.concatenate([np.full((4, 1), PAD_ID), rows[:, :-1]], axis=1)
+    with pytest.raises(ArgumentError, match=r"`members` row 0 has a token after padding "
+                                            r"\(position 1 follows"):
+        auditml.audit_language_model(train_language_model(None, seed=0), left, rows)
+
+
 def test_auditmls_own_model_needs_no_pad_id() -> None:
     rng = np.random.default_rng(1)
     members, nonmembers = draw_texts(25, rng), draw_texts(25, rng)
@@ -152,6 +168,12 @@ def test_auditmls_own_model_needs_no_pad_id() -> None:
     ({"members": np.zeros((3, WIDTH + 4), np.int64) + 5}, r"more than the model's 16 positions"),
     ({"members": np.full((2, WIDTH), PAD)}, r"`members` has a row with no token"),
     ({"members": np.ones((3, 8), np.float32)}, r"`members` must hold integer token ids"),
+    # Left padding moves every token and has it attend to the pads: every score changes.
+    ({"members": np.array([[5, 6, 7, PAD, PAD, 8]] * 2)},
+     r"`members` row 0 has a token after padding \(position 5 follows pad_id 0\): right-pad "
+     r"every row"),
+    ({"nonmembers": np.array([[5, 6, 7, 8, 9, 10], [5, PAD, PAD, PAD, 6, 7]])},
+     r"`nonmembers` row 1 has a token after padding \(position 4 follows pad_id 0\)"),
     ({"nonmembers": np.ones((3, 8), np.int64)},
      r"`nonmembers` rows have 8 tokens, `members` 16: pad every row to one width"),
     ({"attacks": ["mia_text_lira"]}, r"`reference_factory`: mia_text_lira needs "
