@@ -13,8 +13,9 @@ import torch
 from transformers import GPT2Config, GPT2LMHeadModel
 
 import auditml
+from auditml.cli import main
 from auditml.errors import ArgumentError
-from auditml.reporting import write_run_report
+from auditml.reporting import compare_runs, write_run_report
 from toy_models import draw_texts, train_language_model
 
 VOCAB, PAD, WIDTH = 500, 0, 16  # a tokenizer of its own: pad id 0, ids up to 499
@@ -78,6 +79,25 @@ def test_a_models_own_tokenizer_is_audited_and_saved(own: dict[str, Any], tmp_pa
     assert "mia_text_min_k_pp" in (tmp_path / "page" / "report.html").read_text()
 
 
+def test_saved_language_model_audits_compare_with_min_k_pp_by_default(
+    own: dict[str, Any], tmp_path: Path, capsys: pytest.CaptureFixture[str],
+) -> None:
+    """compare reads a saved audit's task from its model.json: Min-K%++ for language models,
+    and runs of both tasks have no default (mia_threshold refuses a language model)."""
+    text = auditml.audit_language_model(own["model"], own["members"], own["nonmembers"],
+                                        pad_id=PAD).save(tmp_path / "text")
+    comparison = compare_runs([text], tmp_path / "cmp")
+    assert comparison.attack == "mia_text_min_k_pp"
+    classifier = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(4, 3))
+    rng = np.random.default_rng(0)
+    data = [(rng.normal(size=(20, 4)).astype(np.float32), rng.integers(0, 3, 20))
+            for _ in range(2)]
+    images = auditml.audit(classifier, *data, progress=False).save(tmp_path / "classifier")
+    assert main(["compare", str(text), str(images), "--out", str(tmp_path / "mixed")]) == 2
+    error = capsys.readouterr().err
+    assert "no attack fits both" in error and "--attack" in error
+
+
 def test_reference_models_from_a_factory_feed_lira_and_rmia_on_sequence_scores(
     own: dict[str, Any],
 ) -> None:
@@ -111,6 +131,22 @@ def test_the_models_pad_id_decides_what_is_scored(own: dict[str, Any]) -> None:
     assert next_token_evaluation(wrapped, own["members"])[0] > 0.9
 
 
+def test_a_row_may_open_with_the_pad_id_and_auditmls_rows_may_not(own: dict[str, Any]) -> None:
+    """A tokenizer whose BOS is its pad id (GPT-2's <|endoftext|>) opens every row with it;
+    auditml's byte tokens have a BOS of their own, so a leading PAD there is left padding."""
+    members, nonmembers = own["members"].copy(), own["nonmembers"].copy()
+    members[:, 0] = nonmembers[:, 0] = PAD
+    results = auditml.audit_language_model(own["model"], members, nonmembers, pad_id=PAD)
+    assert "mia_text_min_k_pp" in results.attacks
+    from auditml.data.text_tokens import PAD_ID, encode
+
+    rows = encode([f"text {i}" for i in range(4)], 16)
+    left = np.concatenate([np.full((4, 1), PAD_ID), rows[:, :-1]], axis=1)
+    with pytest.raises(ArgumentError, match=r"`members` row 0 has a token after padding "
+                                            r"\(position 1 follows"):
+        auditml.audit_language_model(train_language_model(None, seed=0), left, rows)
+
+
 def test_auditmls_own_model_needs_no_pad_id() -> None:
     rng = np.random.default_rng(1)
     members, nonmembers = draw_texts(25, rng), draw_texts(25, rng)
@@ -134,6 +170,12 @@ def test_auditmls_own_model_needs_no_pad_id() -> None:
     ({"members": np.ones((3, 8), np.float32)}, r"`members` must hold integer token ids"),
     ({"nonmembers": np.zeros((1, WIDTH), np.int64) + 5}, r"`nonmembers` has 1 example; a "
                                                          r"membership attack needs at least 2"),
+    # Left padding moves every token and has it attend to the pads: every score changes.
+    ({"members": np.array([[5, 6, 7, PAD, PAD, 8]] * 2)},
+     r"`members` row 0 has a token after padding \(position 5 follows pad_id 0\): right-pad "
+     r"every row"),
+    ({"nonmembers": np.array([[5, 6, 7, 8, 9, 10], [5, PAD, PAD, PAD, 6, 7]])},
+     r"`nonmembers` row 1 has a token after padding \(position 4 follows pad_id 0\)"),
     ({"nonmembers": np.ones((3, 8), np.int64)},
      r"`nonmembers` rows have 8 tokens, `members` 16: pad every row to one width"),
     ({"attacks": ["mia_text_lira"]}, r"`reference_factory`: mia_text_lira needs "

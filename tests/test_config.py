@@ -446,3 +446,32 @@ def test_reference_models_beyond_any_audit_are_refused() -> None:
 def test_a_clipping_bound_beyond_any_gradient_is_refused() -> None:
     with pytest.raises(ConfigError, match=r"training\.dp\.max_grad_norm=1e\+30: .*1000000"):
         parse_config(_nested("training.dp.max_grad_norm", 1e30))
+
+
+def test_secret_canaries_take_no_pool_examples() -> None:
+    """Secrets are generated texts: the pool left after members and non-members does not bound
+    them (mislabeled canaries, pool examples, still are)."""
+    from auditml.data import select
+    from auditml.data.split import make_split
+    from auditml.training.run_model import load_dataset, run_secrets, secret_canary_texts
+
+    raw = {"experiment_name": "x", "data": {"dataset": "text", "train_size": 1900},
+           "training": {"canaries": {"count": 200, "kind": "secret", "design": "rare"}}}
+    config = parse_config(raw)
+    loaded = load_dataset(config)
+    split = make_split(
+        loaded.pool.y, 1900, config.seed, validation_from_pool=loaded.test is None,
+        canaries=200, canary_kind="secret",
+        canary_texts=secret_canary_texts(config, run_secrets(config)),
+    )
+    data = select(loaded, split)
+    assert len(split.members) == len(split.nonmembers) == 1900
+    assert len(split.canaries) == 0 and len(split.canary_texts) == 200
+    assert len(data.training_set) == 1900 + int(split.canary_included.sum())
+    assert data.validation is not None and len(data.validation) > 0
+    raw["training"]["canaries"]["count"] = 100_001
+    with pytest.raises(ConfigError, match=r"training.canaries.count=100001: at most 100,000"):
+        parse_config(raw)
+    raw["training"]["canaries"] = {"count": 200, "kind": "mislabeled"}
+    with pytest.raises(ConfigError, match="examples left for canaries"):
+        parse_config(raw)

@@ -61,7 +61,9 @@ def audit_language_model(
     ``config``; its call with ``input_ids`` returns ``.logits``); for the latter give ``pad_id``,
     the id that right-pads its rows (its tokenizer's pad id, or EOS when it has none).
     ``members`` and ``nonmembers`` are integer ``(N, L)`` rows of the model's token ids, of one
-    width, each right-padded with ``pad_id``. ``base_model`` is the model ``model`` was
+    width, each right-padded with ``pad_id``: no token may follow a ``pad_id`` (left-padded rows
+    are refused), except that a row may open with it, where the tokenizer's BOS is its pad id
+    too (GPT-2's). ``base_model`` is the model ``model`` was
     fine-tuned from (same tokenizer): ``mia_text_reference`` needs it.
     ``reference_factory(train_set, seed)`` must return a model trained like ``model`` (from the
     same base, with the same recipe) on ``train_set``, an ArrayDataset of token rows (``x``;
@@ -176,6 +178,20 @@ def _rows(rows: Rows, name: str, model: CausalLM) -> np.ndarray:
     if ((array[:, 1:] != model.pad_id).sum(axis=1) == 0).any():
         raise ArgumentError(f"`{name}` has a row with no token after its first: nothing to "
                             "score")
+    # Right padding only: a left-padded row moves every token and has it attend to the pads,
+    # which changes every score. A row may open with the pad id when its tokenizer's BOS is
+    # also its pad (GPT-2's <|endoftext|>); auditml's byte tokens have a BOS of their own.
+    start = 0 if model.byte_tokens else 1
+    padding = array[:, start:] == model.pad_id
+    after_pad = padding[:, :-1] & ~padding[:, 1:]
+    if after_pad.any():
+        row = int(after_pad.any(axis=1).argmax())
+        position = start + int(after_pad[row].argmax()) + 1
+        raise ArgumentError(
+            f"`{name}` row {row} has a token after padding (position {position} follows pad_id "
+            f"{model.pad_id}): right-pad every row, its tokens first and pad_id only after "
+            "them (left padding, or pad_id inside a text, changes every score)"
+        )
     return array.astype(np.int64, copy=False)
 
 

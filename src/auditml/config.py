@@ -29,6 +29,7 @@ from auditml.config_errors import KeyError_, cut, describe, one_line, yaml_probl
 from auditml.data import DATASETS, DatasetSpec, DataSource, dataset_spec
 from auditml.data.base import MIN_VALIDATION_SIZE
 from auditml.data.files import FileFormat
+from auditml.data.secrets import MAX_CANARIES as MAX_SECRET_CANARIES
 from auditml.errors import AuditMLError, ConfigError
 from auditml.models import MODELS
 from auditml.models.user import is_reference, parse_reference
@@ -541,9 +542,17 @@ class AuditMLConfig(_Section):
         spare = spec.pool_size - self.data.train_size - audited
         if not spec.has_test_split:
             spare -= MIN_VALIDATION_SIZE
-        # Gradient canaries take no examples from the pool.
+        # Gradient canaries (added gradients) and secret canaries (generated texts) take no
+        # examples from the pool.
         canaries = self.training.canaries
-        if canaries.kind != "gradient" and canaries.count > spare:
+        if canaries.kind == "secret" and canaries.count > MAX_SECRET_CANARIES:
+            raise KeyError_(
+                "training.canaries.count",
+                canaries.count,
+                f"at most {MAX_SECRET_CANARIES:,} secret canaries (the audit ranks each against "
+                "its candidates): lower it",
+            )
+        if canaries.kind not in ("gradient", "secret") and canaries.count > spare:
             raise KeyError_(
                 "training.canaries.count",
                 self.training.canaries.count,

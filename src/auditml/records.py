@@ -860,7 +860,9 @@ class SecretCanaryRecord(_Part):
     ``space_bits`` is log2 of the number of possible secrets (the largest exposure); each
     canary's rank is estimated among ``candidates`` secrets drawn uniformly from that space, so
     exposures above ``exposure_cap`` = log2(candidates + 1) are not resolved: each canary's is
-    taken at most at the cap.
+    taken at most at the cap. ``enumerated``: the space was no larger than the candidates asked
+    for, so every secret of it was ranked, once (``candidates`` is then the space's size and
+    ``exposure_cap`` = ``space_bits``): each exposure is exact.
     """
 
     design: str
@@ -868,6 +870,7 @@ class SecretCanaryRecord(_Part):
     repeats: int = Field(ge=1)
     space_bits: float = Field(ge=0)
     candidates: int = Field(ge=1)
+    enumerated: bool = False
     exposure_cap: float = Field(ge=0)
     included: SecretGroupRecord
     excluded: SecretGroupRecord

@@ -120,6 +120,7 @@ def test_with_secrets_puts_candidates_in_a_canarys_place() -> None:
     ({"kind": "rare", "template": "clé {secret}"}, "template uses the byte 0xa9 of the rare"),
     ({"alphabet": b"aa"}, "alphabet must be at least 2 distinct bytes"),
     ({"seed": -1}, "seed must be a non-negative integer"),
+    ({"count": 100_001, "length": 32}, "count must be at most 100,000, got 100001"),
 ])
 def test_bad_arguments_are_named(arguments: dict[str, object], message: str) -> None:
     settings: dict[str, object] = {"count": 2, "kind": "digits", "length": 4, "seed": 0,

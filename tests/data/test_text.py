@@ -194,6 +194,15 @@ BAD_FILES: list[tuple[str, str | bytes, str]] = [
      'frac.jsonl, "label": line 12 has 1.5, not a class index'),
     ("bool.jsonl", '{"text": "a", "label": true}\n', 'bool.jsonl, line 1: "label" is true; a '
      "label is a class index"),
+    # JSON's escapes can write half a surrogate pair: no character, no UTF-8 bytes.
+    ("surrogate.jsonl", TWELVE + '\n{"text": "bad \\ud800 x"}\n',
+     'surrogate.jsonl, line 13: "text" holds the lone surrogate \\ud800 (character 5), half of '
+     "a \\uXXXX pair and no character: remove it, or give the whole pair or the character "
+     "itself"),
+    ("surrogate_label.jsonl", "\n".join(json.dumps({"text": f"t{i}", "label": "x"})
+                                        for i in range(12))
+     + '\n{"text": "a", "label": "x\\udfff"}',
+     'surrogate_label.jsonl, line 13: "label" holds the lone surrogate \\udfff (character 2)'),
     ("latin1.txt", "\n".join(f"line {i}" for i in range(12)).encode() + b"\ncaf\xe9\n",
      "latin1.txt, line 13: not UTF-8 text (byte 89 is 0xe9); save the file as UTF-8"),
     ("few.txt", "one\n\ntwo\nthree\n",

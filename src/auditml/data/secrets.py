@@ -45,6 +45,10 @@ DEFAULT_TEMPLATES: dict[str, str] = {
 }
 # candidates() builds every candidate in memory; beyond this, sample them.
 MAX_ENUMERATED = 10**7
+# More secret canaries than this is no plan: the audit scores every one against its candidates
+# (255 forward passes each by default). Secrets are generated, not drawn from the data, so the
+# data's size does not bound their number.
+MAX_CANARIES = 100_000
 _ID_LETTERS = string.ascii_lowercase
 _ID_LENGTH = 6
 
@@ -173,6 +177,8 @@ def make_secrets(
     for name, value in (("count", count), ("length", length)):
         if isinstance(value, bool) or not isinstance(value, int | np.integer) or value < 1:
             raise ArgumentError(f"{name} must be a positive integer, got {value!r}")
+    if count > MAX_CANARIES:
+        raise ArgumentError(f"count must be at most {MAX_CANARIES:,}, got {count}")
     if isinstance(seed, bool) or not isinstance(seed, int | np.integer) or seed < 0:
         raise ArgumentError(f"seed must be a non-negative integer, got {seed!r}")
     template = DEFAULT_TEMPLATES[kind] if template is None else template

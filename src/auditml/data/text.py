@@ -222,6 +222,19 @@ def _lines(path: Path, content: bytes) -> list[tuple[int, str]]:
             for number, line in enumerate(text.split("\n"), start=1)]
 
 
+def _check_encodable(value: str, where: str) -> None:
+    """Refuse a JSON string holding a lone surrogate (``"\\ud800"`` without its pair): JSON's
+    escapes can write one, but it is no character and has no UTF-8 bytes to train on."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError as error:
+        raise DataError(
+            f"{where} holds the lone surrogate \\u{ord(value[error.start]):04x} (character "
+            f"{error.start + 1}), half of a \\uXXXX pair and no character: remove it, or give "
+            "the whole pair or the character itself"
+        ) from None
+
+
 def _jsonl(
     path: Path, lines: list[tuple[int, str]]
 ) -> tuple[list[tuple[int, str]], list[tuple[int, Any]]]:
@@ -249,6 +262,7 @@ def _jsonl(
             raise DataError(f'{where}: "text" is {type(text).__name__}, not a string')
         if not text.strip():
             raise DataError(f'{where}: "text" is empty; drop the line or give it a text')
+        _check_encodable(text, f'{where}: "text"')
         texts.append((number, text))
         if "label" in record:
             label = record["label"]
@@ -257,6 +271,8 @@ def _jsonl(
                     f'{where}: "label" is {json.dumps(label)[:40]}; a label is a class index '
                     "(an integer >= 0) or a class name (a string)"
                 )
+            if isinstance(label, str):
+                _check_encodable(label, f'{where}: "label"')
             labels.append((number, label))
         elif unlabelled is None:
             unlabelled = number

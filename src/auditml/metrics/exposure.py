@@ -160,7 +160,10 @@ def estimated_exposure(
 
     **Exact** — when ``len(candidate_scores) == space_size`` the candidates are taken to be the
     whole space, each once (enumerated): the rank c is the true rank, the interval is the point,
-    and ``exact`` is True. Then c >= 1 is required (the secret is one of the candidates).
+    and ``exact`` is True. Then c >= 1 is required (the secret is one of the candidates). So a
+    space no larger than the sample wanted must be enumerated, not sampled: |R| draws with
+    replacement repeat some secrets and miss others, and would be misread as the whole space
+    (:class:`auditml.audit.canaries.secret.SecretAudit` enumerates such a space).
 
     Not provided: the paper's other approximation (distribution modelling), which fits a skew-normal
     to the candidates' scores and reads the secret's tail probability off the fit. Beyond the

@@ -63,17 +63,39 @@ def _check_distinct(paths: Sequence[Path], kind: str = "run") -> None:
         seen[resolved] = path
 
 
-def _default_attack(paths: Sequence[Path]) -> str:
-    """The loss threshold, or Min-K%++ when every run is a language model (one unreadable run
-    leaves the classifier default: loading it says what is wrong)."""
-    from auditml.attacks import DEFAULT_TEXT_ATTACK
+# The task of a model audited in Python, by the call that saved it (CanaryAudit's: unknown).
+_SAVED_TASKS = {"api.audit": "classification", "api.audit_language_model": "causal_lm"}
+
+
+def _task(path: Path) -> str | None:
+    """A run's task: a trained run's from its training record, a saved Python-API audit's from
+    its ``model.json``; None when neither can be read or says (loading the run then says what
+    is wrong)."""
     from auditml.errors import AuditMLError
     from auditml.run_directory import RunDirectory
 
+    run = RunDirectory(path)
     try:
-        tasks = {RunDirectory(path).read_training().task for path in paths}
+        if run.saved_manifest() is not None:
+            return _SAVED_TASKS.get(run.read_audited_model().source)
+        return run.read_training().task
     except AuditMLError:
-        return DEFAULT_ATTACK
+        return None
+
+
+def _default_attack(paths: Sequence[Path]) -> str:
+    """The loss threshold for classifiers, Min-K%++ for language models (runs whose task is
+    unknown do not decide); runs of both tasks have no attack in common, and are refused."""
+    from auditml.attacks import DEFAULT_TEXT_ATTACK
+
+    tasks = {task for task in map(_task, paths) if task is not None}
+    if len(tasks) > 1:
+        raise ReportError(
+            "these runs hold both classifiers and language models, and no attack fits both "
+            f"(classifiers default to {DEFAULT_ATTACK}, language models to "
+            f"{DEFAULT_TEXT_ATTACK}): compare each kind separately, or pass --attack (`attack=` "
+            "in Python) naming one that every run was audited with"
+        )
     return DEFAULT_TEXT_ATTACK if tasks == {"causal_lm"} else DEFAULT_ATTACK
 
 
@@ -85,7 +107,8 @@ def compare_runs(
 
     Each run must have been trained (``auditml train``) and audited with ``attack``
     (``auditml audit --attack <attack>``; default ``mia_threshold``, or ``mia_text_min_k_pp``
-    when every run is a language model); otherwise a :class:`RunDirectoryError` says which
+    when the runs are language models, trained or saved from ``auditml.audit_language_model``;
+    runs of both kinds need ``attack``); otherwise a :class:`RunDirectoryError` says which
     command to run. ``out_dir`` must lie outside every run, and if it exists it must be empty
     or hold an earlier comparison: the new report, once complete, replaces the files that one
     wrote and leaves any other file alone (:mod:`auditml.reporting.output`).

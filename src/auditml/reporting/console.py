@@ -179,9 +179,12 @@ def _secret_lines(secrets: dict[str, Any] | None) -> list[str]:
     """A language model's secret canaries: exposure and extraction, trained on and not."""
     if not secrets:
         return []
+    ranked = (f"exact, every one of the {secrets['candidates']} possible secrets ranked"
+              if secrets.get("enumerated") else
+              f"from {secrets['candidates']} sampled candidates, resolved up to "
+              f"{secrets['exposure_cap']:.1f} bits")
     lines = [f"  secrets ({secrets['design']}, {secrets['secret_length']} tokens, "
-             f"{secrets['space_bits']:.1f} bits; exposure from {secrets['candidates']} sampled "
-             f"candidates, resolved up to {secrets['exposure_cap']:.1f} bits):"]
+             f"{secrets['space_bits']:.1f} bits; exposure {ranked}):"]
     for label, key in (("trained on", "included"), ("not trained on", "excluded")):
         group = secrets[key]
         if not group["canaries"]:

@@ -354,10 +354,12 @@ def _secrets_table(secrets: SecretCanaryRecord) -> page.Html:
         page.Column(Term("Secrets", "trained on (by coin), or not: the control."), False),
         page.Column(Term("Canaries", "secrets in the group."), True),
         page.Column(Term("Mean exposure (bits)", "log2 |R| − log2 rank of the secret among "
-                         f"every possible one (Carlini et al. 2019), estimated from "
-                         f"{secrets.candidates} sampled candidates, which resolve it up to "
-                         f"{secrets.exposure_cap:.1f} bits (of {secrets.space_bits:.1f}); "
-                         "about 1 for a secret never seen."),
+                         "every possible one (Carlini et al. 2019), "
+                         + (f"exact: all {secrets.candidates} ranked; " if secrets.enumerated else
+                            f"estimated from {secrets.candidates} sampled candidates, which "
+                            f"resolve it up to {secrets.exposure_cap:.1f} bits (of "
+                            f"{secrets.space_bits:.1f}); ")
+                         + "about 1.44 (1/ln 2) on average for secrets never seen."),
                     True),
         page.Column(Term("Max exposure (bits)", "the most exposed secret of the group."), True),
         page.Column(Term("Extracted [95% CI]", "greedy decoding from the prefix gives the "

@@ -22,12 +22,16 @@ Large Language Models") do. Three results:
 - **Exposure** (Carlini et al. 2019, "The Secret Sharer"): ``log2 |R| − log2 rank`` of the secret
   among every possible secret in the same text, ranked by the same score. R is too large to
   enumerate (10⁶ PINs), so the rank is estimated from ``candidates`` secrets drawn uniformly
-  from R (:func:`auditml.metrics.estimated_exposure`). A sample of n candidates resolves
+  from R (:func:`auditml.metrics.estimated_exposure`); a space of at most ``candidates``
+  secrets (``secret_length: 2`` digits, 100) is ranked whole instead, each secret once, and its
+  exposure is exact, up to ``log2 |R|``. A sample of n candidates resolves
   exposures up to ``log2(n + 1)`` bits: a secret that beats every sampled candidate is ranked
   first of them, and how far above the cap its exposure lies the sample cannot say (Carlini et
   al. extrapolate with a fitted skew-normal; auditml does not claim what it has not measured),
   so each canary's exposure is taken at most at the cap. Given for the canaries trained on and,
-  as the control, for those not: an untrained secret's exposure is about 1 bit on average.
+  as the control, for those not: an untrained secret ranks uniformly at random, and the mean of
+  ``log2(|R| / rank)`` over a uniform rank is about ``1 / ln 2`` ≈ 1.44 bits (1.40 for |R| =
+  100, 1.14 for |R| = 10).
 - **Extraction**: greedy decoding from the prefix reproduces the whole secret (Carlini et al.
   2021), with a Clopper–Pearson interval on the rate, for both groups.
 """
@@ -103,9 +107,17 @@ class SecretAudit(CanaryAuditKind):
         digest = hashlib.sha256(evidence.run_facts.training_id.encode()).digest()
         rng = np.random.default_rng([int.from_bytes(digest[:8], "little"), 27])
         exposures = np.empty(len(secrets))
-        cap = min(math.log2(self.candidates + 1), math.log2(secrets.design.space_size))
+        space_size = secrets.design.space_size
+        # A space no larger than the sample asked for is ranked whole, each secret once: the
+        # rank is then the true rank (estimated_exposure's exact case). A sample of as many
+        # draws with replacement would repeat some secrets and miss others (the secret itself,
+        # possibly), which estimated_exposure would misread as the whole space.
+        enumerated = space_size <= self.candidates
+        ranked = space_size if enumerated else self.candidates
+        cap = math.log2(space_size) if enumerated else math.log2(self.candidates + 1)
         for index in range(len(secrets)):
-            sampled = secrets.design.sample_candidates(self.candidates, rng)
+            sampled = (secrets.design.candidates() if enumerated
+                       else secrets.design.sample_candidates(self.candidates, rng))
             candidate_scores = secret_log_likelihood(
                 encode_bytes(secrets.with_secrets(index, sampled), width),
                 np.repeat(spans[index : index + 1], len(sampled), axis=0),
@@ -158,7 +170,7 @@ class SecretAudit(CanaryAuditKind):
             secrets=SecretCanaryRecord(
                 design=secrets.design.kind, secret_length=secrets.design.length,
                 repeats=repeats, space_bits=math.log2(secrets.design.space_size),
-                candidates=self.candidates, exposure_cap=cap, included=group(included),
-                excluded=group(~included),
+                candidates=ranked, enumerated=enumerated, exposure_cap=cap,
+                included=group(included), excluded=group(~included),
             ),
         )
