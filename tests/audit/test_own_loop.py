@@ -302,6 +302,18 @@ def test_an_update_outside_the_dp_optimiser_fails_the_updates_check(tmp_path: Pa
     assert list(saved.changed_tensors) == [len(loader)] * 4
 
 
+def test_opacus_still_stops_a_loop_that_never_clears_the_optimisers_gradients() -> None:
+    """model.zero_grad() leaves the optimiser's clipped sums, so each step re-releases the
+    earlier ones; Opacus refuses to noise a sum twice, and the canaries must not hide that."""
+    _, model, optimizer, loader = _made_private()
+    auditml.CanaryAudit(optimizer, count=50, seed=0)
+    with pytest.raises(ValueError, match="Gradients haven't been cleared"):
+        for xb, yb in loader:
+            model.zero_grad()
+            nn.functional.cross_entropy(model(xb), yb).backward()
+            optimizer.step()
+
+
 def test_weights_changed_after_the_last_update_are_seen() -> None:
     engine, model, optimizer, loader, audit = _fully_audited()
     for xb, yb in loader:

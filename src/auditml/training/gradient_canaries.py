@@ -367,6 +367,11 @@ def attach_to_dp_optimizer(
             canaries.note_batch(forward_rows)
         sums = canaries.add_to_sums([p.summed_grad.view_as(p) for p in parameters])
         for parameter, summed in zip(parameters, sums, strict=True):
+            # Opacus marks a sum it noised ("_processed") and refuses to noise it again: a loop
+            # that never clears the optimiser's gradients re-releases every earlier sum. The
+            # new tensor keeps the mark, so that guard still stops such a loop.
+            if getattr(parameter.summed_grad, "_processed", False):
+                summed._processed = True  # type: ignore[attr-defined]
             parameter.summed_grad = summed
         add_noise()
         canaries.observe([p.grad for p in parameters])
