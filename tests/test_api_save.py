@@ -258,6 +258,10 @@ def test_a_saved_canary_audit_is_reported_and_compared_as_a_dp_audit(
     assert report["epsilon"] == pytest.approx(result.claimed_epsilon)
     assert [b["epsilon"] for b in report["epsilon_lower_bounds"]] == [
         pytest.approx(result.epsilon_lower_bound)]
+    # The ε is the loop's own accountant's, not a caller's word.
+    html = (tmp_path / "report" / "report.html").read_text(encoding="utf-8")
+    assert "per the Opacus accountant of the audited loop" in html
+    assert "claimed by the caller" not in html
     assert main(["compare", str(cli_run), "--out", str(tmp_path / "cmp"),
                  "--dp-audit", str(saved)]) == 0
     audits = json.loads((tmp_path / "cmp" / "comparison.json").read_text())["dp_audits"]

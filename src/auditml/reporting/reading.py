@@ -68,12 +68,13 @@ def _open_audited(run_dir: Path) -> tuple[RunDirectory, str, TrainingView]:
 
 def _saved_facts(run: RunDirectory, model: AuditedModelRecord) -> TrainingView:
     """What a saved Python-API audit knows of its model; the rest stays unknown (None)."""
+    from_caller = model.source != "CanaryAudit"  # CanaryAudit's ε is the loop's accountant's
     return TrainingView(
         run_name=model.experiment_name,
         run_dir=str(run.path),
         # A claim auditml did not check the training against: the label says whose it is.
         label=model_label(model.dp_enabled, model.epsilon, None)
-        + (" claimed in Python" if model.dp_enabled else ""),
+        + (" claimed in Python" if model.dp_enabled and from_caller else ""),
         dataset=None,
         arch=model.arch,
         dp_enabled=model.dp_enabled,
@@ -82,6 +83,7 @@ def _saved_facts(run: RunDirectory, model: AuditedModelRecord) -> TrainingView:
         val_acc=None,
         train_acc=model.train_acc,
         audited_in_python=True,
+        epsilon_from_caller=from_caller,
     )
 
 

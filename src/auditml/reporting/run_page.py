@@ -103,7 +103,9 @@ def _summary(view: RunView, outcome: Verdict) -> page.Html:
             glossary.EPSILON_CLAIMED,
             f"ε = {format_epsilon(facts.epsilon)}, δ = {format_delta(facts.delta)}",
             "claimed by the caller of auditml.audit(); auditml did not see the training or its "
-            "accounting" if facts.audited_in_python else
+            "accounting" if facts.epsilon_from_caller else
+            "DP-SGD; spent, per the Opacus accountant of the audited loop (auditml.CanaryAudit)"
+            if facts.audited_in_python else
             "DP-SGD; spent, per the privacy accountant",
             shown="ε claimed",
         )

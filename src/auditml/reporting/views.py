@@ -40,6 +40,9 @@ class TrainingView:
     train_acc: float | None
     # A Python-API audit saved with .save(): auditml did not see the training.
     audited_in_python: bool = False
+    # The claimed ε is the caller's word (auditml.audit, audit_language_model), not an
+    # accountant's: CanaryAudit's comes from the loop's own Opacus accountant.
+    epsilon_from_caller: bool = False
     # A language model's perplexity on the validation texts (its accuracies are of next tokens);
     # None for a classifier.
     val_perplexity: float | None = None
