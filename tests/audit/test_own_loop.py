@@ -149,6 +149,25 @@ def test_what_is_wrong_before_the_first_step_is_said_at_once() -> None:
     assert audit.facts.dataset_size == 200 and audit.canaries.dataset_size == 200
 
 
+def test_adaptive_clipping_is_refused_before_training() -> None:
+    """Its clipping norm moves every step: refused only by result(), after the whole run, in
+    words that blamed the user for changing max_grad_norm."""
+    torch.manual_seed(0)
+    data = torch.utils.data.TensorDataset(torch.randn(200, 20), torch.randint(0, 4, (200,)))
+    model = nn.Sequential(nn.Linear(20, 64), nn.ReLU(), nn.Linear(64, 4))
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        _, optimizer, _ = PrivacyEngine().make_private(
+            module=model, optimizer=torch.optim.SGD(model.parameters(), lr=0.1),
+            data_loader=torch.utils.data.DataLoader(data, batch_size=20),
+            noise_multiplier=1.0, max_grad_norm=1.0, clipping="adaptive",
+            target_unclipped_quantile=0.5, clipbound_learning_rate=0.2, max_clipbound=10.0,
+            min_clipbound=0.1, unclipped_num_std=1.0,
+        )
+    with pytest.raises(AuditMLError, match=r"`optimizer`: .*adaptive clipping"):
+        auditml.CanaryAudit(optimizer, count=50, seed=0)
+
+
 @pytest.mark.parametrize(("argument", "value", "words"), [
     ("data_loader", [1, 2], "`data_loader` must be the torch DataLoader"),
     ("model", "net", "`model` must be the torch.nn.Module"),

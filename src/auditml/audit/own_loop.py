@@ -200,6 +200,16 @@ class CanaryAudit:
                     "PrivacyEngine.make_private returned (this "
                     f"{type(optimizer).__name__} has no {needed!r})"
                 )
+        from opacus.optimizers import AdaClipDPOptimizer
+
+        if isinstance(optimizer, AdaClipDPOptimizer):
+            # Its clipping norm moves every step (and its noise with it): a schedule, which the
+            # canaries and the mechanism check would judge as if C were fixed (result refuses).
+            raise ArgumentError(
+                "`optimizer`: CanaryAudit assumes one clipping norm for the whole run, and "
+                "Opacus's adaptive clipping (make_private(clipping='adaptive')) changes it every "
+                "step: audit the loop with clipping='flat' or 'per_layer'"
+            )
         if data_loader is not None and not hasattr(data_loader, "batch_sampler"):
             raise ArgumentError(f"`data_loader` must be the torch DataLoader the loop iterates, "
                                 f"got a {type(data_loader).__name__}")
