@@ -345,6 +345,10 @@ class LoopFacts(_Part):
     running_stats: list[str] = Field(default_factory=list)  # layers that track running statistics
     probe: HiddenStateProbe | None = None
     buffers_changed: list[str] = Field(default_factory=list)  # changed between attach and end
+    # Where the canaries join the clipped sum: after auditml's own per-example clipping
+    # ("auditml"), after a user's optimiser's clipping, which is then not seen ("after"), or
+    # through that clipping with the clipping probe ("through"); None in older records.
+    clipping: Literal["auditml", "after", "through"] | None = None
 
 
 class AssumptionCheck(_Part):

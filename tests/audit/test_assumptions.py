@@ -23,7 +23,7 @@ from auditml.records import AssumptionCheck, HiddenStateProbe, LoopFacts
 N, Q, SIGMA = 1000, 0.1, 1.0
 POISSON = LoopFacts(loader="Poisson sampling (UniformWithReplacementSampler) at rate 0.1",
                     sampling="poisson", loader_rate=Q, dataset_size=N, steps_per_epoch=10,
-                    secure_rng=True,
+                    secure_rng=True, clipping="through",
                     probe=HiddenStateProbe(ran=True, reason="the first training batch", batch=100,
                                            mixing=False, max_change=0.0))
 
@@ -60,8 +60,8 @@ def _poisson_sizes(steps: int, seed: int = 0, rate: float = Q) -> np.ndarray:
 def test_a_loop_that_keeps_every_assumption_passes_them_all() -> None:
     checks = check_assumptions(_record(_poisson_sizes(100)), _claim(100))
     assert [check.check for check in checks] == [
-        "loader", "batch_sizes", "rate", "steps", "updates", "normalisation", "hidden_state",
-        "noise_source", "accountant"]
+        "loader", "batch_sizes", "rate", "steps", "updates", "normalisation", "clipping",
+        "hidden_state", "noise_source", "accountant"]
     assert {check.check: check.status for check in checks} == dict.fromkeys(
         [check.check for check in checks], "passed")
     found = _by_name(checks)
@@ -174,13 +174,31 @@ def test_hidden_state_fails_on_mixing_or_buffers_and_says_what_it_could_not_see(
     moved = POISSON.model_copy(update={"buffers_changed": ["ema.weight"]})
     assert _by_name(check_assumptions(_record(sizes, facts=moved), _claim(100)))[
         "hidden_state"].status == "warning"
+    # A BatchNorm put back in training mode after the probe: its statistics moved later.
+    retrained = POISSON.model_copy(update={"buffers_changed": ["1.running_mean", "ema.weight"]})
+    later = _by_name(check_assumptions(_record(sizes, facts=retrained), _claim(100)))
+    assert later["hidden_state"].status == "failed"
+    assert "running statistics 1.running_mean changed" in later["hidden_state"].detail
+
+
+def test_clipping_is_checked_only_through_it() -> None:
+    sizes = _poisson_sizes(100)
+    statuses = {
+        where: _by_name(check_assumptions(
+            _record(sizes, facts=POISSON.model_copy(update={"clipping": where})),
+            _claim(100)))["clipping"]
+        for where in ("through", "auditml", "after", None)
+    }
+    assert statuses["through"].status == statuses["auditml"].status == "passed"
+    assert statuses["after"].status == statuses[None].status == "not_checked"
+    assert "through_clipping=True" in statuses["after"].detail
 
 
 def test_what_was_not_given_is_not_checked_and_never_passes() -> None:
     sizes = np.full(100, -1)  # ghost clipping without the model: no batch sizes
     found = _by_name(check_assumptions(_record(sizes, facts=None, divisors=np.full(100, np.nan)),
                                        _claim(100)))
-    for name in ("loader", "batch_sizes", "rate", "normalisation", "hidden_state",
+    for name in ("loader", "batch_sizes", "rate", "normalisation", "clipping", "hidden_state",
                  "noise_source"):
         assert found[name].status == "not_checked", name
     assert "data_loader=" in found["loader"].detail and "model=" in found["hidden_state"].detail

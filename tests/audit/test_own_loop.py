@@ -217,7 +217,8 @@ def test_a_saved_state_resumes_only_the_same_canaries() -> None:
         other.load_state_dict({"what": 1})
 
 
-def _trained_audit(**given: object) -> tuple[CanaryAuditResult, list[str]]:
+def _trained_audit(*, through_clipping: bool = False,
+                   **given: object) -> tuple[CanaryAuditResult, list[str]]:
     """Two epochs of a correct loop under a CanaryAudit given ``given`` (names of
     ``model``, ``data_loader``, ``privacy_engine``), and what it warned at construction."""
     engine, model, optimizer, loader = _made_private()
@@ -225,6 +226,7 @@ def _trained_audit(**given: object) -> tuple[CanaryAuditResult, list[str]]:
     with warnings.catch_warnings(record=True) as said:
         warnings.simplefilter("always")
         audit = auditml.CanaryAudit(optimizer, count=200, seed=0,
+                                    through_clipping=through_clipping,
                                     **{name: objects[name] for name in given})
     for _ in range(2):
         for xb, yb in loader:
@@ -237,7 +239,8 @@ def _trained_audit(**given: object) -> tuple[CanaryAuditResult, list[str]]:
 def test_consistent_means_every_assumption_was_checked(tmp_path: Path) -> None:
     """Without the loop's model and loader the loader, rate and hidden-state checks cannot run:
     a correct loop is then "not verified", never "consistent", in the API, the terminal and the
-    report; given them, it is consistent."""
+    report. Given them, the clipping is still unseen by canaries added after it; through it
+    (``through_clipping=True``) the loop is consistent."""
     from auditml.cli import main
     from auditml.reporting.console import canary_summary
 
@@ -255,7 +258,13 @@ def test_consistent_means_every_assumption_was_checked(tmp_path: Path) -> None:
     assert page["verdict"] == "unverified" and "not verified" in page["headline"]
     assert "consistent" not in page["headline"]
 
-    full, said = _trained_audit(model=1, data_loader=1, privacy_engine=1)
+    after, _ = _trained_audit(model=1, data_loader=1, privacy_engine=1)
+    assert after.unchecked_checks == ("clipping",) and after.claim_applies is None
+    assert after.verdict == "not verified (not checked: clipping)"
+    [clipping] = [check for check in after.checks if check.check == "clipping"]
+    assert "pass through_clipping=True" in clipping.detail
+
+    full, said = _trained_audit(model=1, data_loader=1, privacy_engine=1, through_clipping=True)
     assert full.unchecked_checks == () and full.claim_applies is True
     assert full.verdict == "consistent"
     assert not any("never \"consistent\"" in line for line in said)

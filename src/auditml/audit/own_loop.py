@@ -225,6 +225,7 @@ class CanaryAudit:
         self.facts = static_facts(
             model=model, loader=data_loader,
             secure_rng=None if privacy_engine is None else bool(privacy_engine.secure_mode),
+            clipping="through" if through_clipping else "after",
         )
         rate = sample_rate if sample_rate is not None else _hooked_sample_rate(
             optimizer, self.facts.loader_rate)

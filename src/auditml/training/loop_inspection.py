@@ -254,10 +254,12 @@ class _SameRandomness:
 
 def static_facts(
     *, model: nn.Module | None = None, loader: Any = None, secure_rng: bool | None = None,
+    clipping: str | None = None,
 ) -> LoopFacts:
     """The facts seen without training: the loader's sampling, the model's layers, the engine's
-    noise source (each left unknown where its object is not given)."""
-    fields: dict[str, Any] = {"secure_rng": secure_rng}
+    noise source (each left unknown where its object is not given), and where the canaries join
+    the clipped sum (:attr:`auditml.records.LoopFacts.clipping`)."""
+    fields: dict[str, Any] = {"secure_rng": secure_rng, "clipping": clipping}
     if loader is not None:
         fields.update(describe_loader(loader))
     if model is not None:

@@ -465,7 +465,8 @@ def _fit(
     canary_record = None
     if canaries is not None and inspector is not None:
         # auditml's noise is drawn from torch's default generator, as Opacus's without secure_mode.
-        facts = inspector.facts(static_facts(model=trained, loader=loader, secure_rng=False))
+        facts = inspector.facts(static_facts(model=trained, loader=loader, secure_rng=False,
+                                             clipping="auditml"))
         inspector.close()
         canary_record = dataclasses.replace(canaries.record(), loop_facts=facts)
     if average.average:

@@ -27,6 +27,12 @@ updates         the weights change only by the noisy updates           a few coo
                                                                        (exact for those read)
 normalisation   the noisy sum is divided by a constant                 each step's divisor
                                                                        (exact)
+clipping        each example's gradient is clipped to norm C before    canaries and the
+                the sum                                                clipping probe through
+                                                                       the optimiser's clipping
+                                                                       (``through_clipping``;
+                                                                       the mechanism check);
+                                                                       auditml's own clipping
 hidden_state    no example's output depends on the others of its       the model's layers; the
                 batch; nothing of the data is kept outside the         first batch run twice
                 noised gradients                                       (exact)
@@ -62,6 +68,8 @@ from auditml.metrics.dp.mechanism_check import RateBound, sample_rate_lower_boun
 from auditml.metrics.dp.sampling import poisson_batch_test
 from auditml.records import AssumptionCheck, LoopFacts
 
+# Buffers a normalisation layer updates from its batches in training mode (BatchNorm's).
+_RUNNING_STATS = ("running_mean", "running_var", "num_batches_tracked")
 ASSUMPTION_CHECK_LEVEL = 0.01
 """The statistical assumption checks' share of the verdict's error level (Bonferroni)."""
 # Two divisors differing by less than this share are one constant (float32 sums, 256 coordinates).
@@ -76,6 +84,7 @@ _ASSUMES = {
     "updates": "the weights change only by the noisy updates: no other step or optimiser "
                "trains them",
     "normalisation": "each noisy sum is divided by the same constant, which depends on no example",
+    "clipping": "each example's gradient is clipped to norm C before the sum is noised",
     "hidden_state": "no example's output depends on the other examples of its batch, and nothing "
                     "is kept from the data outside the clipped, noised gradients",
     "noise_source": "the noise comes from a cryptographically secure generator",
@@ -115,6 +124,7 @@ def check_assumptions(
         _steps(record, claim),
         _updates(record),
         _normalisation(record),
+        _clipping(facts),
         _hidden_state(facts),
         _noise_source(facts),
         _accountant(claim.accountant),
@@ -398,6 +408,27 @@ def _follows_batch_size(divisors: np.ndarray, sizes: np.ndarray) -> bool:
 # -- hidden state, engine -----------------------------------------------------------------------
 
 
+def _clipping(facts: LoopFacts) -> AssumptionCheck:
+    """Where the canaries met the clipping says whether it was seen: through a user's optimiser's
+    clipping the canaries and the clipping probe test it (the mechanism check's sensitivity
+    part judges what they show); after it, nothing of the clipping is seen."""
+    if facts.clipping == "through":
+        return _check("clipping", "passed",
+                      "the canaries and the clipping probe went through the optimiser's own "
+                      "per-example clipping; the mechanism check judges how far each moved the "
+                      "sum")
+    if facts.clipping == "auditml":
+        return _check("clipping", "passed",
+                      "auditml's own per-example clipping, which adds the canaries after it at "
+                      "norm exactly C (its clipping is tested against planted bugs: "
+                      "tests/planted_dp.py)")
+    return _check("clipping", "not_checked",
+                  "the canaries joined the sum after the optimiser's clipping, so the clipping "
+                  "itself was not seen: pass through_clipping=True to CanaryAudit (Opacus "
+                  "grad_sample_mode='hooks') to check it" if facts.clipping == "after" else
+                  "where the canaries joined the clipped sum was not recorded")
+
+
 def _hidden_state(facts: LoopFacts) -> AssumptionCheck:
     layers = ", ".join(facts.mixing_layers)
     probe = facts.probe
@@ -419,16 +450,26 @@ def _hidden_state(facts: LoopFacts) -> AssumptionCheck:
             f"{', '.join(probe.buffers_updated[:6])}"
             + (" …" if len(probe.buffers_updated) > 6 else "")
             + ": statistics of the private data kept outside the clipped, noised gradients")
+    statistics = [name for name in facts.buffers_changed if name.endswith(_RUNNING_STATS)]
+    if statistics:
+        problems.append(
+            f"the running statistics {', '.join(statistics[:6])}"
+            + (" …" if len(statistics) > 6 else "")
+            + " changed during training, after the first-batch probe (which saw none change): "
+              "a normalisation layer ran in training mode on private batches later, keeping "
+              "statistics of the data outside the clipped, noised gradients and mixing the "
+              "examples of each batch")
     if problems:
         return _check("hidden_state", "failed", "; ".join(problems))
     if facts.buffers_changed:
         return _check("hidden_state", "warning",
                       f"the buffers {', '.join(facts.buffers_changed[:6])} changed during "
-                      "training, not in a forward pass: if they hold anything of the data, the "
-                      "accountant does not cover it")
+                      "training, though not in the first-batch probe's forward pass: if they "
+                      "hold anything of the data, the accountant does not cover it")
     return _check("hidden_state", "passed",
                   f"{probe.reason}: the other examples' outputs did not move (largest change "
-                  f"{probe.max_change:.1g}) and no buffer changed")
+                  f"{probe.max_change:.1g}) and no buffer changed (the model's forward pass "
+                  "only: examples mixed in the inputs or the loss are not seen)")
 
 
 def _noise_source(facts: LoopFacts) -> AssumptionCheck:
