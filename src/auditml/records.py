@@ -349,6 +349,9 @@ class LoopFacts(_Part):
     # ("auditml"), after a user's optimiser's clipping, which is then not seen ("after"), or
     # through that clipping with the clipping probe ("through"); None in older records.
     clipping: Literal["auditml", "after", "through"] | None = None
+    # The model's parameters outside the DP optimiser that changed between attach and end (a few
+    # coordinates of each read): trained by something the accountant never heard of.
+    outside_changed: list[str] = Field(default_factory=list)
 
 
 class AssumptionCheck(_Part):

@@ -342,6 +342,40 @@ def test_opacus_still_stops_a_loop_that_never_clears_the_optimisers_gradients() 
             optimizer.step()
 
 
+def test_a_layer_trained_outside_the_dp_optimiser_fails_the_updates_check() -> None:
+    """A layer frozen at make_private, unfrozen later and stepped by a plain optimiser: the DP
+    optimiser never holds it, so watching the optimiser's weights alone called it consistent."""
+    torch.manual_seed(0)
+    data = torch.utils.data.TensorDataset(torch.randn(200, 20), torch.randint(0, 4, (200,)))
+    model = nn.Sequential(nn.Linear(20, 64), nn.ReLU(), nn.Linear(64, 4))
+    model[0].requires_grad_(False)
+    engine = PrivacyEngine()
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        model, optimizer, loader = engine.make_private(
+            module=model, optimizer=torch.optim.SGD(
+                [p for p in model.parameters() if p.requires_grad], lr=0.1),
+            data_loader=torch.utils.data.DataLoader(data, batch_size=20),
+            noise_multiplier=1.0, max_grad_norm=1.0,
+        )
+        audit = auditml.CanaryAudit(optimizer, count=50, seed=0, model=model,
+                                    data_loader=loader, privacy_engine=engine)
+    first = model._module[0]
+    first.requires_grad_(True)
+    plain = torch.optim.SGD(first.parameters(), lr=0.1)
+    for xb, yb in loader:
+        optimizer.zero_grad()
+        plain.zero_grad()
+        nn.functional.cross_entropy(model(xb), yb).backward()
+        optimizer.step()
+        plain.step()  # no clipping, no noise, not accounted
+    result = audit.result(engine, delta=1e-5)
+    assert "updates" in result.failed_checks and result.violation is True
+    [check] = [check for check in result.checks if check.check == "updates"]
+    assert "_module.0.weight, _module.0.bias, which the DP optimiser does not hold" in (
+        check.detail)
+
+
 def test_weights_changed_after_the_last_update_are_seen() -> None:
     engine, model, optimizer, loader, audit = _fully_audited()
     for xb, yb in loader:

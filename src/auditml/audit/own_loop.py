@@ -245,7 +245,8 @@ class CanaryAudit:
             seed=int(seed),
             dataset_size=int(dataset_size or self.facts.dataset_size or 0),
         )
-        self.inspector = LoopInspector(model) if model is not None else None
+        self.inspector = (None if model is None else LoopInspector(
+            model, tracked=list(optimizer.params)))  # type: ignore[attr-defined]
         self.probe: ClippingProbe | None = None
         if through_clipping:
             self.probe = ClippingProbe(

@@ -25,7 +25,7 @@ live in :mod:`auditml.audit.canaries.assumptions`.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -116,14 +116,31 @@ def _layers(model: nn.Module, chosen: Callable[[nn.Module], bool]) -> list[str]:
             for name, module in user.named_modules() if chosen(module)]
 
 
+# Coordinates read of each parameter outside the DP optimiser.
+_OUTSIDE_COORDINATES = 16
+
+
+def _spaced(size: int) -> torch.Tensor:
+    """Up to :data:`_OUTSIDE_COORDINATES` evenly spaced flat indices of a tensor of ``size``."""
+    return torch.linspace(0, max(size - 1, 0), min(size, _OUTSIDE_COORDINATES)).long()
+
+
 class LoopInspector:
     """Inspects ``model`` while the loop trains it: the first-batch probe (module docstring), the
     rows of each training forward pass (a batch size where the optimiser keeps no per-example
     rows), and the buffers at the start and the end. ``close()`` removes its hook."""
 
-    def __init__(self, model: nn.Module) -> None:
+    def __init__(self, model: nn.Module, tracked: Sequence[torch.Tensor] = ()) -> None:
         self.model = model
         self._start = {name: buffer.detach().clone() for name, buffer in model.named_buffers()}
+        # The parameters outside the DP optimiser (``tracked``: its own), frozen or not: a few
+        # evenly spaced coordinates of each, to see whether anything trained them meanwhile.
+        ids = {id(parameter) for parameter in tracked}
+        self._outside = {
+            name: (index, parameter.detach().reshape(-1)[index].clone())
+            for name, parameter in model.named_parameters() if id(parameter) not in ids
+            for index in [_spaced(parameter.numel())]
+        }
         self.probe: HiddenStateProbe | None = None
         self.rows = 0
         self._probing = False
@@ -139,7 +156,12 @@ class LoopInspector:
         first-batch probe and the buffers that changed since the inspector was attached."""
         changed = [name for name, buffer in self.model.named_buffers()
                    if name in self._start and not torch.equal(buffer.detach(), self._start[name])]
+        parameters = dict(self.model.named_parameters())
+        outside = [name for name, (index, start) in self._outside.items()
+                   if name in parameters and not torch.equal(
+                       parameters[name].detach().reshape(-1)[index], start)]
         return static.model_copy(update={
+            "outside_changed": outside,
             "probe": self.probe or HiddenStateProbe(
                 ran=False, reason="the model ran no training forward pass of two or more "
                 "examples while it was watched"),

@@ -385,7 +385,9 @@ def _fit(
         )
         step, loader = private.step, private.loader
         # What the accountant assumes of the loop, seen as in a user's loop (CanaryAudit).
-        inspector = LoopInspector(trained) if canaries is not None else None
+        inspector = LoopInspector(
+            trained, tracked=[p for p in trained.parameters() if p.requires_grad],
+        ) if canaries is not None else None
     history: list[dict[str, Any]] = []
     epsilon: float | None = None
     schedule = lr_schedule(optimizer, config, settings.epochs * len(loader))

@@ -122,7 +122,7 @@ def check_assumptions(
         _batch_size_check(record, claim, each, shuffled),
         _rate(record, claim, facts, rate, each),
         _steps(record, claim),
-        _updates(record),
+        _updates(record, facts),
         _normalisation(record),
         _clipping(facts),
         _hidden_state(facts),
@@ -335,7 +335,16 @@ def _steps(record: GradientCanaryRecord, claim: PrivacyClaim) -> AssumptionCheck
     return _check("steps", "passed", f"{noisy} noisy steps seen, all accounted{more}")
 
 
-def _updates(record: GradientCanaryRecord) -> AssumptionCheck:
+def _updates(record: GradientCanaryRecord, facts: LoopFacts) -> AssumptionCheck:
+    if facts.outside_changed:
+        shown = ", ".join(facts.outside_changed[:5]) + (
+            ", …" if len(facts.outside_changed) > 5 else "")
+        return _check(
+            "updates", "failed",
+            f"the model's parameters {shown}, which the DP optimiser does not hold, changed "
+            "during training: something else trained them (another optimiser, a layer "
+            "unfrozen after make_private), and the accountant never heard of it. Give every "
+            "trained parameter to the optimiser before make_private")
     changed, tensors = record.changed_outside, record.changed_tensors
     if changed is None or tensors is None:
         return _check("updates", "not_checked", "the weights were not watched around the "
