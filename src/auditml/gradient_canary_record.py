@@ -29,6 +29,8 @@ The arrays (``gradient_canaries.npz`` in a run directory)::
     divisors (T,)        float64: what step t's noisy sum was divided by before the optimiser
                          applied it (its normalisation); NaN where the loop could not tell
                          (absent in older records)
+    learning_rates (T,)  float64: the inner optimiser's (first group's) learning rate when step t
+                         was applied; NaN where not seen (absent in older records)
     loop_facts           JSON of a :class:`~auditml.records.LoopFacts`: what was seen of the
                          loader, the engine and the model (absent where nothing was seen)
 """
@@ -75,6 +77,7 @@ class GradientCanaryRecord:
     probe: np.ndarray | None = None  # None: no clipping probe
     probe_sampled: np.ndarray | None = None
     divisors: np.ndarray | None = None  # None: unknown at every step (older records)
+    learning_rates: np.ndarray | None = None  # None: unknown at every step (older records)
     loop_facts: LoopFacts | None = None  # None: nothing seen of the loop beyond its sums
     # The updates check (None: not watched, older records): per noisy update, whether the
     # weights had changed since the previous one, and a last entry for after the last update;
@@ -116,6 +119,8 @@ class GradientCanaryRecord:
                     "probe_sampled": np.asarray(self.probe_sampled, np.bool_)}),
                 **({} if self.divisors is None else
                    {"divisors": np.asarray(self.divisors, np.float64)}),
+                **({} if self.learning_rates is None else
+                   {"learning_rates": np.asarray(self.learning_rates, np.float64)}),
                 **({} if self.loop_facts is None else
                    {"loop_facts": np.str_(self.loop_facts.model_dump_json())}),
                 **({} if self.changed_outside is None or self.changed_tensors is None else
@@ -157,6 +162,8 @@ class GradientCanaryRecord:
                 probe_sampled=(_array(data, "probe_sampled", np.bool_)
                                if "probe_sampled" in data else None),
                 divisors=_array(data, "divisors", np.float64) if "divisors" in data else None,
+                learning_rates=(_array(data, "learning_rates", np.float64)
+                                if "learning_rates" in data else None),
                 loop_facts=(
                     LoopFacts.model_validate_json(str(npz_scalar(data, "loop_facts", "U")))
                     if "loop_facts" in data else None
@@ -235,6 +242,11 @@ class GradientCanaryRecord:
         ):
             raise ValueError(f"divisors must hold one finite value (or NaN) per step "
                              f"({self.steps}), got shape {self.divisors.shape}")
+        if self.learning_rates is not None and (
+            self.learning_rates.shape != (self.steps,) or np.isinf(self.learning_rates).any()
+        ):
+            raise ValueError(f"learning_rates must hold one finite value (or NaN) per step "
+                             f"({self.steps}), got shape {self.learning_rates.shape}")
         if not (0 < self.sample_rate <= 1 and self.noise_multiplier >= 0
                 and self.max_grad_norm > 0):
             raise ValueError("sample_rate, noise_multiplier or max_grad_norm is out of range")

@@ -4,6 +4,8 @@ checked, and the statistical checks' error rate on loops that keep every assumpt
 
 from __future__ import annotations
 
+import dataclasses
+
 import numpy as np
 import pytest
 
@@ -133,6 +135,21 @@ def test_noisy_steps_outside_the_accountant_fail_and_accounted_extra_ones_pass()
         "the optimiser added noise in 100 steps, the accountant accounts for 50")
     extra = _by_name(check_assumptions(_record(sizes), _claim(120)))["steps"]
     assert extra.status == "passed" and "accounts 20 more" in extra.detail
+
+
+def test_a_learning_rate_that_follows_the_batch_size_fails_normalisation() -> None:
+    """lr = c / len(batch) divides the update by the real batch size as surely as the divisor
+    does, and passed: the divisor itself (read from the gradient) was constant."""
+    sizes = _poisson_sizes(100)
+    by_size = dataclasses.replace(_record(sizes), learning_rates=0.5 * N * Q / sizes)
+    found = _by_name(check_assumptions(by_size, _claim(100)))["normalisation"]
+    assert found.status == "failed" and "learning rate falls as the batch" in found.detail
+    # A schedule (a step decay), constant or not at all: the divisor's verdict stands.
+    decay = np.where(np.arange(100) < 50, 0.5, 0.05)
+    for rates in (np.full(100, 0.5), decay, np.full(100, np.nan)):
+        scheduled = dataclasses.replace(_record(sizes), learning_rates=rates)
+        assert _by_name(check_assumptions(scheduled, _claim(100)))[
+            "normalisation"].status == "passed"
 
 
 def test_normalisation_by_the_real_batch_size_fails_a_schedule_passes() -> None:

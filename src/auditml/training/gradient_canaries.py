@@ -27,6 +27,7 @@ every direction to project on it (``O(m·d)``, on the CPU), which is slow for la
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -117,6 +118,7 @@ class GradientCanaries:
         self._batch: int = -1
         # What each noisy sum was divided by before it was applied (normalisation check).
         self._divisors: list[float] = []
+        self._rates: list[float] = []
         self._noisy_head: torch.Tensor | None = None
         # The updates check: a few coordinates of each tensor as the last noisy update left
         # them, and, per update, whether they had changed since (by code outside the optimiser).
@@ -186,6 +188,7 @@ class GradientCanaries:
         self._batch_sizes.append(self._batch)
         self._batch = -1
         self._divisors.append(float("nan"))
+        self._rates.append(float("nan"))
         self._noisy_head = _head(noisy_sums)
 
     def note_applied(self, gradients: Sequence[torch.Tensor]) -> None:
@@ -204,6 +207,13 @@ class GradientCanaries:
         overlap, energy = float(noisy @ applied), float(noisy @ noisy)
         if overlap != 0 and np.isfinite(overlap):
             self._divisors[-1] = energy / overlap
+
+    def note_rate(self, rate: object) -> None:
+        """Say the learning rate the optimiser applies the last observed step with (a step of
+        plain SGD moves the weights by it times the normalised sum: a rate that follows the
+        batch's size is a normalisation by it)."""
+        if self._rates and isinstance(rate, (int, float)) and math.isfinite(rate) and rate > 0:
+            self._rates[-1] = float(rate)
 
     def before_update(self) -> None:
         """Call just before the optimiser applies a noisy update: notes whether the weights
@@ -247,6 +257,7 @@ class GradientCanaries:
             batch_sizes=np.asarray(self._batch_sizes, np.int64), dataset_size=self.dataset_size,
             parameter_sizes=np.array([p.numel() for p in self.parameters], np.int64),
             divisors=np.asarray(self._divisors, np.float64),
+            learning_rates=np.asarray(self._rates, np.float64),
             # Each update's check, then one more from the last update to now.
             changed_outside=np.asarray(
                 [*self._changed_outside, bool(after_last.any())], np.bool_),
@@ -273,6 +284,7 @@ class GradientCanaries:
                                         else np.zeros((0, self.count), bool)),
             "batch_sizes": torch.tensor(self._batch_sizes, dtype=torch.int64),
             "divisors": torch.tensor(self._divisors, dtype=torch.float64),
+            "learning_rates": torch.tensor(self._rates, dtype=torch.float64),
             "changed_outside": torch.tensor(self._changed_outside, dtype=torch.bool),
             "changed_tensors": torch.from_numpy(self._changed_tensors.copy()),
             "sampling": self._sampling.bit_generator.state,
@@ -293,6 +305,8 @@ class GradientCanaries:
             sampled = np.asarray(state["sampled"], dtype=bool)
             sizes = [int(v) for v in state["batch_sizes"]]
             divisors = [float(v) for v in state["divisors"]]
+            # Absent from states saved before learning rates were kept: unknown there.
+            rates = [float(v) for v in state.get("learning_rates", [math.nan] * len(divisors))]
             initial = np.asarray(state["initial"], dtype=np.float32)
             # Absent from states saved before the updates check: it then starts at the resume.
             changed = [bool(v) for v in state.get("changed_outside", ())]
@@ -306,13 +320,13 @@ class GradientCanaries:
                              "saved with")
         steps = len(observations)
         if (observations.shape != (steps, self.count) or sampled.shape != (steps, self.count)
-                or len(sizes) != steps or len(divisors) != steps
+                or len(sizes) != steps or len(divisors) != steps or len(rates) != steps
                 or initial.shape != (self.count,) or tensors.shape != (len(self.parameters),)):
             raise ModelError("gradient canaries: the saved state's arrays do not fit together")
         self._changed_outside, self._changed_tensors = changed, tensors
         self._observations = list(observations.to(self.parameters[0].device))
         self._sampled = list(sampled)
-        self._batch_sizes, self._divisors = sizes, divisors
+        self._batch_sizes, self._divisors, self._rates = sizes, divisors, rates
         self.initial = initial
         self.dataset_size = int(state["dataset_size"])
         self._sampling.bit_generator.state = state["sampling"]
@@ -446,6 +460,7 @@ def watch_applied_gradients(
                                if p.grad is not None])
         if not noisy:
             return step(*args, **kwargs)
+        canaries.note_rate(inner.param_groups[0].get("lr"))
         canaries.before_update()
         try:
             return step(*args, **kwargs)

@@ -376,11 +376,21 @@ def _normalisation(record: GradientCanaryRecord) -> AssumptionCheck:
                       "the gradients the optimiser applied were not seen")
     known = divisors[np.isfinite(divisors)]
     low, high = float(known.min()), float(known.max())
+    sizes = record.known_batch_sizes()
+    rates = record.learning_rates
+    if rates is not None:
+        seen = np.isfinite(rates) & (sizes > 0)
+        if _follows_batch_size(1 / rates[seen], sizes[seen]):
+            return _check(
+                "normalisation", "failed",
+                f"the learning rate falls as the batch's real size rises (from "
+                f"{np.nanmax(rates):.4g} to {np.nanmin(rates):.4g}, one per batch size): the "
+                "update is divided by the batch's size through the rate, which reveals how many "
+                "examples the batch held (Opacus #420, #819; Wang et al. 2026)")
     if low > 0 and high / low - 1 <= _DIVISOR_TOLERANCE:
         return _check("normalisation", "passed",
                       f"every noisy sum was divided by {float(np.median(known)):.6g}, a constant "
                       f"({known.size} steps)")
-    sizes = record.known_batch_sizes()
     both = np.isfinite(divisors) & (sizes > 0)
     values = np.unique(np.round(np.log(np.abs(known)) / _DIVISOR_TOLERANCE))
     if _follows_batch_size(divisors[both], sizes[both]):
