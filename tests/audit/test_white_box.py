@@ -89,7 +89,8 @@ def test_a_correct_dp_sgd_is_consistent_with_its_claim(
         statuses = {check.check: check.status for check in record.assumptions}
         assert statuses == {"loader": "passed", "batch_sizes": "passed", "rate": "passed",
                             "steps": "passed", "updates": "passed", "normalisation": "passed",
-                            "hidden_state": "passed", "noise_source": "warning",
+                            "clipping": "passed", "hidden_state": "passed",
+                            "noise_source": "warning",
                             "accountant": "passed"}
 
 
