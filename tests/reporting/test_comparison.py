@@ -124,36 +124,36 @@ def _row(**changes: Any) -> ComparisonRow:
 
 def test_table_cells_are_formatted_as_documented() -> None:
     assert TABLE_HEADERS == (
-        "Model", "Run", "Dataset", "Audited", "ε (accountant)", "δ", "ε lower bound (audit)",
+        "Model", "Run", "Data (audited)", "ε (accountant)", "δ", "ε lower bound (audit)",
         "Canary audit", "Val Acc", "MIA AUC", "TPR@1%FPR", "Strongest attack", "Its AUC",
         "Its TPR@1%FPR",
     )
     assert table_cells(_row()) == [
-        "ε=5", "eps5", "digits", "1,200 / 800", "4.87", "2e-04", "0.31", "—", "98.8%", "0.632",
+        "ε=5", "eps5", "digits, 1,200 / 800", "4.87", "2e-04", "0.31", "—", "98.8%", "0.632",
         "3.0%", "mia_lira", "0.701", "12.3%",
     ]
     # A model audited in Python: its dataset is not known; a row made without the counts.
-    assert table_cells(_row(dataset=None, members=None))[2:4] == ["unknown", "—"]
+    assert table_cells(_row(dataset=None, members=None))[2] == "unknown"
 
 
 def test_a_lower_bound_above_the_claimed_epsilon_is_flagged() -> None:
     assert not _row().violation
     broken = _row(epsilon_lower_bound=5.2)
     assert broken.violation
-    assert table_cells(broken)[6] == "5.20 VIOLATION"
+    assert table_cells(broken)[5] == "5.20 VIOLATION"
     # Without DP there is no claim to violate, and a missing bound flags nothing.
     assert not _row(dp_enabled=False, epsilon=None, epsilon_lower_bound=9.0).violation
-    assert table_cells(_row(epsilon_lower_bound=None))[6] == "—"
+    assert table_cells(_row(epsilon_lower_bound=None))[5] == "—"
 
 
 def test_runs_without_dp_show_no_guarantee() -> None:
     cells = table_cells(_row(label="No DP", dp_enabled=False, epsilon=None, delta=None))
-    assert cells[4:6] == ["∞", "—"]
+    assert cells[3:5] == ["∞", "—"]
 
 
 def test_delta_keeps_its_value_when_one_digit_is_not_enough() -> None:
-    assert table_cells(_row(delta=2.5e-5))[5] == "2.5e-05"
-    assert table_cells(_row(delta=1e-5))[5] == "1e-05"
+    assert table_cells(_row(delta=2.5e-5))[4] == "2.5e-05"
+    assert table_cells(_row(delta=1e-5))[4] == "1e-05"
 
 
 def test_rich_table_has_the_report_columns_and_rows(comparison: Comparison) -> None:
@@ -497,11 +497,10 @@ def test_each_row_names_its_dataset_and_audit_size_and_mixed_data_is_said(
             "csv (adult.csv): csv_run): their leakage numbers are not comparable like for like.")
     assert comparison.dataset_note == note
     markdown = comparison.report_md.read_text(encoding="utf-8")
-    assert "| digits | 200 / 200 |" in markdown and "| csv (adult.csv) | 50 / 50 |" in markdown
+    assert "| digits, 200 / 200 |" in markdown and "| csv (adult.csv), 50 / 50 |" in markdown
     assert f"**Note**: {note}" in markdown
     page = comparison.report_html.read_text(encoding="utf-8")
-    assert 'data-label="Dataset">csv (adult.csv)</td>' in page
-    assert 'data-label="Audited">50 / 50</td>' in page
+    assert 'data-label="Data (audited)">csv (adult.csv), 50 / 50</td>' in page
     summary = page[page.index('aria-label="summary"'):page.index("</section>")]
     assert f"Note: {note}" in summary
     console = Console(record=True, width=400)
@@ -522,7 +521,7 @@ def test_each_row_names_its_dataset_and_audit_size_and_mixed_data_is_said(
 def test_a_model_audited_in_python_has_an_unknown_dataset_and_the_report_says_so() -> None:
     rows = [_row(run_name="a", dataset="digits"), _row(run_name="mine", dataset=None)]
     comparison = Comparison(attack=ATTACK, run_dirs=[], rows=rows, out_dir=Path("x"))
-    assert table_cells(rows[1])[2] == "unknown"
+    assert table_cells(rows[1])[2] == "unknown, 1,200 / 800"
     assert comparison.dataset_note == (
         "The dataset of mine is not known (audited in Python): compare its leakage with the "
         "other runs' (on digits) only if it was audited on the same data.")

@@ -45,7 +45,7 @@ def test_the_tutorial_call_writes_the_report() -> None:
     ):
         assert path.is_file()
     markdown = result.report_md.read_text(encoding="utf-8")
-    assert "| No DP | dp_tutorial_baseline | digits | 200 / 200 | ∞ | — | " in markdown
+    assert "| No DP | dp_tutorial_baseline | digits, 200 / 200 | ∞ | — | " in markdown
     assert "| 98.8% |" in markdown
 
 

@@ -62,10 +62,13 @@ def _canary(row: ComparisonRow) -> str:
     return f"{where}: ≥ {row.canary_bound:.2f}{flag}"
 
 
-def _audited(row: ComparisonRow) -> str:
+def _data(row: ComparisonRow) -> str:
+    """The dataset and the members / non-members audited (one column: the table must fit a
+    laptop screen)."""
+    dataset = row.dataset or "unknown"
     if row.members is None or row.nonmembers is None:
-        return "—"  # a row made without the counts
-    return f"{row.members:,} / {row.nonmembers:,}"
+        return dataset  # a row made without the counts
+    return f"{dataset}, {row.members:,} / {row.nonmembers:,}"
 
 
 def _bound(row: ComparisonRow) -> str:
@@ -97,8 +100,7 @@ def _inversion(row: ComparisonRow) -> str:
 COLUMNS: tuple[ComparisonColumn, ...] = (
     ComparisonColumn(glossary.MODEL, False, lambda row: row.label),
     ComparisonColumn(glossary.RUN, False, lambda row: row.run_name),
-    ComparisonColumn(glossary.DATASET, False, lambda row: row.dataset or "unknown"),
-    ComparisonColumn(glossary.AUDITED, True, _audited),
+    ComparisonColumn(glossary.DATASET, False, _data),
     ComparisonColumn(glossary.EPSILON_CLAIMED, True, _epsilon),
     ComparisonColumn(glossary.DELTA, True, _delta),
     # Not numeric: the cell names its tail and must wrap on a phone.

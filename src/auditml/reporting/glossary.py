@@ -27,15 +27,11 @@ MODEL = Term(
 RUN = Term("Run", "the run's experiment name; where two compared runs share one, followed by "
            "as much of its run directory as tells them apart.")
 DATASET = Term(
-    "Dataset",
+    "Data (audited)",
     "the data the run was trained and audited on: a built-in dataset, or the format and file "
     "name of your own data; unknown for a model audited in Python. Leakage measured on "
-    "different data is not comparable like for like.",
-)
-AUDITED = Term(
-    "Audited",
-    "how many members / non-members the compared attack scored: the fewer, the noisier its "
-    "TPR at 1% FPR (see its interval).",
+    "different data is not comparable like for like. Then how many members / non-members the "
+    "compared attack scored: the fewer, the noisier its TPR at 1% FPR (see its interval).",
 )
 EPSILON_CLAIMED = Term(
     "ε (accountant)",
